@@ -1,0 +1,83 @@
+/* The runtime configuration: listeners, resolver, timeouts, limits, client
+ * ACL, logging, and the policy snapshot built from the vendor lists. Loaded
+ * from YAML through libyaml; the built-in default (config/default.yaml and
+ * config/vendors/*.yaml, embedded at build time) is used when no file is
+ * given. Every error names file:line:col, the key and what was expected;
+ * unknown keys are errors. */
+#ifndef EMBARGO_CONFIG_CONFIG_H
+#define EMBARGO_CONFIG_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "filters/netmatch.h"
+#include "filters/policy.h"
+
+#define CONFIG_MAX_LISTEN 16
+#define CONFIG_MAX_RESOLVERS 8
+#define CONFIG_MAX_PORTS 64
+
+struct config_listen {
+  char text[64];                  /* as written: "0.0.0.0:3128", "[::1]:3128" */
+  struct sockaddr_storage addr;
+};
+
+struct config_timeouts { /* milliseconds */
+  uint64_t request_head;  /* whole request head must arrive within this (408) */
+  uint64_t resolve;       /* DNS resolution (504) */
+  uint64_t connect;       /* TCP connect to the origin (504) */
+  uint64_t response;      /* origin silent while a response is due (504) */
+  uint64_t idle;          /* keep-alive client between requests */
+  uint64_t tunnel_idle;   /* CONNECT tunnel with no bytes either way */
+  uint64_t upstream_idle; /* pooled idle upstream connection */
+};
+
+struct config_limits {
+  size_t max_head;        /* request head bytes (431 beyond) */
+  size_t max_connections; /* concurrent client connections */
+  size_t buffer_high;     /* per-direction high-water mark, bytes */
+  size_t pool_per_host;   /* idle upstream connections kept per destination */
+  size_t pool_total;      /* idle upstream connections kept in all */
+};
+
+struct config {
+  struct config_listen listen[CONFIG_MAX_LISTEN];
+  size_t nlisten;
+  /* DNS servers "ip:port" in c-ares CSV form; empty: /etc/resolv.conf. */
+  char resolvers[256];
+  struct config_timeouts timeouts;
+  struct config_limits limits;
+  struct netmatch *clients;       /* client ACL (owned); lookups return non-NULL for allowed */
+  char clients_text[512];         /* for summaries */
+  uint16_t connect_ports[CONFIG_MAX_PORTS];
+  size_t nconnect_ports;
+  char log_path[512];             /* "-" for stdout */
+  bool access_log;                /* log every request, not only decisions */
+  bool monitor;
+  struct policy *policy;          /* owned reference */
+  char source[512];               /* file the config came from, or "(built-in)" */
+};
+
+/* Fills CFG from the built-in default config. Returns 0 or a negative code
+ * with a message in ERR. */
+int config_load_default(struct config *cfg, char *err, size_t errsize);
+
+/* Loads PATH (settings missing from it take the built-in defaults; a
+ * `vendors` key replaces the default vendor lists, which it may name again
+ * as `builtin: kaspersky`). Returns 0 or a negative code; ERR receives
+ * "file:line:col: key: reason". On error CFG holds nothing to free. */
+int config_load_file(struct config *cfg, const char *path, char *err, size_t errsize);
+
+/* Releases what CFG owns. NULL-safe, idempotent. */
+void config_free(struct config *cfg);
+
+/* Parses "ip:port" / "[v6]:port" into ADDR. Returns 0 or EMB_EBADPORT / EMB_EBADIP. */
+int config_parse_sockaddr(const char *text, struct sockaddr_storage *addr);
+
+/* Writes a human summary (listeners, resolver, vendors with their categories,
+ * cutoffs and entry counts, exceptions, monitor) to F. */
+void config_print_summary(const struct config *cfg, void *file /* FILE * */);
+
+#endif

@@ -1,0 +1,38 @@
+/* Error codes shared by every module: 0 or a negative code. Negative errno
+ * values (and libuv's UV_E*, which are negative errno values on Unix) pass
+ * through unchanged; Embargo's own codes live below EMB_ERR_BASE. */
+#ifndef EMBARGO_FILTERS_ERR_H
+#define EMBARGO_FILTERS_ERR_H
+
+#define EMB_ERR_BASE (-10000)
+
+#define EMB_ERRNO_MAP(XX)                                                    \
+  XX(BADHOST, "invalid host name")                                           \
+  XX(ULABEL, "non-ASCII host name (send IDNA A-labels)")                     \
+  XX(BADIP, "non-canonical IP literal")                                      \
+  XX(BADPORT, "invalid port")                                                \
+  XX(BADURL, "invalid request target")                                       \
+  XX(USERINFO, "user information in request target")                         \
+  XX(SCHEME, "unsupported URL scheme")                                       \
+  XX(BADPATTERN, "invalid host pattern")                                     \
+  XX(DUPLICATE, "duplicate entry")                                           \
+  XX(BADCIDR, "invalid network prefix")                                      \
+  XX(BADTIME, "invalid RFC 3339 timestamp")                                  \
+  XX(CONFIG, "configuration error")                                          \
+  XX(DENIED, "denied by policy")                                             \
+  XX(TOOBIG, "too large")
+
+enum {
+  EMB_ERR_FIRST_ = EMB_ERR_BASE,
+#define XX(code, _) EMB_E##code,
+  EMB_ERRNO_MAP(XX)
+#undef XX
+  EMB_ERR_LAST_
+};
+
+/* Short symbolic name ("EMB_EBADHOST", "ENOENT"); never NULL. */
+const char *err_name(int err);
+/* Human-readable message; never NULL. */
+const char *err_str(int err);
+
+#endif

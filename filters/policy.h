@@ -1,0 +1,63 @@
+/* The policy engine: an immutable snapshot of vendor lists, exceptions and
+ * global switches, and the pure function that turns facts about a
+ * destination plus the time into a verdict with its reason. No I/O, no clock
+ * reads: the caller passes NOW. */
+#ifndef EMBARGO_FILTERS_POLICY_H
+#define EMBARGO_FILTERS_POLICY_H
+
+#include "filters/policy-t.h"
+
+struct policy;
+
+/* Building a snapshot (used by config/). All strings are copied into the
+ * snapshot. Each add function returns 0 or a negative code. */
+struct policy *policy_new(void);
+/* Interns S (copied); the returned pointer lives as long as the snapshot. */
+const char *policy_strdup(struct policy *p, const char *s);
+/* Returns the new vendor (owned by P) or NULL on ENOMEM / duplicate id
+ * (*err set to EMB_EDUPLICATE or -ENOMEM). */
+struct vendor *policy_add_vendor(struct policy *p, const char *id, const char *name,
+                                 const char *reference, struct origin where, int *err);
+/* Adds a category to V. Returns it or NULL (*err as above). */
+struct category *policy_add_category(struct policy *p, struct vendor *v, const char *name,
+                                     int64_t cutoff, enum action before, enum action after,
+                                     struct origin where, int *err);
+/* Looks a vendor's category up by name; NULL if absent. */
+const struct category *policy_find_category(const struct vendor *v, const char *name);
+const struct vendor *policy_find_vendor(const struct policy *p, const char *id);
+/* Adds a host pattern for V/C. EMB_EBADPATTERN, EMB_EDUPLICATE (*dup_where,
+ * if not NULL, receives the earlier declaration), -ENOMEM. */
+int policy_add_host(struct policy *p, const struct vendor *v, const struct category *c,
+                    const char *pattern, struct origin where, struct origin *dup_where);
+int policy_add_exception(struct policy *p, const char *pattern, int64_t expires,
+                         const char *reason, struct origin where, struct origin *dup_where);
+void policy_set_monitor(struct policy *p, bool monitor);
+
+/* Reference counting: a snapshot is shared read-only; each user holds a ref.
+ * policy_new returns a snapshot with one reference. */
+struct policy *policy_ref(struct policy *p);
+void policy_unref(struct policy *p); /* NULL-safe; frees on the last unref */
+
+/* Decides on FACTS at time NOW (seconds since the epoch). Always fills OUT.
+ * The most specific vendor host rule gives the action from its category:
+ * `before` while NOW < cutoff, `after` from the cutoff on. An unexpired
+ * exception (expires > NOW) matching the host overrides a vendor rule: the
+ * verdict is then ACTION_LOG with reason VERDICT_EXCEPTION, so the override
+ * is recorded. With no vendor match the verdict is ACTION_ALLOW,
+ * VERDICT_NO_MATCH. IP-literal hosts only match exact patterns equal to
+ * their text. Monitor mode turns ACTION_DENY into ACTION_LOG and sets
+ * out->monitor (out->rule_action keeps ACTION_DENY). */
+void policy_decide(const struct policy *p, const struct facts *facts, int64_t now,
+                   struct verdict *out);
+
+/* Accessors for summaries and `embargo check`. */
+bool policy_monitor(const struct policy *p);
+size_t policy_vendor_count(const struct policy *p);
+const struct vendor *policy_vendor_at(const struct policy *p, size_t i);
+size_t policy_host_count(const struct policy *p);
+size_t policy_exception_count(const struct policy *p);
+
+const char *action_name(enum action a);             /* "allow", "log", "deny" */
+int action_parse(const char *s, enum action *out);  /* 0 or -EINVAL */
+
+#endif
