@@ -18,7 +18,10 @@ const char *policy_strdup(struct policy *p, const char *s);
  * (*err set to EMB_EDUPLICATE or -ENOMEM). */
 struct vendor *policy_add_vendor(struct policy *p, const char *id, const char *name,
                                  const char *reference, struct origin where, int *err);
-/* Adds a category to V. Returns it or NULL (*err as above). */
+/* Adds a category to V. Returns it or NULL (*err as above). The returned
+ * pointer stays valid until the next category is added to V: add a
+ * category's hosts before its next sibling (rules already added follow the
+ * move). */
 struct category *policy_add_category(struct policy *p, struct vendor *v, const char *name,
                                      int64_t cutoff, enum action before, enum action after,
                                      struct origin where, int *err);
@@ -56,6 +59,9 @@ size_t policy_vendor_count(const struct policy *p);
 const struct vendor *policy_vendor_at(const struct policy *p, size_t i);
 size_t policy_host_count(const struct policy *p);
 size_t policy_exception_count(const struct policy *p);
+/* Rule I in declaration order, or NULL past the end. */
+const struct host_rule *policy_host_at(const struct policy *p, size_t i);
+const struct exception_rule *policy_exception_at(const struct policy *p, size_t i);
 
 const char *action_name(enum action a);             /* "allow", "log", "deny" */
 int action_parse(const char *s, enum action *out);  /* 0 or -EINVAL */
