@@ -1,0 +1,291 @@
+/* Command-line parsing and the subcommands. */
+#include "proxy/cli.h"
+
+#include <getopt.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <uv.h>
+
+#include "config/config.h"
+#include "filters/err.h"
+#include "filters/normalise.h"
+#include "filters/policy.h"
+#include "filters/timefmt.h"
+#include "proxy/log.h"
+#include "proxy/server.h"
+
+#ifndef EMBARGO_VERSION
+#define EMBARGO_VERSION "0.0.0"
+#endif
+
+#define EXIT_DENIED 1
+#define EXIT_USAGE 2
+
+struct options {
+  const char *config;
+  const char *listen[CONFIG_MAX_LISTEN];
+  size_t nlisten;
+  char resolvers[256];
+  const char *log;
+  int64_t now;      /* 0: the real clock */
+  bool monitor;
+  bool verbose;
+};
+
+static const char usage_text[] =
+    "Usage:\n"
+    "  embargo [run] [options]              run the proxy\n"
+    "  embargo check [options] DEST...      show the verdict for NAME, IP or NAME:PORT\n"
+    "  embargo config check FILE            validate FILE and print a summary\n"
+    "  embargo version                      print the version\n"
+    "\n"
+    "Options:\n"
+    "  -c, --config FILE       configuration file (default: the built-in configuration)\n"
+    "  -l, --listen ADDR:PORT  listen here instead of the configured listeners (repeatable)\n"
+    "  -r, --resolver IP:PORT  DNS server instead of /etc/resolv.conf (repeatable)\n"
+    "  -n, --now RFC3339       evaluate every cutoff as if it were this time\n"
+    "  -m, --monitor           never deny; log what would have been denied\n"
+    "  -o, --log FILE|-        decision log destination (default: standard output)\n"
+    "  -v, --verbose           debug diagnostics on standard error\n"
+    "  -h, --help              this text\n";
+
+__attribute__((format(printf, 1, 2)))
+static int usage_error(const char *fmt, ...) {
+  va_list ap;
+  fprintf(stderr, "embargo: ");
+  va_start(ap, fmt);
+  vfprintf(stderr, fmt, ap);
+  va_end(ap);
+  fprintf(stderr, "\n\n%s", usage_text);
+  return EXIT_USAGE;
+}
+
+static int parse_options(int argc, char **argv, struct options *o) {
+  static const struct option longopts[] = {
+      {"config", required_argument, NULL, 'c'}, {"listen", required_argument, NULL, 'l'},
+      {"resolver", required_argument, NULL, 'r'}, {"now", required_argument, NULL, 'n'},
+      {"monitor", no_argument, NULL, 'm'},        {"log", required_argument, NULL, 'o'},
+      {"verbose", no_argument, NULL, 'v'},        {"help", no_argument, NULL, 'h'},
+      {NULL, 0, NULL, 0}};
+  int ch;
+
+  optind = 1;
+  while ((ch = getopt_long(argc, argv, "+c:l:r:n:mo:vh", longopts, NULL)) != -1) {
+    switch (ch) {
+    case 'c': o->config = optarg; break;
+    case 'l':
+      if (o->nlisten == CONFIG_MAX_LISTEN)
+        return usage_error("too many --listen options (at most %d)", CONFIG_MAX_LISTEN);
+      o->listen[o->nlisten++] = optarg;
+      break;
+    case 'r':
+      if (strlen(o->resolvers) + strlen(optarg) + 2 > sizeof(o->resolvers))
+        return usage_error("too many resolvers: %s", optarg);
+      if (o->resolvers[0] != '\0')
+        strcat(o->resolvers, ",");
+      strcat(o->resolvers, optarg);
+      break;
+    case 'n':
+      if (rfc3339_parse(optarg, strlen(optarg), &o->now) != 0)
+        return usage_error("--now: expected an RFC 3339 time like 2024-09-29T04:00:00Z, got \"%s\"",
+                           optarg);
+      if (o->now == 0)
+        o->now = 1; /* 0 means "not set"; one second after the epoch is close enough */
+      break;
+    case 'm': o->monitor = true; break;
+    case 'o': o->log = optarg; break;
+    case 'v': o->verbose = true; break;
+    case 'h': fputs(usage_text, stdout); exit(0);
+    default: return usage_error("%s", "unknown option");
+    }
+  }
+  return 0;
+}
+
+/* Loads the configuration and applies the command-line overrides. */
+static int load_config(const struct options *o, struct config *cfg) {
+  char err[1024];
+  size_t i;
+  int rc = o->config ? config_load_file(cfg, o->config, err, sizeof(err))
+                     : config_load_default(cfg, err, sizeof(err));
+  if (rc != 0) {
+    fprintf(stderr, "embargo: %s\n", err);
+    return EXIT_USAGE;
+  }
+  if (o->nlisten > 0) {
+    cfg->nlisten = 0;
+    for (i = 0; i < o->nlisten; i++) {
+      struct config_listen *cl = &cfg->listen[cfg->nlisten++];
+      snprintf(cl->text, sizeof(cl->text), "%s", o->listen[i]);
+      if (config_parse_sockaddr(o->listen[i], &cl->addr) != 0) {
+        fprintf(stderr, "embargo: --listen: expected ADDR:PORT like 127.0.0.1:3128, got \"%s\"\n",
+                o->listen[i]);
+        config_free(cfg);
+        return EXIT_USAGE;
+      }
+    }
+  }
+  if (o->resolvers[0] != '\0')
+    snprintf(cfg->resolvers, sizeof(cfg->resolvers), "%s", o->resolvers);
+  if (o->log != NULL)
+    snprintf(cfg->log_path, sizeof(cfg->log_path), "%s", o->log);
+  if (o->monitor) {
+    cfg->monitor = true;
+    policy_set_monitor(cfg->policy, true);
+  }
+  return 0;
+}
+
+static int cmd_run(const struct options *o) {
+  struct config cfg;
+  struct server srv;
+  uv_loop_t loop;
+  char err[512];
+  int rc;
+
+  memset(&cfg, 0, sizeof(cfg));
+  if ((rc = load_config(o, &cfg)) != 0)
+    return rc;
+  if ((rc = log_open(cfg.log_path)) != 0) {
+    fprintf(stderr, "embargo: cannot open log %s: %s\n", cfg.log_path, err_str(rc));
+    config_free(&cfg);
+    return EXIT_USAGE;
+  }
+  signal(SIGPIPE, SIG_IGN);
+  uv_loop_init(&loop);
+  rc = server_init(&srv, &loop, &cfg, o->now, err, sizeof(err));
+  if (rc != 0) {
+    fprintf(stderr, "embargo: %s\n", err);
+    server_stop(&srv);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    policy_unref(srv.policy);
+  } else {
+    log_diag(LOG_INFO, 0, "embargo %s: %zu vendor list(s), %zu host rule(s)%s", EMBARGO_VERSION,
+             policy_vendor_count(cfg.policy), policy_host_count(cfg.policy),
+             cfg.monitor ? ", monitor mode (nothing is denied)" : "");
+    server_run(&srv);
+  }
+  if (uv_loop_close(&loop) != 0)
+    log_diag(LOG_WARN, 0, "event loop closed with handles still open");
+  log_close();
+  config_free(&cfg);
+  return rc == 0 ? 0 : 1;
+}
+
+static void print_verdict(const char *dest, const struct host *h, const struct verdict *v,
+                          int64_t now) {
+  const struct host_rule *r = v->rule;
+  char cutoff[32] = "none", at[32];
+
+  rfc3339_format(now, at, sizeof(at));
+  printf("%s:%u: %s\n", h->name, h->port, v->action == ACTION_DENY ? "DENY"
+                                           : v->action == ACTION_LOG ? "ALLOW (logged)"
+                                                                      : "ALLOW");
+  (void)dest;
+  if (r == NULL) {
+    printf("  no vendor rule matches (evaluated at %s)\n", at);
+    return;
+  }
+  if (r->category->cutoff != POLICY_TIME_NEVER)
+    rfc3339_format(r->category->cutoff, cutoff, sizeof(cutoff));
+  printf("  matched:   %s (host)\n", v->matched);
+  printf("  vendor:    %s (%s)\n", r->vendor->name, r->vendor->id);
+  printf("  category:  %s\n", r->category->name);
+  printf("  pattern:   %s\n", r->pattern);
+  printf("  rule:      %s:%u:%u\n", r->where.file, r->where.line, r->where.col);
+  printf("  cutoff:    %s (%s; before: %s, after: %s)\n", cutoff,
+         v->after_cutoff ? "passed" : "not yet reached", action_name(r->category->before),
+         action_name(r->category->after));
+  printf("  action:    %s%s\n", action_name(v->action),
+         v->monitor ? " (monitor mode; the rule says deny)" : "");
+  if (v->exception != NULL)
+    printf("  exception: %s at %s:%u overrides the vendor rule\n", v->exception->pattern,
+           v->exception->where.file, v->exception->where.line);
+  printf("  evaluated: %s\n", at);
+  if (r->vendor->reference != NULL)
+    printf("  reference: %s\n", r->vendor->reference);
+}
+
+static int cmd_check(const struct options *o, int argc, char **argv) {
+  struct config cfg;
+  int64_t now = o->now ? o->now : (int64_t)time(NULL);
+  int i, rc, status = 0;
+
+  if (argc == 0)
+    return usage_error("%s", "check: name at least one destination");
+  memset(&cfg, 0, sizeof(cfg));
+  if ((rc = load_config(o, &cfg)) != 0)
+    return rc;
+  for (i = 0; i < argc; i++) {
+    struct host h;
+    struct verdict v;
+    struct facts facts = {.host = &h};
+    int err = authority_parse(argv[i], strlen(argv[i]), 443, &h);
+    if (err != 0) {
+      printf("%s: invalid destination: %s\n", argv[i], err_str(err));
+      status = EXIT_USAGE;
+      continue;
+    }
+    policy_decide(cfg.policy, &facts, now, &v);
+    print_verdict(argv[i], &h, &v, now);
+    if (v.action == ACTION_DENY && status == 0)
+      status = EXIT_DENIED;
+  }
+  config_free(&cfg);
+  return status;
+}
+
+static int cmd_config_check(int argc, char **argv) {
+  struct config cfg;
+  char err[1024];
+
+  if (argc != 2 || strcmp(argv[0], "check") != 0)
+    return usage_error("%s", "usage: embargo config check FILE");
+  memset(&cfg, 0, sizeof(cfg));
+  if (config_load_file(&cfg, argv[1], err, sizeof(err)) != 0) {
+    fprintf(stderr, "embargo: %s\n", err);
+    return EXIT_USAGE;
+  }
+  printf("%s: OK\n", argv[1]);
+  config_print_summary(&cfg, stdout);
+  config_free(&cfg);
+  return 0;
+}
+
+int cli_main(int argc, char **argv) {
+  struct options o;
+  const char *cmd = "run";
+  int rc;
+
+  memset(&o, 0, sizeof(o));
+  if ((rc = parse_options(argc, argv, &o)) != 0)
+    return rc;
+  if (o.verbose)
+    log_set_level(LOG_DEBUG);
+  if (optind < argc)
+    cmd = argv[optind++];
+  if (strcmp(cmd, "version") == 0) {
+    printf("embargo %s (libuv %s)\n", EMBARGO_VERSION, uv_version_string());
+    return 0;
+  }
+  if (strcmp(cmd, "config") == 0)
+    return cmd_config_check(argc - optind, argv + optind);
+  if (strcmp(cmd, "check") == 0) {
+    /* Options may also follow the subcommand. */
+    int first = optind - 1;
+    if ((rc = parse_options(argc - first, argv + first, &o)) != 0)
+      return rc;
+    return cmd_check(&o, argc - first - optind, argv + first + optind);
+  }
+  if (strcmp(cmd, "run") == 0) {
+    int first = optind - 1;
+    if (optind < argc && (rc = parse_options(argc - first, argv + first, &o)) != 0)
+      return rc;
+    return cmd_run(&o);
+  }
+  return usage_error("unknown command \"%s\"", cmd);
+}

@@ -1,0 +1,43 @@
+/* Functions shared by the files that implement struct conn (conn.c,
+ * forward.c, respond.c). Not for use outside proxy/. */
+#ifndef EMBARGO_PROXY_CONN_INT_H
+#define EMBARGO_PROXY_CONN_INT_H
+
+#include "proxy/conn-t.h"
+#include "proxy/conn.h"
+
+/* Moves C to ST, asserting the move is legal. */
+void conn_set_state(struct conn *c, enum conn_state st);
+/* Starts or stops reading on both sides as backpressure and state allow. */
+void conn_update_reading(struct conn *c);
+/* (Re)arms C's timer for the current phase. */
+void conn_arm_timer(struct conn *c, uint64_t ms);
+/* Parses buffered client input; called when parsing may continue. */
+void conn_process_spill(struct conn *c);
+/* Starts the next request on a kept-alive connection. */
+void conn_next_request(struct conn *c);
+/* Sends FIN and drops input until the client closes (or a short deadline). */
+void conn_linger(struct conn *c);
+/* Writes to the client; on failure the connection is closed and -1 returned. */
+int conn_write_client(struct conn *c, const char *data, size_t len);
+
+/* forward.c: an upstream for the current request is ready. */
+void forward_start(struct conn *c);
+/* forward.c: response parser callbacks (ctx is the struct upstream). */
+extern const struct http1_callbacks forward_response_cbs;
+/* forward.c: bytes or EOF/error (NREAD < 0) from the destination. */
+void forward_response_data(struct conn *c, ssize_t nread, const char *data);
+/* forward.c: the client or upstream made progress; finish the exchange if done. */
+void forward_maybe_finish(struct conn *c);
+
+/* respond.c: writes a response Embargo generated (error or deny) and moves
+ * to RESPONDING. ERROR is the RFC 9209 Proxy-Status error type; DETAIL goes
+ * into the header's details and the body. Logs the event. */
+void respond_error(struct conn *c, int status, const char *error, const char *detail);
+/* respond.c: writes the 403 deny page for c->verdict. */
+void respond_deny(struct conn *c);
+/* respond.c: writes a decision line for the current request. */
+void respond_log(struct conn *c, const char *event, int status, const char *error,
+                 const char *detail);
+
+#endif

@@ -1,0 +1,87 @@
+/* The client connection object and its lifecycle states. */
+#ifndef EMBARGO_PROXY_CONN_T_H
+#define EMBARGO_PROXY_CONN_T_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/socket.h>
+#include <uv.h>
+
+#include "filters/normalise.h"
+#include "filters/policy-t.h"
+#include "proxy/endpoint.h"
+#include "proxy/http1.h"
+
+#define CONN_RBUF 16384
+
+/* Lifecycle of a client connection:
+ *
+ *            +------------------ keep-alive / next pipelined request ----------+
+ *            v                                                                 |
+ *   ---> HEAD ---> RESOLVING ---> CONNECTING ---> FORWARD ---------------------+
+ *          |  \         \              \  \---(CONNECT)---> TUNNEL ---> (close)
+ *          |   \--(IP literal)--------->+
+ *          |    \--(pooled upstream)------------> FORWARD
+ *          +--(deny, bad request, DNS/connect failure)--> RESPONDING --> HEAD
+ *                                                                   \--> LINGER ---> (close)
+ * Any state may go to CLOSED through conn_close().
+ */
+enum conn_state {
+  CONN_ST_HEAD,       /* waiting for, or reading, a request head */
+  CONN_ST_RESOLVING,  /* the destination name is being resolved */
+  CONN_ST_CONNECTING, /* dialing the destination's addresses in turn */
+  CONN_ST_FORWARD,    /* request and response bodies are streaming */
+  CONN_ST_TUNNEL,     /* CONNECT established: bytes relayed both ways */
+  CONN_ST_RESPONDING, /* a response Embargo generated is being written */
+  CONN_ST_LINGER,     /* FIN sent; reading and dropping input until the peer closes */
+  CONN_ST_CLOSED      /* conn_close() ran; waiting for handle close callbacks */
+};
+
+struct dns_query;
+struct dns_result;
+struct listener;
+struct server;
+struct upstream;
+
+struct conn {
+  uint64_t id;
+  struct server *srv;
+  struct listener *lst;      /* borrowed; outlives its connections */
+  struct policy *policy;     /* pinned snapshot (a reference) */
+  struct conn *prev, *next;  /* the server's list of connections */
+  struct endpoint cli;
+  uv_timer_t timer;          /* the deadline of the current phase */
+  int handles;               /* open handles; freed when it drops to 0 */
+  enum conn_state state;
+  struct sockaddr_storage peer;
+
+  struct http1 *req;         /* request parser (owned) */
+  struct http_head *head;    /* the current request head (the parser's) */
+  struct host dest;          /* normalised destination of the current request */
+  char authority[HOST_NAME_MAX_LEN + 16]; /* Host value and pool key */
+  char *path;                /* origin-form target (owned) */
+  size_t path_len;
+  struct verdict verdict;    /* the policy's answer for the current request */
+
+  struct upstream *up;       /* the destination connection in use */
+  struct dns_query *dnsq;    /* pending lookup, cancelled on close */
+  struct dns_result *addrs;  /* resolved addresses (owned) */
+  size_t addr_next;          /* the next address to try */
+  int connect_err;           /* the last dial failure */
+
+  char *spill;               /* input parsed no further yet (owned) */
+  size_t spill_off, spill_len;
+
+  enum http_framing framing; /* of the response towards the client */
+  bool head_timing;          /* the request-head deadline is running */
+  bool discard;              /* the request was answered locally: drop its end */
+  bool req_done;             /* the request (with body) was fully read */
+  bool resp_started;         /* the response head went to the client */
+  bool resp_done;            /* the response was fully passed on */
+  bool interim;              /* the response parsed last was 1xx */
+  bool client_keep;          /* the client connection survives this exchange */
+  bool close_after;          /* close once what is queued has been written */
+  char rbuf[CONN_RBUF];
+};
+
+#endif

@@ -1,0 +1,263 @@
+/* c-ares on the libuv loop. */
+#include "proxy/dns.h"
+
+#include <ares.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "proxy/log.h"
+
+struct dns_poll {
+  uv_poll_t handle;
+  ares_socket_t fd;
+  struct resolver *r;
+  struct dns_poll *next;
+};
+
+struct resolver {
+  uv_loop_t *loop;
+  ares_channel channel;
+  uv_timer_t timer;
+  struct dns_poll *polls;
+  int closing;
+};
+
+struct dns_query {
+  dns_cb cb;                 /* NULL once cancelled */
+  void *arg;
+  struct dns_query **handle; /* the caller's pointer to this query */
+  uint16_t port;
+};
+
+static void arm_timer(struct resolver *r);
+
+static void on_poll_closed(uv_handle_t *h) {
+  free(h->data);
+}
+
+static void on_timer_closed(uv_handle_t *h) {
+  struct resolver *r = h->data;
+  ares_destroy(r->channel);
+  free(r);
+}
+
+static void on_poll(uv_poll_t *h, int status, int events) {
+  struct dns_poll *p = h->data;
+  ares_socket_t rfd = ARES_SOCKET_BAD, wfd = ARES_SOCKET_BAD;
+  /* On a poll error let c-ares read the socket: it notices the failure. */
+  if (status < 0 || (events & UV_READABLE))
+    rfd = p->fd;
+  if (status == 0 && (events & UV_WRITABLE))
+    wfd = p->fd;
+  ares_process_fd(p->r->channel, rfd, wfd);
+  arm_timer(p->r);
+}
+
+static void on_timeout(uv_timer_t *t) {
+  struct resolver *r = t->data;
+  ares_process_fd(r->channel, ARES_SOCKET_BAD, ARES_SOCKET_BAD);
+  arm_timer(r);
+}
+
+static void arm_timer(struct resolver *r) {
+  struct timeval tv, *next;
+  if (r->closing)
+    return;
+  next = ares_timeout(r->channel, NULL, &tv);
+  if (next == NULL) {
+    uv_timer_stop(&r->timer);
+    return;
+  }
+  uv_timer_start(&r->timer, on_timeout, (uint64_t)next->tv_sec * 1000 + next->tv_usec / 1000 + 1, 0);
+}
+
+static struct dns_poll *poll_find(struct resolver *r, ares_socket_t fd, struct dns_poll ***link) {
+  struct dns_poll **pp;
+  for (pp = &r->polls; *pp != NULL; pp = &(*pp)->next) {
+    if ((*pp)->fd == fd) {
+      *link = pp;
+      return *pp;
+    }
+  }
+  return NULL;
+}
+
+/* c-ares tells us which sockets it wants watched and for what. */
+static void on_sock_state(void *data, ares_socket_t fd, int readable, int writable) {
+  struct resolver *r = data;
+  struct dns_poll **link = NULL, *p = poll_find(r, fd, &link);
+  int events = (readable ? UV_READABLE : 0) | (writable ? UV_WRITABLE : 0);
+
+  if (events == 0) {
+    if (p != NULL) {
+      *link = p->next;
+      uv_poll_stop(&p->handle);
+      uv_close((uv_handle_t *)&p->handle, on_poll_closed);
+    }
+    return;
+  }
+  if (p == NULL) {
+    p = calloc(1, sizeof(*p));
+    if (p == NULL || uv_poll_init_socket(r->loop, &p->handle, fd) != 0) {
+      free(p);
+      log_diag(LOG_ERR, 0, "dns: cannot watch resolver socket %d", (int)fd);
+      return;
+    }
+    p->fd = fd;
+    p->r = r;
+    p->handle.data = p;
+    p->next = r->polls;
+    r->polls = p;
+  }
+  uv_poll_start(&p->handle, events, on_poll);
+}
+
+int resolver_new(uv_loop_t *loop, const char *servers, uint64_t timeout_ms,
+                 struct resolver **out, char *err, size_t errsize) {
+  struct ares_options opts;
+  struct resolver *r;
+  int rc, optmask = ARES_OPT_SOCK_STATE_CB | ARES_OPT_TIMEOUTMS | ARES_OPT_TRIES;
+
+  if ((rc = ares_library_init(ARES_LIB_INIT_ALL)) != ARES_SUCCESS) {
+    snprintf(err, errsize, "c-ares: %s", ares_strerror(rc));
+    return -EIO;
+  }
+  if ((r = calloc(1, sizeof(*r))) == NULL)
+    return -ENOMEM;
+  memset(&opts, 0, sizeof(opts));
+  opts.sock_state_cb = on_sock_state;
+  opts.sock_state_cb_data = r;
+  /* Two tries per server, each a share of the overall lookup budget. */
+  opts.tries = 2;
+  opts.timeout = (int)(timeout_ms / 4 > 250 ? timeout_ms / 4 : 250);
+  if ((rc = ares_init_options(&r->channel, &opts, optmask)) != ARES_SUCCESS) {
+    snprintf(err, errsize, "c-ares: %s", ares_strerror(rc));
+    free(r);
+    return -EIO;
+  }
+  if (servers != NULL && servers[0] != '\0' &&
+      (rc = ares_set_servers_ports_csv(r->channel, servers)) != ARES_SUCCESS) {
+    snprintf(err, errsize, "resolver \"%s\": %s", servers, ares_strerror(rc));
+    ares_destroy(r->channel);
+    free(r);
+    return -EINVAL;
+  }
+  r->loop = loop;
+  uv_timer_init(loop, &r->timer);
+  r->timer.data = r;
+  *out = r;
+  return 0;
+}
+
+void resolver_close(struct resolver *r) {
+  struct dns_poll *p, *next;
+  if (r == NULL || r->closing)
+    return;
+  r->closing = 1;
+  /* Fails every outstanding query; detached ones have no callback to run. */
+  ares_cancel(r->channel);
+  for (p = r->polls; p != NULL; p = next) {
+    next = p->next;
+    uv_poll_stop(&p->handle);
+    uv_close((uv_handle_t *)&p->handle, on_poll_closed);
+  }
+  r->polls = NULL;
+  uv_close((uv_handle_t *)&r->timer, on_timer_closed);
+}
+
+static enum dns_status map_status(int status) {
+  switch (status) {
+  case ARES_SUCCESS: return DNS_OK;
+  case ARES_ENOTFOUND: return DNS_NXDOMAIN;
+  case ARES_ENODATA: return DNS_NODATA;
+  case ARES_ETIMEOUT: return DNS_TIMEOUT;
+  case ARES_ESERVFAIL:
+  case ARES_EREFUSED:
+  case ARES_ECONNREFUSED: return DNS_SERVFAIL;
+  default: return DNS_ERROR;
+  }
+}
+
+static void fill_result(const struct ares_addrinfo *ai, uint16_t port, struct dns_result *res) {
+  const struct ares_addrinfo_node *n;
+  const struct ares_addrinfo_cname *c;
+
+  res->ttl = UINT32_MAX;
+  for (n = ai->nodes; n != NULL && res->naddrs < DNS_MAX_ADDRS; n = n->ai_next) {
+    struct sockaddr_storage *ss = &res->addrs[res->naddrs];
+    if (n->ai_family == AF_INET && n->ai_addrlen >= sizeof(struct sockaddr_in)) {
+      memcpy(ss, n->ai_addr, sizeof(struct sockaddr_in));
+      ((struct sockaddr_in *)ss)->sin_port = htons(port);
+    } else if (n->ai_family == AF_INET6 && n->ai_addrlen >= sizeof(struct sockaddr_in6)) {
+      memcpy(ss, n->ai_addr, sizeof(struct sockaddr_in6));
+      ((struct sockaddr_in6 *)ss)->sin6_port = htons(port);
+    } else {
+      continue;
+    }
+    if (n->ai_ttl >= 0 && (uint32_t)n->ai_ttl < res->ttl)
+      res->ttl = (uint32_t)n->ai_ttl;
+    res->naddrs++;
+  }
+  for (c = ai->cnames; c != NULL && res->ncnames < DNS_MAX_CNAMES; c = c->next) {
+    if (c->name == NULL)
+      continue;
+    snprintf(res->cnames[res->ncnames++], sizeof(res->cnames[0]), "%s", c->name);
+  }
+}
+
+static void on_addrinfo(void *arg, int status, int timeouts, struct ares_addrinfo *ai) {
+  struct dns_query *q = arg;
+  struct dns_result *res = NULL;
+  enum dns_status st = map_status(status);
+
+  if (q->cb != NULL) {
+    res = calloc(1, sizeof(*res));
+    if (res == NULL)
+      st = DNS_ERROR;
+    else if (st == DNS_OK && ai != NULL)
+      fill_result(ai, q->port, res);
+    if (st == DNS_OK && (res == NULL || res->naddrs == 0))
+      st = DNS_NODATA;
+    *q->handle = NULL;
+    q->cb(q->arg, st, res);
+  }
+  free(res);
+  if (ai != NULL)
+    ares_freeaddrinfo(ai);
+  free(q);
+}
+
+int resolver_lookup(struct resolver *r, const char *name, uint16_t port, dns_cb cb,
+                    void *arg, struct dns_query **handle) {
+  struct ares_addrinfo_hints hints;
+  struct dns_query *q = calloc(1, sizeof(*q));
+
+  if (q == NULL)
+    return -ENOMEM;
+  q->cb = cb;
+  q->arg = arg;
+  q->port = port;
+  q->handle = handle;
+  *handle = q;
+  memset(&hints, 0, sizeof(hints));
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  /* The callback may run before this returns (answers from /etc/hosts). */
+  ares_getaddrinfo(r->channel, name, NULL, &hints, on_addrinfo, q);
+  arm_timer(r);
+  return 0;
+}
+
+void resolver_cancel(struct dns_query **handle) {
+  if (handle == NULL || *handle == NULL)
+    return;
+  (*handle)->cb = NULL;
+  *handle = NULL;
+}
+
+const char *dns_status_name(enum dns_status s) {
+  static const char *const names[] = {"NOERROR", "NXDOMAIN", "NODATA", "timeout", "SERVFAIL", "error"};
+  return s <= DNS_ERROR ? names[s] : "error";
+}

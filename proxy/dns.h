@@ -1,0 +1,65 @@
+/* Asynchronous DNS resolution: c-ares driven by the libuv loop (its
+ * socket-state callback feeds uv_poll_t handles, a uv_timer_t drives its
+ * timeouts). Only this module includes ares.h. */
+#ifndef EMBARGO_PROXY_DNS_H
+#define EMBARGO_PROXY_DNS_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+#include <uv.h>
+
+#define DNS_MAX_ADDRS 16
+#define DNS_MAX_CNAMES 8
+
+enum dns_status {
+  DNS_OK,
+  DNS_NXDOMAIN, /* the name does not exist */
+  DNS_NODATA,   /* the name exists but has no A/AAAA records */
+  DNS_TIMEOUT,  /* no server answered in time */
+  DNS_SERVFAIL, /* servers failed or refused */
+  DNS_ERROR     /* anything else (bad name, out of memory, shutdown) */
+};
+
+struct dns_result {
+  size_t naddrs;
+  struct sockaddr_storage addrs[DNS_MAX_ADDRS]; /* in the order to try */
+  size_t ncnames;
+  char cnames[DNS_MAX_CNAMES][254]; /* CNAME chain targets, in order */
+  uint32_t ttl;                     /* smallest TTL seen */
+};
+
+struct resolver;
+struct dns_query;
+
+/* Called once per lookup unless it was cancelled first. RESULT is valid only
+ * during the call. */
+typedef void (*dns_cb)(void *arg, enum dns_status status, const struct dns_result *result);
+
+/* Creates a resolver on LOOP. SERVERS is a c-ares CSV list ("127.0.0.1:5353,
+ * [::1]:53") or "" for /etc/resolv.conf. TIMEOUT_MS bounds each lookup.
+ * Returns 0 and *out, or a negative code with a message in ERR. */
+int resolver_new(uv_loop_t *loop, const char *servers, uint64_t timeout_ms,
+                 struct resolver **out, char *err, size_t errsize);
+
+/* Cancels outstanding lookups (their callbacks are not called) and closes
+ * the resolver's handles; memory is released from their close callbacks.
+ * NULL-safe. */
+void resolver_close(struct resolver *r);
+
+/* Starts resolving NAME (a normalised host name, not an IP literal) for both
+ * A and AAAA. PORT is filled into each address. *HANDLE receives the query
+ * before the lookup starts and is reset to NULL just before CB runs (which
+ * may happen before this function returns), so *HANDLE is non-NULL exactly
+ * while the query may still be cancelled. Returns 0 or -ENOMEM. */
+int resolver_lookup(struct resolver *r, const char *name, uint16_t port, dns_cb cb,
+                    void *arg, struct dns_query **handle);
+
+/* Detaches the caller from *HANDLE (NULL-safe): the callback will not run
+ * and *HANDLE becomes NULL. The query itself finishes inside c-ares, since
+ * ares_cancel would cancel every query on the channel. */
+void resolver_cancel(struct dns_query **handle);
+
+const char *dns_status_name(enum dns_status s); /* "NXDOMAIN", "timeout", ... */
+
+#endif

@@ -1,0 +1,39 @@
+/* One side of a relay: a TCP handle, its copy-on-write output queue and the
+ * byte count still queued, which is what backpressure is decided on. */
+#ifndef EMBARGO_PROXY_ENDPOINT_H
+#define EMBARGO_PROXY_ENDPOINT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <uv.h>
+
+struct endpoint;
+
+/* Called from a write callback once the queued bytes went down; STATUS is the
+ * write's result (negative: the connection failed). */
+typedef void (*endpoint_drain_cb)(struct endpoint *ep, int status);
+
+struct endpoint {
+  uv_tcp_t tcp;            /* tcp.data points at the owner */
+  size_t pending;          /* bytes queued and not yet written */
+  endpoint_drain_cb drained;
+  bool reading;            /* uv_read_start is in effect */
+  bool eof;                /* the peer sent FIN */
+  bool shut;               /* we sent FIN (uv_shutdown issued) */
+};
+
+/* Queues a copy of DATA for writing (so the caller's buffer is free at
+ * once). Returns 0 or a negative libuv code; on error nothing was queued. */
+int endpoint_write(struct endpoint *ep, const char *data, size_t len);
+
+/* Queues the concatenation of NBUFS buffers as one write. */
+int endpoint_writev(struct endpoint *ep, const uv_buf_t *bufs, size_t nbufs);
+
+/* Sends FIN once everything queued has been written. CB may be NULL. */
+int endpoint_shutdown(struct endpoint *ep, uv_shutdown_cb cb);
+
+/* Starts or stops reading so that the handle reads exactly when WANT says. */
+void endpoint_set_reading(struct endpoint *ep, bool want, uv_alloc_cb alloc_cb,
+                          uv_read_cb read_cb);
+
+#endif

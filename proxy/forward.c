@@ -1,0 +1,191 @@
+/* HTTP forwarding: the request head rewritten towards the destination, the
+ * response head rewritten towards the client, both bodies streamed, and the
+ * end of an exchange (keep-alive, pooling, closing). */
+#include <stdio.h>
+#include <string.h>
+
+#include "proxy/conn-int.h"
+#include "proxy/log.h"
+#include "proxy/server.h"
+#include "proxy/upstream.h"
+
+#define VIA_NAME "embargo"
+
+void forward_start(struct conn *c) {
+  struct upstream *up = c->up;
+  struct obuf out = {0};
+  int rc;
+
+  if (c->state != CONN_ST_FORWARD)
+    conn_set_state(c, CONN_ST_FORWARD);
+  if (up->resp == NULL &&
+      (up->resp = http1_new(false, c->srv->cfg->limits.max_head, &forward_response_cbs, up)) == NULL) {
+    respond_error(c, 500, "proxy_internal_error", "out of memory");
+    return;
+  }
+  http1_resume(up->resp); /* a reused connection's parser paused after its last response */
+  http1_expect_head_response(up->resp, c->head->is_head);
+  http1_write_request(&out, c->head, c->path ? c->path : "", c->path_len, c->authority, VIA_NAME);
+  rc = out.failed ? UV_ENOMEM : endpoint_write(&up->ep, out.data, out.len);
+  obuf_free(&out);
+  if (rc != 0) {
+    respond_error(c, 502, "destination_unavailable", uv_strerror(rc));
+    return;
+  }
+  conn_arm_timer(c, c->srv->cfg->timeouts.response);
+  /* Stream the request body, starting with what is already buffered. */
+  http1_resume(c->req);
+  conn_process_spill(c);
+}
+
+/* ---- response parser callbacks (ctx: struct upstream) ----------------------- */
+
+static enum http_framing choose_framing(const struct conn *c, const struct http_head *h) {
+  if (c->head->is_head || h->status == 204 || h->status == 304)
+    return FRAMING_NONE;
+  if (h->chunked)
+    return c->head->major == 1 && c->head->minor >= 1 ? FRAMING_CHUNKED : FRAMING_CLOSE;
+  if (h->has_length)
+    return FRAMING_LENGTH;
+  return FRAMING_CLOSE;
+}
+
+static int on_response_head(void *ctx, struct http_head *h) {
+  struct upstream *up = ctx;
+  struct conn *c = up->conn;
+  struct obuf out = {0};
+  int rc;
+
+  if (h->status == 101) /* Upgrade is stripped from requests; a switch is a protocol error */
+    return -1;
+  if (h->status < 200) {
+    c->interim = true;
+    if (c->head->minor == 0) /* HTTP/1.0 clients get no interim responses */
+      return HTTP1_CONTINUE;
+    http1_write_response(&out, h, FRAMING_NONE, true, VIA_NAME);
+  } else {
+    c->framing = choose_framing(c, h);
+    c->client_keep = !c->close_after && c->framing != FRAMING_CLOSE;
+    http1_write_response(&out, h, c->framing, c->client_keep, VIA_NAME);
+    c->resp_started = true;
+  }
+  rc = out.failed ? -1 : endpoint_write(&c->cli, out.data, out.len);
+  obuf_free(&out);
+  return rc == 0 ? HTTP1_CONTINUE : -1;
+}
+
+static int on_response_body(void *ctx, const char *data, size_t len) {
+  struct upstream *up = ctx;
+  struct conn *c = up->conn;
+  static const char crlf[] = "\r\n";
+  char size[24];
+  uv_buf_t bufs[3];
+
+  if (c->framing != FRAMING_CHUNKED)
+    return endpoint_write(&c->cli, data, len) == 0 ? 0 : -1;
+  bufs[0] = uv_buf_init(size, (unsigned)snprintf(size, sizeof(size), "%zx\r\n", len));
+  bufs[1] = uv_buf_init((char *)data, (unsigned)len);
+  bufs[2] = uv_buf_init((char *)crlf, 2);
+  return endpoint_writev(&c->cli, bufs, 3) == 0 ? 0 : -1;
+}
+
+static int on_response_done(void *ctx) {
+  struct upstream *up = ctx;
+  struct conn *c = up->conn;
+
+  if (c->interim) { /* 1xx: the final response follows on the same connection */
+    c->interim = false;
+    return HTTP1_CONTINUE;
+  }
+  if (c->framing == FRAMING_CHUNKED && endpoint_write(&c->cli, "0\r\n\r\n", 5) != 0)
+    c->client_keep = false;
+  c->resp_done = true;
+  return HTTP1_PAUSE;
+}
+
+const struct http1_callbacks forward_response_cbs = {
+    .on_head = on_response_head,
+    .on_body = on_response_body,
+    .on_done = on_response_done,
+};
+
+/* ---- response data ------------------------------------------------------- */
+
+static void response_failed(struct conn *c, const char *why) {
+  log_diag(LOG_INFO, c->id, "response from %s failed: %s", c->authority, why);
+  if (!c->resp_started) {
+    c->close_after = true;
+    respond_error(c, 502, "http_protocol_error", why);
+  } else {
+    conn_close(c); /* the client sees a truncated message, as it must */
+  }
+}
+
+static void response_eof(struct conn *c, ssize_t nread) {
+  if (nread == UV_EOF && c->up->resp != NULL && http1_finish(c->up->resp) == HTTP1_OK &&
+      c->resp_done) {
+    forward_maybe_finish(c);
+    return;
+  }
+  if (c->resp_done) { /* the server closed after a complete response */
+    forward_maybe_finish(c);
+    return;
+  }
+  response_failed(c, nread == UV_EOF ? "connection closed before the response ended"
+                                     : uv_strerror((int)nread));
+}
+
+void forward_response_data(struct conn *c, ssize_t nread, const char *data) {
+  struct upstream *up = c->up;
+  size_t used = 0;
+  enum http1_status st;
+
+  if (nread < 0) {
+    response_eof(c, nread);
+    return;
+  }
+  if (c->resp_done) { /* bytes after a complete response: unusable connection */
+    up->ep.eof = true;
+    return;
+  }
+  conn_arm_timer(c, c->srv->cfg->timeouts.response);
+  st = http1_feed(up->resp, data, (size_t)nread, &used);
+  if (c->state == CONN_ST_CLOSED)
+    return;
+  if (st == HTTP1_ERROR) {
+    response_failed(c, http1_error_reason(up->resp));
+    return;
+  }
+  if (used < (size_t)nread)
+    up->ep.eof = true; /* trailing garbage: never reuse this connection */
+  forward_maybe_finish(c);
+  if (c->state == CONN_ST_FORWARD)
+    conn_update_reading(c);
+}
+
+void forward_maybe_finish(struct conn *c) {
+  struct upstream *up = c->up;
+
+  if (c->state != CONN_ST_FORWARD || !c->resp_done)
+    return;
+  if (!c->req_done) {
+    /* The response ended while the request body was still coming. */
+    c->close_after = true;
+    c->client_keep = false;
+  }
+  if (up != NULL) {
+    c->up = NULL;
+    if (c->req_done && http1_keep_alive(up->resp) && !up->ep.eof)
+      upstream_release(up);
+    else
+      upstream_close(up);
+  }
+  if (!c->client_keep || c->close_after || c->cli.eof) {
+    conn_set_state(c, CONN_ST_RESPONDING);
+    c->close_after = true;
+    if (c->cli.pending == 0)
+      conn_linger(c);
+    return;
+  }
+  conn_next_request(c);
+}

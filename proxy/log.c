@@ -1,0 +1,227 @@
+/* Decision log and diagnostics. */
+#include "proxy/log.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "filters/policy.h"
+#include "filters/timefmt.h"
+
+#define LOG_LINE_MAX 8192
+#define LOG_FIELD_MAX 512 /* peer bytes kept per field */
+
+static int log_fd = STDOUT_FILENO;
+static enum log_level diag_level = LOG_INFO;
+
+int log_open(const char *path) {
+  int fd;
+  if (path == NULL || strcmp(path, "-") == 0) {
+    log_fd = STDOUT_FILENO;
+    return 0;
+  }
+  fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
+  if (fd < 0)
+    return -errno;
+  log_close();
+  log_fd = fd;
+  return 0;
+}
+
+void log_close(void) {
+  if (log_fd > STDERR_FILENO)
+    close(log_fd);
+  log_fd = STDOUT_FILENO;
+}
+
+void log_set_level(enum log_level level) {
+  diag_level = level;
+}
+
+void log_diag(enum log_level level, uint64_t conn_id, const char *fmt, ...) {
+  static const char *const names[] = {"error", "warning", "info", "debug"};
+  char line[1024];
+  int n;
+  va_list ap;
+
+  if (level > diag_level)
+    return;
+  n = conn_id ? snprintf(line, sizeof(line), "embargo: %s: [conn %llu] ", names[level],
+                         (unsigned long long)conn_id)
+              : snprintf(line, sizeof(line), "embargo: %s: ", names[level]);
+  va_start(ap, fmt);
+  n += vsnprintf(line + n, sizeof(line) - (size_t)n - 1, fmt, ap);
+  va_end(ap);
+  if (n > (int)sizeof(line) - 2)
+    n = (int)sizeof(line) - 2;
+  line[n++] = '\n';
+  (void)!write(STDERR_FILENO, line, (size_t)n);
+}
+
+char *log_fmt_addr(const struct sockaddr *addr, char *buf, size_t size) {
+  char ip[INET6_ADDRSTRLEN] = "?";
+  if (addr != NULL && addr->sa_family == AF_INET) {
+    const struct sockaddr_in *a = (const struct sockaddr_in *)addr;
+    inet_ntop(AF_INET, &a->sin_addr, ip, sizeof(ip));
+    snprintf(buf, size, "%s:%u", ip, ntohs(a->sin_port));
+  } else if (addr != NULL && addr->sa_family == AF_INET6) {
+    const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)addr;
+    inet_ntop(AF_INET6, &a->sin6_addr, ip, sizeof(ip));
+    snprintf(buf, size, "[%s]:%u", ip, ntohs(a->sin6_port));
+  } else {
+    snprintf(buf, size, "?");
+  }
+  return buf;
+}
+
+size_t log_json_escape(char *buf, size_t pos, size_t size, const char *s, size_t len,
+                       size_t maxin) {
+  static const char hex[] = "0123456789abcdef";
+  size_t i, n = len < maxin ? len : maxin;
+
+  for (i = 0; i < n && pos + 7 < size; i++) {
+    unsigned char c = (unsigned char)s[i];
+    if (c == '"' || c == '\\') {
+      buf[pos++] = '\\';
+      buf[pos++] = (char)c;
+    } else if (c < 0x20 || c >= 0x7f) {
+      /* Peer bytes are not trusted to be UTF-8: every non-printable or
+       * non-ASCII byte becomes a \u00XX escape, so the line is always JSON. */
+      memcpy(buf + pos, "\\u00", 4);
+      buf[pos + 4] = hex[c >> 4];
+      buf[pos + 5] = hex[c & 15];
+      pos += 6;
+    } else {
+      buf[pos++] = (char)c;
+    }
+  }
+  if (n < len && pos + 4 < size) {
+    memcpy(buf + pos, "...", 3);
+    pos += 3;
+  }
+  buf[pos < size ? pos : size - 1] = '\0';
+  return pos;
+}
+
+struct jline {
+  char buf[LOG_LINE_MAX];
+  size_t len;
+};
+
+static void j_raw(struct jline *j, const char *s) {
+  size_t n = strlen(s);
+  if (j->len + n < sizeof(j->buf) - 2) {
+    memcpy(j->buf + j->len, s, n);
+    j->len += n;
+  }
+}
+
+static void j_key(struct jline *j, const char *key) {
+  j_raw(j, j->len > 1 ? ",\"" : "\"");
+  j_raw(j, key);
+  j_raw(j, "\":");
+}
+
+static void j_strn(struct jline *j, const char *key, const char *val, size_t len) {
+  if (val == NULL)
+    return;
+  j_key(j, key);
+  j_raw(j, "\"");
+  j->len = log_json_escape(j->buf, j->len, sizeof(j->buf) - 2, val, len, LOG_FIELD_MAX);
+  j_raw(j, "\"");
+}
+
+static void j_str(struct jline *j, const char *key, const char *val) {
+  if (val != NULL)
+    j_strn(j, key, val, strlen(val));
+}
+
+static void j_int(struct jline *j, const char *key, long long v) {
+  char num[32];
+  snprintf(num, sizeof(num), "%lld", v);
+  j_key(j, key);
+  j_raw(j, num);
+}
+
+static void j_bool(struct jline *j, const char *key, int v) {
+  j_key(j, key);
+  j_raw(j, v ? "true" : "false");
+}
+
+static void j_time(struct jline *j, const char *key, int64_t t) {
+  char ts[40];
+  rfc3339_format(t, ts, sizeof(ts));
+  j_str(j, key, ts);
+}
+
+static void j_origin(struct jline *j, const char *key, const struct origin *o) {
+  char where[600];
+  if (o->file == NULL)
+    return;
+  snprintf(where, sizeof(where), "%s:%u", o->file, o->line);
+  j_str(j, key, where);
+}
+
+static void j_verdict(struct jline *j, const struct verdict *v) {
+  const struct host_rule *r = v->rule;
+  j_str(j, "action", action_name(v->action));
+  if (v->monitor)
+    j_bool(j, "monitor", 1);
+  if (r == NULL)
+    return;
+  j_str(j, "matched_on", "host");
+  j_str(j, "matched", v->matched);
+  j_str(j, "vendor", r->vendor->id);
+  j_str(j, "category", r->category->name);
+  j_str(j, "pattern", r->pattern);
+  j_origin(j, "rule", &r->where);
+  if (r->category->cutoff != POLICY_TIME_NEVER)
+    j_time(j, "cutoff", r->category->cutoff);
+  j_bool(j, "after_cutoff", v->after_cutoff);
+  j_str(j, "rule_action", action_name(v->rule_action));
+  if (v->exception != NULL) {
+    j_str(j, "exception", v->exception->pattern);
+    j_origin(j, "exception_rule", &v->exception->where);
+  }
+}
+
+void log_decision(const struct decision *d) {
+  struct jline j;
+  struct timespec ts;
+  char when[64], addr[64];
+
+  clock_gettime(CLOCK_REALTIME, &ts);
+  rfc3339_format(ts.tv_sec, when, sizeof(when));
+  /* Milliseconds help correlate lines; insert them before the 'Z'. */
+  snprintf(when + 19, sizeof(when) - 19, ".%03ldZ", ts.tv_nsec / 1000000);
+  j.len = 0;
+  j_raw(&j, "{");
+  j_str(&j, "time", when);
+  j_str(&j, "event", d->event);
+  if (d->conn_id)
+    j_int(&j, "conn", (long long)d->conn_id);
+  if (d->client != NULL)
+    j_str(&j, "client", log_fmt_addr(d->client, addr, sizeof(addr)));
+  j_str(&j, "listener", d->listener);
+  j_str(&j, "method", d->method);
+  if (d->host != NULL)
+    j_strn(&j, "host", d->host, d->host_len ? d->host_len : strlen(d->host));
+  if (d->port)
+    j_int(&j, "port", d->port);
+  if (d->verdict != NULL)
+    j_verdict(&j, d->verdict);
+  if (d->policy_now)
+    j_time(&j, "policy_time", d->policy_now);
+  if (d->status)
+    j_int(&j, "status", d->status);
+  j_str(&j, "error", d->error);
+  j_str(&j, "detail", d->detail);
+  j.buf[j.len++] = '}';
+  j.buf[j.len++] = '\n';
+  (void)!write(log_fd, j.buf, j.len);
+}

@@ -1,0 +1,58 @@
+/* Logging: the JSON decision log (one object per line, every deny and every
+ * log decision, optionally every request) and human diagnostics on stderr.
+ * Peer-supplied bytes are escaped and truncated here, so a hostile request
+ * can never break a line or the JSON. */
+#ifndef EMBARGO_PROXY_LOG_H
+#define EMBARGO_PROXY_LOG_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "filters/policy-t.h"
+
+enum log_level { LOG_ERR, LOG_WARN, LOG_INFO, LOG_DEBUG };
+
+/* Opens the decision log: "-" or NULL is standard output, anything else a
+ * file opened for appending. Returns 0 or a negative errno. */
+int log_open(const char *path);
+void log_close(void);
+void log_set_level(enum log_level level);
+
+/* A diagnostic line on stderr: "embargo[conn 12]: message". CONN_ID 0 means
+ * not about a connection. */
+void log_diag(enum log_level level, uint64_t conn_id, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Everything a decision line can say. Pointers are borrowed; NULL or 0
+ * fields are left out of the line. */
+struct decision {
+  const char *event;       /* "deny", "log", "access", "error" */
+  uint64_t conn_id;
+  const struct sockaddr *client;
+  const char *listener;    /* "127.0.0.1:3128" */
+  const char *method;      /* request method as sent (escaped) */
+  const char *host;        /* destination host, normalised when valid */
+  size_t host_len;         /* 0: strlen(host) */
+  uint16_t port;
+  const struct verdict *verdict;
+  int64_t policy_now;      /* the clock the cutoffs were compared with */
+  int status;              /* HTTP status sent, 0 if none */
+  const char *error;       /* Proxy-Status error type, or NULL */
+  const char *detail;      /* free-form reason, or NULL */
+};
+
+/* Writes D as one JSON line to the decision log. */
+void log_decision(const struct decision *d);
+
+/* Formats ADDR as "ip:port" ("[v6]:port") into BUF. Returns BUF. */
+char *log_fmt_addr(const struct sockaddr *addr, char *buf, size_t size);
+
+/* JSON string escaping for other writers: appends the escaped form of
+ * S[0..LEN) to BUF (at most MAXIN input bytes, then "..."), returns the new
+ * length; never writes past SIZE-1 and always NUL-terminates. */
+size_t log_json_escape(char *buf, size_t pos, size_t size, const char *s, size_t len,
+                       size_t maxin);
+
+#endif

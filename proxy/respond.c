@@ -1,0 +1,140 @@
+/* Responses Embargo writes itself: errors with an RFC 9209 Proxy-Status
+ * field, the deny page, and the decision log lines that go with them. */
+#include <stdio.h>
+#include <string.h>
+
+#include "filters/policy.h"
+#include "filters/timefmt.h"
+#include "proxy/conn-int.h"
+#include "proxy/log.h"
+#include "proxy/server.h"
+#include "proxy/upstream.h"
+
+static const char *reason_phrase(int status) {
+  switch (status) {
+  case 400: return "Bad Request";
+  case 403: return "Forbidden";
+  case 408: return "Request Timeout";
+  case 431: return "Request Header Fields Too Large";
+  case 500: return "Internal Server Error";
+  case 501: return "Not Implemented";
+  case 502: return "Bad Gateway";
+  case 504: return "Gateway Timeout";
+  default: return "Error";
+  }
+}
+
+/* An sf-string (RFC 8941) holds printable ASCII with '"' and '\' escaped. */
+static void sf_string(char *out, size_t size, const char *s) {
+  size_t n = 0;
+  for (; *s != '\0' && n + 3 < size; s++) {
+    unsigned char ch = (unsigned char)*s;
+    if (ch == '"' || ch == '\\')
+      out[n++] = '\\';
+    out[n++] = ch >= 0x20 && ch < 0x7f ? (char)ch : '?';
+  }
+  out[n] = '\0';
+}
+
+void respond_log(struct conn *c, const char *event, int status, const char *error,
+                 const char *detail) {
+  const struct http_head *h = c->head;
+  struct decision d = {
+      .event = event,
+      .conn_id = c->id,
+      .client = (const struct sockaddr *)&c->peer,
+      .listener = c->lst->name,
+      .method = h != NULL ? h->method : NULL,
+      .status = status,
+      .error = error,
+      .detail = detail,
+  };
+  if (c->dest.len > 0) {
+    d.host = c->dest.name;
+    d.port = c->dest.port;
+  } else if (h != NULL && h->target_len > 0) { /* unparsable target: log it escaped */
+    d.host = http_head_str(h, h->target);
+    d.host_len = h->target_len;
+  }
+  if (c->verdict.rule != NULL) {
+    d.verdict = &c->verdict;
+    d.policy_now = server_now(c->srv);
+  }
+  log_decision(&d);
+}
+
+/* Whether the connection can carry another request after a local response. */
+static bool can_keep(const struct conn *c, int status) {
+  const struct http_head *h = c->head;
+  if (c->close_after || h == NULL || c->cli.eof)
+    return false;
+  if (status == 400 || status == 408 || status == 431 || status == 500 || h->is_connect)
+    return false;
+  /* An unread body would be taken for the next request: close instead. */
+  return c->req_done || (!h->chunked && (!h->has_length || h->content_length == 0));
+}
+
+static void respond(struct conn *c, int status, const char *error, const char *detail,
+                    const char *body) {
+  struct obuf out = {0};
+  char details[300];
+  bool keep;
+
+  uv_timer_stop(&c->timer);
+  if (c->up != NULL) { /* whatever the destination was doing is abandoned */
+    upstream_close(c->up);
+    c->up = NULL;
+  }
+  keep = can_keep(c, status);
+  c->close_after = !keep;
+  sf_string(details, sizeof(details), detail);
+  obuf_printf(&out, "HTTP/1.1 %d %s\r\n", status, reason_phrase(status));
+  obuf_printf(&out, "Proxy-Status: embargo; error=%s; details=\"%s\"\r\n", error, details);
+  obuf_printf(&out, "Content-Type: text/plain; charset=utf-8\r\nContent-Length: %zu\r\n",
+              strlen(body));
+  obuf_printf(&out, "Cache-Control: no-store\r\nConnection: %s\r\n\r\n%s",
+              keep ? "keep-alive" : "close", body);
+  conn_set_state(c, CONN_ST_RESPONDING);
+  if (out.failed) {
+    obuf_free(&out);
+    conn_close(c);
+    return;
+  }
+  if (conn_write_client(c, out.data, out.len) == 0)
+    conn_arm_timer(c, 30000);
+  obuf_free(&out);
+}
+
+void respond_error(struct conn *c, int status, const char *error, const char *detail) {
+  char body[512];
+  if (c->state == CONN_ST_CLOSED || c->state == CONN_ST_RESPONDING || c->state == CONN_ST_LINGER)
+    return;
+  snprintf(body, sizeof(body), "Embargo: %d %s\n%s\n", status, reason_phrase(status), detail);
+  respond_log(c, "error", status, error, detail);
+  respond(c, status, error, detail, body);
+}
+
+void respond_deny(struct conn *c) {
+  const struct host_rule *r = c->verdict.rule;
+  char body[2048], detail[512], cutoff[32] = "none", where[320];
+
+  if (r->category->cutoff != POLICY_TIME_NEVER)
+    rfc3339_format(r->category->cutoff, cutoff, sizeof(cutoff));
+  snprintf(where, sizeof(where), "%s:%u", r->where.file, r->where.line);
+  snprintf(detail, sizeof(detail), "%s %s traffic (%s) denied since %s by rule %s", r->vendor->id,
+           r->category->name, c->verdict.matched, cutoff, where);
+  snprintf(body, sizeof(body),
+           "Embargo denied this request.\n\n"
+           "Destination: %s\n"
+           "Vendor:      %s (%s)\n"
+           "Category:    %s\n"
+           "Cutoff:      %s\n"
+           "Rule:        %s at %s\n"
+           "Legal basis: %s\n\n"
+           "Contact your network administrator if you believe this is wrong.\n",
+           c->authority[0] ? c->authority : c->dest.name, r->vendor->name, r->vendor->id,
+           r->category->name, cutoff, r->pattern, where,
+           r->vendor->reference ? r->vendor->reference : "-");
+  respond_log(c, "deny", 403, "http_request_denied", NULL);
+  respond(c, 403, "http_request_denied", detail, body);
+}

@@ -1,0 +1,167 @@
+/* The server: listeners, signals, the policy clock, and orderly shutdown. */
+#include "proxy/server.h"
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "filters/policy.h"
+#include "proxy/conn.h"
+#include "proxy/conn-t.h"
+#include "proxy/dns.h"
+#include "proxy/log.h"
+#include "proxy/upstream.h"
+
+#define LISTEN_BACKLOG 511
+
+static void on_connection(uv_stream_t *s, int status) {
+  struct listener *lst = s->data;
+  if (status < 0) {
+    log_diag(LOG_WARN, 0, "listener %s: %s", lst->name, uv_strerror(status));
+    return;
+  }
+  conn_accept(lst);
+}
+
+static int listener_open(struct server *srv, struct listener *lst, const struct config_listen *cl,
+                         char *err, size_t errsize) {
+  int rc, len = sizeof(lst->addr);
+
+  lst->srv = srv;
+  uv_tcp_init(srv->loop, &lst->tcp);
+  lst->tcp.data = lst;
+  srv->nlisteners++; /* counted now so shutdown closes the handle whatever happens */
+  if ((rc = uv_tcp_bind(&lst->tcp, (const struct sockaddr *)&cl->addr, 0)) != 0 ||
+      (rc = uv_listen((uv_stream_t *)&lst->tcp, LISTEN_BACKLOG, on_connection)) != 0) {
+    snprintf(err, errsize, "cannot listen on %s: %s", cl->text, uv_strerror(rc));
+    return rc;
+  }
+  uv_tcp_getsockname(&lst->tcp, (struct sockaddr *)&lst->addr, &len);
+  log_fmt_addr((const struct sockaddr *)&lst->addr, lst->name, sizeof(lst->name));
+  return 0;
+}
+
+static void on_signal(uv_signal_t *h, int signum) {
+  struct server *srv = h->data;
+  log_diag(LOG_INFO, 0, "received signal %d; shutting down", signum);
+  server_stop(srv);
+}
+
+int server_init(struct server *srv, uv_loop_t *loop, struct config *cfg, int64_t now_override,
+                char *err, size_t errsize) {
+  size_t i;
+  int rc;
+
+  memset(srv, 0, sizeof(*srv));
+  srv->loop = loop;
+  srv->cfg = cfg;
+  srv->policy = policy_ref(cfg->policy);
+  if (now_override != 0)
+    srv->clock_offset = now_override - (int64_t)time(NULL);
+  rc = resolver_new(loop, cfg->resolvers, cfg->timeouts.resolve, &srv->resolver, err, errsize);
+  if (rc != 0)
+    return rc;
+  for (i = 0; i < cfg->nlisten; i++)
+    if ((rc = listener_open(srv, &srv->listeners[i], &cfg->listen[i], err, errsize)) != 0)
+      return rc;
+  uv_signal_init(loop, &srv->sigint);
+  uv_signal_init(loop, &srv->sigterm);
+  srv->sigint.data = srv->sigterm.data = srv;
+  uv_signal_start(&srv->sigint, on_signal, SIGINT);
+  uv_signal_start(&srv->sigterm, on_signal, SIGTERM);
+  return 0;
+}
+
+void server_stop(struct server *srv) {
+  size_t i;
+  if (srv->stopping)
+    return;
+  srv->stopping = true;
+  for (i = 0; i < srv->nlisteners; i++)
+    if (!uv_is_closing((uv_handle_t *)&srv->listeners[i].tcp))
+      uv_close((uv_handle_t *)&srv->listeners[i].tcp, NULL);
+  while (srv->conns != NULL)
+    conn_close(srv->conns);
+  upstream_pool_clear(srv);
+  resolver_close(srv->resolver);
+  srv->resolver = NULL;
+  if (srv->sigint.loop != NULL && !uv_is_closing((uv_handle_t *)&srv->sigint)) {
+    uv_close((uv_handle_t *)&srv->sigint, NULL);
+    uv_close((uv_handle_t *)&srv->sigterm, NULL);
+  }
+}
+
+int server_run(struct server *srv) {
+  size_t i;
+  for (i = 0; i < srv->nlisteners; i++)
+    log_diag(LOG_INFO, 0, "listening on %s", srv->listeners[i].name);
+  uv_run(srv->loop, UV_RUN_DEFAULT);
+  server_stop(srv);
+  uv_run(srv->loop, UV_RUN_DEFAULT); /* let close callbacks run */
+  policy_unref(srv->policy);
+  srv->policy = NULL;
+  return 0;
+}
+
+int64_t server_now(const struct server *srv) {
+  return (int64_t)time(NULL) + srv->clock_offset;
+}
+
+static bool is_wildcard(const struct sockaddr_storage *ss) {
+  if (ss->ss_family == AF_INET)
+    return ((const struct sockaddr_in *)ss)->sin_addr.s_addr == htonl(INADDR_ANY);
+  return IN6_IS_ADDR_UNSPECIFIED(&((const struct sockaddr_in6 *)ss)->sin6_addr);
+}
+
+static uint16_t port_of(const struct sockaddr *sa) {
+  return ntohs(sa->sa_family == AF_INET ? ((const struct sockaddr_in *)sa)->sin_port
+                                        : ((const struct sockaddr_in6 *)sa)->sin6_port);
+}
+
+/* Compares the IP addresses (not ports) of two socket addresses. */
+static bool same_ip(const struct sockaddr *a, const struct sockaddr *b) {
+  if (a->sa_family != b->sa_family)
+    return false;
+  if (a->sa_family == AF_INET)
+    return memcmp(&((const struct sockaddr_in *)a)->sin_addr,
+                  &((const struct sockaddr_in *)b)->sin_addr, 4) == 0;
+  return memcmp(&((const struct sockaddr_in6 *)a)->sin6_addr,
+                &((const struct sockaddr_in6 *)b)->sin6_addr, 16) == 0;
+}
+
+/* Whether SA is an address of this host: loopback, unspecified, or bound to
+ * one of its interfaces. */
+static bool is_local_address(const struct sockaddr *sa) {
+  uv_interface_address_t *ifs;
+  int n, i;
+  bool local = false;
+
+  if (sa->sa_family == AF_INET) {
+    uint32_t a = ntohl(((const struct sockaddr_in *)sa)->sin_addr.s_addr);
+    if ((a >> 24) == 127 || a == 0)
+      return true;
+  } else if (IN6_IS_ADDR_LOOPBACK(&((const struct sockaddr_in6 *)sa)->sin6_addr) ||
+             IN6_IS_ADDR_UNSPECIFIED(&((const struct sockaddr_in6 *)sa)->sin6_addr)) {
+    return true;
+  }
+  if (uv_interface_addresses(&ifs, &n) != 0)
+    return false;
+  for (i = 0; i < n && !local; i++)
+    local = same_ip((const struct sockaddr *)&ifs[i].address, sa);
+  uv_free_interface_addresses(ifs, n);
+  return local;
+}
+
+bool server_is_self(const struct server *srv, const struct sockaddr *addr) {
+  size_t i;
+  for (i = 0; i < srv->nlisteners; i++) {
+    const struct sockaddr_storage *la = &srv->listeners[i].addr;
+    if (port_of((const struct sockaddr *)la) != port_of(addr))
+      continue;
+    if (is_wildcard(la) ? is_local_address(addr) : same_ip((const struct sockaddr *)la, addr))
+      return true;
+  }
+  return false;
+}

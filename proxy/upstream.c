@@ -1,0 +1,187 @@
+/* Dialing destinations and pooling idle keep-alive connections. */
+#include "proxy/upstream.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "proxy/conn.h"
+#include "proxy/http1.h"
+#include "proxy/log.h"
+#include "proxy/server.h"
+
+static void on_handle_closed(uv_handle_t *h) {
+  struct upstream *up = h->data;
+  if (--up->handles == 0) {
+    http1_free(up->resp);
+    free(up);
+  }
+}
+
+static void pool_unlink(struct upstream *up) {
+  struct server *srv = up->srv;
+  if (up->prev != NULL)
+    up->prev->next = up->next;
+  else if (srv->idle_head == up)
+    srv->idle_head = up->next;
+  else
+    return; /* not pooled */
+  if (up->next != NULL)
+    up->next->prev = up->prev;
+  else
+    srv->idle_tail = up->prev;
+  up->prev = up->next = NULL;
+  srv->nidle--;
+}
+
+void upstream_close(struct upstream *up) {
+  if (up == NULL || up->closing)
+    return;
+  up->closing = true;
+  pool_unlink(up);
+  up->conn = NULL;
+  uv_close((uv_handle_t *)&up->ep.tcp, on_handle_closed);
+  uv_close((uv_handle_t *)&up->timer, on_handle_closed);
+}
+
+static void on_alloc(uv_handle_t *h, size_t size, uv_buf_t *buf) {
+  struct upstream *up = h->data;
+  *buf = uv_buf_init(up->rbuf, sizeof(up->rbuf));
+}
+
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
+  struct upstream *up = s->data;
+  if (nread == 0)
+    return;
+  if (up->conn == NULL) {
+    /* A pooled connection must stay silent: data or EOF retires it. */
+    upstream_close(up);
+    return;
+  }
+  if (nread < 0)
+    up->ep.eof = nread == UV_EOF;
+  conn_upstream_read(up->conn, up, nread, buf->base);
+}
+
+void upstream_set_reading(struct upstream *up, bool want) {
+  endpoint_set_reading(&up->ep, want, on_alloc, on_read);
+}
+
+static void on_drained(struct endpoint *ep, int status) {
+  struct upstream *up = ep->tcp.data;
+  if (up->conn != NULL)
+    conn_upstream_drained(up->conn, up, status);
+}
+
+static void on_connect_timeout(uv_timer_t *t) {
+  struct upstream *up = t->data;
+  upstream_connect_cb cb = up->on_connect;
+  up->on_connect = NULL;
+  if (cb != NULL)
+    cb(up, UV_ETIMEDOUT);
+}
+
+static void on_connected(uv_connect_t *req, int status) {
+  struct upstream *up = req->data;
+  upstream_connect_cb cb = up->on_connect;
+
+  up->on_connect = NULL;
+  if (status == UV_ECANCELED || cb == NULL)
+    return; /* closed or timed out meanwhile */
+  uv_timer_stop(&up->timer);
+  if (status == 0) {
+    up->connected = true;
+    uv_tcp_nodelay(&up->ep.tcp, 1);
+  }
+  cb(up, status);
+}
+
+struct upstream *upstream_dial(struct server *srv, struct conn *conn, const struct sockaddr *addr,
+                               const char *key, uint64_t timeout_ms, upstream_connect_cb cb,
+                               int *err) {
+  struct upstream *up = calloc(1, sizeof(*up));
+  int rc;
+
+  if (up == NULL) {
+    *err = UV_ENOMEM;
+    return NULL;
+  }
+  up->srv = srv;
+  up->conn = conn;
+  up->on_connect = cb;
+  memcpy(&up->addr, addr, addr->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+                                                       : sizeof(struct sockaddr_in));
+  snprintf(up->key, sizeof(up->key), "%s", key);
+  uv_tcp_init(srv->loop, &up->ep.tcp);
+  uv_timer_init(srv->loop, &up->timer);
+  up->handles = 2;
+  up->ep.tcp.data = up;
+  up->timer.data = up;
+  up->connect_req.data = up;
+  up->ep.drained = on_drained;
+  if ((rc = uv_tcp_connect(&up->connect_req, &up->ep.tcp, addr, on_connected)) != 0) {
+    up->on_connect = NULL;
+    upstream_close(up);
+    *err = rc;
+    return NULL;
+  }
+  uv_timer_start(&up->timer, on_connect_timeout, timeout_ms, 0);
+  return up;
+}
+
+static void on_idle_timeout(uv_timer_t *t) {
+  upstream_close(t->data);
+}
+
+static size_t pool_count_key(const struct server *srv, const char *key) {
+  const struct upstream *u;
+  size_t n = 0;
+  for (u = srv->idle_head; u != NULL; u = u->next)
+    n += strcmp(u->key, key) == 0;
+  return n;
+}
+
+void upstream_release(struct upstream *up) {
+  struct server *srv = up->srv;
+  const struct config_limits *lim = &srv->cfg->limits;
+
+  if (up->closing)
+    return;
+  if (srv->stopping || !up->connected || up->ep.eof || up->ep.pending > 0 ||
+      lim->pool_total == 0 || pool_count_key(srv, up->key) >= lim->pool_per_host) {
+    upstream_close(up);
+    return;
+  }
+  if (srv->nidle >= lim->pool_total)
+    upstream_close(srv->idle_head); /* evict the least recently used */
+  up->conn = NULL;
+  up->prev = srv->idle_tail;
+  up->next = NULL;
+  if (srv->idle_tail != NULL)
+    srv->idle_tail->next = up;
+  else
+    srv->idle_head = up;
+  srv->idle_tail = up;
+  srv->nidle++;
+  upstream_set_reading(up, true);
+  uv_timer_start(&up->timer, on_idle_timeout, srv->cfg->timeouts.upstream_idle, 0);
+}
+
+struct upstream *upstream_take(struct server *srv, const char *key) {
+  struct upstream *up;
+  /* Most recently used first: it is the least likely to have been closed. */
+  for (up = srv->idle_tail; up != NULL; up = up->prev) {
+    if (strcmp(up->key, key) != 0)
+      continue;
+    pool_unlink(up);
+    uv_timer_stop(&up->timer);
+    upstream_set_reading(up, false);
+    up->reused = true;
+    return up;
+  }
+  return NULL;
+}
+
+void upstream_pool_clear(struct server *srv) {
+  while (srv->idle_head != NULL)
+    upstream_close(srv->idle_head);
+}

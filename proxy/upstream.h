@@ -1,0 +1,66 @@
+/* Connections to destinations: dialing with a timeout, and the pool of idle
+ * keep-alive connections reused per destination (LRU, bounded per
+ * destination and in total). */
+#ifndef EMBARGO_PROXY_UPSTREAM_H
+#define EMBARGO_PROXY_UPSTREAM_H
+
+#include <stdbool.h>
+#include <sys/socket.h>
+#include <uv.h>
+
+#include "proxy/endpoint.h"
+
+#define UPSTREAM_KEY_MAX 300
+#define UPSTREAM_RBUF 16384
+
+struct server;
+struct conn;
+struct http1;
+struct upstream;
+
+/* STATUS is 0 once connected, else a negative libuv code (UV_ETIMEDOUT for
+ * the connect timeout). */
+typedef void (*upstream_connect_cb)(struct upstream *up, int status);
+
+struct upstream {
+  struct endpoint ep;
+  uv_timer_t timer;        /* connect timeout, then idle timeout in the pool */
+  uv_connect_t connect_req;
+  struct server *srv;
+  struct conn *conn;       /* the client connection using it; NULL when pooled */
+  upstream_connect_cb on_connect;
+  struct http1 *resp;      /* response parser, kept across reuses (owned) */
+  struct sockaddr_storage addr;
+  char key[UPSTREAM_KEY_MAX]; /* "host:port" it was opened for */
+  int handles;             /* open handles; freed when it reaches 0 */
+  bool connected;
+  bool closing;
+  bool reused;             /* taken from the pool at least once */
+  struct upstream *prev, *next; /* pool list, while pooled */
+  char rbuf[UPSTREAM_RBUF];
+};
+
+/* Starts connecting to ADDR for CONN. Returns the upstream (owned by the
+ * caller until upstream_close/upstream_release) or NULL with *err set. CB
+ * runs exactly once unless upstream_close comes first. */
+struct upstream *upstream_dial(struct server *srv, struct conn *conn, const struct sockaddr *addr,
+                               const char *key, uint64_t timeout_ms, upstream_connect_cb cb,
+                               int *err);
+
+/* Closes UP; memory is freed when its handles have closed. Idempotent. */
+void upstream_close(struct upstream *up);
+
+/* Returns UP to the pool for KEY reuse, or closes it if the pool is full. */
+void upstream_release(struct upstream *up);
+
+/* Takes an idle pooled connection for KEY, or NULL. The caller becomes its
+ * owner and must set up->conn. */
+struct upstream *upstream_take(struct server *srv, const char *key);
+
+/* Closes every pooled connection (shutdown). */
+void upstream_pool_clear(struct server *srv);
+
+/* Reading on behalf of the owning connection. */
+void upstream_set_reading(struct upstream *up, bool want);
+
+#endif
