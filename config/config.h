@@ -1,7 +1,7 @@
 /* The runtime configuration: listeners, resolver, timeouts, limits, client
  * ACL, logging, and the policy snapshot built from the vendor lists. Loaded
  * from YAML through libyaml; the built-in default (config/default.yaml and
- * config/vendors/*.yaml, embedded at build time) is used when no file is
+ * config/vendors/NAME.yaml, embedded at build time) is used when no file is
  * given. Every error names file:line:col, the key and what was expected;
  * unknown keys are errors. */
 #ifndef EMBARGO_CONFIG_CONFIG_H

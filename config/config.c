@@ -1,0 +1,332 @@
+/* Top-level configuration keys, applied from the built-in default and then
+ * from the file given with --config, which overrides only the keys it sets. */
+#define _POSIX_C_SOURCE 200809L
+
+#include "config/config.h"
+
+#include <errno.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config/embedded.h"
+#include "config/load.h"
+#include "filters/err.h"
+
+#define DEFAULT_PATH "config/default.yaml"
+#define BUILTIN_PREFIX "builtin:"
+#define MS(s) ((uint64_t)(s) * 1000)
+
+static int apply_listen(struct loader *ld, const struct ydoc *d, const struct ynode *value,
+                        const char *path, void *target, const struct directive *dir);
+static int apply_resolvers(struct loader *ld, const struct ydoc *d, const struct ynode *value,
+                           const char *path, void *target, const struct directive *dir);
+static int apply_clients(struct loader *ld, const struct ydoc *d, const struct ynode *value,
+                         const char *path, void *target, const struct directive *dir);
+static int apply_ports(struct loader *ld, const struct ydoc *d, const struct ynode *value,
+                       const char *path, void *target, const struct directive *dir);
+static int apply_timeouts(struct loader *ld, const struct ydoc *d, const struct ynode *value,
+                          const char *path, void *target, const struct directive *dir);
+static int apply_limits(struct loader *ld, const struct ydoc *d, const struct ynode *value,
+                        const char *path, void *target, const struct directive *dir);
+static int record_vendors(struct loader *ld, const struct ydoc *d, const struct ynode *value,
+                          const char *path, void *target, const struct directive *dir);
+static int record_exceptions(struct loader *ld, const struct ydoc *d,
+                             const struct ynode *value, const char *path, void *target,
+                             const struct directive *dir);
+
+static const struct directive top_keys[] = {
+  {"listen", apply_listen, 0, 0, 0, false, "\"ip:port\" or \"[v6]:port\" strings"},
+  {"resolvers", apply_resolvers, 0, 0, 0, false, "\"ip:port\" or \"[v6]:port\" strings"},
+  {"clients", apply_clients, 0, 0, 0, false, "networks like 10.0.0.0/8"},
+  {"connect_ports", apply_ports, 0, 0, 0, false, "ports from 1 to 65535"},
+  {"timeouts", apply_timeouts, 0, 0, 0, false, "a mapping"},
+  {"limits", apply_limits, 0, 0, 0, false, "a mapping"},
+  {"log", load_string, offsetof(struct config, log_path), 0,
+   sizeof(((struct config *)0)->log_path), false, "a file path or \"-\" for standard output"},
+  {"access_log", load_bool, offsetof(struct config, access_log), 0, 0, false, "true or false"},
+  {"monitor", load_bool, offsetof(struct config, monitor), 0, 0, false, "true or false"},
+  {"vendors", record_vendors, 0, 0, 0, false, "vendor lists"},
+  {"exceptions", record_exceptions, 0, 0, 0, false, "exceptions"},
+};
+
+#define TIMEOUT(key, field)                                                                \
+  {key, load_duration, offsetof(struct config_timeouts, field), 1, MS(24 * 3600), false,   \
+   "a duration like 10s"}
+static const struct directive timeout_keys[] = {
+  TIMEOUT("request_head", request_head), TIMEOUT("resolve", resolve),
+  TIMEOUT("connect", connect),           TIMEOUT("response", response),
+  TIMEOUT("idle", idle),                 TIMEOUT("tunnel_idle", tunnel_idle),
+  TIMEOUT("upstream_idle", upstream_idle),
+};
+
+#define LIMIT(key, field, lo, hi, expect)                                                  \
+  {key, load_size, offsetof(struct config_limits, field), lo, hi, false, expect}
+static const struct directive limit_keys[] = {
+  LIMIT("max_head", max_head, 1024, 1u << 24, "a byte count from 1024 to 16777216"),
+  LIMIT("max_connections", max_connections, 1, 1000000, "a count from 1 to 1000000"),
+  LIMIT("buffer", buffer_high, 4096, 1u << 30, "a byte count from 4096 to 1073741824"),
+  LIMIT("pool_per_host", pool_per_host, 0, 1024, "a count from 0 to 1024"),
+  LIMIT("pool_total", pool_total, 0, 65536, "a count from 0 to 65536"),
+};
+
+#define COUNT(a) (sizeof(a) / sizeof((a)[0]))
+
+static int apply_timeouts(struct loader *ld, const struct ydoc *d, const struct ynode *value,
+                          const char *path, void *target, const struct directive *dir) {
+  return load_map(ld, d, value, path, timeout_keys, COUNT(timeout_keys),
+                  &ld->cfg->timeouts);
+}
+
+static int apply_limits(struct loader *ld, const struct ydoc *d, const struct ynode *value,
+                        const char *path, void *target, const struct directive *dir) {
+  return load_map(ld, d, value, path, limit_keys, COUNT(limit_keys), &ld->cfg->limits);
+}
+
+/* Reads item I of a list of "ip:port" strings into ADDR. */
+static int read_sockaddr(struct loader *ld, const struct ydoc *d, const struct ynode *item,
+                         const char *path, struct sockaddr_storage *addr) {
+  const char *text = load_text(ld, d, item, path, "\"ip:port\" or \"[v6]:port\"");
+  if (text == NULL)
+    return EMB_ECONFIG;
+  int rc = config_parse_sockaddr(text, addr);
+  if (rc == EMB_EBADPORT)
+    return load_fail(ld, d, item, path, "invalid port in '%s' (expected ip:port, port 1 to 65535)",
+                     text);
+  if (rc < 0)
+    return load_fail(ld, d, item, path, "expected \"ip:port\" or \"[v6]:port\", got '%s'", text);
+  return 0;
+}
+
+static int apply_listen(struct loader *ld, const struct ydoc *d, const struct ynode *value,
+                        const char *path, void *target, const struct directive *dir) {
+  struct config *cfg = ld->cfg;
+  char sub[LOAD_PATH_MAX];
+  if (load_list(ld, d, value, path, dir->expect) < 0)
+    return EMB_ECONFIG;
+  size_t n = ynode_count(value);
+  if (n > CONFIG_MAX_LISTEN)
+    return load_fail(ld, d, value, path, "at most %d listeners", CONFIG_MAX_LISTEN);
+  for (size_t i = 0; i < n; i++) {
+    const struct ynode *item = ynode_item(d, value, i);
+    struct config_listen *l = &cfg->listen[i];
+    if (read_sockaddr(ld, d, item, load_path_index(sub, path, i), &l->addr) < 0)
+      return EMB_ECONFIG;
+    snprintf(l->text, sizeof(l->text), "%s", ynode_text(item));
+  }
+  cfg->nlisten = n;
+  return 0;
+}
+
+static int apply_resolvers(struct loader *ld, const struct ydoc *d, const struct ynode *value,
+                           const char *path, void *target, const struct directive *dir) {
+  char csv[sizeof(ld->cfg->resolvers)] = "";
+  char sub[LOAD_PATH_MAX];
+  size_t used = 0;
+  if (load_list(ld, d, value, path, dir->expect) < 0)
+    return EMB_ECONFIG;
+  size_t n = ynode_count(value);
+  if (n > CONFIG_MAX_RESOLVERS)
+    return load_fail(ld, d, value, path, "at most %d resolvers", CONFIG_MAX_RESOLVERS);
+  for (size_t i = 0; i < n; i++) {
+    struct sockaddr_storage addr;
+    const struct ynode *item = ynode_item(d, value, i);
+    if (read_sockaddr(ld, d, item, load_path_index(sub, path, i), &addr) < 0)
+      return EMB_ECONFIG;
+    /* c-ares reads "ip:port" and "[v6]:port" joined by commas. */
+    used += (size_t)snprintf(csv + used, sizeof(csv) - used, "%s%s", i ? "," : "",
+                             ynode_text(item));
+    if (used >= sizeof(csv))
+      return load_fail(ld, d, item, sub, "resolver list too long");
+  }
+  memcpy(ld->cfg->resolvers, csv, sizeof(csv));
+  return 0;
+}
+
+/* Adds item I of `clients` to M; the data is the CIDR text, interned in the
+ * policy so it names the matching entry in logs. */
+static int add_client(struct loader *ld, const struct ydoc *d, const struct ynode *item,
+                      const char *path, struct netmatch *m) {
+  struct cidr c;
+  const char *text = load_text(ld, d, item, path, "a network like 10.0.0.0/8");
+  if (text == NULL)
+    return EMB_ECONFIG;
+  if (cidr_parse(text, ynode_len(item), &c) < 0)
+    return load_fail(ld, d, item, path,
+                     "invalid network prefix '%s' (expected a CIDR like 10.0.0.0/8)", text);
+  const char *data = policy_strdup(ld->cfg->policy, text);
+  int rc = data != NULL ? netmatch_add(m, &c, (void *)data) : -ENOMEM;
+  if (rc == EMB_EDUPLICATE)
+    return load_fail(ld, d, item, path, "duplicate network '%s'", text);
+  return rc;
+}
+
+static int apply_clients(struct loader *ld, const struct ydoc *d, const struct ynode *value,
+                         const char *path, void *target, const struct directive *dir) {
+  struct config *cfg = ld->cfg;
+  char sub[LOAD_PATH_MAX];
+  size_t used = 0;
+  int rc = 0;
+  if (load_list(ld, d, value, path, dir->expect) < 0)
+    return EMB_ECONFIG;
+  struct netmatch *m = netmatch_new();
+  if (m == NULL)
+    return -ENOMEM;
+  cfg->clients_text[0] = '\0';
+  for (size_t i = 0; i < ynode_count(value) && rc == 0; i++) {
+    const struct ynode *item = ynode_item(d, value, i);
+    rc = add_client(ld, d, item, load_path_index(sub, path, i), m);
+    if (rc == 0 && used < sizeof(cfg->clients_text))
+      used += (size_t)snprintf(cfg->clients_text + used, sizeof(cfg->clients_text) - used,
+                               "%s%s", i ? ", " : "", ynode_text(item));
+  }
+  if (rc < 0) {
+    netmatch_free(m);
+    return rc;
+  }
+  netmatch_free(cfg->clients);
+  cfg->clients = m;
+  return 0;
+}
+
+static int apply_ports(struct loader *ld, const struct ydoc *d, const struct ynode *value,
+                       const char *path, void *target, const struct directive *dir) {
+  struct config *cfg = ld->cfg;
+  char sub[LOAD_PATH_MAX];
+  if (load_list(ld, d, value, path, dir->expect) < 0)
+    return EMB_ECONFIG;
+  size_t n = ynode_count(value);
+  if (n > CONFIG_MAX_PORTS)
+    return load_fail(ld, d, value, path, "at most %d ports", CONFIG_MAX_PORTS);
+  for (size_t i = 0; i < n; i++) {
+    uint64_t port;
+    const struct ynode *item = ynode_item(d, value, i);
+    load_path_index(sub, path, i);
+    const char *text = ynode_kind(item) == YNODE_SCALAR ? ynode_text(item) : "";
+    if (load_parse_uint(text, 1, 65535, &port) < 0)
+      return load_fail(ld, d, item, sub, "expected a port from 1 to 65535");
+    cfg->connect_ports[i] = (uint16_t)port;
+  }
+  cfg->nconnect_ports = n;
+  return 0;
+}
+
+static int record_vendors(struct loader *ld, const struct ydoc *d, const struct ynode *value,
+                          const char *path, void *target, const struct directive *dir) {
+  ld->vendors_doc = d;
+  ld->vendors = value;
+  ld->vendors_dir = ld->dir;
+  return 0;
+}
+
+static int record_exceptions(struct loader *ld, const struct ydoc *d,
+                             const struct ynode *value, const char *path, void *target,
+                             const struct directive *dir) {
+  ld->exceptions_doc = d;
+  ld->exceptions = value;
+  return 0;
+}
+
+/* Applies the top-level keys of D (an empty document sets nothing). */
+static int apply_doc(struct loader *ld, const struct ydoc *d, const char *dir) {
+  const struct ynode *root = ydoc_root(d);
+  ld->dir = dir;
+  if (root == NULL || ynode_kind(root) == YNODE_NULL)
+    return 0;
+  return load_map(ld, d, root, "", top_keys, COUNT(top_keys), ld->cfg);
+}
+
+static int load_builtin_doc(struct ydoc **out, char *err, size_t errsize) {
+  const struct embedded_file *f = embedded_find(DEFAULT_PATH);
+  if (f == NULL) {
+    snprintf(err, errsize, "%s%s: not compiled in", BUILTIN_PREFIX, DEFAULT_PATH);
+    return EMB_ECONFIG;
+  }
+  return ydoc_load(BUILTIN_PREFIX DEFAULT_PATH, f->data, f->len, out, err, errsize);
+}
+
+/* Returns a copy of PATH's directory ("." for a bare name); caller frees. */
+static char *dir_of(const char *path) {
+  const char *slash = strrchr(path, '/');
+  if (slash == NULL)
+    return strdup(".");
+  size_t len = slash == path ? 1 : (size_t)(slash - path);
+  char *dir = malloc(len + 1);
+  if (dir != NULL) {
+    memcpy(dir, path, len);
+    dir[len] = '\0';
+  }
+  return dir;
+}
+
+/* Parses PATH and applies it over what LD holds. *doc receives the document,
+ * *dir its directory: both must outlive load_policy. */
+static int apply_file(struct loader *ld, const char *path, struct ydoc **doc, char **dir) {
+  char *data = NULL;
+  size_t len = 0;
+  int rc = load_read_file(path, &data, &len);
+  if (rc < 0) {
+    snprintf(ld->err, ld->errsize, "%s: cannot read: %s", path, strerror(-rc));
+    return rc;
+  }
+  rc = ydoc_load(path, data, len, doc, ld->err, ld->errsize);
+  free(data);
+  if (rc < 0)
+    return rc;
+  *dir = dir_of(path);
+  if (*dir == NULL)
+    return -ENOMEM;
+  return apply_doc(ld, *doc, *dir);
+}
+
+/* Loads the built-in default, then PATH over it if not NULL, into CFG. */
+static int load_config(struct config *cfg, const char *path, char *err, size_t errsize) {
+  struct config tmp = {0};
+  struct loader ld = {.cfg = &tmp, .err = err, .errsize = errsize};
+  struct ydoc *builtin = NULL, *user = NULL;
+  char *dir = NULL;
+  int rc = -ENOMEM;
+  snprintf(err, errsize, "out of memory");
+  tmp.policy = policy_new();
+  if (tmp.policy == NULL)
+    goto cleanup;
+  rc = load_builtin_doc(&builtin, err, errsize);
+  if (rc == 0)
+    rc = apply_doc(&ld, builtin, NULL);
+  if (rc == 0 && path != NULL)
+    rc = apply_file(&ld, path, &user, &dir);
+  if (rc == 0)
+    rc = load_policy(&ld);
+  if (rc == 0)
+    snprintf(tmp.source, sizeof(tmp.source), "%s", path != NULL ? path : "(built-in)");
+cleanup:
+  ydoc_free(builtin);
+  ydoc_free(user);
+  free(dir);
+  if (rc < 0) {
+    config_free(&tmp);
+    return rc;
+  }
+  *cfg = tmp;
+  if (errsize > 0)
+    err[0] = '\0';
+  return 0;
+}
+
+int config_load_default(struct config *cfg, char *err, size_t errsize) {
+  return load_config(cfg, NULL, err, errsize);
+}
+
+int config_load_file(struct config *cfg, const char *path, char *err, size_t errsize) {
+  return load_config(cfg, path, err, errsize);
+}
+
+void config_free(struct config *cfg) {
+  if (cfg == NULL)
+    return;
+  netmatch_free(cfg->clients);
+  policy_unref(cfg->policy);
+  cfg->clients = NULL;
+  cfg->policy = NULL;
+}

@@ -1,0 +1,97 @@
+/* Internals shared by the config loader's modules (config.c, values.c,
+ * vendors.c): the loader state, error reporting, and the table-driven walk
+ * over YAML mappings. Not part of the public API. */
+#ifndef EMBARGO_CONFIG_LOAD_H
+#define EMBARGO_CONFIG_LOAD_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config/config.h"
+#include "config/yaml.h"
+
+/* Longest key path in an error message ("categories.updates.hosts[12]"). */
+#define LOAD_PATH_MAX 160
+/* Largest config or vendor file read. */
+#define LOAD_FILE_MAX (8u << 20)
+
+struct loader {
+  struct config *cfg; /* being filled; owns cfg->policy and cfg->clients */
+  char *err;          /* first error, "file:line:col: key: reason" */
+  size_t errsize;
+  const char *dir;    /* directory of the document being applied; NULL: built-in */
+  /* The last `vendors` and `exceptions` seen: a file's replace the built-in
+   * ones. Borrowed from documents that outlive the loader's use of them. */
+  const struct ydoc *vendors_doc;
+  const struct ynode *vendors;
+  const char *vendors_dir;
+  const struct ydoc *exceptions_doc;
+  const struct ynode *exceptions;
+};
+
+struct directive;
+/* Applies VALUE (at key path PATH) to TARGET as DIR describes. Returns 0 or
+ * a negative code after writing the error (load_fail). */
+typedef int (*directive_fn)(struct loader *ld, const struct ydoc *d, const struct ynode *value,
+                            const char *path, void *target, const struct directive *dir);
+
+/* One key of a mapping. */
+struct directive {
+  const char *key;
+  directive_fn apply;
+  size_t offset;      /* where in TARGET the value goes */
+  uint64_t min, max;  /* bounds for numbers and durations */
+  bool required;
+  const char *expect; /* what a valid value looks like: "a duration like 10s" */
+};
+
+/* Writes "file:line:col: PATH: reason" (N's position) into ld->err and
+ * returns EMB_ECONFIG. */
+int load_fail(struct loader *ld, const struct ydoc *d, const struct ynode *n, const char *path,
+              const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+
+/* "PATH.KEY" (or "KEY" at the top) and "PATH[I]" into BUF. */
+const char *load_path_key(char *buf, const char *path, const char *key);
+const char *load_path_index(char *buf, const char *path, size_t i);
+
+/* Walks MAP: each key must be a name in TABLE (N entries, at most 64), given
+ * once; each value goes to its directive's apply with TARGET. Then reports
+ * the first required key that was missing. */
+int load_map(struct loader *ld, const struct ydoc *d, const struct ynode *map,
+             const char *path, const struct directive *table, size_t n, void *target);
+
+/* Returns N's text if it is a non-empty scalar; otherwise writes
+ * "PATH: expected EXPECT" and returns NULL. */
+const char *load_text(struct loader *ld, const struct ydoc *d, const struct ynode *n,
+                      const char *path, const char *expect);
+
+/* Requires N to be a list (or null, meaning empty); writes the error. */
+int load_list(struct loader *ld, const struct ydoc *d, const struct ynode *n, const char *path,
+              const char *expect);
+
+/* Directive handlers: a uint64_t duration in milliseconds, a size_t within
+ * [min, max], a bool, a string copied into a char[max] buffer, or just the
+ * node (const struct ynode *) for the caller to read later. */
+int load_duration(struct loader *ld, const struct ydoc *d, const struct ynode *value,
+                  const char *path, void *target, const struct directive *dir);
+int load_size(struct loader *ld, const struct ydoc *d, const struct ynode *value,
+              const char *path, void *target, const struct directive *dir);
+int load_bool(struct loader *ld, const struct ydoc *d, const struct ynode *value,
+              const char *path, void *target, const struct directive *dir);
+int load_string(struct loader *ld, const struct ydoc *d, const struct ynode *value,
+                const char *path, void *target, const struct directive *dir);
+int load_node(struct loader *ld, const struct ydoc *d, const struct ynode *value,
+              const char *path, void *target, const struct directive *dir);
+
+/* Parses a decimal integer in [MIN, MAX] from the whole of TEXT. 0 or -EINVAL. */
+int load_parse_uint(const char *text, uint64_t min, uint64_t max, uint64_t *out);
+
+/* Reads PATH whole into *data (caller frees; NUL-terminated). 0 or -errno
+ * (-EFBIG past LOAD_FILE_MAX). */
+int load_read_file(const char *path, char **data, size_t *len);
+
+/* Builds cfg->policy from ld->vendors and ld->exceptions (vendors.c). */
+int load_policy(struct loader *ld);
+
+#endif

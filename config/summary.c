@@ -1,0 +1,133 @@
+/* The human summary printed by `embargo check` and at start-up: what the
+ * proxy will listen on, whom it serves, and what it will deny from when. */
+#include <arpa/inet.h>
+#include <inttypes.h>
+#include <stdio.h>
+
+#include "config/config.h"
+#include "filters/timefmt.h"
+
+struct ms_field {
+  const char *name;
+  size_t offset;
+};
+
+static const struct ms_field timeout_fields[] = {
+  {"request_head", offsetof(struct config_timeouts, request_head)},
+  {"resolve", offsetof(struct config_timeouts, resolve)},
+  {"connect", offsetof(struct config_timeouts, connect)},
+  {"response", offsetof(struct config_timeouts, response)},
+  {"idle", offsetof(struct config_timeouts, idle)},
+  {"tunnel_idle", offsetof(struct config_timeouts, tunnel_idle)},
+  {"upstream_idle", offsetof(struct config_timeouts, upstream_idle)},
+};
+
+static const struct ms_field limit_fields[] = {
+  {"max_head", offsetof(struct config_limits, max_head)},
+  {"max_connections", offsetof(struct config_limits, max_connections)},
+  {"buffer", offsetof(struct config_limits, buffer_high)},
+  {"pool_per_host", offsetof(struct config_limits, pool_per_host)},
+  {"pool_total", offsetof(struct config_limits, pool_total)},
+};
+
+#define COUNT(a) (sizeof(a) / sizeof((a)[0]))
+
+/* Prints MS in the largest unit that divides it exactly, as written in YAML. */
+static void print_duration(FILE *f, uint64_t ms) {
+  if (ms % 1000 != 0)
+    fprintf(f, "%" PRIu64 "ms", ms);
+  else if (ms % 3600000 == 0)
+    fprintf(f, "%" PRIu64 "h", ms / 3600000);
+  else if (ms % 60000 == 0)
+    fprintf(f, "%" PRIu64 "m", ms / 60000);
+  else
+    fprintf(f, "%" PRIu64 "s", ms / 1000);
+}
+
+static void print_time(FILE *f, int64_t t) {
+  char buf[32];
+  if (t == POLICY_TIME_NEVER) {
+    fputs("never", f);
+    return;
+  }
+  rfc3339_format(t, buf, sizeof(buf));
+  fputs(buf, f);
+}
+
+static void print_network(const struct config *cfg, FILE *f) {
+  fprintf(f, "Listeners:      ");
+  for (size_t i = 0; i < cfg->nlisten; i++)
+    fprintf(f, "%s%s", i ? ", " : "", cfg->listen[i].text);
+  fprintf(f, "%s\n", cfg->nlisten ? "" : "none");
+  fprintf(f, "Resolvers:      %s\n",
+          cfg->resolvers[0] ? cfg->resolvers : "system (/etc/resolv.conf)");
+  fprintf(f, "Clients:        %s\n", cfg->clients_text[0] ? cfg->clients_text : "none");
+  fprintf(f, "CONNECT ports:  ");
+  for (size_t i = 0; i < cfg->nconnect_ports; i++)
+    fprintf(f, "%s%u", i ? ", " : "", (unsigned)cfg->connect_ports[i]);
+  fprintf(f, "%s\n", cfg->nconnect_ports ? "" : "none");
+}
+
+static void print_limits(const struct config *cfg, FILE *f) {
+  fprintf(f, "Timeouts:       ");
+  for (size_t i = 0; i < COUNT(timeout_fields); i++) {
+    fprintf(f, "%s%s ", i ? ", " : "", timeout_fields[i].name);
+    print_duration(f, *(const uint64_t *)((const char *)&cfg->timeouts +
+                                           timeout_fields[i].offset));
+  }
+  fprintf(f, "\nLimits:         ");
+  for (size_t i = 0; i < COUNT(limit_fields); i++)
+    fprintf(f, "%s%s %zu", i ? ", " : "", limit_fields[i].name,
+            *(const size_t *)((const char *)&cfg->limits + limit_fields[i].offset));
+  fprintf(f, "\nLog:            %s, access log %s\n",
+          cfg->log_path[0] == '-' && cfg->log_path[1] == '\0' ? "standard output"
+                                                              : cfg->log_path,
+          cfg->access_log ? "on" : "off");
+  fprintf(f, "Monitor:        %s\n", cfg->monitor ? "on (nothing is denied; denials are logged)"
+                                                  : "off (denials are enforced)");
+}
+
+static size_t hosts_in(const struct policy *p, const struct category *c) {
+  size_t n = 0;
+  for (size_t i = 0; i < policy_host_count(p); i++)
+    n += policy_host_at(p, i)->category == c;
+  return n;
+}
+
+static void print_vendor(const struct policy *p, const struct vendor *v, FILE *f) {
+  fprintf(f, "  %s (%s), from %s\n", v->id, v->name, v->where.file);
+  if (v->reference != NULL)
+    fprintf(f, "    reference: %s\n", v->reference);
+  for (size_t i = 0; i < v->ncategories; i++) {
+    const struct category *c = &v->categories[i];
+    fprintf(f, "    %-14s cutoff ", c->name);
+    print_time(f, c->cutoff);
+    fprintf(f, "  before: %s, after: %s, %zu host patterns\n", action_name(c->before),
+            action_name(c->after), hosts_in(p, c));
+  }
+}
+
+static void print_exceptions(const struct policy *p, FILE *f) {
+  fprintf(f, "Exceptions:     %zu\n", policy_exception_count(p));
+  for (size_t i = 0; i < policy_exception_count(p); i++) {
+    const struct exception_rule *e = policy_exception_at(p, i);
+    fprintf(f, "  %s, expires ", e->pattern);
+    print_time(f, e->expires);
+    if (e->reason != NULL)
+      fprintf(f, " (%s)", e->reason);
+    fprintf(f, "\n");
+  }
+}
+
+void config_print_summary(const struct config *cfg, void *file) {
+  FILE *f = file;
+  const struct policy *p = cfg->policy;
+  fprintf(f, "Configuration:  %s\n", cfg->source);
+  print_network(cfg, f);
+  print_limits(cfg, f);
+  fprintf(f, "Vendors:        %zu, %zu host patterns in all\n", policy_vendor_count(p),
+          policy_host_count(p));
+  for (size_t i = 0; i < policy_vendor_count(p); i++)
+    print_vendor(p, policy_vendor_at(p, i), f);
+  print_exceptions(p, f);
+}

@@ -1,0 +1,390 @@
+/* Vendor lists and exceptions: reads the `vendors` entries (built-in lists
+ * or files) and the `exceptions` entries into the policy snapshot.
+ *
+ * A vendor list is a YAML mapping:
+ *   vendor: kaspersky                 short id used in logs (required)
+ *   name: Kaspersky Lab               display name (default: the id)
+ *   reference: "..."                  legal basis shown on deny pages
+ *   categories:                       (required)
+ *     updates:                        category name
+ *       cutoff: 2024-09-29T00:00:00-04:00   RFC 3339 (required)
+ *       before: log                   action before the cutoff (default log)
+ *       after: deny                   action from the cutoff on (default deny)
+ *       hosts: [s00.upd.kaspersky.com, ...]  dommatch patterns
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config/embedded.h"
+#include "config/load.h"
+#include "filters/dommatch.h"
+#include "filters/err.h"
+#include "filters/timefmt.h"
+
+#define VENDOR_DIR "config/vendors/"
+#define VENDOR_EXT ".yaml"
+#define CUTOFF_EXPECT "an RFC 3339 time like 2024-09-29T00:00:00-04:00"
+#define COUNT(a) (sizeof(a) / sizeof((a)[0]))
+
+struct vendor_ref {
+  const struct ynode *builtin;
+  const struct ynode *file;
+};
+
+struct vendor_spec {
+  const struct ynode *vendor, *name, *reference, *categories;
+};
+
+struct category_spec {
+  const struct ynode *cutoff, *before, *after, *hosts;
+};
+
+struct exception_spec {
+  const struct ynode *host, *expires, *reason;
+};
+
+#define NODE(key, type, field, required, expect)                                           \
+  {key, load_node, offsetof(struct type, field), 0, 0, required, expect}
+
+static const struct directive ref_keys[] = {
+  NODE("builtin", vendor_ref, builtin, false, "the name of a built-in list like kaspersky"),
+  NODE("file", vendor_ref, file, false, "a path to a vendor list"),
+};
+
+static const struct directive vendor_keys[] = {
+  NODE("vendor", vendor_spec, vendor, true, "a short lowercase name like kaspersky"),
+  NODE("name", vendor_spec, name, false, "a display name"),
+  NODE("reference", vendor_spec, reference, false, "a reference to the legal basis"),
+  NODE("categories", vendor_spec, categories, true, "a mapping of category names"),
+};
+
+static const struct directive category_keys[] = {
+  NODE("cutoff", category_spec, cutoff, true, CUTOFF_EXPECT),
+  NODE("before", category_spec, before, false, "allow, log or deny"),
+  NODE("after", category_spec, after, false, "allow, log or deny"),
+  NODE("hosts", category_spec, hosts, false, "host patterns"),
+};
+
+static const struct directive exception_keys[] = {
+  NODE("host", exception_spec, host, true, "a host pattern"),
+  NODE("expires", exception_spec, expires, false, CUTOFF_EXPECT),
+  NODE("reason", exception_spec, reason, false, "a short text"),
+};
+
+/* Ids and category names: lowercase letters, digits, '-' and '_'. */
+static bool is_short_name(const char *s) {
+  if (*s == '\0')
+    return false;
+  for (; *s; s++) {
+    if (!((*s >= 'a' && *s <= 'z') || (*s >= '0' && *s <= '9') || *s == '-' || *s == '_'))
+      return false;
+  }
+  return true;
+}
+
+/* Reads an optional scalar: NULL node or null value gives NULL. */
+static int optional_text(struct loader *ld, const struct ydoc *d, const struct ynode *n,
+                         const char *path, const char *expect, const char **out) {
+  *out = NULL;
+  if (n == NULL || ynode_kind(n) == YNODE_NULL)
+    return 0;
+  *out = load_text(ld, d, n, path, expect);
+  return *out != NULL ? 0 : EMB_ECONFIG;
+}
+
+static int read_time(struct loader *ld, const struct ydoc *d, const struct ynode *n,
+                     const char *path, int64_t *out) {
+  const char *text = load_text(ld, d, n, path, CUTOFF_EXPECT);
+  if (text == NULL)
+    return EMB_ECONFIG;
+  if (rfc3339_parse(text, ynode_len(n), out) < 0)
+    return load_fail(ld, d, n, path, "expected %s", CUTOFF_EXPECT);
+  return 0;
+}
+
+static int read_action(struct loader *ld, const struct ydoc *d, const struct ynode *n,
+                       const char *path, enum action *out) {
+  if (n == NULL)
+    return 0;
+  const char *text = load_text(ld, d, n, path, "allow, log or deny");
+  if (text == NULL)
+    return EMB_ECONFIG;
+  if (action_parse(text, out) < 0)
+    return load_fail(ld, d, n, path, "unknown action '%s' (expected allow, log or deny)", text);
+  return 0;
+}
+
+/* Checks a host pattern's syntax; returns its text or NULL after the error. */
+static const char *read_pattern(struct loader *ld, const struct ydoc *d, const struct ynode *n,
+                                const char *path) {
+  const char *why = "invalid";
+  const char *text = load_text(ld, d, n, path, "a host pattern");
+  if (text == NULL)
+    return NULL;
+  if (dommatch_check(text, ynode_len(n), &why) < 0) {
+    load_fail(ld, d, n, path, "invalid host pattern '%s': %s", text, why);
+    return NULL;
+  }
+  return text;
+}
+
+static int duplicate(struct loader *ld, const struct ydoc *d, const struct ynode *n,
+                     const char *path, const char *what, const char *text, struct origin first) {
+  return load_fail(ld, d, n, path, "duplicate %s '%s' (first at %s:%u:%u)", what, text,
+                   first.file, first.line, first.col);
+}
+
+static int add_hosts(struct loader *ld, const struct ydoc *d, const struct ynode *hosts,
+                     const char *path, const struct vendor *v, const struct category *c) {
+  char sub[LOAD_PATH_MAX];
+  if (hosts == NULL)
+    return 0;
+  if (load_list(ld, d, hosts, path, "host patterns") < 0)
+    return EMB_ECONFIG;
+  for (size_t i = 0; i < ynode_count(hosts); i++) {
+    struct origin first = {0};
+    const struct ynode *item = ynode_item(d, hosts, i);
+    const char *pattern = read_pattern(ld, d, item, load_path_index(sub, path, i));
+    if (pattern == NULL)
+      return EMB_ECONFIG;
+    int rc = policy_add_host(ld->cfg->policy, v, c, pattern, ynode_origin(d, item), &first);
+    if (rc == EMB_EDUPLICATE)
+      return duplicate(ld, d, item, sub, "pattern", pattern, first);
+    if (rc < 0)
+      return rc;
+  }
+  return 0;
+}
+
+/* Adds category pair I of the CATS mapping to V, with its hosts. */
+static int add_category(struct loader *ld, const struct ydoc *d, const struct ynode *cats,
+                        size_t i, const char *path, struct vendor *v) {
+  struct category_spec spec = {0};
+  char sub[LOAD_PATH_MAX], key[LOAD_PATH_MAX];
+  const struct ynode *name = ynode_key(d, cats, i);
+  const char *text = load_text(ld, d, name, path, "a category name");
+  if (text == NULL)
+    return EMB_ECONFIG;
+  load_path_key(sub, path, text);
+  if (!is_short_name(text))
+    return load_fail(ld, d, name, sub, "expected a category name of a-z, 0-9, '-' and '_'");
+  int rc = load_map(ld, d, ynode_value(d, cats, i), sub, category_keys, COUNT(category_keys),
+                    &spec);
+  int64_t cutoff = 0;
+  enum action before = ACTION_LOG, after = ACTION_DENY;
+  if (rc == 0)
+    rc = read_time(ld, d, spec.cutoff, load_path_key(key, sub, "cutoff"), &cutoff);
+  if (rc == 0)
+    rc = read_action(ld, d, spec.before, load_path_key(key, sub, "before"), &before);
+  if (rc == 0)
+    rc = read_action(ld, d, spec.after, load_path_key(key, sub, "after"), &after);
+  if (rc < 0)
+    return rc;
+  struct category *c = policy_add_category(ld->cfg->policy, v, text, cutoff, before, after,
+                                           ynode_origin(d, name), &rc);
+  if (rc == EMB_EDUPLICATE)
+    return load_fail(ld, d, name, sub, "duplicate key");
+  if (c == NULL)
+    return rc;
+  return add_hosts(ld, d, spec.hosts, load_path_key(key, sub, "hosts"), v, c);
+}
+
+static int add_categories(struct loader *ld, const struct ydoc *d, const struct ynode *cats,
+                          struct vendor *v) {
+  if (ynode_kind(cats) != YNODE_MAP)
+    return load_fail(ld, d, cats, "categories", "expected a mapping of category names");
+  for (size_t i = 0; i < ynode_count(cats); i++) {
+    int rc = add_category(ld, d, cats, i, "categories", v);
+    if (rc < 0)
+      return rc;
+  }
+  return 0;
+}
+
+/* Loads one vendor list document into the policy. */
+static int load_vendor_doc(struct loader *ld, const struct ydoc *d) {
+  struct vendor_spec spec = {0};
+  const char *id, *name, *reference;
+  const struct ynode *root = ydoc_root(d);
+  if (root == NULL) {
+    snprintf(ld->err, ld->errsize, "%s:1:1: (top): empty vendor list", ydoc_file(d));
+    return EMB_ECONFIG;
+  }
+  int rc = load_map(ld, d, root, "", vendor_keys, COUNT(vendor_keys), &spec);
+  if (rc < 0)
+    return rc;
+  id = load_text(ld, d, spec.vendor, "vendor", vendor_keys[0].expect);
+  if (id == NULL)
+    return EMB_ECONFIG;
+  if (!is_short_name(id))
+    return load_fail(ld, d, spec.vendor, "vendor", "expected %s", vendor_keys[0].expect);
+  if (optional_text(ld, d, spec.name, "name", "a display name", &name) < 0 ||
+      optional_text(ld, d, spec.reference, "reference", "a text", &reference) < 0)
+    return EMB_ECONFIG;
+  struct origin where = ynode_origin(d, spec.vendor);
+  struct vendor *v = policy_add_vendor(ld->cfg->policy, id, name, reference, where, &rc);
+  if (rc == EMB_EDUPLICATE)
+    return duplicate(ld, d, spec.vendor, "vendor", "vendor", id,
+                     policy_find_vendor(ld->cfg->policy, id)->where);
+  if (v == NULL)
+    return rc;
+  return add_categories(ld, d, spec.categories, v);
+}
+
+/* Lists the built-in vendor names into BUF for error messages. */
+static const char *builtin_names(char *buf, size_t size) {
+  size_t used = 0, plen = strlen(VENDOR_DIR), elen = strlen(VENDOR_EXT);
+  buf[0] = '\0';
+  for (const struct embedded_file *f = embedded_files; f->path != NULL; f++) {
+    size_t len = strlen(f->path);
+    if (strncmp(f->path, VENDOR_DIR, plen) != 0 || len <= plen + elen || used >= size)
+      continue;
+    used += (size_t)snprintf(buf + used, size - used, "%s%.*s", used ? ", " : "",
+                             (int)(len - plen - elen), f->path + plen);
+  }
+  return buf;
+}
+
+static int load_builtin(struct loader *ld, const struct ydoc *d, const struct ynode *n,
+                        const char *path) {
+  char file[LOAD_PATH_MAX], names[256];
+  struct ydoc *doc = NULL;
+  const char *name = load_text(ld, d, n, path, ref_keys[0].expect);
+  if (name == NULL)
+    return EMB_ECONFIG;
+  snprintf(file, sizeof(file), "%s%s%s", VENDOR_DIR, name, VENDOR_EXT);
+  const struct embedded_file *f = is_short_name(name) ? embedded_find(file) : NULL;
+  if (f == NULL)
+    return load_fail(ld, d, n, path, "no built-in vendor list '%s' (built in: %s)", name,
+                     builtin_names(names, sizeof(names)));
+  char label[LOAD_PATH_MAX + 16];
+  snprintf(label, sizeof(label), "builtin:%s", file);
+  int rc = ydoc_load(label, f->data, f->len, &doc, ld->err, ld->errsize);
+  if (rc == 0)
+    rc = load_vendor_doc(ld, doc);
+  ydoc_free(doc);
+  return rc;
+}
+
+/* Relative paths resolve against the directory of the file that names them. */
+static char *resolve_path(const char *dir, const char *path) {
+  size_t len = strlen(path) + (dir != NULL ? strlen(dir) + 1 : 0) + 1;
+  char *out = malloc(len);
+  if (out == NULL)
+    return NULL;
+  if (path[0] == '/' || dir == NULL)
+    snprintf(out, len, "%s", path);
+  else
+    snprintf(out, len, "%s/%s", dir, path);
+  return out;
+}
+
+static int load_vendor_file(struct loader *ld, const struct ydoc *d, const struct ynode *n,
+                            const char *path) {
+  char *full = NULL, *data = NULL;
+  size_t len = 0;
+  struct ydoc *doc = NULL;
+  const char *file = load_text(ld, d, n, path, ref_keys[1].expect);
+  if (file == NULL)
+    return EMB_ECONFIG;
+  int rc = -ENOMEM;
+  full = resolve_path(ld->vendors_dir, file);
+  if (full == NULL)
+    goto cleanup;
+  rc = load_read_file(full, &data, &len);
+  if (rc < 0) {
+    rc = load_fail(ld, d, n, path, "cannot read '%s': %s", full, strerror(-rc));
+    goto cleanup;
+  }
+  rc = ydoc_load(full, data, len, &doc, ld->err, ld->errsize);
+  if (rc == 0)
+    rc = load_vendor_doc(ld, doc);
+cleanup:
+  ydoc_free(doc);
+  free(data);
+  free(full);
+  return rc;
+}
+
+static int load_vendor_ref(struct loader *ld, const struct ydoc *d, const struct ynode *item,
+                           const char *path) {
+  struct vendor_ref ref = {0};
+  char sub[LOAD_PATH_MAX];
+  int rc = load_map(ld, d, item, path, ref_keys, COUNT(ref_keys), &ref);
+  if (rc < 0)
+    return rc;
+  if ((ref.builtin == NULL) == (ref.file == NULL))
+    return load_fail(ld, d, item, path, "expected one of `builtin: NAME` or `file: PATH`");
+  if (ref.builtin != NULL)
+    return load_builtin(ld, d, ref.builtin, load_path_key(sub, path, "builtin"));
+  return load_vendor_file(ld, d, ref.file, load_path_key(sub, path, "file"));
+}
+
+static int load_vendors(struct loader *ld) {
+  const struct ydoc *d = ld->vendors_doc;
+  char sub[LOAD_PATH_MAX];
+  if (ld->vendors == NULL)
+    return 0;
+  if (load_list(ld, d, ld->vendors, "vendors", "`builtin: NAME` or `file: PATH` entries") < 0)
+    return EMB_ECONFIG;
+  for (size_t i = 0; i < ynode_count(ld->vendors); i++) {
+    const struct ynode *item = ynode_item(d, ld->vendors, i);
+    int rc = load_vendor_ref(ld, d, item, load_path_index(sub, "vendors", i));
+    if (rc < 0)
+      return rc;
+  }
+  return 0;
+}
+
+static int load_exception(struct loader *ld, const struct ydoc *d, const struct ynode *item,
+                          const char *path) {
+  struct exception_spec spec = {0};
+  struct origin first = {0};
+  char sub[LOAD_PATH_MAX];
+  int64_t expires = POLICY_TIME_NEVER;
+  const char *reason = NULL;
+  int rc = load_map(ld, d, item, path, exception_keys, COUNT(exception_keys), &spec);
+  if (rc < 0)
+    return rc;
+  const char *host = read_pattern(ld, d, spec.host, load_path_key(sub, path, "host"));
+  if (host == NULL)
+    return EMB_ECONFIG;
+  if (spec.expires != NULL &&
+      read_time(ld, d, spec.expires, load_path_key(sub, path, "expires"), &expires) < 0)
+    return EMB_ECONFIG;
+  if (optional_text(ld, d, spec.reason, load_path_key(sub, path, "reason"), "a short text",
+                    &reason) < 0)
+    return EMB_ECONFIG;
+  rc = policy_add_exception(ld->cfg->policy, host, expires, reason, ynode_origin(d, spec.host),
+                            &first);
+  if (rc == EMB_EDUPLICATE)
+    return duplicate(ld, d, spec.host, load_path_key(sub, path, "host"), "exception", host,
+                     first);
+  return rc;
+}
+
+static int load_exceptions(struct loader *ld) {
+  const struct ydoc *d = ld->exceptions_doc;
+  char sub[LOAD_PATH_MAX];
+  if (ld->exceptions == NULL)
+    return 0;
+  if (load_list(ld, d, ld->exceptions, "exceptions", "entries with host, expires, reason") < 0)
+    return EMB_ECONFIG;
+  for (size_t i = 0; i < ynode_count(ld->exceptions); i++) {
+    const struct ynode *item = ynode_item(d, ld->exceptions, i);
+    int rc = load_exception(ld, d, item, load_path_index(sub, "exceptions", i));
+    if (rc < 0)
+      return rc;
+  }
+  return 0;
+}
+
+int load_policy(struct loader *ld) {
+  policy_set_monitor(ld->cfg->policy, ld->cfg->monitor);
+  int rc = load_vendors(ld);
+  if (rc == 0)
+    rc = load_exceptions(ld);
+  return rc;
+}
