@@ -524,6 +524,7 @@ void *dommatch_lookup(const struct dommatch *m, const char *name, size_t len) {
   w.m = m;
   w.name = name;
   w.best_n = 0;
+  w.best[0] = 0;
   w.best_data = NULL;
   if (!split_labels(&w, name, len))
     return NULL;
