@@ -49,7 +49,9 @@ struct config {
   char resolvers[256];
   struct config_timeouts timeouts;
   struct config_limits limits;
-  struct netmatch *clients;       /* client ACL (owned); lookups return non-NULL for allowed */
+  /* Client ACL (owned). A lookup returns the matching entry's text
+   * ("10.0.0.0/8", interned in POLICY) for an allowed client, NULL otherwise. */
+  struct netmatch *clients;
   char clients_text[512];         /* for summaries */
   uint16_t connect_ports[CONFIG_MAX_PORTS];
   size_t nconnect_ports;
