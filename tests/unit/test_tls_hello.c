@@ -142,3 +142,101 @@ Test(tls_hello, same_answer_for_every_chunk_size) {
     }
   }
 }
+
+/* ---- hellos captured from local clients (tests/fixtures/hellos) -------- */
+
+/* Expected values come from tests/fixtures/hellos/ja4_ref.py, an
+ * independent implementation of the JA4 specification. */
+static const struct captured {
+  const char *file, *sni, *alpn, *versions;
+  uint16_t legacy;
+  const char *ja4, *ja4_r;
+} captured[] = {
+    {"chromium.bin", "fixture.example", "h2,http/1.1", "9a9a,0304,0303", 0x0303,
+     "t13d1517h2_8daaf6152771_cb7bf5808d99",
+     "t13d1517h2_002f,0035,009c,009d,1301,1302,1303,c013,c014,c02b,c02c,c02f,c030,cca8,cca9_"
+     "0005,000a,000b,000d,0012,0017,001b,0023,002b,002d,0033,44cd,ca34,fe0d,ff01_0904,0905,"
+     "0906,0403,0804,0401,0503,0805,0501,0806,0601"},
+    {"curl.bin", "fixture.example", "h2,http/1.1", "0304,0303,0302,0301", 0x0303,
+     "t13d3112h2_e8f1e7e78f70_b26ce05bbdd6",
+     "t13d3112h2_002f,0033,0035,0039,003c,003d,0067,006b,009c,009d,009e,009f,00ff,1301,1302,"
+     "1303,c009,c00a,c013,c014,c023,c024,c027,c028,c02b,c02c,c02f,c030,cca8,cca9,ccaa_000a,"
+     "000b,000d,0015,0016,0017,002b,002d,0031,0033_0403,0503,0603,0807,0808,0809,080a,080b,"
+     "0804,0805,0806,0401,0501,0601,0303,0301,0302,0402,0502,0602"},
+    {"openssl-alpn.bin", "fixture.example", "h2,http/1.1", "0304,0303,0302,0301", 0x0303,
+     "t13d3111h2_e8f1e7e78f70_1f22a2ca17c4",
+     "t13d3111h2_002f,0033,0035,0039,003c,003d,0067,006b,009c,009d,009e,009f,00ff,1301,1302,"
+     "1303,c009,c00a,c013,c014,c023,c024,c027,c028,c02b,c02c,c02f,c030,cca8,cca9,ccaa_000a,"
+     "000b,000d,0016,0017,0023,002b,002d,0033_0403,0503,0603,0807,0808,0809,080a,080b,0804,"
+     "0805,0806,0401,0501,0601,0303,0301,0302,0402,0502,0602"},
+    {"openssl-groups.bin", "fixture.example", "", "0304,0303,0302,0301", 0x0303,
+     "t13d311000_e8f1e7e78f70_1f22a2ca17c4",
+     "t13d311000_002f,0033,0035,0039,003c,003d,0067,006b,009c,009d,009e,009f,00ff,1301,1302,"
+     "1303,c009,c00a,c013,c014,c023,c024,c027,c028,c02b,c02c,c02f,c030,cca8,cca9,ccaa_000a,"
+     "000b,000d,0016,0017,0023,002b,002d,0033_0403,0503,0603,0807,0808,0809,080a,080b,0804,"
+     "0805,0806,0401,0501,0601,0303,0301,0302,0402,0502,0602"},
+    {"openssl-tls12.bin", "fixture.example", "", "", 0x0303, "t12d280700_d943125447b4_e7e480e5a997",
+     "t12d280700_002f,0033,0035,0039,003c,003d,0067,006b,009c,009d,009e,009f,00ff,c009,c00a,"
+     "c013,c014,c023,c024,c027,c028,c02b,c02c,c02f,c030,cca8,cca9,ccaa_000a,000b,000d,0016,"
+     "0017,0023_0403,0503,0603,0807,0808,0809,080a,080b,0804,0805,0806,0401,0501,0601,0303,"
+     "0301,0302,0402,0502,0602"},
+    {"openssl-tls13.bin", "fixture.example", "", "0304", 0x0303, "t13d041000_16476d049b0b_78f1d400d464",
+     "t13d041000_00ff,1301,1302,1303_000a,000b,000d,0016,0017,0023,002b,002d,0033_0403,0503,"
+     "0603,0807,0808,0809,080a,080b,0804,0805,0806,0401,0501,0601"},
+    {"python-ssl.bin", "fixture.example", "", "0304,0303", 0x0303,
+     "t13d181100_85036bcba153_d41ae481755e",
+     "t13d181100_0067,006b,009e,009f,00ff,1301,1302,1303,c023,c024,c027,c028,c02b,c02c,c02f,"
+     "c030,cca8,cca9_000a,000b,000d,0015,0016,0017,0023,002b,002d,0033_0403,0503,0603,0807,"
+     "0808,0809,080a,080b,0804,0805,0806,0401,0501,0601,0303,0301,0302,0402,0502,0602"},
+};
+
+static void join_alpn(const struct tls_hello *h, char *out, size_t size) {
+  struct tls_hello_bytes p;
+  size_t pos = 0, len = 0;
+  out[0] = '\0';
+  while (tls_hello_alpn_next(h, &pos, &p))
+    len += (size_t)snprintf(out + len, size - len, "%s%.*s", len ? "," : "", (int)p.len,
+                            (const char *)p.p);
+}
+
+static void join_u16s(struct tls_hello_u16s list, char *out, size_t size) {
+  size_t len = 0;
+  out[0] = '\0';
+  for (size_t i = 0; i < list.n; i++)
+    len += (size_t)snprintf(out + len, size - len, "%s%04x", i ? "," : "",
+                            tls_hello_u16_at(&list, i));
+}
+
+Test(tls_hello, reports_what_local_clients_sent) {
+  static uint8_t data[BIG];
+  for (size_t i = 0; i < sizeof captured / sizeof captured[0]; i++) {
+    const struct captured *c = &captured[i];
+    char path[128], text[512];
+    struct tls_hello h;
+    snprintf(path, sizeof path, "hellos/%s", c->file);
+    size_t n = load_fixture(path, data, sizeof data);
+    cr_assert_eq(parse(&h, data, n), TLS_HELLO_ST_HELLO, "%s", c->file);
+    cr_expect_eq(tls_hello_sni_count(&h), 1, "%s", c->file);
+    cr_expect_str_eq(tls_hello_sni(&h, 0), c->sni, "%s", c->file);
+    join_alpn(&h, text, sizeof text);
+    cr_expect_str_eq(text, c->alpn, "%s", c->file);
+    join_u16s(tls_hello_versions(&h), text, sizeof text);
+    cr_expect_str_eq(text, c->versions, "%s", c->file);
+    cr_expect_eq(tls_hello_legacy_version(&h), c->legacy, "%s", c->file);
+    cr_expect_eq(tls_hello_record_version(&h), 0x0301, "%s", c->file);
+    expect_ja4(&h, JA4_HASHED, c->ja4, c->file);
+    expect_ja4(&h, JA4_RAW, c->ja4_r, c->file);
+  }
+}
+
+Test(tls_hello, sees_grease_and_ech_in_a_chromium_hello) {
+  static uint8_t data[BIG];
+  size_t n = load_fixture("hellos/chromium.bin", data, sizeof data);
+  struct tls_hello h;
+  cr_assert_eq(parse(&h, data, n), TLS_HELLO_ST_HELLO);
+  cr_expect(tls_hello_flags(&h) & TLS_HELLO_F_ECH);
+  cr_expect(tls_hello_flags(&h) & TLS_HELLO_F_GREASE);
+  cr_expect(tls_hello_has_ext(&h, 0xfe0d));
+  cr_expect(tls_hello_is_grease(tls_hello_u16_at(&(struct tls_hello_u16s){tls_hello_ciphers(&h).p, 1}, 0)));
+  cr_expect_eq(tls_hello_max_version(&h), 0x0304);
+}
