@@ -27,6 +27,12 @@ void forward_start(struct conn *c);
 extern const struct http1_callbacks forward_response_cbs;
 /* forward.c: bytes or EOF/error (NREAD < 0) from the destination. */
 void forward_response_data(struct conn *c, ssize_t nread, const char *data);
+/* forward.c: the exchange with the destination failed (WHY is logged):
+ * retried on a fresh connection when that is safe, else answered with 502
+ * or, once the response has started, by closing the client connection. */
+void forward_failed(struct conn *c, const char *why);
+/* conn.c: dials ADDR (already checked) for the current request. */
+void conn_dial_address(struct conn *c, const struct sockaddr *addr);
 /* forward.c: the client or upstream made progress; finish the exchange if done. */
 void forward_maybe_finish(struct conn *c);
 

@@ -27,7 +27,8 @@ static const unsigned legal_moves[] = {
                      1u << CONN_ST_RESPONDING | 1u << CONN_ST_LINGER,
     [CONN_ST_RESOLVING] = 1u << CONN_ST_CONNECTING | 1u << CONN_ST_RESPONDING,
     [CONN_ST_CONNECTING] = 1u << CONN_ST_FORWARD | 1u << CONN_ST_TUNNEL | 1u << CONN_ST_RESPONDING,
-    [CONN_ST_FORWARD] = 1u << CONN_ST_HEAD | 1u << CONN_ST_RESPONDING | 1u << CONN_ST_LINGER,
+    [CONN_ST_FORWARD] = 1u << CONN_ST_HEAD | 1u << CONN_ST_CONNECTING | 1u << CONN_ST_RESPONDING |
+                        1u << CONN_ST_LINGER,
     [CONN_ST_TUNNEL] = 0,
     [CONN_ST_RESPONDING] = 1u << CONN_ST_HEAD | 1u << CONN_ST_LINGER,
     [CONN_ST_LINGER] = 0,
@@ -222,13 +223,10 @@ static void tunnel_start(struct conn *c) {
 
 void conn_upstream_drained(struct conn *c, struct upstream *up, int status) {
   if (status < 0 && status != UV_ECANCELED) {
-    log_diag(LOG_INFO, c->id, "write to destination failed: %s", uv_strerror(status));
-    if (c->state == CONN_ST_FORWARD && !c->resp_started) {
-      c->close_after = true;
-      respond_error(c, 502, "connection_terminated", "destination closed the connection");
-    } else {
+    if (c->state == CONN_ST_FORWARD)
+      forward_failed(c, uv_strerror(status));
+    else
       conn_close(c);
-    }
     return;
   }
   if (c->state == CONN_ST_TUNNEL)
@@ -270,6 +268,7 @@ static void on_client_drained(struct endpoint *ep, int status) {
 /* ---- dialing ------------------------------------------------------------- */
 
 static void dial_next(struct conn *c);
+static void dial_start(struct conn *c);
 
 static void on_upstream_connected(struct upstream *up, int status) {
   struct conn *c = up->conn;
@@ -312,6 +311,20 @@ static void dial_next(struct conn *c) {
     c->connect_err = err;
   }
   dial_failed(c);
+}
+
+void conn_dial_address(struct conn *c, const struct sockaddr *addr) {
+  struct dns_result *one = calloc(1, sizeof(*one));
+  if (one == NULL) {
+    respond_error(c, 500, "proxy_internal_error", "out of memory");
+    return;
+  }
+  memcpy(&one->addrs[0], addr,
+         addr->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in));
+  one->naddrs = 1;
+  free(c->addrs);
+  c->addrs = one;
+  dial_start(c);
 }
 
 static void dial_start(struct conn *c) {

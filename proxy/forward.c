@@ -2,6 +2,7 @@
  * response head rewritten towards the client, both bodies streamed, and the
  * end of an exchange (keep-alive, pooling, closing). */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "proxy/conn-int.h"
@@ -33,6 +34,10 @@ void forward_start(struct conn *c) {
     return;
   }
   conn_arm_timer(c, c->srv->cfg->timeouts.response);
+  if (c->req_done) { /* a retry: the request (without a body) was already read */
+    conn_update_reading(c);
+    return;
+  }
   /* Stream the request body, starting with what is already buffered. */
   http1_resume(c->req);
   conn_process_spill(c);
@@ -111,7 +116,27 @@ const struct http1_callbacks forward_response_cbs = {
 
 /* ---- response data ------------------------------------------------------- */
 
-static void response_failed(struct conn *c, const char *why) {
+/* A pooled connection the destination closed just as it was reused fails
+ * before any response byte; a request without a body can safely be sent
+ * again on a new connection to the same, already checked address. */
+static bool retry_fresh(struct conn *c) {
+  const struct http_head *h = c->head;
+  struct sockaddr_storage addr;
+
+  if (c->up == NULL || !c->up->reused || c->resp_started || c->interim || !c->req_done ||
+      h->chunked || (h->has_length && h->content_length > 0))
+    return false;
+  memcpy(&addr, &c->up->addr, sizeof(addr));
+  upstream_close(c->up);
+  c->up = NULL;
+  log_diag(LOG_DEBUG, c->id, "pooled connection to %s was closed; retrying", c->authority);
+  conn_dial_address(c, (const struct sockaddr *)&addr);
+  return true;
+}
+
+void forward_failed(struct conn *c, const char *why) {
+  if (retry_fresh(c))
+    return;
   log_diag(LOG_INFO, c->id, "response from %s failed: %s", c->authority, why);
   if (!c->resp_started) {
     c->close_after = true;
@@ -131,7 +156,7 @@ static void response_eof(struct conn *c, ssize_t nread) {
     forward_maybe_finish(c);
     return;
   }
-  response_failed(c, nread == UV_EOF ? "connection closed before the response ended"
+  forward_failed(c, nread == UV_EOF ? "connection closed before the response ended"
                                      : uv_strerror((int)nread));
 }
 
@@ -153,7 +178,7 @@ void forward_response_data(struct conn *c, ssize_t nread, const char *data) {
   if (c->state == CONN_ST_CLOSED)
     return;
   if (st == HTTP1_ERROR) {
-    response_failed(c, http1_error_reason(up->resp));
+    forward_failed(c, http1_error_reason(up->resp));
     return;
   }
   if (used < (size_t)nread)
