@@ -398,7 +398,9 @@ static void on_payload(struct tls_hello *h) {
 
 /* Takes header bytes of the current record; returns how many. */
 static size_t take_header(struct tls_hello *h, const uint8_t *data, size_t len) {
-  size_t want = h->rec_start + REC_HDR - h->len;
+  /* Byte by byte until the stream is known to be TLS, so that NOT_TLS
+   * consumes exactly the bytes that decided it. */
+  size_t want = h->len < 3 ? 1 : h->rec_start + REC_HDR - h->len;
   size_t n = len < want ? len : want;
   if (h->rec_start + REC_HDR > h->max) {
     set_final(h, TLS_HELLO_ST_TOO_LARGE, TLS_HELLO_R_NONE);

@@ -44,11 +44,13 @@ int tls_hello_init(struct tls_hello *h, uint8_t *buf, size_t size, size_t max_by
 
 /* Feeds LEN bytes the client sent next (any chunking, LEN may be 0).
  * Copies what it consumes into the buffer and sets *CONSUMED (may be NULL)
- * to that count: all of DATA while NEED_MORE, and on a final status the
- * bytes up to the end of the record that completed the hello (HELLO) or up
- * to the byte that decided (other statuses). Bytes past *CONSUMED were not
- * looked at and belong to the stream after the hello. Once a final status
- * is reached it is returned again and nothing more is consumed. */
+ * to that count: all of DATA while NEED_MORE; for HELLO, the bytes up to the
+ * end of the record that completed the hello; for NOT_TLS, exactly the
+ * bytes that decided (the first byte, or the first three when its top bit
+ * is set); for MALFORMED and TOO_LARGE, a prefix that includes the deciding
+ * byte. Bytes past *CONSUMED were not looked at and belong to the stream
+ * after the hello. Once a final status is reached it is returned again and
+ * nothing more is consumed. */
 enum tls_hello_status tls_hello_feed(struct tls_hello *h, const uint8_t *data, size_t len,
                                      size_t *consumed);
 
