@@ -87,10 +87,12 @@ static void print_limits(const struct config *cfg, FILE *f) {
                                                   : "off (denials are enforced)");
 }
 
-static size_t hosts_in(const struct policy *p, const struct category *c) {
+static size_t rules_in(const struct policy *p, const struct category *c, enum rule_kind kind) {
   size_t n = 0;
-  for (size_t i = 0; i < policy_host_count(p); i++)
-    n += policy_host_at(p, i)->category == c;
+  for (size_t i = 0; i < policy_rule_count(p); i++) {
+    const struct rule *r = policy_rule_at(p, i);
+    n += r->category == c && r->kind == kind;
+  }
   return n;
 }
 
@@ -102,8 +104,13 @@ static void print_vendor(const struct policy *p, const struct vendor *v, FILE *f
     const struct category *c = &v->categories[i];
     fprintf(f, "    %-14s cutoff ", c->name);
     print_time(f, c->cutoff);
-    fprintf(f, "  before: %s, after: %s, %zu host patterns\n", action_name(c->before),
-            action_name(c->after), hosts_in(p, c));
+    fprintf(f, "  before: %s, after: %s, %zu host patterns", action_name(c->before),
+            action_name(c->after), rules_in(p, c, RULE_HOST));
+    if (rules_in(p, c, RULE_NETWORK) > 0)
+      fprintf(f, ", %zu networks", rules_in(p, c, RULE_NETWORK));
+    if (rules_in(p, c, RULE_JA4) > 0)
+      fprintf(f, ", %zu JA4 fingerprints", rules_in(p, c, RULE_JA4));
+    fputc('\n', f);
   }
 }
 

@@ -43,11 +43,26 @@ struct vendor {
   struct origin where;
 };
 
-/* One host pattern of a vendor list. */
-struct host_rule {
-  const char *pattern;
+enum rule_kind {
+  RULE_HOST,    /* a host pattern, matched against names */
+  RULE_NETWORK, /* a CIDR prefix, matched against addresses */
+  RULE_JA4      /* a JA4 TLS client fingerprint */
+};
+
+/* How much a match on a rule proves. A hint is recorded but never denies:
+ * vendor networks also carry third parties' traffic. */
+enum confidence {
+  CONFIDENCE_STRONG, /* the rule's category action applies */
+  CONFIDENCE_HINT    /* at most ACTION_LOG */
+};
+
+/* One entry of a vendor list. */
+struct rule {
+  enum rule_kind kind;
+  const char *pattern; /* host pattern, "prefix/len", or JA4 string */
   const struct vendor *vendor;
   const struct category *category;
+  enum confidence confidence;
   struct origin where;
 };
 
@@ -59,10 +74,33 @@ struct exception_rule {
   struct origin where;
 };
 
-/* What the proxy knows about a destination when it asks for a verdict.
- * Fields grow as later stages learn more (addresses, CNAME chain, SNI). */
+/* An IP address without a port. */
+struct ip_addr {
+  int family;       /* AF_INET or AF_INET6 */
+  uint8_t addr[16]; /* AF_INET: the first 4 bytes */
+};
+
+/* What the proxy knows about a destination when it asks for a verdict. All
+ * borrowed; absent facts are NULL / 0. Names are normalised. */
 struct facts {
-  const struct host *host; /* normalised requested host; borrowed */
+  const struct host *host;        /* the requested host (URL or CONNECT authority) */
+  const char *const *sni;         /* server names from the TLS ClientHello */
+  size_t nsni;
+  const char *const *cnames;      /* CNAME chain targets of host, in order */
+  size_t ncnames;
+  const struct ip_addr *addrs;    /* addresses the connection may go to */
+  size_t naddrs;
+  const char *ja4;                /* JA4 fingerprint of the ClientHello */
+};
+
+/* Which fact decided a verdict. */
+enum match_on {
+  MATCH_NONE,
+  MATCH_HOST,    /* facts.host */
+  MATCH_SNI,     /* one of facts.sni */
+  MATCH_CNAME,   /* one of facts.cnames */
+  MATCH_ADDRESS, /* one of facts.addrs, or an IP-literal host */
+  MATCH_JA4      /* facts.ja4 */
 };
 
 enum verdict_reason {
@@ -77,8 +115,11 @@ struct verdict {
   enum verdict_reason reason;
   bool monitor;             /* monitor mode turned a deny into a log */
   bool after_cutoff;        /* now >= the category's cutoff */
-  const char *matched;      /* the name that matched (borrowed from facts) */
-  const struct host_rule *rule;           /* VERDICT_VENDOR/EXCEPTION: the vendor rule, else NULL */
+  bool hint;                /* a hint-confidence rule: capped at ACTION_LOG */
+  enum match_on on;         /* which fact matched */
+  const char *matched;      /* the name that matched (borrowed from facts or matched_addr) */
+  char matched_addr[48];    /* text of a matched address */
+  const struct rule *rule;                /* VERDICT_VENDOR/EXCEPTION: the vendor rule, else NULL */
   const struct exception_rule *exception; /* VERDICT_EXCEPTION: the exception */
 };
 

@@ -11,6 +11,9 @@
 #include <string.h>
 
 #include "filters/dommatch.h"
+#include "filters/netmatch.h"
+#include <stdio.h>
+#include <sys/socket.h>
 #include "filters/err.h"
 
 #define ARENA_BLOCK 4096
@@ -27,7 +30,7 @@ struct arena_block {
 /* A host rule plus the index of its category, so the rule can be re-pointed
  * when the vendor's category array grows. */
 struct rule_node {
-  struct host_rule rule;
+  struct rule rule;
   size_t category_index;
 };
 
@@ -44,8 +47,11 @@ struct policy {
   struct ptrvec vendors;    /* struct vendor *, in declaration order */
   struct ptrvec rules;      /* struct rule_node * */
   struct ptrvec exceptions; /* struct exception_rule * */
-  struct dommatch *hosts;   /* pattern -> struct host_rule * */
+  struct dommatch *hosts;   /* pattern -> struct rule * */
   struct dommatch *allow;   /* pattern -> struct exception_rule * */
+  struct netmatch *nets;    /* prefix -> struct rule * (RULE_NETWORK) */
+  struct dommatch *ja4s;    /* fingerprint -> struct rule * (RULE_JA4) */
+  size_t counts[3];         /* rules per enum rule_kind */
   bool monitor;
 };
 
@@ -105,7 +111,9 @@ struct policy *policy_new(void) {
   atomic_init(&p->refs, 1);
   p->hosts = dommatch_new();
   p->allow = dommatch_new();
-  if (p->hosts == NULL || p->allow == NULL) {
+  p->nets = netmatch_new();
+  p->ja4s = dommatch_new();
+  if (p->hosts == NULL || p->allow == NULL || p->nets == NULL || p->ja4s == NULL) {
     policy_unref(p);
     return NULL;
   }
@@ -210,23 +218,60 @@ static void find_dup_rule(const struct policy *p, const char *pattern, struct or
   }
 }
 
-int policy_add_host(struct policy *p, const struct vendor *v, const struct category *c,
-                    const char *pattern, struct origin where, struct origin *dup_where) {
+/* Allocates a rule of KIND for V/C, interned. NULL on ENOMEM. */
+static struct rule_node *rule_new(struct policy *p, enum rule_kind kind, const struct vendor *v,
+                                  const struct category *c, const char *pattern,
+                                  struct origin where) {
   assert(c >= v->categories && c < v->categories + v->ncategories);
   struct rule_node *node = arena_alloc(p, sizeof(*node));
   if (node == NULL || intern_origin(p, &where) < 0)
-    return -ENOMEM;
-  node->rule = (struct host_rule){
-    .pattern = policy_strdup(p, pattern), .vendor = v, .category = c, .where = where};
+    return NULL;
+  node->rule = (struct rule){.kind = kind,
+                             .pattern = policy_strdup(p, pattern),
+                             .vendor = v,
+                             .category = c,
+                             .where = where};
   node->category_index = (size_t)(c - v->categories);
-  if (node->rule.pattern == NULL)
-    return -ENOMEM;
-  int rc = dommatch_add(p->hosts, pattern, strlen(pattern), &node->rule);
+  return node->rule.pattern != NULL ? node : NULL;
+}
+
+/* Records NODE once its matcher accepted it (RC); reports duplicates. */
+static int rule_added(struct policy *p, struct rule_node *node, int rc, struct origin *dup_where) {
   if (rc == EMB_EDUPLICATE)
-    find_dup_rule(p, pattern, dup_where);
+    find_dup_rule(p, node->rule.pattern, dup_where);
   if (rc < 0)
     return rc;
+  p->counts[node->rule.kind]++;
   return ptrvec_push(&p->rules, node);
+}
+
+int policy_add_host(struct policy *p, const struct vendor *v, const struct category *c,
+                    const char *pattern, struct origin where, struct origin *dup_where) {
+  struct rule_node *node = rule_new(p, RULE_HOST, v, c, pattern, where);
+  if (node == NULL)
+    return -ENOMEM;
+  return rule_added(p, node, dommatch_add(p->hosts, pattern, strlen(pattern), &node->rule),
+                    dup_where);
+}
+
+int policy_add_network(struct policy *p, const struct vendor *v, const struct category *c,
+                       const struct cidr *net, enum confidence confidence, struct origin where,
+                       struct origin *dup_where) {
+  char text[64];
+  cidr_format(net, text, sizeof(text));
+  struct rule_node *node = rule_new(p, RULE_NETWORK, v, c, text, where);
+  if (node == NULL)
+    return -ENOMEM;
+  node->rule.confidence = confidence;
+  return rule_added(p, node, netmatch_add(p->nets, net, &node->rule), dup_where);
+}
+
+int policy_add_ja4(struct policy *p, const struct vendor *v, const struct category *c,
+                   const char *ja4, struct origin where, struct origin *dup_where) {
+  struct rule_node *node = rule_new(p, RULE_JA4, v, c, ja4, where);
+  if (node == NULL)
+    return -ENOMEM;
+  return rule_added(p, node, dommatch_add(p->ja4s, ja4, strlen(ja4), &node->rule), dup_where);
 }
 
 static void find_dup_exception(const struct policy *p, const char *pattern,
@@ -281,6 +326,8 @@ void policy_unref(struct policy *p) {
   free(p->exceptions.items);
   dommatch_free(p->hosts);
   dommatch_free(p->allow);
+  netmatch_free(p->nets);
+  dommatch_free(p->ja4s);
   arena_free(p->arena);
   free(p);
 }
@@ -291,8 +338,8 @@ static bool host_fits(const struct host *h, const char *pattern) {
   return h->kind == HOST_NAME || strcmp(pattern, h->name) == 0;
 }
 
-static const struct host_rule *find_rule(const struct policy *p, const struct host *h) {
-  const struct host_rule *r = dommatch_lookup(p->hosts, h->name, h->len);
+static const struct rule *find_rule(const struct policy *p, const struct host *h) {
+  const struct rule *r = dommatch_lookup(p->hosts, h->name, h->len);
   return r != NULL && host_fits(h, r->pattern) ? r : NULL;
 }
 
@@ -302,31 +349,111 @@ static const struct exception_rule *find_exception(const struct policy *p,
   return e != NULL && host_fits(h, e->pattern) ? e : NULL;
 }
 
+static int strength(enum action a) {
+  return a == ACTION_DENY ? 2 : a == ACTION_LOG ? 1 : 0;
+}
+
+/* The verdict of RULE alone, with exception E (may be NULL) applied. */
+static void judge(const struct rule *rule, const struct exception_rule *e, int64_t now,
+                  struct verdict *v) {
+  const struct category *c = rule->category;
+  v->rule = rule;
+  v->reason = VERDICT_VENDOR;
+  v->after_cutoff = now >= c->cutoff;
+  v->rule_action = v->after_cutoff ? c->after : c->before;
+  v->action = v->rule_action;
+  v->hint = rule->confidence == CONFIDENCE_HINT;
+  if (v->hint && v->action == ACTION_DENY)
+    v->action = ACTION_LOG;
+  if (e != NULL && now < e->expires) {
+    v->reason = VERDICT_EXCEPTION;
+    v->exception = e;
+    v->action = ACTION_LOG;
+  }
+}
+
+/* Keeps CAND in BEST if it is stricter, or the first match at all. */
+static void keep_stricter(struct verdict *best, const struct verdict *cand) {
+  if (cand->rule == NULL)
+    return;
+  if (best->rule == NULL || strength(cand->action) > strength(best->action))
+    *best = *cand;
+}
+
+/* Judges one name (requested host, SNI or CNAME) against the host rules. */
+static void judge_name(const struct policy *p, const char *name, enum match_on on,
+                       const struct exception_rule *inherited, int64_t now, struct verdict *best) {
+  struct host h = {.kind = HOST_NAME, .len = strlen(name)};
+  struct verdict cand = {.on = on, .matched = name};
+  if (h.len > HOST_NAME_MAX_LEN)
+    return;
+  memcpy(h.name, name, h.len + 1);
+  const struct rule *rule = find_rule(p, &h);
+  if (rule == NULL)
+    return;
+  const struct exception_rule *e = find_exception(p, &h);
+  judge(rule, e != NULL ? e : inherited, now, &cand);
+  keep_stricter(best, &cand);
+}
+
+static void judge_address(const struct policy *p, const struct ip_addr *a,
+                          const struct exception_rule *inherited, int64_t now,
+                          struct verdict *best) {
+  struct verdict cand = {.on = MATCH_ADDRESS};
+  const struct rule *rule = netmatch_lookup(p->nets, a->family, a->addr, NULL);
+  if (rule == NULL)
+    return;
+  judge(rule, inherited, now, &cand);
+  struct cidr one = {.family = a->family, .bits = a->family == AF_INET ? 32 : 128};
+  memcpy(one.addr, a->addr, sizeof(one.addr));
+  cidr_format(&one, cand.matched_addr, sizeof(cand.matched_addr));
+  char *slash = strchr(cand.matched_addr, '/');
+  if (slash != NULL)
+    *slash = '\0';
+  keep_stricter(best, &cand);
+}
+
 void policy_decide(const struct policy *p, const struct facts *facts, int64_t now,
                    struct verdict *out) {
   const struct host *h = facts->host;
+  const struct exception_rule *host_exc = NULL;
+  struct verdict cand;
+
   *out = (struct verdict){.action = ACTION_ALLOW,
                           .rule_action = ACTION_ALLOW,
                           .reason = VERDICT_NO_MATCH,
                           .matched = h != NULL ? h->name : NULL};
-  const struct host_rule *rule = h != NULL ? find_rule(p, h) : NULL;
-  if (rule == NULL)
-    return;
-  const struct category *c = rule->category;
-  out->rule = rule;
-  out->reason = VERDICT_VENDOR;
-  out->after_cutoff = now >= c->cutoff;
-  out->rule_action = out->after_cutoff ? c->after : c->before;
-  out->action = out->rule_action;
-  /* Only the most specific exception counts: a narrower entry that expired
-   * means the admin wanted that name back under the vendor rule. */
-  const struct exception_rule *e = find_exception(p, h);
-  if (e != NULL && now < e->expires) {
-    out->reason = VERDICT_EXCEPTION;
-    out->exception = e;
-    out->action = ACTION_LOG;
-    return;
+  if (h != NULL) {
+    const struct exception_rule *e = find_exception(p, h);
+    host_exc = e != NULL && now < e->expires ? e : NULL;
+    const struct rule *rule = find_rule(p, h);
+    if (rule != NULL) {
+      cand = (struct verdict){.on = MATCH_HOST, .matched = h->name};
+      judge(rule, e, now, &cand);
+      keep_stricter(out, &cand);
+    }
+    if (h->kind != HOST_NAME) {
+      struct ip_addr a = {.family = h->kind == HOST_IPV4 ? AF_INET : AF_INET6};
+      memcpy(a.addr, h->addr, sizeof(a.addr));
+      judge_address(p, &a, host_exc, now, out);
+    }
   }
+  for (size_t i = 0; i < facts->nsni; i++)
+    judge_name(p, facts->sni[i], MATCH_SNI, NULL, now, out);
+  for (size_t i = 0; i < facts->ncnames; i++)
+    judge_name(p, facts->cnames[i], MATCH_CNAME, host_exc, now, out);
+  for (size_t i = 0; i < facts->naddrs; i++)
+    judge_address(p, &facts->addrs[i], host_exc, now, out);
+  if (facts->ja4 != NULL) {
+    const struct rule *rule = dommatch_lookup(p->ja4s, facts->ja4, strlen(facts->ja4));
+    if (rule != NULL) {
+      cand = (struct verdict){.on = MATCH_JA4, .matched = facts->ja4};
+      judge(rule, NULL, now, &cand);
+      keep_stricter(out, &cand);
+    }
+  }
+  if (out->rule != NULL && out->on == MATCH_ADDRESS)
+    out->matched = out->matched_addr; /* the copy moved with the struct */
   if (p->monitor && out->action == ACTION_DENY) {
     out->action = ACTION_LOG;
     out->monitor = true;
@@ -346,14 +473,31 @@ const struct vendor *policy_vendor_at(const struct policy *p, size_t i) {
 }
 
 size_t policy_host_count(const struct policy *p) {
+  return p->counts[RULE_HOST];
+}
+
+size_t policy_network_count(const struct policy *p) {
+  return p->counts[RULE_NETWORK];
+}
+
+size_t policy_ja4_count(const struct policy *p) {
+  return p->counts[RULE_JA4];
+}
+
+size_t policy_rule_count(const struct policy *p) {
   return p->rules.n;
+}
+
+const char *match_on_name(enum match_on on) {
+  static const char *const names[] = {"none", "host", "sni", "cname", "address", "ja4"};
+  return (unsigned)on < sizeof(names) / sizeof(names[0]) ? names[on] : "?";
 }
 
 size_t policy_exception_count(const struct policy *p) {
   return p->exceptions.n;
 }
 
-const struct host_rule *policy_host_at(const struct policy *p, size_t i) {
+const struct rule *policy_rule_at(const struct policy *p, size_t i) {
   return i < p->rules.n ? &((const struct rule_node *)p->rules.items[i])->rule : NULL;
 }
 

@@ -5,6 +5,7 @@
 #ifndef EMBARGO_FILTERS_POLICY_H
 #define EMBARGO_FILTERS_POLICY_H
 
+#include "filters/netmatch.h"
 #include "filters/policy-t.h"
 
 struct policy;
@@ -32,6 +33,14 @@ const struct vendor *policy_find_vendor(const struct policy *p, const char *id);
  * if not NULL, receives the earlier declaration), -ENOMEM. */
 int policy_add_host(struct policy *p, const struct vendor *v, const struct category *c,
                     const char *pattern, struct origin where, struct origin *dup_where);
+/* Adds a network rule (RULE_NETWORK) for V/C. TEXT is the prefix as written.
+ * Same returns as policy_add_host. */
+int policy_add_network(struct policy *p, const struct vendor *v, const struct category *c,
+                       const struct cidr *net, enum confidence confidence, struct origin where,
+                       struct origin *dup_where);
+/* Adds a JA4 fingerprint rule (RULE_JA4) for V/C. Same returns. */
+int policy_add_ja4(struct policy *p, const struct vendor *v, const struct category *c,
+                   const char *ja4, struct origin where, struct origin *dup_where);
 int policy_add_exception(struct policy *p, const char *pattern, int64_t expires,
                          const char *reason, struct origin where, struct origin *dup_where);
 void policy_set_monitor(struct policy *p, bool monitor);
@@ -42,13 +51,20 @@ struct policy *policy_ref(struct policy *p);
 void policy_unref(struct policy *p); /* NULL-safe; frees on the last unref */
 
 /* Decides on FACTS at time NOW (seconds since the epoch). Always fills OUT.
- * The most specific vendor host rule gives the action from its category:
+ * Every fact is judged on its own and the strictest verdict wins (deny over
+ * log over allow; at equal strength the first in the order host, SNI, CNAME
+ * chain, addresses, JA4). Names match host rules, addresses match network
+ * rules (longest prefix; an IP-literal host counts as an address too), the
+ * JA4 string matches JA4 rules. For one name, the most specific host rule
+ * gives the action from its category:
  * `before` while NOW < cutoff, `after` from the cutoff on. An unexpired
  * exception (expires > NOW) matching the host overrides a vendor rule: the
  * verdict is then ACTION_LOG with reason VERDICT_EXCEPTION, so the override
  * is recorded. With no vendor match the verdict is ACTION_ALLOW,
- * VERDICT_NO_MATCH. IP-literal hosts only match exact patterns equal to
- * their text. Monitor mode turns ACTION_DENY into ACTION_LOG and sets
+ * VERDICT_NO_MATCH. IP-literal hosts only match exact host patterns equal to
+ * their text. An exception matching the requested host also covers its
+ * CNAME chain and addresses; an SNI name needs its own. A hint-confidence
+ * rule never yields more than ACTION_LOG. Monitor mode turns ACTION_DENY into ACTION_LOG and sets
  * out->monitor (out->rule_action keeps ACTION_DENY). */
 void policy_decide(const struct policy *p, const struct facts *facts, int64_t now,
                    struct verdict *out);
@@ -59,8 +75,13 @@ size_t policy_vendor_count(const struct policy *p);
 const struct vendor *policy_vendor_at(const struct policy *p, size_t i);
 size_t policy_host_count(const struct policy *p);
 size_t policy_exception_count(const struct policy *p);
+size_t policy_network_count(const struct policy *p);
+size_t policy_ja4_count(const struct policy *p);
+const char *match_on_name(enum match_on on); /* "host", "sni", "cname", "address", "ja4" */
 /* Rule I in declaration order, or NULL past the end. */
-const struct host_rule *policy_host_at(const struct policy *p, size_t i);
+/* Every rule of every kind, in declaration order. */
+size_t policy_rule_count(const struct policy *p);
+const struct rule *policy_rule_at(const struct policy *p, size_t i);
 const struct exception_rule *policy_exception_at(const struct policy *p, size_t i);
 
 const char *action_name(enum action a);             /* "allow", "log", "deny" */

@@ -178,7 +178,7 @@ static int cmd_run(const struct options *o) {
 
 static void print_verdict(const char *dest, const struct host *h, const struct verdict *v,
                           int64_t now) {
-  const struct host_rule *r = v->rule;
+  const struct rule *r = v->rule;
   char cutoff[32] = "none", at[32];
 
   rfc3339_format(now, at, sizeof(at));

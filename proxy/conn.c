@@ -36,7 +36,11 @@ static const unsigned legal_moves[] = {
 };
 
 void conn_set_state(struct conn *c, enum conn_state st) {
-  assert(st == CONN_ST_CLOSED || (legal_moves[c->state] & (1u << st)) != 0);
+  if (st != CONN_ST_CLOSED && (legal_moves[c->state] & (1u << st)) == 0) {
+    log_diag(LOG_ERR, c->id, "illegal state change %s -> %s", state_names[c->state],
+             state_names[st]);
+    assert(!"illegal connection state change");
+  }
   log_diag(LOG_DEBUG, c->id, "%s -> %s", state_names[c->state], state_names[st]);
   c->state = st;
 }

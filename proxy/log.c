@@ -168,7 +168,7 @@ static void j_origin(struct jline *j, const char *key, const struct origin *o) {
 }
 
 static void j_verdict(struct jline *j, const struct verdict *v) {
-  const struct host_rule *r = v->rule;
+  const struct rule *r = v->rule;
   j_str(j, "action", action_name(v->action));
   if (v->monitor)
     j_bool(j, "monitor", 1);

@@ -280,7 +280,7 @@ Test(policy, rules_follow_their_category_when_categories_grow) {
   cr_expect_eq(v.action, ACTION_DENY);
   cr_expect_eq(decide("h3.example.net", UPDATES_CUTOFF + 2).action, ACTION_LOG);
   cr_expect_str_eq(decide("s01.upd.kaspersky.com", 0).rule->category->name, "updates");
-  cr_expect_eq(policy_host_at(pol, 0)->category, policy_find_category(kasp, "new-installs"));
+  cr_expect_eq(policy_rule_at(pol, 0)->category, policy_find_category(kasp, "new-installs"));
 }
 
 Test(policy, strings_are_copied_into_the_snapshot) {
