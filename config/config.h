@@ -42,6 +42,29 @@ struct config_limits {
   size_t pool_total;      /* idle upstream connections kept in all */
 };
 
+/* ClientHello inspection of CONNECT tunnels (TLS ports). */
+struct config_tls {
+  uint16_t ports[CONFIG_MAX_PORTS]; /* CONNECT ports whose tunnels are peeked; default {443} */
+  size_t nports;
+  size_t max_hello;      /* bytes buffered for the hello: 64..65536, default 16384 */
+  uint64_t timeout;      /* ms to wait for a complete hello, default 10s */
+  enum action on_no_sni;    /* hello without server_name: default log */
+  enum action on_ech;       /* hello with encrypted_client_hello: default log */
+  enum action on_not_tls;   /* first bytes are not a TLS handshake: default deny */
+  enum action on_malformed; /* a broken hello: default deny */
+  enum action on_too_large; /* hello larger than max_hello: default deny */
+  enum action on_timeout;   /* no complete hello in time: default deny */
+};
+
+/* The resolver's cache. */
+struct config_dns {
+  uint64_t min_ttl;       /* ms; answers are kept at least this long, default 5s */
+  uint64_t max_ttl;       /* ms; and at most this long, default 1h */
+  uint64_t negative_ttl;  /* ms; NXDOMAIN/NODATA kept this long, default 30s */
+  size_t cache_entries;   /* names kept, default 10000 */
+  size_t cache_memory;    /* bytes kept in all, default 16 MiB */
+};
+
 struct config {
   struct config_listen listen[CONFIG_MAX_LISTEN];
   size_t nlisten;
@@ -55,6 +78,12 @@ struct config {
   char clients_text[512];         /* for summaries */
   uint16_t connect_ports[CONFIG_MAX_PORTS];
   size_t nconnect_ports;
+  struct config_tls tls;
+  struct config_dns dns;
+  /* Internal destinations (loopback, link-local, this host's addresses) are
+   * refused unless inside one of these ranges (owned; may be empty). */
+  struct netmatch *internal_allow;
+  char internal_allow_text[512];  /* for summaries */
   char log_path[512];             /* "-" for stdout */
   bool access_log;                /* log every request, not only decisions */
   bool monitor;
