@@ -14,7 +14,7 @@
  *   hashed forms: b and c replaced by the first 12 hex digits of their
  *   SHA-256, or "000000000000" when empty.
  *
- * Choices where implementations differ, pinned by tests/unit/test_tls_hello.c:
+ * Choices where implementations differ, pinned by tests/unit/test_ja4.c:
  *   - ALPN bytes that are not ASCII alphanumerics: the written specification
  *     is followed, the first hex digit of the first byte and the last hex
  *     digit of the last byte (0xba 0xad gives "bd"); FoxIO's tools print "99".

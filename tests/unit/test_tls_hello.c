@@ -1,147 +1,7 @@
-/* ClientHello parser and JA4: table-driven over real first flights (FoxIO's
- * public JA4 captures and hellos captured from local clients), plus
- * synthetic variants rebuilt from a real hello. */
-#include <criterion/criterion.h>
-#include <errno.h>
-#include <stdio.h>
-#include <string.h>
-
-#include "filters/ja4.h"
-#include "filters/tls_hello.h"
-
-#define FIXTURES EMBARGO_SOURCE_DIR "/tests/fixtures"
-#define BIG 70000
-
-static uint8_t hello_buf[TLS_HELLO_BUF_SIZE(TLS_HELLO_LIMIT_MAX)];
-
-/* ---- helpers ----------------------------------------------------------- */
-
-static size_t load(const char *path, uint8_t *out, size_t cap) {
-  FILE *f = fopen(path, "rb");
-  size_t n;
-  cr_assert_not_null(f, "cannot open %s", path);
-  n = fread(out, 1, cap, f);
-  fclose(f);
-  return n;
-}
-
-static size_t load_fixture(const char *rel, uint8_t *out, size_t cap) {
-  char path[512];
-  snprintf(path, sizeof path, "%s/%s", FIXTURES, rel);
-  return load(path, out, cap);
-}
-
-/* Feeds DATA in CHUNK-sized pieces; returns the final status and the total
- * consumed in *USED. */
-static enum tls_hello_status feed_chunked(struct tls_hello *h, const uint8_t *data, size_t n,
-                                          size_t chunk, size_t *used) {
-  enum tls_hello_status st = tls_hello_status(h);
-  size_t off = 0, c;
-  while (off < n && st == TLS_HELLO_ST_NEED_MORE) {
-    size_t len = n - off < chunk ? n - off : chunk;
-    st = tls_hello_feed(h, data + off, len, &c);
-    off += c;
-    if (st == TLS_HELLO_ST_NEED_MORE)
-      cr_assert_eq(c, len);
-  }
-  if (used)
-    *used = off;
-  return st;
-}
-
-static enum tls_hello_status parse_max(struct tls_hello *h, const uint8_t *data, size_t n,
-                                       size_t max) {
-  cr_assert_eq(tls_hello_init(h, hello_buf, sizeof hello_buf, max), 0);
-  return feed_chunked(h, data, n, n ? n : 1, NULL);
-}
-
-static enum tls_hello_status parse(struct tls_hello *h, const uint8_t *data, size_t n) {
-  return parse_max(h, data, n, TLS_HELLO_LIMIT_MAX);
-}
-
-static void expect_ja4(const struct tls_hello *h, enum ja4_variant v, const char *want,
-                       const char *what) {
-  static char got[BIG];
-  cr_assert_eq(ja4_format(h, v, got, sizeof got), 0, "%s", what);
-  cr_expect_str_eq(got, want, "%s variant %d", what, (int)v);
-  cr_expect_eq(ja4_size(h, v), strlen(want) + 1, "%s", what);
-}
-
-/* ---- FoxIO's public captures ------------------------------------------- */
-
-/* Applies the divergences documented in filters/ja4.h to FoxIO's strings. */
-static void apply_divergences(const char *file, char *field[4]) {
-  if (strcmp(file, "tls-non-ascii-alpn.pcapng.s0.1.bin") == 0) {
-    for (int i = 0; i < 4; i++) {
-      char *p = strstr(field[i], "t13d151699_");
-      cr_assert_not_null(p);
-      memcpy(p + 8, "bd", 2);
-    }
-  }
-  if (strncmp(file, "https3-301-get", 14) == 0 || strncmp(file, "socks-https-example", 19) == 0) {
-    char *p = strrchr(field[2], '_');
-    cr_assert_str_eq(p, "_000000000000");
-    strcpy(p, "_9af15b336e6a"); /* sha256("0000"), the listed server_name */
-  }
-}
-
-Test(tls_hello, ja4_matches_foxio_for_every_public_capture) {
-  static char line[BIG], raw[BIG];
-  static uint8_t data[BIG];
-  FILE *f = fopen(FIXTURES "/ja4/expected.tsv", "r");
-  int rows = 0, full = 0;
-  cr_assert_not_null(f);
-  while (fgets(line, sizeof line, f)) {
-    char *field[6], *save = NULL;
-    struct tls_hello h;
-    if (line[0] == '#')
-      continue;
-    line[strcspn(line, "\n")] = '\0';
-    for (int i = 0; i < 6; i++)
-      field[i] = strtok_r(i ? NULL : line, "\t", &save);
-    cr_assert_not_null(field[5]);
-    apply_divergences(field[0], field + 2);
-    snprintf(raw, sizeof raw, "ja4/hellos/%s", field[0]);
-    size_t n = load_fixture(raw, data, sizeof data);
-    cr_assert_eq(parse(&h, data, n), TLS_HELLO_ST_HELLO, "%s: %s", field[0],
-                 tls_hello_reason_name(tls_hello_reason(&h)));
-    expect_ja4(&h, JA4_HASHED, field[2], field[0]);
-    if (strcmp(field[1], "python") == 0) {
-      expect_ja4(&h, JA4_RAW, field[3], field[0]);
-      expect_ja4(&h, JA4_ORIGINAL_HASHED, field[4], field[0]);
-      expect_ja4(&h, JA4_ORIGINAL_RAW, field[5], field[0]);
-      full++;
-    }
-    rows++;
-  }
-  fclose(f);
-  cr_assert_eq(rows, 161);
-  cr_assert_eq(full, 158);
-}
-
-Test(tls_hello, same_answer_for_every_chunk_size) {
-  static const char *const files[] = {
-      "ja4/hellos/browsers-x509.pcapng.s0.1.bin",
-      "ja4/hellos/tls-alpn-h2.pcap.s0.1.bin",
-      "ja4/hellos/https-connect.pcap.s0.1.bin",
-  };
-  static uint8_t data[BIG];
-  for (size_t f = 0; f < sizeof files / sizeof files[0]; f++) {
-    size_t n = load_fixture(files[f], data, sizeof data);
-    char want[JA4_HASHED_SIZE], got[JA4_HASHED_SIZE];
-    struct tls_hello h;
-    cr_assert_eq(parse(&h, data, n), TLS_HELLO_ST_HELLO);
-    cr_assert_eq(ja4_format(&h, JA4_HASHED, want, sizeof want), 0);
-    for (size_t chunk = 1; chunk <= n; chunk = chunk < 24 ? chunk + 1 : chunk * 2) {
-      size_t used;
-      cr_assert_eq(tls_hello_init(&h, hello_buf, sizeof hello_buf, 0), 0);
-      cr_assert_eq(feed_chunked(&h, data, n, chunk, &used), TLS_HELLO_ST_HELLO);
-      cr_assert_eq(used, n);
-      cr_assert_eq(ja4_format(&h, JA4_HASHED, got, sizeof got), 0);
-      cr_assert_str_eq(got, want, "%s chunk %zu", files[f], chunk);
-    }
-  }
-}
+/* ClientHello parser: hellos captured from local clients, and synthetic
+ * variants rebuilt from a real hello to probe reassembly, bounds and every
+ * defect reason. */
+#include "hello_builder.h"
 
 /* ---- hellos captured from local clients (tests/fixtures/hellos) -------- */
 
@@ -180,7 +40,8 @@ static const struct captured {
      "c013,c014,c023,c024,c027,c028,c02b,c02c,c02f,c030,cca8,cca9,ccaa_000a,000b,000d,0016,"
      "0017,0023_0403,0503,0603,0807,0808,0809,080a,080b,0804,0805,0806,0401,0501,0601,0303,"
      "0301,0302,0402,0502,0602"},
-    {"openssl-tls13.bin", "fixture.example", "", "0304", 0x0303, "t13d041000_16476d049b0b_78f1d400d464",
+    {"openssl-tls13.bin", "fixture.example", "", "0304", 0x0303,
+     "t13d041000_16476d049b0b_78f1d400d464",
      "t13d041000_00ff,1301,1302,1303_000a,000b,000d,0016,0017,0023,002b,002d,0033_0403,0503,"
      "0603,0807,0808,0809,080a,080b,0804,0805,0806,0401,0501,0601"},
     {"python-ssl.bin", "fixture.example", "", "0304,0303", 0x0303,
@@ -243,132 +104,6 @@ Test(tls_hello, sees_grease_and_ech_in_a_chromium_hello) {
 }
 
 /* ---- synthetic hellos rebuilt from a real one --------------------------- */
-
-struct ext_item {
-  uint16_t type;
-  const uint8_t *data;
-  size_t len;
-};
-
-/* A ClientHello as parts: the base hello's fixed fields and an editable
- * extension list. */
-struct parts {
-  const struct tls_hello *base;
-  uint16_t version;
-  struct ext_item ext[64];
-  size_t next;
-};
-
-static struct tls_hello base;
-static uint8_t base_buf[TLS_HELLO_BUF_SIZE(TLS_HELLO_DEFAULT_MAX)];
-static uint8_t wire[BIG], msg[BIG];
-static char base_ja4[JA4_HASHED_SIZE];
-
-/* Parses the curl fixture into BASE and P. */
-static void base_parts(struct parts *p) {
-  static uint8_t data[BIG];
-  struct tls_hello_ext e;
-  size_t pos = 0, n = load_fixture("hellos/curl.bin", data, sizeof data);
-  cr_assert_eq(tls_hello_init(&base, base_buf, sizeof base_buf, 0), 0);
-  cr_assert_eq(tls_hello_feed(&base, data, n, NULL), TLS_HELLO_ST_HELLO);
-  cr_assert_eq(ja4_format(&base, JA4_HASHED, base_ja4, sizeof base_ja4), 0);
-  p->base = &base;
-  p->version = tls_hello_legacy_version(&base);
-  p->next = 0;
-  while (tls_hello_ext_next(&base, &pos, &e))
-    p->ext[p->next++] = (struct ext_item){e.type, e.data, e.len};
-}
-
-/* Replaces the body of extension TYPE, or inserts it first. */
-static void parts_set(struct parts *p, uint16_t type, const void *data, size_t len) {
-  for (size_t i = 0; i < p->next; i++) {
-    if (p->ext[i].type == type) {
-      p->ext[i] = (struct ext_item){type, data, len};
-      return;
-    }
-  }
-  memmove(p->ext + 1, p->ext, p->next++ * sizeof p->ext[0]);
-  p->ext[0] = (struct ext_item){type, data, len};
-}
-
-static void parts_append(struct parts *p, uint16_t type, const void *data, size_t len) {
-  p->ext[p->next++] = (struct ext_item){type, data, len};
-}
-
-static uint8_t *put16(uint8_t *o, size_t v) {
-  o[0] = (uint8_t)(v >> 8);
-  o[1] = (uint8_t)v;
-  return o + 2;
-}
-
-static uint8_t *put_vec(uint8_t *o, int width, const void *data, size_t len) {
-  if (width == 1)
-    *o++ = (uint8_t)len;
-  else
-    o = put16(o, len);
-  memcpy(o, data, len);
-  return o + len;
-}
-
-/* Serialises P as a handshake message into MSG; returns its length. */
-static size_t build_msg(const struct parts *p) {
-  const struct tls_hello *b = p->base;
-  uint8_t *o = put16(msg + 4, p->version), *block;
-  memcpy(o, b->random.p, 32);
-  o = put_vec(o + 32, 1, b->session_id.p, b->session_id.len);
-  o = put_vec(o, 2, b->ciphers.p, b->ciphers.n * 2);
-  o = put_vec(o, 1, b->compression.p, b->compression.len);
-  block = o;
-  o += 2;
-  for (size_t i = 0; i < p->next; i++)
-    o = put_vec(put16(o, p->ext[i].type), 2, p->ext[i].data, p->ext[i].len);
-  put16(block, (size_t)(o - block - 2));
-  size_t n = (size_t)(o - msg);
-  msg[0] = 1;
-  msg[1] = (uint8_t)((n - 4) >> 16);
-  put16(msg + 2, n - 4);
-  return n;
-}
-
-/* Wraps MSG[0, N) into handshake records of SIZES[i] payload bytes (the
- * last record takes the rest) in WIRE; returns the wire length. */
-static size_t wrap(size_t n, const size_t *sizes, size_t nsizes) {
-  size_t off = 0, w = 0;
-  for (size_t i = 0; off < n; i++) {
-    size_t len = i < nsizes && sizes[i] < n - off ? sizes[i] : n - off;
-    wire[w] = 22;
-    put16(wire + w + 1, 0x0301);
-    put16(wire + w + 3, len);
-    memcpy(wire + w + 5, msg + off, len);
-    w += 5 + len;
-    off += len;
-  }
-  return w;
-}
-
-static size_t wire_of(const struct parts *p) {
-  return wrap(build_msg(p), NULL, 0);
-}
-
-static void expect_malformed(const uint8_t *data, size_t n, enum tls_hello_reason why,
-                             const char *what) {
-  struct tls_hello h;
-  cr_expect_eq(parse(&h, data, n), TLS_HELLO_ST_MALFORMED, "%s: %s", what,
-               tls_hello_status_str(tls_hello_status(&h)));
-  cr_expect_eq(tls_hello_reason(&h), why, "%s: got %s, want %s", what,
-               tls_hello_reason_name(tls_hello_reason(&h)), tls_hello_reason_name(why));
-}
-
-static void expect_parts_malformed(const struct parts *p, enum tls_hello_reason why,
-                                   const char *what) {
-  expect_malformed(wire, wire_of(p), why, what);
-}
-
-static void expect_same_ja4(const struct tls_hello *h) {
-  char got[JA4_HASHED_SIZE];
-  cr_assert_eq(ja4_format(h, JA4_HASHED, got, sizeof got), 0);
-  cr_expect_str_eq(got, base_ja4);
-}
 
 Test(tls_hello, rebuilds_the_base_hello_byte_for_byte) {
   struct parts p;
@@ -526,26 +261,6 @@ Test(tls_hello, reports_the_record_version_for_an_alert) {
   cr_expect_eq(tls_hello_record_version(&h), 0x0303);
 }
 
-/* Offsets of the length fields of the message in MSG (built by build_msg). */
-struct offsets {
-  size_t version, sid, ciphers, comp, exts, first_ext;
-};
-
-static struct offsets offsets_of(void) {
-  struct offsets o;
-  o.version = 4;
-  o.sid = 4 + 2 + 32;
-  o.ciphers = o.sid + 1 + msg[o.sid];
-  o.comp = o.ciphers + 2 + ((size_t)msg[o.ciphers] << 8 | msg[o.ciphers + 1]);
-  o.exts = o.comp + 1 + msg[o.comp];
-  o.first_ext = o.exts + 2;
-  return o;
-}
-
-static void set16(size_t at, size_t v) {
-  put16(msg + at, v);
-}
-
 Test(tls_hello, every_inconsistent_length_has_its_own_reason) {
   struct parts p;
   base_parts(&p);
@@ -564,7 +279,8 @@ Test(tls_hello, every_inconsistent_length_has_its_own_reason) {
       {"session_id past the hello", o.sid, 1, 255, TLS_HELLO_R_SESSION_ID_LEN, 0},
       {"odd cipher_suites length", o.ciphers, 2, 61, TLS_HELLO_R_CIPHERS_LEN, 0},
       {"empty cipher_suites", o.ciphers, 2, 0, TLS_HELLO_R_CIPHERS_LEN, 0},
-      {"cipher_suites past the hello", o.ciphers, 2, rest_after_ciphers + 2, TLS_HELLO_R_CIPHERS_LEN, 0},
+      {"cipher_suites past the hello", o.ciphers, 2, rest_after_ciphers + 2,
+       TLS_HELLO_R_CIPHERS_LEN, 0},
       {"cipher_suites length 0xffff", o.ciphers, 2, 0xffff, TLS_HELLO_R_CIPHERS_LEN, 0},
       {"empty compression_methods", o.comp, 1, 0, TLS_HELLO_R_COMPRESSION_LEN, 0},
       {"compression_methods past the hello", o.comp, 1, 2, TLS_HELLO_R_COMPRESSION_LEN, o.comp + 2},
@@ -795,7 +511,8 @@ Test(tls_hello, list_extension_defects_have_their_own_reasons) {
     enum tls_hello_reason why;
   } cases[] = {
       {"ALPN empty extension", 0x0010, {0}, 0, TLS_HELLO_R_ALPN_LIST_LEN},
-      {"ALPN list longer than extension", 0x0010, {0, 4, 2, 'h', '2'}, 5, TLS_HELLO_R_ALPN_LIST_LEN},
+      {"ALPN list longer than extension", 0x0010, {0, 4, 2, 'h', '2'}, 5,
+       TLS_HELLO_R_ALPN_LIST_LEN},
       {"ALPN empty list", 0x0010, {0, 0}, 2, TLS_HELLO_R_ALPN_EMPTY_LIST},
       {"ALPN name past the list", 0x0010, {0, 3, 5, 'h', '2'}, 5, TLS_HELLO_R_ALPN_PROTO_LEN},
       {"ALPN empty name", 0x0010, {0, 4, 2, 'h', '2', 0}, 6, TLS_HELLO_R_ALPN_EMPTY_PROTO},
@@ -814,40 +531,6 @@ Test(tls_hello, list_extension_defects_have_their_own_reasons) {
   }
 }
 
-Test(tls_hello, grease_is_accepted_and_left_out_of_ja4) {
-  static const uint8_t one[] = {0}, versions[] = {8, 0x5a, 0x5a, 3, 4, 3, 3, 3, 2};
-  static uint8_t sigalgs[600];
-  struct parts p;
-  struct tls_hello h;
-  base_parts(&p);
-  struct tls_hello_u16s base_sigs = tls_hello_sigalgs(&base);
-  put16(sigalgs, base_sigs.n * 2 + 2);
-  put16(sigalgs + 2, 0x1a1a);
-  memcpy(sigalgs + 4, base_sigs.p, base_sigs.n * 2);
-  parts_set(&p, 0x0a0a, one, 0);
-  parts_append(&p, 0xfafa, one, 1);
-  parts_set(&p, 0x002b, versions, sizeof versions);
-  parts_set(&p, 0x000d, sigalgs, base_sigs.n * 2 + 4);
-  cr_assert_eq(parse(&h, wire, wire_of(&p)), TLS_HELLO_ST_HELLO);
-  cr_expect(tls_hello_flags(&h) & TLS_HELLO_F_GREASE);
-  cr_expect_eq(tls_hello_ext_count(&h), tls_hello_ext_count(&base) + 2);
-  cr_expect_eq(tls_hello_max_version(&h), 0x0304);
-  expect_same_ja4(&h);
-}
-
-Test(tls_hello, only_grease_versions_fall_back_to_legacy_version) {
-  static const uint8_t versions[] = {2, 0x7a, 0x7a};
-  struct parts p;
-  struct tls_hello h;
-  char got[JA4_HASHED_SIZE];
-  base_parts(&p);
-  parts_set(&p, 0x002b, versions, sizeof versions);
-  cr_assert_eq(parse(&h, wire, wire_of(&p)), TLS_HELLO_ST_HELLO);
-  cr_expect_eq(tls_hello_max_version(&h), 0x0303);
-  cr_assert_eq(ja4_format(&h, JA4_HASHED, got, sizeof got), 0);
-  cr_expect_eq(strncmp(got, "t12d", 4), 0, "%s", got);
-}
-
 Test(tls_hello, ech_extension_is_reported) {
   static const uint8_t ech[] = {0, 0, 1, 0, 1, 0x42};
   struct parts p;
@@ -857,31 +540,6 @@ Test(tls_hello, ech_extension_is_reported) {
   cr_assert_eq(parse(&h, wire, wire_of(&p)), TLS_HELLO_ST_HELLO);
   cr_expect(tls_hello_flags(&h) & TLS_HELLO_F_ECH);
   cr_expect(tls_hello_has_ext(&h, 0xfe0d));
-}
-
-Test(tls_hello, ja4_alpn_code_follows_the_specification) {
-  static const struct {
-    uint8_t body[16];
-    size_t len;
-    const char *code;
-  } cases[] = {
-      {{0, 3, 2, 'h', '2'}, 5, "h2"},
-      {{0, 2, 1, 'h'}, 4, "hh"},
-      {{0, 9, 8, 'h', 't', 't', 'p', '/', '1', '.', '1'}, 11, "h1"},
-      {{0, 3, 2, 0xba, 0xad}, 5, "bd"},  /* FoxIO's tools print "99" */
-      {{0, 4, 3, 'h', '2', '-'}, 6, "6d"},
-      {{0, 4, 3, 0x01, 'a', 'z'}, 6, "0a"}, /* either end non-alphanumeric: hex */
-  };
-  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-    struct parts p;
-    struct tls_hello h;
-    char got[JA4_HASHED_SIZE];
-    base_parts(&p);
-    parts_set(&p, 0x0010, cases[i].body, cases[i].len);
-    cr_assert_eq(parse(&h, wire, wire_of(&p)), TLS_HELLO_ST_HELLO);
-    cr_assert_eq(ja4_format(&h, JA4_HASHED, got, sizeof got), 0);
-    cr_expect_eq(strncmp(got + 8, cases[i].code, 2), 0, "case %zu: %s", i, got);
-  }
 }
 
 /* ---- API edges ----------------------------------------------------------- */
@@ -908,18 +566,6 @@ Test(tls_hello, init_rejects_bad_bounds_and_small_buffers) {
   cr_expect_neq(tls_hello_feed(&h, (const uint8_t *)"\x16", 1, NULL), TLS_HELLO_ST_NEED_MORE);
   cr_expect_eq(tls_hello_init(&h, hello_buf, sizeof hello_buf, 0), 0);
   cr_expect_eq(h.max, TLS_HELLO_DEFAULT_MAX);
-}
-
-Test(tls_hello, ja4_reports_a_short_output_buffer) {
-  struct parts p;
-  struct tls_hello h;
-  char got[20];
-  base_parts(&p);
-  cr_assert_eq(parse(&h, wire, wire_of(&p)), TLS_HELLO_ST_HELLO);
-  cr_expect_eq(ja4_format(&h, JA4_HASHED, got, sizeof got), -ENOSPC);
-  cr_expect_eq(strlen(got), sizeof got - 1);
-  cr_expect_eq(strncmp(got, base_ja4, sizeof got - 1), 0);
-  cr_expect_gt(ja4_size(&h, JA4_RAW), JA4_HASHED_SIZE);
 }
 
 Test(tls_hello, facts_read_empty_unless_hello) {
