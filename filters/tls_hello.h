@@ -38,8 +38,9 @@
 /* Prepares H to parse one ClientHello into BUF (borrowed; SIZE bytes, at
  * least TLS_HELLO_BUF_SIZE(max_bytes)). MAX_BYTES bounds the raw bytes
  * buffered, record headers included; 0 means TLS_HELLO_DEFAULT_MAX.
- * Returns 0, or -EINVAL if MAX_BYTES is outside [TLS_HELLO_LIMIT_MIN,
- * TLS_HELLO_LIMIT_MAX] or SIZE is too small (H is then unusable). */
+ * Returns 0, or -EINVAL if BUF is NULL, MAX_BYTES is outside
+ * [TLS_HELLO_LIMIT_MIN, TLS_HELLO_LIMIT_MAX] or SIZE is too small; H then
+ * answers TOO_LARGE to every feed and never touches BUF. */
 int tls_hello_init(struct tls_hello *h, uint8_t *buf, size_t size, size_t max_bytes);
 
 /* Feeds LEN bytes the client sent next (any chunking, LEN may be 0).
