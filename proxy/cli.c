@@ -32,6 +32,9 @@ struct options {
   char resolvers[256];
   const char *log;
   int64_t now;      /* 0: the real clock */
+  const char *sni[8]; /* check: server names a ClientHello would carry */
+  size_t nsni;
+  const char *ja4;    /* check: a JA4 fingerprint */
   bool monitor;
   bool verbose;
 };
@@ -51,6 +54,8 @@ static const char usage_text[] =
     "  -m, --monitor           never deny; log what would have been denied\n"
     "  -o, --log FILE|-        decision log destination (default: standard output)\n"
     "  -v, --verbose           debug diagnostics on standard error\n"
+    "      --sni NAME          check: also judge this TLS server name (repeatable)\n"
+    "      --ja4 FINGERPRINT   check: also judge this JA4 client fingerprint\n"
     "  -h, --help              this text\n";
 
 __attribute__((format(printf, 1, 2)))
@@ -70,11 +75,12 @@ static int parse_options(int argc, char **argv, struct options *o) {
       {"resolver", required_argument, NULL, 'r'}, {"now", required_argument, NULL, 'n'},
       {"monitor", no_argument, NULL, 'm'},        {"log", required_argument, NULL, 'o'},
       {"verbose", no_argument, NULL, 'v'},        {"help", no_argument, NULL, 'h'},
+      {"sni", required_argument, NULL, 's'},      {"ja4", required_argument, NULL, 'j'},
       {NULL, 0, NULL, 0}};
   int ch;
 
   optind = 1;
-  while ((ch = getopt_long(argc, argv, "+c:l:r:n:mo:vh", longopts, NULL)) != -1) {
+  while ((ch = getopt_long(argc, argv, "+c:l:r:n:mo:vhs:j:", longopts, NULL)) != -1) {
     switch (ch) {
     case 'c': o->config = optarg; break;
     case 'l':
@@ -99,6 +105,12 @@ static int parse_options(int argc, char **argv, struct options *o) {
     case 'm': o->monitor = true; break;
     case 'o': o->log = optarg; break;
     case 'v': o->verbose = true; break;
+    case 's':
+      if (o->nsni == sizeof(o->sni) / sizeof(o->sni[0]))
+        return usage_error("too many --sni options (at most %zu)", sizeof(o->sni) / sizeof(o->sni[0]));
+      o->sni[o->nsni++] = optarg;
+      break;
+    case 'j': o->ja4 = optarg; break;
     case 'h': fputs(usage_text, stdout); exit(0);
     default: return usage_error("%s", "unknown option");
     }
@@ -192,7 +204,8 @@ static void print_verdict(const char *dest, const struct host *h, const struct v
   }
   if (r->category->cutoff != POLICY_TIME_NEVER)
     rfc3339_format(r->category->cutoff, cutoff, sizeof(cutoff));
-  printf("  matched:   %s (host)\n", v->matched);
+  printf("  matched:   %s (%s%s)\n", v->matched, match_on_name(v->on),
+         v->hint ? ", hint: never denies on its own" : "");
   printf("  vendor:    %s (%s)\n", r->vendor->name, r->vendor->id);
   printf("  category:  %s\n", r->category->name);
   printf("  pattern:   %s\n", r->pattern);
@@ -215,15 +228,27 @@ static int cmd_check(const struct options *o, int argc, char **argv) {
   int64_t now = o->now ? o->now : (int64_t)time(NULL);
   int i, rc, status = 0;
 
+  const char *snis[8];
+  char sninames[8][HOST_NAME_MAX_LEN + 1];
+  size_t k;
+
   if (argc == 0)
     return usage_error("%s", "check: name at least one destination");
+  for (k = 0; k < o->nsni; k++) {
+    struct host sh;
+    int err = host_normalise(o->sni[k], strlen(o->sni[k]), &sh);
+    if (err != 0 || sh.kind != HOST_NAME)
+      return usage_error("--sni \"%s\": %s", o->sni[k], err ? err_str(err) : "not a host name");
+    memcpy(sninames[k], sh.name, sh.len + 1);
+    snis[k] = sninames[k];
+  }
   memset(&cfg, 0, sizeof(cfg));
   if ((rc = load_config(o, &cfg)) != 0)
     return rc;
   for (i = 0; i < argc; i++) {
     struct host h;
     struct verdict v;
-    struct facts facts = {.host = &h};
+    struct facts facts = {.host = &h, .sni = snis, .nsni = o->nsni, .ja4 = o->ja4};
     int err = authority_parse(argv[i], strlen(argv[i]), 443, &h);
     if (err != 0) {
       printf("%s: invalid destination: %s\n", argv[i], err_str(err));

@@ -21,6 +21,24 @@ void conn_linger(struct conn *c);
 /* Writes to the client; on failure the connection is closed and -1 returned. */
 int conn_write_client(struct conn *c, const char *data, size_t len);
 
+/* conn.c: keeps DATA[0..LEN) as input to parse later. 0 or -1 (ENOMEM). */
+int conn_spill_keep(struct conn *c, const char *data, size_t len);
+/* conn.c: dials the addresses in c->addrs for the current request. */
+void conn_dial(struct conn *c);
+
+/* peek.c: whether the current CONNECT's tunnel gets ClientHello inspection. */
+bool peek_wanted(const struct conn *c);
+/* peek.c: answers 200 and starts reading the ClientHello (state PEEK). */
+void peek_start(struct conn *c);
+/* peek.c: client bytes or EOF/error (NREAD < 0) while peeking. */
+void peek_data(struct conn *c, ssize_t nread, const char *data);
+/* peek.c: the hello did not arrive in time. */
+void peek_timeout(struct conn *c);
+/* peek.c: queues the bytes read while peeking towards UP. 0 or a libuv code. */
+int peek_forward(struct conn *c, struct endpoint *up);
+/* peek.c: releases the inspection state. NULL-safe. */
+void peek_free(struct conn *c);
+
 /* forward.c: an upstream for the current request is ready. */
 void forward_start(struct conn *c);
 /* forward.c: response parser callbacks (ctx is the struct upstream). */

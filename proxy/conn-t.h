@@ -20,6 +20,8 @@
  *            v                                                                 |
  *   ---> HEAD ---> RESOLVING ---> CONNECTING ---> FORWARD ---------------------+
  *          |  \         \              \  \---(CONNECT)---> TUNNEL ---> (close)
+ *          |   \         \--(CONNECT, TLS port)--> PEEK --> CONNECTING
+ *          |    \                                    \--(deny)--> LINGER
  *          |   \--(IP literal)--------->+
  *          |    \--(pooled upstream)------------> FORWARD
  *          +--(deny, bad request, DNS/connect failure)--> RESPONDING --> HEAD
@@ -31,6 +33,7 @@ enum conn_state {
   CONN_ST_RESOLVING,  /* the destination name is being resolved */
   CONN_ST_CONNECTING, /* dialing the destination's addresses in turn */
   CONN_ST_FORWARD,    /* request and response bodies are streaming */
+  CONN_ST_PEEK,       /* CONNECT answered 200; reading the ClientHello before dialling */
   CONN_ST_TUNNEL,     /* CONNECT established: bytes relayed both ways */
   CONN_ST_RESPONDING, /* a response Embargo generated is being written */
   CONN_ST_LINGER,     /* FIN sent; reading and dropping input until the peer closes */
@@ -38,6 +41,8 @@ enum conn_state {
 };
 
 struct dns_query;
+struct peek;
+struct tls_evidence;
 struct dns_result;
 struct listener;
 struct server;
@@ -62,6 +67,9 @@ struct conn {
   char *path;                /* origin-form target (owned) */
   size_t path_len;
   struct verdict verdict;    /* the policy's answer for the current request */
+  struct peek *peek;         /* ClientHello inspection state (owned), PEEK on */
+  const struct tls_evidence *log_tls; /* evidence for the next decision line */
+  bool established;          /* "200 Connection established" was sent */
 
   struct upstream *up;       /* the destination connection in use */
   struct dns_query *dnsq;    /* pending lookup, cancelled on close */

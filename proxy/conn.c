@@ -18,14 +18,15 @@
 #define LINGER_MS 2000
 #define RESPOND_MS 30000
 
-static const char *const state_names[] = {"HEAD", "RESOLVING", "CONNECTING", "FORWARD",
-                                          "TUNNEL", "RESPONDING", "LINGER", "CLOSED"};
+static const char *const state_names[] = {"HEAD",   "RESOLVING",  "CONNECTING", "FORWARD", "PEEK",
+                                          "TUNNEL", "RESPONDING", "LINGER",     "CLOSED"};
 
 /* Legal moves, one bit per target state. */
 static const unsigned legal_moves[] = {
     [CONN_ST_HEAD] = 1u << CONN_ST_RESOLVING | 1u << CONN_ST_CONNECTING | 1u << CONN_ST_FORWARD |
-                     1u << CONN_ST_RESPONDING | 1u << CONN_ST_LINGER,
-    [CONN_ST_RESOLVING] = 1u << CONN_ST_CONNECTING | 1u << CONN_ST_RESPONDING,
+                     1u << CONN_ST_PEEK | 1u << CONN_ST_RESPONDING | 1u << CONN_ST_LINGER,
+    [CONN_ST_RESOLVING] = 1u << CONN_ST_CONNECTING | 1u << CONN_ST_PEEK | 1u << CONN_ST_RESPONDING,
+    [CONN_ST_PEEK] = 1u << CONN_ST_CONNECTING | 1u << CONN_ST_LINGER,
     [CONN_ST_CONNECTING] = 1u << CONN_ST_FORWARD | 1u << CONN_ST_TUNNEL | 1u << CONN_ST_RESPONDING,
     [CONN_ST_FORWARD] = 1u << CONN_ST_HEAD | 1u << CONN_ST_CONNECTING | 1u << CONN_ST_RESPONDING |
                         1u << CONN_ST_LINGER,
@@ -54,6 +55,7 @@ static void on_handle_closed(uv_handle_t *h) {
   free(c->path);
   free(c->addrs);
   free(c->spill);
+  peek_free(c);
   free(c);
 }
 
@@ -104,6 +106,9 @@ static void on_timeout(uv_timer_t *t) {
       conn_close(c);
     }
     break;
+  case CONN_ST_PEEK:
+    peek_timeout(c);
+    break;
   default: /* tunnel idle, responding or lingering too long */
     conn_close(c);
     break;
@@ -142,6 +147,7 @@ void conn_update_reading(struct conn *c) {
   case CONN_ST_TUNNEL:
     want_client = up_pending < high;
     break;
+  case CONN_ST_PEEK:
   case CONN_ST_LINGER:
     want_client = true;
     break;
@@ -210,9 +216,15 @@ static void tunnel_upstream_data(struct conn *c, ssize_t nread, const char *data
 static void tunnel_start(struct conn *c) {
   static const char established[] = "HTTP/1.1 200 Connection established\r\n\r\n";
   conn_set_state(c, CONN_ST_TUNNEL);
-  if (conn_write_client(c, established, sizeof(established) - 1) != 0)
+  if (!c->established && conn_write_client(c, established, sizeof(established) - 1) != 0)
     return;
-  if (c->spill_len > 0) { /* bytes the client sent right after its CONNECT head */
+  c->established = true;
+  if (peek_forward(c, &c->up->ep) != 0) { /* the ClientHello, as it was received */
+    conn_close(c);
+    return;
+  }
+  peek_free(c);
+  if (c->spill_len > 0) { /* bytes the client sent after its CONNECT head or hello */
     if (endpoint_write(&c->up->ep, c->spill + c->spill_off, c->spill_len) != 0) {
       conn_close(c);
       return;
@@ -291,6 +303,13 @@ static void on_upstream_connected(struct upstream *up, int status) {
 }
 
 static void dial_failed(struct conn *c) {
+  if (c->established) { /* after 200 there is no status to send: log and close */
+    respond_log(c, "error", 0, c->connect_err == UV_ETIMEDOUT ? "connection_timeout"
+                                                               : "destination_unavailable",
+                uv_strerror(c->connect_err));
+    conn_close(c);
+    return;
+  }
   if (c->connect_err == UV_ETIMEDOUT)
     respond_error(c, 504, "connection_timeout", "connection to the destination timed out");
   else if (c->connect_err == UV_ECONNREFUSED)
@@ -305,7 +324,12 @@ static void dial_next(struct conn *c) {
   while (c->addr_next < c->addrs->naddrs) {
     const struct sockaddr *sa = (const struct sockaddr *)&c->addrs->addrs[c->addr_next++];
     if (server_is_self(c->srv, sa)) {
-      respond_error(c, 403, "destination_ip_prohibited", "the destination is this proxy");
+      if (c->established) {
+        respond_log(c, "error", 0, "destination_ip_prohibited", "the destination is this proxy");
+        conn_close(c);
+      } else {
+        respond_error(c, 403, "destination_ip_prohibited", "the destination is this proxy");
+      }
       return;
     }
     c->up = upstream_dial(c->srv, c, sa, c->authority, c->srv->cfg->timeouts.connect,
@@ -356,6 +380,13 @@ static void on_resolved(void *arg, enum dns_status status, const struct dns_resu
     return;
   }
   memcpy(c->addrs, res, sizeof(*res));
+  if (peek_wanted(c))
+    peek_start(c);
+  else
+    dial_start(c);
+}
+
+void conn_dial(struct conn *c) {
   dial_start(c);
 }
 
@@ -394,6 +425,8 @@ static void route_request(struct conn *c) {
   if (c->dest.kind != HOST_NAME) {
     if (literal_addrs(c) != 0)
       respond_error(c, 500, "proxy_internal_error", "out of memory");
+    else if (peek_wanted(c))
+      peek_start(c);
     else
       dial_start(c);
     return;
@@ -476,6 +509,8 @@ static int check_request(struct conn *c) {
     respond_deny(c);
     return -1;
   }
+  if (peek_wanted(c))
+    return 0; /* logged once the ClientHello is in, with its evidence */
   if (c->verdict.action == ACTION_LOG)
     respond_log(c, "log", 0, NULL, NULL);
   else if (cfg->access_log)
@@ -542,8 +577,7 @@ static void handle_parse_error(struct conn *c) {
   respond_error(c, http1_error_status(c->req), "http_request_error", detail);
 }
 
-/* Keeps DATA[0..LEN) for later: input the parser was not ready for. */
-static int spill_keep(struct conn *c, const char *data, size_t len) {
+int conn_spill_keep(struct conn *c, const char *data, size_t len) {
   char *copy = malloc(len);
   if (copy == NULL)
     return -1;
@@ -566,7 +600,7 @@ static void parse_input(struct conn *c, const char *data, size_t len, bool from_
   if (from_spill) {
     c->spill_off += used;
     c->spill_len -= used;
-  } else if (used < len && spill_keep(c, data + used, len - used) != 0) {
+  } else if (used < len && conn_spill_keep(c, data + used, len - used) != 0) {
     conn_close(c);
     return;
   }
@@ -658,6 +692,12 @@ static void on_client_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
   }
   if (c->state == CONN_ST_TUNNEL) {
     tunnel_client_data(c, nread, buf->base);
+    return;
+  }
+  if (c->state == CONN_ST_PEEK) {
+    peek_data(c, nread, buf->base);
+    if (c->state == CONN_ST_PEEK)
+      conn_update_reading(c);
     return;
   }
   if (nread < 0) {

@@ -153,6 +153,34 @@ static void j_bool(struct jline *j, const char *key, int v) {
   j_raw(j, v ? "true" : "false");
 }
 
+static void j_array(struct jline *j, const char *key, const char *const *vals,
+                    const size_t *lens, size_t n) {
+  size_t i;
+  j_key(j, key);
+  j_raw(j, "[");
+  for (i = 0; i < n; i++) {
+    j_raw(j, i ? ",\"" : "\"");
+    j->len = log_json_escape(j->buf, j->len, sizeof(j->buf) - 2, vals[i],
+                             lens != NULL ? lens[i] : strlen(vals[i]), LOG_FIELD_MAX);
+    j_raw(j, "\"");
+  }
+  j_raw(j, "]");
+}
+
+static void j_tls(struct jline *j, const struct tls_evidence *t) {
+  j_str(j, "tls", t->outcome);
+  j_str(j, "tls_reason", t->reason);
+  j_array(j, "sni", t->sni, NULL, t->nsni);
+  if (t->nalpn > 0)
+    j_array(j, "alpn", t->alpn, t->alpn_len, t->nalpn);
+  if (t->nversions > 0)
+    j_array(j, "tls_versions", t->versions, NULL, t->nversions);
+  j_bool(j, "ech", t->ech);
+  j_str(j, "ja4", t->ja4);
+  if (t->ntags > 0)
+    j_array(j, "tags", t->tags, NULL, t->ntags);
+}
+
 static void j_time(struct jline *j, const char *key, int64_t t) {
   char ts[40];
   rfc3339_format(t, ts, sizeof(ts));
@@ -174,7 +202,9 @@ static void j_verdict(struct jline *j, const struct verdict *v) {
     j_bool(j, "monitor", 1);
   if (r == NULL)
     return;
-  j_str(j, "matched_on", "host");
+  j_str(j, "matched_on", match_on_name(v->on));
+  if (v->hint)
+    j_str(j, "confidence", "hint");
   j_str(j, "matched", v->matched);
   j_str(j, "vendor", r->vendor->id);
   j_str(j, "category", r->category->name);
@@ -215,6 +245,8 @@ void log_decision(const struct decision *d) {
     j_int(&j, "port", d->port);
   if (d->verdict != NULL)
     j_verdict(&j, d->verdict);
+  if (d->tls != NULL)
+    j_tls(&j, d->tls);
   if (d->policy_now)
     j_time(&j, "policy_time", d->policy_now);
   if (d->status)

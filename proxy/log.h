@@ -6,6 +6,7 @@
 #define EMBARGO_PROXY_LOG_H
 
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
@@ -25,6 +26,25 @@ void log_set_level(enum log_level level);
 void log_diag(enum log_level level, uint64_t conn_id, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+#define TLS_EVIDENCE_MAX 8
+
+/* What the ClientHello of a tunnel showed; strings borrowed. */
+struct tls_evidence {
+  const char *outcome;   /* "hello", "not_tls", "malformed", "too_large", "timeout" */
+  const char *reason;    /* why it is malformed, or NULL */
+  const char *sni[TLS_EVIDENCE_MAX];
+  size_t nsni;
+  const char *alpn[TLS_EVIDENCE_MAX]; /* protocol names, escaped when written */
+  size_t alpn_len[TLS_EVIDENCE_MAX];
+  size_t nalpn;
+  const char *versions[TLS_EVIDENCE_MAX]; /* "TLS1.3", ... */
+  size_t nversions;
+  bool ech;
+  const char *ja4;       /* NULL unless a hello was parsed */
+  const char *tags[TLS_EVIDENCE_MAX]; /* "sni_mismatch", "no_sni", ... */
+  size_t ntags;
+};
+
 /* Everything a decision line can say. Pointers are borrowed; NULL or 0
  * fields are left out of the line. */
 struct decision {
@@ -41,6 +61,7 @@ struct decision {
   int status;              /* HTTP status sent, 0 if none */
   const char *error;       /* Proxy-Status error type, or NULL */
   const char *detail;      /* free-form reason, or NULL */
+  const struct tls_evidence *tls; /* ClientHello evidence, or NULL */
 };
 
 /* Writes D as one JSON line to the decision log. */

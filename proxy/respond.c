@@ -48,6 +48,7 @@ void respond_log(struct conn *c, const char *event, int status, const char *erro
       .status = status,
       .error = error,
       .detail = detail,
+      .tls = c->log_tls,
   };
   if (c->dest.len > 0) {
     d.host = c->dest.name;
@@ -56,7 +57,7 @@ void respond_log(struct conn *c, const char *event, int status, const char *erro
     d.host = http_head_str(h, h->target);
     d.host_len = h->target_len;
   }
-  if (c->verdict.rule != NULL) {
+  if (c->verdict.rule != NULL || strcmp(event, "error") != 0) {
     d.verdict = &c->verdict;
     d.policy_now = server_now(c->srv);
   }

@@ -1,0 +1,233 @@
+/* ClientHello inspection of CONNECT tunnels on TLS ports. Embargo answers
+ * 200, reads the client's first flight without dialling, and decides on the
+ * CONNECT authority and the SNI together (with ALPN, versions, ECH and the
+ * JA4 fingerprint as evidence). Only then is the destination dialled and
+ * the buffered bytes forwarded unchanged; a denied tunnel gets a fatal
+ * access_denied alert and is closed. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "filters/ja4.h"
+#include "filters/policy.h"
+#include "filters/tls_hello.h"
+#include "proxy/conn-int.h"
+#include "proxy/log.h"
+#include "proxy/server.h"
+
+struct peek {
+  struct tls_hello hello;
+  char ja4[JA4_HASHED_SIZE];
+  struct tls_evidence ev;
+  uint8_t buf[]; /* TLS_HELLO_BUF_SIZE(max_hello) */
+};
+
+bool peek_wanted(const struct conn *c) {
+  const struct config_tls *tls = &c->srv->cfg->tls;
+  size_t i;
+  if (!c->head->is_connect)
+    return false;
+  for (i = 0; i < tls->nports; i++)
+    if (tls->ports[i] == c->dest.port)
+      return true;
+  return false;
+}
+
+void peek_free(struct conn *c) {
+  free(c->peek);
+  c->peek = NULL;
+}
+
+static const char *version_name(uint16_t v) {
+  switch (v) {
+  case 0x0304: return "TLS1.3";
+  case 0x0303: return "TLS1.2";
+  case 0x0302: return "TLS1.1";
+  case 0x0301: return "TLS1.0";
+  case 0x0300: return "SSL3.0";
+  default: return "other";
+  }
+}
+
+static void add_tag(struct tls_evidence *ev, const char *tag) {
+  if (ev->ntags < TLS_EVIDENCE_MAX)
+    ev->tags[ev->ntags++] = tag;
+}
+
+/* Collects the evidence of a parsed hello. */
+static void gather_hello(struct conn *c, struct peek *pk) {
+  const struct tls_hello *h = &pk->hello;
+  struct tls_evidence *ev = &pk->ev;
+  struct tls_hello_u16s versions = tls_hello_versions(h);
+  struct tls_hello_bytes proto;
+  size_t i, pos = 0;
+
+  for (i = 0; i < tls_hello_sni_count(h) && ev->nsni < TLS_EVIDENCE_MAX; i++) {
+    ev->sni[ev->nsni++] = tls_hello_sni(h, i);
+    if (strcmp(tls_hello_sni(h, i), c->dest.name) != 0)
+      add_tag(ev, "sni_mismatch");
+  }
+  while (ev->nalpn < TLS_EVIDENCE_MAX && tls_hello_alpn_next(h, &pos, &proto)) {
+    ev->alpn[ev->nalpn] = (const char *)proto.p;
+    ev->alpn_len[ev->nalpn++] = proto.len;
+  }
+  for (i = 0; i < versions.n && ev->nversions < TLS_EVIDENCE_MAX; i++)
+    if (!tls_hello_is_grease(tls_hello_u16_at(&versions, i)))
+      ev->versions[ev->nversions++] = version_name(tls_hello_u16_at(&versions, i));
+  if (versions.n == 0)
+    ev->versions[ev->nversions++] = version_name(tls_hello_legacy_version(h));
+  ev->ech = (tls_hello_flags(h) & TLS_HELLO_F_ECH) != 0;
+  if (ja4_format(h, JA4_HASHED, pk->ja4, sizeof(pk->ja4)) == 0)
+    ev->ja4 = pk->ja4;
+  if (ev->nsni == 0)
+    add_tag(ev, "no_sni");
+  if (tls_hello_flags(h) & TLS_HELLO_F_SNI_MULTIPLE)
+    add_tag(ev, "sni_multiple");
+  if (ev->ech)
+    add_tag(ev, "ech");
+}
+
+static int strength(enum action a) {
+  return a == ACTION_DENY ? 2 : a == ACTION_LOG ? 1 : 0;
+}
+
+/* The configured action for what the parser (or the clock) said, and the
+ * outcome name for the log. */
+static enum action outcome_action(const struct conn *c, enum tls_hello_status st, bool timed_out,
+                                  const char **outcome) {
+  const struct config_tls *tls = &c->srv->cfg->tls;
+  const struct peek *pk = c->peek;
+  enum action a = ACTION_ALLOW;
+
+  if (timed_out) {
+    *outcome = "timeout";
+    return tls->on_timeout;
+  }
+  switch (st) {
+  case TLS_HELLO_ST_HELLO:
+    *outcome = "hello";
+    if (pk->ev.nsni == 0 && strength(tls->on_no_sni) > strength(a))
+      a = tls->on_no_sni;
+    if (pk->ev.ech && strength(tls->on_ech) > strength(a))
+      a = tls->on_ech;
+    return a;
+  case TLS_HELLO_ST_NOT_TLS: *outcome = "not_tls"; return tls->on_not_tls;
+  case TLS_HELLO_ST_TOO_LARGE: *outcome = "too_large"; return tls->on_too_large;
+  default: *outcome = "malformed"; return tls->on_malformed;
+  }
+}
+
+/* A fatal access_denied alert at the record version the client used. */
+static void send_alert(struct conn *c) {
+  uint16_t v = tls_hello_record_version(&c->peek->hello);
+  char alert[7] = {0x15, 0x03, 0x01, 0x00, 0x02, 0x02, 0x31};
+  if (v >> 8 == 0x03)
+    alert[2] = (char)(v & 0xff);
+  conn_write_client(c, alert, sizeof(alert));
+}
+
+static void log_peek(struct conn *c, const char *event, int status, const char *error,
+                     const char *detail) {
+  c->log_tls = &c->peek->ev;
+  respond_log(c, event, status, error, detail);
+  c->log_tls = NULL;
+}
+
+/* The hello is in (or will never be): decide, then dial or refuse. */
+static void peek_decide(struct conn *c, bool timed_out) {
+  struct peek *pk = c->peek;
+  enum tls_hello_status st = tls_hello_status(&pk->hello);
+  struct facts facts = {.host = &c->dest};
+  enum action outcome;
+  char detail[160];
+
+  uv_timer_stop(&c->timer);
+  if (st == TLS_HELLO_ST_HELLO)
+    gather_hello(c, pk);
+  else if (st == TLS_HELLO_ST_MALFORMED)
+    pk->ev.reason = tls_hello_reason_str(tls_hello_reason(&pk->hello));
+  facts.sni = pk->ev.sni;
+  facts.nsni = pk->ev.nsni;
+  facts.ja4 = pk->ev.ja4;
+  policy_decide(c->policy, &facts, server_now(c->srv), &c->verdict);
+  outcome = outcome_action(c, st, timed_out, &pk->ev.outcome);
+  detail[0] = '\0';
+  if (strength(outcome) > strength(c->verdict.action)) {
+    snprintf(detail, sizeof(detail), "tls_inspect.on_%s", timed_out ? "timeout"
+             : st == TLS_HELLO_ST_HELLO ? (pk->ev.nsni == 0 ? "no_sni" : "ech")
+                                        : pk->ev.outcome);
+    c->verdict.action = outcome;
+  }
+  if (c->verdict.action == ACTION_DENY) {
+    log_peek(c, "deny", 0, "tls_access_denied", detail[0] ? detail : NULL);
+    if (st == TLS_HELLO_ST_HELLO || st == TLS_HELLO_ST_MALFORMED || st == TLS_HELLO_ST_TOO_LARGE)
+      send_alert(c);
+    conn_linger(c);
+    return;
+  }
+  if (c->verdict.action == ACTION_LOG)
+    log_peek(c, "log", 0, NULL, detail[0] ? detail : NULL);
+  else if (c->srv->cfg->access_log)
+    log_peek(c, "access", 0, NULL, NULL);
+  conn_dial(c);
+}
+
+/* Feeds client bytes; DATA may be the spill buffer. */
+static void peek_feed(struct conn *c, const char *data, size_t len, bool from_spill) {
+  size_t used = 0;
+  enum tls_hello_status st =
+      tls_hello_feed(&c->peek->hello, (const uint8_t *)data, len, &used);
+
+  if (from_spill) {
+    c->spill_off += used;
+    c->spill_len -= used;
+  } else if (used < len && conn_spill_keep(c, data + used, len - used) != 0) {
+    conn_close(c);
+    return;
+  }
+  if (st != TLS_HELLO_ST_NEED_MORE)
+    peek_decide(c, false);
+}
+
+void peek_data(struct conn *c, ssize_t nread, const char *data) {
+  if (nread < 0) {
+    log_diag(LOG_INFO, c->id, "client closed before its ClientHello was complete");
+    conn_close(c);
+    return;
+  }
+  peek_feed(c, data, (size_t)nread, false);
+}
+
+void peek_timeout(struct conn *c) {
+  peek_decide(c, true);
+}
+
+void peek_start(struct conn *c) {
+  static const char established[] = "HTTP/1.1 200 Connection established\r\n\r\n";
+  size_t max = c->srv->cfg->tls.max_hello;
+
+  c->peek = calloc(1, sizeof(*c->peek) + TLS_HELLO_BUF_SIZE(max));
+  if (c->peek == NULL || tls_hello_init(&c->peek->hello, c->peek->buf, TLS_HELLO_BUF_SIZE(max),
+                                        max) != 0) {
+    respond_error(c, 500, "proxy_internal_error", "cannot start ClientHello inspection");
+    return;
+  }
+  conn_set_state(c, CONN_ST_PEEK);
+  c->established = true;
+  if (conn_write_client(c, established, sizeof(established) - 1) != 0)
+    return;
+  conn_arm_timer(c, c->srv->cfg->tls.timeout);
+  if (c->spill_len > 0) /* the client did not wait for the 200 */
+    peek_feed(c, c->spill + c->spill_off, c->spill_len, true);
+  if (c->state == CONN_ST_PEEK)
+    conn_update_reading(c);
+}
+
+int peek_forward(struct conn *c, struct endpoint *up) {
+  size_t len = 0;
+  const uint8_t *raw;
+  if (c->peek == NULL)
+    return 0;
+  raw = tls_hello_raw(&c->peek->hello, &len);
+  return len > 0 ? endpoint_write(up, (const char *)raw, len) : 0;
+}
