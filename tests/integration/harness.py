@@ -1,0 +1,1126 @@
+"""Shared fixtures for the integration tests.
+
+Every test drives the real embargo binary with real peers on loopback:
+dnsmasq as the DNS server the proxy resolves through, threaded HTTP/1.1
+origins (plain and TLS), a raw TCP echo server for tunnels, and curl or raw
+sockets as clients. Nothing here talks to anything outside 127.0.0.0/8.
+
+Each test file is a standalone program:
+
+    python3 test_x.py --binary build/embargo [unittest options]
+
+Every process the harness starts is ended through its own Popen object, and
+every wait is bounded in both count and time.
+"""
+
+import hashlib
+import http.server
+import json
+import os
+import random
+import re
+import shutil
+import socket
+import socketserver
+import ssl
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import unittest
+import urllib.parse
+
+BINARY = os.environ.get("EMBARGO_BINARY", "")
+DNSMASQ = shutil.which("dnsmasq") or "/usr/sbin/dnsmasq"
+CURL = shutil.which("curl") or "/usr/bin/curl"
+OPENSSL = shutil.which("openssl") or "/usr/bin/openssl"
+
+LOOPBACK = "127.0.0.1"
+
+# Names dnsmasq answers with 127.0.0.1. Everything else under .test is
+# NXDOMAIN (--local=/test/); hole.example is forwarded to a server that
+# never answers (DNS timeouts).
+TEST_HOSTS = (
+    "allowed.test",
+    "other.test",
+    "s07.upd.kaspersky.com",
+    "s08.upd.kaspersky.com",
+    "dnl-01.geo.kaspersky.com",
+    "activation-v2.kaspersky.com",
+    "opentip.kaspersky.com",
+)
+NXDOMAIN_HOST = "nx.test"
+DNS_HOLE_DOMAIN = "hole.example"
+
+KASPERSKY_UPDATES_CUTOFF = "2024-09-29T04:00:00Z"
+KASPERSKY_NEW_INSTALLS_CUTOFF = "2024-07-20T04:00:00Z"
+
+SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "runtime error:", "LeakSanitizer")
+
+STARTUP_TIMEOUT = 20.0  # seconds; sanitizer builds start slowly
+IO_TIMEOUT = 20.0
+
+
+def client_env():
+    """Environment for client tools: no ambient proxy settings."""
+    env = dict(os.environ)
+    for k in list(env):
+        if k.lower() in ("http_proxy", "https_proxy", "all_proxy", "no_proxy", "ftp_proxy"):
+            del env[k]
+    return env
+
+
+def free_port(kind=socket.SOCK_STREAM):
+    """A port the kernel just handed out for 127.0.0.1 (TCP and UDP free)."""
+    for _ in range(50):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.bind((LOOPBACK, 0))
+            port = s.getsockname()[1]
+        try:
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
+                u.bind((LOOPBACK, port))
+        except OSError:
+            continue
+        return port
+    raise RuntimeError("no free port found")
+
+
+def wait_until(pred, timeout, interval=0.05, what="condition"):
+    """Polls PRED until it returns a true value; bounded in time and count."""
+    deadline = time.monotonic() + timeout
+    for _ in range(int(timeout / interval) + 2):
+        v = pred()
+        if v:
+            return v
+        if time.monotonic() > deadline:
+            break
+        time.sleep(interval)
+    raise AssertionError("timed out after %.1fs waiting for %s" % (timeout, what))
+
+
+# ---- deterministic content ----------------------------------------------------
+
+BLOCK_LEN = (1 << 20) + 13  # odd length: no alignment with any buffer size
+_blocks = {}
+_blocks_lock = threading.Lock()
+
+
+def pattern_block(seed):
+    with _blocks_lock:
+        b = _blocks.get(seed)
+        if b is None:
+            b = _blocks[seed] = random.Random(seed).randbytes(BLOCK_LEN)
+        return b
+
+
+def pattern_pieces(size, seed, piece=256 * 1024):
+    """Yields the SIZE-byte stream for SEED as memoryviews of at most PIECE."""
+    block = memoryview(pattern_block(seed))
+    pos = 0
+    while pos < size:
+        off = pos % BLOCK_LEN
+        n = min(piece, size - pos, BLOCK_LEN - off)
+        yield block[off:off + n]
+        pos += n
+
+
+def pattern_bytes(size, seed):
+    return b"".join(bytes(p) for p in pattern_pieces(size, seed))
+
+
+def pattern_sha256(size, seed):
+    h = hashlib.sha256()
+    for p in pattern_pieces(size, seed, 4 << 20):
+        h.update(p)
+    return h.hexdigest()
+
+
+def file_sha256(path):
+    h = hashlib.sha256()
+    n = 0
+    with open(path, "rb") as f:
+        for _ in range(1 << 20):
+            b = f.read(1 << 20)
+            if not b:
+                break
+            h.update(b)
+            n += len(b)
+    return h.hexdigest(), n
+
+
+# ---- dnsmasq ------------------------------------------------------------------
+
+
+def _dns_query_packet(name, qtype=1, qid=0x4242):
+    q = b"".join(bytes([len(l)]) + l.encode() for l in name.split(".")) + b"\0"
+    return qid.to_bytes(2, "big") + b"\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00" + q + \
+        qtype.to_bytes(2, "big") + b"\x00\x01"
+
+
+def dns_query(port, name, qtype=1, timeout=1.0):
+    """Sends one query to 127.0.0.1:PORT; returns the rcode or None on timeout."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.settimeout(timeout)
+        s.sendto(_dns_query_packet(name, qtype), (LOOPBACK, port))
+        try:
+            r = s.recv(4096)
+        except socket.timeout:
+            return None
+        return r[3] & 15
+
+
+class Dnsmasq:
+    """dnsmasq answering the test names, logging every query to a file."""
+
+    def __init__(self, workdir, hosts=TEST_HOSTS, cnames=()):
+        self.workdir = workdir
+        self.hosts = hosts
+        self.cnames = cnames
+        self.port = None
+        self.proc = None
+        self.log_path = os.path.join(workdir, "dnsmasq-queries.log")
+        self.stderr_path = os.path.join(workdir, "dnsmasq.stderr")
+        self._hole = None
+        self._flushes = 0
+
+    def start(self):
+        if not os.access(DNSMASQ, os.X_OK):
+            raise unittest.SkipTest("dnsmasq not installed (Debian package dnsmasq-base)")
+        # A UDP socket that never answers: queries for hole.example time out.
+        self._hole = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self._hole.bind((LOOPBACK, 0))
+        hole_port = self._hole.getsockname()[1]
+        self.port = free_port()
+        args = [DNSMASQ, "--keep-in-foreground", "--conf-file=/dev/null", "--no-resolv",
+                "--no-hosts", "--bind-interfaces", "--listen-address=" + LOOPBACK,
+                "--port=%d" % self.port, "--log-queries", "--log-facility=" + self.log_path,
+                "--pid-file=", "--local=/test/", "--cache-size=0",
+                "--server=/%s/%s#%d" % (DNS_HOLE_DOMAIN, LOOPBACK, hole_port)]
+        if os.geteuid() == 0:
+            args.append("--user=root")
+        args += ["--host-record=%s,%s" % (h, LOOPBACK) for h in self.hosts]
+        args += ["--cname=%s,%s" % (a, t) for a, t in self.cnames]
+        self._stderr = open(self.stderr_path, "wb")
+        self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=self._stderr,
+                                     stderr=self._stderr)
+        try:
+            wait_until(lambda: self.proc.poll() is not None or
+                       dns_query(self.port, "ready.test", timeout=0.2) is not None,
+                       10.0, 0.05, "dnsmasq to answer")
+        except AssertionError:
+            self.stop()
+            raise
+        if self.proc.poll() is not None:
+            raise RuntimeError("dnsmasq exited: %s" % self.stderr_text())
+        return self
+
+    def stderr_text(self):
+        try:
+            with open(self.stderr_path, "rb") as f:
+                return f.read().decode("utf-8", "replace")
+        except OSError:
+            return ""
+
+    def mark(self):
+        """A position in the query log; queries(since=mark) lists later ones."""
+        try:
+            return os.path.getsize(self.log_path)
+        except OSError:
+            return 0
+
+    def queries(self, since=0):
+        """Names queried (any type) after SINCE, in order, after a flush barrier."""
+        self._flushes += 1
+        marker = "flush-%d.test" % self._flushes
+        dns_query(self.port, marker, timeout=1.0)
+
+        def read():
+            try:
+                with open(self.log_path, "rb") as f:
+                    f.seek(since)
+                    text = f.read().decode("utf-8", "replace")
+            except OSError:
+                return None
+            names = re.findall(r"query\[\w+\] (\S+) from", text)
+            return names if marker in names else None
+
+        names = wait_until(read, 5.0, 0.02, "dnsmasq query log")
+        return [n for n in names if not n.startswith("flush-") and n != "ready.test"]
+
+    def stop(self):
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=10)
+        if self._hole is not None:
+            self._hole.close()
+            self._hole = None
+        if getattr(self, "_stderr", None):
+            self._stderr.close()
+            self._stderr = None
+
+
+# ---- origins --------------------------------------------------------------------
+
+
+def _read_chunked(rfile, sink):
+    """Reads a chunked body from RFILE, passing data to SINK; returns trailers."""
+    for _ in range(10_000_000):
+        line = rfile.readline(1024)
+        if not line:
+            raise ConnectionError("EOF in chunk size")
+        size = int(line.split(b";")[0].strip(), 16)
+        if size == 0:
+            break
+        left = size
+        while left > 0:
+            b = rfile.read(min(left, 1 << 16))
+            if not b:
+                raise ConnectionError("EOF in chunk")
+            sink(b)
+            left -= len(b)
+        if rfile.readline(16) != b"\r\n":
+            raise ConnectionError("bad chunk terminator")
+    trailers = []
+    for _ in range(100):
+        line = rfile.readline(8192)
+        if line in (b"\r\n", b"\n", b""):
+            break
+        trailers.append(line)
+    return trailers
+
+
+class OriginHandler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    timeout = 30
+
+    def setup(self):
+        if isinstance(self.request, ssl.SSLSocket):
+            self.request.settimeout(10)
+            self.request.do_handshake()
+        super().setup()
+
+    def log_message(self, fmt, *args):
+        pass
+
+    def _record(self):
+        self.server.record_head(self)
+
+    def _send_body(self, body, ctype="text/plain", status=200, extra=()):
+        if isinstance(body, str):
+            body = body.encode()
+        self.send_response(status)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(body)))
+        for k, v in extra:
+            self.send_header(k, v)
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    def _stream(self, size, seed, piece=64 * 1024):
+        for p in pattern_pieces(size, seed, piece):
+            self.wfile.write(p)
+            self.server.add_sent(len(p))
+
+    def _query(self):
+        u = urllib.parse.urlsplit(self.path)
+        return u.path, dict(urllib.parse.parse_qsl(u.query))
+
+    def _read_body(self):
+        """Reads the request body (Content-Length or chunked); returns (sha256, length)."""
+        h = hashlib.sha256()
+        total = [0]
+
+        def sink(b):
+            h.update(b)
+            total[0] += len(b)
+
+        te = self.headers.get("Transfer-Encoding", "")
+        if "chunked" in te.lower():
+            _read_chunked(self.rfile, sink)
+        else:
+            left = int(self.headers.get("Content-Length", "0") or "0")
+            while left > 0:
+                b = self.rfile.read(min(left, 1 << 16))
+                if not b:
+                    raise ConnectionError("EOF in body")
+                sink(b)
+                left -= len(b)
+        return h.hexdigest(), total[0]
+
+    def do_GET(self):
+        self._record()
+        path, q = self._query()
+        parts = path.strip("/").split("/")
+        seed = int(q.get("seed", "1"))
+        try:
+            if parts[0] == "bytes":
+                size = int(parts[1])
+                self.send_response(200)
+                self.send_header("Content-Type", "application/octet-stream")
+                self.send_header("Content-Length", str(size))
+                self.end_headers()
+                if self.command != "HEAD":
+                    self._stream(size, seed)
+            elif parts[0] == "chunked":
+                size = int(parts[1])
+                self.send_response(200)
+                self.send_header("Content-Type", "application/octet-stream")
+                self.send_header("Transfer-Encoding", "chunked")
+                self.end_headers()
+                sizes = (1, 7, 100, 4096, 65536 + 3, 17, 300000)
+                i = 0
+                data = memoryview(pattern_bytes(size, seed))
+                pos = 0
+                while pos < size:
+                    n = min(sizes[i % len(sizes)], size - pos)
+                    self.wfile.write(b"%x\r\n" % n + bytes(data[pos:pos + n]) + b"\r\n")
+                    pos += n
+                    i += 1
+                self.wfile.write(b"0\r\n\r\n")
+            elif parts[0] == "close":
+                size = int(parts[1])
+                self.send_response(200)
+                self.send_header("Content-Type", "application/octet-stream")
+                self.send_header("Connection", "close")
+                self.end_headers()
+                self.close_connection = True
+                self._stream(size, seed)
+            elif parts[0] == "slow":
+                time.sleep(int(parts[1]) / 1000.0)
+                self._send_body("slow\n")
+            elif parts[0] == "headers":
+                self._send_body(json.dumps({
+                    "request_line": self.requestline,
+                    "headers": [[k, v] for k, v in self.headers.items()],
+                }), "application/json")
+            elif parts[0] == "hop":
+                # A response carrying hop-by-hop fields the proxy must drop.
+                self._send_body("hop\n", extra=(("Connection", "X-Resp-Hop"),
+                                                 ("X-Resp-Hop", "secret"),
+                                                 ("Keep-Alive", "timeout=5"),
+                                                 ("X-End-To-End", "kept")))
+            else:
+                self._send_body("ok %s\n" % path)
+        except (BrokenPipeError, ConnectionResetError, ssl.SSLError, socket.timeout):
+            self.close_connection = True
+
+    do_HEAD = do_GET
+
+    def _upload(self):
+        self._record()
+        try:
+            digest, length = self._read_body()
+        except (ConnectionError, ValueError, socket.timeout) as e:
+            self.close_connection = True
+            self.server.errors.append(repr(e))
+            return
+        self._send_body(json.dumps({"sha256": digest, "length": length}), "application/json")
+
+    do_POST = _upload
+    do_PUT = _upload
+
+
+class Origin(http.server.ThreadingHTTPServer):
+    """Threaded HTTP/1.1 origin on 127.0.0.1 that counts connections and
+    records every request head it receives."""
+
+    daemon_threads = True
+    allow_reuse_address = True
+    request_queue_size = 128
+
+    def __init__(self):
+        super().__init__((LOOPBACK, 0), OriginHandler)
+        self.port = self.server_address[1]
+        self.lock = threading.Lock()
+        self.connections = 0
+        self.heads = []
+        self.errors = []
+        self.bytes_sent = 0
+        self._thread = None
+
+    def process_request(self, request, client_address):
+        with self.lock:
+            self.connections += 1
+        super().process_request(request, client_address)
+
+    def handle_error(self, request, client_address):
+        pass  # peers that go away mid-response are expected in these tests
+
+    def record_head(self, handler):
+        with self.lock:
+            self.heads.append({
+                "method": handler.command,
+                "path": handler.path,
+                "version": handler.request_version,
+                "headers": [(k, v) for k, v in handler.headers.items()],
+                "client": handler.client_address,
+            })
+
+    def add_sent(self, n):
+        with self.lock:
+            self.bytes_sent += n
+
+    def reset_counters(self):
+        with self.lock:
+            self.connections = 0
+            self.heads = []
+            self.bytes_sent = 0
+
+    def start(self):
+        self._thread = threading.Thread(target=self.serve_forever, kwargs={"poll_interval": 0.1},
+                                        daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self):
+        self.shutdown()
+        self.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+
+
+def make_cert(workdir, name="allowed.test"):
+    """A self-signed certificate for NAME made with the openssl CLI."""
+    cert = os.path.join(workdir, "origin-cert.pem")
+    key = os.path.join(workdir, "origin-key.pem")
+    if not os.access(OPENSSL, os.X_OK):
+        raise unittest.SkipTest("openssl CLI not installed")
+    subprocess.run([OPENSSL, "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                    "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", key, "-out", cert,
+                    "-days", "2", "-subj", "/CN=" + name, "-addext",
+                    "subjectAltName=DNS:" + name],
+                   check=True, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                   stderr=subprocess.PIPE, timeout=30)
+    return cert, key
+
+
+class TLSOrigin(Origin):
+    """The same origin behind TLS (handshake done in the handler thread)."""
+
+    def __init__(self, cert, key):
+        super().__init__()
+        self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self.ctx.load_cert_chain(cert, key)
+
+    def get_request(self):
+        sock, addr = self.socket.accept()
+        return self.ctx.wrap_socket(sock, server_side=True, do_handshake_on_connect=False), addr
+
+
+class TCPServer:
+    """A raw TCP server on 127.0.0.1 for tunnel tests.
+
+    mode "echo": reads until EOF, then answers b"ECHO " + what it read and closes.
+    mode "greet-first": sends a greeting, half-closes, then reads until EOF
+    and records what arrived after its own FIN.
+    """
+
+    GREETING = b"HELLO FROM SERVER\n"
+
+    def __init__(self, mode="echo"):
+        self.mode = mode
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind((LOOPBACK, 0))
+        self.sock.listen(16)
+        self.sock.settimeout(0.2)
+        self.port = self.sock.getsockname()[1]
+        self.received = []
+        self.connections = 0
+        self.saw_eof = []
+        self._stop = threading.Event()
+        self._thread = None
+
+    def start(self):
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+        return self
+
+    def _serve(self):
+        while not self._stop.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            self.connections += 1
+            threading.Thread(target=self._handle, args=(conn,), daemon=True).start()
+
+    def _read_to_eof(self, conn):
+        data = bytearray()
+        deadline = time.monotonic() + IO_TIMEOUT
+        while time.monotonic() < deadline:
+            try:
+                b = conn.recv(65536)
+            except socket.timeout:
+                continue
+            if not b:
+                return bytes(data), True
+            data += b
+        return bytes(data), False
+
+    def _handle(self, conn):
+        conn.settimeout(0.5)
+        try:
+            if self.mode == "greet-first":
+                conn.sendall(self.GREETING)
+                conn.shutdown(socket.SHUT_WR)
+                data, eof = self._read_to_eof(conn)
+                self.received.append(data)
+                self.saw_eof.append(eof)
+            else:
+                data, eof = self._read_to_eof(conn)
+                self.received.append(data)
+                self.saw_eof.append(eof)
+                if eof:
+                    conn.sendall(b"ECHO " + data)
+        except OSError:
+            pass
+        finally:
+            conn.close()
+
+    def stop(self):
+        self._stop.set()
+        self.sock.close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+
+# ---- embargo ---------------------------------------------------------------------
+
+
+def yaml_str(s):
+    return json.dumps(s)  # a JSON string is a valid YAML double-quoted scalar
+
+
+def make_config(connect_ports=(443,), timeouts=None, limits=None, clients=None,
+                exceptions=(), vendors=None, extra=""):
+    """Builds an embargo YAML config. Listeners, resolvers and the log are
+    given on the command line."""
+    lines = ["# integration test configuration",
+             "connect_ports: [%s]" % ", ".join(str(p) for p in connect_ports)]
+    t = {"request_head": "5s", "resolve": "3s", "connect": "3s", "response": "20s",
+         "idle": "20s", "tunnel_idle": "20s", "upstream_idle": "20s"}
+    t.update(timeouts or {})
+    lines.append("timeouts:")
+    lines += ["  %s: %s" % (k, v) for k, v in t.items()]
+    if limits:
+        lines.append("limits:")
+        lines += ["  %s: %s" % (k, v) for k, v in limits.items()]
+    if clients is not None:
+        lines.append("clients: [%s]" % ", ".join(clients))
+    if vendors is not None:
+        lines.append("vendors:")
+        lines += ["  - %s" % v for v in vendors]
+    if exceptions:
+        lines.append("exceptions:")
+        for e in exceptions:
+            lines.append("  - host: %s" % yaml_str(e["host"]))
+            if "expires" in e:
+                lines.append("    expires: %s" % e["expires"])
+            if "reason" in e:
+                lines.append("    reason: %s" % yaml_str(e["reason"]))
+    if extra:
+        lines.append(extra)
+    return "\n".join(lines) + "\n"
+
+
+class Embargo:
+    """One embargo process with its own config file, port, log and stderr."""
+
+    _seq = 0
+
+    def __init__(self, workdir, config_text, resolver_port, now=None, monitor=False,
+                 extra_args=(), env=None):
+        Embargo._seq += 1
+        self.n = Embargo._seq
+        self.workdir = workdir
+        self.config_path = os.path.join(workdir, "embargo-%d.yaml" % self.n)
+        self.log_path = os.path.join(workdir, "embargo-%d.log.jsonl" % self.n)
+        self.stderr_path = os.path.join(workdir, "embargo-%d.stderr" % self.n)
+        with open(self.config_path, "w") as f:
+            f.write(config_text)
+        self.config_text = config_text
+        self.resolver_port = resolver_port
+        self.now = now
+        self.monitor = monitor
+        self.extra_args = list(extra_args)
+        self.env = env
+        self.port = None
+        self.proc = None
+        self.returncode = None
+        self.stopped = False
+
+    @property
+    def listener(self):
+        return "%s:%d" % (LOOPBACK, self.port)
+
+    @property
+    def proxy_url(self):
+        return "http://%s:%d" % (LOOPBACK, self.port)
+
+    def start(self):
+        if not BINARY or not os.access(BINARY, os.X_OK):
+            raise RuntimeError("embargo binary not found: pass --binary PATH (got %r)" % BINARY)
+        self.port = free_port()
+        args = [BINARY, "run", "--config", self.config_path, "--listen", self.listener,
+                "--resolver", "%s:%d" % (LOOPBACK, self.resolver_port), "--log", self.log_path]
+        if self.now:
+            args += ["--now", self.now]
+        if self.monitor:
+            args.append("--monitor")
+        args += self.extra_args
+        env = dict(os.environ)
+        env.update(self.env or {})
+        self._stderr = open(self.stderr_path, "wb")
+        self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=self._stderr,
+                                     stderr=self._stderr, env=env)
+        deadline = time.monotonic() + STARTUP_TIMEOUT
+        for _ in range(int(STARTUP_TIMEOUT / 0.02) + 1):
+            if self.proc.poll() is not None:
+                self._stderr.close()
+                raise RuntimeError("embargo exited with %s at start:\n%s"
+                                   % (self.proc.returncode, self.stderr_text()))
+            if "listening on" in self.stderr_text():
+                break
+            if time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError("embargo did not start listening:\n" + self.stderr_text())
+            time.sleep(0.02)
+        return self
+
+    def alive(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def rss_kb(self):
+        with open("/proc/%d/status" % self.proc.pid) as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+        return 0
+
+    def stderr_text(self):
+        try:
+            with open(self.stderr_path, "rb") as f:
+                return f.read().decode("utf-8", "replace")
+        except OSError:
+            return ""
+
+    def log_text(self):
+        try:
+            with open(self.log_path, "rb") as f:
+                return f.read().decode("utf-8", "replace")
+        except OSError:
+            return ""
+
+    def records(self):
+        """Every decision log line, each parsed with json.loads (one object a line)."""
+        try:
+            with open(self.log_path, "rb") as f:
+                raw = f.read()
+        except FileNotFoundError:
+            return []
+        out = []
+        for i, line in enumerate(raw.split(b"\n")):
+            if not line:
+                continue
+            try:
+                obj = json.loads(line.decode("utf-8"))
+            except (UnicodeDecodeError, ValueError) as e:
+                raise AssertionError("decision log line %d is not JSON (%s): %r" % (i + 1, e, line))
+            if not isinstance(obj, dict):
+                raise AssertionError("decision log line %d is not an object: %r" % (i + 1, line))
+            out.append(obj)
+        return out
+
+    def wait_records(self, pred, count=1, timeout=5.0):
+        """Waits until COUNT records satisfy PRED; returns them."""
+        def got():
+            r = [x for x in self.records() if pred(x)]
+            return r if len(r) >= count else None
+        return wait_until(got, timeout, 0.02, "%d matching decision log line(s)" % count)
+
+    def stop(self):
+        """SIGTERM, then wait; returns (returncode, stderr)."""
+        if self.proc is None or self.stopped:
+            return self.returncode, self.stderr_text()
+        self.stopped = True
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=10)
+                self.returncode = "killed: did not exit within 30s of SIGTERM"
+        if self.returncode is None:
+            self.returncode = self.proc.returncode
+        self._stderr.close()
+        return self.returncode, self.stderr_text()
+
+    def check_clean_exit(self):
+        """Stops the process; raises AssertionError unless it exited 0 with no
+        sanitizer report on stderr."""
+        rc, err = self.stop()
+        problems = []
+        if rc != 0:
+            problems.append("exit status %r after SIGTERM" % (rc,))
+        for m in SANITIZER_MARKERS:
+            if m in err:
+                problems.append("stderr contains %r" % m)
+        if problems:
+            raise AssertionError("embargo #%d: %s\n--- stderr ---\n%s"
+                                 % (self.n, "; ".join(problems), err[-20000:]))
+
+    def diagnostics(self):
+        return ("--- embargo #%d (port %s) stderr ---\n%s\n--- embargo #%d decision log ---\n%s"
+                % (self.n, self.port, self.stderr_text()[-20000:], self.n,
+                   self.log_text()[-20000:]))
+
+
+# ---- HTTP over raw sockets ----------------------------------------------------------
+
+
+class Response:
+    def __init__(self, version, status, reason, headers, body, raw_head):
+        self.version = version
+        self.status = status
+        self.reason = reason
+        self.headers = headers  # list of (name, value)
+        self.body = body
+        self.raw_head = raw_head
+
+    def header(self, name, default=None):
+        for k, v in self.headers:
+            if k.lower() == name.lower():
+                return v
+        return default
+
+    def header_all(self, name):
+        return [v for k, v in self.headers if k.lower() == name.lower()]
+
+    def __repr__(self):
+        return "<Response %s %s %r body=%d bytes>" % (self.status, self.reason, self.headers,
+                                                     len(self.body))
+
+
+class RawClient:
+    """A client socket with a read buffer and an HTTP/1.x response reader."""
+
+    def __init__(self, port, host=LOOPBACK, timeout=IO_TIMEOUT):
+        self.sock = socket.create_connection((host, port), timeout=timeout)
+        self.buf = bytearray()
+        self.eof = False
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def close(self):
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+    def send(self, data):
+        self.sock.sendall(data)
+
+    def _fill(self):
+        if self.eof:
+            return False
+        b = self.sock.recv(1 << 16)
+        if not b:
+            self.eof = True
+            return False
+        self.buf += b
+        return True
+
+    def _readline(self, limit=1 << 16):
+        for _ in range(100000):
+            i = self.buf.find(b"\n")
+            if i >= 0:
+                line = bytes(self.buf[:i + 1])
+                del self.buf[:i + 1]
+                return line
+            if len(self.buf) > limit or not self._fill():
+                raise ConnectionError("connection closed or line too long: %r" % bytes(self.buf[:200]))
+        raise ConnectionError("line not found")
+
+    def _readn(self, n):
+        for _ in range(10_000_000):
+            if len(self.buf) >= n:
+                break
+            if not self._fill():
+                raise ConnectionError("connection closed with %d of %d body bytes"
+                                      % (len(self.buf), n))
+        out = bytes(self.buf[:n])
+        del self.buf[:n]
+        return out
+
+    def read_head(self):
+        status_line = self._readline()
+        head = [status_line]
+        headers = []
+        for _ in range(1000):
+            line = self._readline()
+            head.append(line)
+            if line in (b"\r\n", b"\n"):
+                break
+            k, _, v = line.decode("latin-1").partition(":")
+            headers.append((k.strip(), v.strip()))
+        parts = status_line.decode("latin-1").rstrip("\r\n").split(" ", 2)
+        version, status = parts[0], int(parts[1])
+        reason = parts[2] if len(parts) > 2 else ""
+        return version, status, reason, headers, b"".join(head)
+
+    def read_response(self, method="GET"):
+        for _ in range(10):
+            version, status, reason, headers, raw = self.read_head()
+            if status >= 200 or status == 101:
+                break
+        r = Response(version, status, reason, headers, b"", raw)
+        te = (r.header("Transfer-Encoding") or "").lower()
+        cl = r.header("Content-Length")
+        if method == "HEAD" or status in (204, 304):
+            return r
+        if "chunked" in te:
+            body = bytearray()
+            for _ in range(10_000_000):
+                size = int(self._readline().split(b";")[0].strip(), 16)
+                if size == 0:
+                    for _ in range(100):
+                        if self._readline() in (b"\r\n", b"\n"):
+                            break
+                    break
+                body += self._readn(size)
+                if self._readn(2) != b"\r\n":
+                    raise ConnectionError("bad chunk terminator")
+            r.body = bytes(body)
+        elif cl is not None:
+            r.body = self._readn(int(cl))
+        else:
+            r.body = self.read_to_eof()
+        return r
+
+    def read_to_eof(self, limit=1 << 30):
+        for _ in range(10_000_000):
+            if len(self.buf) > limit or not self._fill():
+                break
+        out = bytes(self.buf)
+        self.buf.clear()
+        return out
+
+    def at_eof(self, timeout=5.0):
+        """Whether the peer closes the connection (without sending more) within TIMEOUT."""
+        if self.buf:
+            return False
+        self.sock.settimeout(timeout)
+        try:
+            b = self.sock.recv(1)
+        except socket.timeout:
+            return False
+        except ConnectionResetError:
+            return True
+        return b == b""
+
+
+def http_get(proxy_port, url, headers=(), method="GET", version="HTTP/1.1", body=b""):
+    """One request through the proxy on a fresh connection; returns the Response."""
+    host = urllib.parse.urlsplit(url).netloc
+    lines = ["%s %s %s" % (method, url, version), "Host: " + host, "Connection: close"]
+    lines += ["%s: %s" % h for h in headers]
+    if body:
+        lines.append("Content-Length: %d" % len(body))
+    req = ("\r\n".join(lines) + "\r\n\r\n").encode() + body
+    with RawClient(proxy_port) as c:
+        c.send(req)
+        return c.read_response(method)
+
+
+def curl(args, timeout=120):
+    """Runs curl with ARGS; returns the CompletedProcess (stdout/stderr as bytes)."""
+    if not os.access(CURL, os.X_OK):
+        raise unittest.SkipTest("curl not installed")
+    return subprocess.run([CURL, "-sS", "--noproxy", "", "--max-time", str(timeout)] + list(args),
+                          stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          timeout=timeout + 10, env=client_env())
+
+
+# ---- the test case base -------------------------------------------------------------
+
+
+class EmbargoTestCase(unittest.TestCase):
+    """Starts dnsmasq, an origin and one embargo per class.
+
+    Subclasses set NOW, MONITOR, CONFIG_KW (make_config keywords), TLS (also
+    start a TLS origin), TUNNEL_SERVERS (raw TCP servers whose ports CONNECT
+    may reach) and DNS_CNAMES.
+    """
+
+    NOW = None
+    MONITOR = False
+    CONFIG_KW = {}
+    TLS = False
+    TUNNEL_SERVERS = ()
+    DNS_CNAMES = ()
+    EMBARGO_ENV = None
+
+    maxDiff = None
+
+    @classmethod
+    def setUpClass(cls):
+        cls._cleanups_cls = []
+        cls.tmp = tempfile.mkdtemp(prefix="embargo-it-")
+        try:
+            cls.dns = Dnsmasq(cls.tmp, cnames=cls.DNS_CNAMES).start()
+            cls._cleanups_cls.append(cls.dns.stop)
+            cls.origin = Origin().start()
+            cls._cleanups_cls.append(cls.origin.stop)
+            cls.tls_origin = None
+            if cls.TLS:
+                cls.cert, cls.key = make_cert(cls.tmp)
+                cls.tls_origin = TLSOrigin(cls.cert, cls.key).start()
+                cls._cleanups_cls.append(cls.tls_origin.stop)
+            cls.tunnels = {}
+            for mode in cls.TUNNEL_SERVERS:
+                cls.tunnels[mode] = TCPServer(mode).start()
+                cls._cleanups_cls.append(cls.tunnels[mode].stop)
+            cls.embargo = cls.new_embargo()
+        except BaseException:
+            cls._run_class_cleanups()
+            raise
+
+    @classmethod
+    def connect_ports(cls):
+        ports = [443]
+        if cls.tls_origin is not None:
+            ports.append(cls.tls_origin.port)
+        ports += [s.port for s in cls.tunnels.values()]
+        return ports
+
+    @classmethod
+    def new_embargo(cls, now="class", monitor=None, env=None, **config_kw):
+        """Starts an embargo with the class's settings, overridden by the arguments."""
+        kw = {"connect_ports": cls.connect_ports()}
+        kw.update(cls.CONFIG_KW)
+        kw.update(config_kw)
+        e = Embargo(cls.tmp, make_config(**kw), cls.dns.port,
+                    now=cls.NOW if now == "class" else now,
+                    monitor=cls.MONITOR if monitor is None else monitor,
+                    env=cls.EMBARGO_ENV if env is None else env)
+        return e.start()
+
+    @classmethod
+    def _run_class_cleanups(cls):
+        for fn in reversed(cls._cleanups_cls):
+            try:
+                fn()
+            except Exception as e:  # keep cleaning up
+                sys.stderr.write("cleanup failed: %r\n" % (e,))
+        cls._cleanups_cls = []
+        shutil.rmtree(cls.tmp, ignore_errors=True)
+
+    @classmethod
+    def tearDownClass(cls):
+        try:
+            e = getattr(cls, "embargo", None)
+            if e is not None:
+                try:
+                    e.check_clean_exit()
+                except AssertionError:
+                    sys.stderr.write(e.diagnostics() + "\n")
+                    raise
+        finally:
+            cls._run_class_cleanups()
+
+    # Per-test extra embargo processes are stopped and checked in cleanup.
+    def start_embargo(self, **kw):
+        e = type(self).new_embargo(**kw)
+        self._extra_embargos.append(e)
+        self.addCleanup(e.check_clean_exit)
+        return e
+
+    def setUp(self):
+        self._extra_embargos = []
+        self.origin.reset_counters()
+        self.dns_mark = self.dns.mark()
+        if self.tls_origin is not None:
+            self.tls_origin.reset_counters()
+
+    def run(self, result=None):
+        before = (len(result.failures) + len(result.errors)) if result is not None else 0
+        out = super().run(result)
+        if result is not None and len(result.failures) + len(result.errors) > before:
+            procs = [self.embargo] + list(getattr(self, "_extra_embargos", []))
+            sys.stderr.write("\n==== diagnostics for %s ====\n" % self.id())
+            for e in procs:
+                if e is not None:
+                    sys.stderr.write(e.diagnostics() + "\n")
+        return out
+
+    # ---- helpers
+
+    def url(self, host="allowed.test", path="/", port=None):
+        return "http://%s:%d%s" % (host, port or self.origin.port, path)
+
+    def get(self, url, embargo=None, **kw):
+        return http_get((embargo or self.embargo).port, url, **kw)
+
+    def assert_healthy(self, embargo=None):
+        """A follow-up allowed request succeeds."""
+        e = embargo or self.embargo
+        self.assertTrue(e.alive(), "embargo died:\n" + e.stderr_text()[-5000:])
+        r = http_get(e.port, self.url(path="/health"))
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(r.body, b"ok /health\n")
+
+    def assert_proxy_status(self, r, error):
+        ps = r.header("Proxy-Status")
+        self.assertIsNotNone(ps, "no Proxy-Status in %r" % (r,))
+        self.assertTrue(ps.startswith("embargo; error=%s" % error) or
+                        ps.startswith("embargo;error=%s" % error), ps)
+
+
+def main():
+    """unittest main that takes --binary PATH; prints a summary line and
+    exits non-zero on any failure."""
+    global BINARY
+    argv = [sys.argv[0]]
+    args = sys.argv[1:]
+    i = 0
+    while i < len(args):
+        a = args[i]
+        if a == "--binary" and i + 1 < len(args):
+            BINARY = args[i + 1]
+            i += 2
+            continue
+        if a.startswith("--binary="):
+            BINARY = a.split("=", 1)[1]
+        else:
+            argv.append(a)
+        i += 1
+    if BINARY:
+        BINARY = os.path.abspath(BINARY)
+    name = os.path.basename(sys.argv[0])
+    if not BINARY or not os.access(BINARY, os.X_OK):
+        print("%s: embargo binary not found; pass --binary PATH" % name, file=sys.stderr)
+        print("SUMMARY %s: FAILED (no binary)" % name)
+        sys.exit(2)
+    start = time.monotonic()
+    prog = unittest.main(module="__main__", argv=argv, exit=False, verbosity=2)
+    r = prog.result
+    ok = r.wasSuccessful()
+    print("SUMMARY %s: %s: ran %d, failures %d, errors %d, skipped %d in %.1fs"
+          % (name, "OK" if ok else "FAILED", r.testsRun, len(r.failures), len(r.errors),
+             len(r.skipped), time.monotonic() - start))
+    sys.stdout.flush()
+    sys.exit(0 if ok else 1)
