@@ -15,6 +15,7 @@
 #include "filters/normalise.h"
 #include "filters/policy.h"
 #include "filters/timefmt.h"
+#include "proxy/check.h"
 #include "proxy/log.h"
 #include "proxy/server.h"
 
@@ -35,6 +36,7 @@ struct options {
   const char *sni[8]; /* check: server names a ClientHello would carry */
   size_t nsni;
   const char *ja4;    /* check: a JA4 fingerprint */
+  bool no_resolve;    /* check: judge names without resolving them */
   bool monitor;
   bool verbose;
 };
@@ -56,6 +58,7 @@ static const char usage_text[] =
     "  -v, --verbose           debug diagnostics on standard error\n"
     "      --sni NAME          check: also judge this TLS server name (repeatable)\n"
     "      --ja4 FINGERPRINT   check: also judge this JA4 client fingerprint\n"
+    "      --no-resolve        check: judge names without resolving them\n"
     "  -h, --help              this text\n";
 
 __attribute__((format(printf, 1, 2)))
@@ -76,11 +79,12 @@ static int parse_options(int argc, char **argv, struct options *o) {
       {"monitor", no_argument, NULL, 'm'},        {"log", required_argument, NULL, 'o'},
       {"verbose", no_argument, NULL, 'v'},        {"help", no_argument, NULL, 'h'},
       {"sni", required_argument, NULL, 's'},      {"ja4", required_argument, NULL, 'j'},
+      {"no-resolve", no_argument, NULL, 'N'},
       {NULL, 0, NULL, 0}};
   int ch;
 
   optind = 1;
-  while ((ch = getopt_long(argc, argv, "+c:l:r:n:mo:vhs:j:", longopts, NULL)) != -1) {
+  while ((ch = getopt_long(argc, argv, "+c:l:r:n:mo:vhs:j:N", longopts, NULL)) != -1) {
     switch (ch) {
     case 'c': o->config = optarg; break;
     case 'l':
@@ -111,6 +115,7 @@ static int parse_options(int argc, char **argv, struct options *o) {
       o->sni[o->nsni++] = optarg;
       break;
     case 'j': o->ja4 = optarg; break;
+    case 'N': o->no_resolve = true; break;
     case 'h': fputs(usage_text, stdout); exit(0);
     default: return usage_error("%s", "unknown option");
     }
@@ -174,13 +179,13 @@ static int cmd_run(const struct options *o) {
     fprintf(stderr, "embargo: %s\n", err);
     server_stop(&srv);
     uv_run(&loop, UV_RUN_DEFAULT);
-    policy_unref(srv.policy);
   } else {
     log_diag(LOG_INFO, 0, "embargo %s: %zu vendor list(s), %zu host rule(s)%s", EMBARGO_VERSION,
              policy_vendor_count(cfg.policy), policy_host_count(cfg.policy),
              cfg.monitor ? ", monitor mode (nothing is denied)" : "");
     server_run(&srv);
   }
+  server_free(&srv);
   if (uv_loop_close(&loop) != 0)
     log_diag(LOG_WARN, 0, "event loop closed with handles still open");
   log_close();
@@ -188,49 +193,15 @@ static int cmd_run(const struct options *o) {
   return rc == 0 ? 0 : 1;
 }
 
-static void print_verdict(const char *dest, const struct host *h, const struct verdict *v,
-                          int64_t now) {
-  const struct rule *r = v->rule;
-  char cutoff[32] = "none", at[32];
-
-  rfc3339_format(now, at, sizeof(at));
-  printf("%s:%u: %s\n", h->name, h->port, v->action == ACTION_DENY ? "DENY"
-                                           : v->action == ACTION_LOG ? "ALLOW (logged)"
-                                                                      : "ALLOW");
-  (void)dest;
-  if (r == NULL) {
-    printf("  no vendor rule matches (evaluated at %s)\n", at);
-    return;
-  }
-  if (r->category->cutoff != POLICY_TIME_NEVER)
-    rfc3339_format(r->category->cutoff, cutoff, sizeof(cutoff));
-  printf("  matched:   %s (%s%s)\n", v->matched, match_on_name(v->on),
-         v->hint ? ", hint: never denies on its own" : "");
-  printf("  vendor:    %s (%s)\n", r->vendor->name, r->vendor->id);
-  printf("  category:  %s\n", r->category->name);
-  printf("  pattern:   %s\n", r->pattern);
-  printf("  rule:      %s:%u:%u\n", r->where.file, r->where.line, r->where.col);
-  printf("  cutoff:    %s (%s; before: %s, after: %s)\n", cutoff,
-         v->after_cutoff ? "passed" : "not yet reached", action_name(r->category->before),
-         action_name(r->category->after));
-  printf("  action:    %s%s\n", action_name(v->action),
-         v->monitor ? " (monitor mode; the rule says deny)" : "");
-  if (v->exception != NULL)
-    printf("  exception: %s at %s:%u overrides the vendor rule\n", v->exception->pattern,
-           v->exception->where.file, v->exception->where.line);
-  printf("  evaluated: %s\n", at);
-  if (r->vendor->reference != NULL)
-    printf("  reference: %s\n", r->vendor->reference);
-}
-
 static int cmd_check(const struct options *o, int argc, char **argv) {
   struct config cfg;
-  int64_t now = o->now ? o->now : (int64_t)time(NULL);
-  int i, rc, status = 0;
-
+  struct check_opts co = {.now = o->now ? o->now : (int64_t)time(NULL),
+                          .ja4 = o->ja4,
+                          .resolve = !o->no_resolve};
   const char *snis[8];
-  char sninames[8][HOST_NAME_MAX_LEN + 1];
+  char names[8][HOST_NAME_MAX_LEN + 1];
   size_t k;
+  int rc;
 
   if (argc == 0)
     return usage_error("%s", "check: name at least one destination");
@@ -239,29 +210,17 @@ static int cmd_check(const struct options *o, int argc, char **argv) {
     int err = host_normalise(o->sni[k], strlen(o->sni[k]), &sh);
     if (err != 0 || sh.kind != HOST_NAME)
       return usage_error("--sni \"%s\": %s", o->sni[k], err ? err_str(err) : "not a host name");
-    memcpy(sninames[k], sh.name, sh.len + 1);
-    snis[k] = sninames[k];
+    memcpy(names[k], sh.name, sh.len + 1);
+    snis[k] = names[k];
   }
+  co.sni = snis;
+  co.nsni = o->nsni;
   memset(&cfg, 0, sizeof(cfg));
   if ((rc = load_config(o, &cfg)) != 0)
     return rc;
-  for (i = 0; i < argc; i++) {
-    struct host h;
-    struct verdict v;
-    struct facts facts = {.host = &h, .sni = snis, .nsni = o->nsni, .ja4 = o->ja4};
-    int err = authority_parse(argv[i], strlen(argv[i]), 443, &h);
-    if (err != 0) {
-      printf("%s: invalid destination: %s\n", argv[i], err_str(err));
-      status = EXIT_USAGE;
-      continue;
-    }
-    policy_decide(cfg.policy, &facts, now, &v);
-    print_verdict(argv[i], &h, &v, now);
-    if (v.action == ACTION_DENY && status == 0)
-      status = EXIT_DENIED;
-  }
+  rc = check_run(&cfg, &co, argc, argv);
   config_free(&cfg);
-  return status;
+  return rc;
 }
 
 static int cmd_config_check(int argc, char **argv) {

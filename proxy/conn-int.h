@@ -4,7 +4,20 @@
 #define EMBARGO_PROXY_CONN_INT_H
 
 #include "proxy/conn-t.h"
+#include "proxy/dns.h"
 #include "proxy/conn.h"
+
+/* Storage for the facts built from a connection's resolved destination. */
+struct fact_store {
+  struct ip_addr addrs[DNS_MAX_ADDRS];
+  const char *cnames[DNS_MAX_CNAMES];
+};
+
+/* Fills F with what C knows of its destination: the requested host and,
+ * once resolved, the CNAME chain and addresses (kept in ST). */
+void conn_facts(const struct conn *c, struct facts *f, struct fact_store *st);
+/* Writes the log or access line the current verdict calls for, if any. */
+void conn_log_verdict(struct conn *c);
 
 /* Moves C to ST, asserting the move is legal. */
 void conn_set_state(struct conn *c, enum conn_state st);

@@ -70,6 +70,7 @@ struct conn {
   struct peek *peek;         /* ClientHello inspection state (owned), PEEK on */
   const struct tls_evidence *log_tls; /* evidence for the next decision line */
   bool established;          /* "200 Connection established" was sent */
+  const char *ps_extra;      /* extra Proxy-Status parameters for the next error */
 
   struct upstream *up;       /* the destination connection in use */
   struct dns_query *dnsq;    /* pending lookup, cancelled on close */

@@ -363,16 +363,81 @@ static void dial_start(struct conn *c) {
   dial_next(c);
 }
 
+void conn_facts(const struct conn *c, struct facts *f, struct fact_store *st) {
+  size_t i;
+  memset(f, 0, sizeof(*f));
+  f->host = &c->dest;
+  if (c->addrs == NULL)
+    return;
+  for (i = 0; i < c->addrs->naddrs; i++) {
+    const struct sockaddr *sa = (const struct sockaddr *)&c->addrs->addrs[i];
+    st->addrs[i].family = sa->sa_family;
+    if (sa->sa_family == AF_INET)
+      memcpy(st->addrs[i].addr, &((const struct sockaddr_in *)sa)->sin_addr, 4);
+    else
+      memcpy(st->addrs[i].addr, &((const struct sockaddr_in6 *)sa)->sin6_addr, 16);
+  }
+  for (i = 0; i < c->addrs->ncnames; i++)
+    st->cnames[i] = c->addrs->cnames[i];
+  f->addrs = st->addrs;
+  f->naddrs = c->addrs->naddrs;
+  f->cnames = st->cnames;
+  f->ncnames = c->addrs->ncnames;
+}
+
+void conn_log_verdict(struct conn *c) {
+  if (c->verdict.action == ACTION_LOG)
+    respond_log(c, "log", 0, NULL, NULL);
+  else if (c->srv->cfg->access_log)
+    respond_log(c, "access", 0, NULL, NULL);
+}
+
+/* The destination's addresses are known (resolved or literal): refuse
+ * internal ones, judge the addresses and the CNAME chain, then inspect the
+ * ClientHello or dial. */
+static void after_resolution(struct conn *c) {
+  struct fact_store st;
+  struct facts facts;
+  char detail[360], ip[64];
+  size_t i;
+
+  for (i = 0; i < c->addrs->naddrs; i++) {
+    const struct sockaddr *sa = (const struct sockaddr *)&c->addrs->addrs[i];
+    if (server_is_internal(c->srv, sa)) {
+      snprintf(detail, sizeof(detail), "%s resolves to internal address %s", c->dest.name,
+               log_fmt_ip(sa, ip, sizeof(ip)));
+      respond_error(c, 403, "destination_ip_prohibited", detail);
+      return;
+    }
+  }
+  conn_facts(c, &facts, &st);
+  policy_decide(c->policy, &facts, server_now(c->srv), &c->verdict);
+  if (c->verdict.action == ACTION_DENY) {
+    respond_deny(c);
+    return;
+  }
+  if (peek_wanted(c)) {
+    peek_start(c);
+    return;
+  }
+  conn_log_verdict(c);
+  dial_start(c);
+}
+
 static void on_resolved(void *arg, enum dns_status status, const struct dns_result *res) {
   struct conn *c = arg;
   char detail[300];
 
   if (status != DNS_OK) {
     snprintf(detail, sizeof(detail), "%s: %s", c->dest.name, dns_status_name(status));
-    if (status == DNS_TIMEOUT)
+    if (status == DNS_TIMEOUT) {
       respond_error(c, 504, "dns_timeout", detail);
-    else
+    } else {
+      c->ps_extra = status == DNS_NXDOMAIN ? "rcode=NXDOMAIN"
+                    : status == DNS_SERVFAIL ? "rcode=SERVFAIL"
+                    : status == DNS_NODATA ? "rcode=NOERROR" : NULL;
       respond_error(c, 502, "dns_error", detail);
+    }
     return;
   }
   if ((c->addrs = malloc(sizeof(*c->addrs))) == NULL) {
@@ -380,10 +445,7 @@ static void on_resolved(void *arg, enum dns_status status, const struct dns_resu
     return;
   }
   memcpy(c->addrs, res, sizeof(*res));
-  if (peek_wanted(c))
-    peek_start(c);
-  else
-    dial_start(c);
+  after_resolution(c);
 }
 
 void conn_dial(struct conn *c) {
@@ -417,7 +479,8 @@ static void route_request(struct conn *c) {
   free(c->addrs);
   c->addrs = NULL;
   if (!c->head->is_connect && (c->up = upstream_take(c->srv, c->authority)) != NULL) {
-    c->up->conn = c;
+    c->up->conn = c; /* its address was checked when it was opened */
+    conn_log_verdict(c);
     conn_set_state(c, CONN_ST_FORWARD);
     forward_start(c);
     return;
@@ -425,10 +488,8 @@ static void route_request(struct conn *c) {
   if (c->dest.kind != HOST_NAME) {
     if (literal_addrs(c) != 0)
       respond_error(c, 500, "proxy_internal_error", "out of memory");
-    else if (peek_wanted(c))
-      peek_start(c);
     else
-      dial_start(c);
+      after_resolution(c);
     return;
   }
   conn_set_state(c, CONN_ST_RESOLVING);
@@ -509,12 +570,7 @@ static int check_request(struct conn *c) {
     respond_deny(c);
     return -1;
   }
-  if (peek_wanted(c))
-    return 0; /* logged once the ClientHello is in, with its evidence */
-  if (c->verdict.action == ACTION_LOG)
-    respond_log(c, "log", 0, NULL, NULL);
-  else if (cfg->access_log)
-    respond_log(c, "access", 0, NULL, NULL);
+  /* Log lines wait for the whole verdict: addresses, CNAMEs, SNI. */
   return 0;
 }
 

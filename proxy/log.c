@@ -79,6 +79,15 @@ char *log_fmt_addr(const struct sockaddr *addr, char *buf, size_t size) {
   return buf;
 }
 
+char *log_fmt_ip(const struct sockaddr *addr, char *buf, size_t size) {
+  snprintf(buf, size, "?");
+  if (addr != NULL && addr->sa_family == AF_INET)
+    inet_ntop(AF_INET, &((const struct sockaddr_in *)addr)->sin_addr, buf, (socklen_t)size);
+  else if (addr != NULL && addr->sa_family == AF_INET6)
+    inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)addr)->sin6_addr, buf, (socklen_t)size);
+  return buf;
+}
+
 size_t log_json_escape(char *buf, size_t pos, size_t size, const char *s, size_t len,
                        size_t maxin) {
   static const char hex[] = "0123456789abcdef";

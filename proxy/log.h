@@ -70,6 +70,9 @@ void log_decision(const struct decision *d);
 /* Formats ADDR as "ip:port" ("[v6]:port") into BUF. Returns BUF. */
 char *log_fmt_addr(const struct sockaddr *addr, char *buf, size_t size);
 
+/* Formats ADDR's IP (no port) into BUF. Returns BUF. */
+char *log_fmt_ip(const struct sockaddr *addr, char *buf, size_t size);
+
 /* JSON string escaping for other writers: appends the escaped form of
  * S[0..LEN) to BUF (at most MAXIN input bytes, then "..."), returns the new
  * length; never writes past SIZE-1 and always NUL-terminates. */

@@ -137,7 +137,8 @@ static void log_peek(struct conn *c, const char *event, int status, const char *
 static void peek_decide(struct conn *c, bool timed_out) {
   struct peek *pk = c->peek;
   enum tls_hello_status st = tls_hello_status(&pk->hello);
-  struct facts facts = {.host = &c->dest};
+  struct fact_store store;
+  struct facts facts;
   enum action outcome;
   char detail[160];
 
@@ -146,6 +147,7 @@ static void peek_decide(struct conn *c, bool timed_out) {
     gather_hello(c, pk);
   else if (st == TLS_HELLO_ST_MALFORMED)
     pk->ev.reason = tls_hello_reason_str(tls_hello_reason(&pk->hello));
+  conn_facts(c, &facts, &store);
   facts.sni = pk->ev.sni;
   facts.nsni = pk->ev.nsni;
   facts.ja4 = pk->ev.ja4;
@@ -159,8 +161,12 @@ static void peek_decide(struct conn *c, bool timed_out) {
     c->verdict.action = outcome;
   }
   if (c->verdict.action == ACTION_DENY) {
-    log_peek(c, "deny", 0, "tls_access_denied", detail[0] ? detail : NULL);
-    if (st == TLS_HELLO_ST_HELLO || st == TLS_HELLO_ST_MALFORMED || st == TLS_HELLO_ST_TOO_LARGE)
+    /* An alert only makes sense to a client that spoke TLS. */
+    bool alert = st == TLS_HELLO_ST_HELLO || st == TLS_HELLO_ST_MALFORMED ||
+                 st == TLS_HELLO_ST_TOO_LARGE;
+    log_peek(c, "deny", 0, alert ? "tls_alert_access_denied" : "tunnel_closed",
+             detail[0] ? detail : NULL);
+    if (alert)
       send_alert(c);
     conn_linger(c);
     return;

@@ -90,7 +90,9 @@ static void respond(struct conn *c, int status, const char *error, const char *d
   c->close_after = !keep;
   sf_string(details, sizeof(details), detail);
   obuf_printf(&out, "HTTP/1.1 %d %s\r\n", status, reason_phrase(status));
-  obuf_printf(&out, "Proxy-Status: embargo; error=%s; details=\"%s\"\r\n", error, details);
+  obuf_printf(&out, "Proxy-Status: embargo; error=%s; %s%sdetails=\"%s\"\r\n", error,
+              c->ps_extra ? c->ps_extra : "", c->ps_extra ? "; " : "", details);
+  c->ps_extra = NULL;
   obuf_printf(&out, "Content-Type: text/plain; charset=utf-8\r\nContent-Length: %zu\r\n",
               strlen(body));
   obuf_printf(&out, "Cache-Control: no-store\r\nConnection: %s\r\n\r\n%s",

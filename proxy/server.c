@@ -7,6 +7,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "filters/netmatch.h"
 #include "filters/policy.h"
 #include "proxy/conn.h"
 #include "proxy/conn-t.h"
@@ -43,6 +44,26 @@ static int listener_open(struct server *srv, struct listener *lst, const struct 
   return 0;
 }
 
+/* Refused as destinations unless internal.allow covers them (besides this
+ * host's own addresses, found at lookup time). */
+static const char *const internal_ranges[] = {
+    "0.0.0.0/8",   "127.0.0.0/8", "169.254.0.0/16", "224.0.0.0/4", "255.255.255.255/32",
+    "::/128",      "::1/128",     "fe80::/10",      "ff00::/8",
+};
+
+static int internal_init(struct server *srv) {
+  size_t i;
+  if ((srv->internal = netmatch_new()) == NULL)
+    return UV_ENOMEM;
+  for (i = 0; i < sizeof(internal_ranges) / sizeof(internal_ranges[0]); i++) {
+    struct cidr c;
+    if (cidr_parse(internal_ranges[i], strlen(internal_ranges[i]), &c) != 0 ||
+        netmatch_add(srv->internal, &c, (void *)internal_ranges[i]) != 0)
+      return UV_EINVAL;
+  }
+  return 0;
+}
+
 static void on_signal(uv_signal_t *h, int signum) {
   struct server *srv = h->data;
   log_diag(LOG_INFO, 0, "received signal %d; shutting down", signum);
@@ -60,6 +81,10 @@ int server_init(struct server *srv, uv_loop_t *loop, struct config *cfg, int64_t
   srv->policy = policy_ref(cfg->policy);
   if (now_override != 0)
     srv->clock_offset = now_override - (int64_t)time(NULL);
+  if ((rc = internal_init(srv)) != 0) {
+    snprintf(err, errsize, "cannot build the internal address table");
+    return rc;
+  }
   rc = resolver_new(loop, cfg->resolvers, cfg->timeouts.resolve, &srv->resolver, err, errsize);
   if (rc != 0)
     return rc;
@@ -100,9 +125,14 @@ int server_run(struct server *srv) {
   uv_run(srv->loop, UV_RUN_DEFAULT);
   server_stop(srv);
   uv_run(srv->loop, UV_RUN_DEFAULT); /* let close callbacks run */
+  return 0;
+}
+
+void server_free(struct server *srv) {
   policy_unref(srv->policy);
   srv->policy = NULL;
-  return 0;
+  netmatch_free(srv->internal);
+  srv->internal = NULL;
 }
 
 int64_t server_now(const struct server *srv) {
@@ -152,6 +182,25 @@ static bool is_local_address(const struct sockaddr *sa) {
     local = same_ip((const struct sockaddr *)&ifs[i].address, sa);
   uv_free_interface_addresses(ifs, n);
   return local;
+}
+
+bool server_is_internal(const struct server *srv, const struct sockaddr *addr) {
+  const uint8_t *ip;
+  int family = addr->sa_family;
+
+  if (family == AF_INET) {
+    ip = (const uint8_t *)&((const struct sockaddr_in *)addr)->sin_addr;
+  } else {
+    ip = (const uint8_t *)&((const struct sockaddr_in6 *)addr)->sin6_addr;
+    if (IN6_IS_ADDR_V4MAPPED((const struct in6_addr *)ip)) {
+      ip += 12;
+      family = AF_INET;
+    }
+  }
+  if (srv->cfg->internal_allow != NULL &&
+      netmatch_lookup(srv->cfg->internal_allow, family, ip, NULL) != NULL)
+    return false;
+  return netmatch_lookup(srv->internal, family, ip, NULL) != NULL || is_local_address(addr);
 }
 
 bool server_is_self(const struct server *srv, const struct sockaddr *addr) {

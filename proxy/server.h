@@ -34,6 +34,7 @@ struct server {
   struct conn *conns;        /* every live client connection */
   struct upstream *idle_head, *idle_tail; /* pooled upstreams, LRU order */
   size_t nidle;
+  struct netmatch *internal; /* ranges refused as destinations by default */
   bool stopping;
 };
 
@@ -46,11 +47,20 @@ int server_init(struct server *srv, uv_loop_t *loop, struct config *cfg, int64_t
 /* Runs the loop until SIGINT/SIGTERM, then closes everything. Returns 0. */
 int server_run(struct server *srv);
 
+/* Releases what server_init acquired, once the loop has no handles of the
+ * server left (after server_run, or after server_stop and one uv_run). */
+void server_free(struct server *srv);
+
 /* Starts a graceful stop: listeners close, connections are closed. */
 void server_stop(struct server *srv);
 
 /* The policy clock: wall-clock seconds, shifted by --now. */
 int64_t server_now(const struct server *srv);
+
+/* True if ADDR is an internal destination Embargo refuses: loopback,
+ * unspecified, link-local (cloud metadata included), multicast, broadcast,
+ * or an address of this host, unless config internal.allow covers it. */
+bool server_is_internal(const struct server *srv, const struct sockaddr *addr);
 
 /* True if ADDR (with port) is one of this server's own listening sockets. */
 bool server_is_self(const struct server *srv, const struct sockaddr *addr);
