@@ -39,5 +39,5 @@ passed=$(grep -Eo '[0-9]+% tests passed, [0-9]+ tests failed out of [0-9]+' "$lo
 failed=$(grep -Eo '[0-9]+% tests passed, [0-9]+ tests failed out of [0-9]+' "$log" |
          awk '{ f += $4 } END { print f + 0 }')
 [ "$status" -ne 0 ] && [ "$failed" -eq 0 ] && [ "$fuzz_failed" -eq 0 ] && failed=1
-echo "embargo tests: $((passed + fuzz_passed)) passed, $((failed + fuzz_failed)) failed"
+echo "tests: $((passed + fuzz_passed)) passed, $((failed + fuzz_failed)) failed"
 exit "$status"
