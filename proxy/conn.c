@@ -554,9 +554,7 @@ static int check_request(struct conn *c) {
   struct facts facts = {.host = &c->dest};
   char detail[96];
 
-  if (http_head_has_token(c->head, "via", "embargo") ||
-      http_head_has_token(c->head, "via", "1.1 embargo") ||
-      http_head_has_token(c->head, "via", "1.0 embargo")) {
+  if (http_head_via_has(c->head, c->srv->via_host)) {
     respond_error(c, 403, "http_request_denied", "forwarding loop: request already passed Embargo");
     return -1;
   }

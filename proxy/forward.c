@@ -10,7 +10,6 @@
 #include "proxy/server.h"
 #include "proxy/upstream.h"
 
-#define VIA_NAME "embargo"
 
 void forward_start(struct conn *c) {
   struct upstream *up = c->up;
@@ -26,7 +25,7 @@ void forward_start(struct conn *c) {
   }
   http1_resume(up->resp); /* a reused connection's parser paused after its last response */
   http1_expect_head_response(up->resp, c->head->is_head);
-  http1_write_request(&out, c->head, c->path ? c->path : "", c->path_len, c->authority, VIA_NAME);
+  http1_write_request(&out, c->head, c->path ? c->path : "", c->path_len, c->authority, c->srv->via);
   rc = out.failed ? UV_ENOMEM : endpoint_write(&up->ep, out.data, out.len);
   obuf_free(&out);
   if (rc != 0) {
@@ -67,11 +66,11 @@ static int on_response_head(void *ctx, struct http_head *h) {
     c->interim = true;
     if (c->head->minor == 0) /* HTTP/1.0 clients get no interim responses */
       return HTTP1_CONTINUE;
-    http1_write_response(&out, h, FRAMING_NONE, true, VIA_NAME);
+    http1_write_response(&out, h, FRAMING_NONE, true, c->srv->via);
   } else {
     c->framing = choose_framing(c, h);
     c->client_keep = !c->close_after && c->framing != FRAMING_CLOSE;
-    http1_write_response(&out, h, c->framing, c->client_keep, VIA_NAME);
+    http1_write_response(&out, h, c->framing, c->client_keep, c->srv->via);
     c->resp_started = true;
   }
   rc = out.failed ? -1 : endpoint_write(&c->cli, out.data, out.len);

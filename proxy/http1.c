@@ -347,6 +347,40 @@ bool http_head_has_token(const struct http_head *h, const char *name, const char
   return false;
 }
 
+/* Does the Via element S[0..N) name RECEIVED_BY? */
+static bool via_element_is(const char *s, size_t n, const char *received_by) {
+  size_t i = 0, start, len = strlen(received_by);
+  while (i < n && s[i] != ' ' && s[i] != '\t') /* protocol: "1.1" or "HTTP/1.1" */
+    i++;
+  while (i < n && (s[i] == ' ' || s[i] == '\t'))
+    i++;
+  start = i;
+  while (i < n && s[i] != ' ' && s[i] != '\t')
+    i++;
+  return i - start == len && strncasecmp(s + start, received_by, len) == 0;
+}
+
+bool http_head_via_has(const struct http_head *h, const char *name) {
+  size_t i;
+  for (i = 0; i < h->nfields; i++) {
+    const char *v = h->arena + h->fields[i].value;
+    if (strcasecmp(h->arena + h->fields[i].name, "via") != 0)
+      continue;
+    while (*v != '\0') {
+      const char *end = strchr(v, ',');
+      size_t n = end != NULL ? (size_t)(end - v) : strlen(v);
+      while (n > 0 && (*v == ' ' || *v == '\t')) {
+        v++;
+        n--;
+      }
+      if (via_element_is(v, n, name))
+        return true;
+      v += n + (end != NULL);
+    }
+  }
+  return false;
+}
+
 void obuf_add(struct obuf *b, const char *s, size_t len) {
   if (b->failed)
     return;

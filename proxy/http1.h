@@ -89,6 +89,10 @@ int http_head_find(const struct http_head *h, const char *name);
 /* True if a comma-separated header list NAME contains TOKEN (case-insensitive). */
 bool http_head_has_token(const struct http_head *h, const char *name, const char *token);
 
+/* True if a Via field lists an intermediary whose received-by is NAME
+ * (RFC 9110 7.6.3: "protocol received-by [comment]", comma-separated). */
+bool http_head_via_has(const struct http_head *h, const char *name);
+
 /* A growable output buffer for rewritten heads. */
 struct obuf {
   char *data;

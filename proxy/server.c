@@ -1,7 +1,9 @@
 /* The server: listeners, signals, the policy clock, and orderly shutdown. */
 #include "proxy/server.h"
 
+#include <ctype.h>
 #include <errno.h>
+#include <unistd.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <string.h>
@@ -16,6 +18,10 @@
 #include "proxy/upstream.h"
 
 #define LISTEN_BACKLOG 511
+
+#ifndef EMBARGO_VERSION
+#define EMBARGO_VERSION "0.0.0"
+#endif
 
 static void on_connection(uv_stream_t *s, int status) {
   struct listener *lst = s->data;
@@ -70,6 +76,22 @@ static void on_signal(uv_signal_t *h, int signum) {
   server_stop(srv);
 }
 
+/* Via's received-by names this host, so a request that comes back through
+ * the same proxy is recognised, while a chain of different Embargo
+ * instances (sidecar, then egress) is not mistaken for a loop. */
+static void via_init(struct server *srv) {
+  char host[64] = "";
+  size_t i, n = 0;
+  gethostname(host, sizeof(host) - 1);
+  for (i = 0; host[i] != '\0' && n + 1 < sizeof(srv->via_host); i++)
+    if (isalnum((unsigned char)host[i]) || strchr("-._", host[i]) != NULL)
+      srv->via_host[n++] = host[i];
+  srv->via_host[n] = '\0';
+  if (n == 0)
+    snprintf(srv->via_host, sizeof(srv->via_host), "embargo-%08x", (unsigned)getpid());
+  snprintf(srv->via, sizeof(srv->via), "%s (embargo/%s)", srv->via_host, EMBARGO_VERSION);
+}
+
 int server_init(struct server *srv, uv_loop_t *loop, struct config *cfg, int64_t now_override,
                 char *err, size_t errsize) {
   size_t i;
@@ -79,6 +101,7 @@ int server_init(struct server *srv, uv_loop_t *loop, struct config *cfg, int64_t
   srv->loop = loop;
   srv->cfg = cfg;
   srv->policy = policy_ref(cfg->policy);
+  via_init(srv);
   if (now_override != 0)
     srv->clock_offset = now_override - (int64_t)time(NULL);
   if ((rc = internal_init(srv)) != 0) {

@@ -35,6 +35,8 @@ struct server {
   struct upstream *idle_head, *idle_tail; /* pooled upstreams, LRU order */
   size_t nidle;
   struct netmatch *internal; /* ranges refused as destinations by default */
+  char via_host[64];         /* received-by in Via: this host's name */
+  char via[96];              /* "HOST (embargo/VERSION)" */
   bool stopping;
 };
 
