@@ -600,12 +600,42 @@ def yaml_str(s):
     return json.dumps(s)  # a JSON string is a valid YAML double-quoted scalar
 
 
+_accepts_cache = {}
+
+
+def binary_accepts(snippet):
+    """Whether `embargo config check` accepts the YAML SNIPPET (lets the
+    suite follow config keys as they are added)."""
+    if snippet not in _accepts_cache:
+        fd, path = tempfile.mkstemp(suffix=".yaml", prefix="embargo-probe-")
+        try:
+            with os.fdopen(fd, "w") as f:
+                f.write(snippet)
+            p = subprocess.run([BINARY, "config", "check", path], stdin=subprocess.DEVNULL,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=30)
+            _accepts_cache[snippet] = p.returncode == 0
+        finally:
+            os.unlink(path)
+    return _accepts_cache[snippet]
+
+
+INTERNAL_ALLOW_LOOPBACK = "internal:\n  allow: [127.0.0.0/8]\n"
+
+
 def make_config(connect_ports=(443,), timeouts=None, limits=None, clients=None,
-                exceptions=(), vendors=None, extra=""):
+                exceptions=(), vendors=None, extra="", allow_loopback=True,
+                tls_inspect_ports=None):
     """Builds an embargo YAML config. Listeners, resolvers and the log are
-    given on the command line."""
+    given on the command line. Every test destination is on loopback, which
+    embargo refuses as internal unless `internal.allow` covers it."""
     lines = ["# integration test configuration",
              "connect_ports: [%s]" % ", ".join(str(p) for p in connect_ports)]
+    if allow_loopback and binary_accepts(INTERNAL_ALLOW_LOOPBACK):
+        lines.append(INTERNAL_ALLOW_LOOPBACK.rstrip("\n"))
+    if tls_inspect_ports is not None:
+        snippet = "tls_inspect:\n  ports: [%s]\n" % ", ".join(str(p) for p in tls_inspect_ports)
+        if binary_accepts(snippet):
+            lines.append(snippet.rstrip("\n"))
     t = {"request_head": "5s", "resolve": "3s", "connect": "3s", "response": "20s",
          "idle": "20s", "tunnel_idle": "20s", "upstream_idle": "20s"}
     t.update(timeouts or {})
@@ -670,7 +700,7 @@ class Embargo:
         if not BINARY or not os.access(BINARY, os.X_OK):
             raise RuntimeError("embargo binary not found: pass --binary PATH (got %r)" % BINARY)
         self.port = free_port()
-        args = [BINARY, "run", "--config", self.config_path, "--listen", self.listener,
+        args = [BINARY] + (["-v"] if os.environ.get("EMBARGO_VERBOSE") else []) + ["run", "--config", self.config_path, "--listen", self.listener,
                 "--resolver", "%s:%d" % (LOOPBACK, self.resolver_port), "--log", self.log_path]
         if self.now:
             args += ["--now", self.now]
@@ -890,7 +920,7 @@ class RawClient:
         r = Response(version, status, reason, headers, b"", raw)
         te = (r.header("Transfer-Encoding") or "").lower()
         cl = r.header("Content-Length")
-        if method == "HEAD" or status in (204, 304):
+        if method == "HEAD" or status in (204, 304) or (method == "CONNECT" and 200 <= status < 300):
             return r
         if "chunked" in te:
             body = bytearray()
@@ -1011,6 +1041,8 @@ class EmbargoTestCase(unittest.TestCase):
     def new_embargo(cls, now="class", monitor=None, env=None, **config_kw):
         """Starts an embargo with the class's settings, overridden by the arguments."""
         kw = {"connect_ports": cls.connect_ports()}
+        if cls.tls_origin is not None:  # the TLS origin's ClientHellos are inspected too
+            kw["tls_inspect_ports"] = [443, cls.tls_origin.port]
         kw.update(cls.CONFIG_KW)
         kw.update(config_kw)
         e = Embargo(cls.tmp, make_config(**kw), cls.dns.port,
@@ -1053,6 +1085,7 @@ class EmbargoTestCase(unittest.TestCase):
         self._extra_embargos = []
         self.origin.reset_counters()
         self.dns_mark = self.dns.mark()
+        self.log_mark = len(self.embargo.records())
         if self.tls_origin is not None:
             self.tls_origin.reset_counters()
 
@@ -1068,6 +1101,10 @@ class EmbargoTestCase(unittest.TestCase):
         return out
 
     # ---- helpers
+
+    def new_records(self):
+        """Decision log lines the class's embargo wrote during this test."""
+        return self.embargo.records()[self.log_mark:]
 
     def url(self, host="allowed.test", path="/", port=None):
         return "http://%s:%d%s" % (host, port or self.origin.port, path)

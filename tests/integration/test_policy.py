@@ -4,6 +4,7 @@ destination (no TCP connection, no DNS query), CONNECT denies, exempt hosts,
 monitor mode and configured exceptions."""
 
 import socket
+import ssl
 
 import harness
 from harness import (EmbargoTestCase, KASPERSKY_NEW_INSTALLS_CUTOFF, KASPERSKY_UPDATES_CUTOFF,
@@ -75,6 +76,8 @@ class PolicyAssertions(EmbargoTestCase):
 class AfterCutoffTest(PolicyAssertions):
     """The real clock: both Kaspersky cutoffs have passed."""
 
+    TLS = True
+
     def test_update_server_s07_denied_with_403_and_deny_line(self):
         self.assert_denied("s07.upd.kaspersky.com", "updates", KASPERSKY_UPDATES_CUTOFF)
         self.assert_no_upstream_traffic("s07.upd.kaspersky.com")
@@ -116,18 +119,45 @@ class AfterCutoffTest(PolicyAssertions):
         self.assertIn(b"403", p.stderr)
         self.assert_no_upstream_traffic("dnl-01.geo.kaspersky.com")
 
+    def test_connect_to_allowed_name_with_denied_sni_never_reaches_origin(self):
+        # CONNECT names an allowed host, the ClientHello names an update
+        # server: the tunnel is refused before the destination is dialled.
+        with RawClient(self.embargo.port) as c:
+            c.send(b"CONNECT allowed.test:%d HTTP/1.1\r\nHost: allowed.test:%d\r\n\r\n"
+                   % (self.tls_origin.port, self.tls_origin.port))
+            r = c.read_response("CONNECT")
+            self.assertEqual(r.status, 200, r)
+            ctx = ssl.create_default_context(cafile=self.cert)
+            ctx.check_hostname = False
+            with self.assertRaises((ssl.SSLError, ConnectionError, OSError)):
+                tls = ctx.wrap_socket(c.sock, server_hostname="s07.upd.kaspersky.com")
+                tls.recv(1)
+        recs = self.embargo.wait_records(lambda x: x.get("event") == "deny" and
+                                         x.get("method") == "CONNECT")
+        d = recs[-1]
+        self.assertEqual(d["matched"], "s07.upd.kaspersky.com", d)
+        self.assertEqual(d["matched_on"], "sni", d)
+        self.assertEqual(d["category"], "updates", d)
+        self.assertEqual(self.tls_origin.connections, 0)
+        self.assertNotIn("s07.upd.kaspersky.com", self.dns.queries(self.dns_mark))
+
+    def test_curl_https_to_allowed_host_passes_sni_check(self):
+        url = "https://allowed.test:%d/tls" % self.tls_origin.port
+        p = curl(["--proxy", self.embargo.proxy_url, "--cacert", self.cert, url], timeout=20)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertEqual(p.stdout, b"ok /tls\n")
+
     def test_opentip_is_allowed_and_not_logged(self):
         r = self.get(self.url("opentip.kaspersky.com", "/lookup"))
         self.assertEqual(r.status, 200, r)
         self.assertEqual(r.body, b"ok /lookup\n")
         self.assertEqual(self.origin.connections, 1)
-        self.assertFalse([x for x in self.embargo.records()
-                          if x.get("host") == "opentip.kaspersky.com"])
+        self.assertEqual(self.new_records(), [])
 
     def test_unlisted_host_is_allowed_and_not_logged(self):
         r = self.get(self.url("allowed.test", "/plain"))
         self.assertEqual(r.status, 200, r)
-        self.assertFalse([x for x in self.embargo.records() if x.get("host") == "allowed.test"])
+        self.assertEqual(self.new_records(), [])
 
     def test_cutoff_boundary_is_exact(self):
         # Ten seconds before the cutoff the rule logs; at the cutoff it denies.
@@ -188,6 +218,7 @@ class MonitorModeTest(PolicyAssertions):
     """--monitor never denies; would-be denies are logged with monitor true."""
 
     MONITOR = True
+    TLS = True
 
     def test_update_servers_allowed_and_logged_as_monitor(self):
         for host in ("s07.upd.kaspersky.com", "dnl-01.geo.kaspersky.com",
@@ -205,17 +236,19 @@ class MonitorModeTest(PolicyAssertions):
                 self.assertNotEqual(d["event"], "deny", d)
         self.assertFalse([x for x in self.embargo.records() if x.get("event") == "deny"])
 
-    def test_connect_not_denied_in_monitor_mode(self):
-        # Port 443 on 127.0.0.1 has no listener here: the CONNECT passes the
-        # policy and fails at the connect step instead (502), never 403.
-        with RawClient(self.embargo.port) as c:
-            c.send(b"CONNECT s07.upd.kaspersky.com:443 HTTP/1.1\r\n"
-                   b"Host: s07.upd.kaspersky.com:443\r\n\r\n")
-            r = c.read_response()
-        self.assertNotEqual(r.status, 403, r)
-        recs = self.embargo.wait_records(lambda x: x.get("method") == "CONNECT" and
-                                         x.get("event") == "log")
-        self.assertIs(recs[-1].get("monitor"), True)
+    def test_https_through_connect_not_denied_in_monitor_mode(self):
+        # A real TLS client: the CONNECT and its ClientHello (SNI
+        # s07.upd.kaspersky.com) pass, the origin answers.
+        url = "https://s07.upd.kaspersky.com:%d/tls" % self.tls_origin.port
+        p = curl(["--proxy", self.embargo.proxy_url, "-k", url], timeout=20)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertEqual(p.stdout, b"ok /tls\n")
+        self.assertEqual(self.tls_origin.connections, 1)
+        recs = self.embargo.wait_records(lambda x: x.get("method") == "CONNECT")
+        for d in recs:
+            self.assertEqual(d["action"], "log", d)
+            self.assertIs(d.get("monitor"), True, d)
+            self.assertNotEqual(d["event"], "deny", d)
 
 
 class ExceptionsTest(PolicyAssertions):
