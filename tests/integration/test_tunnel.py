@@ -1,0 +1,87 @@
+"""CONNECT tunnels to a raw TCP server: half-close in both directions, bytes
+sent along with the CONNECT head, and a bulk transfer both ways."""
+
+import socket
+import time
+
+import harness
+from harness import EmbargoTestCase, RawClient, pattern_bytes, wait_until
+
+
+class TunnelTest(EmbargoTestCase):
+    TUNNEL_SERVERS = ("echo", "greet-first")
+
+    def _open_tunnel(self, port, host="allowed.test", extra=b""):
+        c = RawClient(self.embargo.port)
+        c.send(b"CONNECT %s:%d HTTP/1.1\r\nHost: %s:%d\r\n\r\n" % (host.encode(), port,
+                                                                   host.encode(), port) + extra)
+        r = c.read_response("CONNECT")
+        self.assertEqual(r.status, 200, r)
+        return c
+
+    def test_client_half_close_reply_still_arrives(self):
+        echo = self.tunnels["echo"]
+        data = pattern_bytes(100_000, 31)
+        with self._open_tunnel(echo.port) as c:
+            c.send(data)
+            c.sock.shutdown(socket.SHUT_WR)  # the server answers only after our FIN
+            reply = c.read_to_eof()
+        self.assertEqual(reply, b"ECHO " + data)
+        self.assertEqual(echo.saw_eof[-1:], [True])
+
+    def test_server_half_close_client_can_still_send(self):
+        srv = self.tunnels["greet-first"]
+        before = len(srv.received)
+        data = pattern_bytes(50_000, 32)
+        with self._open_tunnel(srv.port) as c:
+            greeting = c.read_to_eof()  # the server's FIN is passed on ...
+            self.assertEqual(greeting, srv.GREETING)
+            c.send(data)  # ... while this direction keeps flowing
+            c.sock.shutdown(socket.SHUT_WR)
+            wait_until(lambda: len(srv.received) > before, 10.0, 0.02, "server to read to EOF")
+            self.assertTrue(c.at_eof(5.0), "tunnel not closed after both sides finished")
+        self.assertEqual(srv.received[before], data)
+        self.assertTrue(srv.saw_eof[before])
+
+    def test_bytes_sent_with_connect_head_are_relayed(self):
+        echo = self.tunnels["echo"]
+        c = RawClient(self.embargo.port)
+        with c:
+            c.send(b"CONNECT allowed.test:%d HTTP/1.1\r\nHost: x\r\n\r\nearly bytes" % echo.port)
+            c.sock.shutdown(socket.SHUT_WR)
+            r = c.read_response("CONNECT")
+            self.assertEqual(r.status, 200, r)
+            self.assertEqual(c.read_to_eof(), b"ECHO early bytes")
+
+    def test_connect_to_literal_address(self):
+        echo = self.tunnels["echo"]
+        with self._open_tunnel(echo.port, host="127.0.0.1") as c:
+            c.send(b"literal")
+            c.sock.shutdown(socket.SHUT_WR)
+            self.assertEqual(c.read_to_eof(), b"ECHO literal")
+
+    def test_bulk_transfer_both_ways(self):
+        echo = self.tunnels["echo"]
+        size = 8 << 20
+        data = pattern_bytes(size, 33)
+        with self._open_tunnel(echo.port) as c:
+            view = memoryview(data)
+            for off in range(0, size, 1 << 20):
+                c.send(view[off:off + (1 << 20)])
+            c.sock.shutdown(socket.SHUT_WR)
+            reply = c.read_to_eof()
+        self.assertEqual(len(reply), size + 5)
+        self.assertTrue(reply == b"ECHO " + data, "echoed bytes differ")
+
+    def test_tunnel_is_not_logged_for_allowed_host(self):
+        echo = self.tunnels["echo"]
+        with self._open_tunnel(echo.port) as c:
+            c.sock.shutdown(socket.SHUT_WR)
+            self.assertEqual(c.read_to_eof(), b"ECHO ")
+        time.sleep(0.05)
+        self.assertEqual(self.new_records(), [])
+        self.assert_healthy()
+
+
+if __name__ == "__main__":
+    harness.main()
