@@ -267,10 +267,12 @@ int policy_add_network(struct policy *p, const struct vendor *v, const struct ca
 }
 
 int policy_add_ja4(struct policy *p, const struct vendor *v, const struct category *c,
-                   const char *ja4, struct origin where, struct origin *dup_where) {
+                   const char *ja4, enum confidence confidence, struct origin where,
+                   struct origin *dup_where) {
   struct rule_node *node = rule_new(p, RULE_JA4, v, c, ja4, where);
   if (node == NULL)
     return -ENOMEM;
+  node->rule.confidence = confidence;
   return rule_added(p, node, dommatch_add(p->ja4s, ja4, strlen(ja4), &node->rule), dup_where);
 }
 

@@ -33,14 +33,17 @@ const struct vendor *policy_find_vendor(const struct policy *p, const char *id);
  * if not NULL, receives the earlier declaration), -ENOMEM. */
 int policy_add_host(struct policy *p, const struct vendor *v, const struct category *c,
                     const char *pattern, struct origin where, struct origin *dup_where);
-/* Adds a network rule (RULE_NETWORK) for V/C. TEXT is the prefix as written.
- * Same returns as policy_add_host. */
+/* Adds a network rule (RULE_NETWORK) for V/C; its pattern is NET in
+ * canonical "prefix/len" text. Same returns as policy_add_host. */
 int policy_add_network(struct policy *p, const struct vendor *v, const struct category *c,
                        const struct cidr *net, enum confidence confidence, struct origin where,
                        struct origin *dup_where);
-/* Adds a JA4 fingerprint rule (RULE_JA4) for V/C. Same returns. */
+/* Adds a JA4 fingerprint rule (RULE_JA4) for V/C. JA4 (lowercase, checked by
+ * the caller) is matched exactly. A JA4 names a TLS stack, which many
+ * programs share, so most lists want CONFIDENCE_HINT. Same returns. */
 int policy_add_ja4(struct policy *p, const struct vendor *v, const struct category *c,
-                   const char *ja4, struct origin where, struct origin *dup_where);
+                   const char *ja4, enum confidence confidence, struct origin where,
+                   struct origin *dup_where);
 int policy_add_exception(struct policy *p, const char *pattern, int64_t expires,
                          const char *reason, struct origin where, struct origin *dup_where);
 void policy_set_monitor(struct policy *p, bool monitor);
