@@ -5,6 +5,7 @@
 #include "config/config.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,6 +31,17 @@ static int apply_timeouts(struct loader *ld, const struct ydoc *d, const struct 
                           const char *path, void *target, const struct directive *dir);
 static int apply_limits(struct loader *ld, const struct ydoc *d, const struct ynode *value,
                         const char *path, void *target, const struct directive *dir);
+static int apply_tls(struct loader *ld, const struct ydoc *d, const struct ynode *value,
+                     const char *path, void *target, const struct directive *dir);
+static int apply_dns(struct loader *ld, const struct ydoc *d, const struct ynode *value,
+                     const char *path, void *target, const struct directive *dir);
+static int apply_internal(struct loader *ld, const struct ydoc *d, const struct ynode *value,
+                          const char *path, void *target, const struct directive *dir);
+static int apply_internal_allow(struct loader *ld, const struct ydoc *d,
+                                const struct ynode *value, const char *path, void *target,
+                                const struct directive *dir);
+static int apply_tls_ports(struct loader *ld, const struct ydoc *d, const struct ynode *value,
+                           const char *path, void *target, const struct directive *dir);
 static int record_vendors(struct loader *ld, const struct ydoc *d, const struct ynode *value,
                           const char *path, void *target, const struct directive *dir);
 static int record_exceptions(struct loader *ld, const struct ydoc *d,
@@ -43,6 +55,9 @@ static const struct directive top_keys[] = {
   {"connect_ports", apply_ports, 0, 0, 0, false, "ports from 1 to 65535"},
   {"timeouts", apply_timeouts, 0, 0, 0, false, "a mapping"},
   {"limits", apply_limits, 0, 0, 0, false, "a mapping"},
+  {"tls_inspect", apply_tls, 0, 0, 0, false, "a mapping"},
+  {"dns", apply_dns, 0, 0, 0, false, "a mapping"},
+  {"internal", apply_internal, 0, 0, 0, false, "a mapping"},
   {"log", load_string, offsetof(struct config, log_path), 0,
    sizeof(((struct config *)0)->log_path), false, "a file path or \"-\" for standard output"},
   {"access_log", load_bool, offsetof(struct config, access_log), 0, 0, false, "true or false"},
@@ -71,6 +86,34 @@ static const struct directive limit_keys[] = {
   LIMIT("pool_total", pool_total, 0, 65536, "a count from 0 to 65536"),
 };
 
+#define TLS_ACTION(key, field)                                                             \
+  {key, load_action, offsetof(struct config_tls, field), 0, 0, false, "allow, log or deny"}
+static const struct directive tls_keys[] = {
+  {"ports", apply_tls_ports, 0, 0, 0, false, "ports from 1 to 65535"},
+  {"max_hello", load_size, offsetof(struct config_tls, max_hello), 64, 65536, false,
+   "a byte count from 64 to 65536"},
+  {"timeout", load_duration, offsetof(struct config_tls, timeout), 1, MS(24 * 3600), false,
+   "a duration like 10s"},
+  TLS_ACTION("on_no_sni", on_no_sni),       TLS_ACTION("on_ech", on_ech),
+  TLS_ACTION("on_not_tls", on_not_tls),     TLS_ACTION("on_malformed", on_malformed),
+  TLS_ACTION("on_too_large", on_too_large), TLS_ACTION("on_timeout", on_timeout),
+};
+
+#define TTL(key, field, lo)                                                                \
+  {key, load_duration, offsetof(struct config_dns, field), lo, MS(24 * 3600), false,       \
+   lo ? "a duration from 1ms to 24h like 1h" : "a duration up to 24h like 30s"}
+static const struct directive dns_keys[] = {
+  TTL("min_ttl", min_ttl, 0), TTL("max_ttl", max_ttl, 1), TTL("negative_ttl", negative_ttl, 0),
+  {"cache_entries", load_size, offsetof(struct config_dns, cache_entries), 0, 10000000, false,
+   "a count from 0 to 10000000"},
+  {"cache_memory", load_size, offsetof(struct config_dns, cache_memory), 0, UINT64_C(1) << 32,
+   false, "a byte count from 0 to 4294967296"},
+};
+
+static const struct directive internal_keys[] = {
+  {"allow", apply_internal_allow, 0, 0, 0, false, "networks like 10.20.0.0/16"},
+};
+
 #define COUNT(a) (sizeof(a) / sizeof((a)[0]))
 
 static int apply_timeouts(struct loader *ld, const struct ydoc *d, const struct ynode *value,
@@ -82,6 +125,29 @@ static int apply_timeouts(struct loader *ld, const struct ydoc *d, const struct 
 static int apply_limits(struct loader *ld, const struct ydoc *d, const struct ynode *value,
                         const char *path, void *target, const struct directive *dir) {
   return load_map(ld, d, value, path, limit_keys, COUNT(limit_keys), &ld->cfg->limits);
+}
+
+static int apply_tls(struct loader *ld, const struct ydoc *d, const struct ynode *value,
+                     const char *path, void *target, const struct directive *dir) {
+  return load_map(ld, d, value, path, tls_keys, COUNT(tls_keys), &ld->cfg->tls);
+}
+
+/* TTL bounds are checked once the whole mapping is read, so a file may move
+ * both in either order. */
+static int apply_dns(struct loader *ld, const struct ydoc *d, const struct ynode *value,
+                     const char *path, void *target, const struct directive *dir) {
+  const struct config_dns *dns = &ld->cfg->dns;
+  int rc = load_map(ld, d, value, path, dns_keys, COUNT(dns_keys), &ld->cfg->dns);
+  if (rc < 0 || dns->min_ttl <= dns->max_ttl)
+    return rc;
+  return load_fail(ld, d, value, path,
+                   "min_ttl (%" PRIu64 "ms) is longer than max_ttl (%" PRIu64 "ms)",
+                   dns->min_ttl, dns->max_ttl);
+}
+
+static int apply_internal(struct loader *ld, const struct ydoc *d, const struct ynode *value,
+                          const char *path, void *target, const struct directive *dir) {
+  return load_map(ld, d, value, path, internal_keys, COUNT(internal_keys), ld->cfg);
 }
 
 /* Reads item I of a list of "ip:port" strings into ADDR. */
@@ -144,10 +210,10 @@ static int apply_resolvers(struct loader *ld, const struct ydoc *d, const struct
   return 0;
 }
 
-/* Adds item I of `clients` to M; the data is the CIDR text, interned in the
- * policy so it names the matching entry in logs. */
-static int add_client(struct loader *ld, const struct ydoc *d, const struct ynode *item,
-                      const char *path, struct netmatch *m) {
+/* Adds ITEM of a network list to M; the data is the CIDR text, interned in
+ * the policy so it names the matching entry in logs. */
+static int add_network(struct loader *ld, const struct ydoc *d, const struct ynode *item,
+                       const char *path, struct netmatch *m) {
   struct cidr c;
   const char *text = load_text(ld, d, item, path, "a network like 10.0.0.0/8");
   if (text == NULL)
@@ -162,54 +228,90 @@ static int add_client(struct loader *ld, const struct ydoc *d, const struct ynod
   return rc;
 }
 
-static int apply_clients(struct loader *ld, const struct ydoc *d, const struct ynode *value,
-                         const char *path, void *target, const struct directive *dir) {
-  struct config *cfg = ld->cfg;
-  char sub[LOAD_PATH_MAX];
+/* Reads the list VALUE of networks into a new matcher that replaces *OUT
+ * (owned), and their text, comma-separated, into TEXT (SIZE bytes). On error
+ * *OUT and TEXT are untouched. */
+static int read_networks(struct loader *ld, const struct ydoc *d, const struct ynode *value,
+                         const char *path, const char *expect, struct netmatch **out,
+                         char *text, size_t size) {
+  char sub[LOAD_PATH_MAX], joined[sizeof(ld->cfg->clients_text)] = "";
   size_t used = 0;
   int rc = 0;
-  if (load_list(ld, d, value, path, dir->expect) < 0)
+  if (load_list(ld, d, value, path, expect) < 0)
     return EMB_ECONFIG;
   struct netmatch *m = netmatch_new();
   if (m == NULL)
     return -ENOMEM;
-  cfg->clients_text[0] = '\0';
   for (size_t i = 0; i < ynode_count(value) && rc == 0; i++) {
     const struct ynode *item = ynode_item(d, value, i);
-    rc = add_client(ld, d, item, load_path_index(sub, path, i), m);
-    if (rc == 0 && used < sizeof(cfg->clients_text))
-      used += (size_t)snprintf(cfg->clients_text + used, sizeof(cfg->clients_text) - used,
-                               "%s%s", i ? ", " : "", ynode_text(item));
+    rc = add_network(ld, d, item, load_path_index(sub, path, i), m);
+    if (rc == 0 && used < sizeof(joined))
+      used += (size_t)snprintf(joined + used, sizeof(joined) - used, "%s%s", i ? ", " : "",
+                               ynode_text(item));
   }
   if (rc < 0) {
     netmatch_free(m);
     return rc;
   }
-  netmatch_free(cfg->clients);
-  cfg->clients = m;
+  netmatch_free(*out);
+  *out = m;
+  snprintf(text, size, "%s", joined);
   return 0;
 }
 
-static int apply_ports(struct loader *ld, const struct ydoc *d, const struct ynode *value,
-                       const char *path, void *target, const struct directive *dir) {
+static int apply_clients(struct loader *ld, const struct ydoc *d, const struct ynode *value,
+                         const char *path, void *target, const struct directive *dir) {
   struct config *cfg = ld->cfg;
+  return read_networks(ld, d, value, path, dir->expect, &cfg->clients, cfg->clients_text,
+                       sizeof(cfg->clients_text));
+}
+
+static int apply_internal_allow(struct loader *ld, const struct ydoc *d,
+                                const struct ynode *value, const char *path, void *target,
+                                const struct directive *dir) {
+  struct config *cfg = ld->cfg;
+  return read_networks(ld, d, value, path, dir->expect, &cfg->internal_allow,
+                       cfg->internal_allow_text, sizeof(cfg->internal_allow_text));
+}
+
+/* Reads a list of distinct ports into PORTS (CONFIG_MAX_PORTS) and *N; on
+ * error both are untouched. */
+static int read_ports(struct loader *ld, const struct ydoc *d, const struct ynode *value,
+                      const char *path, const char *expect, uint16_t *ports, size_t *n) {
+  uint16_t tmp[CONFIG_MAX_PORTS];
   char sub[LOAD_PATH_MAX];
-  if (load_list(ld, d, value, path, dir->expect) < 0)
+  if (load_list(ld, d, value, path, expect) < 0)
     return EMB_ECONFIG;
-  size_t n = ynode_count(value);
-  if (n > CONFIG_MAX_PORTS)
+  size_t count = ynode_count(value);
+  if (count > CONFIG_MAX_PORTS)
     return load_fail(ld, d, value, path, "at most %d ports", CONFIG_MAX_PORTS);
-  for (size_t i = 0; i < n; i++) {
+  for (size_t i = 0; i < count; i++) {
     uint64_t port;
     const struct ynode *item = ynode_item(d, value, i);
     load_path_index(sub, path, i);
     const char *text = ynode_kind(item) == YNODE_SCALAR ? ynode_text(item) : "";
     if (load_parse_uint(text, 1, 65535, &port) < 0)
       return load_fail(ld, d, item, sub, "expected a port from 1 to 65535");
-    cfg->connect_ports[i] = (uint16_t)port;
+    for (size_t j = 0; j < i; j++) {
+      if (tmp[j] == port)
+        return load_fail(ld, d, item, sub, "duplicate port %u", (unsigned)port);
+    }
+    tmp[i] = (uint16_t)port;
   }
-  cfg->nconnect_ports = n;
+  memcpy(ports, tmp, count * sizeof(tmp[0]));
+  *n = count;
   return 0;
+}
+
+static int apply_ports(struct loader *ld, const struct ydoc *d, const struct ynode *value,
+                       const char *path, void *target, const struct directive *dir) {
+  return read_ports(ld, d, value, path, dir->expect, ld->cfg->connect_ports,
+                    &ld->cfg->nconnect_ports);
+}
+
+static int apply_tls_ports(struct loader *ld, const struct ydoc *d, const struct ynode *value,
+                           const char *path, void *target, const struct directive *dir) {
+  return read_ports(ld, d, value, path, dir->expect, ld->cfg->tls.ports, &ld->cfg->tls.nports);
 }
 
 static int record_vendors(struct loader *ld, const struct ydoc *d, const struct ynode *value,
@@ -326,7 +428,9 @@ void config_free(struct config *cfg) {
   if (cfg == NULL)
     return;
   netmatch_free(cfg->clients);
+  netmatch_free(cfg->internal_allow);
   policy_unref(cfg->policy);
   cfg->clients = NULL;
+  cfg->internal_allow = NULL;
   cfg->policy = NULL;
 }

@@ -71,8 +71,9 @@ int load_list(struct loader *ld, const struct ydoc *d, const struct ynode *n, co
               const char *expect);
 
 /* Directive handlers: a uint64_t duration in milliseconds, a size_t within
- * [min, max], a bool, a string copied into a char[max] buffer, or just the
- * node (const struct ynode *) for the caller to read later. */
+ * [min, max], a bool, a string copied into a char[max] buffer, an enum
+ * action (allow, log, deny), or just the node (const struct ynode *) for the
+ * caller to read later. */
 int load_duration(struct loader *ld, const struct ydoc *d, const struct ynode *value,
                   const char *path, void *target, const struct directive *dir);
 int load_size(struct loader *ld, const struct ydoc *d, const struct ynode *value,
@@ -80,6 +81,8 @@ int load_size(struct loader *ld, const struct ydoc *d, const struct ynode *value
 int load_bool(struct loader *ld, const struct ydoc *d, const struct ynode *value,
               const char *path, void *target, const struct directive *dir);
 int load_string(struct loader *ld, const struct ydoc *d, const struct ynode *value,
+                const char *path, void *target, const struct directive *dir);
+int load_action(struct loader *ld, const struct ydoc *d, const struct ynode *value,
                 const char *path, void *target, const struct directive *dir);
 int load_node(struct loader *ld, const struct ydoc *d, const struct ynode *value,
               const char *path, void *target, const struct directive *dir);

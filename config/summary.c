@@ -34,8 +34,8 @@ static const struct ms_field limit_fields[] = {
 
 /* Prints MS in the largest unit that divides it exactly, as written in YAML. */
 static void print_duration(FILE *f, uint64_t ms) {
-  if (ms % 1000 != 0)
-    fprintf(f, "%" PRIu64 "ms", ms);
+  if (ms == 0 || ms % 1000 != 0)
+    fprintf(f, "%" PRIu64 "%s", ms, ms ? "ms" : "s");
   else if (ms % 3600000 == 0)
     fprintf(f, "%" PRIu64 "h", ms / 3600000);
   else if (ms % 60000 == 0)
@@ -87,6 +87,52 @@ static void print_limits(const struct config *cfg, FILE *f) {
                                                   : "off (denials are enforced)");
 }
 
+struct action_field {
+  const char *name;
+  size_t offset;
+};
+
+static const struct action_field tls_actions[] = {
+  {"no SNI", offsetof(struct config_tls, on_no_sni)},
+  {"ECH", offsetof(struct config_tls, on_ech)},
+  {"not TLS", offsetof(struct config_tls, on_not_tls)},
+  {"malformed", offsetof(struct config_tls, on_malformed)},
+  {"too large", offsetof(struct config_tls, on_too_large)},
+  {"timeout", offsetof(struct config_tls, on_timeout)},
+};
+
+static void print_tls(const struct config_tls *tls, FILE *f) {
+  fprintf(f, "TLS inspection: ");
+  if (tls->nports == 0) {
+    fprintf(f, "off (no ports)\n");
+    return;
+  }
+  fprintf(f, "ports ");
+  for (size_t i = 0; i < tls->nports; i++)
+    fprintf(f, "%s%u", i ? ", " : "", (unsigned)tls->ports[i]);
+  fprintf(f, "; hello up to %zu bytes within ", tls->max_hello);
+  print_duration(f, tls->timeout);
+  fprintf(f, "\n  when:         ");
+  for (size_t i = 0; i < COUNT(tls_actions); i++)
+    fprintf(f, "%s%s %s", i ? ", " : "", tls_actions[i].name,
+            action_name(*(const enum action *)((const char *)tls + tls_actions[i].offset)));
+  fputc('\n', f);
+}
+
+static void print_dns(const struct config *cfg, FILE *f) {
+  const struct config_dns *dns = &cfg->dns;
+  fprintf(f, "DNS cache:      %zu entries, %zu bytes, TTL ", dns->cache_entries,
+          dns->cache_memory);
+  print_duration(f, dns->min_ttl);
+  fputs("..", f);
+  print_duration(f, dns->max_ttl);
+  fputs(", negative ", f);
+  print_duration(f, dns->negative_ttl);
+  fprintf(f, "\nInternal allow: %s\n",
+          cfg->internal_allow_text[0] ? cfg->internal_allow_text
+                                      : "none (internal destinations are refused)");
+}
+
 static size_t rules_in(const struct policy *p, const struct category *c, enum rule_kind kind) {
   size_t n = 0;
   for (size_t i = 0; i < policy_rule_count(p); i++) {
@@ -132,8 +178,11 @@ void config_print_summary(const struct config *cfg, void *file) {
   fprintf(f, "Configuration:  %s\n", cfg->source);
   print_network(cfg, f);
   print_limits(cfg, f);
-  fprintf(f, "Vendors:        %zu, %zu host patterns in all\n", policy_vendor_count(p),
-          policy_host_count(p));
+  print_tls(&cfg->tls, f);
+  print_dns(cfg, f);
+  fprintf(f, "Vendors:        %zu, %zu host patterns, %zu networks, %zu JA4 in all\n",
+          policy_vendor_count(p), policy_host_count(p), policy_network_count(p),
+          policy_ja4_count(p));
   for (size_t i = 0; i < policy_vendor_count(p); i++)
     print_vendor(p, policy_vendor_at(p, i), f);
   print_exceptions(p, f);

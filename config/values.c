@@ -183,6 +183,18 @@ int load_string(struct loader *ld, const struct ydoc *d, const struct ynode *val
   return 0;
 }
 
+int load_action(struct loader *ld, const struct ydoc *d, const struct ynode *value,
+                const char *path, void *target, const struct directive *dir) {
+  enum action a;
+  const char *text = load_text(ld, d, value, path, dir->expect);
+  if (text == NULL)
+    return EMB_ECONFIG;
+  if (action_parse(text, &a) < 0)
+    return load_fail(ld, d, value, path, "unknown action '%s' (expected %s)", text, dir->expect);
+  *(enum action *)((char *)target + dir->offset) = a;
+  return 0;
+}
+
 int load_node(struct loader *ld, const struct ydoc *d, const struct ynode *value,
               const char *path, void *target, const struct directive *dir) {
   *(const struct ynode **)((char *)target + dir->offset) = value;
