@@ -5,12 +5,22 @@
  *   vendor: kaspersky                 short id used in logs (required)
  *   name: Kaspersky Lab               display name (default: the id)
  *   reference: "..."                  legal basis shown on deny pages
+ *   confidence: strong                default for the lists below (strong|hint)
  *   categories:                       (required)
  *     updates:                        category name
  *       cutoff: 2024-09-29T00:00:00-04:00   RFC 3339 (required)
  *       before: log                   action before the cutoff (default log)
  *       after: deny                   action from the cutoff on (default deny)
+ *       confidence: hint              default for this category's networks and JA4
  *       hosts: [s00.upd.kaspersky.com, ...]  dommatch patterns
+ *       networks:                     CIDR prefixes matched against addresses
+ *         - 91.198.230.0/24           (the default confidence)
+ *         - { prefix: 37.203.128.0/23, confidence: hint }
+ *       ja4:                          JA4 client fingerprints, matched exactly
+ *         - t13d1516h2_8daaf6152771_e5627efa2ab1
+ *         - { fingerprint: t13d1516h2_8daaf6152771_e5627efa2ab1, confidence: hint }
+ * A hint is recorded but never denies (policy.h). Host patterns are always
+ * strong: a name is the vendor's own word for the service.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -21,6 +31,7 @@
 #include "config/load.h"
 #include "filters/dommatch.h"
 #include "filters/err.h"
+#include "filters/netmatch.h"
 #include "filters/timefmt.h"
 
 #define VENDOR_DIR "config/vendors/"
@@ -34,11 +45,25 @@ struct vendor_ref {
 };
 
 struct vendor_spec {
-  const struct ynode *vendor, *name, *reference, *categories;
+  const struct ynode *vendor, *name, *reference, *confidence, *categories;
 };
 
 struct category_spec {
-  const struct ynode *cutoff, *before, *after, *hosts;
+  const struct ynode *cutoff, *before, *after, *confidence, *hosts, *networks, *ja4;
+};
+
+/* One `networks` or `ja4` entry written as a mapping. */
+struct entry_spec {
+  const struct ynode *value, *confidence;
+};
+
+/* What a `networks` or `ja4` list holds, for add_entries. */
+struct entry_kind {
+  const char *what;                   /* "network", in duplicate errors */
+  const struct directive *keys;       /* the mapping form's two keys */
+  const char *expect;                 /* for a wrong item type */
+  int (*add)(struct loader *ld, const struct ydoc *d, const struct ynode *n, const char *path,
+             const struct vendor *v, const struct category *c, enum confidence conf);
 };
 
 struct exception_spec {
@@ -57,6 +82,7 @@ static const struct directive vendor_keys[] = {
   NODE("vendor", vendor_spec, vendor, true, "a short lowercase name like kaspersky"),
   NODE("name", vendor_spec, name, false, "a display name"),
   NODE("reference", vendor_spec, reference, false, "a reference to the legal basis"),
+  NODE("confidence", vendor_spec, confidence, false, "strong or hint"),
   NODE("categories", vendor_spec, categories, true, "a mapping of category names"),
 };
 
@@ -64,7 +90,31 @@ static const struct directive category_keys[] = {
   NODE("cutoff", category_spec, cutoff, true, CUTOFF_EXPECT),
   NODE("before", category_spec, before, false, "allow, log or deny"),
   NODE("after", category_spec, after, false, "allow, log or deny"),
+  NODE("confidence", category_spec, confidence, false, "strong or hint"),
   NODE("hosts", category_spec, hosts, false, "host patterns"),
+  NODE("networks", category_spec, networks, false, "network prefixes"),
+  NODE("ja4", category_spec, ja4, false, "JA4 fingerprints"),
+};
+
+#define NETWORK_EXPECT "a network like 91.198.230.0/24"
+#define JA4_EXAMPLE "t13d1516h2_8daaf6152771_e5627efa2ab1"
+
+static const struct directive network_keys[] = {
+  NODE("prefix", entry_spec, value, true, NETWORK_EXPECT),
+  NODE("confidence", entry_spec, confidence, false, "strong or hint"),
+};
+
+static const struct directive ja4_keys[] = {
+  NODE("fingerprint", entry_spec, value, true, "a JA4 fingerprint like " JA4_EXAMPLE),
+  NODE("confidence", entry_spec, confidence, false, "strong or hint"),
+};
+
+static const struct {
+  const char *word;
+  enum confidence value;
+} confidence_words[] = {
+  {"strong", CONFIDENCE_STRONG},
+  {"hint", CONFIDENCE_HINT},
 };
 
 static const struct directive exception_keys[] = {
@@ -158,11 +208,199 @@ static int add_hosts(struct loader *ld, const struct ydoc *d, const struct ynode
   return 0;
 }
 
-/* Adds category pair I of the CATS mapping to V, with its hosts. */
+/* Reads an optional `confidence`; a missing one leaves *OUT as it is. */
+static int read_confidence(struct loader *ld, const struct ydoc *d, const struct ynode *n,
+                           const char *path, enum confidence *out) {
+  if (n == NULL)
+    return 0;
+  const char *text = load_text(ld, d, n, path, "strong or hint");
+  if (text == NULL)
+    return EMB_ECONFIG;
+  for (size_t i = 0; i < COUNT(confidence_words); i++) {
+    if (strcmp(text, confidence_words[i].word) == 0) {
+      *out = confidence_words[i].value;
+      return 0;
+    }
+  }
+  return load_fail(ld, d, n, path, "unknown confidence '%s' (expected strong or hint)", text);
+}
+
+static int add_network(struct loader *ld, const struct ydoc *d, const struct ynode *n,
+                       const char *path, const struct vendor *v, const struct category *c,
+                       enum confidence conf) {
+  struct cidr net;
+  struct origin first = {0};
+  const char *text = load_text(ld, d, n, path, NETWORK_EXPECT);
+  if (text == NULL)
+    return EMB_ECONFIG;
+  if (cidr_parse(text, ynode_len(n), &net) < 0)
+    return load_fail(ld, d, n, path,
+                     "invalid network prefix '%s' (expected a CIDR like 91.198.230.0/24, "
+                     "host bits zero)", text);
+  int rc = policy_add_network(ld->cfg->policy, v, c, &net, conf, ynode_origin(d, n), &first);
+  if (rc == EMB_EDUPLICATE)
+    return duplicate(ld, d, n, path, "network", text, first);
+  return rc;
+}
+
+static bool in_set(const char *set, char ch) {
+  return ch != '\0' && strchr(set, ch) != NULL;
+}
+
+#define DIGITS "0123456789"
+#define HEX DIGITS "abcdef"
+#define LOWER_ALNUM DIGITS "abcdefghijklmnopqrstuvwxyz"
+
+/* The fields of a JA4 (FoxIO's JA4 specification, technical_details/JA4.md),
+ * each a run of characters from SET, or one of the CODES when CODES is set. */
+static const struct ja4_field {
+  unsigned len;
+  const char *set;
+  const char *codes; /* space-separated whole values, or NULL */
+  const char *expect;
+} ja4_fields[] = {
+  {1, "tqd", NULL, "'t' (TLS over TCP), 'q' (QUIC) or 'd' (DTLS)"},
+  {2, NULL, "13 12 11 10 s3 s2 d1 d2 d3 00", "a version: 13, 12, 11, 10, s3, s2, d1, d2, d3 or 00"},
+  {1, "di", NULL, "'d' (SNI present) or 'i' (no SNI)"},
+  {2, DIGITS, NULL, "a two-digit cipher suite count"},
+  {2, DIGITS, NULL, "a two-digit extension count"},
+  /* ALPN characters may be any ASCII alphanumeric, but the rule matcher is
+   * lowercase-only: an uppercase one would never match, so it is refused. */
+  {2, LOWER_ALNUM, NULL, "the first and last ALPN characters (lowercase letters or digits; "
+                         "00 without ALPN)"},
+  {1, "_", NULL, "'_'"},
+  {12, HEX, NULL, "12 lowercase hex digits (cipher suite hash)"},
+  {1, "_", NULL, "'_'"},
+  {12, HEX, NULL, "12 lowercase hex digits (extension and signature algorithm hash)"},
+};
+
+static bool ja4_field_ok(const struct ja4_field *f, const char *p) {
+  if (f->codes != NULL) {
+    for (const char *c = f->codes; *c; c += c[f->len] ? f->len + 1 : f->len) {
+      if (strncmp(c, p, f->len) == 0)
+        return true;
+    }
+    return false;
+  }
+  for (unsigned i = 0; i < f->len; i++) {
+    if (!in_set(f->set, p[i]))
+      return false;
+  }
+  return true;
+}
+
+/* Checks TEXT (LEN bytes) against the JA4 (hashed) format. Returns 0, or
+ * EMB_ECONFIG after writing which field is wrong and what it must be. */
+static int check_ja4(struct loader *ld, const struct ydoc *d, const struct ynode *n,
+                     const char *path, const char *text, size_t len) {
+  unsigned off = 0;
+  if (len != strlen(JA4_EXAMPLE))
+    return load_fail(ld, d, n, path,
+                     "invalid JA4 '%s': expected %zu characters like %s (JA4_r, JA4_o and "
+                     "JA4_ro forms are not matched)", text, strlen(JA4_EXAMPLE), JA4_EXAMPLE);
+  for (size_t i = 0; i < COUNT(ja4_fields); off += ja4_fields[i++].len) {
+    const struct ja4_field *f = &ja4_fields[i];
+    if (!ja4_field_ok(f, text + off))
+      return load_fail(ld, d, n, path, "invalid JA4 '%s': at character %u '%.*s': expected %s",
+                       text, off + 1, (int)f->len, text + off, f->expect);
+  }
+  return 0;
+}
+
+static int add_ja4(struct loader *ld, const struct ydoc *d, const struct ynode *n,
+                   const char *path, const struct vendor *v, const struct category *c,
+                   enum confidence conf) {
+  struct origin first = {0};
+  const char *text = load_text(ld, d, n, path, "a JA4 fingerprint like " JA4_EXAMPLE);
+  if (text == NULL || check_ja4(ld, d, n, path, text, ynode_len(n)) < 0)
+    return EMB_ECONFIG;
+  int rc = policy_add_ja4(ld->cfg->policy, v, c, text, conf, ynode_origin(d, n), &first);
+  if (rc == EMB_EDUPLICATE)
+    return duplicate(ld, d, n, path, "JA4", text, first);
+  return rc;
+}
+
+static const struct entry_kind network_kind = {
+  "network", network_keys,
+  "a network like 91.198.230.0/24 or { prefix: 91.198.230.0/24, confidence: hint }",
+  add_network};
+static const struct entry_kind ja4_kind = {
+  "JA4", ja4_keys,
+  "a JA4 fingerprint or { fingerprint: " JA4_EXAMPLE ", confidence: hint }", add_ja4};
+
+/* Adds ITEM, a plain value (with confidence CONF) or a mapping with its own
+ * confidence, as K describes. */
+static int add_entry(struct loader *ld, const struct ydoc *d, const struct ynode *item,
+                     const char *path, const struct entry_kind *k, const struct vendor *v,
+                     const struct category *c, enum confidence conf) {
+  struct entry_spec spec = {0};
+  char sub[LOAD_PATH_MAX];
+  if (ynode_kind(item) == YNODE_SCALAR)
+    return k->add(ld, d, item, path, v, c, conf);
+  if (ynode_kind(item) != YNODE_MAP)
+    return load_fail(ld, d, item, path, "expected %s", k->expect);
+  int rc = load_map(ld, d, item, path, k->keys, 2, &spec);
+  if (rc == 0)
+    rc = read_confidence(ld, d, spec.confidence, load_path_key(sub, path, "confidence"), &conf);
+  if (rc == 0)
+    rc = k->add(ld, d, spec.value, load_path_key(sub, path, k->keys[0].key), v, c, conf);
+  return rc;
+}
+
+/* Adds the `networks` or `ja4` LIST (may be NULL) of V/C. */
+static int add_entries(struct loader *ld, const struct ydoc *d, const struct ynode *list,
+                       const char *path, const struct entry_kind *k, const struct vendor *v,
+                       const struct category *c, enum confidence conf) {
+  char sub[LOAD_PATH_MAX];
+  if (list == NULL)
+    return 0;
+  if (load_list(ld, d, list, path, k->expect) < 0)
+    return EMB_ECONFIG;
+  for (size_t i = 0; i < ynode_count(list); i++) {
+    int rc = add_entry(ld, d, ynode_item(d, list, i), load_path_index(sub, path, i), k, v, c,
+                       conf);
+    if (rc < 0)
+      return rc;
+  }
+  return 0;
+}
+
+/* Reads the actions and the confidence of SPEC (at SUB) into *C. */
+static int read_category(struct loader *ld, const struct ydoc *d,
+                         const struct category_spec *spec, const char *sub, struct category *c,
+                         enum confidence *conf) {
+  char key[LOAD_PATH_MAX];
+  int rc = read_time(ld, d, spec->cutoff, load_path_key(key, sub, "cutoff"), &c->cutoff);
+  if (rc == 0)
+    rc = read_action(ld, d, spec->before, load_path_key(key, sub, "before"), &c->before);
+  if (rc == 0)
+    rc = read_action(ld, d, spec->after, load_path_key(key, sub, "after"), &c->after);
+  if (rc == 0)
+    rc = read_confidence(ld, d, spec->confidence, load_path_key(key, sub, "confidence"), conf);
+  return rc;
+}
+
+/* Adds the rules of SPEC to V/C. */
+static int add_rules(struct loader *ld, const struct ydoc *d, const struct category_spec *spec,
+                     const char *sub, const struct vendor *v, const struct category *c,
+                     enum confidence conf) {
+  char key[LOAD_PATH_MAX];
+  int rc = add_hosts(ld, d, spec->hosts, load_path_key(key, sub, "hosts"), v, c);
+  if (rc == 0)
+    rc = add_entries(ld, d, spec->networks, load_path_key(key, sub, "networks"), &network_kind,
+                     v, c, conf);
+  if (rc == 0)
+    rc = add_entries(ld, d, spec->ja4, load_path_key(key, sub, "ja4"), &ja4_kind, v, c, conf);
+  return rc;
+}
+
+/* Adds category pair I of the CATS mapping to V, with its rules; CONF is the
+ * vendor's default confidence. */
 static int add_category(struct loader *ld, const struct ydoc *d, const struct ynode *cats,
-                        size_t i, const char *path, struct vendor *v) {
+                        size_t i, const char *path, struct vendor *v, enum confidence conf) {
   struct category_spec spec = {0};
-  char sub[LOAD_PATH_MAX], key[LOAD_PATH_MAX];
+  struct category want = {.before = ACTION_LOG, .after = ACTION_DENY};
+  char sub[LOAD_PATH_MAX];
   const struct ynode *name = ynode_key(d, cats, i);
   const char *text = load_text(ld, d, name, path, "a category name");
   if (text == NULL)
@@ -172,31 +410,25 @@ static int add_category(struct loader *ld, const struct ydoc *d, const struct yn
     return load_fail(ld, d, name, sub, "expected a category name of a-z, 0-9, '-' and '_'");
   int rc = load_map(ld, d, ynode_value(d, cats, i), sub, category_keys, COUNT(category_keys),
                     &spec);
-  int64_t cutoff = 0;
-  enum action before = ACTION_LOG, after = ACTION_DENY;
   if (rc == 0)
-    rc = read_time(ld, d, spec.cutoff, load_path_key(key, sub, "cutoff"), &cutoff);
-  if (rc == 0)
-    rc = read_action(ld, d, spec.before, load_path_key(key, sub, "before"), &before);
-  if (rc == 0)
-    rc = read_action(ld, d, spec.after, load_path_key(key, sub, "after"), &after);
+    rc = read_category(ld, d, &spec, sub, &want, &conf);
   if (rc < 0)
     return rc;
-  struct category *c = policy_add_category(ld->cfg->policy, v, text, cutoff, before, after,
-                                           ynode_origin(d, name), &rc);
+  struct category *c = policy_add_category(ld->cfg->policy, v, text, want.cutoff, want.before,
+                                           want.after, ynode_origin(d, name), &rc);
   if (rc == EMB_EDUPLICATE)
     return load_fail(ld, d, name, sub, "duplicate key");
   if (c == NULL)
     return rc;
-  return add_hosts(ld, d, spec.hosts, load_path_key(key, sub, "hosts"), v, c);
+  return add_rules(ld, d, &spec, sub, v, c, conf);
 }
 
 static int add_categories(struct loader *ld, const struct ydoc *d, const struct ynode *cats,
-                          struct vendor *v) {
+                          struct vendor *v, enum confidence conf) {
   if (ynode_kind(cats) != YNODE_MAP)
     return load_fail(ld, d, cats, "categories", "expected a mapping of category names");
   for (size_t i = 0; i < ynode_count(cats); i++) {
-    int rc = add_category(ld, d, cats, i, "categories", v);
+    int rc = add_category(ld, d, cats, i, "categories", v, conf);
     if (rc < 0)
       return rc;
   }
@@ -206,6 +438,7 @@ static int add_categories(struct loader *ld, const struct ydoc *d, const struct 
 /* Loads one vendor list document into the policy. */
 static int load_vendor_doc(struct loader *ld, const struct ydoc *d) {
   struct vendor_spec spec = {0};
+  enum confidence conf = CONFIDENCE_STRONG;
   const char *id, *name, *reference;
   const struct ynode *root = ydoc_root(d);
   if (root == NULL) {
@@ -221,7 +454,8 @@ static int load_vendor_doc(struct loader *ld, const struct ydoc *d) {
   if (!is_short_name(id))
     return load_fail(ld, d, spec.vendor, "vendor", "expected %s", vendor_keys[0].expect);
   if (optional_text(ld, d, spec.name, "name", "a display name", &name) < 0 ||
-      optional_text(ld, d, spec.reference, "reference", "a text", &reference) < 0)
+      optional_text(ld, d, spec.reference, "reference", "a text", &reference) < 0 ||
+      read_confidence(ld, d, spec.confidence, "confidence", &conf) < 0)
     return EMB_ECONFIG;
   struct origin where = ynode_origin(d, spec.vendor);
   struct vendor *v = policy_add_vendor(ld->cfg->policy, id, name, reference, where, &rc);
@@ -230,7 +464,7 @@ static int load_vendor_doc(struct loader *ld, const struct ydoc *d) {
                      policy_find_vendor(ld->cfg->policy, id)->where);
   if (v == NULL)
     return rc;
-  return add_categories(ld, d, spec.categories, v);
+  return add_categories(ld, d, spec.categories, v, conf);
 }
 
 /* Lists the built-in vendor names into BUF for error messages. */
