@@ -17,104 +17,9 @@
 #include "filters/err.h"
 #include "filters/normalise.h"
 #include "filters/timefmt.h"
-
-/* 2024-07-20T00:00:00-04:00 and 2024-09-29T00:00:00-04:00 */
-#define NEW_INSTALLS_CUTOFF INT64_C(1721448000)
-#define UPDATES_CUTOFF INT64_C(1727582400)
-
-static char dir[64];
-static char files[16][128];
-static size_t nfiles;
-static struct config cfg;
-static char err[512];
-
-static void setup(void) {
-  snprintf(dir, sizeof(dir), "/tmp/embargo-config-XXXXXX");
-  cr_assert_not_null(mkdtemp(dir));
-  nfiles = 0;
-  memset(&cfg, 0, sizeof(cfg));
-  err[0] = '\0';
-}
-
-static void teardown(void) {
-  config_free(&cfg);
-  for (size_t i = 0; i < nfiles; i++)
-    unlink(files[i]);
-  rmdir(dir);
-}
+#include "tests/unit/config_fixture.h"
 
 TestSuite(config, .init = setup, .fini = teardown);
-
-/* Writes TEXT to DIR/NAME; returns the path (static storage). */
-static const char *put(const char *name, const char *text) {
-  cr_assert_lt(nfiles, 16);
-  char *path = files[nfiles++];
-  snprintf(path, 128, "%s/%s", dir, name);
-  FILE *f = fopen(path, "w");
-  cr_assert_not_null(f);
-  fputs(text, f);
-  fclose(f);
-  return path;
-}
-
-static int load(const char *text) {
-  return config_load_file(&cfg, put("main.yaml", text), err, sizeof(err));
-}
-
-/* Loads TEXT as main.yaml and expects the error FMT, in which each %s is
- * the temporary directory. */
-static void expect_error(const char *text, const char *fmt, ...) {
-  char want[512], expanded[512];
-  size_t o = 0;
-  for (const char *p = fmt; *p && o < sizeof(expanded) - 1; p++) {
-    if (p[0] == '@') { /* '@' stands for the directory */
-      o += (size_t)snprintf(expanded + o, sizeof(expanded) - o, "%s", dir);
-      continue;
-    }
-    expanded[o++] = *p;
-  }
-  expanded[o] = '\0';
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(want, sizeof(want), expanded, ap);
-  va_end(ap);
-  int rc = load(text);
-  cr_assert_eq(rc, EMB_ECONFIG, "got %s (%s), expected: %s", err_name(rc), err, want);
-  cr_expect_str_eq(err, want);
-  cr_expect_null(cfg.policy, "a failed load leaves nothing to free");
-  cr_expect_null(cfg.clients);
-}
-
-static struct verdict decide(const char *name, int64_t now) {
-  struct host h;
-  struct verdict v;
-  cr_assert_eq(host_normalise(name, strlen(name), &h), 0);
-  struct facts f = {.host = &h};
-  policy_decide(cfg.policy, &f, now, &v);
-  return v;
-}
-
-static void expect_action(const char *name, int64_t now, enum action want) {
-  enum action got = decide(name, now).action;
-  cr_expect_eq(got, want, "%s at %lld: got %s, want %s", name, (long long)now,
-               action_name(got), action_name(want));
-}
-
-static const void *client(const char *ip) {
-  uint8_t addr[16];
-  int family = strchr(ip, ':') ? AF_INET6 : AF_INET;
-  cr_assert_eq(inet_pton(family, ip, addr), 1);
-  return netmatch_lookup(cfg.clients, family, addr, NULL);
-}
-
-static void expect_cutoff(const struct category *c, const char *when) {
-  char buf[32];
-  cr_assert_not_null(c);
-  rfc3339_format(c->cutoff, buf, sizeof(buf));
-  cr_expect_str_eq(buf, when, "%s", c->name);
-  cr_expect_eq(c->before, ACTION_LOG);
-  cr_expect_eq(c->after, ACTION_DENY);
-}
 
 /* ---- the built-in default -------------------------------------------- */
 
@@ -140,6 +45,24 @@ Test(config, builtin_default_loads_the_documented_settings) {
   cr_expect_not(cfg.monitor);
   cr_expect_not(policy_monitor(cfg.policy));
   cr_expect_eq(policy_exception_count(cfg.policy), 0);
+  cr_assert_eq(cfg.tls.nports, 1);
+  cr_expect_eq(cfg.tls.ports[0], 443);
+  cr_expect_eq(cfg.tls.max_hello, 16384);
+  cr_expect_eq(cfg.tls.timeout, 10000);
+  cr_expect_eq(cfg.tls.on_no_sni, ACTION_LOG);
+  cr_expect_eq(cfg.tls.on_ech, ACTION_LOG);
+  cr_expect_eq(cfg.tls.on_not_tls, ACTION_DENY);
+  cr_expect_eq(cfg.tls.on_malformed, ACTION_DENY);
+  cr_expect_eq(cfg.tls.on_too_large, ACTION_DENY);
+  cr_expect_eq(cfg.tls.on_timeout, ACTION_DENY);
+  cr_expect_eq(cfg.dns.min_ttl, 5000);
+  cr_expect_eq(cfg.dns.max_ttl, 3600000);
+  cr_expect_eq(cfg.dns.negative_ttl, 30000);
+  cr_expect_eq(cfg.dns.cache_entries, 10000);
+  cr_expect_eq(cfg.dns.cache_memory, 16777216);
+  cr_assert_not_null(cfg.internal_allow, "an empty matcher, so lookups need no NULL check");
+  cr_expect_eq(netmatch_count(cfg.internal_allow), 0);
+  cr_expect_str_eq(cfg.internal_allow_text, "");
 }
 
 Test(config, builtin_clients_are_private_networks_only) {
@@ -165,7 +88,7 @@ Test(config, builtin_kaspersky_list_has_the_determination_cutoffs) {
   cr_expect_str_eq(v->name, "Kaspersky Lab");
   cr_expect_not_null(strstr(v->reference, "89 FR 52434"));
   cr_expect_str_eq(v->where.file, "builtin:config/vendors/kaspersky.yaml");
-  cr_expect_eq(v->ncategories, 3);
+  cr_expect_eq(v->ncategories, 4);
   expect_cutoff(policy_find_category(v, "new-installs"), "2024-07-20T04:00:00Z");
   expect_cutoff(policy_find_category(v, "updates"), "2024-09-29T04:00:00Z");
   expect_cutoff(policy_find_category(v, "telemetry"), "2024-09-29T04:00:00Z");
@@ -230,7 +153,7 @@ Test(config, builtin_list_leaves_the_vendor_web_and_threat_intel_alone) {
     "kaspersky.com", "www.kaspersky.com", "opentip.kaspersky.com", "usa.kaspersky.com",
     "support.kaspersky.com", "kaspersky-labs.com", "touch.kaspersky.com",
     "s20.upd.kaspersky.com", "dnl-20.geo.kaspersky.com", "telemetry.kaspersky.com",
-    "kasperskyupdate.com", "93.191.13.103",
+    "kasperskyupdate.com", "82.202.186.1", "82.202.190.1",
   };
   for (size_t i = 0; i < sizeof(allowed) / sizeof(allowed[0]); i++) {
     struct verdict v = decide(allowed[i], UPDATES_CUTOFF + 86400);
@@ -254,7 +177,14 @@ Test(config, summary_names_the_resolver_cutoffs_and_counts) {
     "kaspersky (Kaspersky Lab), from builtin:config/vendors/kaspersky.yaml",
     "new-installs   cutoff 2024-07-20T04:00:00Z  before: log, after: deny, 9 host patterns",
     "updates        cutoff 2024-09-29T04:00:00Z  before: log, after: deny, 10 host patterns",
-    "telemetry      cutoff 2024-09-29T04:00:00Z", "Exceptions:     0\n",
+    "telemetry      cutoff 2024-09-29T04:00:00Z",
+    "address-space  cutoff 2024-09-29T04:00:00Z  before: log, after: deny, 0 host patterns, "
+    "17 networks\n",
+    "TLS inspection: ports 443; hello up to 16384 bytes within 10s\n",
+    "  when:         no SNI log, ECH log, not TLS deny, malformed deny, too large deny, "
+    "timeout deny\n",
+    "DNS cache:      10000 entries, 16777216 bytes, TTL 5s..1h, negative 30s\n",
+    "Internal allow: none (internal destinations are refused)\n", "Exceptions:     0\n",
   };
   for (size_t i = 0; i < sizeof(parts) / sizeof(parts[0]); i++)
     cr_expect_not_null(strstr(text, parts[i]), "missing \"%s\" in:\n%s", parts[i], text);
@@ -306,6 +236,58 @@ Test(config, network_lists_replace_the_defaults) {
   cr_expect_eq(cfg.limits.max_head, 65536);
   cr_expect_str_eq(cfg.log_path, "/var/log/embargo.log");
   cr_expect(cfg.access_log);
+}
+
+Test(config, tls_dns_and_internal_keys_override_only_what_they_set) {
+  cr_assert_eq(load("tls_inspect:\n"
+                    "  ports: [443, 8443]\n"
+                    "  max_hello: 64\n"
+                    "  timeout: 250ms\n"
+                    "  on_no_sni: deny\n"
+                    "  on_ech: allow\n"
+                    "  on_timeout: log\n"
+                    "dns: {min_ttl: 0s, max_ttl: 5m, negative_ttl: 0s, cache_entries: 0}\n"
+                    "internal:\n"
+                    "  allow: [10.20.0.0/16, \"fd00:1::/64\"]\n"),
+               0, "%s", err);
+  cr_assert_eq(cfg.tls.nports, 2);
+  cr_expect_eq(cfg.tls.ports[1], 8443);
+  cr_expect_eq(cfg.tls.max_hello, 64);
+  cr_expect_eq(cfg.tls.timeout, 250);
+  cr_expect_eq(cfg.tls.on_no_sni, ACTION_DENY);
+  cr_expect_eq(cfg.tls.on_ech, ACTION_ALLOW);
+  cr_expect_eq(cfg.tls.on_timeout, ACTION_LOG);
+  cr_expect_eq(cfg.tls.on_not_tls, ACTION_DENY, "unset keys keep the default");
+  cr_expect_eq(cfg.dns.min_ttl, 0);
+  cr_expect_eq(cfg.dns.max_ttl, 300000);
+  cr_expect_eq(cfg.dns.negative_ttl, 0);
+  cr_expect_eq(cfg.dns.cache_entries, 0);
+  cr_expect_eq(cfg.dns.cache_memory, 16777216);
+  cr_expect_str_eq(cfg.internal_allow_text, "10.20.0.0/16, fd00:1::/64");
+  uint8_t a4[4] = {10, 20, 3, 4}, b4[4] = {10, 21, 0, 1};
+  cr_expect_str_eq(netmatch_lookup(cfg.internal_allow, AF_INET, a4, NULL), "10.20.0.0/16");
+  cr_expect_null(netmatch_lookup(cfg.internal_allow, AF_INET, b4, NULL));
+}
+
+Test(config, empty_tls_port_list_turns_inspection_off) {
+  cr_assert_eq(load("tls_inspect: {ports: []}\n"), 0, "%s", err);
+  cr_expect_eq(cfg.tls.nports, 0);
+}
+
+Test(config, summary_names_tls_dns_and_internal_settings) {
+  char *text = NULL;
+  size_t len = 0;
+  cr_assert_eq(load("tls_inspect: {ports: []}\ndns: {min_ttl: 0s, negative_ttl: 1500ms}\n"
+                    "internal: {allow: [10.20.0.0/16]}\n"),
+               0, "%s", err);
+  FILE *f = open_memstream(&text, &len);
+  cr_assert_not_null(f);
+  config_print_summary(&cfg, f);
+  fclose(f);
+  cr_expect_not_null(strstr(text, "TLS inspection: off (no ports)\n"), "%s", text);
+  cr_expect_not_null(strstr(text, "TTL 0s..1h, negative 1500ms\n"), "%s", text);
+  cr_expect_not_null(strstr(text, "Internal allow: 10.20.0.0/16\n"), "%s", text);
+  free(text);
 }
 
 static const char acme[] =
@@ -409,8 +391,8 @@ Test(config, top_level_not_a_mapping) {
 Test(config, unknown_key) {
   expect_error("lisen: [\"0.0.0.0:3128\"]\n",
                "@/main.yaml:1:1: lisen: unknown key (expected one of: listen, resolvers, "
-               "clients, connect_ports, timeouts, limits, log, access_log, monitor, vendors, "
-               "exceptions)");
+               "clients, connect_ports, timeouts, limits, tls_inspect, dns, internal, log, "
+               "access_log, monitor, vendors, exceptions)");
 }
 
 Test(config, unknown_nested_key) {
@@ -486,6 +468,107 @@ Test(config, unbracketed_ipv6_resolver) {
                "'::1:53'");
 }
 
+Test(config, tls_inspect_unknown_key) {
+  expect_error("tls_inspect:\n  on_no_alpn: log\n",
+               "@/main.yaml:2:3: tls_inspect.on_no_alpn: unknown key (expected one of: ports, "
+               "max_hello, timeout, on_no_sni, on_ech, on_not_tls, on_malformed, on_too_large, "
+               "on_timeout)");
+}
+
+Test(config, tls_inspect_not_a_mapping) {
+  expect_error("tls_inspect: [443]\n", "@/main.yaml:1:14: tls_inspect: expected a mapping");
+}
+
+Test(config, tls_inspect_unknown_action) {
+  expect_error("tls_inspect:\n  on_ech: block\n",
+               "@/main.yaml:2:11: tls_inspect.on_ech: unknown action 'block' (expected allow, "
+               "log or deny)");
+}
+
+Test(config, tls_inspect_action_not_a_scalar) {
+  expect_error("tls_inspect:\n  on_not_tls: [deny]\n",
+               "@/main.yaml:2:15: tls_inspect.on_not_tls: expected allow, log or deny");
+}
+
+Test(config, tls_inspect_max_hello_out_of_range) {
+  expect_error("tls_inspect:\n  max_hello: 63\n",
+               "@/main.yaml:2:14: tls_inspect.max_hello: expected a byte count from 64 to 65536");
+  config_free(&cfg);
+  expect_error("tls_inspect:\n  max_hello: 65537\n",
+               "@/main.yaml:2:14: tls_inspect.max_hello: expected a byte count from 64 to 65536");
+}
+
+Test(config, tls_inspect_zero_timeout) {
+  expect_error("tls_inspect:\n  timeout: 0s\n",
+               "@/main.yaml:2:12: tls_inspect.timeout: expected a duration like 10s");
+}
+
+Test(config, tls_inspect_bad_port) {
+  expect_error("tls_inspect:\n  ports: [443, 0]\n",
+               "@/main.yaml:2:16: tls_inspect.ports[1]: expected a port from 1 to 65535");
+}
+
+Test(config, duplicate_port) {
+  expect_error("tls_inspect:\n  ports: [443, 8443, 443]\n",
+               "@/main.yaml:2:22: tls_inspect.ports[2]: duplicate port 443");
+  config_free(&cfg);
+  expect_error("connect_ports: [443, 443]\n",
+               "@/main.yaml:1:22: connect_ports[1]: duplicate port 443");
+}
+
+Test(config, dns_unknown_key) {
+  expect_error("dns:\n  ttl: 5s\n",
+               "@/main.yaml:2:3: dns.ttl: unknown key (expected one of: min_ttl, max_ttl, "
+               "negative_ttl, cache_entries, cache_memory)");
+}
+
+Test(config, dns_bad_ttl) {
+  expect_error("dns:\n  negative_ttl: soon\n",
+               "@/main.yaml:2:17: dns.negative_ttl: expected a duration up to 24h like 30s");
+  config_free(&cfg);
+  expect_error("dns:\n  max_ttl: 0s\n",
+               "@/main.yaml:2:12: dns.max_ttl: expected a duration from 1ms to 24h like 1h");
+  config_free(&cfg);
+  expect_error("dns:\n  min_ttl: 25h\n",
+               "@/main.yaml:2:12: dns.min_ttl: expected a duration up to 24h like 30s");
+}
+
+Test(config, dns_min_ttl_longer_than_max_ttl) {
+  /* The built-in min_ttl (5s) counts too. */
+  expect_error("dns:\n  max_ttl: 2s\n",
+               "@/main.yaml:2:3: dns: min_ttl (5000ms) is longer than max_ttl (2000ms)");
+}
+
+Test(config, dns_bad_cache_sizes) {
+  expect_error("dns:\n  cache_entries: -1\n",
+               "@/main.yaml:2:18: dns.cache_entries: expected a count from 0 to 10000000");
+  config_free(&cfg);
+  expect_error("dns:\n  cache_memory: 16M\n",
+               "@/main.yaml:2:17: dns.cache_memory: expected a byte count from 0 to 4294967296");
+}
+
+Test(config, internal_unknown_key) {
+  expect_error("internal:\n  deny: []\n",
+               "@/main.yaml:2:3: internal.deny: unknown key (expected one of: allow)");
+}
+
+Test(config, internal_allow_bad_cidr) {
+  expect_error("internal:\n  allow: [10.20.0.1/16]\n",
+               "@/main.yaml:2:11: internal.allow[0]: invalid network prefix '10.20.0.1/16' "
+               "(expected a CIDR like 10.0.0.0/8)");
+}
+
+Test(config, internal_allow_duplicate) {
+  expect_error("internal:\n  allow:\n    - 10.20.0.0/16\n    - 10.20.0.0/16\n",
+               "@/main.yaml:4:7: internal.allow[1]: duplicate network '10.20.0.0/16'");
+}
+
+Test(config, internal_allow_not_a_list) {
+  expect_error("internal:\n  allow: 10.20.0.0/16\n",
+               "@/main.yaml:2:10: internal.allow: expected a list of networks like "
+               "10.20.0.0/16");
+}
+
 Test(config, vendor_entry_needs_builtin_or_file) {
   expect_error("vendors:\n  - {builtin: kaspersky, file: k.yaml}\n",
                "@/main.yaml:2:5: vendors[0]: expected one of `builtin: NAME` or `file: PATH`");
@@ -523,19 +606,6 @@ Test(config, same_vendor_twice) {
                line, line);
 }
 
-/* A vendor list with one category whose body is BODY, loaded via main.yaml. */
-static void expect_vendor_error(const char *body, const char *fmt, ...) {
-  char text[1024], want[512];
-  snprintf(text, sizeof(text),
-           "vendor: acme\ncategories:\n  updates:\n%s", body);
-  put("acme.yaml", text);
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(want, sizeof(want), fmt, ap);
-  va_end(ap);
-  expect_error("vendors:\n  - file: acme.yaml\n", want);
-}
-
 Test(config, bad_cutoff) {
   expect_vendor_error("    cutoff: 2024-13-01T00:00:00Z\n",
                       "@/acme.yaml:4:13: categories.updates.cutoff: expected an RFC 3339 "
@@ -563,7 +633,7 @@ Test(config, unknown_action) {
 Test(config, unknown_category_key) {
   expect_vendor_error("    cutoff: 2024-09-29T00:00:00Z\n    host: [a.example]\n",
                       "@/acme.yaml:5:5: categories.updates.host: unknown key (expected one "
-                      "of: cutoff, before, after, hosts)");
+                      "of: cutoff, before, after, confidence, hosts, networks, ja4)");
 }
 
 Test(config, bad_pattern) {
