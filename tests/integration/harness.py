@@ -668,7 +668,7 @@ class Embargo:
     _seq = 0
 
     def __init__(self, workdir, config_text, resolver_port, now=None, monitor=False,
-                 extra_args=(), env=None):
+                 extra_args=(), env=None, port=None):
         Embargo._seq += 1
         self.n = Embargo._seq
         self.workdir = workdir
@@ -683,7 +683,7 @@ class Embargo:
         self.monitor = monitor
         self.extra_args = list(extra_args)
         self.env = env
-        self.port = None
+        self.port = port
         self.proc = None
         self.returncode = None
         self.stopped = False
@@ -699,7 +699,8 @@ class Embargo:
     def start(self):
         if not BINARY or not os.access(BINARY, os.X_OK):
             raise RuntimeError("embargo binary not found: pass --binary PATH (got %r)" % BINARY)
-        self.port = free_port()
+        if self.port is None:
+            self.port = free_port()
         args = [BINARY] + (["-v"] if os.environ.get("EMBARGO_VERBOSE") else []) + ["run", "--config", self.config_path, "--listen", self.listener,
                 "--resolver", "%s:%d" % (LOOPBACK, self.resolver_port), "--log", self.log_path]
         if self.now:
@@ -1038,7 +1039,7 @@ class EmbargoTestCase(unittest.TestCase):
         return ports
 
     @classmethod
-    def new_embargo(cls, now="class", monitor=None, env=None, **config_kw):
+    def new_embargo(cls, now="class", monitor=None, env=None, port=None, **config_kw):
         """Starts an embargo with the class's settings, overridden by the arguments."""
         kw = {"connect_ports": cls.connect_ports()}
         if cls.tls_origin is not None:  # the TLS origin's ClientHellos are inspected too
@@ -1048,7 +1049,7 @@ class EmbargoTestCase(unittest.TestCase):
         e = Embargo(cls.tmp, make_config(**kw), cls.dns.port,
                     now=cls.NOW if now == "class" else now,
                     monitor=cls.MONITOR if monitor is None else monitor,
-                    env=cls.EMBARGO_ENV if env is None else env)
+                    env=cls.EMBARGO_ENV if env is None else env, port=port)
         return e.start()
 
     @classmethod

@@ -1,0 +1,221 @@
+"""Bad input costs the sender, never the proxy: malformed targets, oversized
+and slow heads, request smuggling shapes, forbidden ports, forwarding to
+the proxy itself, DNS and connect failures, and the client ACL. Every case
+gets its status, an RFC 9209 Proxy-Status, an error log line, and a
+follow-up request on a fresh connection still succeeds."""
+
+import socket
+import time
+
+import harness
+from harness import EmbargoTestCase, RawClient, free_port
+
+
+class MalformedInputTest(EmbargoTestCase):
+    CONFIG_KW = {
+        "timeouts": {"request_head": "1s", "resolve": "1s"},
+        "limits": {"max_head": 8192},
+    }
+
+    def _exchange(self, raw, method="GET"):
+        with RawClient(self.embargo.port) as c:
+            c.send(raw)
+            return c.read_response(method)
+
+    def _assert_error(self, raw, status, error, origin_untouched=True):
+        r = self._exchange(raw)
+        self.assertEqual(r.status, status, "%r -> %r %r" % (raw[:120], r, r.body))
+        self.assert_proxy_status(r, error)
+        recs = self.embargo.wait_records(
+            lambda x: x.get("event") == "error" and x.get("status") == status and
+            x.get("error") == error and x not in self._seen)
+        self._seen.extend(recs)
+        self.assertIn("detail", recs[-1])
+        if origin_untouched:
+            self.assertEqual(self.origin.connections, 0, "the origin saw a connection")
+        self.assert_healthy()
+        self.origin.reset_counters()
+        return r
+
+    def setUp(self):
+        super().setUp()
+        self._seen = self.embargo.records()
+
+    def _get(self, target, extra=b""):
+        return b"GET %s HTTP/1.1\r\nHost: x\r\n%s\r\n" % (target, extra)
+
+    def test_bad_host_syntax_is_400(self):
+        for target in (b"http://bad_host!.test/", b"http://a..b.test/", b"http://-x.test/",
+                       b"http://%41llowed.test/", b"http://[::1/", b"http://allowed.test:99999/",
+                       b"http:///path", b"ftp://allowed.test/"):
+            with self.subTest(target=target):
+                self._assert_error(self._get(target), 400, "http_request_error")
+
+    def test_non_canonical_ip_literals_are_400(self):
+        for target in (b"http://0x7f.1/", b"http://2130706433/", b"http://127.1/",
+                       b"http://0177.0.0.1/", b"http://127.0.0.01/"):
+            with self.subTest(target=target):
+                self._assert_error(self._get(target), 400, "http_request_error")
+
+    def test_userinfo_is_400(self):
+        target = b"http://user:pass@allowed.test:%d/" % self.origin.port
+        self._assert_error(self._get(target), 400, "http_request_error")
+
+    def test_raw_non_ascii_host_is_400(self):
+        self._assert_error(self._get("http://bücher.test/".encode("utf-8")), 400,
+                           "http_request_error")
+
+    def test_origin_form_is_400(self):
+        raw = b"GET /index.html HTTP/1.1\r\nHost: allowed.test:%d\r\n\r\n" % self.origin.port
+        r = self._assert_error(raw, 400, "http_request_error")
+        self.assertIn(b"proxy", r.body.lower())
+
+    def test_oversized_head_is_431(self):
+        raw = self._get(b"http://allowed.test:%d/" % self.origin.port,
+                        b"X-Big: " + b"a" * 10000 + b"\r\n")
+        self._assert_error(raw, 431, "http_request_error")
+
+    def test_many_header_lines_over_the_limit_is_431(self):
+        extra = b"".join(b"X-H%d: v\r\n" % i for i in range(1500))
+        self._assert_error(self._get(b"http://allowed.test:%d/" % self.origin.port, extra), 431,
+                           "http_request_error")
+
+    def test_slow_head_is_408(self):
+        with RawClient(self.embargo.port) as c:
+            t0 = time.monotonic()
+            c.send(b"GET http://allowed.test:%d/ HTTP/1.1\r\nHost: allo" % self.origin.port)
+            r = c.read_response()
+            elapsed = time.monotonic() - t0
+        self.assertEqual(r.status, 408, r)
+        self.assert_proxy_status(r, "http_request_error")
+        self.assertGreater(elapsed, 0.8)
+        self.assertLess(elapsed, 10.0)
+        self.assertEqual(self.origin.connections, 0)
+        self.assert_healthy()
+
+    def test_slow_heads_do_not_stall_other_clients(self):
+        stalled = [RawClient(self.embargo.port) for _ in range(5)]
+        try:
+            for c in stalled:
+                c.send(b"GET http://allowed.test/ HTTP/1.1\r\nHo")
+            t0 = time.monotonic()
+            self.assert_healthy()
+            self.assertLess(time.monotonic() - t0, 0.9, "a healthy request waited on slow ones")
+        finally:
+            for c in stalled:
+                c.close()
+
+    def test_content_length_with_transfer_encoding_is_400(self):
+        raw = (b"POST http://allowed.test:%d/upload HTTP/1.1\r\nHost: allowed.test\r\n"
+               b"Content-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n" % self.origin.port)
+        self._assert_error(raw, 400, "http_request_error")
+
+    def test_duplicate_differing_content_length_is_400(self):
+        raw = (b"POST http://allowed.test:%d/upload HTTP/1.1\r\nHost: allowed.test\r\n"
+               b"Content-Length: 5\r\nContent-Length: 6\r\n\r\nhello!" % self.origin.port)
+        self._assert_error(raw, 400, "http_request_error")
+
+    def test_garbage_request_line_is_400(self):
+        self._assert_error(b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03" + b"\x00" * 40 + b"\r\n\r\n",
+                           400, "http_request_error")
+
+    def test_connect_to_port_25_is_403(self):
+        r = self._assert_error(b"CONNECT allowed.test:25 HTTP/1.1\r\nHost: allowed.test:25\r\n\r\n",
+                               403, "http_request_denied")
+        self.assertIn(b"25", r.body)
+
+    def test_connect_without_port_is_400(self):
+        self._assert_error(b"CONNECT allowed.test HTTP/1.1\r\nHost: allowed.test\r\n\r\n", 400,
+                           "http_request_error")
+
+    def test_request_to_own_listener_by_address_is_403(self):
+        self._assert_error(self._get(b"http://127.0.0.1:%d/" % self.embargo.port), 403,
+                           "destination_ip_prohibited")
+
+    def test_request_to_own_listener_by_name_is_403(self):
+        self._assert_error(self._get(b"http://allowed.test:%d/" % self.embargo.port), 403,
+                           "destination_ip_prohibited")
+        self.assertIn("allowed.test", self.dns.queries(self.dns_mark))
+
+    def test_connect_to_own_listener_is_403(self):
+        port = free_port()
+        e = self.start_embargo(port=port, connect_ports=[443, port])
+        for target in (b"127.0.0.1:%d" % port, b"allowed.test:%d" % port):
+            with self.subTest(target=target):
+                r = http_exchange(e.port, b"CONNECT %s HTTP/1.1\r\nHost: x\r\n\r\n" % target,
+                                  "CONNECT")
+                self.assertEqual(r.status, 403, r)
+                self.assert_proxy_status(r, "destination_ip_prohibited")
+        self.assert_healthy(e)
+
+    def test_nxdomain_is_502_dns_error(self):
+        r = self._assert_error(self._get(b"http://nx.test/"), 502, "dns_error")
+        self.assertIn("nx.test", r.header("Proxy-Status"))
+        self.assertIn("nx.test", self.dns.queries(self.dns_mark))
+
+    def test_dns_timeout_is_504(self):
+        t0 = time.monotonic()
+        self._assert_error(self._get(b"http://slow.hole.example/"), 504, "dns_timeout")
+        self.assertLess(time.monotonic() - t0, 10.0)
+
+    def test_connection_refused_is_502(self):
+        closed = free_port()
+        self._assert_error(self._get(b"http://allowed.test:%d/" % closed), 502,
+                           "connection_refused")
+
+    def test_pipelined_garbage_after_good_request(self):
+        raw = (b"GET http://allowed.test:%d/one HTTP/1.1\r\nHost: allowed.test\r\n\r\n"
+               b"GARBAGE\x00\x01 nonsense\r\n\r\n" % self.origin.port)
+        with RawClient(self.embargo.port) as c:
+            c.send(raw)
+            r1 = c.read_response()
+            r2 = c.read_response()
+            self.assertTrue(c.at_eof(5.0))
+        self.assertEqual((r1.status, r1.body), (200, b"ok /one\n"))
+        self.assertEqual(r2.status, 400, r2)
+        self.assert_healthy()
+
+    def test_client_closing_mid_head_does_not_hurt(self):
+        for i in range(20):
+            with RawClient(self.embargo.port) as c:
+                c.send(b"GET http://allowed.test/%d HTTP/1.1\r\nHost: a" % i)
+        with RawClient(self.embargo.port) as c:  # reset mid-head
+            c.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+            c.send(b"GET http://allowed.test/ HTTP/1.1\r\n")
+        self.assert_healthy()
+
+
+def http_exchange(port, raw, method="GET"):
+    with RawClient(port) as c:
+        c.send(raw)
+        return c.read_response(method)
+
+
+class ClientAclTest(EmbargoTestCase):
+    """clients: [10.0.0.0/8] turns loopback clients away with a 403."""
+
+    CONFIG_KW = {"clients": ["10.0.0.0/8"]}
+
+    def test_loopback_client_gets_403(self):
+        with RawClient(self.embargo.port) as c:
+            c.send(b"GET http://allowed.test:%d/ HTTP/1.1\r\nHost: allowed.test\r\n\r\n"
+                   % self.origin.port)
+            r = c.read_response()
+            self.assertTrue(c.at_eof(5.0), "connection kept open for a refused client")
+        self.assertEqual(r.status, 403, r)
+        self.assert_proxy_status(r, "http_request_denied")
+        self.assertEqual(self.origin.connections, 0)
+        recs = self.embargo.wait_records(lambda x: x.get("event") == "error" and
+                                         x.get("status") == 403)
+        self.assertTrue(recs[-1]["client"].startswith("127.0.0.1:"))
+
+    def test_curl_is_refused(self):
+        p = harness.curl(["-x", self.embargo.proxy_url, "-o", "/dev/null", "-w", "%{http_code}",
+                          self.url(path="/")], timeout=20)
+        self.assertEqual(p.stdout, b"403", p.stderr)
+        self.assertEqual(self.origin.connections, 0)
+        self.assertTrue(self.embargo.alive())
+
+
+if __name__ == "__main__":
+    harness.main()
