@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include "filters/err.h"
 #include "filters/normalise.h"
@@ -316,4 +317,182 @@ Test(policy, action_names_round_trip) {
   cr_expect_str_eq(action_name(ACTION_DENY), "deny");
   cr_expect_eq(action_parse("block", &a), -EINVAL);
   cr_expect_eq(action_parse("Deny", &a), -EINVAL);
+}
+
+/* ---- networks, SNI, CNAMEs, JA4: every fact judged, the strictest wins -- */
+
+#define JA4_CURL "t13d3112h2_e8f1e7e78f70_6bebaf5329ac"
+
+static void add_net(const char *cat, const char *prefix, enum confidence conf) {
+  struct cidr net;
+  cr_assert_eq(cidr_parse(prefix, strlen(prefix), &net), 0, "%s", prefix);
+  const struct category *c = policy_find_category(kasp, cat);
+  cr_assert_eq(policy_add_network(pol, kasp, c, &net, conf, at(50), NULL), 0, "%s", prefix);
+}
+
+static struct ip_addr ip4(uint8_t a, uint8_t b, uint8_t c, uint8_t d) {
+  return (struct ip_addr){.family = AF_INET, .addr = {a, b, c, d}};
+}
+
+/* A destination "host" with the given other facts (any may be NULL/0). */
+static struct verdict decide_facts(const char *host, const char *sni, const char *cname,
+                                   const struct ip_addr *addr, const char *ja4, int64_t now) {
+  struct host h;
+  struct verdict v;
+  cr_assert_eq(host_normalise(host, strlen(host), &h), 0, "%s", host);
+  struct facts f = {.host = &h, .sni = &sni, .nsni = sni != NULL, .cnames = &cname,
+                    .ncnames = cname != NULL, .addrs = addr, .naddrs = addr != NULL,
+                    .ja4 = ja4};
+  policy_decide(pol, &f, now, &v);
+  return v;
+}
+
+/* The Kaspersky-like networks: a hint /23 with a strong /32 inside it. */
+static void add_networks(void) {
+  add_net("updates", "37.203.128.0/23", CONFIDENCE_HINT);
+  add_net("updates", "37.203.129.5/32", CONFIDENCE_STRONG);
+  add_net("telemetry", "2a03:2480::/32", CONFIDENCE_STRONG);
+}
+
+Test(policy, longest_prefix_decides_an_address) {
+  add_networks();
+  struct ip_addr in_32 = ip4(37, 203, 129, 5), in_23 = ip4(37, 203, 129, 6);
+  struct verdict v = decide_facts("example.com", NULL, NULL, &in_32, NULL, UPDATES_CUTOFF);
+  cr_expect_eq(v.action, ACTION_DENY);
+  cr_expect_str_eq(v.rule->pattern, "37.203.129.5/32");
+  cr_expect_str_eq(v.matched, "37.203.129.5");
+  cr_expect_eq(v.on, MATCH_ADDRESS);
+  v = decide_facts("example.com", NULL, NULL, &in_23, NULL, UPDATES_CUTOFF);
+  cr_expect_str_eq(v.rule->pattern, "37.203.128.0/23");
+  cr_expect_eq(policy_network_count(pol), 3);
+}
+
+Test(policy, hint_network_is_capped_at_log) {
+  add_networks();
+  struct ip_addr a = ip4(37, 203, 128, 1);
+  struct verdict v = decide_facts("example.com", NULL, NULL, &a, NULL, UPDATES_CUTOFF + DAY);
+  cr_expect_eq(v.action, ACTION_LOG);
+  cr_expect_eq(v.rule_action, ACTION_DENY, "the rule's own action is kept for the log");
+  cr_expect(v.hint);
+  cr_expect_eq(v.reason, VERDICT_VENDOR);
+}
+
+Test(policy, strong_network_denies_after_the_cutoff_only) {
+  add_networks();
+  struct ip_addr a = {.family = AF_INET6, .addr = {0x2a, 0x03, 0x24, 0x80, 0, 0x68}};
+  cr_expect_eq(decide_facts("example.com", NULL, NULL, &a, NULL, UPDATES_CUTOFF).action,
+               ACTION_DENY);
+  cr_expect_eq(decide_facts("example.com", NULL, NULL, &a, NULL, UPDATES_CUTOFF - 1).action,
+               ACTION_LOG);
+  cr_expect_not(decide_facts("example.com", NULL, NULL, &a, NULL, UPDATES_CUTOFF).hint);
+}
+
+Test(policy, ip_literal_host_is_matched_against_networks) {
+  add_networks();
+  struct verdict v = decide("37.203.129.5", UPDATES_CUTOFF);
+  cr_expect_eq(v.action, ACTION_DENY);
+  cr_expect_eq(v.on, MATCH_ADDRESS);
+  cr_expect_str_eq(v.matched, "37.203.129.5");
+  v = decide("::ffff:37.203.128.9", UPDATES_CUTOFF);
+  cr_expect_eq(v.action, ACTION_LOG, "a mapped IPv4 literal is the IPv4 address");
+  cr_expect(v.hint);
+  expect("[2a03:2480:68::1]", UPDATES_CUTOFF, ACTION_DENY);
+  expect("37.203.130.1", UPDATES_CUTOFF, ACTION_ALLOW);
+}
+
+Test(policy, exception_on_the_host_covers_its_addresses_and_cnames) {
+  add_networks();
+  cr_assert_eq(policy_add_exception(pol, "mirror.example.com", POLICY_TIME_NEVER, "lab mirror",
+                                    at(60), NULL), 0);
+  struct ip_addr a = ip4(37, 203, 129, 5);
+  struct verdict v = decide_facts("mirror.example.com", NULL, "dnl-03.geo.kaspersky.com", &a,
+                                  NULL, UPDATES_CUTOFF);
+  cr_expect_eq(v.action, ACTION_LOG);
+  cr_expect_eq(v.reason, VERDICT_EXCEPTION);
+  cr_expect_str_eq(v.exception->reason, "lab mirror");
+  /* without the exception the same facts are denied */
+  v = decide_facts("other.example.com", NULL, "dnl-03.geo.kaspersky.com", &a, NULL,
+                   UPDATES_CUTOFF);
+  cr_expect_eq(v.action, ACTION_DENY);
+  cr_expect_eq(v.on, MATCH_CNAME, "at equal strength the CNAME comes before the address");
+}
+
+Test(policy, expired_host_exception_covers_nothing) {
+  add_networks();
+  cr_assert_eq(policy_add_exception(pol, "mirror.example.com", UPDATES_CUTOFF, NULL, at(60),
+                                    NULL), 0);
+  struct ip_addr a = ip4(37, 203, 129, 5);
+  cr_expect_eq(decide_facts("mirror.example.com", NULL, NULL, &a, NULL, UPDATES_CUTOFF).action,
+               ACTION_DENY);
+}
+
+Test(policy, sni_needs_its_own_exception) {
+  cr_assert_eq(policy_add_exception(pol, "mirror.example.com", POLICY_TIME_NEVER, NULL, at(60),
+                                    NULL), 0);
+  struct verdict v = decide_facts("mirror.example.com", "s01.upd.kaspersky.com", NULL, NULL,
+                                  NULL, UPDATES_CUTOFF);
+  cr_expect_eq(v.action, ACTION_DENY, "a client chooses its SNI: the host's exception must "
+                                      "not carry over");
+  cr_expect_eq(v.on, MATCH_SNI);
+  cr_assert_eq(policy_add_exception(pol, "s01.upd.kaspersky.com", POLICY_TIME_NEVER, NULL,
+                                    at(61), NULL), 0);
+  v = decide_facts("mirror.example.com", "s01.upd.kaspersky.com", NULL, NULL, NULL,
+                   UPDATES_CUTOFF);
+  cr_expect_eq(v.action, ACTION_LOG);
+  cr_expect_eq(v.reason, VERDICT_EXCEPTION);
+}
+
+Test(policy, strictest_fact_wins_whichever_it_is) {
+  add_networks();
+  const struct category *tel = policy_find_category(kasp, "telemetry");
+  cr_assert_eq(policy_add_ja4(pol, kasp, tel, JA4_CURL, CONFIDENCE_STRONG, at(70), NULL), 0);
+  struct ip_addr hint_addr = ip4(37, 203, 128, 1), strong_addr = ip4(37, 203, 129, 5);
+  int64_t between = UPDATES_CUTOFF - DAY; /* new-installs denies, the rest logs */
+  /* host logs, SNI denies */
+  struct verdict v = decide_facts("s01.upd.kaspersky.com", "activation-v2.kaspersky.com",
+                                  NULL, NULL, NULL, between);
+  cr_expect_eq(v.action, ACTION_DENY);
+  cr_expect_eq(v.on, MATCH_SNI);
+  /* host allowed, CNAME denies */
+  v = decide_facts("example.com", NULL, "activation-v2.kaspersky.com", NULL, NULL, between);
+  cr_expect_eq(v.on, MATCH_CNAME);
+  cr_expect_eq(v.action, ACTION_DENY);
+  /* a hint address never outranks a denying host */
+  v = decide_facts("s01.upd.kaspersky.com", NULL, NULL, &hint_addr, NULL, UPDATES_CUTOFF);
+  cr_expect_eq(v.on, MATCH_HOST);
+  cr_expect_eq(v.action, ACTION_DENY);
+  /* a strong address denies a host nobody listed */
+  v = decide_facts("example.com", NULL, NULL, &strong_addr, NULL, UPDATES_CUTOFF);
+  cr_expect_eq(v.on, MATCH_ADDRESS);
+  /* JA4 alone */
+  v = decide_facts("example.com", NULL, NULL, &hint_addr, JA4_CURL, UPDATES_CUTOFF);
+  cr_expect_eq(v.on, MATCH_JA4);
+  cr_expect_eq(v.action, ACTION_DENY);
+  /* at equal strength the first in host, SNI, CNAME, address, JA4 order names it */
+  v = decide_facts("s01.upd.kaspersky.com", "s02.upd.kaspersky.com", "s03.upd.kaspersky.com",
+                   &strong_addr, JA4_CURL, UPDATES_CUTOFF);
+  cr_expect_eq(v.on, MATCH_HOST);
+  cr_expect_str_eq(v.matched, "s01.upd.kaspersky.com");
+}
+
+Test(policy, hint_ja4_is_capped_at_log) {
+  const struct category *c = policy_find_category(kasp, "updates");
+  cr_assert_eq(policy_add_ja4(pol, kasp, c, JA4_CURL, CONFIDENCE_HINT, at(70), NULL), 0);
+  struct facts f = {.ja4 = JA4_CURL};
+  struct verdict v;
+  policy_decide(pol, &f, UPDATES_CUTOFF, &v);
+  cr_expect_eq(v.action, ACTION_LOG);
+  cr_expect(v.hint);
+  cr_expect_eq(policy_ja4_count(pol), 1);
+}
+
+Test(policy, duplicate_network_reports_the_first) {
+  struct cidr net;
+  struct origin first = {0};
+  add_networks();
+  cr_assert_eq(cidr_parse("37.203.128.0/23", 15, &net), 0);
+  const struct category *c = policy_find_category(kasp, "telemetry");
+  cr_expect_eq(policy_add_network(pol, kasp, c, &net, CONFIDENCE_STRONG, at(80), &first),
+               EMB_EDUPLICATE);
+  cr_expect_eq(first.line, 50);
 }
