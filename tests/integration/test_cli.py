@@ -1,0 +1,147 @@
+"""The command line: `check` verdicts and exit codes at different dates,
+`config check` on good and bad files, `version`, and `run` refusing bad
+configurations and busy ports. Every invocation must be sanitizer-clean."""
+
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import unittest
+
+import harness
+from harness import SANITIZER_MARKERS, Dnsmasq
+
+
+class CliTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.mkdtemp(prefix="embargo-cli-")
+        try:
+            cls.dns = Dnsmasq(cls.tmp).start()
+        except BaseException:
+            shutil.rmtree(cls.tmp, ignore_errors=True)
+            raise
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.dns.stop()
+        shutil.rmtree(cls.tmp, ignore_errors=True)
+
+    def embargo(self, *args, timeout=60):
+        p = subprocess.run([harness.BINARY] + list(args), stdin=subprocess.DEVNULL,
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=timeout)
+        out, err = p.stdout.decode("utf-8", "replace"), p.stderr.decode("utf-8", "replace")
+        for m in SANITIZER_MARKERS:
+            self.assertNotIn(m, err, "embargo %s:\n%s" % (" ".join(args), err))
+        return p.returncode, out, err
+
+    def check(self, *args):
+        return self.embargo("check", "--resolver", "127.0.0.1:%d" % self.dns.port, *args)
+
+    def write(self, name, text):
+        path = os.path.join(self.tmp, name)
+        with open(path, "w") as f:
+            f.write(text)
+        return path
+
+    def test_version(self):
+        rc, out, _ = self.embargo("version")
+        self.assertEqual(rc, 0)
+        self.assertTrue(out.startswith("embargo "), out)
+
+    def test_check_update_server_denied_now(self):
+        rc, out, _ = self.check("s07.upd.kaspersky.com")
+        self.assertEqual(rc, 1, out)
+        self.assertIn("DENY", out)
+        self.assertIn("updates", out)
+        self.assertIn(harness.KASPERSKY_UPDATES_CUTOFF, out)
+        self.assertIn("kaspersky.yaml:", out)
+        self.assertIn("89 FR 52434", out)
+
+    def test_check_update_server_logged_before_cutoff(self):
+        rc, out, _ = self.check("--now", "2024-09-01T00:00:00Z", "dnl-01.geo.kaspersky.com")
+        self.assertEqual(rc, 0, out)
+        self.assertIn("ALLOW (logged)", out)
+        self.assertIn("not yet reached", out)
+
+    def test_check_new_installs_dates(self):
+        rc, out, _ = self.check("--now", "2024-08-01T00:00:00Z", "activation-v2.kaspersky.com")
+        self.assertEqual(rc, 1, out)
+        self.assertIn("new-installs", out)
+        rc, out, _ = self.check("--now", "2024-07-01T00:00:00Z", "activation-v2.kaspersky.com")
+        self.assertEqual(rc, 0, out)
+
+    def test_check_exempt_and_unlisted_hosts_allowed(self):
+        rc, out, _ = self.check("opentip.kaspersky.com", "allowed.test")
+        self.assertEqual(rc, 0, out)
+        self.assertNotIn("DENY", out)
+
+    def test_check_mixed_list_exits_1(self):
+        rc, out, _ = self.check("allowed.test", "s07.upd.kaspersky.com:443")
+        self.assertEqual(rc, 1, out)
+        self.assertIn("allowed.test", out)
+        self.assertIn("DENY", out)
+
+    def test_check_invalid_destination_exits_2(self):
+        rc, out, err = self.check("0x7f.1")
+        self.assertEqual(rc, 2, out + err)
+
+    def test_config_check_good_file(self):
+        path = self.write("good.yaml", harness.make_config(
+            connect_ports=(443, 8443),
+            exceptions=[{"host": "s07.upd.kaspersky.com", "expires": "2030-01-01T00:00:00Z",
+                         "reason": "test"}]))
+        rc, out, err = self.embargo("config", "check", path)
+        self.assertEqual(rc, 0, out + err)
+        self.assertIn("OK", out)
+
+    def test_config_check_unknown_key_points_at_it(self):
+        path = self.write("unknown.yaml", "connect_ports: [443]\nlisten_port: 3128\n")
+        rc, out, err = self.embargo("config", "check", path)
+        self.assertEqual(rc, 2, out + err)
+        self.assertIn("unknown.yaml:2:", err)
+        self.assertIn("listen_port", err)
+
+    def test_config_check_bad_values(self):
+        for i, text in enumerate(("timeouts:\n  idle: soon\n",
+                                  "connect_ports: [70000]\n",
+                                  "clients: [10.0.0.0/33]\n",
+                                  "exceptions:\n  - host: a.test\n    expires: yesterday\n",
+                                  "connect_ports: [443]\nconnect_ports: [443]\n",
+                                  "vendors:\n  - builtin: nosuchvendor\n",
+                                  "limits: [1, 2]\n",
+                                  "\t- not yaml: [\n")):
+            with self.subTest(text=text):
+                path = self.write("bad%d.yaml" % i, text)
+                rc, out, err = self.embargo("config", "check", path)
+                self.assertEqual(rc, 2, out + err)
+                self.assertIn("bad%d.yaml" % i, err)
+
+    def test_run_with_bad_config_exits_without_listening(self):
+        path = self.write("bad-run.yaml", "timeouts:\n  idle: -1s\n")
+        port = harness.free_port()
+        rc, out, err = self.embargo("run", "--config", path, "--listen", "127.0.0.1:%d" % port,
+                                    "--resolver", "127.0.0.1:%d" % self.dns.port, timeout=30)
+        self.assertEqual(rc, 2, err)
+        self.assertIn("bad-run.yaml", err)
+
+    def test_run_on_busy_port_fails_cleanly(self):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            s.listen(1)
+            port = s.getsockname()[1]
+            rc, out, err = self.embargo("run", "--listen", "127.0.0.1:%d" % port,
+                                        "--resolver", "127.0.0.1:%d" % self.dns.port,
+                                        "--log", os.path.join(self.tmp, "busy.log"), timeout=30)
+        self.assertNotEqual(rc, 0)
+        self.assertIn("cannot listen", err)
+
+    def test_bad_now_is_a_usage_error(self):
+        rc, out, err = self.check("--now", "2024-13-01", "allowed.test")
+        self.assertEqual(rc, 2, out + err)
+        self.assertIn("--now", err)
+
+
+if __name__ == "__main__":
+    harness.main()
