@@ -391,6 +391,17 @@ class OriginHandler(http.server.BaseHTTPRequestHandler):
                 self.end_headers()
                 self.close_connection = True
                 self._stream(size, seed)
+            elif parts[0] == "garbage":
+                # Not HTTP at all: the proxy must answer 502 itself.
+                self.wfile.write(b"HTTP/1.1 2x0 Nope\r\nbad header line\r\n\r\n")
+                self.close_connection = True
+            elif parts[0] == "truncate":
+                # Promises more than it sends, then closes.
+                self.send_response(200)
+                self.send_header("Content-Length", "100000")
+                self.end_headers()
+                self.wfile.write(b"x" * 1000)
+                self.close_connection = True
             elif parts[0] == "slow":
                 time.sleep(int(parts[1]) / 1000.0)
                 self._send_body("slow\n")

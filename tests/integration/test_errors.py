@@ -185,6 +185,69 @@ class MalformedInputTest(EmbargoTestCase):
         self.assert_healthy()
 
 
+class UpstreamFailureTest(EmbargoTestCase):
+    """The destination misbehaves: errors come from the proxy, which stays up."""
+
+    CONFIG_KW = {"timeouts": {"response": "1s", "idle": "1s"},
+                 "limits": {"max_connections": 8}}
+
+    def test_malformed_response_is_502(self):
+        r = self.get(self.url(path="/garbage"))
+        self.assertEqual(r.status, 502, r)
+        self.assert_proxy_status(r, "http_protocol_error")
+        self.embargo.wait_records(lambda x: x.get("event") == "error" and x.get("status") == 502)
+        self.assert_healthy()
+
+    def test_truncated_response_is_cut_short_for_the_client(self):
+        with RawClient(self.embargo.port) as c:
+            c.send(b"GET %s HTTP/1.1\r\nHost: allowed.test\r\n\r\n"
+                   % self.url(path="/truncate").encode())
+            with self.assertRaises(ConnectionError):
+                c.read_response()  # the client must see the message end early
+        self.assert_healthy()
+
+    def test_silent_destination_is_504(self):
+        t0 = time.monotonic()
+        r = self.get(self.url(path="/slow/3000"))
+        self.assertEqual(r.status, 504, r)
+        self.assert_proxy_status(r, "connection_read_timeout")
+        self.assertLess(time.monotonic() - t0, 2.9)
+        self.assert_healthy()
+
+    def test_idle_keepalive_connection_is_closed_after_idle_timeout(self):
+        with RawClient(self.embargo.port) as c:
+            for i in range(2):  # usable while not idle for longer than timeouts.idle
+                c.send(b"GET %s HTTP/1.1\r\nHost: allowed.test\r\n\r\n"
+                       % self.url(path="/i%d" % i).encode())
+                self.assertEqual(c.read_response().status, 200)
+                time.sleep(0.3)
+            t0 = time.monotonic()
+            self.assertTrue(c.at_eof(6.0), "idle connection not closed")
+            self.assertGreater(time.monotonic() - t0, 0.3)
+
+    def test_connection_limit_refuses_extra_clients_and_recovers(self):
+        held = []
+        try:
+            for _ in range(8):
+                c = RawClient(self.embargo.port)
+                c.send(b"GET http://allowed.test/ HTTP/1.1\r\nHo")
+                held.append(c)
+            extra = RawClient(self.embargo.port)
+            held.append(extra)
+            self.assertTrue(extra.at_eof(5.0), "a connection over limits.max_connections was served")
+        finally:
+            for c in held:
+                c.close()
+        harness.wait_until(lambda: self._healthy_once(), 10.0, 0.1, "the proxy to serve again")
+
+    def _healthy_once(self):
+        try:
+            r = harness.http_get(self.embargo.port, self.url(path="/health"))
+        except (ConnectionError, OSError):
+            return False
+        return r.status == 200
+
+
 def http_exchange(port, raw, method="GET"):
     with RawClient(port) as c:
         c.send(raw)

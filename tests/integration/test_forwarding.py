@@ -5,6 +5,7 @@ field handling."""
 
 import json
 import os
+import threading
 
 import harness
 from harness import EmbargoTestCase, RawClient, curl, file_sha256, pattern_bytes, pattern_sha256
@@ -312,6 +313,43 @@ class HopByHopTest(EmbargoTestCase):
         self.assertEqual(r.status, 403, r)
         self.assert_proxy_status(r, "http_request_denied")
         self.assertEqual(self.origin.connections, 0)
+
+
+
+class ConcurrencyTest(EmbargoTestCase):
+    """Many clients at once, allowed and denied mixed: every answer right."""
+
+    def test_parallel_mixed_clients(self):
+        errors = []
+        results = []
+        lock = threading.Lock()
+
+        def worker(n):
+            try:
+                for i in range(6):
+                    host = ("allowed.test", "s07.upd.kaspersky.com", "other.test")[(n + i) % 3]
+                    size = 1000 + 997 * n + i
+                    r = self.get(self.url(host, "/bytes/%d?seed=%d" % (size, n)))
+                    ok = (r.status == 403) if "kaspersky" in host else (
+                        r.status == 200 and r.body == pattern_bytes(size, n))
+                    with lock:
+                        results.append(ok)
+                        if not ok:
+                            errors.append((host, size, r))
+            except Exception as e:  # reported below
+                with lock:
+                    errors.append(repr(e))
+
+        threads = [threading.Thread(target=worker, args=(n,), daemon=True) for n in range(24)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=60)
+        self.assertFalse(any(t.is_alive() for t in threads), "workers did not finish")
+        self.assertEqual(errors, [])
+        self.assertEqual(len(results), 24 * 6)
+        self.assertEqual(len([x for x in self.new_records() if x.get("event") == "deny"]), 48)
+        self.assert_healthy()
 
 
 if __name__ == "__main__":

@@ -288,6 +288,29 @@ class ExceptionsTest(PolicyAssertions):
         self.assertEqual(r.status, 403, r)
 
 
+class CnameChainTest(PolicyAssertions):
+    """A name that is an alias (DNS CNAME) of an update server is judged by
+    its chain: denied after resolution, before any connection."""
+
+    DNS_CNAMES = (("mirror.test", "s07.upd.kaspersky.com"),
+                  ("plain-alias.test", "allowed.test"))
+
+    def test_alias_of_update_server_is_denied(self):
+        r = self.get(self.url("mirror.test", "/update.bin"))
+        self.assertEqual(r.status, 403, r)
+        self.assert_proxy_status(r, "http_request_denied")
+        d = self.embargo.wait_records(lambda x: x.get("event") == "deny" and
+                                      x.get("host") == "mirror.test")[-1]
+        self.assertEqual(d["matched_on"], "cname", d)
+        self.assertEqual(d["matched"], "s07.upd.kaspersky.com", d)
+        self.assertEqual(d["category"], "updates", d)
+        self.assertEqual(self.origin.connections, 0)
+
+    def test_alias_of_allowed_host_is_allowed(self):
+        r = self.get(self.url("plain-alias.test", "/a"))
+        self.assertEqual((r.status, r.body), (200, b"ok /a\n"))
+
+
 del PolicyAssertions  # helpers only; keep unittest from collecting it
 
 if __name__ == "__main__":
