@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "proxy/dnscache.h"
 #include "proxy/log.h"
 
 struct dns_poll {
@@ -18,17 +19,26 @@ struct dns_poll {
 
 struct resolver {
   uv_loop_t *loop;
+  struct dnscache *cache;
   ares_channel channel;
   uv_timer_t timer;
   struct dns_poll *polls;
   int closing;
 };
 
+/* One caller waiting for an answer. */
 struct dns_query {
-  dns_cb cb;                 /* NULL once cancelled */
+  struct dnscache_waiter waiter; /* linked into the cache while waiting */
+  dns_cb cb;
   void *arg;
-  struct dns_query **handle; /* the caller's pointer to this query */
+  struct dns_query **handle;     /* the caller's pointer to this query */
   uint16_t port;
+};
+
+/* One query on the wire, shared by every caller waiting for NAME. */
+struct dns_flight {
+  struct resolver *r;
+  char name[];
 };
 
 static void arm_timer(struct resolver *r);
@@ -39,7 +49,8 @@ static void on_poll_closed(uv_handle_t *h) {
 
 static void on_timer_closed(uv_handle_t *h) {
   struct resolver *r = h->data;
-  ares_destroy(r->channel);
+  ares_destroy(r->channel); /* runs the flights' callbacks with ARES_EDESTRUCTION */
+  dnscache_free(r->cache);
   free(r);
 }
 
@@ -114,8 +125,14 @@ static void on_sock_state(void *data, ares_socket_t fd, int readable, int writab
   uv_poll_start(&p->handle, events, on_poll);
 }
 
+static void random_seed(uint64_t seed[2]) {
+  uv_random(NULL, NULL, seed, 2 * sizeof(seed[0]), 0, NULL);
+}
+
 int resolver_new(uv_loop_t *loop, const char *servers, uint64_t timeout_ms,
-                 struct resolver **out, char *err, size_t errsize) {
+                 const struct dnscache_limits *cache, struct resolver **out, char *err,
+                 size_t errsize) {
+  struct dnscache_limits limits = {0};
   struct ares_options opts;
   struct resolver *r;
   int rc, optmask = ARES_OPT_SOCK_STATE_CB | ARES_OPT_TIMEOUTMS | ARES_OPT_TRIES;
@@ -126,6 +143,14 @@ int resolver_new(uv_loop_t *loop, const char *servers, uint64_t timeout_ms,
   }
   if ((r = calloc(1, sizeof(*r))) == NULL)
     return -ENOMEM;
+  if (cache != NULL)
+    limits = *cache;
+  random_seed(limits.seed);
+  if ((rc = dnscache_new(&limits, &r->cache)) != 0) {
+    snprintf(err, errsize, "DNS cache: invalid limits");
+    free(r);
+    return rc;
+  }
   memset(&opts, 0, sizeof(opts));
   opts.sock_state_cb = on_sock_state;
   opts.sock_state_cb_data = r;
@@ -134,6 +159,7 @@ int resolver_new(uv_loop_t *loop, const char *servers, uint64_t timeout_ms,
   opts.timeout = (int)(timeout_ms / 4 > 250 ? timeout_ms / 4 : 250);
   if ((rc = ares_init_options(&r->channel, &opts, optmask)) != ARES_SUCCESS) {
     snprintf(err, errsize, "c-ares: %s", ares_strerror(rc));
+    dnscache_free(r->cache);
     free(r);
     return -EIO;
   }
@@ -141,6 +167,7 @@ int resolver_new(uv_loop_t *loop, const char *servers, uint64_t timeout_ms,
       (rc = ares_set_servers_ports_csv(r->channel, servers)) != ARES_SUCCESS) {
     snprintf(err, errsize, "resolver \"%s\": %s", servers, ares_strerror(rc));
     ares_destroy(r->channel);
+    dnscache_free(r->cache);
     free(r);
     return -EINVAL;
   }
@@ -156,7 +183,7 @@ void resolver_close(struct resolver *r) {
   if (r == NULL || r->closing)
     return;
   r->closing = 1;
-  /* Fails every outstanding query; detached ones have no callback to run. */
+  /* Fails every query on the wire; their waiters are told DNS_ERROR. */
   ares_cancel(r->channel);
   for (p = r->polls; p != NULL; p = next) {
     next = p->next;
@@ -207,54 +234,109 @@ static void fill_result(const struct ares_addrinfo *ai, uint16_t port, struct dn
   }
 }
 
-static void on_addrinfo(void *arg, int status, int timeouts, struct ares_addrinfo *ai) {
-  struct dns_query *q = arg;
-  struct dns_result *res = NULL;
-  enum dns_status st = map_status(status);
+static uint64_t now_ms(const struct resolver *r) {
+  return uv_now(r->loop);
+}
 
-  if (q->cb != NULL) {
-    res = calloc(1, sizeof(*res));
-    if (res == NULL)
-      st = DNS_ERROR;
-    else if (st == DNS_OK && ai != NULL)
-      fill_result(ai, q->port, res);
-    if (st == DNS_OK && (res == NULL || res->naddrs == 0))
-      st = DNS_NODATA;
-    *q->handle = NULL;
-    q->cb(q->arg, st, res);
-  }
-  free(res);
-  if (ai != NULL)
-    ares_freeaddrinfo(ai);
+/* Hands one waiter its answer, with its own port. */
+static void notify(struct dns_query *q, enum dns_status st, struct dns_result *res) {
+  *q->handle = NULL;
+  if (res != NULL)
+    dnscache_set_port(res, q->port);
+  q->cb(q->arg, st, res);
   free(q);
 }
 
-int resolver_lookup(struct resolver *r, const char *name, uint16_t port, dns_cb cb,
-                    void *arg, struct dns_query **handle) {
-  struct ares_addrinfo_hints hints;
-  struct dns_query *q = calloc(1, sizeof(*q));
+static void on_addrinfo(void *arg, int status, int timeouts, struct ares_addrinfo *ai) {
+  struct dns_flight *f = arg;
+  struct resolver *r = f->r;
+  struct dnscache_waitlist waiters;
+  struct dnscache_waiter *w;
+  struct dns_result *res = calloc(1, sizeof(*res));
+  enum dns_status st = map_status(status);
 
-  if (q == NULL)
+  if (res == NULL)
+    st = DNS_ERROR;
+  else if (st == DNS_OK && ai != NULL)
+    fill_result(ai, 0, res);
+  if (st == DNS_OK && (res == NULL || res->naddrs == 0))
+    st = DNS_NODATA;
+  if (ai != NULL)
+    ares_freeaddrinfo(ai);
+  dnscache_complete(r->cache, f->name, st, res, now_ms(r), &waiters);
+  while ((w = dnscache_waitlist_pop(&waiters)) != NULL) {
+    struct dns_query *q = w->data;
+    struct dns_result *mine = res != NULL ? malloc(sizeof(*mine)) : NULL;
+    if (mine != NULL)
+      memcpy(mine, res, sizeof(*mine));
+    notify(q, mine != NULL ? st : DNS_ERROR, mine);
+    free(mine);
+  }
+  free(res);
+  free(f);
+}
+
+static int start_flight(struct resolver *r, const char *name) {
+  struct ares_addrinfo_hints hints;
+  size_t len = strlen(name);
+  struct dns_flight *f = malloc(sizeof(*f) + len + 1);
+
+  if (f == NULL)
     return -ENOMEM;
-  q->cb = cb;
-  q->arg = arg;
-  q->port = port;
-  q->handle = handle;
-  *handle = q;
+  f->r = r;
+  memcpy(f->name, name, len + 1);
   memset(&hints, 0, sizeof(hints));
   hints.ai_family = AF_UNSPEC;
   hints.ai_socktype = SOCK_STREAM;
   /* The callback may run before this returns (answers from /etc/hosts). */
-  ares_getaddrinfo(r->channel, name, NULL, &hints, on_addrinfo, q);
+  ares_getaddrinfo(r->channel, name, NULL, &hints, on_addrinfo, f);
   arm_timer(r);
   return 0;
 }
 
+int resolver_lookup(struct resolver *r, const char *name, uint16_t port, dns_cb cb,
+                    void *arg, struct dns_query **handle) {
+  struct dns_query *q = calloc(1, sizeof(*q));
+  struct dns_result *res = malloc(sizeof(*res));
+  enum dnscache_state state;
+  enum dns_status st = DNS_ERROR;
+  int rc;
+
+  if (q == NULL || res == NULL) {
+    free(q);
+    free(res);
+    return -ENOMEM;
+  }
+  q->cb = cb;
+  q->arg = arg;
+  q->port = port;
+  q->handle = handle;
+  q->waiter.data = q;
+  *handle = q;
+  rc = dnscache_lookup(r->cache, name, port, now_ms(r), &q->waiter, &state, &st, res);
+  if (rc == 0 && state == DNSCACHE_MISS && (rc = start_flight(r, name)) != 0)
+    dnscache_detach(&q->waiter);
+  if (rc != 0) {
+    *handle = NULL;
+    free(q);
+  } else if (state == DNSCACHE_HIT) {
+    notify(q, st, st == DNS_OK ? res : NULL);
+  }
+  free(res);
+  return rc;
+}
+
 void resolver_cancel(struct dns_query **handle) {
-  if (handle == NULL || *handle == NULL)
+  struct dns_query *q;
+  if (handle == NULL || (q = *handle) == NULL)
     return;
-  (*handle)->cb = NULL;
+  dnscache_detach(&q->waiter);
+  free(q);
   *handle = NULL;
+}
+
+void resolver_stats(const struct resolver *r, struct dnscache_stats *out) {
+  dnscache_stats(r->cache, out);
 }
 
 const char *dns_status_name(enum dns_status s) {

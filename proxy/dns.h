@@ -36,19 +36,30 @@ struct dns_query;
  * during the call. */
 typedef void (*dns_cb)(void *arg, enum dns_status status, const struct dns_result *result);
 
+struct dnscache_limits;
+struct dnscache_stats;
+
 /* Creates a resolver on LOOP. SERVERS is a c-ares CSV list ("127.0.0.1:5353,
  * [::1]:53") or "" for /etc/resolv.conf. TIMEOUT_MS bounds each lookup.
+ * CACHE (copied; NULL: nothing is kept, concurrent lookups still share one
+ * query) bounds the answer cache; its seed is filled in here.
  * Returns 0 and *out, or a negative code with a message in ERR. */
 int resolver_new(uv_loop_t *loop, const char *servers, uint64_t timeout_ms,
-                 struct resolver **out, char *err, size_t errsize);
+                 const struct dnscache_limits *cache, struct resolver **out, char *err,
+                 size_t errsize);
+
+/* The cache's counters (hits, misses, ...). */
+void resolver_stats(const struct resolver *r, struct dnscache_stats *out);
 
 /* Cancels outstanding lookups (their callbacks are not called) and closes
  * the resolver's handles; memory is released from their close callbacks.
  * NULL-safe. */
 void resolver_close(struct resolver *r);
 
-/* Starts resolving NAME (a normalised host name, not an IP literal) for both
- * A and AAAA. PORT is filled into each address. *HANDLE receives the query
+/* Resolves NAME (a normalised host name, not an IP literal) for both A and
+ * AAAA, from the cache when it holds a live answer; lookups of a name
+ * already being resolved wait for that query. PORT is filled into each
+ * address. *HANDLE receives the query
  * before the lookup starts and is reset to NULL just before CB runs (which
  * may happen before this function returns), so *HANDLE is non-NULL exactly
  * while the query may still be cancelled. Returns 0 or -ENOMEM. */

@@ -12,6 +12,7 @@
 
 #include "filters/policy.h"
 #include "filters/timefmt.h"
+#include "proxy/dns.h"
 
 #define LOG_LINE_MAX 8192
 #define LOG_FIELD_MAX 512 /* peer bytes kept per field */
@@ -190,6 +191,21 @@ static void j_tls(struct jline *j, const struct tls_evidence *t) {
     j_array(j, "tags", t->tags, NULL, t->ntags);
 }
 
+/* The CNAME chain and the addresses a name resolved to. */
+static void j_resolved(struct jline *j, const struct dns_result *r) {
+  const char *cnames[DNS_MAX_CNAMES], *addrs[DNS_MAX_ADDRS];
+  char text[DNS_MAX_ADDRS][INET6_ADDRSTRLEN];
+  size_t i;
+
+  for (i = 0; i < r->ncnames; i++)
+    cnames[i] = r->cnames[i];
+  for (i = 0; i < r->naddrs; i++)
+    addrs[i] = log_fmt_ip((const struct sockaddr *)&r->addrs[i], text[i], sizeof(text[i]));
+  if (r->ncnames > 0)
+    j_array(j, "cnames", cnames, NULL, r->ncnames);
+  j_array(j, "addresses", addrs, NULL, r->naddrs);
+}
+
 static void j_time(struct jline *j, const char *key, int64_t t) {
   char ts[40];
   rfc3339_format(t, ts, sizeof(ts));
@@ -254,6 +270,8 @@ void log_decision(const struct decision *d) {
     j_int(&j, "port", d->port);
   if (d->verdict != NULL)
     j_verdict(&j, d->verdict);
+  if (d->resolved != NULL)
+    j_resolved(&j, d->resolved);
   if (d->tls != NULL)
     j_tls(&j, d->tls);
   if (d->policy_now)

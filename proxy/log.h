@@ -26,6 +26,8 @@ void log_set_level(enum log_level level);
 void log_diag(enum log_level level, uint64_t conn_id, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+struct dns_result;
+
 #define TLS_EVIDENCE_MAX 8
 
 /* What the ClientHello of a tunnel showed; strings borrowed. */
@@ -62,6 +64,7 @@ struct decision {
   const char *error;       /* Proxy-Status error type, or NULL */
   const char *detail;      /* free-form reason, or NULL */
   const struct tls_evidence *tls; /* ClientHello evidence, or NULL */
+  const struct dns_result *resolved; /* CNAME chain and addresses, or NULL */
 };
 
 /* Writes D as one JSON line to the decision log. */

@@ -49,6 +49,7 @@ void respond_log(struct conn *c, const char *event, int status, const char *erro
       .error = error,
       .detail = detail,
       .tls = c->log_tls,
+      .resolved = c->addrs,
   };
   if (c->dest.len > 0) {
     d.host = c->dest.name;

@@ -14,6 +14,7 @@
 #include "proxy/conn.h"
 #include "proxy/conn-t.h"
 #include "proxy/dns.h"
+#include "proxy/dnscache.h"
 #include "proxy/log.h"
 #include "proxy/upstream.h"
 
@@ -97,6 +98,12 @@ int server_init(struct server *srv, uv_loop_t *loop, struct config *cfg, int64_t
   size_t i;
   int rc;
 
+  struct dnscache_limits cache = {.min_ttl_ms = cfg->dns.min_ttl,
+                                  .max_ttl_ms = cfg->dns.max_ttl,
+                                  .negative_ttl_ms = cfg->dns.negative_ttl,
+                                  .max_entries = cfg->dns.cache_entries,
+                                  .max_bytes = cfg->dns.cache_memory};
+
   memset(srv, 0, sizeof(*srv));
   srv->loop = loop;
   srv->cfg = cfg;
@@ -108,7 +115,8 @@ int server_init(struct server *srv, uv_loop_t *loop, struct config *cfg, int64_t
     snprintf(err, errsize, "cannot build the internal address table");
     return rc;
   }
-  rc = resolver_new(loop, cfg->resolvers, cfg->timeouts.resolve, &srv->resolver, err, errsize);
+  rc = resolver_new(loop, cfg->resolvers, cfg->timeouts.resolve, &cache, &srv->resolver, err,
+                    errsize);
   if (rc != 0)
     return rc;
   for (i = 0; i < cfg->nlisten; i++)
