@@ -97,33 +97,12 @@ static void print_resolution(enum dns_status st, const struct dns_result *res) {
   printf("\n");
 }
 
-/* Converts a resolver answer into policy facts. */
-static void add_resolution(const struct dns_result *res, struct facts *f, struct ip_addr *addrs,
-                           const char **cnames) {
-  size_t i;
-  for (i = 0; i < res->naddrs; i++) {
-    const struct sockaddr *sa = (const struct sockaddr *)&res->addrs[i];
-    addrs[i].family = sa->sa_family;
-    if (sa->sa_family == AF_INET)
-      memcpy(addrs[i].addr, &((const struct sockaddr_in *)sa)->sin_addr, 4);
-    else
-      memcpy(addrs[i].addr, &((const struct sockaddr_in6 *)sa)->sin6_addr, 16);
-  }
-  for (i = 0; i < res->ncnames; i++)
-    cnames[i] = res->cnames[i];
-  f->addrs = addrs;
-  f->naddrs = res->naddrs;
-  f->cnames = cnames;
-  f->ncnames = res->ncnames;
-}
-
 static int check_one(const struct config *cfg, const struct check_opts *o, const char *dest) {
   struct host h;
   struct verdict v;
   struct facts facts = {.host = &h, .sni = o->sni, .nsni = o->nsni, .ja4 = o->ja4};
   struct dns_result res;
-  struct ip_addr addrs[DNS_MAX_ADDRS];
-  const char *cnames[DNS_MAX_CNAMES];
+  struct fact_store store;
   enum dns_status st = DNS_OK;
   bool resolved = false;
   int err = authority_parse(dest, strlen(dest), 443, &h);
@@ -138,7 +117,7 @@ static int check_one(const struct config *cfg, const struct check_opts *o, const
     st = resolve(cfg, h.name, h.port, &res);
     resolved = true;
     if (st == DNS_OK) {
-      add_resolution(&res, &facts, addrs, cnames);
+      dns_result_facts(&res, &facts, &store);
       policy_decide(cfg->policy, &facts, o->now, &v);
     }
   }

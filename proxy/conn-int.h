@@ -7,12 +7,6 @@
 #include "proxy/dns.h"
 #include "proxy/conn.h"
 
-/* Storage for the facts built from a connection's resolved destination. */
-struct fact_store {
-  struct ip_addr addrs[DNS_MAX_ADDRS];
-  const char *cnames[DNS_MAX_CNAMES];
-};
-
 /* Fills F with what C knows of its destination: the requested host and,
  * once resolved, the CNAME chain and addresses (kept in ST). */
 void conn_facts(const struct conn *c, struct facts *f, struct fact_store *st);
@@ -34,8 +28,11 @@ void conn_linger(struct conn *c);
 /* Writes to the client; on failure the connection is closed and -1 returned. */
 int conn_write_client(struct conn *c, const char *data, size_t len);
 
-/* conn.c: keeps DATA[0..LEN) as input to parse later. 0 or -1 (ENOMEM). */
-int conn_spill_keep(struct conn *c, const char *data, size_t len);
+/* conn.c: a parser took USED of the LEN bytes at DATA. Advances the spill
+ * buffer when DATA is its content (FROM_SPILL), else keeps the unparsed
+ * rest there. Returns 0, or -1 after closing C (out of memory). */
+int conn_input_consumed(struct conn *c, const char *data, size_t len, size_t used,
+                        bool from_spill);
 /* conn.c: dials the addresses in c->addrs for the current request. */
 void conn_dial(struct conn *c);
 

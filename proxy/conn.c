@@ -364,25 +364,10 @@ static void dial_start(struct conn *c) {
 }
 
 void conn_facts(const struct conn *c, struct facts *f, struct fact_store *st) {
-  size_t i;
   memset(f, 0, sizeof(*f));
   f->host = &c->dest;
-  if (c->addrs == NULL)
-    return;
-  for (i = 0; i < c->addrs->naddrs; i++) {
-    const struct sockaddr *sa = (const struct sockaddr *)&c->addrs->addrs[i];
-    st->addrs[i].family = sa->sa_family;
-    if (sa->sa_family == AF_INET)
-      memcpy(st->addrs[i].addr, &((const struct sockaddr_in *)sa)->sin_addr, 4);
-    else
-      memcpy(st->addrs[i].addr, &((const struct sockaddr_in6 *)sa)->sin6_addr, 16);
-  }
-  for (i = 0; i < c->addrs->ncnames; i++)
-    st->cnames[i] = c->addrs->cnames[i];
-  f->addrs = st->addrs;
-  f->naddrs = c->addrs->naddrs;
-  f->cnames = st->cnames;
-  f->ncnames = c->addrs->ncnames;
+  if (c->addrs != NULL)
+    dns_result_facts(c->addrs, f, st);
 }
 
 void conn_log_verdict(struct conn *c) {
@@ -631,15 +616,25 @@ static void handle_parse_error(struct conn *c) {
   respond_error(c, http1_error_status(c->req), "http_request_error", detail);
 }
 
-int conn_spill_keep(struct conn *c, const char *data, size_t len) {
-  char *copy = malloc(len);
-  if (copy == NULL)
+int conn_input_consumed(struct conn *c, const char *data, size_t len, size_t used,
+                        bool from_spill) {
+  char *copy;
+  if (from_spill) {
+    c->spill_off += used;
+    c->spill_len -= used;
+    return 0;
+  }
+  if (used == len)
+    return 0;
+  if ((copy = malloc(len - used)) == NULL) {
+    conn_close(c);
     return -1;
-  memcpy(copy, data, len);
+  }
+  memcpy(copy, data + used, len - used);
   free(c->spill);
   c->spill = copy;
   c->spill_off = 0;
-  c->spill_len = len;
+  c->spill_len = len - used;
   return 0;
 }
 
@@ -649,15 +644,8 @@ static void parse_input(struct conn *c, const char *data, size_t len, bool from_
   size_t used = 0;
   enum http1_status st = http1_feed(c->req, data, len, &used);
 
-  if (c->state == CONN_ST_CLOSED)
+  if (c->state == CONN_ST_CLOSED || conn_input_consumed(c, data, len, used, from_spill) != 0)
     return;
-  if (from_spill) {
-    c->spill_off += used;
-    c->spill_len -= used;
-  } else if (used < len && conn_spill_keep(c, data + used, len - used) != 0) {
-    conn_close(c);
-    return;
-  }
   if (st == HTTP1_ERROR) {
     c->spill_len = 0;
     handle_parse_error(c);

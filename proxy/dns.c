@@ -339,6 +339,24 @@ void resolver_stats(const struct resolver *r, struct dnscache_stats *out) {
   dnscache_stats(r->cache, out);
 }
 
+void dns_result_facts(const struct dns_result *r, struct facts *f, struct fact_store *st) {
+  size_t i;
+  for (i = 0; i < r->naddrs; i++) {
+    const struct sockaddr *sa = (const struct sockaddr *)&r->addrs[i];
+    st->addrs[i].family = sa->sa_family;
+    if (sa->sa_family == AF_INET)
+      memcpy(st->addrs[i].addr, &((const struct sockaddr_in *)sa)->sin_addr, 4);
+    else
+      memcpy(st->addrs[i].addr, &((const struct sockaddr_in6 *)sa)->sin6_addr, 16);
+  }
+  for (i = 0; i < r->ncnames; i++)
+    st->cnames[i] = r->cnames[i];
+  f->addrs = st->addrs;
+  f->naddrs = r->naddrs;
+  f->cnames = st->cnames;
+  f->ncnames = r->ncnames;
+}
+
 const char *dns_status_name(enum dns_status s) {
   static const char *const names[] = {"NOERROR", "NXDOMAIN", "NODATA", "timeout", "SERVFAIL", "error"};
   return s <= DNS_ERROR ? names[s] : "error";

@@ -9,6 +9,8 @@
 #include <sys/socket.h>
 #include <uv.h>
 
+#include "filters/policy-t.h"
+
 #define DNS_MAX_ADDRS 16
 #define DNS_MAX_CNAMES 8
 
@@ -31,6 +33,17 @@ struct dns_result {
 
 struct resolver;
 struct dns_query;
+struct facts;
+
+/* Storage for the policy facts built from an answer. */
+struct fact_store {
+  struct ip_addr addrs[DNS_MAX_ADDRS];
+  const char *cnames[DNS_MAX_CNAMES];
+};
+
+/* Points F's addresses and CNAME chain at R's, converted into ST (R must
+ * outlive F's use). */
+void dns_result_facts(const struct dns_result *r, struct facts *f, struct fact_store *st);
 
 /* Called once per lookup unless it was cancelled first. RESULT is valid only
  * during the call. */

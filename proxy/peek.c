@@ -184,13 +184,8 @@ static void peek_feed(struct conn *c, const char *data, size_t len, bool from_sp
   enum tls_hello_status st =
       tls_hello_feed(&c->peek->hello, (const uint8_t *)data, len, &used);
 
-  if (from_spill) {
-    c->spill_off += used;
-    c->spill_len -= used;
-  } else if (used < len && conn_spill_keep(c, data + used, len - used) != 0) {
-    conn_close(c);
+  if (conn_input_consumed(c, data, len, used, from_spill) != 0)
     return;
-  }
   if (st != TLS_HELLO_ST_NEED_MORE)
     peek_decide(c, false);
 }
