@@ -62,8 +62,11 @@ class KeepAliveTest(EmbargoTestCase):
                 r = c.read_response()
                 self.assertEqual(r.status, 200, r)
                 self.assertEqual(r.body, b"ok /seq%d\n" % i)
-        self.assertEqual(self.origin.connections, 1)
         self.assertEqual([h["path"] for h in self.origin.heads], ["/seq0", "/seq1", "/seq2"])
+        # One upstream connection carried all three (it may be a pooled one
+        # from an earlier test, so count client addresses, not accepts).
+        self.assertEqual(len({h["client"] for h in self.origin.heads}), 1, self.origin.heads)
+        self.assertLessEqual(self.origin.connections, 1)
 
     def test_each_request_on_a_connection_gets_its_own_check(self):
         with RawClient(self.embargo.port) as c:
@@ -82,7 +85,11 @@ class KeepAliveTest(EmbargoTestCase):
         self.assertEqual((r4.status, r4.body), (200, b"ok /d\n"))
         # other.test got its own upstream; the second allowed.test request
         # reused the first one; the denied host got nothing.
-        self.assertEqual(self.origin.connections, 2)
+        peers = [h["client"] for h in self.origin.heads]
+        self.assertEqual(len(peers), 3)
+        self.assertEqual(peers[0], peers[2])
+        self.assertNotEqual(peers[0], peers[1])
+        self.assertLessEqual(self.origin.connections, 2)
         hosts = [dict((k.lower(), v) for k, v in h["headers"])["host"] for h in self.origin.heads]
         p = self.origin.port
         self.assertEqual(hosts, ["allowed.test:%d" % p, "other.test:%d" % p, "allowed.test:%d" % p])
