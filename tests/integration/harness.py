@@ -10,7 +10,9 @@ Each test file is a standalone program:
     python3 test_x.py --binary build/embargo [unittest options]
 
 Every process the harness starts is ended through its own Popen object, and
-every wait is bounded in both count and time.
+every wait is bounded in both count and time. EMBARGO_VERBOSE=1 in the
+environment starts every embargo with -v (debug diagnostics, printed with
+the decision log when a test fails).
 """
 
 import hashlib

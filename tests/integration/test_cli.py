@@ -137,10 +137,52 @@ class CliTest(unittest.TestCase):
         self.assertNotEqual(rc, 0)
         self.assertIn("cannot listen", err)
 
+    def _verbose_run_stderr(self, argv_head):
+        port = harness.free_port()
+        cfg = self.write("verbose.yaml", harness.make_config())
+        p = subprocess.Popen([harness.BINARY] + argv_head + [
+            "--config", cfg, "--listen", "127.0.0.1:%d" % port,
+            "--resolver", "127.0.0.1:%d" % self.dns.port,
+            "--log", os.path.join(self.tmp, "verbose.log")],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        try:
+            harness.wait_until(lambda: _can_connect(port), 20.0, 0.05, "embargo to listen")
+            try:
+                harness.http_get(port, "http://nx.test/")
+            except (ConnectionError, OSError):
+                pass
+        finally:
+            p.terminate()
+            try:
+                _, err = p.communicate(timeout=30)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                _, err = p.communicate(timeout=10)
+        err = err.decode("utf-8", "replace")
+        self.assertEqual(p.returncode, 0, err)
+        for m in SANITIZER_MARKERS:
+            self.assertNotIn(m, err)
+        return err
+
+    def test_verbose_before_run_prints_debug_diagnostics(self):
+        self.assertIn("debug:", self._verbose_run_stderr(["-v", "run"]))
+
+    def test_verbose_after_run_prints_debug_diagnostics(self):
+        # `embargo [run] [options]`: options after the subcommand count too.
+        self.assertIn("debug:", self._verbose_run_stderr(["run", "-v"]))
+
     def test_bad_now_is_a_usage_error(self):
         rc, out, err = self.check("--now", "2024-13-01", "allowed.test")
         self.assertEqual(rc, 2, out + err)
         self.assertIn("--now", err)
+
+
+def _can_connect(port):
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+            return True
+    except OSError:
+        return False
 
 
 if __name__ == "__main__":

@@ -219,6 +219,7 @@ class MonitorModeTest(PolicyAssertions):
 
     MONITOR = True
     TLS = True
+    TUNNEL_SERVERS = ("echo",)
 
     def test_update_servers_allowed_and_logged_as_monitor(self):
         for host in ("s07.upd.kaspersky.com", "dnl-01.geo.kaspersky.com",
@@ -249,6 +250,25 @@ class MonitorModeTest(PolicyAssertions):
             self.assertEqual(d["action"], "log", d)
             self.assertIs(d.get("monitor"), True, d)
             self.assertNotEqual(d["event"], "deny", d)
+
+
+    def test_uninspectable_tunnel_not_denied_in_monitor_mode(self):
+        # A CONNECT port whose ClientHello is inspected receives bytes that are
+        # not TLS. tls_inspect.on_not_tls says deny; --monitor must turn that
+        # into a logged pass-through like every other deny.
+        echo = self.tunnels["echo"]
+        e = self.start_embargo(tls_inspect_ports=[443, echo.port])
+        with RawClient(e.port) as c:
+            c.send(b"CONNECT allowed.test:%d HTTP/1.1\r\nHost: x\r\n\r\n" % echo.port)
+            self.assertEqual(c.read_response("CONNECT").status, 200)
+            c.send(b"plain bytes")
+            c.sock.shutdown(socket.SHUT_WR)
+            reply = c.read_to_eof()
+        recs = e.wait_records(lambda x: x.get("method") == "CONNECT")
+        self.assertEqual(reply, b"ECHO plain bytes", recs)
+        for d in recs:
+            self.assertEqual(d["action"], "log", d)
+            self.assertIs(d.get("monitor"), True, d)
 
 
 class ExceptionsTest(PolicyAssertions):

@@ -73,6 +73,20 @@ class TunnelTest(EmbargoTestCase):
         self.assertEqual(len(reply), size + 5)
         self.assertTrue(reply == b"ECHO " + data, "echoed bytes differ")
 
+    def test_non_tls_bytes_on_inspected_port_refused_before_dialling(self):
+        echo = self.tunnels["echo"]
+        e = self.start_embargo(tls_inspect_ports=[443, echo.port])
+        before = echo.connections
+        with RawClient(e.port) as c:
+            c.send(b"CONNECT allowed.test:%d HTTP/1.1\r\nHost: x\r\n\r\n" % echo.port)
+            self.assertEqual(c.read_response("CONNECT").status, 200)
+            c.send(b"GET / HTTP/1.1\r\n\r\n")
+            self.assertEqual(c.read_to_eof(), b"")
+        d = e.wait_records(lambda x: x.get("event") == "deny")[-1]
+        self.assertEqual(d["method"], "CONNECT")
+        self.assertEqual(d.get("tls"), "not_tls", d)
+        self.assertEqual(echo.connections, before, "the destination was dialled")
+
     def test_tunnel_is_not_logged_for_allowed_host(self):
         echo = self.tunnels["echo"]
         with self._open_tunnel(echo.port) as c:
