@@ -263,12 +263,16 @@ int cli_main(int argc, char **argv) {
     int first = optind - 1;
     if ((rc = parse_options(argc - first, argv + first, &o)) != 0)
       return rc;
+    if (o.verbose)
+      log_set_level(LOG_DEBUG);
     return cmd_check(&o, argc - first - optind, argv + first + optind);
   }
   if (strcmp(cmd, "run") == 0) {
     int first = optind - 1;
     if (optind < argc && (rc = parse_options(argc - first, argv + first, &o)) != 0)
       return rc;
+    if (o.verbose)
+      log_set_level(LOG_DEBUG);
     return cmd_run(&o);
   }
   return usage_error("unknown command \"%s\"", cmd);

@@ -21,6 +21,9 @@ void conn_update_reading(struct conn *c);
 void conn_arm_timer(struct conn *c, uint64_t ms);
 /* Parses buffered client input; called when parsing may continue. */
 void conn_process_spill(struct conn *c);
+/* Continues parsing the current request after a pause: lets a request
+ * without a body complete, then parses buffered input. */
+void conn_resume_request(struct conn *c);
 /* Starts the next request on a kept-alive connection. */
 void conn_next_request(struct conn *c);
 /* Sends FIN and drops input until the client closes (or a short deadline). */

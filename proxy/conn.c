@@ -197,6 +197,7 @@ static void tunnel_client_data(struct conn *c, ssize_t nread, const char *data) 
     return;
   }
   conn_arm_timer(c, c->srv->cfg->timeouts.tunnel_idle);
+  conn_update_reading(c);
 }
 
 static void tunnel_upstream_data(struct conn *c, ssize_t nread, const char *data) {
@@ -209,8 +210,10 @@ static void tunnel_upstream_data(struct conn *c, ssize_t nread, const char *data
     tunnel_maybe_close(c);
     return;
   }
-  if (conn_write_client(c, data, (size_t)nread) == 0)
-    conn_arm_timer(c, c->srv->cfg->timeouts.tunnel_idle);
+  if (conn_write_client(c, data, (size_t)nread) != 0)
+    return;
+  conn_arm_timer(c, c->srv->cfg->timeouts.tunnel_idle);
+  conn_update_reading(c);
 }
 
 static void tunnel_start(struct conn *c) {
@@ -247,7 +250,7 @@ void conn_upstream_drained(struct conn *c, struct upstream *up, int status) {
   }
   if (c->state == CONN_ST_TUNNEL)
     tunnel_maybe_close(c);
-  else
+  if (c->state != CONN_ST_CLOSED)
     conn_update_reading(c);
 }
 
@@ -675,9 +678,15 @@ void conn_next_request(struct conn *c) {
   c->req_done = false;
   conn_arm_timer(c, c->srv->cfg->timeouts.idle);
   http1_resume(c->req);
-  if (c->discard && c->spill_len == 0)
-    parse_input(c, "", 0, false); /* completes a bodiless request answered locally */
-  if (c->state == CONN_ST_HEAD)
+  conn_resume_request(c);
+}
+
+void conn_resume_request(struct conn *c) {
+  enum conn_state st = c->state;
+  /* llhttp completes a message without a body only when it is next run. */
+  if (c->spill_len == 0)
+    parse_input(c, "", 0, false);
+  if (c->state == st)
     conn_process_spill(c);
 }
 
@@ -738,7 +747,7 @@ static void on_client_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
   }
   if (c->state == CONN_ST_PEEK) {
     peek_data(c, nread, buf->base);
-    if (c->state == CONN_ST_PEEK)
+    if (c->state != CONN_ST_CLOSED) /* dialling now, perhaps: stop reading */
       conn_update_reading(c);
     return;
   }

@@ -39,7 +39,7 @@ void forward_start(struct conn *c) {
   }
   /* Stream the request body, starting with what is already buffered. */
   http1_resume(c->req);
-  conn_process_spill(c);
+  conn_resume_request(c);
 }
 
 /* ---- response parser callbacks (ctx: struct upstream) ----------------------- */

@@ -160,6 +160,10 @@ static void peek_decide(struct conn *c, bool timed_out) {
                                         : pk->ev.outcome);
     c->verdict.action = outcome;
   }
+  if (c->verdict.action == ACTION_DENY && policy_monitor(c->policy)) {
+    c->verdict.action = ACTION_LOG; /* monitor mode never denies */
+    c->verdict.monitor = true;
+  }
   if (c->verdict.action == ACTION_DENY) {
     /* An alert only makes sense to a client that spoke TLS. */
     bool alert = st == TLS_HELLO_ST_HELLO || st == TLS_HELLO_ST_MALFORMED ||
