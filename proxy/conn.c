@@ -627,7 +627,7 @@ int conn_input_consumed(struct conn *c, const char *data, size_t len, size_t use
     c->spill_len -= used;
     return 0;
   }
-  if (used == len)
+  if (used >= len)
     return 0;
   if ((copy = malloc(len - used)) == NULL) {
     conn_close(c);
