@@ -175,14 +175,20 @@ def dns_query(port, name, qtype=1, timeout=1.0):
 class Dnsmasq:
     """dnsmasq answering the test names, logging every query to a file."""
 
-    def __init__(self, workdir, hosts=TEST_HOSTS, cnames=()):
+    def __init__(self, workdir, hosts=TEST_HOSTS, cnames=(), records=(), extra_args=(),
+                 name="dnsmasq"):
+        """RECORDS: extra (name, address) host records (loopback addresses
+        only); EXTRA_ARGS: more dnsmasq options; NAME: file prefix, so that
+        several instances can share WORKDIR."""
         self.workdir = workdir
         self.hosts = hosts
         self.cnames = cnames
+        self.records = records
+        self.extra_args = extra_args
         self.port = None
         self.proc = None
-        self.log_path = os.path.join(workdir, "dnsmasq-queries.log")
-        self.stderr_path = os.path.join(workdir, "dnsmasq.stderr")
+        self.log_path = os.path.join(workdir, name + "-queries.log")
+        self.stderr_path = os.path.join(workdir, name + ".stderr")
         self._hole = None
         self._flushes = 0
 
@@ -202,7 +208,9 @@ class Dnsmasq:
         if os.geteuid() == 0:
             args.append("--user=root")
         args += ["--host-record=%s,%s" % (h, LOOPBACK) for h in self.hosts]
+        args += ["--host-record=%s,%s" % (h, a) for h, a in self.records]
         args += ["--cname=%s,%s" % (a, t) for a, t in self.cnames]
+        args += list(self.extra_args)
         self._stderr = open(self.stderr_path, "wb")
         self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=self._stderr,
                                      stderr=self._stderr)
@@ -447,8 +455,9 @@ class Origin(http.server.ThreadingHTTPServer):
     allow_reuse_address = True
     request_queue_size = 128
 
-    def __init__(self):
-        super().__init__((LOOPBACK, 0), OriginHandler)
+    def __init__(self, host=LOOPBACK, port=0):
+        super().__init__((host, port), OriginHandler)
+        self.host = host
         self.port = self.server_address[1]
         self.lock = threading.Lock()
         self.connections = 0
@@ -516,8 +525,8 @@ def make_cert(workdir, name="allowed.test"):
 class TLSOrigin(Origin):
     """The same origin behind TLS (handshake done in the handler thread)."""
 
-    def __init__(self, cert, key):
-        super().__init__()
+    def __init__(self, cert, key, host=LOOPBACK, port=0):
+        super().__init__(host, port)
         self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         self.ctx.load_cert_chain(cert, key)
 
@@ -1007,7 +1016,7 @@ class EmbargoTestCase(unittest.TestCase):
 
     Subclasses set NOW, MONITOR, CONFIG_KW (make_config keywords), TLS (also
     start a TLS origin), TUNNEL_SERVERS (raw TCP servers whose ports CONNECT
-    may reach) and DNS_CNAMES.
+    may reach), DNS_CNAMES and DNS_RECORDS.
     """
 
     NOW = None
@@ -1016,6 +1025,7 @@ class EmbargoTestCase(unittest.TestCase):
     TLS = False
     TUNNEL_SERVERS = ()
     DNS_CNAMES = ()
+    DNS_RECORDS = ()  # extra (name, loopback address) host records
     EMBARGO_ENV = None
 
     maxDiff = None
@@ -1025,7 +1035,7 @@ class EmbargoTestCase(unittest.TestCase):
         cls._cleanups_cls = []
         cls.tmp = tempfile.mkdtemp(prefix="embargo-it-")
         try:
-            cls.dns = Dnsmasq(cls.tmp, cnames=cls.DNS_CNAMES).start()
+            cls.dns = Dnsmasq(cls.tmp, cnames=cls.DNS_CNAMES, records=cls.DNS_RECORDS).start()
             cls._cleanups_cls.append(cls.dns.stop)
             cls.origin = Origin().start()
             cls._cleanups_cls.append(cls.origin.stop)
