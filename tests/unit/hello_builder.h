@@ -28,7 +28,8 @@ static inline size_t load(const char *path, uint8_t *out, size_t cap) {
 
 static inline size_t load_fixture(const char *rel, uint8_t *out, size_t cap) {
   char path[512];
-  snprintf(path, sizeof path, "%s/%s", FIXTURES, rel);
+  int n = snprintf(path, sizeof path, "%s/%s", FIXTURES, rel);
+  cr_assert(n > 0 && (size_t)n < sizeof path, "fixture path too long: %s", rel);
   return load(path, out, cap);
 }
 
