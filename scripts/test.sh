@@ -20,12 +20,12 @@ run_ctest() {
 }
 
 echo "== release build: unit and integration tests"
-scripts/build.sh release && run_ctest build || status=1
+scripts/build.sh release -DEMBARGO_TESTS=ON && run_ctest build || status=1
 
 echo "== ASan+UBSan build: unit and integration tests"
 export ASAN_OPTIONS=detect_leaks=1:halt_on_error=1:abort_on_error=0
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
-scripts/build.sh asan && run_ctest build-asan || status=1
+scripts/build.sh asan -DEMBARGO_TESTS=ON && run_ctest build-asan || status=1
 
 fuzz_passed=0 fuzz_failed=0
 if [ "${FUZZ_SECONDS:-60}" != "0" ]; then
