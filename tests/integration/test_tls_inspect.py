@@ -276,6 +276,48 @@ class SniTest(InspectAssertions):
         self.assert_sni_deny(self.tunnel_record())
         self.assert_origin_untouched()
 
+    def _crafted(self, first_exts, drop=(EXT_SERVER_NAME,), more=()):
+        """A real Python hello (for allowed.test) with its extensions edited."""
+        msg, _ = records_payload(python_hello("allowed.test"))
+        head, exts = split_hello(msg)
+        return build_hello(head, list(first_exts) + [x for x in exts if x[0] not in drop] +
+                           list(more))
+
+    def test_sni_is_normalised_before_judging(self):
+        with self.open_tunnel() as c:
+            c.send(self._crafted([sni_ext("S07.UPD.Kaspersky.COM.")]))
+            self.assertEqual(c.read_to_eof(), ACCESS_DENIED_ALERT)
+        self.assert_sni_deny(self.tunnel_record())
+        self.assert_origin_untouched()
+
+    def test_every_name_of_a_multi_name_sni_is_judged(self):
+        names = [b"allowed.test", DENIED_SNI.encode()]
+        body = b"".join(struct.pack(">BH", 0, len(n)) + n for n in names)
+        ext = (EXT_SERVER_NAME, struct.pack(">H", len(body)) + body)
+        with self.open_tunnel() as c:
+            c.send(self._crafted([ext]))
+            self.assertEqual(c.read_to_eof(), ACCESS_DENIED_ALERT)
+        d = self.tunnel_record()
+        self.assertEqual((d["event"], d["matched_on"], d["matched"]),
+                         ("deny", "sni", DENIED_SNI), d)
+        self.assertEqual(d["sni"], ["allowed.test", DENIED_SNI], d)
+        self.assertIn("sni_multiple", d["tags"], d)
+        self.assert_origin_untouched()
+
+    def test_ech_extension_is_logged_and_passed(self):
+        # An encrypted_client_hello extension (0xfe0d) the origin ignores.
+        with self.open_tunnel() as c:
+            c.send(self._crafted([], drop=(), more=[(0xfe0d, b"\0" * 40)]))
+            c.sock.settimeout(10)
+            self.assertEqual(c.sock.recv(1)[:1], b"\x16")  # the origin's ServerHello
+        d = self.tunnel_record()
+        self.assertEqual((d["event"], d["action"]), ("log", "log"), d)  # tls_inspect.on_ech: log
+        self.assertIs(d["ech"], True, d)
+        self.assertIn("ech", d["tags"], d)
+        self.assertEqual(d["sni"], ["allowed.test"], d)
+        self.assertEqual(d.get("detail"), "tls_inspect.on_ech", d)
+        wait_until(lambda: self.tls_origin.connections == 1, 5.0, 0.02, "the origin dialled")
+
     def test_hello_without_sni_is_allowed_and_tagged(self):
         client = MemoryTLSClient(self.cert, None)
         with self.open_tunnel() as c:
