@@ -385,6 +385,55 @@ class ResolutionTest(EmbargoTestCase):
         self.assertEqual(self.dns.queries(self.dns_mark).count("other.test"), first,
                          "the cached answer was not used")
 
+    # -- requests on pooled upstream connections
+    #
+    # A pooled connection skips resolution (its addresses were judged when it
+    # was opened), but every request on it must still be judged on the facts
+    # that connection was opened for: the CNAME chain and the addresses, at
+    # the current policy time, with a log line for every log decision.
+
+    def test_pooled_request_rejudged_on_cname_after_cutoff(self):
+        e = self.start_embargo(now="2024-09-29T03:59:55Z")
+        r = http_get(e.port, self.url("alias.test", "/before"))
+        self.assertEqual((r.status, r.body), (200, b"ok /before\n"), r)
+        d = e.wait_records(lambda x: x.get("host") == "alias.test")[-1]
+        self.assertEqual((d["event"], d["matched_on"]), ("log", "cname"), d)
+        if d["after_cutoff"]:
+            self.skipTest("the embargo started too slowly to see the cutoff pass")
+        self.assertEqual(self.origin.connections, 1)
+        # Wait until the policy clock has passed the updates cutoff.
+        t = time.strptime(d["policy_time"], "%Y-%m-%dT%H:%M:%SZ")
+        left = calendar.timegm(time.strptime(KASPERSKY_UPDATES_CUTOFF, "%Y-%m-%dT%H:%M:%SZ")) - \
+            calendar.timegm(t)
+        self.assertLessEqual(left, 5)
+        time.sleep(left + 1.2)
+        r = http_get(e.port, self.url("alias.test", "/after"))
+        self.assertEqual(r.status, 403, "an alias of an update server was served after the "
+                         "cutoff on a pooled connection: %r" % (r,))
+        d = e.wait_records(lambda x: x.get("host") == "alias.test" and
+                           x.get("event") == "deny")[-1]
+        self.assertEqual((d["matched_on"], d["matched"]), ("cname", DENIED), d)
+        self.assertEqual([h["path"] for h in self.origin.heads], ["/before"])
+
+    def test_pooled_requests_each_logged_cname(self):
+        e = self.start_embargo(now="2024-09-01T00:00:00Z")  # updates: log
+        for i in range(3):
+            r = http_get(e.port, self.url("alias.test", "/k%d" % i))
+            self.assertEqual(r.status, 200, r)
+        # (today the three requests share one pooled upstream connection)
+        recs = e.wait_records(lambda x: x.get("host") == "alias.test", count=3, timeout=3.0)
+        for d in recs:
+            self.assertEqual((d["event"], d["matched_on"]), ("log", "cname"), d)
+
+    def test_pooled_requests_each_logged_hint_address(self):
+        e = self.start_embargo()
+        for i in range(3):
+            r = http_get(e.port, "http://hintnet.test:%d/k%d" % (self.origin.port, i))
+            self.assertEqual(r.status, 200, r)
+        recs = e.wait_records(lambda x: x.get("host") == "hintnet.test", count=3, timeout=3.0)
+        for d in recs:
+            self.assertEqual((d["event"], d["confidence"]), ("log", "hint"), d)
+
     # -- embargo check
 
     def _check(self, *dests):
