@@ -166,6 +166,16 @@ static int on_headers_complete(llhttp_t *lp) {
   } else {
     h->status = lp->status_code;
   }
+  if (h->request && !h->is_connect) {
+    /* Upgrade is stripped when forwarding, so the connection stays HTTP:
+     * llhttp must not stop at the end of this message as if it switched. */
+    lp->upgrade = 0;
+    /* Framing is checked before the head goes anywhere (RFC 9112 6.1): a
+     * request transfer coding must end in chunked, and 1.0 has none. */
+    if ((lp->flags & F_TRANSFER_ENCODING) &&
+        (!(lp->flags & F_CHUNKED) || (lp->http_major == 1 && lp->http_minor == 0)))
+      return fail(p, 400, "Transfer-Encoding that does not end in chunked");
+  }
   h->chunked = (lp->flags & F_CHUNKED) != 0;
   h->has_length = (lp->flags & F_CONTENT_LENGTH) != 0;
   h->content_length = lp->content_length;
@@ -226,7 +236,7 @@ void http1_free(struct http1 *p) {
 }
 
 static int map_error(struct http1 *p, llhttp_errno_t err) {
-  if (err == HPE_USER && p->error_status != 0)
+  if (p->error_status != 0) /* one of our callbacks refused the message */
     return p->error_status;
   p->error_reason = llhttp_get_error_reason(&p->parser);
   if (p->error_reason == NULL)
@@ -432,16 +442,28 @@ void obuf_free(struct obuf *b) {
   memset(b, 0, sizeof(*b));
 }
 
+static bool name_in(const char *name, const char *const *list, size_t n) {
+  size_t i;
+  for (i = 0; i < n; i++)
+    if (strcasecmp(name, list[i]) == 0)
+      return true;
+  return false;
+}
+
 /* Hop-by-hop fields (RFC 9110 7.6.1) plus the ones Embargo sets itself. */
 static bool is_hop_by_hop(const struct http_head *h, const char *name) {
   static const char *const hop[] = {"connection", "proxy-connection", "keep-alive", "te",
                                     "trailer", "upgrade", "proxy-authorization",
                                     "proxy-authenticate", "via"};
-  size_t i;
-  for (i = 0; i < sizeof(hop) / sizeof(hop[0]); i++)
-    if (strcasecmp(name, hop[i]) == 0)
-      return true;
-  /* Fields named by Connection are hop-by-hop too. */
+  /* Framing and routing fields decide where a message ends and where it
+   * goes; a peer naming them in Connection must not make Embargo drop them
+   * (that would let bytes the proxy parsed as a body reach the next hop as
+   * a request nobody checked). */
+  static const char *const keep[] = {"content-length", "transfer-encoding", "host"};
+  if (name_in(name, hop, sizeof(hop) / sizeof(hop[0])))
+    return true;
+  if (name_in(name, keep, sizeof(keep) / sizeof(keep[0])))
+    return false;
   return http_head_has_token(h, "connection", name);
 }
 
