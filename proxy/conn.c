@@ -89,6 +89,8 @@ static void on_timeout(uv_timer_t *t) {
     if (c->head_timing) {
       c->close_after = true;
       respond_error(c, 408, "http_request_error", "request head not received in time");
+    } else if (c->cli.pending > 0) {
+      conn_arm_timer(c, c->srv->cfg->timeouts.idle); /* still taking the last response */
     } else {
       conn_close(c); /* idle keep-alive connection */
     }
@@ -267,6 +269,8 @@ static void on_client_drained(struct endpoint *ep, int status) {
         conn_linger(c);
       else
         conn_next_request(c);
+    } else {
+      conn_arm_timer(c, RESPOND_MS); /* a slow reader, but a reader */
     }
     break;
   case CONN_ST_TUNNEL:
@@ -335,7 +339,7 @@ static void dial_next(struct conn *c) {
       }
       return;
     }
-    c->up = upstream_dial(c->srv, c, sa, c->authority, c->srv->cfg->timeouts.connect,
+    c->up = upstream_dial(c->srv, c, sa, c->addrs, c->authority, c->srv->cfg->timeouts.connect,
                           on_upstream_connected, &err);
     if (c->up != NULL)
       return;
@@ -350,6 +354,9 @@ void conn_dial_address(struct conn *c, const struct sockaddr *addr) {
     respond_error(c, 500, "proxy_internal_error", "out of memory");
     return;
   }
+  if (c->addrs != NULL) /* keep the CNAME chain the address came with */
+    memcpy(one, c->addrs, sizeof(*one));
+  memset(&one->addrs[0], 0, sizeof(one->addrs[0]));
   memcpy(&one->addrs[0], addr,
          addr->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in));
   one->naddrs = 1;
@@ -462,17 +469,38 @@ static int literal_addrs(struct conn *c) {
 }
 
 /* The request passed every check: find it a connection to the destination. */
+/* Reuses an idle connection to the destination, judged on the answer it
+ * was dialled from, as a new dial would be. Returns false if none fits. */
+static bool reuse_pooled(struct conn *c) {
+  struct upstream *up = upstream_take(c->srv, c->authority);
+  struct fact_store st;
+  struct facts facts;
+
+  if (up == NULL)
+    return false;
+  if (up->resolved != NULL && (c->addrs = malloc(sizeof(*c->addrs))) != NULL)
+    memcpy(c->addrs, up->resolved, sizeof(*c->addrs));
+  conn_facts(c, &facts, &st);
+  policy_decide(c->policy, &facts, server_now(c->srv), &c->verdict);
+  if (c->verdict.action == ACTION_DENY) {
+    upstream_release(up); /* it may serve a request that is allowed */
+    respond_deny(c);
+    return true;
+  }
+  c->up = up;
+  up->conn = c;
+  conn_log_verdict(c);
+  conn_set_state(c, CONN_ST_FORWARD);
+  forward_start(c);
+  return true;
+}
+
 static void route_request(struct conn *c) {
   int rc;
   free(c->addrs);
   c->addrs = NULL;
-  if (!c->head->is_connect && (c->up = upstream_take(c->srv, c->authority)) != NULL) {
-    c->up->conn = c; /* its address was checked when it was opened */
-    conn_log_verdict(c);
-    conn_set_state(c, CONN_ST_FORWARD);
-    forward_start(c);
+  if (!c->head->is_connect && reuse_pooled(c))
     return;
-  }
   if (c->dest.kind != HOST_NAME) {
     if (literal_addrs(c) != 0)
       respond_error(c, 500, "proxy_internal_error", "out of memory");
@@ -575,6 +603,8 @@ static int on_request_body(void *ctx, const char *data, size_t len) {
 
   if (c->discard || c->up == NULL)
     return 0;
+  /* A request body still arriving keeps the exchange alive. */
+  conn_arm_timer(c, c->srv->cfg->timeouts.response);
   if (!c->head->chunked)
     return endpoint_write(&c->up->ep, data, len) == 0 ? 0 : -1;
   bufs[0] = uv_buf_init(size, (unsigned)snprintf(size, sizeof(size), "%zx\r\n", len));
@@ -673,6 +703,13 @@ void conn_process_spill(struct conn *c) {
 
 void conn_next_request(struct conn *c) {
   conn_set_state(c, CONN_ST_HEAD);
+  /* Nothing of the last request may leak into what the next one logs. */
+  memset(&c->dest, 0, sizeof(c->dest));
+  memset(&c->verdict, 0, sizeof(c->verdict));
+  c->authority[0] = '\0';
+  c->resp_started = c->resp_done = false;
+  free(c->addrs);
+  c->addrs = NULL;
   c->head_timing = false;
   c->discard = !c->req_done; /* a locally answered request: its end is still to parse */
   c->req_done = false;
@@ -691,8 +728,10 @@ void conn_resume_request(struct conn *c) {
 }
 
 static void on_linger_shutdown(uv_shutdown_t *req, int status) {
-  (void)req;
-  (void)status;
+  struct conn *c = req->handle->data;
+  /* Nothing left to drain once the client has closed its side too. */
+  if (c->state == CONN_ST_LINGER && (c->cli.eof || status < 0))
+    conn_close(c);
 }
 
 void conn_linger(struct conn *c) {

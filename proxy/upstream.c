@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "proxy/conn.h"
+#include "proxy/dns.h"
 #include "proxy/http1.h"
 #include "proxy/log.h"
 #include "proxy/server.h"
@@ -13,6 +14,7 @@ static void on_handle_closed(uv_handle_t *h) {
   struct upstream *up = h->data;
   if (--up->handles == 0) {
     http1_free(up->resp);
+    free(up->resolved);
     free(up);
   }
 }
@@ -96,15 +98,21 @@ static void on_connected(uv_connect_t *req, int status) {
 }
 
 struct upstream *upstream_dial(struct server *srv, struct conn *conn, const struct sockaddr *addr,
-                               const char *key, uint64_t timeout_ms, upstream_connect_cb cb,
-                               int *err) {
+                               const struct dns_result *resolved, const char *key,
+                               uint64_t timeout_ms, upstream_connect_cb cb, int *err) {
   struct upstream *up = calloc(1, sizeof(*up));
   int rc;
 
+  if (up != NULL && resolved != NULL && (up->resolved = malloc(sizeof(*resolved))) == NULL) {
+    free(up);
+    up = NULL;
+  }
   if (up == NULL) {
     *err = UV_ENOMEM;
     return NULL;
   }
+  if (resolved != NULL)
+    memcpy(up->resolved, resolved, sizeof(*resolved));
   up->srv = srv;
   up->conn = conn;
   up->on_connect = cb;

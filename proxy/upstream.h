@@ -17,6 +17,7 @@ struct server;
 struct conn;
 struct http1;
 struct upstream;
+struct dns_result;
 
 /* STATUS is 0 once connected, else a negative libuv code (UV_ETIMEDOUT for
  * the connect timeout). */
@@ -31,6 +32,7 @@ struct upstream {
   upstream_connect_cb on_connect;
   struct http1 *resp;      /* response parser, kept across reuses (owned) */
   struct sockaddr_storage addr;
+  struct dns_result *resolved; /* what the name resolved to when dialled (owned) */
   char key[UPSTREAM_KEY_MAX]; /* "host:port" it was opened for */
   int handles;             /* open handles; freed when it reaches 0 */
   bool connected;
@@ -40,12 +42,14 @@ struct upstream {
   char rbuf[UPSTREAM_RBUF];
 };
 
-/* Starts connecting to ADDR for CONN. Returns the upstream (owned by the
- * caller until upstream_close/upstream_release) or NULL with *err set. CB
- * runs exactly once unless upstream_close comes first. */
+/* Starts connecting to ADDR for CONN. RESOLVED (copied; may be NULL) is the
+ * answer ADDR came from, kept so a reuse from the pool can be judged on the
+ * same facts. Returns the upstream (owned by the caller until
+ * upstream_close/upstream_release) or NULL with *err set. CB runs exactly
+ * once unless upstream_close comes first. */
 struct upstream *upstream_dial(struct server *srv, struct conn *conn, const struct sockaddr *addr,
-                               const char *key, uint64_t timeout_ms, upstream_connect_cb cb,
-                               int *err);
+                               const struct dns_result *resolved, const char *key,
+                               uint64_t timeout_ms, upstream_connect_cb cb, int *err);
 
 /* Closes UP; memory is freed when its handles have closed. Idempotent. */
 void upstream_close(struct upstream *up);
