@@ -2,6 +2,7 @@
 #include "proxy/dns.h"
 
 #include <ares.h>
+#include <netinet/in.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -135,7 +136,7 @@ int resolver_new(uv_loop_t *loop, const char *servers, uint64_t timeout_ms,
   struct dnscache_limits limits = {0};
   struct ares_options opts;
   struct resolver *r;
-  int rc, optmask = ARES_OPT_SOCK_STATE_CB | ARES_OPT_TIMEOUTMS | ARES_OPT_TRIES;
+  int rc, optmask = ARES_OPT_SOCK_STATE_CB | ARES_OPT_TIMEOUTMS | ARES_OPT_TRIES | ARES_OPT_FLAGS;
 
   if ((rc = ares_library_init(ARES_LIB_INIT_ALL)) != ARES_SUCCESS) {
     snprintf(err, errsize, "c-ares: %s", ares_strerror(rc));
@@ -152,6 +153,8 @@ int resolver_new(uv_loop_t *loop, const char *servers, uint64_t timeout_ms,
     return rc;
   }
   memset(&opts, 0, sizeof(opts));
+  /* The name judged is the name resolved: no resolv.conf search suffixes. */
+  opts.flags = ARES_FLAG_NOSEARCH;
   opts.sock_state_cb = on_sock_state;
   opts.sock_state_cb_data = r;
   /* Two tries per server, each a share of the overall lookup budget. */
@@ -218,8 +221,18 @@ static void fill_result(const struct ares_addrinfo *ai, uint16_t port, struct dn
       memcpy(ss, n->ai_addr, sizeof(struct sockaddr_in));
       ((struct sockaddr_in *)ss)->sin_port = htons(port);
     } else if (n->ai_family == AF_INET6 && n->ai_addrlen >= sizeof(struct sockaddr_in6)) {
-      memcpy(ss, n->ai_addr, sizeof(struct sockaddr_in6));
-      ((struct sockaddr_in6 *)ss)->sin6_port = htons(port);
+      const struct in6_addr *a6 = &((const struct sockaddr_in6 *)n->ai_addr)->sin6_addr;
+      if (IN6_IS_ADDR_V4MAPPED(a6)) {
+        /* ::ffff:a.b.c.d is the IPv4 host a.b.c.d: judge and dial it as one. */
+        struct sockaddr_in *in = (struct sockaddr_in *)ss;
+        memset(in, 0, sizeof(*in));
+        in->sin_family = AF_INET;
+        in->sin_port = htons(port);
+        memcpy(&in->sin_addr, &a6->s6_addr[12], 4);
+      } else {
+        memcpy(ss, n->ai_addr, sizeof(struct sockaddr_in6));
+        ((struct sockaddr_in6 *)ss)->sin6_port = htons(port);
+      }
     } else {
       continue;
     }

@@ -164,6 +164,9 @@ void server_free(struct server *srv) {
   srv->policy = NULL;
   netmatch_free(srv->internal);
   srv->internal = NULL;
+  if (srv->ifaddrs != NULL)
+    uv_free_interface_addresses(srv->ifaddrs, srv->nifaddrs);
+  srv->ifaddrs = NULL;
 }
 
 int64_t server_now(const struct server *srv) {
@@ -192,12 +195,29 @@ static bool same_ip(const struct sockaddr *a, const struct sockaddr *b) {
                 &((const struct sockaddr_in6 *)b)->sin6_addr, 16) == 0;
 }
 
+#define IFADDRS_REFRESH_MS 10000
+
+/* This host's interface addresses, re-read at most every 10 s: interfaces
+ * change rarely, requests come often. */
+static void ifaddrs_refresh(struct server *srv) {
+  uint64_t now = uv_now(srv->loop);
+  if (srv->ifaddrs != NULL && now - srv->ifaddrs_at < IFADDRS_REFRESH_MS)
+    return;
+  if (srv->ifaddrs != NULL)
+    uv_free_interface_addresses(srv->ifaddrs, srv->nifaddrs);
+  srv->ifaddrs = NULL;
+  srv->nifaddrs = 0;
+  if (uv_interface_addresses(&srv->ifaddrs, &srv->nifaddrs) != 0) {
+    srv->ifaddrs = NULL;
+    srv->nifaddrs = 0;
+  }
+  srv->ifaddrs_at = now;
+}
+
 /* Whether SA is an address of this host: loopback, unspecified, or bound to
  * one of its interfaces. */
-static bool is_local_address(const struct sockaddr *sa) {
-  uv_interface_address_t *ifs;
-  int n, i;
-  bool local = false;
+static bool is_local_address(struct server *srv, const struct sockaddr *sa) {
+  int i;
 
   if (sa->sa_family == AF_INET) {
     uint32_t a = ntohl(((const struct sockaddr_in *)sa)->sin_addr.s_addr);
@@ -207,40 +227,49 @@ static bool is_local_address(const struct sockaddr *sa) {
              IN6_IS_ADDR_UNSPECIFIED(&((const struct sockaddr_in6 *)sa)->sin6_addr)) {
     return true;
   }
-  if (uv_interface_addresses(&ifs, &n) != 0)
-    return false;
-  for (i = 0; i < n && !local; i++)
-    local = same_ip((const struct sockaddr *)&ifs[i].address, sa);
-  uv_free_interface_addresses(ifs, n);
-  return local;
+  ifaddrs_refresh(srv);
+  for (i = 0; i < srv->nifaddrs; i++)
+    if (same_ip((const struct sockaddr *)&srv->ifaddrs[i].address, sa))
+      return true;
+  return false;
 }
 
-bool server_is_internal(const struct server *srv, const struct sockaddr *addr) {
-  const uint8_t *ip;
-  int family = addr->sa_family;
+/* ::ffff:a.b.c.d as the IPv4 address it is (into TMP); others unchanged. */
+static const struct sockaddr *unmapped(const struct sockaddr *sa, struct sockaddr_in *tmp) {
+  const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
+  if (sa->sa_family != AF_INET6 || !IN6_IS_ADDR_V4MAPPED(&in6->sin6_addr))
+    return sa;
+  memset(tmp, 0, sizeof(*tmp));
+  tmp->sin_family = AF_INET;
+  tmp->sin_port = in6->sin6_port;
+  memcpy(&tmp->sin_addr, &in6->sin6_addr.s6_addr[12], 4);
+  return (const struct sockaddr *)tmp;
+}
 
-  if (family == AF_INET) {
-    ip = (const uint8_t *)&((const struct sockaddr_in *)addr)->sin_addr;
-  } else {
-    ip = (const uint8_t *)&((const struct sockaddr_in6 *)addr)->sin6_addr;
-    if (IN6_IS_ADDR_V4MAPPED((const struct in6_addr *)ip)) {
-      ip += 12;
-      family = AF_INET;
-    }
-  }
+bool server_is_internal(struct server *srv, const struct sockaddr *addr) {
+  struct sockaddr_in tmp;
+  const uint8_t *ip;
+  int family;
+
+  addr = unmapped(addr, &tmp);
+  family = addr->sa_family;
+  ip = family == AF_INET ? (const uint8_t *)&((const struct sockaddr_in *)addr)->sin_addr
+                         : (const uint8_t *)&((const struct sockaddr_in6 *)addr)->sin6_addr;
   if (srv->cfg->internal_allow != NULL &&
       netmatch_lookup(srv->cfg->internal_allow, family, ip, NULL) != NULL)
     return false;
-  return netmatch_lookup(srv->internal, family, ip, NULL) != NULL || is_local_address(addr);
+  return netmatch_lookup(srv->internal, family, ip, NULL) != NULL || is_local_address(srv, addr);
 }
 
-bool server_is_self(const struct server *srv, const struct sockaddr *addr) {
+bool server_is_self(struct server *srv, const struct sockaddr *addr) {
+  struct sockaddr_in tmp;
   size_t i;
+  addr = unmapped(addr, &tmp);
   for (i = 0; i < srv->nlisteners; i++) {
     const struct sockaddr_storage *la = &srv->listeners[i].addr;
     if (port_of((const struct sockaddr *)la) != port_of(addr))
       continue;
-    if (is_wildcard(la) ? is_local_address(addr) : same_ip((const struct sockaddr *)la, addr))
+    if (is_wildcard(la) ? is_local_address(srv, addr) : same_ip((const struct sockaddr *)la, addr))
       return true;
   }
   return false;

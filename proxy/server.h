@@ -35,6 +35,9 @@ struct server {
   struct upstream *idle_head, *idle_tail; /* pooled upstreams, LRU order */
   size_t nidle;
   struct netmatch *internal; /* ranges refused as destinations by default */
+  uv_interface_address_t *ifaddrs; /* this host's addresses, cached */
+  int nifaddrs;
+  uint64_t ifaddrs_at;       /* loop time they were read */
   char via_host[64];         /* received-by in Via: this host's name */
   char via[96];              /* "HOST (embargo/VERSION)" */
   bool stopping;
@@ -62,9 +65,9 @@ int64_t server_now(const struct server *srv);
 /* True if ADDR is an internal destination Embargo refuses: loopback,
  * unspecified, link-local (cloud metadata included), multicast, broadcast,
  * or an address of this host, unless config internal.allow covers it. */
-bool server_is_internal(const struct server *srv, const struct sockaddr *addr);
+bool server_is_internal(struct server *srv, const struct sockaddr *addr);
 
 /* True if ADDR (with port) is one of this server's own listening sockets. */
-bool server_is_self(const struct server *srv, const struct sockaddr *addr);
+bool server_is_self(struct server *srv, const struct sockaddr *addr);
 
 #endif
