@@ -118,12 +118,23 @@ const struct http1_callbacks forward_response_cbs = {
 /* A pooled connection the destination closed just as it was reused fails
  * before any response byte; a request without a body can safely be sent
  * again on a new connection to the same, already checked address. */
+static bool is_idempotent(const char *method) {
+  static const char *const safe[] = {"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"};
+  size_t i;
+  for (i = 0; i < sizeof(safe) / sizeof(safe[0]); i++)
+    if (strcmp(method, safe[i]) == 0)
+      return true;
+  return false;
+}
+
 static bool retry_fresh(struct conn *c) {
   const struct http_head *h = c->head;
   struct sockaddr_storage addr;
 
+  /* The origin may have acted on the request before closing: only an
+   * idempotent one (RFC 9110 9.2.2) may be sent again. */
   if (c->up == NULL || !c->up->reused || c->resp_started || c->interim || !c->req_done ||
-      h->chunked || (h->has_length && h->content_length > 0))
+      h->chunked || (h->has_length && h->content_length > 0) || !is_idempotent(h->method))
     return false;
   memcpy(&addr, &c->up->addr, sizeof(addr));
   upstream_close(c->up);

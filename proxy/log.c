@@ -14,8 +14,13 @@
 #include "filters/timefmt.h"
 #include "proxy/dns.h"
 
-#define LOG_LINE_MAX 8192
+#define LOG_LINE_MAX 16384
 #define LOG_FIELD_MAX 512 /* peer bytes kept per field */
+#define LOG_ITEM_MAX 256  /* peer bytes kept per array element */
+/* Room a field may need: key plus an escaped LOG_FIELD_MAX value. A field
+ * that might not fit is left out (and "truncated" set) rather than cut, so
+ * every line stays valid JSON. */
+#define LOG_FIELD_ROOM (64 + 6 * LOG_FIELD_MAX + 8)
 
 static int log_fd = STDOUT_FILENO;
 static enum log_level diag_level = LOG_INFO;
@@ -121,28 +126,35 @@ size_t log_json_escape(char *buf, size_t pos, size_t size, const char *s, size_t
 struct jline {
   char buf[LOG_LINE_MAX];
   size_t len;
+  bool truncated; /* a field was left out for lack of room */
 };
 
+/* Appends S; callers have checked there is room (see j_key). */
 static void j_raw(struct jline *j, const char *s) {
   size_t n = strlen(s);
-  if (j->len + n < sizeof(j->buf) - 2) {
+  if (j->len + n < sizeof(j->buf) - 32) {
     memcpy(j->buf + j->len, s, n);
     j->len += n;
   }
 }
 
-static void j_key(struct jline *j, const char *key) {
+/* Starts field KEY if a whole field still fits; false if it was left out. */
+static bool j_key(struct jline *j, const char *key) {
+  if (j->len + LOG_FIELD_ROOM > sizeof(j->buf) - 32) {
+    j->truncated = true;
+    return false;
+  }
   j_raw(j, j->len > 1 ? ",\"" : "\"");
   j_raw(j, key);
   j_raw(j, "\":");
+  return true;
 }
 
 static void j_strn(struct jline *j, const char *key, const char *val, size_t len) {
-  if (val == NULL)
+  if (val == NULL || !j_key(j, key))
     return;
-  j_key(j, key);
   j_raw(j, "\"");
-  j->len = log_json_escape(j->buf, j->len, sizeof(j->buf) - 2, val, len, LOG_FIELD_MAX);
+  j->len = log_json_escape(j->buf, j->len, sizeof(j->buf) - 32, val, len, LOG_FIELD_MAX);
   j_raw(j, "\"");
 }
 
@@ -154,24 +166,29 @@ static void j_str(struct jline *j, const char *key, const char *val) {
 static void j_int(struct jline *j, const char *key, long long v) {
   char num[32];
   snprintf(num, sizeof(num), "%lld", v);
-  j_key(j, key);
-  j_raw(j, num);
+  if (j_key(j, key))
+    j_raw(j, num);
 }
 
 static void j_bool(struct jline *j, const char *key, int v) {
-  j_key(j, key);
-  j_raw(j, v ? "true" : "false");
+  if (j_key(j, key))
+    j_raw(j, v ? "true" : "false");
 }
 
 static void j_array(struct jline *j, const char *key, const char *const *vals,
                     const size_t *lens, size_t n) {
   size_t i;
-  j_key(j, key);
+  if (!j_key(j, key))
+    return;
   j_raw(j, "[");
   for (i = 0; i < n; i++) {
+    if (j->len + 16 + 6 * LOG_ITEM_MAX > sizeof(j->buf) - 32) {
+      j->truncated = true; /* the rest of the list does not fit */
+      break;
+    }
     j_raw(j, i ? ",\"" : "\"");
-    j->len = log_json_escape(j->buf, j->len, sizeof(j->buf) - 2, vals[i],
-                             lens != NULL ? lens[i] : strlen(vals[i]), LOG_FIELD_MAX);
+    j->len = log_json_escape(j->buf, j->len, sizeof(j->buf) - 32, vals[i],
+                             lens != NULL ? lens[i] : strlen(vals[i]), LOG_ITEM_MAX);
     j_raw(j, "\"");
   }
   j_raw(j, "]");
@@ -255,6 +272,7 @@ void log_decision(const struct decision *d) {
   /* Milliseconds help correlate lines; insert them before the 'Z'. */
   snprintf(when + 19, sizeof(when) - 19, ".%03ldZ", ts.tv_nsec / 1000000);
   j.len = 0;
+  j.truncated = false;
   j_raw(&j, "{");
   j_str(&j, "time", when);
   j_str(&j, "event", d->event);
@@ -280,6 +298,8 @@ void log_decision(const struct decision *d) {
     j_int(&j, "status", d->status);
   j_str(&j, "error", d->error);
   j_str(&j, "detail", d->detail);
+  if (j.truncated)
+    j_raw(&j, ",\"truncated\":true");
   j.buf[j.len++] = '}';
   j.buf[j.len++] = '\n';
   (void)!write(log_fd, j.buf, j.len);

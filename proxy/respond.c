@@ -113,6 +113,13 @@ void respond_error(struct conn *c, int status, const char *error, const char *de
   char body[512];
   if (c->state == CONN_ST_CLOSED || c->state == CONN_ST_RESPONDING || c->state == CONN_ST_LINGER)
     return;
+  if (c->resp_started) {
+    /* A response is already streaming: an error page would land inside its
+     * body. The client sees a truncated message instead. */
+    respond_log(c, "error", 0, error, detail);
+    conn_close(c);
+    return;
+  }
   snprintf(body, sizeof(body), "Embargo: %d %s\n%s\n", status, reason_phrase(status), detail);
   respond_log(c, "error", status, error, detail);
   respond(c, status, error, detail, body);
