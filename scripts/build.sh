@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 flavour="${1:-release}"
 shift || true
 case "$flavour" in
-  release) dir=build; args=(-DCMAKE_BUILD_TYPE=Release) ;;
+  release) dir=build; args=(-DCMAKE_BUILD_TYPE=Release -DEMBARGO_SANITIZE=OFF) ;;
   asan) dir=build-asan; args=(-DCMAKE_BUILD_TYPE=Debug -DEMBARGO_SANITIZE=ON) ;;
   *) echo "usage: $0 [release|asan]" >&2; exit 2 ;;
 esac
