@@ -52,6 +52,15 @@ int peek_forward(struct conn *c, struct endpoint *up);
 /* peek.c: releases the inspection state. NULL-safe. */
 void peek_free(struct conn *c);
 
+/* tunnel.c: the destination of a CONNECT is connected: 200 (unless sent
+ * already), the peeked hello and any early bytes, then relaying. */
+void tunnel_start(struct conn *c);
+/* tunnel.c: bytes or EOF/error (NREAD < 0) from the client or destination. */
+void tunnel_client_data(struct conn *c, ssize_t nread, const char *data);
+void tunnel_upstream_data(struct conn *c, ssize_t nread, const char *data);
+/* tunnel.c: closes C once both sides sent FIN and everything was written. */
+void tunnel_maybe_close(struct conn *c);
+
 /* forward.c: an upstream for the current request is ready. */
 void forward_start(struct conn *c);
 /* forward.c: response parser callbacks (ctx is the struct upstream). */
