@@ -27,7 +27,15 @@
 static void on_connection(uv_stream_t *s, int status) {
   struct listener *lst = s->data;
   if (status < 0) {
-    log_diag(LOG_WARN, 0, "listener %s: %s", lst->name, uv_strerror(status));
+    /* Out of descriptors, libuv sheds the pending connection; say so at
+     * most once a second rather than once per client. */
+    uint64_t now = uv_now(lst->srv->loop);
+    lst->accept_errors++;
+    if (now - lst->last_error_log >= 1000) {
+      log_diag(LOG_WARN, 0, "listener %s: %s (%llu accept errors so far)", lst->name,
+               uv_strerror(status), (unsigned long long)lst->accept_errors);
+      lst->last_error_log = now;
+    }
     return;
   }
   conn_accept(lst);
