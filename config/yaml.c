@@ -61,12 +61,49 @@ static int check_single(const char *file, yaml_parser_t *parser, char *err, size
   return rc;
 }
 
+#define YAML_MAX_DEPTH 64
+
+/* Refuses documents nested deeper than YAML_MAX_DEPTH before building them:
+ * libyaml's scanner spends time in proportion to the nesting on every token,
+ * so a small file of brackets could stall loading for hours. Stops at the
+ * first event past the limit. Syntax errors are left for the real load. */
+static int check_depth(const char *file, const char *data, size_t len, char *err,
+                       size_t errsize) {
+  yaml_parser_t parser;
+  yaml_event_t ev;
+  int depth = 0, rc = 0;
+  bool done = false;
+
+  if (!yaml_parser_initialize(&parser))
+    return -ENOMEM;
+  yaml_parser_set_input_string(&parser, (const unsigned char *)data, len);
+  while (!done && rc == 0 && yaml_parser_parse(&parser, &ev)) {
+    if (ev.type == YAML_SEQUENCE_START_EVENT || ev.type == YAML_MAPPING_START_EVENT)
+      depth++;
+    else if (ev.type == YAML_SEQUENCE_END_EVENT || ev.type == YAML_MAPPING_END_EVENT)
+      depth--;
+    if (depth > YAML_MAX_DEPTH) {
+      snprintf(err, errsize, "%s:%zu:%zu: syntax error: nested deeper than %d levels", file,
+               ev.start_mark.line + 1, ev.start_mark.column + 1, YAML_MAX_DEPTH);
+      rc = EMB_ECONFIG;
+    }
+    done = ev.type == YAML_STREAM_END_EVENT;
+    yaml_event_delete(&ev);
+  }
+  yaml_parser_delete(&parser);
+  return rc;
+}
+
 int ydoc_load(const char *file, const char *data, size_t len, struct ydoc **out, char *err,
               size_t errsize) {
   yaml_parser_t parser;
   bool have_doc = false;
-  int rc = -ENOMEM;
-  struct ydoc *d = calloc(1, sizeof(*d));
+  int rc = check_depth(file, data, len, err, errsize);
+  struct ydoc *d;
+  if (rc != 0)
+    return rc;
+  rc = -ENOMEM;
+  d = calloc(1, sizeof(*d));
   if (d == NULL || (d->file = strdup(file)) == NULL || !yaml_parser_initialize(&parser)) {
     if (d != NULL)
       free(d->file);

@@ -190,8 +190,8 @@ static void put_part(const struct tls_hello *h, part_fn *part, bool sorted, bool
     part(h, sorted, &hs);
   if (!hs.failed && EVP_DigestFinal_ex(hs.md, md, NULL) != 1)
     hs.failed = true;
-  for (size_t i = 0; i < HASH_HEX; i++)
-    text[i] = hs.len == 0 ? '0' : hex[(md[i / 2] >> (i % 2 ? 0 : 4)) & 15];
+  for (size_t i = 0; i < HASH_HEX; i++) /* a failed digest prints zeros */
+    text[i] = hs.len == 0 || hs.failed ? '0' : hex[(md[i / 2] >> (i % 2 ? 0 : 4)) & 15];
   EVP_MD_CTX_free(hs.md);
   s->failed |= hs.failed;
   sink_put(s, text, HASH_HEX);

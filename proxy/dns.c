@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "filters/normalise.h"
 #include "proxy/dnscache.h"
 #include "proxy/log.h"
 
@@ -210,7 +211,12 @@ static enum dns_status map_status(int status) {
   }
 }
 
-static void fill_result(const struct ares_addrinfo *ai, uint16_t port, struct dns_result *res) {
+/* Fills RES from AI. The CNAME chain is normalised like any name Embargo
+ * judges (DNS is case-insensitive and answers may say DNL-01.GEO...), and a
+ * chain that cannot be judged whole makes the answer unusable: fail closed.
+ * Returns DNS_OK or DNS_BADANSWER. */
+static enum dns_status fill_result(const struct ares_addrinfo *ai, uint16_t port,
+                                   struct dns_result *res) {
   const struct ares_addrinfo_node *n;
   const struct ares_addrinfo_cname *c;
 
@@ -240,11 +246,16 @@ static void fill_result(const struct ares_addrinfo *ai, uint16_t port, struct dn
       res->ttl = (uint32_t)n->ai_ttl;
     res->naddrs++;
   }
-  for (c = ai->cnames; c != NULL && res->ncnames < DNS_MAX_CNAMES; c = c->next) {
+  for (c = ai->cnames; c != NULL; c = c->next) {
+    struct host h;
     if (c->name == NULL)
       continue;
-    snprintf(res->cnames[res->ncnames++], sizeof(res->cnames[0]), "%s", c->name);
+    if (res->ncnames == DNS_MAX_CNAMES ||
+        host_normalise(c->name, strlen(c->name), &h) != 0 || h.kind != HOST_NAME)
+      return DNS_BADANSWER;
+    memcpy(res->cnames[res->ncnames++], h.name, h.len + 1);
   }
+  return DNS_OK;
 }
 
 static uint64_t now_ms(const struct resolver *r) {
@@ -271,7 +282,7 @@ static void on_addrinfo(void *arg, int status, int timeouts, struct ares_addrinf
   if (res == NULL)
     st = DNS_ERROR;
   else if (st == DNS_OK && ai != NULL)
-    fill_result(ai, 0, res);
+    st = fill_result(ai, 0, res);
   if (st == DNS_OK && (res == NULL || res->naddrs == 0))
     st = DNS_NODATA;
   if (ai != NULL)
@@ -371,6 +382,8 @@ void dns_result_facts(const struct dns_result *r, struct facts *f, struct fact_s
 }
 
 const char *dns_status_name(enum dns_status s) {
-  static const char *const names[] = {"NOERROR", "NXDOMAIN", "NODATA", "timeout", "SERVFAIL", "error"};
+  static const char *const names[] = {"NOERROR",  "NXDOMAIN",   "NODATA",
+                                      "timeout",  "SERVFAIL",   "unusable CNAME chain",
+                                      "error"};
   return s <= DNS_ERROR ? names[s] : "error";
 }

@@ -12,7 +12,7 @@
 #include "filters/policy-t.h"
 
 #define DNS_MAX_ADDRS 16
-#define DNS_MAX_CNAMES 8
+#define DNS_MAX_CNAMES 16
 
 enum dns_status {
   DNS_OK,
@@ -20,6 +20,7 @@ enum dns_status {
   DNS_NODATA,   /* the name exists but has no A/AAAA records */
   DNS_TIMEOUT,  /* no server answered in time */
   DNS_SERVFAIL, /* servers failed or refused */
+  DNS_BADANSWER,/* a CNAME that is not a host name, or a chain too long to judge */
   DNS_ERROR     /* anything else (bad name, out of memory, shutdown) */
 };
 
@@ -27,7 +28,7 @@ struct dns_result {
   size_t naddrs;
   struct sockaddr_storage addrs[DNS_MAX_ADDRS]; /* in the order to try */
   size_t ncnames;
-  char cnames[DNS_MAX_CNAMES][254]; /* CNAME chain targets, in order */
+  char cnames[DNS_MAX_CNAMES][254]; /* CNAME chain targets, in order, normalised */
   uint32_t ttl;                     /* smallest TTL seen */
 };
 

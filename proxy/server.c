@@ -63,8 +63,10 @@ static int listener_open(struct server *srv, struct listener *lst, const struct 
  * host's own addresses, found at lookup time). */
 static const char *const internal_ranges[] = {
     "0.0.0.0/8",   "127.0.0.0/8", "169.254.0.0/16", "224.0.0.0/4", "255.255.255.255/32",
-    "::/128",      "::1/128",     "fe80::/10",      "ff00::/8",
+    "::/96",       "fe80::/10",   "ff00::/8",
 };
+
+static const uint8_t nat64_prefix[12] = {0x00, 0x64, 0xff, 0x9b};
 
 static int internal_init(struct server *srv) {
   size_t i;
@@ -266,6 +268,10 @@ bool server_is_internal(struct server *srv, const struct sockaddr *addr) {
   if (srv->cfg->internal_allow != NULL &&
       netmatch_lookup(srv->cfg->internal_allow, family, ip, NULL) != NULL)
     return false;
+  /* 64:ff9b::a.b.c.d reaches a.b.c.d through a NAT64 gateway (RFC 6052). */
+  if (family == AF_INET6 && memcmp(ip, nat64_prefix, sizeof(nat64_prefix)) == 0 &&
+      netmatch_lookup(srv->internal, AF_INET, ip + 12, NULL) != NULL)
+    return true;
   return netmatch_lookup(srv->internal, family, ip, NULL) != NULL || is_local_address(srv, addr);
 }
 
