@@ -121,6 +121,12 @@ static int check_one(const struct config *cfg, const struct check_opts *o, const
       policy_decide(cfg->policy, &facts, o->now, &v);
     }
   }
+  if (resolved && st != DNS_OK && v.action != ACTION_DENY) {
+    /* The proxy would answer 502/504 and open no connection. */
+    printf("%s:%u: UNREACHABLE\n", h.name, h.port);
+    print_resolution(st, &res);
+    return 1;
+  }
   printf("%s:%u: %s\n", h.name, h.port, v.action == ACTION_DENY ? "DENY"
                                          : v.action == ACTION_LOG ? "ALLOW (logged)"
                                                                   : "ALLOW");

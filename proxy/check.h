@@ -19,7 +19,8 @@ struct check_opts {
 };
 
 /* Prints a verdict for each of DESTS (NAME, IP, NAME:PORT, [v6]:PORT).
- * Returns 0 if all are allowed, 1 if any is denied, 2 if any is invalid. */
+ * Returns 0 if all are allowed, 1 if any is denied or does not resolve (the
+ * proxy would open no connection), 2 if any is invalid. */
 int check_run(const struct config *cfg, const struct check_opts *o, int ndests,
               char *const *dests);
 

@@ -66,7 +66,29 @@ static const char *const internal_ranges[] = {
     "::/96",       "fe80::/10",   "ff00::/8",
 };
 
-static const uint8_t nat64_prefix[12] = {0x00, 0x64, 0xff, 0x9b};
+/* The IPv4 address an IPv6 address stands for, where a translator or tunnel
+ * would deliver it there: NAT64 64:ff9b::/96 (RFC 6052) and the local-use
+ * 64:ff9b:1::/48 (RFC 8215, RFC 6052 /48 layout), SIIT ::ffff:0:a.b.c.d, and
+ * 6to4 2002:a.b.c.d::/48. */
+static bool embedded_v4(const uint8_t ip[16], uint8_t v4[4]) {
+  static const uint8_t nat64[12] = {0x00, 0x64, 0xff, 0x9b};
+  static const uint8_t nat64_local[6] = {0x00, 0x64, 0xff, 0x9b, 0x00, 0x01};
+  static const uint8_t siit[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0, 0};
+
+  if (memcmp(ip, nat64, sizeof(nat64)) == 0 || memcmp(ip, siit, sizeof(siit)) == 0) {
+    memcpy(v4, ip + 12, 4);
+  } else if (memcmp(ip, nat64_local, sizeof(nat64_local)) == 0) {
+    v4[0] = ip[6];
+    v4[1] = ip[7]; /* ip[8] is the reserved "u" octet */
+    v4[2] = ip[9];
+    v4[3] = ip[10];
+  } else if (ip[0] == 0x20 && ip[1] == 0x02) {
+    memcpy(v4, ip + 2, 4);
+  } else {
+    return false;
+  }
+  return true;
+}
 
 static int internal_init(struct server *srv) {
   size_t i;
@@ -259,6 +281,7 @@ static const struct sockaddr *unmapped(const struct sockaddr *sa, struct sockadd
 bool server_is_internal(struct server *srv, const struct sockaddr *addr) {
   struct sockaddr_in tmp;
   const uint8_t *ip;
+  uint8_t v4[4];
   int family;
 
   addr = unmapped(addr, &tmp);
@@ -268,9 +291,8 @@ bool server_is_internal(struct server *srv, const struct sockaddr *addr) {
   if (srv->cfg->internal_allow != NULL &&
       netmatch_lookup(srv->cfg->internal_allow, family, ip, NULL) != NULL)
     return false;
-  /* 64:ff9b::a.b.c.d reaches a.b.c.d through a NAT64 gateway (RFC 6052). */
-  if (family == AF_INET6 && memcmp(ip, nat64_prefix, sizeof(nat64_prefix)) == 0 &&
-      netmatch_lookup(srv->internal, AF_INET, ip + 12, NULL) != NULL)
+  if (family == AF_INET6 && embedded_v4(ip, v4) &&
+      netmatch_lookup(srv->internal, AF_INET, v4, NULL) != NULL)
     return true;
   return netmatch_lookup(srv->internal, family, ip, NULL) != NULL || is_local_address(srv, addr);
 }

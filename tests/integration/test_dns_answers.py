@@ -2,7 +2,8 @@
 setup (dnsmasq) cannot produce. A small UDP DNS server on loopback answers
 with upper-case and mixed-case CNAME targets, chains of up to 20 links and
 targets that are not host names; others resolve only to IPv6 addresses that
-embed an internal IPv4 address (NAT64 64:ff9b::/96, IPv4-compatible ::/96).
+embed an internal IPv4 address (NAT64 64:ff9b::/96 and 64:ff9b:1::/48,
+IPv4-compatible ::/96, IPv4-translated ::ffff:0:0/96, 6to4 2002::/16).
 
 Pinned behaviour:
   - every CNAME target is normalised (lower case, no trailing dot) before it
@@ -209,6 +210,9 @@ ZONE = {
     "nat64-meta.test": {"aaaa": ["64:ff9b::a9fe:a9fe"]},      # 169.254.169.254
     "nat64-ext.test": {"aaaa": ["64:ff9b::cb00:7101"]},       # 203.0.113.1: not internal
     "compat.test": {"aaaa": ["::7f00:1"]},                    # ::127.0.0.1
+    "nat64-local.test": {"aaaa": ["64:ff9b:1:7f00:0:100::"]}, # /48 local-use, 127.0.0.1
+    "siit.test": {"aaaa": ["::ffff:0:7f00:1"]},               # IPv4-translated 127.0.0.1
+    "sixtofour.test": {"aaaa": ["2002:7f00:1::1"]},           # 6to4 of 127.0.0.1
     "compat-meta.test": {"aaaa": ["::a9fe:a9fe"]},
     "nat64-cname.test": {"chain": ["Target.Nat64.Test."], "aaaa": ["64:ff9b::7f00:1"],
                          "aaaa_chain": True},
@@ -227,6 +231,9 @@ def guard_vendor_file(workdir):
                 "    cutoff: 2020-01-01T00:00:00Z\n"
                 "    networks:\n"
                 "      - 64:ff9b::/96\n"
+                "      - 64:ff9b:1::/48\n"
+                "      - ::ffff:0:0/96\n"
+                "      - 2002::/16\n"
                 "      - ::/96\n")
     return path
 
@@ -489,6 +496,15 @@ class InternalV6Test(DnsAnswersCase):
 
     def test_ipv4_compatible_metadata_address_refused(self):
         self.assert_internal("compat-meta.test")
+
+    def test_local_use_nat64_of_loopback_refused(self):
+        self.assert_internal("nat64-local.test")
+
+    def test_ipv4_translated_loopback_refused(self):
+        self.assert_internal("siit.test")
+
+    def test_6to4_of_loopback_refused(self):
+        self.assert_internal("sixtofour.test")
 
     def test_literals_refused_without_resolving(self):
         # A literal is judged by address before the internal check, so the
