@@ -641,6 +641,7 @@ void conn_next_request(struct conn *c) {
   memset(&c->dest, 0, sizeof(c->dest));
   memset(&c->verdict, 0, sizeof(c->verdict));
   c->authority[0] = '\0';
+  c->head = NULL; /* set again by the next head */
   c->resp_started = c->resp_done = false;
   free(c->addrs);
   c->addrs = NULL;
