@@ -351,7 +351,7 @@ static const struct exception_rule *find_exception(const struct policy *p,
   return e != NULL && host_fits(h, e->pattern) ? e : NULL;
 }
 
-static int strength(enum action a) {
+int action_strength(enum action a) {
   return a == ACTION_DENY ? 2 : a == ACTION_LOG ? 1 : 0;
 }
 
@@ -378,7 +378,7 @@ static void judge(const struct rule *rule, const struct exception_rule *e, int64
 static void keep_stricter(struct verdict *best, const struct verdict *cand) {
   if (cand->rule == NULL)
     return;
-  if (best->rule == NULL || strength(cand->action) > strength(best->action))
+  if (best->rule == NULL || action_strength(cand->action) > action_strength(best->action))
     *best = *cand;
 }
 

@@ -88,6 +88,8 @@ const struct rule *policy_rule_at(const struct policy *p, size_t i);
 const struct exception_rule *policy_exception_at(const struct policy *p, size_t i);
 
 const char *action_name(enum action a);             /* "allow", "log", "deny" */
+/* How strict A is: deny 2, log 1, allow 0 (the strictest verdict wins). */
+int action_strength(enum action a);
 int action_parse(const char *s, enum action *out);  /* 0 or -EINVAL */
 
 #endif

@@ -747,19 +747,12 @@ void conn_upstream_read(struct conn *c, struct upstream *up, ssize_t nread, cons
 /* ---- accept ------------------------------------------------------------- */
 
 static bool client_allowed(const struct config *cfg, const struct sockaddr_storage *ss) {
-  const uint8_t *addr;
-  int family = ss->ss_family;
-  if (family == AF_INET) {
-    addr = (const uint8_t *)&((const struct sockaddr_in *)ss)->sin_addr;
-  } else {
-    addr = (const uint8_t *)&((const struct sockaddr_in6 *)ss)->sin6_addr;
-    /* A v4 client on a dual-stack socket is judged as v4. */
-    if (IN6_IS_ADDR_V4MAPPED((const struct in6_addr *)addr)) {
-      addr += 12;
-      family = AF_INET;
-    }
-  }
-  return netmatch_lookup(cfg->clients, family, addr, NULL) != NULL;
+  struct sockaddr_in tmp; /* a v4 client on a dual-stack socket is judged as v4 */
+  const struct sockaddr *sa = sockaddr_unmapped((const struct sockaddr *)ss, &tmp);
+  const uint8_t *addr = sa->sa_family == AF_INET
+                            ? (const uint8_t *)&((const struct sockaddr_in *)sa)->sin_addr
+                            : (const uint8_t *)&((const struct sockaddr_in6 *)sa)->sin6_addr;
+  return netmatch_lookup(cfg->clients, sa->sa_family, addr, NULL) != NULL;
 }
 
 static struct conn *conn_new(struct listener *lst) {

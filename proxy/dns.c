@@ -227,18 +227,13 @@ static enum dns_status fill_result(const struct ares_addrinfo *ai, uint16_t port
       memcpy(ss, n->ai_addr, sizeof(struct sockaddr_in));
       ((struct sockaddr_in *)ss)->sin_port = htons(port);
     } else if (n->ai_family == AF_INET6 && n->ai_addrlen >= sizeof(struct sockaddr_in6)) {
-      const struct in6_addr *a6 = &((const struct sockaddr_in6 *)n->ai_addr)->sin6_addr;
-      if (IN6_IS_ADDR_V4MAPPED(a6)) {
-        /* ::ffff:a.b.c.d is the IPv4 host a.b.c.d: judge and dial it as one. */
-        struct sockaddr_in *in = (struct sockaddr_in *)ss;
-        memset(in, 0, sizeof(*in));
-        in->sin_family = AF_INET;
-        in->sin_port = htons(port);
-        memcpy(&in->sin_addr, &a6->s6_addr[12], 4);
-      } else {
-        memcpy(ss, n->ai_addr, sizeof(struct sockaddr_in6));
+      struct sockaddr_in tmp;
+      const struct sockaddr *sa = sockaddr_unmapped(n->ai_addr, &tmp);
+      memcpy(ss, sa, sa == n->ai_addr ? sizeof(struct sockaddr_in6) : sizeof(tmp));
+      if (sa == n->ai_addr)
         ((struct sockaddr_in6 *)ss)->sin6_port = htons(port);
-      }
+      else
+        ((struct sockaddr_in *)ss)->sin_port = htons(port);
     } else {
       continue;
     }
@@ -361,6 +356,17 @@ void resolver_cancel(struct dns_query **handle) {
 
 void resolver_stats(const struct resolver *r, struct dnscache_stats *out) {
   dnscache_stats(r->cache, out);
+}
+
+const struct sockaddr *sockaddr_unmapped(const struct sockaddr *sa, struct sockaddr_in *tmp) {
+  const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
+  if (sa->sa_family != AF_INET6 || !IN6_IS_ADDR_V4MAPPED(&in6->sin6_addr))
+    return sa;
+  memset(tmp, 0, sizeof(*tmp));
+  tmp->sin_family = AF_INET;
+  tmp->sin_port = in6->sin6_port;
+  memcpy(&tmp->sin_addr, &in6->sin6_addr.s6_addr[12], 4);
+  return (const struct sockaddr *)tmp;
 }
 
 void dns_result_facts(const struct dns_result *r, struct facts *f, struct fact_store *st) {

@@ -85,6 +85,11 @@ int resolver_lookup(struct resolver *r, const char *name, uint16_t port, dns_cb 
  * ares_cancel would cancel every query on the channel. */
 void resolver_cancel(struct dns_query **handle);
 
-const char *dns_status_name(enum dns_status s); /* "NXDOMAIN", "timeout", ... */
+const char *dns_status_name(enum dns_status s);
+
+/* SA itself, or, for an IPv4-mapped IPv6 address (::ffff:a.b.c.d), the IPv4
+ * address it is, written into TMP: such an address is judged, compared and
+ * dialled as IPv4 everywhere. */
+const struct sockaddr *sockaddr_unmapped(const struct sockaddr *sa, struct sockaddr_in *tmp); /* "NXDOMAIN", "timeout", ... */
 
 #endif

@@ -87,10 +87,6 @@ static void gather_hello(struct conn *c, struct peek *pk) {
     add_tag(ev, "ech");
 }
 
-static int strength(enum action a) {
-  return a == ACTION_DENY ? 2 : a == ACTION_LOG ? 1 : 0;
-}
-
 /* The configured action for what the parser (or the clock) said, and the
  * outcome name for the log. */
 static enum action outcome_action(const struct conn *c, enum tls_hello_status st, bool timed_out,
@@ -106,9 +102,9 @@ static enum action outcome_action(const struct conn *c, enum tls_hello_status st
   switch (st) {
   case TLS_HELLO_ST_HELLO:
     *outcome = "hello";
-    if (pk->ev.nsni == 0 && strength(tls->on_no_sni) > strength(a))
+    if (pk->ev.nsni == 0 && action_strength(tls->on_no_sni) > action_strength(a))
       a = tls->on_no_sni;
-    if (pk->ev.ech && strength(tls->on_ech) > strength(a))
+    if (pk->ev.ech && action_strength(tls->on_ech) > action_strength(a))
       a = tls->on_ech;
     return a;
   case TLS_HELLO_ST_NOT_TLS: *outcome = "not_tls"; return tls->on_not_tls;
@@ -154,7 +150,7 @@ static void peek_decide(struct conn *c, bool timed_out) {
   policy_decide(c->policy, &facts, server_now(c->srv), &c->verdict);
   outcome = outcome_action(c, st, timed_out, &pk->ev.outcome);
   detail[0] = '\0';
-  if (strength(outcome) > strength(c->verdict.action)) {
+  if (action_strength(outcome) > action_strength(c->verdict.action)) {
     snprintf(detail, sizeof(detail), "tls_inspect.on_%s", timed_out ? "timeout"
              : st == TLS_HELLO_ST_HELLO ? (pk->ev.nsni == 0 ? "no_sni" : "ech")
                                         : pk->ev.outcome);

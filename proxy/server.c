@@ -266,25 +266,13 @@ static bool is_local_address(struct server *srv, const struct sockaddr *sa) {
   return false;
 }
 
-/* ::ffff:a.b.c.d as the IPv4 address it is (into TMP); others unchanged. */
-static const struct sockaddr *unmapped(const struct sockaddr *sa, struct sockaddr_in *tmp) {
-  const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
-  if (sa->sa_family != AF_INET6 || !IN6_IS_ADDR_V4MAPPED(&in6->sin6_addr))
-    return sa;
-  memset(tmp, 0, sizeof(*tmp));
-  tmp->sin_family = AF_INET;
-  tmp->sin_port = in6->sin6_port;
-  memcpy(&tmp->sin_addr, &in6->sin6_addr.s6_addr[12], 4);
-  return (const struct sockaddr *)tmp;
-}
-
 bool server_is_internal(struct server *srv, const struct sockaddr *addr) {
   struct sockaddr_in tmp;
   const uint8_t *ip;
   uint8_t v4[4];
   int family;
 
-  addr = unmapped(addr, &tmp);
+  addr = sockaddr_unmapped(addr, &tmp);
   family = addr->sa_family;
   ip = family == AF_INET ? (const uint8_t *)&((const struct sockaddr_in *)addr)->sin_addr
                          : (const uint8_t *)&((const struct sockaddr_in6 *)addr)->sin6_addr;
@@ -300,7 +288,7 @@ bool server_is_internal(struct server *srv, const struct sockaddr *addr) {
 bool server_is_self(struct server *srv, const struct sockaddr *addr) {
   struct sockaddr_in tmp;
   size_t i;
-  addr = unmapped(addr, &tmp);
+  addr = sockaddr_unmapped(addr, &tmp);
   for (i = 0; i < srv->nlisteners; i++) {
     const struct sockaddr_storage *la = &srv->listeners[i].addr;
     if (port_of((const struct sockaddr *)la) != port_of(addr))
