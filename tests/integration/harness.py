@@ -15,6 +15,7 @@ environment starts every embargo with -v (debug diagnostics, printed with
 the decision log when a test fails).
 """
 
+import collections
 import hashlib
 import http.server
 import json
@@ -25,6 +26,7 @@ import shutil
 import socket
 import socketserver
 import ssl
+import struct
 import subprocess
 import sys
 import tempfile
@@ -101,6 +103,62 @@ def wait_until(pred, timeout, interval=0.05, what="condition"):
     raise AssertionError("timed out after %.1fs waiting for %s" % (timeout, what))
 
 
+def read_text(path):
+    """The whole file at PATH decoded as UTF-8 (bad bytes replaced); "" when
+    it cannot be read."""
+    try:
+        with open(path, "rb") as f:
+            return f.read().decode("utf-8", "replace")
+    except OSError:
+        return ""
+
+
+def read_to_eof(conn, timeout=None):
+    """Reads CONN (a socket with a timeout) until EOF or TIMEOUT seconds
+    (IO_TIMEOUT by default): (bytes read, whether EOF was seen)."""
+    data = bytearray()
+    deadline = time.monotonic() + (IO_TIMEOUT if timeout is None else timeout)
+    while time.monotonic() < deadline:
+        try:
+            b = conn.recv(65536)
+        except socket.timeout:
+            continue
+        if not b:
+            return bytes(data), True
+        data += b
+    return bytes(data), False
+
+
+# ---- loopback servers ---------------------------------------------------------
+
+
+def loopback_listener(backlog, timeout):
+    """A TCP socket listening on 127.0.0.1 (a port the kernel picks), with
+    SO_REUSEADDR and TIMEOUT on accept."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((LOOPBACK, 0))
+    sock.listen(backlog)
+    sock.settimeout(timeout)
+    return sock
+
+
+def serve_until_stopped(stop, receive, handle, seconds=None):
+    """Calls HANDLE(RECEIVE()) until the event STOP is set, RECEIVE raises
+    OSError (its socket was closed) or, if given, SECONDS have passed. A
+    socket.timeout from RECEIVE just goes round again (RECEIVE is a blocking
+    call on a socket with a short timeout, such as accept or recvfrom)."""
+    deadline = None if seconds is None else time.monotonic() + seconds
+    while not stop.is_set() and (deadline is None or time.monotonic() < deadline):
+        try:
+            item = receive()
+        except socket.timeout:
+            continue
+        except OSError:
+            return
+        handle(item)
+
+
 # ---- deterministic content ----------------------------------------------------
 
 BLOCK_LEN = (1 << 20) + 13  # odd length: no alignment with any buffer size
@@ -172,6 +230,112 @@ def dns_query(port, name, qtype=1, timeout=1.0):
         return r[3] & 15
 
 
+def embargo_check(resolver_port, dests, options=()):
+    """Runs `embargo check OPTIONS --resolver 127.0.0.1:RESOLVER_PORT DESTS`:
+    (exit code, stdout, stderr), both decoded as UTF-8 (stdout leniently)."""
+    p = subprocess.run([BINARY, "check"] + list(options) +
+                       ["--resolver", "%s:%d" % (LOOPBACK, resolver_port)] + list(dests),
+                       stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                       stderr=subprocess.PIPE, timeout=60)
+    return p.returncode, p.stdout.decode("utf-8", "replace"), p.stderr.decode()
+
+
+DnsQuestion = collections.namedtuple("DnsQuestion", "labels name qtype end")
+
+
+def parse_question(msg):
+    """The question of the DNS query MSG as a DnsQuestion: labels (tuple of
+    raw label bytes), name (lower case, dotted, no trailing dot), qtype, and
+    end (offset just past the question's type and class). Raises ValueError
+    for a compressed or overlong name, IndexError or struct.error when MSG
+    is cut short."""
+    pos, labels = 12, []
+    for _ in range(128):
+        n = msg[pos]
+        if n == 0:
+            break
+        if n & 0xC0:
+            raise ValueError("compressed question")
+        labels.append(bytes(msg[pos + 1:pos + 1 + n]))
+        pos += 1 + n
+    else:
+        raise ValueError("name too long")
+    qtype = struct.unpack(">H", msg[pos + 1:pos + 3])[0]
+    name = b".".join(labels).decode("ascii", "replace").lower()
+    return DnsQuestion(tuple(labels), name, qtype, pos + 5)
+
+
+class LoopbackDns:
+    """A scriptable UDP DNS server on 127.0.0.1. Subclasses define
+    answer(msg, question) returning the reply to the query MSG (QUESTION
+    from parse_question). Every parsed query is recorded in `queries` as
+    (name, qtype). A query that cannot be parsed or answered (ValueError,
+    IndexError, struct.error, AssertionError) is recorded in `errors` as a
+    repr and gets no reply. With DELAY, each reply is sent DELAY seconds
+    later from a timer thread; stop() cancels and joins the timers."""
+
+    def __init__(self, delay=None):
+        self.delay = delay
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind((LOOPBACK, 0))
+        self.sock.settimeout(0.1)
+        self.port = self.sock.getsockname()[1]
+        self.lock = threading.Lock()
+        self.queries = []
+        self.errors = []
+        self._stop = threading.Event()
+        self._timers = []
+        self._thread = None
+
+    def answer(self, msg, question):
+        raise NotImplementedError
+
+    def start(self):
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+        return self
+
+    def _serve(self):
+        serve_until_stopped(self._stop, lambda: self.sock.recvfrom(4096), self._query)
+
+    def _query(self, pair):
+        msg, peer = pair
+        try:
+            q = parse_question(msg)
+            with self.lock:
+                self.queries.append((q.name, q.qtype))
+            reply = self.answer(msg, q)
+        except (ValueError, IndexError, struct.error, AssertionError) as e:
+            with self.lock:
+                self.errors.append(repr(e))
+            return
+        if self.delay is None:
+            self._send(reply, peer)
+            return
+        t = threading.Timer(self.delay, self._send, args=(reply, peer))
+        t.daemon = True
+        with self.lock:
+            self._timers.append(t)
+        t.start()
+
+    def _send(self, reply, peer):
+        try:
+            self.sock.sendto(reply, peer)
+        except OSError:
+            pass
+
+    def stop(self):
+        self._stop.set()
+        with self.lock:
+            timers = list(self._timers)
+        for t in timers:
+            t.cancel()
+            t.join(timeout=5)
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        self.sock.close()
+
+
 class Dnsmasq:
     """dnsmasq answering the test names, logging every query to a file."""
 
@@ -226,11 +390,7 @@ class Dnsmasq:
         return self
 
     def stderr_text(self):
-        try:
-            with open(self.stderr_path, "rb") as f:
-                return f.read().decode("utf-8", "replace")
-        except OSError:
-            return ""
+        return read_text(self.stderr_path)
 
     def mark(self):
         """A position in the query log; queries(since=mark) lists later ones."""
@@ -535,7 +695,36 @@ class TLSOrigin(Origin):
         return self.ctx.wrap_socket(sock, server_side=True, do_handshake_on_connect=False), addr
 
 
-class TCPServer:
+class LoopbackTCPServer:
+    """A TCP server on 127.0.0.1 (a port the kernel picks) accepting on its
+    own thread from start() to stop(); subclasses define _accepted(pair),
+    called with each (conn, addr) that accept returns."""
+
+    def __init__(self, backlog=16, timeout=0.2):
+        self.sock = loopback_listener(backlog, timeout)
+        self.port = self.sock.getsockname()[1]
+        self._stop = threading.Event()
+        self._thread = None
+
+    def start(self):
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+        return self
+
+    def _serve(self):
+        serve_until_stopped(self._stop, self.sock.accept, self._accepted)
+
+    def _accepted(self, pair):
+        raise NotImplementedError
+
+    def stop(self):
+        self._stop.set()
+        self.sock.close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+
+class TCPServer(LoopbackTCPServer):
     """A raw TCP server on 127.0.0.1 for tunnel tests.
 
     mode "echo": reads until EOF, then answers b"ECHO " + what it read and closes.
@@ -546,47 +735,15 @@ class TCPServer:
     GREETING = b"HELLO FROM SERVER\n"
 
     def __init__(self, mode="echo"):
+        super().__init__(16, 0.2)
         self.mode = mode
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind((LOOPBACK, 0))
-        self.sock.listen(16)
-        self.sock.settimeout(0.2)
-        self.port = self.sock.getsockname()[1]
         self.received = []
         self.connections = 0
         self.saw_eof = []
-        self._stop = threading.Event()
-        self._thread = None
 
-    def start(self):
-        self._thread = threading.Thread(target=self._serve, daemon=True)
-        self._thread.start()
-        return self
-
-    def _serve(self):
-        while not self._stop.is_set():
-            try:
-                conn, _ = self.sock.accept()
-            except socket.timeout:
-                continue
-            except OSError:
-                return
-            self.connections += 1
-            threading.Thread(target=self._handle, args=(conn,), daemon=True).start()
-
-    def _read_to_eof(self, conn):
-        data = bytearray()
-        deadline = time.monotonic() + IO_TIMEOUT
-        while time.monotonic() < deadline:
-            try:
-                b = conn.recv(65536)
-            except socket.timeout:
-                continue
-            if not b:
-                return bytes(data), True
-            data += b
-        return bytes(data), False
+    def _accepted(self, pair):
+        self.connections += 1
+        threading.Thread(target=self._handle, args=(pair[0],), daemon=True).start()
 
     def _handle(self, conn):
         conn.settimeout(0.5)
@@ -594,11 +751,11 @@ class TCPServer:
             if self.mode == "greet-first":
                 conn.sendall(self.GREETING)
                 conn.shutdown(socket.SHUT_WR)
-                data, eof = self._read_to_eof(conn)
+                data, eof = read_to_eof(conn)
                 self.received.append(data)
                 self.saw_eof.append(eof)
             else:
-                data, eof = self._read_to_eof(conn)
+                data, eof = read_to_eof(conn)
                 self.received.append(data)
                 self.saw_eof.append(eof)
                 if eof:
@@ -607,12 +764,6 @@ class TCPServer:
             pass
         finally:
             conn.close()
-
-    def stop(self):
-        self._stop.set()
-        self.sock.close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
 
 
 # ---- embargo ---------------------------------------------------------------------
@@ -760,18 +911,10 @@ class Embargo:
         return 0
 
     def stderr_text(self):
-        try:
-            with open(self.stderr_path, "rb") as f:
-                return f.read().decode("utf-8", "replace")
-        except OSError:
-            return ""
+        return read_text(self.stderr_path)
 
     def log_text(self):
-        try:
-            with open(self.log_path, "rb") as f:
-                return f.read().decode("utf-8", "replace")
-        except OSError:
-            return ""
+        return read_text(self.log_path)
 
     def records(self):
         """Every decision log line, each parsed with json.loads (one object a line)."""

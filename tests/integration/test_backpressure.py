@@ -124,32 +124,17 @@ class BackpressureTest(EmbargoTestCase):
         self.assert_healthy()
 
 
-class BulkServer:
+class BulkServer(harness.LoopbackTCPServer):
     """Sends 200 MB to each connection as fast as the peer takes it."""
 
     def __init__(self):
-        import threading
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind((harness.LOOPBACK, 0))
-        self.sock.listen(8)
-        self.sock.settimeout(0.2)
-        self.port = self.sock.getsockname()[1]
+        super().__init__(8, 0.2)
         self.sent = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._serve, daemon=True)
-        self._thread.start()
+        self.start()
 
-    def _serve(self):
+    def _accepted(self, pair):
         import threading
-        while not self._stop.is_set():
-            try:
-                conn, _ = self.sock.accept()
-            except socket.timeout:
-                continue
-            except OSError:
-                return
-            threading.Thread(target=self._send, args=(conn,), daemon=True).start()
+        threading.Thread(target=self._send, args=(pair[0],), daemon=True).start()
 
     def _send(self, conn):
         conn.settimeout(30)
@@ -163,11 +148,6 @@ class BulkServer:
             pass
         finally:
             conn.close()
-
-    def stop(self):
-        self._stop.set()
-        self.sock.close()
-        self._thread.join(timeout=5)
 
 
 if __name__ == "__main__":

@@ -25,10 +25,8 @@ import os
 import shutil
 import socket
 import struct
-import subprocess
 import sys
 import tempfile
-import threading
 import time
 import unittest
 
@@ -83,7 +81,7 @@ class _Writer:
         struct.pack_into(">H", self.buf, at, len(self.buf) - at - 2)
 
 
-class ChainDns:
+class ChainDns(harness.LoopbackDns):
     """UDP DNS server on 127.0.0.1 answering from ZONE: name -> dict with
       chain       CNAME targets in order, each a str or a tuple of raw labels;
       a, aaaa     addresses of the last name in the chain;
@@ -92,63 +90,19 @@ class ChainDns:
     Other names get NXDOMAIN. Every query is recorded as (name, qtype)."""
 
     def __init__(self, zone):
+        super().__init__()
         self.zone = {k.lower(): v for k, v in zone.items()}
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.bind((LOOPBACK, 0))
-        self.sock.settimeout(0.1)
-        self.port = self.sock.getsockname()[1]
-        self.lock = threading.Lock()
-        self.queries = []
-        self.errors = []
-        self._stop = threading.Event()
-        self._thread = None
 
-    def start(self):
-        self._thread = threading.Thread(target=self._serve, daemon=True)
-        self._thread.start()
-        return self
-
-    def _serve(self):
-        while not self._stop.is_set():
-            try:
-                msg, peer = self.sock.recvfrom(4096)
-            except socket.timeout:
-                continue
-            except OSError:
-                return
-            try:
-                reply = self.answer(msg)
-            except (ValueError, IndexError, struct.error, AssertionError) as e:
-                with self.lock:
-                    self.errors.append(repr(e))
-                continue
-            try:
-                self.sock.sendto(reply, peer)
-            except OSError:
-                pass
-
-    def answer(self, msg):
-        pos, labels = 12, []
-        for _ in range(128):
-            n = msg[pos]
-            if n == 0:
-                break
-            if n & 0xC0:
-                raise ValueError("compressed question")
-            labels.append(bytes(msg[pos + 1:pos + 1 + n]))
-            pos += 1 + n
-        qtype = struct.unpack(">H", msg[pos + 1:pos + 3])[0]
-        qname = b".".join(labels).decode("ascii", "replace").lower()
-        with self.lock:
-            self.queries.append((qname, qtype))
+    def answer(self, msg, q):
+        labels, qname, qtype = q.labels, q.name, q.qtype
         w = _Writer(msg[:2] + b"\x85\x80" + struct.pack(">HHHH", 1, 0, 0, 0))
-        w.buf += msg[12:pos + 5]
-        w.offsets[tuple(labels)] = 12
+        w.buf += msg[12:q.end]
+        w.offsets[labels] = 12
         spec = self.zone.get(qname)
         if spec is None:
             w.buf[3] = 0x83  # NXDOMAIN
             return bytes(w.buf)
-        owner, count = tuple(labels), 0
+        owner, count = labels, 0
         if qtype == 1 or spec.get("aaaa_chain"):
             for target in spec.get("chain", ()):
                 t = labels_of(target)
@@ -169,12 +123,6 @@ class ChainDns:
     def names_queried(self):
         with self.lock:
             return [q[0] for q in self.queries]
-
-    def stop(self):
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-        self.sock.close()
 
 
 def links(prefix, n, last):
@@ -436,11 +384,7 @@ class CnameChainTest(DnsAnswersCase):
     # -- embargo check
 
     def _check(self, *dests):
-        p = subprocess.run([harness.BINARY, "check", "--now", NOW, "--resolver",
-                            "%s:%d" % (LOOPBACK, self.dns.port)] + list(dests),
-                           stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                           stderr=subprocess.PIPE, timeout=60)
-        return p.returncode, p.stdout.decode("utf-8", "replace"), p.stderr.decode()
+        return harness.embargo_check(self.dns.port, dests, ("--now", NOW))
 
     def test_check_denies_upper_case_cname(self):
         rc, out, err = self._check("upper.test")

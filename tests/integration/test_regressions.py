@@ -70,11 +70,7 @@ class ScriptedOrigin:
 
     def __init__(self, script):
         self.script = script
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind((LOOPBACK, 0))
-        self.sock.listen(16)
-        self.sock.settimeout(0.1)
+        self.sock = harness.loopback_listener(16, 0.1)
         self.port = self.sock.getsockname()[1]
         self.lock = threading.Lock()
         self.connections = 0
@@ -112,21 +108,17 @@ class ScriptedOrigin:
             return [dict(r) for r in self.requests]
 
     def _serve(self):
-        deadline = time.monotonic() + 600
-        while not self._stop.is_set() and time.monotonic() < deadline:
-            try:
-                conn, _ = self.sock.accept()
-            except socket.timeout:
-                continue
-            except OSError:
-                return
-            with self.lock:
-                self.connections += 1
-                n = self.connections
-                self._conns.append(conn)
-            t = threading.Thread(target=self._handle, args=(conn, n), daemon=True)
-            t.start()
-            self._threads.append(t)
+        harness.serve_until_stopped(self._stop, self.sock.accept, self._accepted, seconds=600)
+
+    def _accepted(self, pair):
+        conn = pair[0]
+        with self.lock:
+            self.connections += 1
+            n = self.connections
+            self._conns.append(conn)
+        t = threading.Thread(target=self._handle, args=(conn, n), daemon=True)
+        t.start()
+        self._threads.append(t)
 
     def _handle(self, conn, conn_no):
         conn.settimeout(IO_TIMEOUT)
@@ -200,13 +192,21 @@ class _SockReader:
         self.buf += b
         return True
 
+    def _take(self, delim):
+        """The buffered bytes before DELIM, taken with DELIM from the buffer;
+        None if DELIM is not buffered yet."""
+        i = self.buf.find(delim)
+        if i < 0:
+            return None
+        out = bytes(self.buf[:i])
+        del self.buf[:i + len(delim)]
+        return out
+
     def read_head(self):
         """The next head (up to the blank line), or None at a clean EOF."""
         for _ in range(10000):
-            i = self.buf.find(b"\r\n\r\n")
-            if i >= 0:
-                head = bytes(self.buf[:i])
-                del self.buf[:i + 4]
+            head = self._take(b"\r\n\r\n")
+            if head is not None:
                 return head
             if len(self.buf) > 65536:
                 raise ValueError("head too long")
@@ -218,10 +218,8 @@ class _SockReader:
 
     def read_line(self):
         for _ in range(10000):
-            i = self.buf.find(b"\r\n")
-            if i >= 0:
-                line = bytes(self.buf[:i])
-                del self.buf[:i + 2]
+            line = self._take(b"\r\n")
+            if line is not None:
                 return line
             if len(self.buf) > 8192 or not self._fill():
                 raise ConnectionError("no line")
@@ -313,14 +311,12 @@ class RegressionTest(EmbargoTestCase):
         """Gives anything the proxy might still (wrongly) send time to arrive."""
         time.sleep(0.5)
 
-    # -- 1. Connection naming framing fields
-
-    def test_connection_content_length_does_not_smuggle_body_as_request(self):
-        o = self.scripted(lambda req: ok("ok %s\n" % req["path"]))
-        body = self.smuggled(o)
+    def upload_then_after(self, o, body, extra):
+        """On one connection, POST /upload with BODY and the header lines
+        EXTRA, then GET /after; both must be answered 200 by origin O. The
+        requests O saw, once /after has arrived and settle() has passed."""
         with RawClient(self.embargo.port) as c:
-            c.send(self.request(o, "/upload", "POST", body=body, extra=(
-                b"Connection: content-length\r\nContent-Length: %d\r\n" % len(body))))
+            c.send(self.request(o, "/upload", "POST", body=body, extra=extra))
             r1 = c.read_response()
             c.send(self.request(o, "/after"))
             r2 = c.read_response()
@@ -328,7 +324,15 @@ class RegressionTest(EmbargoTestCase):
         self.assertEqual((r2.status, r2.body), (200, b"ok /after\n"), r2)
         wait_until(lambda: "/after" in o.paths(), 5.0, what="the origin to see /after")
         self.settle()
-        reqs = o.snapshot()
+        return o.snapshot()
+
+    # -- 1. Connection naming framing fields
+
+    def test_connection_content_length_does_not_smuggle_body_as_request(self):
+        o = self.scripted(lambda req: ok("ok %s\n" % req["path"]))
+        body = self.smuggled(o)
+        reqs = self.upload_then_after(o, body, (
+            b"Connection: content-length\r\nContent-Length: %d\r\n" % len(body)))
         self.assertNotIn("/smuggled", [r["path"] for r in reqs],
                          "the request body reached the origin as a request")
         self.assertEqual([(r["method"], r["path"]) for r in reqs],
@@ -340,17 +344,8 @@ class RegressionTest(EmbargoTestCase):
         o = self.scripted(lambda req: ok("ok %s\n" % req["path"]))
         inner = self.smuggled(o)
         chunked = b"%x\r\n%s\r\n0\r\n\r\n" % (len(inner), inner)
-        with RawClient(self.embargo.port) as c:
-            c.send(self.request(o, "/upload", "POST", body=chunked, extra=(
-                b"Connection: transfer-encoding\r\nTransfer-Encoding: chunked\r\n")))
-            r1 = c.read_response()
-            c.send(self.request(o, "/after"))
-            r2 = c.read_response()
-        self.assertEqual((r1.status, r1.body), (200, b"ok /upload\n"), r1)
-        self.assertEqual((r2.status, r2.body), (200, b"ok /after\n"), r2)
-        wait_until(lambda: "/after" in o.paths(), 5.0, what="the origin to see /after")
-        self.settle()
-        reqs = o.snapshot()
+        reqs = self.upload_then_after(o, chunked, (
+            b"Connection: transfer-encoding\r\nTransfer-Encoding: chunked\r\n"))
         self.assertEqual([(r["method"], r["path"]) for r in reqs],
                          [("POST", "/upload"), ("GET", "/after")],
                          "the origin saw other requests: %r" % [r["line"] for r in reqs])

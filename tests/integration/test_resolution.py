@@ -10,7 +10,6 @@ import os
 import signal
 import socket
 import struct
-import subprocess
 import sys
 import threading
 import time
@@ -80,83 +79,22 @@ def dns_a(port, name, timeout=1.0):
     return out
 
 
-class SlowDns:
+class SlowDns(harness.LoopbackDns):
     """An authoritative-ish UDP DNS server on loopback that answers every A
     query with 127.0.0.1 (TTL 60) and every other type with no data, each
     after DELAY seconds. dnsmasq forwards a domain to it."""
 
-    def __init__(self, delay):
-        self.delay = delay
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.bind((LOOPBACK, 0))
-        self.sock.settimeout(0.1)
-        self.port = self.sock.getsockname()[1]
-        self.queries = []
-        self.lock = threading.Lock()
-        self._stop = threading.Event()
-        self._timers = []
-        self._thread = None
-
-    def start(self):
-        self._thread = threading.Thread(target=self._serve, daemon=True)
-        self._thread.start()
-        return self
-
-    def _serve(self):
-        while not self._stop.is_set():
-            try:
-                msg, peer = self.sock.recvfrom(4096)
-            except socket.timeout:
-                continue
-            except OSError:
-                return
-            try:
-                end = _skip_name(msg, 12)
-                qtype = struct.unpack(">H", msg[end:end + 2])[0]
-                question = msg[12:end + 4]
-            except (ValueError, IndexError, struct.error):
-                continue
-            labels, pos = [], 12
-            for _ in range(64):
-                n = msg[pos]
-                if n == 0:
-                    break
-                labels.append(msg[pos + 1:pos + 1 + n].decode("ascii", "replace"))
-                pos += 1 + n
-            with self.lock:
-                self.queries.append((".".join(labels).lower(), qtype))
-            answer = b""
-            if qtype == 1:
-                answer = b"\xc0\x0c" + struct.pack(">HHIH", 1, 1, 60, 4) + \
-                    socket.inet_aton(LOOPBACK)
-            reply = msg[:2] + b"\x85\x80" + struct.pack(">HHHH", 1, 1 if answer else 0, 0, 0) + \
-                question + answer
-            t = threading.Timer(self.delay, self._send, args=(reply, peer))
-            t.daemon = True
-            with self.lock:
-                self._timers.append(t)
-            t.start()
-
-    def _send(self, reply, peer):
-        try:
-            self.sock.sendto(reply, peer)
-        except OSError:
-            pass
+    def answer(self, msg, q):
+        answer = b""
+        if q.qtype == 1:
+            answer = b"\xc0\x0c" + struct.pack(">HHIH", 1, 1, 60, 4) + \
+                socket.inet_aton(LOOPBACK)
+        return msg[:2] + b"\x85\x80" + struct.pack(">HHHH", 1, 1 if answer else 0, 0, 0) + \
+            msg[12:q.end] + answer
 
     def count(self, name):
         with self.lock:
             return [q for q in self.queries if q[0] == name]
-
-    def stop(self):
-        self._stop.set()
-        with self.lock:
-            timers = list(self._timers)
-        for t in timers:
-            t.cancel()
-            t.join(timeout=5)
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-        self.sock.close()
 
 
 def typed_queries(dns, since, name):
@@ -437,11 +375,7 @@ class ResolutionTest(EmbargoTestCase):
     # -- embargo check
 
     def _check(self, *dests):
-        p = subprocess.run([harness.BINARY, "check", "--resolver",
-                            "%s:%d" % (LOOPBACK, self.dns.port)] + list(dests),
-                           stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                           stderr=subprocess.PIPE, timeout=60)
-        return p.returncode, p.stdout.decode("utf-8", "replace"), p.stderr.decode()
+        return harness.embargo_check(self.dns.port, dests)
 
     def test_check_prints_chain_and_denies_on_cname(self):
         rc, out, err = self._check("alias.test")
