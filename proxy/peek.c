@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "filters/ja4.h"
+#include "filters/normalise.h"
 #include "filters/policy.h"
 #include "filters/tls_hello.h"
 #include "proxy/conn-int.h"
@@ -18,6 +19,8 @@
 struct peek {
   struct tls_hello hello;
   char ja4[JA4_HASHED_SIZE];
+  char sni[TLS_HELLO_MAX_NAMES][HOST_NAME_MAX_LEN + 1]; /* normalised server names */
+  bool sni_bad;  /* a server name the normaliser refused */
   struct tls_evidence ev;
   uint8_t buf[]; /* TLS_HELLO_BUF_SIZE(max_hello) */
 };
@@ -62,9 +65,17 @@ static void gather_hello(struct conn *c, struct peek *pk) {
   struct tls_hello_bytes proto;
   size_t i, pos = 0;
 
-  for (i = 0; i < tls_hello_sni_count(h) && ev->nsni < TLS_EVIDENCE_MAX; i++) {
-    ev->sni[ev->nsni++] = tls_hello_sni(h, i);
-    if (strcmp(tls_hello_sni(h, i), c->dest.name) != 0)
+  for (i = 0; i < tls_hello_sni_count(h) && i < TLS_HELLO_MAX_NAMES; i++) {
+    /* Server names go through the same normaliser as every other name. */
+    const char *raw = tls_hello_sni(h, i);
+    struct host sh;
+    if (host_normalise(raw, strlen(raw), &sh) != 0 || sh.kind != HOST_NAME) {
+      pk->sni_bad = true;
+      continue;
+    }
+    memcpy(pk->sni[i], sh.name, sh.len + 1);
+    ev->sni[ev->nsni++] = pk->sni[i];
+    if (strcmp(pk->sni[i], c->dest.name) != 0)
       add_tag(ev, "sni_mismatch");
   }
   while (ev->nalpn < TLS_EVIDENCE_MAX && tls_hello_alpn_next(h, &pos, &proto)) {
@@ -101,6 +112,10 @@ static enum action outcome_action(const struct conn *c, enum tls_hello_status st
   }
   switch (st) {
   case TLS_HELLO_ST_HELLO:
+    if (pk->sni_bad) {
+      *outcome = "malformed";
+      return tls->on_malformed;
+    }
     *outcome = "hello";
     if (pk->ev.nsni == 0 && action_strength(tls->on_no_sni) > action_strength(a))
       a = tls->on_no_sni;
@@ -141,6 +156,8 @@ static void peek_decide(struct conn *c, bool timed_out) {
   uv_timer_stop(&c->timer);
   if (st == TLS_HELLO_ST_HELLO)
     gather_hello(c, pk);
+  if (pk->sni_bad)
+    pk->ev.reason = "server name is not a valid host name";
   else if (st == TLS_HELLO_ST_MALFORMED)
     pk->ev.reason = tls_hello_reason_str(tls_hello_reason(&pk->hello));
   conn_facts(c, &facts, &store);
@@ -151,9 +168,10 @@ static void peek_decide(struct conn *c, bool timed_out) {
   outcome = outcome_action(c, st, timed_out, &pk->ev.outcome);
   detail[0] = '\0';
   if (action_strength(outcome) > action_strength(c->verdict.action)) {
-    snprintf(detail, sizeof(detail), "tls_inspect.on_%s", timed_out ? "timeout"
-             : st == TLS_HELLO_ST_HELLO ? (pk->ev.nsni == 0 ? "no_sni" : "ech")
-                                        : pk->ev.outcome);
+    /* The option that decided: on_no_sni / on_ech for a hello, else on_<outcome>. */
+    bool hello = strcmp(pk->ev.outcome, "hello") == 0;
+    snprintf(detail, sizeof(detail), "tls_inspect.on_%s",
+             hello ? (pk->ev.nsni == 0 ? "no_sni" : "ech") : pk->ev.outcome);
     c->verdict.action = outcome;
   }
   if (c->verdict.action == ACTION_DENY && policy_monitor(c->policy)) {
