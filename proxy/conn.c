@@ -229,8 +229,10 @@ static void dial_start(struct conn *c);
 
 static void on_upstream_connected(struct upstream *up, int status) {
   struct conn *c = up->conn;
+  char ip[64];
   if (status != 0) {
-    log_diag(LOG_INFO, c->id, "connect to %s failed: %s", up->key, uv_strerror(status));
+    log_diag(LOG_INFO, c->id, "connect to %s (%s) failed: %s", up->key,
+             log_fmt_ip((const struct sockaddr *)&up->addr, ip, sizeof(ip)), uv_strerror(status));
     c->connect_err = status;
     upstream_close(up);
     c->up = NULL;

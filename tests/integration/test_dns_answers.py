@@ -22,6 +22,7 @@ refuses them on policy (a different, failing status) instead of dialling.
 """
 
 import os
+import re
 import shutil
 import socket
 import struct
@@ -153,6 +154,8 @@ ZONE = {
     "hexlabel.test": {"chain": ["a.0x7f"], "a": [LOOPBACK]},
     "root.test": {"chain": [()], "a": [LOOPBACK]},
     "badmid.test": {"chain": ["ok.test", "a/b.test", "allowed.test"], "a": [LOOPBACK]},
+    # Several addresses: nothing listens on the first two (connection refused)
+    "multi.test": {"a": ["127.0.0.2", "127.0.0.3", LOOPBACK]},
     # Addresses that embed internal IPv4 addresses
     "nat64.test": {"aaaa": ["64:ff9b::7f00:1"]},              # 127.0.0.1
     "nat64-meta.test": {"aaaa": ["64:ff9b::a9fe:a9fe"]},      # 169.254.169.254
@@ -319,6 +322,17 @@ class CnameChainTest(DnsAnswersCase):
 
     def test_mixed_case_two_step_chain_denied_in_order(self):
         self.assert_denied_on_cname("mixed.test", UPDATES, ["hop.mixed.test", UPDATES])
+
+    def test_each_resolved_address_is_tried_in_turn(self):
+        # The answer lists two addresses where nothing listens before the
+        # origin's; the request still succeeds, on the third address.
+        r = self.get("multi.test", "/m")
+        self.assertEqual((r.status, r.body), (200, b"ok /m\n"), r)
+        self.assertEqual(self.origin.connections, 1)
+        err = self.embargo.stderr_text()
+        for dead in ("127.0.0.2", "127.0.0.3"):
+            self.assertRegex(err, r"connect to multi\.test:%d \(%s\) failed"
+                             % (self.origin.port, re.escape(dead)), err)
 
     def test_mixed_case_alias_of_allowed_name_is_served(self):
         r = self.get("clean.test", "/c")
