@@ -44,12 +44,16 @@ static void on_connection(uv_stream_t *s, int status) {
 static int listener_open(struct server *srv, struct listener *lst, const struct config_listen *cl,
                          char *err, size_t errsize) {
   int rc, len = sizeof(lst->addr);
+  unsigned flags;
 
   lst->srv = srv;
   uv_tcp_init(srv->loop, &lst->tcp);
   lst->tcp.data = lst;
   srv->nlisteners++; /* counted now so shutdown closes the handle whatever happens */
-  if ((rc = uv_tcp_bind(&lst->tcp, (const struct sockaddr *)&cl->addr, 0)) != 0 ||
+  /* An IPv6 listener serves IPv6 only, so "0.0.0.0:P" and "[::]:P" can be
+   * listed together, each family judged by its own addresses. */
+  flags = cl->addr.ss_family == AF_INET6 ? UV_TCP_IPV6ONLY : 0;
+  if ((rc = uv_tcp_bind(&lst->tcp, (const struct sockaddr *)&cl->addr, flags)) != 0 ||
       (rc = uv_listen((uv_stream_t *)&lst->tcp, LISTEN_BACKLOG, on_connection)) != 0) {
     snprintf(err, errsize, "cannot listen on %s: %s", cl->text, uv_strerror(rc));
     return rc;

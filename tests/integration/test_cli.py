@@ -171,6 +171,45 @@ class CliTest(unittest.TestCase):
         # `embargo [run] [options]`: options after the subcommand count too.
         self.assertIn("debug:", self._verbose_run_stderr(["run", "-v"]))
 
+    def test_ipv4_and_ipv6_listeners_share_a_port(self):
+        # "[::]:P" is IPv6-only, so it can sit beside "0.0.0.0:P" (a
+        # dual-stack "[::]" would refuse to bind). Clients connect over
+        # loopback only, one per family.
+        try:
+            with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as s6:
+                s6.bind(("::1", 0))
+        except OSError:
+            self.skipTest("no IPv6 loopback")
+        port = harness.free_port()
+        p = subprocess.Popen([harness.BINARY, "run", "--listen", "0.0.0.0:%d" % port,
+                              "--listen", "[::]:%d" % port,
+                              "--resolver", "127.0.0.1:%d" % self.dns.port,
+                              "--log", os.path.join(self.tmp, "dual.log")],
+                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.PIPE)
+        try:
+            harness.wait_until(lambda: _can_connect(port), 20.0, 0.05, "embargo to listen")
+            for family, host in ((socket.AF_INET, "127.0.0.1"), (socket.AF_INET6, "::1")):
+                with socket.socket(family, socket.SOCK_STREAM) as c:
+                    c.settimeout(harness.IO_TIMEOUT)
+                    c.connect((host, port))
+                    c.sendall(b"GET http://dnl-01.geo.kaspersky.com/ HTTP/1.1\r\n"
+                              b"Host: dnl-01.geo.kaspersky.com\r\nConnection: close\r\n\r\n")
+                    head = c.recv(64)
+                self.assertTrue(head.startswith(b"HTTP/1.1 403 "), (host, head))
+        finally:
+            p.terminate()
+            try:
+                _, err = p.communicate(timeout=30)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                _, err = p.communicate(timeout=10)
+        err = err.decode("utf-8", "replace")
+        self.assertEqual(p.returncode, 0, err)
+        self.assertIn("listening on [::]:%d" % port, err)
+        for m in SANITIZER_MARKERS:
+            self.assertNotIn(m, err)
+
     def test_bad_now_is_a_usage_error(self):
         rc, out, err = self.check("--now", "2024-13-01", "allowed.test")
         self.assertEqual(rc, 2, out + err)
