@@ -11,6 +11,7 @@
 #include <uv.h>
 
 #include "config/config.h"
+#include "config/embedded.h"
 #include "filters/err.h"
 #include "filters/normalise.h"
 #include "filters/policy.h"
@@ -46,6 +47,7 @@ static const char usage_text[] =
     "  embargo [run] [options]              run the proxy\n"
     "  embargo check [options] DEST...      show the verdict for NAME, IP or NAME:PORT\n"
     "  embargo config check FILE            validate FILE and print a summary\n"
+    "  embargo config show [VENDOR]         print the built-in config (or vendor list)\n"
     "  embargo version                      print the version\n"
     "\n"
     "Options:\n"
@@ -223,12 +225,34 @@ static int cmd_check(const struct options *o, int argc, char **argv) {
   return rc;
 }
 
-static int cmd_config_check(int argc, char **argv) {
+/* `config show [NAME]`: prints the built-in configuration, or the built-in
+ * vendor list NAME, as compiled in: a starting point for a file of one's own. */
+static int cmd_config_show(int argc, char **argv) {
+  char path[128];
+  const struct embedded_file *f;
+
+  if (argc > 1)
+    return usage_error("%s", "usage: embargo config show [VENDOR]");
+  if (argc == 0)
+    snprintf(path, sizeof(path), "config/default.yaml");
+  else
+    snprintf(path, sizeof(path), "config/vendors/%s.yaml", argv[0]);
+  if (strchr(argc ? argv[0] : "", '/') != NULL || (f = embedded_find(path)) == NULL) {
+    fprintf(stderr, "embargo: no built-in vendor list \"%s\"\n", argc ? argv[0] : "");
+    return EXIT_USAGE;
+  }
+  fwrite(f->data, 1, f->len, stdout);
+  return 0;
+}
+
+static int cmd_config(int argc, char **argv) {
   struct config cfg;
   char err[1024];
 
+  if (argc >= 1 && strcmp(argv[0], "show") == 0)
+    return cmd_config_show(argc - 1, argv + 1);
   if (argc != 2 || strcmp(argv[0], "check") != 0)
-    return usage_error("%s", "usage: embargo config check FILE");
+    return usage_error("%s", "usage: embargo config check FILE | embargo config show [VENDOR]");
   memset(&cfg, 0, sizeof(cfg));
   if (config_load_file(&cfg, argv[1], err, sizeof(err)) != 0) {
     fprintf(stderr, "embargo: %s\n", err);
@@ -257,7 +281,7 @@ int cli_main(int argc, char **argv) {
     return 0;
   }
   if (strcmp(cmd, "config") == 0)
-    return cmd_config_check(argc - optind, argv + optind);
+    return cmd_config(argc - optind, argv + optind);
   if (strcmp(cmd, "check") == 0) {
     /* Options may also follow the subcommand. */
     int first = optind - 1;

@@ -96,6 +96,26 @@ class CliTest(unittest.TestCase):
         self.assertEqual(rc, 0, out + err)
         self.assertIn("OK", out)
 
+    def test_config_show_prints_the_built_in_config_which_loads_as_a_file(self):
+        rc, out, err = self.embargo("config", "show")
+        self.assertEqual(rc, 0, err)
+        self.assertIn("vendors:", out)
+        path = self.write("shown.yaml", out)
+        rc, out2, err = self.embargo("config", "check", path)
+        self.assertEqual(rc, 0, err)
+        self.assertIn("kaspersky", out2)
+
+    def test_config_show_vendor_list_and_unknown_vendor(self):
+        rc, out, err = self.embargo("config", "show", "kaspersky")
+        self.assertEqual(rc, 0, err)
+        self.assertIn("s[0-1][0-9].upd.kaspersky.com", out)
+        self.assertIn("2024-09-29T00:00:00-04:00", out)
+        rc, out, err = self.embargo("config", "show", "nosuchvendor")
+        self.assertEqual(rc, 2)
+        self.assertIn("no built-in vendor list", err)
+        rc, out, err = self.embargo("config", "show", "../default")
+        self.assertEqual(rc, 2)
+
     def test_config_check_unknown_key_points_at_it(self):
         path = self.write("unknown.yaml", "connect_ports: [443]\nlisten_port: 3128\n")
         rc, out, err = self.embargo("config", "check", path)
