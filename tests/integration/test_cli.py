@@ -157,20 +157,18 @@ class CliTest(unittest.TestCase):
         self.assertNotEqual(rc, 0)
         self.assertIn("cannot listen", err)
 
-    def _verbose_run_stderr(self, argv_head):
+    def _run_and_stop(self, argv, during):
+        """Starts embargo with ARGV, waits until 127.0.0.1:PORT (argv's
+        "{port}") accepts, calls DURING(port), then stops it; asserts a clean
+        exit and returns (stderr, port)."""
         port = harness.free_port()
-        cfg = self.write("verbose.yaml", harness.make_config())
-        p = subprocess.Popen([harness.BINARY] + argv_head + [
-            "--config", cfg, "--listen", "127.0.0.1:%d" % port,
-            "--resolver", "127.0.0.1:%d" % self.dns.port,
-            "--log", os.path.join(self.tmp, "verbose.log")],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        p = subprocess.Popen([harness.BINARY] + [a.format(port=port) for a in argv] +
+                             ["--resolver", "127.0.0.1:%d" % self.dns.port],
+                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.PIPE)
         try:
             harness.wait_until(lambda: _can_connect(port), 20.0, 0.05, "embargo to listen")
-            try:
-                harness.http_get(port, "http://nx.test/")
-            except (ConnectionError, OSError):
-                pass
+            during(port)
         finally:
             p.terminate()
             try:
@@ -182,7 +180,18 @@ class CliTest(unittest.TestCase):
         self.assertEqual(p.returncode, 0, err)
         for m in SANITIZER_MARKERS:
             self.assertNotIn(m, err)
-        return err
+        return err, port
+
+    def _verbose_run_stderr(self, argv_head):
+        def one_request(port):
+            try:
+                harness.http_get(port, "http://nx.test/")
+            except (ConnectionError, OSError):
+                pass
+        cfg = self.write("verbose.yaml", harness.make_config())
+        return self._run_and_stop(argv_head + [
+            "--config", cfg, "--listen", "127.0.0.1:{port}",
+            "--log", os.path.join(self.tmp, "verbose.log")], one_request)[0]
 
     def test_verbose_before_run_prints_debug_diagnostics(self):
         self.assertIn("debug:", self._verbose_run_stderr(["-v", "run"]))
@@ -200,15 +209,7 @@ class CliTest(unittest.TestCase):
                 s6.bind(("::1", 0))
         except OSError:
             self.skipTest("no IPv6 loopback")
-        port = harness.free_port()
-        p = subprocess.Popen([harness.BINARY, "run", "--listen", "0.0.0.0:%d" % port,
-                              "--listen", "[::]:%d" % port,
-                              "--resolver", "127.0.0.1:%d" % self.dns.port,
-                              "--log", os.path.join(self.tmp, "dual.log")],
-                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                             stderr=subprocess.PIPE)
-        try:
-            harness.wait_until(lambda: _can_connect(port), 20.0, 0.05, "embargo to listen")
+        def both_families(port):
             for family, host in ((socket.AF_INET, "127.0.0.1"), (socket.AF_INET6, "::1")):
                 with socket.socket(family, socket.SOCK_STREAM) as c:
                     c.settimeout(harness.IO_TIMEOUT)
@@ -217,18 +218,10 @@ class CliTest(unittest.TestCase):
                               b"Host: dnl-01.geo.kaspersky.com\r\nConnection: close\r\n\r\n")
                     head = c.recv(64)
                 self.assertTrue(head.startswith(b"HTTP/1.1 403 "), (host, head))
-        finally:
-            p.terminate()
-            try:
-                _, err = p.communicate(timeout=30)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                _, err = p.communicate(timeout=10)
-        err = err.decode("utf-8", "replace")
-        self.assertEqual(p.returncode, 0, err)
+        err, port = self._run_and_stop(["run", "--listen", "0.0.0.0:{port}", "--listen",
+                                        "[::]:{port}", "--log", os.path.join(self.tmp, "dual.log")],
+                                       both_families)
         self.assertIn("listening on [::]:%d" % port, err)
-        for m in SANITIZER_MARKERS:
-            self.assertNotIn(m, err)
 
     def test_bad_now_is_a_usage_error(self):
         rc, out, err = self.check("--now", "2024-13-01", "allowed.test")

@@ -5,6 +5,7 @@
 #define _POSIX_C_SOURCE 200809L
 
 #include <criterion/criterion.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,23 +30,10 @@ static char *brackets(const char *prefix, size_t n, const char *suffix) {
   return s;
 }
 
-/* `exceptions:` holding N block sequences, each one item of the next ("-"
- * alone on its line), the innermost holding the scalar x. */
-static char *block_sequences(size_t n) {
-  size_t cap = 32 + n * (2 * n + 8), o = 0;
-  char *s = malloc(cap);
-  cr_assert_not_null(s);
-  o += (size_t)snprintf(s + o, cap - o, "exceptions:\n");
-  for (size_t i = 0; i < n; i++) {
-    for (size_t j = 0; j <= i; j++)
-      o += (size_t)snprintf(s + o, cap - o, "  ");
-    o += (size_t)snprintf(s + o, cap - o, "-%s\n", i + 1 < n ? "" : " x");
-  }
-  return s;
-}
-
-/* The same with N block mappings, keys k0, k1, ... */
-static char *block_mappings(size_t n) {
+/* `exceptions:` holding N nested block collections, one per line, each
+ * indented one step further, the innermost holding the scalar x: sequences
+ * ("-" alone on its line) or, with MAPPINGS, mappings with keys k0, k1, ... */
+static char *block_nesting(size_t n, bool mappings) {
   size_t cap = 32 + n * (2 * n + 16), o = 0;
   char *s = malloc(cap);
   cr_assert_not_null(s);
@@ -53,9 +41,21 @@ static char *block_mappings(size_t n) {
   for (size_t i = 0; i < n; i++) {
     for (size_t j = 0; j <= i; j++)
       o += (size_t)snprintf(s + o, cap - o, "  ");
-    o += (size_t)snprintf(s + o, cap - o, "k%zu:%s\n", i, i + 1 < n ? "" : " x");
+    if (mappings)
+      o += (size_t)snprintf(s + o, cap - o, "k%zu:", i);
+    else
+      o += (size_t)snprintf(s + o, cap - o, "-");
+    o += (size_t)snprintf(s + o, cap - o, "%s\n", i + 1 < n ? "" : " x");
   }
   return s;
+}
+
+static char *block_sequences(size_t n) {
+  return block_nesting(n, false);
+}
+
+static char *block_mappings(size_t n) {
+  return block_nesting(n, true);
 }
 
 /* Loads TEXT; expects a config error that is not about nesting. */
