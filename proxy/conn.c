@@ -266,7 +266,7 @@ static void dial_next(struct conn *c) {
   int err = 0;
   while (c->addr_next < c->addrs->naddrs) {
     const struct sockaddr *sa = (const struct sockaddr *)&c->addrs->addrs[c->addr_next++];
-    if (server_is_self(c->srv, sa)) {
+    if (destcheck_is_self(&c->srv->dest, sa, uv_now(c->srv->loop))) {
       if (c->established) {
         respond_log(c, "error", 0, "destination_ip_prohibited", "the destination is this proxy");
         conn_close(c);
@@ -334,7 +334,7 @@ static void after_resolution(struct conn *c) {
 
   for (i = 0; i < c->addrs->naddrs; i++) {
     const struct sockaddr *sa = (const struct sockaddr *)&c->addrs->addrs[i];
-    if (server_is_internal(c->srv, sa)) {
+    if (destcheck_is_internal(&c->srv->dest, sa, uv_now(c->srv->loop))) {
       snprintf(detail, sizeof(detail), "%s resolves to internal address %s", c->dest.name,
                log_fmt_ip(sa, ip, sizeof(ip)));
       respond_error(c, 403, "destination_ip_prohibited", detail);
