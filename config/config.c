@@ -60,6 +60,9 @@ static const struct directive top_keys[] = {
   {"internal", apply_internal, 0, 0, 0, false, "a mapping"},
   {"log", load_string, offsetof(struct config, log_path), 0,
    sizeof(((struct config *)0)->log_path), false, "a file path or \"-\" for standard output"},
+  {"log_buffer", load_size, offsetof(struct config, log_buffer), 4096, 1u << 30, false,
+   "a byte count from 4096 to 1073741824"},
+  {"admin", load_admin, 0, 0, 0, false, "a mapping with listen and token_file"},
   {"access_log", load_bool, offsetof(struct config, access_log), 0, 0, false, "true or false"},
   {"monitor", load_bool, offsetof(struct config, monitor), 0, 0, false, "true or false"},
   {"vendors", record_vendors, 0, 0, 0, false, "vendor lists"},
@@ -73,7 +76,7 @@ static const struct directive timeout_keys[] = {
   TIMEOUT("request_head", request_head), TIMEOUT("resolve", resolve),
   TIMEOUT("connect", connect),           TIMEOUT("response", response),
   TIMEOUT("idle", idle),                 TIMEOUT("tunnel_idle", tunnel_idle),
-  TIMEOUT("upstream_idle", upstream_idle),
+  TIMEOUT("upstream_idle", upstream_idle), TIMEOUT("shutdown_grace", shutdown_grace),
 };
 
 #define LIMIT(key, field, lo, hi, expect)                                                  \
@@ -348,6 +351,12 @@ static int load_builtin_doc(struct ydoc **out, char *err, size_t errsize) {
   return ydoc_load(BUILTIN_PREFIX DEFAULT_PATH, f->data, f->len, out, err, errsize);
 }
 
+/* The built-in default is a source of every snapshot, like the file. */
+static int note_builtin(struct loader *ld) {
+  const struct embedded_file *f = embedded_find(DEFAULT_PATH);
+  return f != NULL ? load_note_source(ld, BUILTIN_PREFIX DEFAULT_PATH, f->data, f->len) : 0;
+}
+
 /* Returns a copy of PATH's directory ("." for a bare name); caller frees. */
 static char *dir_of(const char *path) {
   const char *slash = strrchr(path, '/');
@@ -372,7 +381,9 @@ static int apply_file(struct loader *ld, const char *path, struct ydoc **doc, ch
     snprintf(ld->err, ld->errsize, "%s: cannot read: %s", path, strerror(-rc));
     return rc;
   }
-  rc = ydoc_load(path, data, len, doc, ld->err, ld->errsize);
+  rc = load_note_source(ld, path, data, len);
+  if (rc == 0)
+    rc = ydoc_load(path, data, len, doc, ld->err, ld->errsize);
   free(data);
   if (rc < 0)
     return rc;
@@ -395,9 +406,13 @@ static int load_config(struct config *cfg, const char *path, char *err, size_t e
     goto cleanup;
   rc = load_builtin_doc(&builtin, err, errsize);
   if (rc == 0)
+    rc = note_builtin(&ld);
+  if (rc == 0)
     rc = apply_doc(&ld, builtin, NULL);
   if (rc == 0 && path != NULL)
     rc = apply_file(&ld, path, &user, &dir);
+  if (rc == 0)
+    rc = load_check_admin(&ld);
   if (rc == 0)
     rc = load_policy(&ld);
   if (rc == 0)

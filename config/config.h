@@ -32,6 +32,17 @@ struct config_timeouts { /* milliseconds */
   uint64_t idle;          /* keep-alive client between requests */
   uint64_t tunnel_idle;   /* CONNECT tunnel with no bytes either way */
   uint64_t upstream_idle; /* pooled idle upstream connection */
+  uint64_t shutdown_grace; /* SIGTERM/SIGINT: how long connections in flight may finish */
+};
+
+/* The admin endpoint (/healthz, /readyz, /metrics, /policy, /reload). */
+struct config_admin {
+  bool enabled;                   /* admin.listen was given */
+  char listen_text[64];
+  struct sockaddr_storage listen;
+  char where[320];                /* "file:line:col" of admin.listen, for errors */
+  char token_file[512];           /* admin.token_file, or "" */
+  char token[256];                /* its content (trailing white space cut), or "" */
 };
 
 struct config_limits {
@@ -84,7 +95,9 @@ struct config {
    * refused unless inside one of these ranges (owned; may be empty). */
   struct netmatch *internal_allow;
   char internal_allow_text[512];  /* for summaries */
-  char log_path[512];             /* "-" for stdout */
+  char log_path[512];             /* "-" for stdout, "syslog", or a file */
+  size_t log_buffer;              /* bytes of decision lines queued before lines are dropped */
+  struct config_admin admin;
   bool access_log;                /* log every request, not only decisions */
   bool monitor;
   struct policy *policy;          /* owned reference */
@@ -100,6 +113,13 @@ int config_load_default(struct config *cfg, char *err, size_t errsize);
  * as `builtin: kaspersky`). Returns 0 or a negative code; ERR receives
  * "file:line:col: key: reason". On error CFG holds nothing to free. */
 int config_load_file(struct config *cfg, const char *path, char *err, size_t errsize);
+
+/* True for 127.0.0.0/8, ::1 and ::ffff:127.x.y.z. */
+bool config_is_loopback(const struct sockaddr *sa);
+
+/* True if a listener on A and one on B would take the same port: same
+ * family and port, and the same address or either one a wildcard. */
+bool config_same_socket(const struct sockaddr *a, const struct sockaddr *b);
 
 /* Releases what CFG owns. NULL-safe, idempotent. */
 void config_free(struct config *cfg);

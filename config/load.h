@@ -97,4 +97,19 @@ int load_read_file(const char *path, char **data, size_t *len);
 /* Builds cfg->policy from ld->vendors and ld->exceptions (vendors.c). */
 int load_policy(struct loader *ld);
 
+/* Records a source file of the snapshot: NAME and the SHA-256 of DATA
+ * (sources.c). Returns 0 or a negative code after writing the error. */
+int load_note_source(struct loader *ld, const char *name, const char *data, size_t len);
+
+/* Sets the snapshot's version from its sources' digests (sources.c). */
+int load_set_version(struct loader *ld);
+
+/* The `admin` mapping (admin.c): listen, token_file. */
+int load_admin(struct loader *ld, const struct ydoc *d, const struct ynode *value,
+               const char *path, void *target, const struct directive *dir);
+
+/* Checks the admin settings against the rest once every document is
+ * applied: not on a proxy listener's address, a token beyond loopback. */
+int load_check_admin(struct loader *ld);
+
 #endif

@@ -38,6 +38,7 @@
 #define VENDOR_EXT ".yaml"
 #define CUTOFF_EXPECT "an RFC 3339 time like 2024-09-29T00:00:00-04:00"
 #define COUNT(a) (sizeof(a) / sizeof((a)[0]))
+#define REVIEWED_EXPECT "a date like 2025-06-01 or an RFC 3339 time"
 
 struct vendor_ref {
   const struct ynode *builtin;
@@ -45,7 +46,7 @@ struct vendor_ref {
 };
 
 struct vendor_spec {
-  const struct ynode *vendor, *name, *reference, *confidence, *categories;
+  const struct ynode *vendor, *name, *reference, *confidence, *categories, *reviewed, *max_age;
 };
 
 struct category_spec {
@@ -84,6 +85,8 @@ static const struct directive vendor_keys[] = {
   NODE("reference", vendor_spec, reference, false, "a reference to the legal basis"),
   NODE("confidence", vendor_spec, confidence, false, "strong or hint"),
   NODE("categories", vendor_spec, categories, true, "a mapping of category names"),
+  NODE("reviewed", vendor_spec, reviewed, false, REVIEWED_EXPECT),
+  NODE("max_age", vendor_spec, max_age, false, "a duration like 90d"),
 };
 
 static const struct directive category_keys[] = {
@@ -151,6 +154,35 @@ static int read_time(struct loader *ld, const struct ydoc *d, const struct ynode
     return EMB_ECONFIG;
   if (rfc3339_parse(text, ynode_len(n), out) < 0)
     return load_fail(ld, d, n, path, "expected %s", CUTOFF_EXPECT);
+  return 0;
+}
+
+/* `reviewed` (a date or a time) and `max_age` (a duration; it needs
+ * `reviewed`): after reviewed + max_age the list is stale and /readyz says so. */
+static int read_review(struct loader *ld, const struct ydoc *d, const struct vendor_spec *spec,
+                       struct vendor *v) {
+  char buf[40];
+  uint64_t ms;
+  const char *text;
+  if (spec->reviewed != NULL) {
+    if ((text = load_text(ld, d, spec->reviewed, "reviewed", REVIEWED_EXPECT)) == NULL)
+      return EMB_ECONFIG;
+    if (ynode_len(spec->reviewed) == 10)
+      snprintf(buf, sizeof(buf), "%.10sT00:00:00Z", text);
+    else
+      snprintf(buf, sizeof(buf), "%.39s", text);
+    if (rfc3339_parse(buf, strlen(buf), &v->reviewed) < 0)
+      return load_fail(ld, d, spec->reviewed, "reviewed", "expected %s", REVIEWED_EXPECT);
+  }
+  if (spec->max_age == NULL)
+    return 0;
+  if ((text = load_text(ld, d, spec->max_age, "max_age", "a duration like 90d")) == NULL)
+    return EMB_ECONFIG;
+  if (duration_parse(text, ynode_len(spec->max_age), &ms) < 0 || ms < 1000)
+    return load_fail(ld, d, spec->max_age, "max_age", "expected a duration like 90d");
+  if (spec->reviewed == NULL)
+    return load_fail(ld, d, spec->max_age, "max_age", "needs `reviewed`: the date it counts from");
+  v->max_age = ms / 1000;
   return 0;
 }
 
@@ -464,6 +496,8 @@ static int load_vendor_doc(struct loader *ld, const struct ydoc *d) {
                      policy_find_vendor(ld->cfg->policy, id)->where);
   if (v == NULL)
     return rc;
+  if (read_review(ld, d, &spec, v) < 0)
+    return EMB_ECONFIG;
   return add_categories(ld, d, spec.categories, v, conf);
 }
 
@@ -495,7 +529,9 @@ static int load_builtin(struct loader *ld, const struct ydoc *d, const struct yn
                      builtin_names(names, sizeof(names)));
   char label[LOAD_PATH_MAX + 16];
   snprintf(label, sizeof(label), "builtin:%s", file);
-  int rc = ydoc_load(label, f->data, f->len, &doc, ld->err, ld->errsize);
+  int rc = load_note_source(ld, label, f->data, f->len);
+  if (rc == 0)
+    rc = ydoc_load(label, f->data, f->len, &doc, ld->err, ld->errsize);
   if (rc == 0)
     rc = load_vendor_doc(ld, doc);
   ydoc_free(doc);
@@ -532,7 +568,9 @@ static int load_vendor_file(struct loader *ld, const struct ydoc *d, const struc
     rc = load_fail(ld, d, n, path, "cannot read '%s': %s", full, strerror(-rc));
     goto cleanup;
   }
-  rc = ydoc_load(full, data, len, &doc, ld->err, ld->errsize);
+  rc = load_note_source(ld, full, data, len);
+  if (rc == 0)
+    rc = ydoc_load(full, data, len, &doc, ld->err, ld->errsize);
   if (rc == 0)
     rc = load_vendor_doc(ld, doc);
 cleanup:
@@ -620,5 +658,7 @@ int load_policy(struct loader *ld) {
   int rc = load_vendors(ld);
   if (rc == 0)
     rc = load_exceptions(ld);
+  if (rc == 0)
+    rc = load_set_version(ld);
   return rc;
 }

@@ -41,6 +41,14 @@ struct vendor {
   struct category *categories;
   size_t ncategories;
   struct origin where;
+  int64_t reviewed;      /* when the list was last reviewed; 0: not said */
+  uint64_t max_age;      /* seconds after `reviewed` the list goes stale; 0: never */
+};
+
+/* A file the snapshot was built from, with the SHA-256 of its bytes. */
+struct policy_source {
+  const char *name;   /* path, or "builtin:config/vendors/NAME.yaml" */
+  char sha256[65];    /* lowercase hex */
 };
 
 enum rule_kind {

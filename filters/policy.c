@@ -53,6 +53,8 @@ struct policy {
   struct dommatch *ja4s;    /* fingerprint -> struct rule * (RULE_JA4) */
   size_t counts[3];         /* rules per enum rule_kind */
   bool monitor;
+  struct ptrvec sources;    /* struct policy_source *, in load order */
+  char version[24];
 };
 
 static const char *const action_names[] = {
@@ -308,6 +310,30 @@ void policy_set_monitor(struct policy *p, bool monitor) {
   p->monitor = monitor;
 }
 
+int policy_add_source(struct policy *p, const char *name, const char *sha256) {
+  struct policy_source *src = arena_alloc(p, sizeof(*src));
+  if (src == NULL || (src->name = policy_strdup(p, name)) == NULL)
+    return -ENOMEM;
+  snprintf(src->sha256, sizeof(src->sha256), "%s", sha256);
+  return ptrvec_push(&p->sources, src);
+}
+
+size_t policy_source_count(const struct policy *p) {
+  return p->sources.n;
+}
+
+const struct policy_source *policy_source_at(const struct policy *p, size_t i) {
+  return i < p->sources.n ? p->sources.items[i] : NULL;
+}
+
+void policy_set_version(struct policy *p, const char *version) {
+  snprintf(p->version, sizeof(p->version), "%s", version);
+}
+
+const char *policy_version(const struct policy *p) {
+  return p != NULL ? p->version : "";
+}
+
 struct policy *policy_ref(struct policy *p) {
   atomic_fetch_add_explicit(&p->refs, 1, memory_order_relaxed);
   return p;
@@ -326,6 +352,7 @@ void policy_unref(struct policy *p) {
   free(p->vendors.items);
   free(p->rules.items);
   free(p->exceptions.items);
+  free(p->sources.items);
   dommatch_free(p->hosts);
   dommatch_free(p->allow);
   netmatch_free(p->nets);

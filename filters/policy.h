@@ -48,6 +48,17 @@ int policy_add_exception(struct policy *p, const char *pattern, int64_t expires,
                          const char *reason, struct origin where, struct origin *dup_where);
 void policy_set_monitor(struct policy *p, bool monitor);
 
+/* Records a source file of the snapshot (NAME copied, SHA256 its digest in
+ * hex). Returns 0 or -ENOMEM. */
+int policy_add_source(struct policy *p, const char *name, const char *sha256);
+size_t policy_source_count(const struct policy *p);
+const struct policy_source *policy_source_at(const struct policy *p, size_t i);
+/* Sets the version: a short identifier of exactly the rule text in force,
+ * derived by the loader from the sources' digests. VERSION is copied. */
+void policy_set_version(struct policy *p, const char *version);
+/* The version, or "" if none was set. NULL-safe. */
+const char *policy_version(const struct policy *p);
+
 /* Reference counting: a snapshot is shared read-only; each user holds a ref.
  * policy_new returns a snapshot with one reference. */
 struct policy *policy_ref(struct policy *p);

@@ -1,6 +1,7 @@
 /* Command-line parsing and the subcommands. */
 #include "proxy/cli.h"
 
+#include <errno.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -16,6 +17,7 @@
 #include "filters/normalise.h"
 #include "filters/policy.h"
 #include "filters/timefmt.h"
+#include "proxy/adminclient.h"
 #include "proxy/check.h"
 #include "proxy/log.h"
 #include "proxy/server.h"
@@ -40,6 +42,8 @@ struct options {
   bool no_resolve;    /* check: judge names without resolving them */
   bool monitor;
   bool verbose;
+  const char *admin;      /* reload, status: ADDR:PORT instead of admin.listen */
+  const char *token_file; /* reload, status: instead of admin.token_file */
 };
 
 static const char usage_text[] =
@@ -48,6 +52,8 @@ static const char usage_text[] =
     "  embargo check [options] DEST...      show the verdict for NAME, IP or NAME:PORT\n"
     "  embargo config check FILE            validate FILE and print a summary\n"
     "  embargo config show [VENDOR]         print the built-in config (or vendor list)\n"
+    "  embargo reload [options]             reload the running proxy's configuration\n"
+    "  embargo status [options]             print readiness and key figures (exit 0: ready)\n"
     "  embargo version                      print the version\n"
     "\n"
     "Options:\n"
@@ -61,6 +67,8 @@ static const char usage_text[] =
     "      --sni NAME          check: also judge this TLS server name (repeatable)\n"
     "      --ja4 FINGERPRINT   check: also judge this JA4 client fingerprint\n"
     "      --no-resolve        check: judge names without resolving them\n"
+    "      --admin ADDR:PORT   reload, status: the admin endpoint (default: admin.listen)\n"
+    "      --token-file FILE   reload, status: bearer token (default: admin.token_file)\n"
     "  -h, --help              this text\n";
 
 __attribute__((format(printf, 1, 2)))
@@ -81,12 +89,13 @@ static int parse_options(int argc, char **argv, struct options *o) {
       {"monitor", no_argument, NULL, 'm'},        {"log", required_argument, NULL, 'o'},
       {"verbose", no_argument, NULL, 'v'},        {"help", no_argument, NULL, 'h'},
       {"sni", required_argument, NULL, 's'},      {"ja4", required_argument, NULL, 'j'},
-      {"no-resolve", no_argument, NULL, 'N'},
+      {"no-resolve", no_argument, NULL, 'N'},    {"admin", required_argument, NULL, 'A'},
+      {"token-file", required_argument, NULL, 'T'},
       {NULL, 0, NULL, 0}};
   int ch;
 
   optind = 1;
-  while ((ch = getopt_long(argc, argv, "+c:l:r:n:mo:vhs:j:N", longopts, NULL)) != -1) {
+  while ((ch = getopt_long(argc, argv, "+c:l:r:n:mo:vhs:j:NA:T:", longopts, NULL)) != -1) {
     switch (ch) {
     case 'c': o->config = optarg; break;
     case 'l':
@@ -118,6 +127,8 @@ static int parse_options(int argc, char **argv, struct options *o) {
       break;
     case 'j': o->ja4 = optarg; break;
     case 'N': o->no_resolve = true; break;
+    case 'A': o->admin = optarg; break;
+    case 'T': o->token_file = optarg; break;
     case 'h': fputs(usage_text, stdout); exit(0);
     default: return usage_error("%s", "unknown option");
     }
@@ -125,26 +136,25 @@ static int parse_options(int argc, char **argv, struct options *o) {
   return 0;
 }
 
-/* Loads the configuration and applies the command-line overrides. */
-static int load_config(const struct options *o, struct config *cfg) {
-  char err[1024];
+/* Loads the configuration and applies the command-line overrides. Returns
+ * 0, or a negative code with the error in ERR (CFG then holds nothing). */
+static int load_config_err(const struct options *o, struct config *cfg, char *err,
+                           size_t errsize) {
   size_t i;
-  int rc = o->config ? config_load_file(cfg, o->config, err, sizeof(err))
-                     : config_load_default(cfg, err, sizeof(err));
-  if (rc != 0) {
-    fprintf(stderr, "embargo: %s\n", err);
-    return EXIT_USAGE;
-  }
+  int rc = o->config ? config_load_file(cfg, o->config, err, errsize)
+                     : config_load_default(cfg, err, errsize);
+  if (rc != 0)
+    return rc;
   if (o->nlisten > 0) {
     cfg->nlisten = 0;
     for (i = 0; i < o->nlisten; i++) {
       struct config_listen *cl = &cfg->listen[cfg->nlisten++];
       snprintf(cl->text, sizeof(cl->text), "%s", o->listen[i]);
       if (config_parse_sockaddr(o->listen[i], &cl->addr) != 0) {
-        fprintf(stderr, "embargo: --listen: expected ADDR:PORT like 127.0.0.1:3128, got \"%s\"\n",
-                o->listen[i]);
+        snprintf(err, errsize, "--listen: expected ADDR:PORT like 127.0.0.1:3128, got \"%s\"",
+                 o->listen[i]);
         config_free(cfg);
-        return EXIT_USAGE;
+        return EMB_ECONFIG;
       }
     }
   }
@@ -156,7 +166,33 @@ static int load_config(const struct options *o, struct config *cfg) {
     cfg->monitor = true;
     policy_set_monitor(cfg->policy, true);
   }
+  if (cfg->admin.enabled) {
+    for (i = 0; i < cfg->nlisten; i++) {
+      if (config_same_socket((const struct sockaddr *)&cfg->admin.listen,
+                             (const struct sockaddr *)&cfg->listen[i].addr)) {
+        snprintf(err, errsize, "%s: admin.listen: %s is the proxy listener %s", cfg->admin.where,
+                 cfg->admin.listen_text, cfg->listen[i].text);
+        config_free(cfg);
+        return EMB_ECONFIG;
+      }
+    }
+  }
   return 0;
+}
+
+/* load_config_err for a reload (server_load_fn). */
+static int reload_config(const void *arg, struct config *out, char *err, size_t errsize) {
+  memset(out, 0, sizeof(*out));
+  return load_config_err(arg, out, err, errsize);
+}
+
+/* load_config_err, the error printed. Returns 0 or EXIT_USAGE. */
+static int load_config(const struct options *o, struct config *cfg) {
+  char err[1024];
+  if (load_config_err(o, cfg, err, sizeof(err)) == 0)
+    return 0;
+  fprintf(stderr, "embargo: %s\n", err);
+  return EXIT_USAGE;
 }
 
 static int cmd_run(const struct options *o) {
@@ -169,21 +205,22 @@ static int cmd_run(const struct options *o) {
   memset(&cfg, 0, sizeof(cfg));
   if ((rc = load_config(o, &cfg)) != 0)
     return rc;
-  if ((rc = log_open(cfg.log_path)) != 0) {
+  if ((rc = log_open(cfg.log_path, cfg.log_buffer)) != 0) {
     fprintf(stderr, "embargo: cannot open log %s: %s\n", cfg.log_path, err_str(rc));
     config_free(&cfg);
     return EXIT_USAGE;
   }
   signal(SIGPIPE, SIG_IGN);
   uv_loop_init(&loop);
-  rc = server_init(&srv, &loop, &cfg, o->now, err, sizeof(err));
+  rc = server_init(&srv, &loop, &cfg, o->now, reload_config, o, err, sizeof(err));
   if (rc != 0) {
     fprintf(stderr, "embargo: %s\n", err);
     server_stop(&srv);
     uv_run(&loop, UV_RUN_DEFAULT);
   } else {
-    log_diag(LOG_INFO, 0, "embargo %s: %zu vendor list(s), %zu host rule(s)%s", EMBARGO_VERSION,
-             policy_vendor_count(cfg.policy), policy_host_count(cfg.policy),
+    log_diag(LOG_INFO, 0, "embargo %s: policy %s: %zu vendor list(s), %zu host rule(s)%s",
+             EMBARGO_VERSION, policy_version(cfg.policy), policy_vendor_count(cfg.policy),
+             policy_host_count(cfg.policy),
              cfg.monitor ? ", monitor mode (nothing is denied)" : "");
     server_run(&srv);
   }
@@ -264,6 +301,134 @@ static int cmd_config(int argc, char **argv) {
   return 0;
 }
 
+/* ---- reload and status ---------------------------------------------------- */
+
+/* Where the admin endpoint is and its token: --admin / --token-file, else
+ * admin.listen / admin.token_file from the configuration. */
+static int admin_target(const struct options *o, struct sockaddr_storage *addr, char *token,
+                        size_t tsize) {
+  struct config cfg;
+  int rc = 0;
+  token[0] = '\0';
+  if (o->token_file != NULL) {
+    FILE *f = fopen(o->token_file, "r");
+    size_t n;
+    if (f == NULL) {
+      fprintf(stderr, "embargo: --token-file %s: %s\n", o->token_file, strerror(errno));
+      return EXIT_USAGE;
+    }
+    n = fread(token, 1, tsize - 1, f);
+    fclose(f);
+    while (n > 0 && strchr("\r\n \t", token[n - 1]) != NULL)
+      n--;
+    token[n] = '\0';
+  }
+  if (o->admin != NULL) {
+    if (config_parse_sockaddr(o->admin, addr) == 0)
+      return 0;
+    return usage_error("--admin: expected ADDR:PORT like 127.0.0.1:9090, got \"%s\"", o->admin);
+  }
+  memset(&cfg, 0, sizeof(cfg));
+  if ((rc = load_config(o, &cfg)) != 0)
+    return rc;
+  if (!cfg.admin.enabled) {
+    fprintf(stderr, "embargo: no admin endpoint: set admin.listen in the configuration or "
+                    "pass --admin ADDR:PORT\n");
+    rc = EXIT_USAGE;
+  } else {
+    memcpy(addr, &cfg.admin.listen, sizeof(*addr));
+    if (o->token_file == NULL)
+      snprintf(token, tsize, "%s", cfg.admin.token);
+  }
+  config_free(&cfg);
+  return rc;
+}
+
+#define ADMIN_TIMEOUT_MS 10000
+
+static int cli_reload(const struct options *o) {
+  struct sockaddr_storage addr;
+  char token[256], err[256], *body = NULL;
+  int rc = admin_target(o, &addr, token, sizeof(token));
+  if (rc != 0)
+    return rc;
+  rc = adminclient_request((const struct sockaddr *)&addr, "POST", "/reload", token,
+                           ADMIN_TIMEOUT_MS, &body, err, sizeof(err));
+  if (rc < 0) {
+    fprintf(stderr, "embargo: reload: %s\n", err);
+    return 1;
+  }
+  fputs(body, rc == 200 ? stdout : stderr);
+  free(body);
+  return rc == 200 ? 0 : 1;
+}
+
+/* Sums the samples of metric NAME whose labels contain LABEL (or all). */
+static double metric_sum(const char *text, const char *name, const char *label) {
+  double sum = 0;
+  size_t nlen = strlen(name);
+  for (const char *line = text; line != NULL && *line; line = strchr(line, '\n')) {
+    const char *end, *sp;
+    if (*line == '\n')
+      line++;
+    end = strchr(line, '\n');
+    if (end == NULL)
+      end = line + strlen(line);
+    if (strncmp(line, name, nlen) == 0 && (line[nlen] == '{' || line[nlen] == ' ') &&
+        (sp = memrchr(line, ' ', (size_t)(end - line))) != NULL) {
+      char labels[512];
+      snprintf(labels, sizeof(labels), "%.*s", (int)(sp - line), line);
+      if (label == NULL || strstr(labels, label) != NULL)
+        sum += strtod(sp + 1, NULL);
+    }
+    line = end;
+  }
+  return sum;
+}
+
+static void print_figures(const char *m) {
+  printf("connections:     %.0f open, %.0f accepted\n",
+         metric_sum(m, "embargo_client_connections_active", NULL),
+         metric_sum(m, "embargo_client_connections_total", NULL));
+  printf("requests:        %.0f (%.0f CONNECT)\n", metric_sum(m, "embargo_requests_total", NULL),
+         metric_sum(m, "embargo_requests_total", "kind=\"connect\""));
+  printf("decisions:       %.0f deny, %.0f log\n",
+         metric_sum(m, "embargo_decisions_total", "action=\"deny\""),
+         metric_sum(m, "embargo_decisions_total", "action=\"log\""));
+  printf("reloads:         %.0f ok, %.0f rejected\n",
+         metric_sum(m, "embargo_reloads_total", "result=\"success\""),
+         metric_sum(m, "embargo_reloads_total", "result=\"failure\""));
+  printf("log lines lost:  %.0f\n", metric_sum(m, "embargo_log_lines_dropped_total", NULL));
+}
+
+static int cli_status(const struct options *o) {
+  struct sockaddr_storage addr;
+  char token[256], err[256], *ready = NULL, *metrics = NULL, *policy = NULL;
+  int rc = admin_target(o, &addr, token, sizeof(token)), st;
+  const struct sockaddr *sa = (const struct sockaddr *)&addr;
+  if (rc != 0)
+    return rc;
+  st = adminclient_request(sa, "GET", "/readyz", token, ADMIN_TIMEOUT_MS, &ready, err, sizeof(err));
+  if (st < 0) {
+    printf("embargo: not reachable: %s\n", err);
+    return 1;
+  }
+  printf("readiness:       %s", ready);
+  if (adminclient_request(sa, "GET", "/policy", token, ADMIN_TIMEOUT_MS, &policy, err,
+                          sizeof(err)) == 200) {
+    const char *v = strstr(policy, "\"version\":\""), *t = strstr(policy, "\"loaded_at\":\"");
+    printf("policy:          %.16s loaded %.20s\n", v != NULL ? v + 11 : "?",
+           t != NULL ? t + 13 : "?");
+  }
+  if (adminclient_request(sa, "GET", "/metrics", token, ADMIN_TIMEOUT_MS, &metrics, err,
+                          sizeof(err)) == 200)
+    print_figures(metrics);
+  free(ready);
+  free(policy);
+  free(metrics);
+  return st == 200 ? 0 : 1;
+}
+
 int cli_main(int argc, char **argv) {
   struct options o;
   const char *cmd = "run";
@@ -282,6 +447,14 @@ int cli_main(int argc, char **argv) {
   }
   if (strcmp(cmd, "config") == 0)
     return cmd_config(argc - optind, argv + optind);
+  if (strcmp(cmd, "reload") == 0 || strcmp(cmd, "status") == 0) {
+    int first = optind - 1;
+    if ((rc = parse_options(argc - first, argv + first, &o)) != 0)
+      return rc;
+    if (optind < argc - first)
+      return usage_error("%s: unexpected argument \"%s\"", cmd, argv[first + optind]);
+    return strcmp(cmd, "reload") == 0 ? cli_reload(&o) : cli_status(&o);
+  }
   if (strcmp(cmd, "check") == 0) {
     /* Options may also follow the subcommand. */
     int first = optind - 1;

@@ -12,6 +12,7 @@
 #include "proxy/conn-int.h"
 #include "proxy/dns.h"
 #include "proxy/log.h"
+#include "proxy/metrics.h"
 #include "proxy/server.h"
 #include "proxy/upstream.h"
 
@@ -573,6 +574,7 @@ static void handle_head(struct conn *c) {
   c->req_done = c->resp_started = c->resp_done = c->interim = false;
   c->close_after = !c->head->keep_alive;
   memset(&c->verdict, 0, sizeof(c->verdict));
+  server_request_start(c);
   if (parse_target(c) != 0 || check_request(c) != 0)
     return;
   route_request(c);
@@ -712,6 +714,8 @@ static void on_client_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
 
   if (nread == 0)
     return;
+  if (nread > 0)
+    metrics_add(METRIC_BYTES_CLIENT, (uint64_t)nread);
   if (c->state == CONN_ST_LINGER) {
     if (nread < 0)
       conn_close(c);
@@ -740,6 +744,8 @@ static void on_client_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
 }
 
 void conn_upstream_read(struct conn *c, struct upstream *up, ssize_t nread, const char *data) {
+  if (nread > 0)
+    metrics_add(METRIC_BYTES_UPSTREAM, (uint64_t)nread);
   if (c->state == CONN_ST_TUNNEL)
     tunnel_upstream_data(c, nread, data);
   else
@@ -798,6 +804,7 @@ void conn_accept(struct listener *lst) {
     conn_close(c);
     return;
   }
+  metrics_count_accept((size_t)(lst - srv->listeners));
   uv_tcp_getpeername(&c->cli.tcp, (struct sockaddr *)&c->peer, &len);
   uv_tcp_nodelay(&c->cli.tcp, 1);
   if (srv->nconns > srv->cfg->limits.max_connections) {

@@ -43,7 +43,7 @@ void destcheck_free(struct destcheck *dc) {
 }
 
 void destcheck_add_self(struct destcheck *dc, const struct sockaddr *addr) {
-  if (dc->nself == CONFIG_MAX_LISTEN)
+  if (dc->nself == sizeof(dc->self) / sizeof(dc->self[0]))
     return;
   memset(&dc->self[dc->nself], 0, sizeof(dc->self[0]));
   memcpy(&dc->self[dc->nself++], addr,

@@ -18,7 +18,7 @@ struct netmatch;
 struct destcheck {
   struct netmatch *internal;        /* ranges refused by default (owned) */
   const struct netmatch *allow;     /* config internal.allow (borrowed; may be NULL) */
-  struct sockaddr_storage self[CONFIG_MAX_LISTEN]; /* our listeners, as bound */
+  struct sockaddr_storage self[CONFIG_MAX_LISTEN + 1]; /* our listeners and admin endpoint */
   size_t nself;
   uv_interface_address_t *ifaddrs;  /* this host's addresses, cached */
   int nifaddrs;

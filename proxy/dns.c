@@ -1,5 +1,6 @@
 /* c-ares on the libuv loop. */
 #include "proxy/dns.h"
+#include "proxy/metrics.h"
 
 #include <ares.h>
 #include <netinet/in.h>
@@ -26,6 +27,7 @@ struct resolver {
   uv_timer_t timer;
   struct dns_poll *polls;
   int closing;
+  struct resolver_health health;
 };
 
 /* One caller waiting for an answer. */
@@ -40,6 +42,7 @@ struct dns_query {
 /* One query on the wire, shared by every caller waiting for NAME. */
 struct dns_flight {
   struct resolver *r;
+  uint64_t started;              /* loop time the query was sent */
   char name[];
 };
 
@@ -266,6 +269,24 @@ static void notify(struct dns_query *q, enum dns_status st, struct dns_result *r
   free(q);
 }
 
+/* Metrics and the resolver's health: a server that answered (even NXDOMAIN)
+ * is up; a timeout or SERVFAIL counts against it. */
+static void note_outcome(struct resolver *r, enum dns_status st, uint64_t ms) {
+  static const enum metric_counter ids[] = {
+      [DNS_OK] = METRIC_DNS_OK,           [DNS_NXDOMAIN] = METRIC_DNS_NXDOMAIN,
+      [DNS_NODATA] = METRIC_DNS_NODATA,   [DNS_TIMEOUT] = METRIC_DNS_TIMEOUT,
+      [DNS_SERVFAIL] = METRIC_DNS_SERVFAIL, [DNS_BADANSWER] = METRIC_DNS_BADANSWER,
+      [DNS_ERROR] = METRIC_DNS_ERROR};
+  metrics_add(ids[st], 1);
+  metrics_observe_ms(METRIC_H_RESOLVE, ms);
+  if (st == DNS_TIMEOUT || st == DNS_SERVFAIL) {
+    r->health.last_fail_ms = now_ms(r);
+    r->health.last_fail = st;
+  } else if (st != DNS_ERROR) {
+    r->health.last_ok_ms = now_ms(r);
+  }
+}
+
 static void on_addrinfo(void *arg, int status, int timeouts, struct ares_addrinfo *ai) {
   struct dns_flight *f = arg;
   struct resolver *r = f->r;
@@ -282,6 +303,8 @@ static void on_addrinfo(void *arg, int status, int timeouts, struct ares_addrinf
     st = DNS_NODATA;
   if (ai != NULL)
     ares_freeaddrinfo(ai);
+  if (!r->closing)
+    note_outcome(r, st, now_ms(r) - f->started);
   dnscache_complete(r->cache, f->name, st, res, now_ms(r), &waiters);
   while ((w = dnscache_waitlist_pop(&waiters)) != NULL) {
     struct dns_query *q = w->data;
@@ -303,6 +326,7 @@ static int start_flight(struct resolver *r, const char *name) {
   if (f == NULL)
     return -ENOMEM;
   f->r = r;
+  f->started = now_ms(r);
   memcpy(f->name, name, len + 1);
   memset(&hints, 0, sizeof(hints));
   hints.ai_family = AF_UNSPEC;
@@ -356,6 +380,10 @@ void resolver_cancel(struct dns_query **handle) {
 
 void resolver_stats(const struct resolver *r, struct dnscache_stats *out) {
   dnscache_stats(r->cache, out);
+}
+
+void resolver_get_health(const struct resolver *r, struct resolver_health *out) {
+  *out = r->health;
 }
 
 const struct sockaddr *sockaddr_unmapped(const struct sockaddr *sa, struct sockaddr_in *tmp) {

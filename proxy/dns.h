@@ -62,6 +62,16 @@ int resolver_new(uv_loop_t *loop, const char *servers, uint64_t timeout_ms,
                  const struct dnscache_limits *cache, struct resolver **out, char *err,
                  size_t errsize);
 
+/* How the resolvers last did, for readiness: loop times (ms) of the last
+ * answered query (any answer, NXDOMAIN too) and of the last that timed out
+ * or got SERVFAIL/REFUSED; 0: none yet. */
+struct resolver_health {
+  uint64_t last_ok_ms;
+  uint64_t last_fail_ms;
+  enum dns_status last_fail;
+};
+void resolver_get_health(const struct resolver *r, struct resolver_health *out);
+
 /* The cache's counters (hits, misses, ...). */
 void resolver_stats(const struct resolver *r, struct dnscache_stats *out);
 

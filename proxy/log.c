@@ -13,6 +13,8 @@
 #include "filters/policy.h"
 #include "filters/timefmt.h"
 #include "proxy/dns.h"
+#include "proxy/logq.h"
+#include "proxy/metrics.h"
 
 #define LOG_LINE_MAX 16384
 #define LOG_FIELD_MAX 512 /* peer bytes kept per field */
@@ -22,27 +24,46 @@
  * every line stays valid JSON. */
 #define LOG_FIELD_ROOM (64 + 6 * LOG_FIELD_MAX + 8)
 
-static int log_fd = STDOUT_FILENO;
 static enum log_level diag_level = LOG_INFO;
+static char log_path[512] = "-"; /* what log_open was given, for log_reopen */
 
-int log_open(const char *path) {
-  int fd;
-  if (path == NULL || strcmp(path, "-") == 0) {
-    log_fd = STDOUT_FILENO;
+static int open_file(const char *path) {
+  int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
+  return fd < 0 ? -errno : fd;
+}
+
+int log_open(const char *path, size_t bound) {
+  int fd = STDOUT_FILENO, sys = 0;
+  if (path == NULL)
+    path = "-";
+  if (strcmp(path, "syslog") == 0)
+    sys = 1, fd = -1;
+  else if (strcmp(path, "-") != 0 && (fd = open_file(path)) < 0)
+    return fd;
+  snprintf(log_path, sizeof(log_path), "%s", path);
+  int rc = logq_start(fd, sys, bound);
+  if (rc != 0 && fd > STDERR_FILENO)
+    close(fd);
+  return rc;
+}
+
+int log_reopen(void) {
+  int fd, rc;
+  if (strcmp(log_path, "-") == 0 || strcmp(log_path, "syslog") == 0)
     return 0;
-  }
-  fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
-  if (fd < 0)
-    return -errno;
-  log_close();
-  log_fd = fd;
-  return 0;
+  if ((fd = open_file(log_path)) < 0)
+    return fd;
+  if ((rc = logq_swap_fd(fd)) != 0)
+    close(fd);
+  return rc;
+}
+
+const char *log_destination(void) {
+  return log_path;
 }
 
 void log_close(void) {
-  if (log_fd > STDERR_FILENO)
-    close(log_fd);
-  log_fd = STDOUT_FILENO;
+  logq_stop(2000);
 }
 
 void log_set_level(enum log_level level) {
@@ -66,7 +87,7 @@ void log_diag(enum log_level level, uint64_t conn_id, const char *fmt, ...) {
   if (n > (int)sizeof(line) - 2)
     n = (int)sizeof(line) - 2;
   line[n++] = '\n';
-  (void)!write(STDERR_FILENO, line, (size_t)n);
+  logq_write(LOGQ_DIAGNOSTIC, line, (size_t)n);
 }
 
 char *log_fmt_addr(const struct sockaddr *addr, char *buf, size_t size) {
@@ -276,6 +297,8 @@ void log_decision(const struct decision *d) {
   j_raw(&j, "{");
   j_str(&j, "time", when);
   j_str(&j, "event", d->event);
+  if (d->policy != NULL)
+    j_str(&j, "policy_version", policy_version(d->policy));
   if (d->conn_id)
     j_int(&j, "conn", (long long)d->conn_id);
   if (d->client != NULL)
@@ -302,5 +325,7 @@ void log_decision(const struct decision *d) {
     j_raw(&j, ",\"truncated\":true");
   j.buf[j.len++] = '}';
   j.buf[j.len++] = '\n';
-  (void)!write(log_fd, j.buf, j.len);
+  logq_write(LOGQ_DECISION, j.buf, j.len);
+  if (d->verdict != NULL && strcmp(d->event, "error") != 0)
+    metrics_count_decision(d->verdict); /* once per request: "error" lines repeat a verdict */
 }

@@ -15,9 +15,19 @@
 
 enum log_level { LOG_ERR, LOG_WARN, LOG_INFO, LOG_DEBUG };
 
-/* Opens the decision log: "-" or NULL is standard output, anything else a
- * file opened for appending. Returns 0 or a negative errno. */
-int log_open(const char *path);
+/* Opens the decision log: "-" or NULL is standard output, "syslog" sends
+ * each line to syslog (facility daemon, level info), anything else is a
+ * file opened for appending. Lines (diagnostics too) go through a writer
+ * thread: at most BOUND bytes of decision lines are queued, and a line that
+ * does not fit is dropped and counted, so a stalled reader never blocks the
+ * proxy. Returns 0 or a negative errno. */
+int log_open(const char *path, size_t bound);
+/* Reopens the log file (SIGUSR1, after logrotate moved it). Standard output
+ * and syslog need nothing. Returns 0 or a negative errno (the old file stays). */
+int log_reopen(void);
+/* The destination log_open was given ("-", "syslog" or a path). */
+const char *log_destination(void);
+/* Flushes (waiting at most 2 s for a stalled reader) and stops the writer. */
 void log_close(void);
 void log_set_level(enum log_level level);
 
@@ -27,6 +37,7 @@ void log_diag(enum log_level level, uint64_t conn_id, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
 struct dns_result;
+struct policy;
 
 #define TLS_EVIDENCE_MAX 8
 
@@ -51,6 +62,7 @@ struct tls_evidence {
  * fields are left out of the line. */
 struct decision {
   const char *event;       /* "deny", "log", "access", "error" */
+  const struct policy *policy; /* the snapshot the verdict came from: its version is logged */
   uint64_t conn_id;
   const struct sockaddr *client;
   const char *listener;    /* "127.0.0.1:3128" */

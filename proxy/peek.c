@@ -14,6 +14,7 @@
 #include "filters/tls_hello.h"
 #include "proxy/conn-int.h"
 #include "proxy/log.h"
+#include "proxy/metrics.h"
 #include "proxy/server.h"
 
 struct peek {
@@ -153,6 +154,8 @@ static void peek_decide(struct conn *c, bool timed_out) {
   enum action outcome;
   char detail[160];
 
+  metrics_observe_ms(METRIC_H_HELLO_WAIT,
+                     metrics_elapsed(c->srv->cfg->tls.timeout, uv_timer_get_due_in(&c->timer)));
   uv_timer_stop(&c->timer);
   if (st == TLS_HELLO_ST_HELLO)
     gather_hello(c, pk);
@@ -166,6 +169,7 @@ static void peek_decide(struct conn *c, bool timed_out) {
   facts.ja4 = pk->ev.ja4;
   policy_decide(c->policy, &facts, server_now(c->srv), &c->verdict);
   outcome = outcome_action(c, st, timed_out, &pk->ev.outcome);
+  metrics_count_hello(pk->ev.outcome);
   detail[0] = '\0';
   if (action_strength(outcome) > action_strength(c->verdict.action)) {
     /* The option that decided: on_no_sni / on_ech for a hello, else on_<outcome>. */

@@ -41,6 +41,7 @@ void respond_log(struct conn *c, const char *event, int status, const char *erro
   const struct http_head *h = c->head;
   struct decision d = {
       .event = event,
+      .policy = c->policy,
       .conn_id = c->id,
       .client = (const struct sockaddr *)&c->peer,
       .listener = c->lst->name,

@@ -1,5 +1,6 @@
 /* Dialing destinations and pooling idle keep-alive connections. */
 #include "proxy/upstream.h"
+#include "proxy/metrics.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -74,12 +75,22 @@ static void on_drained(struct endpoint *ep, int status) {
     conn_upstream_drained(up->conn, up, status);
 }
 
+/* One dial's outcome and duration, for the metrics. */
+static void count_dial(const struct upstream *up, int status) {
+  metrics_add(status == 0 ? METRIC_CONNECT_OK
+                          : status == UV_ETIMEDOUT ? METRIC_CONNECT_TIMEOUT : METRIC_CONNECT_ERROR,
+              1);
+  metrics_observe_ms(METRIC_H_CONNECT, uv_now(up->srv->loop) - up->dial_started);
+}
+
 static void on_connect_timeout(uv_timer_t *t) {
   struct upstream *up = t->data;
   upstream_connect_cb cb = up->on_connect;
   up->on_connect = NULL;
-  if (cb != NULL)
+  if (cb != NULL) {
+    count_dial(up, UV_ETIMEDOUT);
     cb(up, UV_ETIMEDOUT);
+  }
 }
 
 static void on_connected(uv_connect_t *req, int status) {
@@ -94,6 +105,7 @@ static void on_connected(uv_connect_t *req, int status) {
     up->connected = true;
     uv_tcp_nodelay(&up->ep.tcp, 1);
   }
+  count_dial(up, status);
   cb(up, status);
 }
 
@@ -116,6 +128,7 @@ struct upstream *upstream_dial(struct server *srv, struct conn *conn, const stru
   up->srv = srv;
   up->conn = conn;
   up->on_connect = cb;
+  up->dial_started = uv_now(srv->loop);
   memcpy(&up->addr, addr, addr->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
                                                        : sizeof(struct sockaddr_in));
   snprintf(up->key, sizeof(up->key), "%s", key);

@@ -30,6 +30,7 @@ struct upstream {
   struct server *srv;
   struct conn *conn;       /* the client connection using it; NULL when pooled */
   upstream_connect_cb on_connect;
+  uint64_t dial_started;   /* loop time the dial began, for the metrics */
   struct http1 *resp;      /* response parser, kept across reuses (owned) */
   struct sockaddr_storage addr;
   struct dns_result *resolved; /* what the name resolved to when dialled (owned) */

@@ -1,0 +1,468 @@
+/* The admin endpoint: listener, connections, routing and the pages. */
+#include "proxy/admin.h"
+
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <uv.h>
+
+#include "filters/policy.h"
+#include "filters/timefmt.h"
+#include "proxy/dns.h"
+#include "proxy/http1.h"
+#include "proxy/log.h"
+#include "proxy/metrics.h"
+#include "proxy/server.h"
+
+#define ADMIN_MAX_HEAD 8192
+#define ADMIN_MAX_CONNS 64
+#define ADMIN_TIMEOUT_MS 10000 /* a whole request must arrive in this time */
+#define ADMIN_LINGER_MS 2000   /* after the response: wait for the client's FIN */
+
+struct admin_conn;
+
+struct admin {
+  struct server *srv;
+  uv_tcp_t tcp;
+  struct sockaddr_storage addr;
+  struct admin_conn *conns;
+  size_t nconns;
+  int handles; /* the listener plus each connection; freed at 0 */
+  bool closing;
+};
+
+/* One admin client: one request, one response, then close. */
+struct admin_conn {
+  struct admin *adm;
+  struct admin_conn *prev, *next;
+  uv_tcp_t tcp;
+  uv_timer_t timer;
+  uv_shutdown_t shutdown;
+  uv_write_t write;
+  struct obuf out;         /* the response, alive until the write callback */
+  struct http1 *req;
+  struct http_head *head;  /* set by on_head; the parser's */
+  int handles;
+  bool answered;
+  bool closing;
+  char rbuf[4096];
+};
+
+static void admin_release(struct admin *a) {
+  if (--a->handles == 0)
+    free(a);
+}
+
+static void on_conn_closed(uv_handle_t *h) {
+  struct admin_conn *ac = h->data;
+  if (--ac->handles > 0)
+    return;
+  http1_free(ac->req);
+  obuf_free(&ac->out);
+  admin_release(ac->adm);
+  free(ac);
+}
+
+static void conn_end(struct admin_conn *ac) {
+  struct admin *a = ac->adm;
+  if (ac->closing)
+    return;
+  ac->closing = true;
+  if (ac->prev != NULL)
+    ac->prev->next = ac->next;
+  else
+    a->conns = ac->next;
+  if (ac->next != NULL)
+    ac->next->prev = ac->prev;
+  a->nconns--;
+  uv_close((uv_handle_t *)&ac->tcp, on_conn_closed);
+  uv_close((uv_handle_t *)&ac->timer, on_conn_closed);
+}
+
+/* ---- pages ---------------------------------------------------------------- */
+
+static void duration_text(uint64_t seconds, char *buf, size_t size) {
+  if (seconds % 86400 == 0)
+    snprintf(buf, size, "%llud", (unsigned long long)(seconds / 86400));
+  else
+    snprintf(buf, size, "%llus", (unsigned long long)seconds);
+}
+
+/* The first stale vendor list, if any, into REASON. */
+static bool lists_fresh(const struct server *srv, char *reason, size_t size) {
+  int64_t now = server_now(srv);
+  for (size_t i = 0; i < policy_vendor_count(srv->policy); i++) {
+    const struct vendor *v = policy_vendor_at(srv->policy, i);
+    char reviewed[40], age[32];
+    if (v->max_age == 0 || now - v->reviewed < (int64_t)v->max_age)
+      continue;
+    rfc3339_format(v->reviewed, reviewed, sizeof(reviewed));
+    duration_text(v->max_age, age, sizeof(age));
+    snprintf(reason, size, "vendor list %s (%s) is stale: reviewed %s, max_age %s", v->id,
+             v->where.file != NULL ? v->where.file : "?", reviewed, age);
+    return false;
+  }
+  return true;
+}
+
+bool admin_ready(const struct server *srv, char *reason, size_t size) {
+  struct resolver_health h;
+  if (srv->draining || srv->stopping) {
+    snprintf(reason, size, "shutting down");
+    return false;
+  }
+  if (srv->nlisteners != srv->cfg->nlisten || srv->nlisteners == 0) {
+    snprintf(reason, size, "listeners not bound");
+    return false;
+  }
+  if (srv->policy == NULL) {
+    snprintf(reason, size, "no policy loaded");
+    return false;
+  }
+  if (srv->resolver != NULL) {
+    resolver_get_health(srv->resolver, &h);
+    if (h.last_fail_ms > h.last_ok_ms) {
+      snprintf(reason, size, "resolver not answering: the last lookup failed (%s) %llus ago",
+               dns_status_name(h.last_fail),
+               (unsigned long long)((uv_now(srv->loop) - h.last_fail_ms) / 1000));
+      return false;
+    }
+  }
+  return lists_fresh(srv, reason, size);
+}
+
+static void json_str(struct obuf *out, const char *s) {
+  char buf[1600];
+  size_t n = log_json_escape(buf, 0, sizeof(buf), s, strlen(s), 256);
+  obuf_add(out, "\"", 1);
+  obuf_add(out, buf, n);
+  obuf_add(out, "\"", 1);
+}
+
+static void json_time(struct obuf *out, int64_t t) {
+  char ts[40];
+  if (t == POLICY_TIME_NEVER) {
+    obuf_add(out, "null", 4);
+    return;
+  }
+  rfc3339_format(t, ts, sizeof(ts));
+  json_str(out, ts);
+}
+
+static void policy_vendor_json(struct obuf *out, const struct vendor *v, int64_t now) {
+  char age[32];
+  obuf_add(out, "{\"id\":", 6);
+  json_str(out, v->id);
+  obuf_add(out, ",\"name\":", 8);
+  json_str(out, v->name != NULL ? v->name : v->id);
+  obuf_add(out, ",\"source\":", 10);
+  json_str(out, v->where.file != NULL ? v->where.file : "");
+  obuf_add(out, ",\"reviewed\":", 12);
+  if (v->reviewed != 0)
+    json_time(out, v->reviewed);
+  else
+    obuf_add(out, "null", 4);
+  duration_text(v->max_age, age, sizeof(age));
+  obuf_printf(out, ",\"max_age\":");
+  if (v->max_age != 0)
+    json_str(out, age);
+  else
+    obuf_add(out, "null", 4);
+  obuf_printf(out, ",\"stale\":%s,\"categories\":[",
+              v->max_age != 0 && now - v->reviewed >= (int64_t)v->max_age ? "true" : "false");
+  for (size_t c = 0; c < v->ncategories; c++) {
+    const struct category *cat = &v->categories[c];
+    obuf_add(out, c ? ",{\"name\":" : "{\"name\":", c ? 9 : 8);
+    json_str(out, cat->name);
+    obuf_add(out, ",\"cutoff\":", 10);
+    json_time(out, cat->cutoff);
+    obuf_printf(out, ",\"in_force\":%s,\"before\":\"%s\",\"after\":\"%s\",\"action_now\":\"%s\"}",
+                now >= cat->cutoff ? "true" : "false", action_name(cat->before),
+                action_name(cat->after), action_name(now >= cat->cutoff ? cat->after : cat->before));
+  }
+  obuf_add(out, "]}", 2);
+}
+
+static void page_policy(struct obuf *out, const struct server *srv) {
+  const struct policy *p = srv->policy;
+  int64_t now = server_now(srv);
+  size_t i;
+  obuf_add(out, "{\"version\":", 11);
+  json_str(out, policy_version(p));
+  obuf_add(out, ",\"loaded_at\":", 13);
+  json_time(out, srv->policy_loaded_at);
+  obuf_add(out, ",\"policy_time\":", 15);
+  json_time(out, now);
+  obuf_add(out, ",\"config\":", 10);
+  json_str(out, srv->cfg->source);
+  obuf_printf(out, ",\"monitor\":%s,\"vendors\":[", policy_monitor(p) ? "true" : "false");
+  for (i = 0; i < policy_vendor_count(p); i++) {
+    if (i > 0)
+      obuf_add(out, ",", 1);
+    policy_vendor_json(out, policy_vendor_at(p, i), now);
+  }
+  obuf_add(out, "],\"sources\":[", 13);
+  for (i = 0; i < policy_source_count(p); i++) {
+    const struct policy_source *s = policy_source_at(p, i);
+    obuf_add(out, i ? ",{\"name\":" : "{\"name\":", i ? 9 : 8);
+    json_str(out, s->name);
+    obuf_printf(out, ",\"sha256\":\"%s\"}", s->sha256);
+  }
+  obuf_printf(out,
+              "],\"entries\":{\"host\":%zu,\"network\":%zu,\"ja4\":%zu,\"exception\":%zu},"
+              "\"last_reload_error\":",
+              policy_host_count(p), policy_network_count(p), policy_ja4_count(p),
+              policy_exception_count(p));
+  if (srv->reload_error[0] != '\0')
+    json_str(out, srv->reload_error);
+  else
+    obuf_add(out, "null", 4);
+  obuf_add(out, "}\n", 2);
+}
+
+/* ---- requests ------------------------------------------------------------- */
+
+static void on_shutdown(uv_shutdown_t *req, int status) {
+  (void)req;
+  (void)status; /* the client's FIN, or the linger timer, ends the connection */
+}
+
+static void on_written(uv_write_t *req, int status) {
+  struct admin_conn *ac = req->data;
+  obuf_free(&ac->out);
+  if (status < 0 || ac->closing) {
+    conn_end(ac);
+    return;
+  }
+  if (uv_shutdown(&ac->shutdown, (uv_stream_t *)&ac->tcp, on_shutdown) != 0)
+    conn_end(ac);
+}
+
+static void on_timeout(uv_timer_t *t) {
+  conn_end(t->data);
+}
+
+static void respond(struct admin_conn *ac, int status, const char *reason, const char *ctype,
+                    const char *extra, const struct obuf *body) {
+  struct obuf *out = &ac->out;
+  uv_buf_t buf;
+  ac->answered = true;
+  obuf_printf(out,
+              "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
+              "Cache-Control: no-store\r\nConnection: close\r\n%s\r\n",
+              status, reason, ctype, body->len, extra != NULL ? extra : "");
+  obuf_add(out, body->data, body->len);
+  if (out->failed) {
+    conn_end(ac);
+    return;
+  }
+  uv_timer_start(&ac->timer, on_timeout, ADMIN_LINGER_MS, 0);
+  buf = uv_buf_init(out->data, (unsigned)out->len);
+  ac->write.data = ac;
+  if (uv_write(&ac->write, (uv_stream_t *)&ac->tcp, &buf, 1, on_written) != 0)
+    conn_end(ac);
+}
+
+static void respond_text(struct admin_conn *ac, int status, const char *reason,
+                         const char *extra, const char *text) {
+  struct obuf body = {0};
+  obuf_add(&body, text, strlen(text));
+  respond(ac, status, reason, "text/plain; charset=utf-8", extra, &body);
+  obuf_free(&body);
+}
+
+/* Compares without leaking, through timing, how much of a guess was right. */
+static bool same_secret(const char *a, size_t alen, const char *b, size_t blen) {
+  unsigned char diff = alen != blen;
+  for (size_t i = 0; i < alen && i < blen; i++)
+    diff |= (unsigned char)(a[i] ^ b[i]);
+  return diff == 0;
+}
+
+static bool authorised(const struct admin_conn *ac, const struct http_head *h) {
+  const char *token = ac->adm->srv->cfg->admin.token;
+  int i;
+  if (token[0] == '\0')
+    return true;
+  if ((i = http_head_find(h, "Authorization")) < 0 || h->fields[i].value_len < 7 ||
+      strncasecmp(http_head_str(h, h->fields[i].value), "Bearer ", 7) != 0)
+    return false;
+  return same_secret(http_head_str(h, h->fields[i].value) + 7, h->fields[i].value_len - 7, token,
+                     strlen(token));
+}
+
+static void do_reload(struct admin_conn *ac) {
+  char err[700];
+  struct obuf body = {0};
+  int rc = server_reload(ac->adm->srv, err, sizeof(err));
+  obuf_printf(&body, "{\"result\":\"%s\",\"policy_version\":\"%s\",\"%s\":",
+              rc == 0 ? "reloaded" : "rejected", policy_version(ac->adm->srv->policy),
+              rc == 0 ? "detail" : "error");
+  json_str(&body, err);
+  obuf_add(&body, "}\n", 2);
+  respond(ac, rc == 0 ? 200 : 422, rc == 0 ? "OK" : "Unprocessable Content", "application/json",
+          NULL, &body);
+  obuf_free(&body);
+}
+
+static void do_get(struct admin_conn *ac, const char *path) {
+  const struct server *srv = ac->adm->srv;
+  struct obuf body = {0};
+  char reason[600], text[700];
+  if (strcmp(path, "/healthz") == 0) {
+    respond_text(ac, 200, "OK", NULL, "ok\n");
+  } else if (strcmp(path, "/readyz") == 0) {
+    bool ready = admin_ready(srv, reason, sizeof(reason));
+    snprintf(text, sizeof(text), ready ? "ready\n" : "not ready: %s\n", reason);
+    respond_text(ac, ready ? 200 : 503, ready ? "OK" : "Service Unavailable", NULL, text);
+  } else if (strcmp(path, "/metrics") == 0) {
+    metrics_render(&body, srv);
+    respond(ac, 200, "OK", "text/plain; version=0.0.4; charset=utf-8", NULL, &body);
+  } else if (strcmp(path, "/policy") == 0) {
+    page_policy(&body, srv);
+    respond(ac, 200, "OK", "application/json", NULL, &body);
+  } else {
+    respond_text(ac, 404, "Not Found", NULL, "not found\n");
+  }
+  obuf_free(&body);
+}
+
+static void handle_request(struct admin_conn *ac) {
+  const struct http_head *h = ac->head;
+  char path[64];
+  size_t n = h->target_len;
+  const char *target = http_head_str(h, h->target);
+  const char *q = memchr(target, '?', n);
+  bool get = strcmp(h->method, "GET") == 0, post = strcmp(h->method, "POST") == 0;
+
+  if (q != NULL)
+    n = (size_t)(q - target);
+  snprintf(path, sizeof(path), "%.*s", (int)(n < sizeof(path) ? n : sizeof(path) - 1), target);
+  if (!authorised(ac, h)) {
+    respond_text(ac, 401, "Unauthorized", "WWW-Authenticate: Bearer realm=\"embargo\"\r\n",
+                 "a bearer token is required\n");
+    return;
+  }
+  if (strcmp(path, "/reload") == 0) {
+    if (post)
+      do_reload(ac);
+    else
+      respond_text(ac, 405, "Method Not Allowed", "Allow: POST\r\n", "use POST\n");
+    return;
+  }
+  if (get)
+    do_get(ac, path);
+  else
+    respond_text(ac, 405, "Method Not Allowed", "Allow: GET\r\n", "use GET\n");
+}
+
+static int on_head(void *ctx, struct http_head *head) {
+  struct admin_conn *ac = ctx;
+  ac->head = head;
+  return HTTP1_PAUSE;
+}
+
+static int on_body(void *ctx, const char *data, size_t len) {
+  return HTTP1_CONTINUE; /* no page takes a body */
+}
+
+static int on_done(void *ctx) {
+  return HTTP1_PAUSE;
+}
+
+static const struct http1_callbacks admin_cbs = {on_head, on_body, on_done};
+
+static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf) {
+  struct admin_conn *ac = h->data;
+  *buf = uv_buf_init(ac->rbuf, sizeof(ac->rbuf));
+}
+
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
+  struct admin_conn *ac = s->data;
+  size_t used = 0;
+  enum http1_status st;
+  if (nread < 0) {
+    conn_end(ac);
+    return;
+  }
+  if (nread == 0 || ac->answered)
+    return; /* after the response, input is read and dropped until FIN */
+  st = http1_feed(ac->req, buf->base, (size_t)nread, &used);
+  if (st == HTTP1_ERROR) {
+    respond_text(ac, http1_error_status(ac->req), "Bad Request", NULL, "bad request\n");
+    return;
+  }
+  if (ac->head != NULL)
+    handle_request(ac);
+}
+
+static void on_connection(uv_stream_t *s, int status) {
+  struct admin *a = s->data;
+  struct admin_conn *ac;
+  if (status < 0 || a->closing)
+    return;
+  if ((ac = calloc(1, sizeof(*ac))) == NULL ||
+      (ac->req = http1_new(true, ADMIN_MAX_HEAD, &admin_cbs, ac)) == NULL) {
+    free(ac);
+    return;
+  }
+  ac->adm = a;
+  uv_tcp_init(s->loop, &ac->tcp);
+  uv_timer_init(s->loop, &ac->timer);
+  ac->tcp.data = ac->timer.data = ac;
+  ac->handles = 2;
+  a->handles++;
+  ac->next = a->conns;
+  if (a->conns != NULL)
+    a->conns->prev = ac;
+  a->conns = ac;
+  a->nconns++;
+  if (uv_accept(s, (uv_stream_t *)&ac->tcp) != 0 || a->nconns > ADMIN_MAX_CONNS) {
+    conn_end(ac);
+    return;
+  }
+  uv_timer_start(&ac->timer, on_timeout, ADMIN_TIMEOUT_MS, 0);
+  uv_read_start((uv_stream_t *)&ac->tcp, on_alloc, on_read);
+}
+
+static void on_listener_closed(uv_handle_t *h) {
+  admin_release(h->data);
+}
+
+int admin_open(struct server *srv, struct admin **out, char *err, size_t errsize) {
+  const struct config_admin *cfg = &srv->cfg->admin;
+  struct admin *a = calloc(1, sizeof(*a));
+  int rc, len = sizeof(a->addr);
+  *out = a;
+  if (a == NULL) {
+    snprintf(err, errsize, "out of memory");
+    return UV_ENOMEM;
+  }
+  a->srv = srv;
+  a->handles = 1;
+  uv_tcp_init(srv->loop, &a->tcp);
+  a->tcp.data = a;
+  if ((rc = uv_tcp_bind(&a->tcp, (const struct sockaddr *)&cfg->listen,
+                        cfg->listen.ss_family == AF_INET6 ? UV_TCP_IPV6ONLY : 0)) != 0 ||
+      (rc = uv_listen((uv_stream_t *)&a->tcp, 64, on_connection)) != 0) {
+    snprintf(err, errsize, "admin.listen: cannot listen on %s: %s", cfg->listen_text,
+             uv_strerror(rc));
+    return rc;
+  }
+  uv_tcp_getsockname(&a->tcp, (struct sockaddr *)&a->addr, &len);
+  return 0;
+}
+
+const struct sockaddr *admin_address(const struct admin *a) {
+  return (const struct sockaddr *)&a->addr;
+}
+
+void admin_close(struct admin *a) {
+  if (a == NULL || a->closing)
+    return;
+  a->closing = true;
+  while (a->conns != NULL)
+    conn_end(a->conns);
+  uv_close((uv_handle_t *)&a->tcp, on_listener_closed);
+}

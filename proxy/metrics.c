@@ -1,0 +1,350 @@
+/* Counters, histograms and their Prometheus exposition. */
+#include "proxy/metrics.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "filters/policy.h"
+#include "proxy/conn-t.h"
+#include "proxy/dns.h"
+#include "proxy/dnscache.h"
+#include "proxy/http1.h"
+#include "proxy/logq.h"
+#include "proxy/server.h"
+
+#define METRICS_MAX_SHARDS 64
+#define METRICS_MAX_DECISIONS 512 /* distinct vendor/category/action/matched_on sets */
+#define NBUCKETS 14
+
+/* Upper bounds in milliseconds; the last bucket is +Inf. */
+static const uint64_t bucket_ms[NBUCKETS - 1] = {1,   2,   5,    10,   25,   50,  100,
+                                                  250, 500, 1000, 2500, 5000, 10000};
+
+struct metrics_histogram {
+  uint64_t buckets[NBUCKETS]; /* not cumulative; summed when rendered */
+  uint64_t count;
+  uint64_t sum_ms;
+};
+
+struct decision_key {
+  char vendor[64];
+  char category[64];
+  enum action action;
+  enum match_on on;
+  uint64_t count;
+};
+
+/* Everything one thread counts. Only its own thread writes a shard. */
+struct metrics_shard {
+  uint64_t counters[METRIC_NCOUNTERS];
+  uint64_t accepted[CONFIG_MAX_LISTEN];
+  struct metrics_histogram hist[METRIC_NHISTS];
+  struct decision_key decisions[METRICS_MAX_DECISIONS];
+  size_t ndecisions;
+  uint64_t decisions_dropped; /* label sets beyond METRICS_MAX_DECISIONS */
+};
+
+static struct metrics_shard shards[METRICS_MAX_SHARDS];
+static size_t nshards = 1;
+static _Thread_local struct metrics_shard *local = &shards[0];
+
+void metrics_add(enum metric_counter id, uint64_t n) {
+  local->counters[id] += n;
+}
+
+void metrics_observe_ms(enum metric_hist id, uint64_t ms) {
+  struct metrics_histogram *h = &local->hist[id];
+  size_t b = 0;
+  while (b < NBUCKETS - 1 && ms > bucket_ms[b])
+    b++;
+  h->buckets[b]++;
+  h->count++;
+  h->sum_ms += ms;
+}
+
+void metrics_count_accept(size_t listener_index) {
+  if (listener_index < CONFIG_MAX_LISTEN)
+    local->accepted[listener_index]++;
+}
+
+void metrics_count_decision(const struct verdict *v) {
+  struct metrics_shard *s = local;
+  const char *vendor, *category;
+  size_t i;
+  if (v == NULL || v->rule == NULL)
+    return;
+  vendor = v->rule->vendor->id;
+  category = v->rule->category->name;
+  for (i = 0; i < s->ndecisions; i++) {
+    struct decision_key *k = &s->decisions[i];
+    if (k->action == v->action && k->on == v->on && strcmp(k->vendor, vendor) == 0 &&
+        strcmp(k->category, category) == 0) {
+      k->count++;
+      return;
+    }
+  }
+  if (s->ndecisions == METRICS_MAX_DECISIONS) {
+    s->decisions_dropped++;
+    return;
+  }
+  struct decision_key *k = &s->decisions[s->ndecisions++];
+  snprintf(k->vendor, sizeof(k->vendor), "%s", vendor);
+  snprintf(k->category, sizeof(k->category), "%s", category);
+  k->action = v->action;
+  k->on = v->on;
+  k->count = 1;
+}
+
+void metrics_count_hello(const char *outcome) {
+  static const struct {
+    const char *name;
+    enum metric_counter id;
+  } map[] = {{"hello", METRIC_HELLO_HELLO},         {"not_tls", METRIC_HELLO_NOT_TLS},
+             {"malformed", METRIC_HELLO_MALFORMED}, {"too_large", METRIC_HELLO_TOO_LARGE},
+             {"timeout", METRIC_HELLO_TIMEOUT}};
+  for (size_t i = 0; outcome != NULL && i < sizeof(map) / sizeof(map[0]); i++)
+    if (strcmp(outcome, map[i].name) == 0)
+      metrics_add(map[i].id, 1);
+}
+
+/* ---- rendering ---------------------------------------------------------- */
+
+/* One series of a counter family; consecutive rows of one family share the
+ * HELP and TYPE lines. */
+static const struct {
+  enum metric_counter id;
+  const char *family;
+  const char *labels;
+  const char *help;
+} counter_rows[] = {
+    {METRIC_REQ_FORWARD, "embargo_requests_total", "kind=\"forward\"",
+     "Requests read from clients, by kind (forward: absolute-form HTTP; connect: CONNECT)."},
+    {METRIC_REQ_CONNECT, "embargo_requests_total", "kind=\"connect\"", NULL},
+    {METRIC_BYTES_CLIENT, "embargo_bytes_received_total", "from=\"client\"",
+     "Bytes read from clients and from destinations (each is relayed the other way)."},
+    {METRIC_BYTES_UPSTREAM, "embargo_bytes_received_total", "from=\"upstream\"", NULL},
+    {METRIC_HELLO_HELLO, "embargo_tls_hello_total", "outcome=\"hello\"",
+     "ClientHellos inspected in CONNECT tunnels, by outcome."},
+    {METRIC_HELLO_NOT_TLS, "embargo_tls_hello_total", "outcome=\"not_tls\"", NULL},
+    {METRIC_HELLO_MALFORMED, "embargo_tls_hello_total", "outcome=\"malformed\"", NULL},
+    {METRIC_HELLO_TOO_LARGE, "embargo_tls_hello_total", "outcome=\"too_large\"", NULL},
+    {METRIC_HELLO_TIMEOUT, "embargo_tls_hello_total", "outcome=\"timeout\"", NULL},
+    {METRIC_DNS_OK, "embargo_dns_queries_total", "status=\"ok\"",
+     "DNS lookups sent to the resolvers (cache misses), by outcome."},
+    {METRIC_DNS_NXDOMAIN, "embargo_dns_queries_total", "status=\"nxdomain\"", NULL},
+    {METRIC_DNS_NODATA, "embargo_dns_queries_total", "status=\"nodata\"", NULL},
+    {METRIC_DNS_TIMEOUT, "embargo_dns_queries_total", "status=\"timeout\"", NULL},
+    {METRIC_DNS_SERVFAIL, "embargo_dns_queries_total", "status=\"servfail\"", NULL},
+    {METRIC_DNS_BADANSWER, "embargo_dns_queries_total", "status=\"bad_answer\"", NULL},
+    {METRIC_DNS_ERROR, "embargo_dns_queries_total", "status=\"error\"", NULL},
+    {METRIC_CONNECT_OK, "embargo_upstream_connects_total", "result=\"ok\"",
+     "Connections dialled to destinations, by result."},
+    {METRIC_CONNECT_TIMEOUT, "embargo_upstream_connects_total", "result=\"timeout\"", NULL},
+    {METRIC_CONNECT_ERROR, "embargo_upstream_connects_total", "result=\"error\"", NULL},
+    {METRIC_RELOAD_OK, "embargo_reloads_total", "result=\"success\"",
+     "Configuration reloads (SIGHUP or POST /reload), by result."},
+    {METRIC_RELOAD_FAILED, "embargo_reloads_total", "result=\"failure\"", NULL},
+};
+
+static const struct {
+  const char *family;
+  const char *help;
+} hist_rows[METRIC_NHISTS] = {
+    [METRIC_H_RESOLVE] = {"embargo_dns_resolve_seconds",
+                          "Time from sending a DNS lookup to its answer or failure."},
+    [METRIC_H_CONNECT] = {"embargo_upstream_connect_seconds",
+                          "Time to connect to a destination address (or fail)."},
+    [METRIC_H_HELLO_WAIT] = {"embargo_tls_hello_wait_seconds",
+                             "Time from the 200 to a CONNECT until its ClientHello was judged."},
+};
+
+static uint64_t sum_counter(enum metric_counter id) {
+  uint64_t n = 0;
+  for (size_t i = 0; i < nshards; i++)
+    n += shards[i].counters[id];
+  return n;
+}
+
+static void family(struct obuf *out, const char *name, const char *type, const char *help) {
+  obuf_printf(out, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+static void render_counters(struct obuf *out) {
+  for (size_t i = 0; i < sizeof(counter_rows) / sizeof(counter_rows[0]); i++) {
+    if (counter_rows[i].help != NULL)
+      family(out, counter_rows[i].family, "counter", counter_rows[i].help);
+    obuf_printf(out, "%s{%s} %" PRIu64 "\n", counter_rows[i].family, counter_rows[i].labels,
+                sum_counter(counter_rows[i].id));
+  }
+}
+
+static void render_histogram(struct obuf *out, enum metric_hist id) {
+  struct metrics_histogram h;
+  uint64_t cum = 0;
+  memset(&h, 0, sizeof(h));
+  for (size_t s = 0; s < nshards; s++) {
+    for (size_t b = 0; b < NBUCKETS; b++)
+      h.buckets[b] += shards[s].hist[id].buckets[b];
+    h.count += shards[s].hist[id].count;
+    h.sum_ms += shards[s].hist[id].sum_ms;
+  }
+  family(out, hist_rows[id].family, "histogram", hist_rows[id].help);
+  for (size_t b = 0; b < NBUCKETS; b++) {
+    cum += h.buckets[b];
+    if (b < NBUCKETS - 1)
+      obuf_printf(out, "%s_bucket{le=\"%g\"} %" PRIu64 "\n", hist_rows[id].family,
+                  (double)bucket_ms[b] / 1000.0, cum);
+    else
+      obuf_printf(out, "%s_bucket{le=\"+Inf\"} %" PRIu64 "\n", hist_rows[id].family, cum);
+  }
+  obuf_printf(out, "%s_sum %.3f\n%s_count %" PRIu64 "\n", hist_rows[id].family,
+              (double)h.sum_ms / 1000.0, hist_rows[id].family, h.count);
+}
+
+/* Label values come from config files (vendor ids, category names are
+ * restricted to [a-z0-9_-]) or from this program; escape anyway. */
+static void label_value(struct obuf *out, const char *s) {
+  for (; *s; s++) {
+    if (*s == '\\' || *s == '"')
+      obuf_printf(out, "\\%c", *s);
+    else if (*s == '\n')
+      obuf_add(out, "\\n", 2);
+    else
+      obuf_add(out, s, 1);
+  }
+}
+
+static void render_decisions(struct obuf *out) {
+  family(out, "embargo_decisions_total", "counter",
+         "Verdicts a vendor rule made, by vendor, category, action and the fact that matched "
+         "(allow verdicts are counted only with access_log).");
+  for (size_t s = 0; s < nshards; s++) {
+    for (size_t i = 0; i < shards[s].ndecisions; i++) {
+      const struct decision_key *k = &shards[s].decisions[i];
+      uint64_t n = k->count;
+      bool seen = false;
+      /* Sum the same label set across shards, printed once (at its first). */
+      for (size_t t = 0; t < s && !seen; t++)
+        for (size_t j = 0; j < shards[t].ndecisions && !seen; j++)
+          seen = strcmp(shards[t].decisions[j].vendor, k->vendor) == 0 &&
+                 strcmp(shards[t].decisions[j].category, k->category) == 0 &&
+                 shards[t].decisions[j].action == k->action && shards[t].decisions[j].on == k->on;
+      if (seen)
+        continue;
+      for (size_t t = s + 1; t < nshards; t++)
+        for (size_t j = 0; j < shards[t].ndecisions; j++)
+          if (strcmp(shards[t].decisions[j].vendor, k->vendor) == 0 &&
+              strcmp(shards[t].decisions[j].category, k->category) == 0 &&
+              shards[t].decisions[j].action == k->action && shards[t].decisions[j].on == k->on)
+            n += shards[t].decisions[j].count;
+      obuf_add(out, "embargo_decisions_total{vendor=\"", 32);
+      label_value(out, k->vendor);
+      obuf_add(out, "\",category=\"", 12);
+      label_value(out, k->category);
+      obuf_printf(out, "\",action=\"%s\",matched_on=\"%s\"} %" PRIu64 "\n",
+                  action_name(k->action), match_on_name(k->on), n);
+    }
+  }
+}
+
+static void render_connections(struct obuf *out, const struct server *srv) {
+  size_t active[CONFIG_MAX_LISTEN] = {0}, tunnels = 0, i;
+  for (const struct conn *c = srv->conns; c != NULL; c = c->next) {
+    size_t li = (size_t)(c->lst - srv->listeners);
+    if (li < CONFIG_MAX_LISTEN)
+      active[li]++;
+    tunnels += c->state == CONN_ST_TUNNEL;
+  }
+  family(out, "embargo_client_connections_active", "gauge",
+         "Client connections open now, by listener and mode.");
+  for (i = 0; i < srv->nlisteners; i++)
+    obuf_printf(out, "embargo_client_connections_active{listener=\"%s\",mode=\"proxy\"} %zu\n",
+                srv->listeners[i].name, active[i]);
+  family(out, "embargo_client_connections_total", "counter",
+         "Client connections accepted, by listener and mode.");
+  for (i = 0; i < srv->nlisteners; i++) {
+    uint64_t n = 0;
+    for (size_t s = 0; s < nshards; s++)
+      n += shards[s].accepted[i];
+    obuf_printf(out, "embargo_client_connections_total{listener=\"%s\",mode=\"proxy\"} %" PRIu64
+                "\n", srv->listeners[i].name, n);
+  }
+  family(out, "embargo_accept_errors_total", "counter",
+         "Accepts that failed (out of descriptors, ...), by listener.");
+  for (i = 0; i < srv->nlisteners; i++)
+    obuf_printf(out, "embargo_accept_errors_total{listener=\"%s\"} %" PRIu64 "\n",
+                srv->listeners[i].name, srv->listeners[i].accept_errors);
+  family(out, "embargo_tunnels_active", "gauge", "CONNECT tunnels relaying bytes now.");
+  obuf_printf(out, "embargo_tunnels_active %zu\n", tunnels);
+}
+
+static void gauge(struct obuf *out, const char *name, const char *help, uint64_t v) {
+  family(out, name, "gauge", help);
+  obuf_printf(out, "%s %" PRIu64 "\n", name, v);
+}
+
+static void counter(struct obuf *out, const char *name, const char *help, uint64_t v) {
+  family(out, name, "counter", help);
+  obuf_printf(out, "%s %" PRIu64 "\n", name, v);
+}
+
+static void render_dns(struct obuf *out, const struct server *srv) {
+  struct dnscache_stats st;
+  memset(&st, 0, sizeof(st));
+  if (srv->resolver != NULL)
+    resolver_stats(srv->resolver, &st);
+  counter(out, "embargo_dns_cache_hits_total", "Lookups answered from the DNS cache.", st.hits);
+  counter(out, "embargo_dns_cache_misses_total", "Lookups the cache could not answer.",
+          st.misses);
+  counter(out, "embargo_dns_cache_joins_total", "Lookups that waited on a query already running.",
+          st.joins);
+  counter(out, "embargo_dns_cache_expired_total", "Entries found past their expiry.",
+          st.expired);
+  counter(out, "embargo_dns_cache_evictions_total", "Entries dropped to stay within the bounds.",
+          st.evictions);
+  gauge(out, "embargo_dns_cache_entries", "Answers held in the DNS cache.", st.entries);
+  gauge(out, "embargo_dns_cache_bytes", "Bytes held by the DNS cache.", st.bytes + st.table_bytes);
+  gauge(out, "embargo_dns_queries_in_flight", "DNS queries running now.", st.pending);
+}
+
+static void render_policy(struct obuf *out, const struct server *srv) {
+  const struct policy *p = srv->policy;
+  family(out, "embargo_policy_info", "gauge",
+         "The policy snapshot in force: its version (a hash of its sources).");
+  obuf_printf(out, "embargo_policy_info{version=\"%s\"} 1\n", policy_version(p));
+  gauge(out, "embargo_policy_loaded_timestamp_seconds",
+        "When the policy in force was loaded (policy clock, seconds since the epoch).",
+        (uint64_t)srv->policy_loaded_at);
+  family(out, "embargo_policy_entries", "gauge", "Entries of the policy in force, by kind.");
+  obuf_printf(out, "embargo_policy_entries{kind=\"vendor\"} %zu\n", policy_vendor_count(p));
+  obuf_printf(out, "embargo_policy_entries{kind=\"host\"} %zu\n", policy_host_count(p));
+  obuf_printf(out, "embargo_policy_entries{kind=\"network\"} %zu\n", policy_network_count(p));
+  obuf_printf(out, "embargo_policy_entries{kind=\"ja4\"} %zu\n", policy_ja4_count(p));
+  obuf_printf(out, "embargo_policy_entries{kind=\"exception\"} %zu\n",
+              policy_exception_count(p));
+  gauge(out, "embargo_monitor_mode", "1 when nothing is denied (monitor mode).",
+        policy_monitor(p) ? 1 : 0);
+}
+
+static void render_log(struct obuf *out) {
+  family(out, "embargo_log_lines_dropped_total", "counter",
+         "Log lines dropped because the log reader did not keep up, by stream.");
+  obuf_printf(out, "embargo_log_lines_dropped_total{stream=\"decision\"} %" PRIu64 "\n",
+              logq_dropped(LOGQ_DECISION));
+  obuf_printf(out, "embargo_log_lines_dropped_total{stream=\"diagnostic\"} %" PRIu64 "\n",
+              logq_dropped(LOGQ_DIAGNOSTIC));
+}
+
+void metrics_render(struct obuf *out, const struct server *srv) {
+  render_connections(out, srv);
+  render_counters(out);
+  render_decisions(out);
+  for (int h = 0; h < METRIC_NHISTS; h++)
+    render_histogram(out, (enum metric_hist)h);
+  render_dns(out, srv);
+  render_policy(out, srv);
+  render_log(out);
+  gauge(out, "embargo_shutting_down", "1 once a stop signal was received.",
+        srv->stopping || srv->draining ? 1 : 0);
+}
