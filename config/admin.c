@@ -30,9 +30,14 @@ static int read_token(struct loader *ld, const struct ydoc *d, const struct ynod
   const char *file = load_text(ld, d, n, path, admin_keys[1].expect);
   if (file == NULL)
     return EMB_ECONFIG;
-  int rc = load_read_file(file, &data, &len);
+  char full[1024];
+  if (file[0] != '/' && ld->dir != NULL)
+    snprintf(full, sizeof(full), "%s/%s", ld->dir, file);
+  else
+    snprintf(full, sizeof(full), "%s", file);
+  int rc = load_read_file(full, &data, &len);
   if (rc < 0)
-    return load_fail(ld, d, n, path, "cannot read '%s': %s", file, strerror(-rc));
+    return load_fail(ld, d, n, path, "cannot read '%s': %s", full, strerror(-rc));
   while (len > 0 && (data[len - 1] == '\n' || data[len - 1] == '\r' || data[len - 1] == ' ' ||
                      data[len - 1] == '\t'))
     len--;
@@ -42,7 +47,7 @@ static int read_token(struct loader *ld, const struct ydoc *d, const struct ynod
                    sizeof(a->token) - 1);
   else
     memcpy(a->token, data, len), a->token[len] = '\0';
-  snprintf(a->token_file, sizeof(a->token_file), "%s", file);
+  snprintf(a->token_file, sizeof(a->token_file), "%s", full);
   free(data);
   return rc;
 }

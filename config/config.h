@@ -41,7 +41,7 @@ struct config_admin {
   char listen_text[64];
   struct sockaddr_storage listen;
   char where[320];                /* "file:line:col" of admin.listen, for errors */
-  char token_file[512];           /* admin.token_file, or "" */
+  char token_file[1024];          /* admin.token_file as read (relative to the config), or "" */
   char token[256];                /* its content (trailing white space cut), or "" */
 };
 

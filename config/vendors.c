@@ -157,6 +157,23 @@ static int read_time(struct loader *ld, const struct ydoc *d, const struct ynode
   return 0;
 }
 
+/* A duration as duration_parse reads it, or whole days ("90d"): lists are
+ * reviewed on a calendar, not a stopwatch. */
+static int parse_age(const char *text, size_t len, uint64_t *ms) {
+  uint64_t days;
+  if (len < 2 || text[len - 1] != 'd')
+    return duration_parse(text, len, ms);
+  char num[24];
+  if (len - 1 >= sizeof(num))
+    return -EINVAL;
+  memcpy(num, text, len - 1);
+  num[len - 1] = '\0';
+  if (load_parse_uint(num, 1, 100000, &days) < 0)
+    return -EINVAL;
+  *ms = days * 86400000u;
+  return 0;
+}
+
 /* `reviewed` (a date or a time) and `max_age` (a duration; it needs
  * `reviewed`): after reviewed + max_age the list is stale and /readyz says so. */
 static int read_review(struct loader *ld, const struct ydoc *d, const struct vendor_spec *spec,
@@ -178,7 +195,7 @@ static int read_review(struct loader *ld, const struct ydoc *d, const struct ven
     return 0;
   if ((text = load_text(ld, d, spec->max_age, "max_age", "a duration like 90d")) == NULL)
     return EMB_ECONFIG;
-  if (duration_parse(text, ynode_len(spec->max_age), &ms) < 0 || ms < 1000)
+  if (parse_age(text, ynode_len(spec->max_age), &ms) < 0 || ms < 1000)
     return load_fail(ld, d, spec->max_age, "max_age", "expected a duration like 90d");
   if (spec->reviewed == NULL)
     return load_fail(ld, d, spec->max_age, "max_age", "needs `reviewed`: the date it counts from");

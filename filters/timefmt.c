@@ -140,7 +140,6 @@ struct duration_unit {
 
 static const struct duration_unit duration_units[] = {
     {"", 1000}, {"ms", 1}, {"s", 1000}, {"m", 60 * 1000}, {"h", 60 * 60 * 1000},
-    {"d", UINT64_C(24) * 60 * 60 * 1000},
 };
 
 int duration_parse(const char *text, size_t len, uint64_t *out_ms) {

@@ -14,8 +14,8 @@ int rfc3339_parse(const char *text, size_t len, int64_t *out);
  * the length written. */
 int rfc3339_format(int64_t t, char *buf, size_t size);
 
-/* Parses a duration: a non-negative integer with unit ms, s, m, h or d
- * ("250ms", "10s", "5m", "90d"); a bare number means seconds. Returns 0 or -EINVAL;
+/* Parses a duration: a non-negative integer with unit ms, s, m or h
+ * ("250ms", "10s", "5m"); a bare number means seconds. Returns 0 or -EINVAL;
  * *out_ms gets milliseconds. */
 int duration_parse(const char *text, size_t len, uint64_t *out_ms);
 

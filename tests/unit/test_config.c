@@ -392,13 +392,13 @@ Test(config, unknown_key) {
   expect_error("lisen: [\"0.0.0.0:3128\"]\n",
                "@/main.yaml:1:1: lisen: unknown key (expected one of: listen, resolvers, "
                "clients, connect_ports, timeouts, limits, tls_inspect, dns, internal, log, "
-               "access_log, monitor, vendors, exceptions)");
+               "log_buffer, admin, access_log, monitor, vendors, exceptions)");
 }
 
 Test(config, unknown_nested_key) {
   expect_error("timeouts:\n  conect: 5s\n",
                "@/main.yaml:2:3: timeouts.conect: unknown key (expected one of: request_head, "
-               "resolve, connect, response, idle, tunnel_idle, upstream_idle)");
+               "resolve, connect, response, idle, tunnel_idle, upstream_idle, shutdown_grace)");
 }
 
 Test(config, duplicate_key) {
