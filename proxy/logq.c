@@ -13,6 +13,11 @@
 #include <unistd.h>
 
 #define WARN_INTERVAL_S 10
+/* How long a writer of a line waits for it to be written. A healthy reader
+ * takes microseconds, so a line is normally out before the response it
+ * belongs to; past this the reader counts as stalled, and nobody waits
+ * again until the queue has drained. */
+#define HANDOFF_WAIT_MS 50
 #define DIAG_BOUND (256u * 1024)
 
 /* One stream: lines accumulate in FILL; the writer swaps FILL with its own
@@ -23,18 +28,22 @@ struct logq_sink {
   char *spare;
   int fd;
   int new_fd;           /* -1, or the descriptor to switch to */
+  uint64_t queued;      /* lines appended so far */
+  uint64_t taken;       /* lines in batches the writer took */
+  uint64_t written;     /* lines in batches the writer finished */
   atomic_uint_fast64_t dropped;
 };
 
 static struct {
   pthread_mutex_t mu;
   pthread_cond_t more;    /* something to write, or stop */
-  pthread_cond_t idle;    /* the writer has written everything */
+  pthread_cond_t idle;    /* the writer finished a batch */
   pthread_t thread;
   bool running;
   bool stop;
   bool busy;              /* the writer holds a batch */
   bool syslog_on;
+  bool stalled;           /* a handoff wait timed out; cleared once drained */
   struct logq_sink sink[LOGQ_NSTREAMS];
   time_t last_warn;       /* monotonic seconds of the last drop warning */
   uint64_t warned_dropped;
@@ -88,6 +97,7 @@ static size_t take_batch(struct logq_sink *k, char **buf, int *fd, int *old_fd) 
   k->fill = k->spare;
   k->spare = tmp;
   k->len = 0;
+  k->taken = k->queued;
   *buf = tmp;
   return n;
 }
@@ -105,6 +115,7 @@ static void *writer_main(void *arg) {
   for (;;) {
     while (!pending() && !q.stop) {
       q.busy = false;
+      q.stalled = false;
       pthread_cond_broadcast(&q.idle);
       pthread_cond_wait(&q.more, &q.mu);
     }
@@ -121,6 +132,8 @@ static void *writer_main(void *arg) {
       if (n > 0)
         write_batch((enum logq_stream)s, fd, buf, n);
       pthread_mutex_lock(&q.mu);
+      q.sink[s].written = q.sink[s].taken;
+      pthread_cond_broadcast(&q.idle);
     }
   }
   q.busy = false;
@@ -167,6 +180,16 @@ int logq_start(int fd, int syslog_on, size_t bound) {
   return 0;
 }
 
+static void deadline_in(struct timespec *dl, unsigned ms) {
+  clock_gettime(CLOCK_REALTIME, dl);
+  dl->tv_sec += ms / 1000;
+  dl->tv_nsec += (long)(ms % 1000) * 1000000L;
+  if (dl->tv_nsec >= 1000000000L) {
+    dl->tv_sec++;
+    dl->tv_nsec -= 1000000000L;
+  }
+}
+
 static time_t mono_seconds(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -209,11 +232,25 @@ void logq_write(enum logq_stream stream, const char *line, size_t len) {
       write_all(STDOUT_FILENO, line, len);
     return;
   }
+  struct logq_sink *k = &q.sink[stream];
+  struct timespec dl;
+  uint64_t mine;
   pthread_mutex_lock(&q.mu);
-  if (!append(&q.sink[stream], line, len))
-    atomic_fetch_add(&q.sink[stream].dropped, 1);
+  if (!append(k, line, len)) {
+    atomic_fetch_add(&k->dropped, 1);
+    warn_drops();
+    pthread_mutex_unlock(&q.mu);
+    return;
+  }
+  mine = ++k->queued;
   warn_drops();
   pthread_cond_signal(&q.more);
+  if (!q.stalled) {
+    deadline_in(&dl, HANDOFF_WAIT_MS);
+    while (k->written < mine && !q.stalled)
+      if (pthread_cond_timedwait(&q.idle, &q.mu, &dl) != 0)
+        q.stalled = true;
+  }
   pthread_mutex_unlock(&q.mu);
 }
 
@@ -237,13 +274,7 @@ uint64_t logq_dropped(enum logq_stream stream) {
 static bool wait_drained(unsigned timeout_ms) {
   struct timespec dl;
   bool ok = true;
-  clock_gettime(CLOCK_REALTIME, &dl);
-  dl.tv_sec += timeout_ms / 1000;
-  dl.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-  if (dl.tv_nsec >= 1000000000L) {
-    dl.tv_sec++;
-    dl.tv_nsec -= 1000000000L;
-  }
+  deadline_in(&dl, timeout_ms);
   pthread_mutex_lock(&q.mu);
   while ((pending() || q.busy) && ok)
     ok = pthread_cond_timedwait(&q.idle, &q.mu, &dl) == 0;

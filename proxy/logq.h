@@ -23,8 +23,11 @@ enum logq_stream {
  * directly. */
 int logq_start(int fd, int syslog_on, size_t bound);
 
-/* Queues LINE (LEN bytes, ending in '\n') on STREAM; never blocks on I/O.
- * A line that does not fit is dropped and counted. */
+/* Queues LINE (LEN bytes, ending in '\n') on STREAM and waits up to 50 ms
+ * for the writer to write it, so that normally a line is out before
+ * whatever follows it (the response it logs). A wait that times out marks
+ * the reader stalled: until the queue has drained, nobody waits. Never
+ * blocks on I/O. A line that does not fit is dropped and counted. */
 void logq_write(enum logq_stream stream, const char *line, size_t len);
 
 /* Makes FD the decision stream's descriptor from the next batch on; the
