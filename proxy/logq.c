@@ -1,4 +1,5 @@
-/* Bounded log queue and its writer thread. */
+/* Bounded log queues, one writer thread each: a stalled decision-log reader
+ * must not silence the diagnostics, nor the other way round. */
 #include "proxy/logq.h"
 
 #include <errno.h>
@@ -13,43 +14,47 @@
 #include <unistd.h>
 
 #define WARN_INTERVAL_S 10
+#define DIAG_BOUND (256u * 1024)
 /* How long a writer of a line waits for it to be written. A healthy reader
  * takes microseconds, so a line is normally out before the response it
  * belongs to; past this the reader counts as stalled, and nobody waits
  * again until the queue has drained. */
 #define HANDOFF_WAIT_MS 50
-#define DIAG_BOUND (256u * 1024)
 
 /* One stream: lines accumulate in FILL; the writer swaps FILL with its own
  * empty buffer and writes the batch outside the lock. */
-struct logq_sink {
-  char *fill;
+struct logq {
+  pthread_mutex_t mu;
+  pthread_cond_t more;    /* something to write, or stop */
+  pthread_cond_t done;    /* the writer finished a batch */
+  pthread_t thread;
+  bool running, stop, busy;
+  bool stalled;           /* a handoff wait timed out; cleared once drained */
+  bool syslog_on;
+  char *fill, *spare;
   size_t len, cap;
-  char *spare;
   int fd;
-  int new_fd;           /* -1, or the descriptor to switch to */
-  uint64_t queued;      /* lines appended so far */
-  uint64_t taken;       /* lines in batches the writer took */
-  uint64_t written;     /* lines in batches the writer finished */
+  int new_fd;             /* -1, or the descriptor to switch to */
+  uint64_t queued;        /* lines appended so far */
+  uint64_t taken;         /* lines in batches the writer took */
+  uint64_t written;       /* lines in batches the writer finished */
   atomic_uint_fast64_t dropped;
 };
 
-static struct {
-  pthread_mutex_t mu;
-  pthread_cond_t more;    /* something to write, or stop */
-  pthread_cond_t idle;    /* the writer finished a batch */
-  pthread_t thread;
-  bool running;
-  bool stop;
-  bool busy;              /* the writer holds a batch */
-  bool syslog_on;
-  bool stalled;           /* a handoff wait timed out; cleared once drained */
-  struct logq_sink sink[LOGQ_NSTREAMS];
-  time_t last_warn;       /* monotonic seconds of the last drop warning */
-  uint64_t warned_dropped;
-} q = {.mu = PTHREAD_MUTEX_INITIALIZER,
-       .more = PTHREAD_COND_INITIALIZER,
-       .idle = PTHREAD_COND_INITIALIZER};
+static struct logq queues[LOGQ_NSTREAMS] = {
+    [LOGQ_DECISION] = {.mu = PTHREAD_MUTEX_INITIALIZER,
+                       .more = PTHREAD_COND_INITIALIZER,
+                       .done = PTHREAD_COND_INITIALIZER,
+                       .fd = STDOUT_FILENO,
+                       .new_fd = -1},
+    [LOGQ_DIAGNOSTIC] = {.mu = PTHREAD_MUTEX_INITIALIZER,
+                         .more = PTHREAD_COND_INITIALIZER,
+                         .done = PTHREAD_COND_INITIALIZER,
+                         .fd = STDERR_FILENO,
+                         .new_fd = -1},
+};
+static time_t last_warn;       /* monotonic seconds of the last drop warning */
+static uint64_t warned_dropped; /* decision lines dropped when it was written */
 
 static void write_all(int fd, const char *p, size_t n) {
   while (n > 0) {
@@ -74,109 +79,88 @@ static void send_syslog(const char *p, size_t n) {
   }
 }
 
-static void write_batch(enum logq_stream s, int fd, const char *p, size_t n) {
-  if (s == LOGQ_DECISION && q.syslog_on)
-    send_syslog(p, n);
-  else
-    write_all(fd, p, n);
+static bool pending(const struct logq *q) {
+  return q->len > 0 || q->new_fd >= 0;
 }
 
-/* Takes one stream's pending lines (and a pending descriptor switch) under
- * the lock. Returns the batch length; *buf is the writer's until the next
- * call. */
-static size_t take_batch(struct logq_sink *k, char **buf, int *fd, int *old_fd) {
-  size_t n = k->len;
-  char *tmp = k->fill;
+/* Takes the pending lines (and a pending descriptor switch) under the lock.
+ * Returns the batch length; *BUF is the writer's until the next call. */
+static size_t take_batch(struct logq *q, char **buf, int *old_fd) {
+  size_t n = q->len;
   *old_fd = -1;
-  if (k->new_fd >= 0) {
-    *old_fd = k->fd;
-    k->fd = k->new_fd;
-    k->new_fd = -1;
+  if (q->new_fd >= 0) {
+    *old_fd = q->fd;
+    q->fd = q->new_fd;
+    q->new_fd = -1;
   }
-  *fd = k->fd;
-  k->fill = k->spare;
-  k->spare = tmp;
-  k->len = 0;
-  k->taken = k->queued;
-  *buf = tmp;
+  *buf = q->fill;
+  q->fill = q->spare;
+  q->spare = *buf;
+  q->len = 0;
+  q->taken = q->queued;
   return n;
 }
 
-static bool pending(void) {
-  for (int s = 0; s < LOGQ_NSTREAMS; s++)
-    if (q.sink[s].len > 0 || q.sink[s].new_fd >= 0)
-      return true;
-  return false;
-}
-
 static void *writer_main(void *arg) {
-  (void)arg;
-  pthread_mutex_lock(&q.mu);
+  struct logq *q = arg;
+  pthread_mutex_lock(&q->mu);
   for (;;) {
-    while (!pending() && !q.stop) {
-      q.busy = false;
-      q.stalled = false;
-      pthread_cond_broadcast(&q.idle);
-      pthread_cond_wait(&q.more, &q.mu);
+    char *buf;
+    int old_fd, fd;
+    size_t n;
+    while (!pending(q) && !q->stop) {
+      q->busy = false;
+      q->stalled = false;
+      pthread_cond_broadcast(&q->done);
+      pthread_cond_wait(&q->more, &q->mu);
     }
-    if (!pending() && q.stop)
-      break;
-    q.busy = true;
-    for (int s = 0; s < LOGQ_NSTREAMS; s++) {
-      char *buf;
-      int fd, old_fd;
-      size_t n = take_batch(&q.sink[s], &buf, &fd, &old_fd);
-      pthread_mutex_unlock(&q.mu);
-      if (old_fd > STDERR_FILENO)
-        close(old_fd);
-      if (n > 0)
-        write_batch((enum logq_stream)s, fd, buf, n);
-      pthread_mutex_lock(&q.mu);
-      q.sink[s].written = q.sink[s].taken;
-      pthread_cond_broadcast(&q.idle);
-    }
+    if (!pending(q))
+      break; /* stopping, and everything is out */
+    q->busy = true;
+    n = take_batch(q, &buf, &old_fd);
+    fd = q->fd;
+    pthread_mutex_unlock(&q->mu);
+    if (old_fd > STDERR_FILENO)
+      close(old_fd);
+    if (n > 0 && q->syslog_on)
+      send_syslog(buf, n);
+    else if (n > 0)
+      write_all(fd, buf, n);
+    pthread_mutex_lock(&q->mu);
+    q->written = q->taken;
+    pthread_cond_broadcast(&q->done);
   }
-  q.busy = false;
-  pthread_cond_broadcast(&q.idle);
-  pthread_mutex_unlock(&q.mu);
+  q->busy = false;
+  pthread_cond_broadcast(&q->done);
+  pthread_mutex_unlock(&q->mu);
   return NULL;
 }
 
-static void free_buffers(void) {
-  for (int s = 0; s < LOGQ_NSTREAMS; s++) {
-    free(q.sink[s].fill);
-    free(q.sink[s].spare);
-    q.sink[s].fill = q.sink[s].spare = NULL;
-    q.sink[s].len = q.sink[s].cap = 0;
-  }
+static void free_buffers(struct logq *q) {
+  free(q->fill);
+  free(q->spare);
+  q->fill = q->spare = NULL;
+  q->len = q->cap = 0;
 }
 
-int logq_start(int fd, int syslog_on, size_t bound) {
-  if (q.running)
-    return -EALREADY;
-  q.sink[LOGQ_DECISION].cap = bound;
-  q.sink[LOGQ_DECISION].fd = fd;
-  q.sink[LOGQ_DIAGNOSTIC].cap = DIAG_BOUND;
-  q.sink[LOGQ_DIAGNOSTIC].fd = STDERR_FILENO;
-  for (int s = 0; s < LOGQ_NSTREAMS; s++) {
-    q.sink[s].new_fd = -1;
-    q.sink[s].len = 0;
-    q.sink[s].fill = malloc(q.sink[s].cap);
-    q.sink[s].spare = malloc(q.sink[s].cap);
-    if (q.sink[s].fill == NULL || q.sink[s].spare == NULL) {
-      free_buffers();
-      return -ENOMEM;
-    }
+static int queue_start(struct logq *q, int fd, bool syslog_on, size_t bound) {
+  q->cap = bound;
+  q->fd = fd;
+  q->new_fd = -1;
+  q->len = 0;
+  q->stop = false;
+  q->syslog_on = syslog_on;
+  q->fill = malloc(bound);
+  q->spare = malloc(bound);
+  if (q->fill == NULL || q->spare == NULL) {
+    free_buffers(q);
+    return -ENOMEM;
   }
-  q.syslog_on = syslog_on != 0;
-  if (q.syslog_on)
-    openlog("embargo", LOG_PID | LOG_NDELAY, LOG_DAEMON);
-  q.stop = false;
-  if (pthread_create(&q.thread, NULL, writer_main, NULL) != 0) {
-    free_buffers();
+  if (pthread_create(&q->thread, NULL, writer_main, q) != 0) {
+    free_buffers(q);
     return -EAGAIN;
   }
-  q.running = true;
+  q->running = true;
   return 0;
 }
 
@@ -190,119 +174,133 @@ static void deadline_in(struct timespec *dl, unsigned ms) {
   }
 }
 
+/* Flushes within TIMEOUT_MS if the reader allows, then ends the writer. */
+static void queue_stop(struct logq *q, unsigned timeout_ms) {
+  struct timespec dl;
+  bool drained = true;
+  if (!q->running)
+    return;
+  deadline_in(&dl, timeout_ms);
+  pthread_mutex_lock(&q->mu);
+  while ((pending(q) || q->busy) && drained)
+    drained = pthread_cond_timedwait(&q->done, &q->mu, &dl) == 0;
+  drained = !pending(q) && !q->busy;
+  q->stop = true;
+  pthread_cond_signal(&q->more);
+  pthread_mutex_unlock(&q->mu);
+  /* A stalled reader keeps the writer in write(), a cancellation point,
+   * outside the lock; what it still held is lost. */
+  if (!drained)
+    pthread_cancel(q->thread);
+  pthread_join(q->thread, NULL);
+  q->running = false;
+  if (q->new_fd > STDERR_FILENO)
+    close(q->new_fd);
+  if (q->fd > STDERR_FILENO)
+    close(q->fd);
+  q->new_fd = -1;
+  free_buffers(q);
+}
+
+int logq_start(int fd, int syslog_on, size_t bound) {
+  int rc;
+  if (queues[LOGQ_DECISION].running)
+    return -EALREADY;
+  if (syslog_on)
+    openlog("embargo", LOG_PID | LOG_NDELAY, LOG_DAEMON);
+  if ((rc = queue_start(&queues[LOGQ_DIAGNOSTIC], STDERR_FILENO, false, DIAG_BOUND)) != 0)
+    return rc;
+  if ((rc = queue_start(&queues[LOGQ_DECISION], fd, syslog_on != 0, bound)) != 0)
+    queue_stop(&queues[LOGQ_DIAGNOSTIC], 0);
+  return rc;
+}
+
 static time_t mono_seconds(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return ts.tv_sec;
 }
 
-/* Appends under the lock; false if the line does not fit. */
-static bool append(struct logq_sink *k, const char *line, size_t len) {
-  if (len > k->cap - k->len)
+/* Appends under Q's lock; false if the line does not fit. */
+static bool append(struct logq *q, const char *line, size_t len) {
+  if (len > q->cap - q->len)
     return false;
-  memcpy(k->fill + k->len, line, len);
-  k->len += len;
+  memcpy(q->fill + q->len, line, len);
+  q->len += len;
+  q->queued++;
+  pthread_cond_signal(&q->more);
   return true;
 }
 
 /* At most once per WARN_INTERVAL_S, tells standard error how many decision
- * lines were lost. Called with the lock held. */
-static void warn_drops(void) {
-  uint64_t dropped = atomic_load(&q.sink[LOGQ_DECISION].dropped);
+ * lines were lost. Called with the decision queue's lock held (the order is
+ * always decision, then diagnostic). */
+static void warn_drops(uint64_t dropped) {
+  struct logq *diag = &queues[LOGQ_DIAGNOSTIC];
   time_t now = mono_seconds();
   char msg[256];
   int n;
-  if (dropped == q.warned_dropped || (q.last_warn != 0 && now - q.last_warn < WARN_INTERVAL_S))
+  if (dropped == warned_dropped || (last_warn != 0 && now - last_warn < WARN_INTERVAL_S))
     return;
   n = snprintf(msg, sizeof(msg),
                "embargo: warning: decision log: %llu line(s) dropped so far: its reader is "
                "not keeping up (log_buffer %zu bytes)\n",
-               (unsigned long long)dropped, q.sink[LOGQ_DECISION].cap);
-  if (n > 0 && (size_t)n < sizeof(msg))
-    append(&q.sink[LOGQ_DIAGNOSTIC], msg, (size_t)n);
-  q.last_warn = now;
-  q.warned_dropped = dropped;
+               (unsigned long long)dropped, queues[LOGQ_DECISION].cap);
+  pthread_mutex_lock(&diag->mu);
+  if (n > 0 && (size_t)n < sizeof(msg) && !append(diag, msg, (size_t)n))
+    atomic_fetch_add(&diag->dropped, 1);
+  pthread_mutex_unlock(&diag->mu);
+  last_warn = now;
+  warned_dropped = dropped;
 }
 
 void logq_write(enum logq_stream stream, const char *line, size_t len) {
-  if (!q.running) {
-    if (stream == LOGQ_DIAGNOSTIC)
-      write_all(STDERR_FILENO, line, len);
-    else
-      write_all(STDOUT_FILENO, line, len);
-    return;
-  }
-  struct logq_sink *k = &q.sink[stream];
+  struct logq *q = &queues[stream];
   struct timespec dl;
   uint64_t mine;
-  pthread_mutex_lock(&q.mu);
-  if (!append(k, line, len)) {
-    atomic_fetch_add(&k->dropped, 1);
-    warn_drops();
-    pthread_mutex_unlock(&q.mu);
+  if (!q->running) {
+    write_all(stream == LOGQ_DIAGNOSTIC ? STDERR_FILENO : STDOUT_FILENO, line, len);
     return;
   }
-  mine = ++k->queued;
-  warn_drops();
-  pthread_cond_signal(&q.more);
-  if (!q.stalled) {
-    deadline_in(&dl, HANDOFF_WAIT_MS);
-    while (k->written < mine && !q.stalled)
-      if (pthread_cond_timedwait(&q.idle, &q.mu, &dl) != 0)
-        q.stalled = true;
+  pthread_mutex_lock(&q->mu);
+  if (!append(q, line, len)) {
+    uint64_t dropped = atomic_fetch_add(&q->dropped, 1) + 1;
+    if (stream == LOGQ_DECISION)
+      warn_drops(dropped);
+    pthread_mutex_unlock(&q->mu);
+    return;
   }
-  pthread_mutex_unlock(&q.mu);
+  mine = q->queued;
+  if (!q->stalled) {
+    deadline_in(&dl, HANDOFF_WAIT_MS);
+    while (q->written < mine && !q->stalled)
+      if (pthread_cond_timedwait(&q->done, &q->mu, &dl) != 0)
+        q->stalled = true;
+  }
+  pthread_mutex_unlock(&q->mu);
 }
 
 int logq_swap_fd(int fd) {
-  if (!q.running)
+  struct logq *q = &queues[LOGQ_DECISION];
+  if (!q->running)
     return -EINVAL;
-  pthread_mutex_lock(&q.mu);
-  if (q.sink[LOGQ_DECISION].new_fd > STDERR_FILENO)
-    close(q.sink[LOGQ_DECISION].new_fd); /* two reopens before the writer ran */
-  q.sink[LOGQ_DECISION].new_fd = fd;
-  pthread_cond_signal(&q.more);
-  pthread_mutex_unlock(&q.mu);
+  pthread_mutex_lock(&q->mu);
+  if (q->new_fd > STDERR_FILENO)
+    close(q->new_fd); /* two reopens before the writer ran */
+  q->new_fd = fd;
+  pthread_cond_signal(&q->more);
+  pthread_mutex_unlock(&q->mu);
   return 0;
 }
 
 uint64_t logq_dropped(enum logq_stream stream) {
-  return atomic_load(&q.sink[stream].dropped);
-}
-
-/* Waits until the writer is idle with nothing pending, or the deadline. */
-static bool wait_drained(unsigned timeout_ms) {
-  struct timespec dl;
-  bool ok = true;
-  deadline_in(&dl, timeout_ms);
-  pthread_mutex_lock(&q.mu);
-  while ((pending() || q.busy) && ok)
-    ok = pthread_cond_timedwait(&q.idle, &q.mu, &dl) == 0;
-  ok = !pending() && !q.busy;
-  q.stop = true;
-  pthread_cond_signal(&q.more);
-  pthread_mutex_unlock(&q.mu);
-  return ok;
+  return atomic_load(&queues[stream].dropped);
 }
 
 void logq_stop(unsigned timeout_ms) {
-  int fd;
-  if (!q.running)
-    return;
-  if (!wait_drained(timeout_ms)) {
-    /* The reader is stalled: the writer sits in write(), a cancellation
-     * point, outside the lock. What it still held is lost. */
-    pthread_cancel(q.thread);
-  }
-  pthread_join(q.thread, NULL);
-  q.running = false;
-  fd = q.sink[LOGQ_DECISION].new_fd > STDERR_FILENO ? q.sink[LOGQ_DECISION].new_fd : -1;
-  if (fd >= 0)
-    close(fd);
-  fd = q.sink[LOGQ_DECISION].fd;
-  if (fd > STDERR_FILENO)
-    close(fd);
-  if (q.syslog_on)
+  bool sys = queues[LOGQ_DECISION].syslog_on;
+  queue_stop(&queues[LOGQ_DECISION], timeout_ms);
+  queue_stop(&queues[LOGQ_DIAGNOSTIC], timeout_ms);
+  if (sys)
     closelog();
-  free_buffers();
 }
