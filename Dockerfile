@@ -16,9 +16,14 @@ RUN apt-get update -qq \
  && useradd --system --no-create-home --shell /usr/sbin/nologin embargo
 COPY --from=build /src/build/embargo /usr/local/bin/embargo
 COPY config/default.yaml /etc/embargo/embargo.yaml.example
+COPY config/container.yaml /etc/embargo/embargo.yaml
 USER embargo
 EXPOSE 3128
 # The built-in configuration listens on 0.0.0.0:3128 and serves loopback,
-# RFC 1918 and ULA clients; mount a file and pass --config to change it.
+# RFC 1918 and ULA clients; /etc/embargo/embargo.yaml adds the admin
+# endpoint on 127.0.0.1:9090. Mount your own file there to change anything.
+# SIGTERM lets connections in flight finish (timeouts.shutdown_grace).
+HEALTHCHECK --interval=30s --timeout=15s --start-period=10s \
+  CMD ["/usr/local/bin/embargo", "status", "--config", "/etc/embargo/embargo.yaml"]
 ENTRYPOINT ["/usr/local/bin/embargo"]
-CMD ["run"]
+CMD ["run", "--config", "/etc/embargo/embargo.yaml"]

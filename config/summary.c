@@ -146,6 +146,13 @@ static void print_vendor(const struct policy *p, const struct vendor *v, FILE *f
   fprintf(f, "  %s (%s), from %s\n", v->id, v->name, v->where.file);
   if (v->reference != NULL)
     fprintf(f, "    reference: %s\n", v->reference);
+  if (v->max_age != 0) {
+    fprintf(f, "    reviewed: ");
+    print_time(f, v->reviewed);
+    fprintf(f, ", stale (not ready) from ");
+    print_time(f, v->reviewed + (int64_t)v->max_age);
+    fputc('\n', f);
+  }
   for (size_t i = 0; i < v->ncategories; i++) {
     const struct category *c = &v->categories[i];
     fprintf(f, "    %-14s cutoff ", c->name);
@@ -176,6 +183,7 @@ void config_print_summary(const struct config *cfg, void *file) {
   FILE *f = file;
   const struct policy *p = cfg->policy;
   fprintf(f, "Configuration:  %s\n", cfg->source);
+  fprintf(f, "Policy version: %s\n", policy_version(p));
   print_network(cfg, f);
   print_limits(cfg, f);
   print_tls(&cfg->tls, f);

@@ -3,12 +3,15 @@
 #include "proxy/logq.h"
 
 #include <errno.h>
+#include <limits.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <syslog.h>
 #include <time.h>
 #include <unistd.h>
@@ -29,6 +32,8 @@ struct logq {
   pthread_cond_t done;    /* the writer finished a batch */
   pthread_t thread;
   bool running, stop, busy;
+  bool exited;            /* the writer returned */
+  atomic_bool abandon;    /* stopping with a stalled reader: give up the batch */
   bool stalled;           /* a handoff wait timed out; cleared once drained */
   bool syslog_on;
   char *fill, *spare;
@@ -59,6 +64,28 @@ static uint64_t warned_dropped; /* decision lines dropped when it was written */
 static void write_all(int fd, const char *p, size_t n) {
   while (n > 0) {
     ssize_t w = write(fd, p, n);
+    if (w < 0 && errno == EINTR)
+      continue;
+    if (w <= 0)
+      return;
+    p += w;
+    n -= (size_t)w;
+  }
+}
+
+/* The writer's write: to a pipe or socket in pieces of PIPE_BUF once poll
+ * says there is room, so it never sits in write() and notices when it is
+ * told to give up; to a file (where poll says nothing) in one go. */
+static void write_batch(struct logq *q, int fd, const char *p, size_t n) {
+  struct stat st;
+  bool piped = fstat(fd, &st) == 0 && !S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode);
+  while (n > 0 && !atomic_load(&q->abandon)) {
+    struct pollfd pf = {.fd = fd, .events = POLLOUT};
+    size_t chunk = piped && n > PIPE_BUF ? PIPE_BUF : n;
+    ssize_t w;
+    if (piped && poll(&pf, 1, 200) <= 0)
+      continue; /* full (or EINTR): look at the abandon flag, try again */
+    w = write(fd, p, chunk);
     if (w < 0 && errno == EINTR)
       continue;
     if (w <= 0)
@@ -125,12 +152,13 @@ static void *writer_main(void *arg) {
     if (n > 0 && q->syslog_on)
       send_syslog(buf, n);
     else if (n > 0)
-      write_all(fd, buf, n);
+      write_batch(q, fd, buf, n);
     pthread_mutex_lock(&q->mu);
     q->written = q->taken;
     pthread_cond_broadcast(&q->done);
   }
   q->busy = false;
+  q->exited = true;
   pthread_cond_broadcast(&q->done);
   pthread_mutex_unlock(&q->mu);
   return NULL;
@@ -149,6 +177,8 @@ static int queue_start(struct logq *q, int fd, bool syslog_on, size_t bound) {
   q->new_fd = -1;
   q->len = 0;
   q->stop = false;
+  q->exited = false;
+  atomic_store(&q->abandon, false);
   q->syslog_on = syslog_on;
   q->fill = malloc(bound);
   q->spare = malloc(bound);
@@ -186,14 +216,21 @@ static void queue_stop(struct logq *q, unsigned timeout_ms) {
     drained = pthread_cond_timedwait(&q->done, &q->mu, &dl) == 0;
   drained = !pending(q) && !q->busy;
   q->stop = true;
+  if (!drained) /* a stalled reader: what is still queued is lost */
+    atomic_store(&q->abandon, true);
   pthread_cond_signal(&q->more);
+  deadline_in(&dl, 1000);
+  while (!q->exited && pthread_cond_timedwait(&q->done, &q->mu, &dl) == 0)
+    ;
   pthread_mutex_unlock(&q->mu);
-  /* A stalled reader keeps the writer in write(), a cancellation point,
-   * outside the lock; what it still held is lost. */
-  if (!drained)
-    pthread_cancel(q->thread);
-  pthread_join(q->thread, NULL);
   q->running = false;
+  if (!q->exited) {
+    /* Stuck in a write to a file on a stalled disk (or in syslog): leave
+     * it there with its buffers; the process is ending. */
+    pthread_detach(q->thread);
+    return;
+  }
+  pthread_join(q->thread, NULL);
   if (q->new_fd > STDERR_FILENO)
     close(q->new_fd);
   if (q->fd > STDERR_FILENO)

@@ -328,7 +328,7 @@ class StalledLogReaderTest(EmbargoTestCase):
             self.assertEqual(harness.read_text(err_path).count("dropped so far"), 1)
             proc.send_signal(signal.SIGTERM)
             proc.wait(timeout=20)
-            self.assertEqual(proc.returncode, 0)
+            self.assertEqual(proc.returncode, 0, harness.read_text(err_path)[-5000:])
         finally:
             if proc.poll() is None:
                 proc.kill()
