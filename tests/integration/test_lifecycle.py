@@ -338,5 +338,55 @@ class StalledLogReaderTest(EmbargoTestCase):
             self.assertNotIn(m, harness.read_text(err_path))
 
 
+class SyslogTest(EmbargoTestCase):
+    """`log: syslog`: each decision line is one syslog message. /dev/log is
+    the test's own socket, bound over /dev in a private mount namespace."""
+
+    def test_decision_lines_go_to_syslog(self):
+        unshare = harness.shutil.which("unshare")
+        if os.geteuid() != 0 or unshare is None:
+            self.skipTest("needs root and unshare(1) for a private mount namespace")
+        dev = os.path.join(self.tmp, "dev")
+        os.mkdir(dev)
+        for name in ("null", "urandom"):
+            open(os.path.join(dev, name), "w").close()
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        sock.bind(os.path.join(dev, "log"))
+        sock.settimeout(10)
+        port = free_port()
+        cfg = os.path.join(self.tmp, "syslog.yaml")
+        with open(cfg, "w") as f:
+            f.write(harness.make_config(extra="log: syslog\n"))
+        script = ("mount --bind /dev/null %(d)s/null && mount --bind /dev/urandom %(d)s/urandom && "
+                  "mount --bind %(d)s /dev && exec \"$@\"" % {"d": dev})
+        err_path = os.path.join(self.tmp, "syslog.stderr")
+        with open(err_path, "wb") as err:
+            proc = subprocess.Popen([unshare, "--mount", "--propagation", "private", "sh", "-c",
+                                     script, "sh", harness.BINARY, "run", "--config", cfg,
+                                     "--listen", "127.0.0.1:%d" % port, "--resolver",
+                                     "127.0.0.1:%d" % self.dns.port],
+                                    stdin=subprocess.DEVNULL, stdout=err, stderr=err)
+        try:
+            wait_until(lambda: "listening on" in harness.read_text(err_path) or
+                       proc.poll() is not None, 20, what="embargo listening")
+            if proc.poll() is not None:
+                self.skipTest("cannot set up the mount namespace: %s"
+                              % harness.read_text(err_path)[-500:])
+            self.assertEqual(quick_get(port, "http://s07.upd.kaspersky.com/syslog").status, 403)
+            msg = sock.recv(65536).decode()
+            self.assertRegex(msg, r"^<30>.*embargo\[\d+\]: \{")  # daemon.info
+            rec = harness.json.loads(msg[msg.index("{"):])
+            self.assertEqual((rec["event"], rec["host"]), ("deny", "s07.upd.kaspersky.com"))
+            self.assertRegex(rec["policy_version"], r"^[0-9a-f]{16}$")
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(timeout=20)
+            self.assertEqual(proc.returncode, 0, harness.read_text(err_path))
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(timeout=10)
+            sock.close()
+
+
 if __name__ == "__main__":
     harness.main()
