@@ -286,6 +286,26 @@ class ReadinessTest(EmbargoTestCase):
         self.assertEqual(http_get(e.port, "http://upd.acme.test/").status, 403)
 
 
+class ResolverReadinessTest(EmbargoTestCase):
+    """/readyz follows the last DNS query: a timeout makes it 503, the next
+    answered query makes it ready again. No probe traffic of its own."""
+
+    ADMIN_PORT = free_port()
+    CONFIG_KW = {"extra": admin_extra(ADMIN_PORT), "timeouts": {"resolve": "1s"}}
+
+    def test_a_resolver_timeout_is_not_ready_until_an_answer(self):
+        self.assertEqual(admin_get(self.ADMIN_PORT, "/readyz")[0], 200)
+        r = http_get(self.embargo.port, "http://x.%s/" % harness.DNS_HOLE_DOMAIN)
+        self.assertEqual(r.status, 504)
+        st, _, body = admin_get(self.ADMIN_PORT, "/readyz")
+        self.assertEqual(st, 503)
+        self.assertIn(b"not ready: resolver not answering: the last lookup failed (timeout)", body)
+        m = parse_metrics(admin_get(self.ADMIN_PORT, "/metrics")[2].decode())
+        self.assertGreaterEqual(m['embargo_dns_queries_total{status="timeout"}'], 1)
+        self.assertEqual(http_get(self.embargo.port, self.url(host="other.test")).status, 200)
+        self.assertEqual(admin_get(self.ADMIN_PORT, "/readyz")[0], 200)
+
+
 class AdminConfigTest(unittest.TestCase):
     def test_admin_on_a_proxy_port_is_refused(self):
         tmp = harness.tempfile.mkdtemp(prefix="embargo-admin-")
