@@ -16,10 +16,10 @@ struct admin_spec {
 };
 
 static const struct directive admin_keys[] = {
-  {"listen", load_node, offsetof(struct admin_spec, listen), 0, 0, false,
-   "\"ip:port\" like 127.0.0.1:9090"},
-  {"token_file", load_node, offsetof(struct admin_spec, token_file), 0, 0, false,
-   "a file holding the bearer token"},
+    {"listen", load_node, offsetof(struct admin_spec, listen), 0, 0, false,
+     "\"ip:port\" like 127.0.0.1:9090"},
+    {"token_file", load_node, offsetof(struct admin_spec, token_file), 0, 0, false,
+     "a file holding the bearer token"},
 };
 
 /* Reads the token: the file's content less trailing white space. */
@@ -52,8 +52,8 @@ static int read_token(struct loader *ld, const struct ydoc *d, const struct ynod
   return rc;
 }
 
-int load_admin(struct loader *ld, const struct ydoc *d, const struct ynode *value,
-               const char *path, void *target, const struct directive *dir) {
+int load_admin(struct loader *ld, const struct ydoc *d, const struct ynode *value, const char *path,
+               void *target, const struct directive *dir) {
   struct admin_spec spec = {0};
   struct config_admin *a = &ld->cfg->admin;
   char sub[LOAD_PATH_MAX];
@@ -68,13 +68,12 @@ int load_admin(struct loader *ld, const struct ydoc *d, const struct ynode *valu
     return EMB_ECONFIG;
   if (spec.listen == NULL)
     return spec.token_file != NULL ? load_fail(ld, d, value, path, "token_file needs listen") : 0;
-  const char *text = load_text(ld, d, spec.listen, load_path_key(sub, path, "listen"),
-                               admin_keys[0].expect);
+  const char *text =
+      load_text(ld, d, spec.listen, load_path_key(sub, path, "listen"), admin_keys[0].expect);
   if (text == NULL)
     return EMB_ECONFIG;
   if (config_parse_sockaddr(text, &a->listen) < 0)
-    return load_fail(ld, d, spec.listen, sub, "expected %s, got '%s'", admin_keys[0].expect,
-                     text);
+    return load_fail(ld, d, spec.listen, sub, "expected %s, got '%s'", admin_keys[0].expect, text);
   struct origin o = ynode_origin(d, spec.listen);
   snprintf(a->where, sizeof(a->where), "%s:%u:%u", o.file, o.line, o.col);
   snprintf(a->listen_text, sizeof(a->listen_text), "%s", text);

@@ -15,10 +15,10 @@
 #include "proxy/metrics.h"
 #include "proxy/server.h"
 
-#define ADMIN_MAX_HEAD 8192
-#define ADMIN_MAX_CONNS 64
+#define ADMIN_MAX_HEAD   8192
+#define ADMIN_MAX_CONNS  64
 #define ADMIN_TIMEOUT_MS 10000 /* a whole request must arrive in this time */
-#define ADMIN_LINGER_MS 2000   /* after the response: wait for the client's FIN */
+#define ADMIN_LINGER_MS  2000  /* after the response: wait for the client's FIN */
 
 struct admin_conn;
 
@@ -40,9 +40,9 @@ struct admin_conn {
   uv_timer_t timer;
   uv_shutdown_t shutdown;
   uv_write_t write;
-  struct obuf out;         /* the response, alive until the write callback */
+  struct obuf out; /* the response, alive until the write callback */
   struct http1 *req;
-  struct http_head *head;  /* set by on_head; the parser's */
+  struct http_head *head; /* set by on_head; the parser's */
   int handles;
   bool answered;
   bool closing;
@@ -179,7 +179,8 @@ static void policy_vendor_json(struct obuf *out, const struct vendor *v, int64_t
     json_time(out, cat->cutoff);
     obuf_printf(out, ",\"in_force\":%s,\"before\":\"%s\",\"after\":\"%s\",\"action_now\":\"%s\"}",
                 now >= cat->cutoff ? "true" : "false", action_name(cat->before),
-                action_name(cat->after), action_name(now >= cat->cutoff ? cat->after : cat->before));
+                action_name(cat->after),
+                action_name(now >= cat->cutoff ? cat->after : cat->before));
   }
   obuf_add(out, "]}", 2);
 }
@@ -264,8 +265,8 @@ static void respond(struct admin_conn *ac, int status, const char *reason, const
     conn_end(ac);
 }
 
-static void respond_text(struct admin_conn *ac, int status, const char *reason,
-                         const char *extra, const char *text) {
+static void respond_text(struct admin_conn *ac, int status, const char *reason, const char *extra,
+                         const char *text) {
   struct obuf body = {0};
   obuf_add(&body, text, strlen(text));
   respond(ac, status, reason, "text/plain; charset=utf-8", extra, &body);

@@ -31,8 +31,8 @@ static int wait_fd(int fd, short events, long long deadline) {
 }
 
 static int connect_to(const struct sockaddr *addr, long long deadline) {
-  socklen_t len = addr->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
-                                              : sizeof(struct sockaddr_in);
+  socklen_t len =
+      addr->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
   int fd = socket(addr->sa_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0), rc, soerr;
   socklen_t slen = sizeof(soerr);
   if (fd < 0)

@@ -17,7 +17,7 @@
 #include <unistd.h>
 
 #define WARN_INTERVAL_S 10
-#define DIAG_BOUND (256u * 1024)
+#define DIAG_BOUND      (256u * 1024)
 /* How long a writer of a line waits for it to be written. A healthy reader
  * takes microseconds, so a line is normally out before the response it
  * belongs to; past this the reader counts as stalled, and nobody waits
@@ -28,21 +28,21 @@
  * empty buffer and writes the batch outside the lock. */
 struct logq {
   pthread_mutex_t mu;
-  pthread_cond_t more;    /* something to write, or stop */
-  pthread_cond_t done;    /* the writer finished a batch */
+  pthread_cond_t more; /* something to write, or stop */
+  pthread_cond_t done; /* the writer finished a batch */
   pthread_t thread;
   bool running, stop, busy;
-  bool exited;            /* the writer returned */
-  atomic_bool abandon;    /* stopping with a stalled reader: give up the batch */
-  bool stalled;           /* a handoff wait timed out; cleared once drained */
+  bool exited;         /* the writer returned */
+  atomic_bool abandon; /* stopping with a stalled reader: give up the batch */
+  bool stalled;        /* a handoff wait timed out; cleared once drained */
   bool syslog_on;
   char *fill, *spare;
   size_t len, cap;
   int fd;
-  int new_fd;             /* -1, or the descriptor to switch to */
-  uint64_t queued;        /* lines appended so far */
-  uint64_t taken;         /* lines in batches the writer took */
-  uint64_t written;       /* lines in batches the writer finished */
+  int new_fd;       /* -1, or the descriptor to switch to */
+  uint64_t queued;  /* lines appended so far */
+  uint64_t taken;   /* lines in batches the writer took */
+  uint64_t written; /* lines in batches the writer finished */
   atomic_uint_fast64_t dropped;
 };
 
@@ -58,7 +58,7 @@ static struct logq queues[LOGQ_NSTREAMS] = {
                          .fd = STDERR_FILENO,
                          .new_fd = -1},
 };
-static time_t last_warn;       /* monotonic seconds of the last drop warning */
+static time_t last_warn;        /* monotonic seconds of the last drop warning */
 static uint64_t warned_dropped; /* decision lines dropped when it was written */
 
 static void write_all(int fd, const char *p, size_t n) {

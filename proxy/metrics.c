@@ -13,13 +13,13 @@
 #include "proxy/logq.h"
 #include "proxy/server.h"
 
-#define METRICS_MAX_SHARDS 64
+#define METRICS_MAX_SHARDS    64
 #define METRICS_MAX_DECISIONS 512 /* distinct vendor/category/action/matched_on sets */
-#define NBUCKETS 14
+#define NBUCKETS              14
 
 /* Upper bounds in milliseconds; the last bucket is +Inf. */
-static const uint64_t bucket_ms[NBUCKETS - 1] = {1,   2,   5,    10,   25,   50,  100,
-                                                  250, 500, 1000, 2500, 5000, 10000};
+static const uint64_t bucket_ms[NBUCKETS - 1] = {1,   2,   5,    10,   25,   50,   100,
+                                                 250, 500, 1000, 2500, 5000, 10000};
 
 struct metrics_histogram {
   uint64_t buckets[NBUCKETS]; /* not cumulative; summed when rendered */
@@ -100,8 +100,10 @@ void metrics_count_hello(const char *outcome) {
   static const struct {
     const char *name;
     enum metric_counter id;
-  } map[] = {{"hello", METRIC_HELLO_HELLO},         {"not_tls", METRIC_HELLO_NOT_TLS},
-             {"malformed", METRIC_HELLO_MALFORMED}, {"too_large", METRIC_HELLO_TOO_LARGE},
+  } map[] = {{"hello", METRIC_HELLO_HELLO},
+             {"not_tls", METRIC_HELLO_NOT_TLS},
+             {"malformed", METRIC_HELLO_MALFORMED},
+             {"too_large", METRIC_HELLO_TOO_LARGE},
              {"timeout", METRIC_HELLO_TIMEOUT}};
   for (size_t i = 0; outcome != NULL && i < sizeof(map) / sizeof(map[0]); i++)
     if (strcmp(outcome, map[i].name) == 0)
@@ -215,6 +217,22 @@ static void label_value(struct obuf *out, const char *s) {
   }
 }
 
+static bool same_key(const struct decision_key *a, const struct decision_key *b) {
+  return a->action == b->action && a->on == b->on && strcmp(a->vendor, b->vendor) == 0 &&
+         strcmp(a->category, b->category) == 0;
+}
+
+/* Shard T's count for K's label set; *SEEN set if it has one. */
+static uint64_t shard_count(size_t t, const struct decision_key *k, bool *seen) {
+  for (size_t j = 0; j < shards[t].ndecisions; j++) {
+    if (same_key(&shards[t].decisions[j], k)) {
+      *seen = true;
+      return shards[t].decisions[j].count;
+    }
+  }
+  return 0;
+}
+
 static void render_decisions(struct obuf *out) {
   family(out, "embargo_decisions_total", "counter",
          "Verdicts a vendor rule made, by vendor, category, action and the fact that matched "
@@ -224,26 +242,19 @@ static void render_decisions(struct obuf *out) {
       const struct decision_key *k = &shards[s].decisions[i];
       uint64_t n = k->count;
       bool seen = false;
-      /* Sum the same label set across shards, printed once (at its first). */
+      /* A label set is printed once, at the first shard that has it. */
       for (size_t t = 0; t < s && !seen; t++)
-        for (size_t j = 0; j < shards[t].ndecisions && !seen; j++)
-          seen = strcmp(shards[t].decisions[j].vendor, k->vendor) == 0 &&
-                 strcmp(shards[t].decisions[j].category, k->category) == 0 &&
-                 shards[t].decisions[j].action == k->action && shards[t].decisions[j].on == k->on;
+        shard_count(t, k, &seen);
       if (seen)
         continue;
       for (size_t t = s + 1; t < nshards; t++)
-        for (size_t j = 0; j < shards[t].ndecisions; j++)
-          if (strcmp(shards[t].decisions[j].vendor, k->vendor) == 0 &&
-              strcmp(shards[t].decisions[j].category, k->category) == 0 &&
-              shards[t].decisions[j].action == k->action && shards[t].decisions[j].on == k->on)
-            n += shards[t].decisions[j].count;
+        n += shard_count(t, k, &seen);
       obuf_add(out, "embargo_decisions_total{vendor=\"", 32);
       label_value(out, k->vendor);
       obuf_add(out, "\",category=\"", 12);
       label_value(out, k->category);
-      obuf_printf(out, "\",action=\"%s\",matched_on=\"%s\"} %" PRIu64 "\n",
-                  action_name(k->action), match_on_name(k->on), n);
+      obuf_printf(out, "\",action=\"%s\",matched_on=\"%s\"} %" PRIu64 "\n", action_name(k->action),
+                  match_on_name(k->on), n);
     }
   }
 }
@@ -267,8 +278,9 @@ static void render_connections(struct obuf *out, const struct server *srv) {
     uint64_t n = 0;
     for (size_t s = 0; s < nshards; s++)
       n += shards[s].accepted[i];
-    obuf_printf(out, "embargo_client_connections_total{listener=\"%s\",mode=\"proxy\"} %" PRIu64
-                "\n", srv->listeners[i].name, n);
+    obuf_printf(out,
+                "embargo_client_connections_total{listener=\"%s\",mode=\"proxy\"} %" PRIu64 "\n",
+                srv->listeners[i].name, n);
   }
   family(out, "embargo_accept_errors_total", "counter",
          "Accepts that failed (out of descriptors, ...), by listener.");
@@ -295,12 +307,10 @@ static void render_dns(struct obuf *out, const struct server *srv) {
   if (srv->resolver != NULL)
     resolver_stats(srv->resolver, &st);
   counter(out, "embargo_dns_cache_hits_total", "Lookups answered from the DNS cache.", st.hits);
-  counter(out, "embargo_dns_cache_misses_total", "Lookups the cache could not answer.",
-          st.misses);
+  counter(out, "embargo_dns_cache_misses_total", "Lookups the cache could not answer.", st.misses);
   counter(out, "embargo_dns_cache_joins_total", "Lookups that waited on a query already running.",
           st.joins);
-  counter(out, "embargo_dns_cache_expired_total", "Entries found past their expiry.",
-          st.expired);
+  counter(out, "embargo_dns_cache_expired_total", "Entries found past their expiry.", st.expired);
   counter(out, "embargo_dns_cache_evictions_total", "Entries dropped to stay within the bounds.",
           st.evictions);
   gauge(out, "embargo_dns_cache_entries", "Answers held in the DNS cache.", st.entries);
@@ -321,8 +331,7 @@ static void render_policy(struct obuf *out, const struct server *srv) {
   obuf_printf(out, "embargo_policy_entries{kind=\"host\"} %zu\n", policy_host_count(p));
   obuf_printf(out, "embargo_policy_entries{kind=\"network\"} %zu\n", policy_network_count(p));
   obuf_printf(out, "embargo_policy_entries{kind=\"ja4\"} %zu\n", policy_ja4_count(p));
-  obuf_printf(out, "embargo_policy_entries{kind=\"exception\"} %zu\n",
-              policy_exception_count(p));
+  obuf_printf(out, "embargo_policy_entries{kind=\"exception\"} %zu\n", policy_exception_count(p));
   gauge(out, "embargo_monitor_mode", "1 when nothing is denied (monitor mode).",
         policy_monitor(p) ? 1 : 0);
 }

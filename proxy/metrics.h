@@ -13,23 +13,23 @@
 
 /* Plain counters. The render table in metrics.c names each one. */
 enum metric_counter {
-  METRIC_REQ_FORWARD,     /* HTTP requests (absolute-form) */
-  METRIC_REQ_CONNECT,     /* CONNECT requests */
-  METRIC_BYTES_CLIENT,    /* bytes read from clients */
-  METRIC_BYTES_UPSTREAM,  /* bytes read from destinations */
-  METRIC_HELLO_HELLO,     /* ClientHello outcomes, as in the log's "tls" field */
+  METRIC_REQ_FORWARD,    /* HTTP requests (absolute-form) */
+  METRIC_REQ_CONNECT,    /* CONNECT requests */
+  METRIC_BYTES_CLIENT,   /* bytes read from clients */
+  METRIC_BYTES_UPSTREAM, /* bytes read from destinations */
+  METRIC_HELLO_HELLO,    /* ClientHello outcomes, as in the log's "tls" field */
   METRIC_HELLO_NOT_TLS,
   METRIC_HELLO_MALFORMED,
   METRIC_HELLO_TOO_LARGE,
   METRIC_HELLO_TIMEOUT,
-  METRIC_DNS_OK,          /* DNS queries sent, by outcome */
+  METRIC_DNS_OK, /* DNS queries sent, by outcome */
   METRIC_DNS_NXDOMAIN,
   METRIC_DNS_NODATA,
   METRIC_DNS_TIMEOUT,
   METRIC_DNS_SERVFAIL,
   METRIC_DNS_BADANSWER,
   METRIC_DNS_ERROR,
-  METRIC_CONNECT_OK,      /* upstream dials, by outcome */
+  METRIC_CONNECT_OK, /* upstream dials, by outcome */
   METRIC_CONNECT_TIMEOUT,
   METRIC_CONNECT_ERROR,
   METRIC_RELOAD_OK,
@@ -38,9 +38,9 @@ enum metric_counter {
 };
 
 enum metric_hist {
-  METRIC_H_RESOLVE,      /* one DNS query on the wire, sent to answered */
-  METRIC_H_CONNECT,      /* one upstream dial, started to connected or failed */
-  METRIC_H_HELLO_WAIT,   /* 200 to CONNECT until the ClientHello was judged */
+  METRIC_H_RESOLVE,    /* one DNS query on the wire, sent to answered */
+  METRIC_H_CONNECT,    /* one upstream dial, started to connected or failed */
+  METRIC_H_HELLO_WAIT, /* 200 to CONNECT until the ClientHello was judged */
   METRIC_NHISTS
 };
 

@@ -23,7 +23,8 @@ static const struct restart_field {
   const char *key;
   size_t offset, size;
 } restart_fields[] = {
-#define FIELD(key, member) {key, offsetof(struct config, member), sizeof(((struct config *)0)->member)}
+#define FIELD(key, member)                                                                         \
+  { key, offsetof(struct config, member), sizeof(((struct config *)0)->member) }
     FIELD("listen", nlisten),
     FIELD("listen", listen),
     FIELD("resolvers", resolvers),
