@@ -149,6 +149,20 @@ class AdminEndpointTest(EmbargoTestCase):
         rec = self.embargo.wait_records(lambda r: r.get("event") == "deny")[-1]
         self.assertIn('version="%s"' % rec["policy_version"], version[0])
 
+    def test_metrics_count_client_hellos(self):
+        before = parse_metrics(self.metrics())
+        for _ in range(2):  # port 443 is inspected: these bytes are not a TLS handshake
+            with RawClient(self.embargo.port) as c:
+                c.send(b"CONNECT allowed.test:443 HTTP/1.1\r\nHost: allowed.test:443\r\n\r\n")
+                self.assertEqual(c.read_response("CONNECT").status, 200)
+                c.send(b"NOT TLS AT ALL\r\n\r\n")
+                c.read_to_eof()
+        after = parse_metrics(self.metrics())
+        self.assertEqual(after['embargo_tls_hello_total{outcome="not_tls"}'] -
+                         before['embargo_tls_hello_total{outcome="not_tls"}'], 2)
+        self.assertEqual(after["embargo_tls_hello_wait_seconds_count"] -
+                         before["embargo_tls_hello_wait_seconds_count"], 2)
+
     def test_policy_summary(self):
         st, _, body = admin_get(self.ADMIN_PORT, "/policy")
         self.assertEqual(st, 200)
