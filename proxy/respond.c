@@ -127,7 +127,7 @@ void respond_error(struct conn *c, int status, const char *error, const char *de
 
 void respond_deny(struct conn *c) {
   const struct rule *r = c->verdict.rule;
-  char body[2048], detail[512], cutoff[32] = "none", where[320];
+  char body[2048], detail[1024], cutoff[32] = "none", where[320];
 
   if (r->category->cutoff != POLICY_TIME_NEVER)
     rfc3339_format(r->category->cutoff, cutoff, sizeof(cutoff));
