@@ -270,17 +270,16 @@ static void render_connections(struct obuf *out, const struct server *srv) {
   family(out, "embargo_client_connections_active", "gauge",
          "Client connections open now, by listener and mode.");
   for (i = 0; i < srv->nlisteners; i++)
-    obuf_printf(out, "embargo_client_connections_active{listener=\"%s\",mode=\"proxy\"} %zu\n",
-                srv->listeners[i].name, active[i]);
+    obuf_printf(out, "embargo_client_connections_active{listener=\"%s\",mode=\"%s\"} %zu\n",
+                srv->listeners[i].name, listen_mode_name(srv->listeners[i].mode), active[i]);
   family(out, "embargo_client_connections_total", "counter",
          "Client connections accepted, by listener and mode.");
   for (i = 0; i < srv->nlisteners; i++) {
     uint64_t n = 0;
     for (size_t s = 0; s < nshards; s++)
       n += shards[s].accepted[i];
-    obuf_printf(out,
-                "embargo_client_connections_total{listener=\"%s\",mode=\"proxy\"} %" PRIu64 "\n",
-                srv->listeners[i].name, n);
+    obuf_printf(out, "embargo_client_connections_total{listener=\"%s\",mode=\"%s\"} %" PRIu64 "\n",
+                srv->listeners[i].name, listen_mode_name(srv->listeners[i].mode), n);
   }
   family(out, "embargo_accept_errors_total", "counter",
          "Accepts that failed (out of descriptors, ...), by listener.");

@@ -17,8 +17,9 @@
 #include "proxy/metrics.h"
 #include "proxy/server.h"
 
-/* Settings bound at start-up: sockets, the resolver and its cache, the
- * internal-address table, the log writer, the admin endpoint. */
+/* Settings bound at start-up: sockets (and their firewall mark), the
+ * resolver and its cache, the internal-address table, the log writer, the
+ * admin endpoint. */
 static const struct restart_field {
   const char *key;
   size_t offset, size;
@@ -31,6 +32,7 @@ static const struct restart_field {
     FIELD("timeouts.resolve", timeouts.resolve),
     FIELD("dns", dns),
     FIELD("internal.allow", internal_allow_text),
+    FIELD("mark", mark),
     FIELD("log", log_path),
     FIELD("log_buffer", log_buffer),
     FIELD("admin.listen", admin.enabled),

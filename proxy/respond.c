@@ -49,7 +49,10 @@ void respond_log(struct conn *c, const char *event, int status, const char *erro
       .status = status,
       .error = error,
       .detail = detail,
-      .tls = c->log_tls,
+      .tls = peek_evidence(c),
+      .mode = conn_transparent(c) ? listen_mode_name((enum listen_mode)conn_mode(c)) : NULL,
+      .original_dst = conn_transparent(c) ? (const struct sockaddr *)&c->orig_dst : NULL,
+      .dst_mismatch = c->dst_mismatch,
       .resolved = c->addrs,
   };
   if (c->dest.len > 0) {
@@ -128,7 +131,7 @@ void respond_error(struct conn *c, int status, const char *error, const char *de
 
 void respond_deny(struct conn *c) {
   const struct rule *r = c->verdict.rule;
-  char body[2048], detail[512], cutoff[32] = "none", where[320];
+  char body[2048], detail[1024], cutoff[32] = "none", where[320];
 
   if (r->category->cutoff != POLICY_TIME_NEVER)
     rfc3339_format(r->category->cutoff, cutoff, sizeof(cutoff));
