@@ -3,6 +3,7 @@
 #include "proxy/logq.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <poll.h>
 #include <pthread.h>
@@ -11,6 +12,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <syslog.h>
 #include <time.h>
@@ -36,6 +39,8 @@ struct logq {
   atomic_bool abandon; /* stopping with a stalled reader: give up the batch */
   bool stalled;        /* a handoff wait timed out; cleared once drained */
   bool syslog_on;
+  int kind;               /* S_IFIFO, S_IFSOCK, or 0: how the fast path may write */
+  size_t pipe_size;       /* S_IFIFO: the pipe's capacity */
   char *fill, *spare;
   size_t len, cap;
   int fd;
@@ -171,6 +176,42 @@ static void free_buffers(struct logq *q) {
   q->len = q->cap = 0;
 }
 
+/* Whether the loop may write to FD itself, knowing it will not block: a
+ * pipe whose free space it can measure, or a socket (MSG_DONTWAIT). Files,
+ * terminals and syslog always go through the writer thread. */
+static void classify(struct logq *q, int fd) {
+  struct stat st;
+  int size;
+  q->kind = 0;
+  if (q->syslog_on || fd < 0 || fstat(fd, &st) != 0)
+    return;
+  if (S_ISSOCK(st.st_mode)) {
+    q->kind = S_IFSOCK;
+  } else if (S_ISFIFO(st.st_mode) && (size = fcntl(fd, F_GETPIPE_SZ)) > 0) {
+    q->kind = S_IFIFO;
+    q->pipe_size = (size_t)size;
+  }
+}
+
+/* The fast path, with Q's lock held and nothing queued: writes what it can
+ * of LINE without blocking. Returns the bytes written (0: none, or not a
+ * descriptor it can judge). */
+static size_t write_now(struct logq *q, const char *line, size_t len) {
+  int queued = 0;
+  ssize_t w;
+  if (q->kind == S_IFSOCK) {
+    w = send(q->fd, line, len, MSG_DONTWAIT | MSG_NOSIGNAL);
+    return w > 0 ? (size_t)w : 0;
+  }
+  /* A pipe takes a write whole, without blocking, when this much is free
+   * (two pages of margin for partly filled buffers). */
+  if (q->kind != S_IFIFO || ioctl(q->fd, FIONREAD, &queued) != 0 ||
+      (size_t)queued + len + 8192 > q->pipe_size)
+    return 0;
+  w = write(q->fd, line, len);
+  return w > 0 ? (size_t)w : 0;
+}
+
 static int queue_start(struct logq *q, int fd, bool syslog_on, size_t bound) {
   q->cap = bound;
   q->fd = fd;
@@ -180,6 +221,7 @@ static int queue_start(struct logq *q, int fd, bool syslog_on, size_t bound) {
   q->exited = false;
   atomic_store(&q->abandon, false);
   q->syslog_on = syslog_on;
+  classify(q, fd);
   q->fill = malloc(bound);
   q->spare = malloc(bound);
   if (q->fill == NULL || q->spare == NULL) {
@@ -300,6 +342,16 @@ void logq_write(enum logq_stream stream, const char *line, size_t len) {
     return;
   }
   pthread_mutex_lock(&q->mu);
+  if (q->kind != 0 && !pending(q) && !q->busy) {
+    size_t w = write_now(q, line, len);
+    if (w == len) {
+      pthread_mutex_unlock(&q->mu);
+      return;
+    }
+    line += w; /* the reader is slow: the rest goes to the writer, no waiting */
+    len -= w;
+    q->stalled = true;
+  }
   if (!append(q, line, len)) {
     uint64_t dropped = atomic_fetch_add(&q->dropped, 1) + 1;
     if (stream == LOGQ_DECISION)
@@ -322,6 +374,7 @@ int logq_swap_fd(int fd) {
   if (!q->running)
     return -EINVAL;
   pthread_mutex_lock(&q->mu);
+  q->kind = 0; /* a reopened log is a file; the fast path is for pipes */
   if (q->new_fd > STDERR_FILENO)
     close(q->new_fd); /* two reopens before the writer ran */
   q->new_fd = fd;

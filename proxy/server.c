@@ -55,6 +55,9 @@ static void on_reopen_signal(uv_signal_t *h, int signum) {
   if (rc != 0)
     log_diag(LOG_ERR, 0, "cannot reopen the log %s: %s; still writing to the old file",
              log_destination(), uv_strerror(rc));
+  else if (strcmp(log_destination(), "-") == 0 || strcmp(log_destination(), "syslog") == 0)
+    log_diag(LOG_INFO, 0, "SIGUSR1: the log goes to %s, nothing to reopen",
+             strcmp(log_destination(), "-") == 0 ? "standard output" : "syslog");
   else
     log_diag(LOG_INFO, 0, "log %s reopened", log_destination());
 }

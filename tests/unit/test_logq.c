@@ -92,3 +92,19 @@ Test(logq, a_line_is_written_before_logq_write_returns) {
   close(rd);
   unlink(path);
 }
+
+Test(logq, pipe_with_room_is_written_directly) {
+  int fds[2];
+  char buf[256];
+  cr_assert_eq(pipe(fds), 0);
+  cr_assert_eq(fcntl(fds[0], F_SETFL, O_NONBLOCK), 0);
+  cr_assert_eq(logq_start(fds[1], 0, 8192), 0);
+  for (int i = 0; i < 100; i++) {
+    size_t n = make_line(i);
+    logq_write(LOGQ_DECISION, line, n);
+    /* No thread hop: the line is in the pipe when the call returns. */
+    cr_assert_eq(read(fds[0], buf, sizeof(buf)), (ssize_t)n, "line %d", i);
+  }
+  logq_stop(1000);
+  close(fds[0]);
+}
