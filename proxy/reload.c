@@ -129,6 +129,8 @@ int server_reload(struct server *srv, char *err, size_t errsize) {
 void server_config_sweep(struct server *srv) {
   uint64_t oldest = UINT64_MAX;
   struct server_config **link = &srv->retired;
+  if (srv->retired == NULL)
+    return;
   for (const struct conn *c = srv->conns; c != NULL; c = c->next)
     if (c->id < oldest)
       oldest = c->id;
