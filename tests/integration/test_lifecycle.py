@@ -46,6 +46,8 @@ def write_atomically(path, text):
 
 
 class ReloadTest(EmbargoTestCase):
+    TUNNEL_SERVERS = ("echo",)
+
     @classmethod
     def setUpClass(cls):
         cls.list_dir = harness.tempfile.mkdtemp(prefix="embargo-reload-")
@@ -150,6 +152,25 @@ class ReloadTest(EmbargoTestCase):
         recs = [r for r in self.new_records() if r.get("host") == "other.test"]
         self.assertEqual(len(recs), 1)
         self.assertEqual(recs[0]["event"], "deny")
+
+    def test_tunnel_in_flight_survives_reloads(self):
+        port = self.tunnels["echo"].port
+        connect = ("CONNECT other.test:%d HTTP/1.1\r\nHost: other.test:%d\r\n\r\n"
+                   % (port, port)).encode()
+        self.hup(ALLOWS_OTHER)
+        with RawClient(self.embargo.port, timeout=10) as c:
+            c.send(connect)
+            self.assertEqual(c.read_response("CONNECT").status, 200)
+            c.send(b"before the reloads, ")
+            self.hup(BANS_OTHER)
+            # A new tunnel is judged by the new list; the open one keeps its own.
+            with RawClient(self.embargo.port, timeout=10) as c2:
+                c2.send(connect)
+                self.assertEqual(c2.read_response("CONNECT").status, 403)
+            self.hup(ALLOWS_OTHER)
+            c.send(b"after them")
+            c.sock.shutdown(socket.SHUT_WR)
+            self.assertEqual(c.read_to_eof(), b"ECHO before the reloads, after them")
 
     def test_restart_only_setting_is_reported(self):
         text = open(self.embargo.config_path).read()
