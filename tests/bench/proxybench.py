@@ -44,6 +44,7 @@ class Bench:
         self.problems = []  # what could not run
         self.wrk_errors = {}  # (workload, target) -> {kind: count over all runs}
         self.ports = {}
+        self.started = time.monotonic()
 
     # --- processes -------------------------------------------------------
 
@@ -78,6 +79,9 @@ class Bench:
         key = "relay" if name == "haproxy" else "proxy"
         return {"name": name, "pid": proc.pid, key: f"{peers.LOOPBACK}:{port}"}
 
+    def progress(self, text):
+        print(f"[{time.monotonic() - self.started:4.0f}s] {text}", flush=True)
+
     def note(self, text):
         """Something that could not run: reported, and the exit status is 1."""
         if text not in self.problems:
@@ -101,7 +105,7 @@ class Bench:
     def idle_phase(self):
         """1,000 idle tunnels per peer, a freshly started process per run."""
         for rnd in range(self.args.rounds):
-            print(f"idle tunnels, round {rnd + 1}/{self.args.rounds}", flush=True)
+            self.progress(f"idle tunnels, round {rnd + 1}/{self.args.rounds}")
             for name in ("squid", "tinyproxy", "haproxy", "embargo"):
                 target = self.start_peer(name)
                 if target is None:
@@ -130,15 +134,14 @@ class Bench:
         def wrk(t, close, seconds=d):
             return loads.run_wrk(t, scripts[(bool(t.get("proxy")), close)], o, st, seconds)
 
-        print("warm-up", flush=True)
+        self.progress("warm-up")
         for t in http:
             try:
                 wrk(t, False, 1)
             except (RuntimeError, OSError, subprocess.SubprocessError):
                 pass  # the measured runs report it
         for rnd in range(self.args.rounds):
-            print(f"request rates and bulk transfers, round {rnd + 1}/{self.args.rounds}",
-                  flush=True)
+            self.progress(f"request rates and bulk transfers, round {rnd + 1}/{self.args.rounds}")
             for t in http:
                 self.record("ka", t["name"], lambda: wrk(t, False))
             for t in plain:
@@ -153,7 +156,6 @@ class Bench:
             self.procs.stop(name)
 
     def run(self):
-        started = time.monotonic()
         self.load_before = loadavg()
         print(f"working directory {self.root}", flush=True)
         self.cafile = peers.make_origin_files(self.root)
@@ -165,7 +167,7 @@ class Bench:
         self.idle_phase()
         self.load_phase()
         self.procs.stop_all()
-        self.print_report(time.monotonic() - started)
+        self.print_report(time.monotonic() - self.started)
 
     def print_report(self, elapsed):
         headers = {"direct": "direct (no proxy)", "squid": version("squid"),
@@ -231,6 +233,13 @@ def version(tool, path=None):
     return names[tool]
 
 
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+def on_stop_signal(signum, frame):
+    raise KeyboardInterrupt
+
+
 def parse_args(argv):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--binary", default=os.path.join(REPO, "build", "embargo"),
@@ -263,19 +272,22 @@ def main(argv):
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     want = 65536 if hard == resource.RLIM_INFINITY else min(hard, 65536)
     resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, want), hard))
-    # SIGTERM and SIGHUP unwind like Ctrl-C, so every process is stopped.
-    for sig in (signal.SIGTERM, signal.SIGHUP):
-        signal.signal(sig, lambda s, f: sys.exit(128 + s))
+    # Ctrl-C, SIGTERM and SIGHUP unwind the same way, so every process started
+    # is stopped; a second signal does not interrupt that.
+    for sig in STOP_SIGNALS:
+        signal.signal(sig, on_stop_signal)
     bench = Bench(args)
     try:
         bench.run()
     except KeyboardInterrupt:
-        print("\ninterrupted; stopping everything started", file=sys.stderr)
+        print("\ninterrupted; stopping every process started", file=sys.stderr)
         return 130
     except (RuntimeError, OSError, subprocess.SubprocessError) as e:
         print(f"cannot run the benchmark: {e}", file=sys.stderr)
         return 1
     finally:
+        for sig in STOP_SIGNALS:
+            signal.signal(sig, signal.SIG_IGN)
         bench.cleanup()
     return 1 if bench.problems else 0
 
