@@ -88,12 +88,18 @@ def cpu_seconds(pid):
 
 
 def rss_bytes(pid):
-    """Resident set size of PID in bytes (VmRSS of /proc/PID/status)."""
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-    raise RuntimeError(f"no VmRSS for pid {pid}")
+    """Resident set size in bytes (VmRSS of /proc/PID/status) of PID and its
+    live descendants, for a proxy that forks workers."""
+    total = 0
+    for p in [pid] + descendants(pid):
+        try:
+            with open(f"/proc/{p}/status") as f:
+                total += next(int(line.split()[1]) * 1024 for line in f
+                              if line.startswith("VmRSS:"))
+        except (OSError, StopIteration):
+            if p == pid:
+                raise RuntimeError(f"no VmRSS for pid {pid}") from None
+    return total
 
 
 def wait_port(port, proc, timeout=START_TIMEOUT):

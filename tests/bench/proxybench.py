@@ -14,6 +14,7 @@ judges the build: the exit status is 0 unless something could not run.
 """
 
 import argparse
+import json
 import os
 import platform
 import resource
@@ -168,6 +169,19 @@ class Bench:
         self.load_phase()
         self.procs.stop_all()
         self.print_report(time.monotonic() - self.started)
+        if self.args.json:
+            self.write_json()
+
+    def write_json(self):
+        """Every run's figures, per workload and target, in run order."""
+        runs = {}
+        for (workload, target), figures in self.results.items():
+            runs.setdefault(workload, {})[target] = figures
+        with open(self.args.json, "w") as f:
+            json.dump({"rounds": self.args.rounds, "duration": self.args.duration,
+                       "tunnels": self.args.tunnels, "runs": runs,
+                       "problems": self.problems}, f, indent=1)
+            f.write("\n")
 
     def print_report(self, elapsed):
         headers = {"direct": "direct (no proxy)", "squid": version("squid"),
@@ -182,11 +196,11 @@ class Bench:
               f"{a.tunnels:,} idle tunnels; {elapsed:.0f} s in all; load average "
               f"{self.load_before} before, {loadavg()} after")
         print()
-        print("\n".join(report.table(self.results, headers)))
+        print("\n".join(report.table(self.results, headers, a.tunnels)))
         print()
-        print("\n".join(report.ratios(self.results, headers)))
+        print("\n".join(report.ratios(self.results, headers, a.tunnels)))
         print()
-        print("\n".join(report.targets(self.results)))
+        print("\n".join(report.targets(self.results, a.tunnels)))
         if self.wrk_errors:
             print("\nwrk errors, all runs (\"read\": the proxy closed a connection "
                   "without announcing it, i.e. no client keep-alive; \"status\": "
@@ -250,12 +264,16 @@ def parse_args(argv):
     p.add_argument("--duration", type=int, help="seconds per wrk run (default 5)")
     p.add_argument("--tunnels", type=int, default=1000, help="idle tunnels (default 1000)")
     p.add_argument("--keep", action="store_true", help="keep the working directory")
+    p.add_argument("--json", metavar="FILE",
+                   help="also write every run's figures to FILE (JSON)")
     args = p.parse_args(argv)
     args.rounds = args.rounds or (1 if args.quick else 3)
     args.duration = args.duration or (2 if args.quick else 5)
     if not (1 <= args.rounds <= 9 and 1 <= args.duration <= 60 and 1 <= args.tunnels <= 5000):
         p.error("--rounds 1..9, --duration 1..60, --tunnels 1..5000")
     args.binary = os.path.abspath(args.binary)
+    if args.json:
+        args.json = os.path.abspath(args.json)
     return args
 
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Benchmarks Embargo against Squid, tinyproxy and HAProxy on loopback and
 # prints one table of figures, same-run ratios and the performance targets.
-#   tests/bench/run.sh [--quick] [--rounds N] [--duration S] [--tunnels N] [--keep]
+#   tests/bench/run.sh [--quick] [--rounds N] [--duration S] [--tunnels N] [--keep] [--json FILE]
 # Installs what it needs (scripts/deps.sh bench), builds the release binary
 # (scripts/build.sh release), then runs tests/bench/proxybench.py. Exit status
 # 0 unless something could not run; the figures themselves never fail it.
@@ -10,4 +10,5 @@ cd "$(dirname "$0")/../.."
 
 scripts/deps.sh bench
 scripts/build.sh release >/dev/null
+export PYTHONDONTWRITEBYTECODE=1
 exec python3 -u tests/bench/proxybench.py --binary build/embargo "$@"
