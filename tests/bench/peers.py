@@ -246,7 +246,9 @@ http {{
 
 
 def squid_conf(root, port, name="squid"):
-    """Squid as a forward proxy for loopback clients: no cache, no access log."""
+    """Squid as a forward proxy for loopback clients: no cache, no access log.
+    Its DNS server is 127.0.0.1: the only name used, localhost, comes from
+    /etc/hosts, and nothing is ever sent off the machine."""
     d = os.path.join(root, name)
     os.makedirs(d, exist_ok=True)
     if os.geteuid() == 0 and _user_exists("proxy"):
@@ -261,6 +263,8 @@ cache_log {d}/cache.log
 pid_filename none
 coredump_dir {d}
 pinger_enable off
+visible_hostname embargo-bench
+dns_nameservers 127.0.0.1
 max_filedescriptors 16384
 shutdown_lifetime 0 seconds
 """)
@@ -314,10 +318,12 @@ backend origin
 
 def embargo_conf(root, name, port, tls_port, extra=""):
     """Embargo on loopback with its built-in policy, loopback destinations
-    allowed, the origin's TLS port CONNECT-able and inspected; EXTRA is
+    allowed, the origin's TLS port CONNECT-able and inspected, DNS pointed at
+    127.0.0.1 like Squid's (localhost comes from /etc/hosts); EXTRA is
     appended (vendors, access_log)."""
     return write(os.path.join(root, f"{name}.yaml"), f"""\
 listen: ["127.0.0.1:{port}"]
+resolvers: ["127.0.0.1:53"]
 connect_ports: [443, {tls_port}]
 tls_inspect:
   ports: [443, {tls_port}]

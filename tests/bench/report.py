@@ -17,7 +17,8 @@ ROWS = (
     ("plain", "proxy CPU per GB over plain HTTP (s)", "cpu_gb", "f2", False),
     ("tls", "100 MB over TLS through the tunnel (MB/s)", "mbps", "int", True),
     ("tls", "proxy CPU per GB tunnelled (s)", "cpu_gb", "f2", False),
-    ("idle", "memory per idle tunnel, {tunnels:,} open (bytes of RSS)", "rss_per_tunnel", "int", False),
+    ("idle", "memory per idle tunnel, {tunnels:,} open (bytes of RSS)", "rss_per_tunnel", "int",
+     False),
 )
 
 VARIANTS = (
