@@ -137,14 +137,31 @@ class Procs:
             wait_port(port, proc)
         except RuntimeError as e:
             self.stop(name)
-            raise RuntimeError(f"{name}: {e}; see {self.logdir}/{name}.out") from None
+            raise RuntimeError(f"{name}: {e}; its output ends: {self.output_tail(name)}") \
+                from None
         return proc
 
+    def output_tail(self, name, lines=3):
+        """The last LINES lines NAME wrote, on one line."""
+        try:
+            with open(os.path.join(self.logdir, f"{name}.out"), errors="replace") as f:
+                tail = f.read().splitlines()[-lines:]
+        except OSError:
+            return "(no output)"
+        return " / ".join(line.strip() for line in tail) or "(no output)"
+
+    def exited(self, name):
+        """NAME's exit status if it has ended by itself, else None."""
+        proc = self.running.get(name)
+        return None if proc is None else proc.poll()
+
     def stop(self, name):
-        """End NAME and its descendants: SIGTERM, then SIGKILL after a wait."""
+        """End NAME and its descendants: SIGTERM, then SIGKILL after a wait.
+        Returns NAME's exit status if it had already ended by itself."""
         proc = self.running.pop(name, None)
         if proc is None:
-            return
+            return None
+        early = proc.poll()
         kids = descendants(proc.pid)
         for pid in [proc.pid] + kids:
             try:
@@ -164,6 +181,7 @@ class Procs:
             proc.wait(timeout=STOP_TIMEOUT)
         except subprocess.TimeoutExpired:
             pass
+        return early
 
     def stop_all(self):
         for name in list(self.running):

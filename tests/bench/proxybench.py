@@ -99,7 +99,9 @@ class Bench:
                 cell = self.wrk_errors.setdefault((workload, name), {})
                 cell[kind] = cell.get(kind, 0) + count
         except (RuntimeError, OSError, subprocess.SubprocessError) as e:
-            self.note(f"{workload} via {name}: {e}")
+            status = self.procs.exited(name)
+            died = "" if status is None else f" ({name} has exited, status {status})"
+            self.note(f"{workload} via {name}: {e}{died}")
             figures = None
         self.results.setdefault((workload, name), []).append(figures)
 
@@ -115,7 +117,7 @@ class Bench:
                     self.record("idle", name, lambda: loads.run_idle_tunnels(
                         target, self.ports["tls"], self.cafile, self.args.tunnels))
                 finally:
-                    self.procs.stop(name)
+                    self.stop_peer(name)
 
     def load_phase(self):
         """Request rates and bulk transfers, interleaved across targets."""
@@ -154,7 +156,13 @@ class Bench:
                 self.record("tls", t["name"], lambda: loads.run_bulk(
                     t, o, self.ports["tls"], self.cafile, True))
         for name in names:
-            self.procs.stop(name)
+            self.stop_peer(name)
+
+    def stop_peer(self, name):
+        status = self.procs.stop(name)
+        if status is not None:
+            self.note(f"{name} exited by itself during the run, status {status}; "
+                      f"its output ends: {self.procs.output_tail(name)}")
 
     def run(self):
         self.load_before = loadavg()
