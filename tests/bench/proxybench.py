@@ -165,7 +165,7 @@ class Bench:
                       f"its output ends: {self.procs.output_tail(name)}")
 
     def run(self):
-        self.load_before = loadavg()
+        self.busy_before = cpu_busy()
         print(f"working directory {self.root}", flush=True)
         self.cafile = peers.make_origin_files(self.root)
         self.vendor_list = peers.vendor_list(self.root, 100000)
@@ -201,8 +201,12 @@ class Bench:
         print(f"Embargo proxy benchmark: {os.cpu_count()} CPUs, Linux {platform.release()}, "
               f"loopback; origin nginx; load generator, origin and proxy share the CPUs; "
               f"medians of {a.rounds} interleaved run(s); wrk -t2 -c50 -d{a.duration}s; "
-              f"{a.tunnels:,} idle tunnels; {elapsed:.0f} s in all; load average "
-              f"{self.load_before} before, {loadavg()} after")
+              f"{a.tunnels:,} idle tunnels; {elapsed:.0f} s in all; CPUs {self.busy_before:.0%} "
+              f"busy with other work just before the run")
+        if self.busy_before > 0.25:
+            print("warning: the machine was busy before the run; other work skews rates and "
+                  "throughput more than CPU time and memory. Rerun on a quiet machine to "
+                  "trust them.")
         print()
         print("\n".join(report.table(self.results, headers, a.tunnels)))
         print()
@@ -229,13 +233,21 @@ class Bench:
             shutil.rmtree(self.root, ignore_errors=True)
 
 
-def loadavg():
-    """The 1-minute load average: other work on the machine skews every figure."""
+def cpu_busy(seconds=2.0):
+    """Share of all CPUs' time spent busy over SECONDS (/proc/stat): other
+    work on the machine skews every figure."""
+    def sample():
+        with open("/proc/stat") as f:
+            ticks = [int(x) for x in f.readline().split()[1:]]
+        return sum(ticks), ticks[3] + ticks[4]  # total; idle + iowait
+
     try:
-        with open("/proc/loadavg") as f:
-            return f.read().split()[0]
-    except OSError:
-        return "?"
+        total0, idle0 = sample()
+        time.sleep(seconds)
+        total1, idle1 = sample()
+    except (OSError, ValueError, IndexError):
+        return 0.0
+    return 1 - (idle1 - idle0) / max(1, total1 - total0)
 
 
 def version(tool, path=None):

@@ -48,6 +48,18 @@ def ratio(a, b):
     return a / b if a is not None and b not in (None, 0) else None
 
 
+def paired(results, workload, a, b, metric):
+    """Median over rounds of A's METRIC divided by B's from the same round,
+    or None. Runs of one round are close in time and share the machine's
+    state, so this is steadier than a ratio of medians when other work on
+    the machine comes and goes."""
+    values = [ratio(x.get(metric), y.get(metric))
+              for x, y in zip(results.get((workload, a), []), results.get((workload, b), []))
+              if x is not None and y is not None]
+    values = [v for v in values if v is not None]
+    return statistics.median(values) if values else None
+
+
 def table(results, headers, tunnels):
     """Markdown table of medians; HEADERS maps column key to its title,
     TUNNELS is how many idle tunnels were open."""
@@ -59,24 +71,23 @@ def table(results, headers, tunnels):
             text = fmt(median(results, workload, c, metric), kind)
             cells.append(f"**{text}**" if c == "embargo" and text != "–" else text)
         lines.append(f"| {label.format(tunnels=tunnels)} | " + " | ".join(cells) + " |")
-    plain = median(results, "ka", "embargo", "rate")
     for key, label in VARIANTS:
         rate = median(results, "ka", key, "rate")
         text = "–" if rate is None else \
-            f"**{rate:,.0f}** ({fmt(ratio(rate, plain), 'f2')}× plain)"
+            f"**{rate:,.0f}** ({fmt(paired(results, 'ka', key, 'embargo', 'rate'), 'f2')}× plain)"
         lines.append(f"| {label} | " + " | ".join(["–"] * (len(COLUMNS) - 1)) +
                      f" | {text} |")
     return lines
 
 
 def ratios(results, headers, tunnels):
-    """Embargo's figure divided by each column's, row by row (same run)."""
+    """Embargo's figure divided by each column's, row by row (the median of
+    the ratios of each round)."""
     others = [c for c in COLUMNS if c != "embargo"]
     lines = ["| Embargo ÷ | " + " | ".join(headers[c] for c in others) + " |",
              "|---" * (len(others) + 1) + "|"]
     for workload, label, metric, _, better_high in ROWS:
-        mine = median(results, workload, "embargo", metric)
-        cells = [fmt(ratio(mine, median(results, workload, c, metric)), "f2") for c in others]
+        cells = [fmt(paired(results, workload, "embargo", c, metric), "f2") for c in others]
         cells = [c if c == "–" else c + "×" for c in cells]
         arrow = "higher is better" if better_high else "lower is better"
         lines.append(f"| {label.format(tunnels=tunnels)} ({arrow}) | " + " | ".join(cells) + " |")
@@ -94,9 +105,9 @@ def targets(results, tunnels):
     def m(workload, target, metric):
         return median(results, workload, target, metric)
 
-    out = ["Targets (Embargo, ratios from this run):"]
+    out = ["Targets (Embargo; each ratio is the median of the ratios of each round):"]
     mem = m("idle", "embargo", "rss_per_tunnel")
-    vs_haproxy = ratio(mem, m("idle", "haproxy", "rss_per_tunnel"))
+    vs_haproxy = paired(results, "idle", "embargo", "haproxy", "rss_per_tunnel")
     out.append(_target(f"memory per idle CONNECT tunnel ({tunnels:,} open) at most 2 KiB",
                        None if mem is None else mem <= 2048,
                        "" if mem is None else f"{mem:,.0f} B = {mem / 2048:.2f}× the limit" +
@@ -112,14 +123,13 @@ def targets(results, tunnels):
         ("100 MB over plain HTTP at least 0.6× direct", ("plain", "mbps", "direct"), 0.6, True),
     )
     for text, (workload, metric, peer), limit, at_least in checks:
-        r = ratio(m(workload, "embargo", metric), m(workload, peer, metric))
+        r = paired(results, workload, "embargo", peer, metric)
         met = None if r is None else (r >= limit if at_least else r <= limit)
         out.append(_target(text, met, "" if r is None else f"{r:.2f}×"))
-    plain = m("ka", "embargo", "rate")
     for key, text, limit in (
             ("embargo-100k", "a 100,000-pattern vendor list costs under 5% of request rate", 0.05),
             ("embargo-log", "access_log: true costs under 10% of request rate", 0.10)):
-        r = ratio(m("ka", key, "rate"), plain)
+        r = paired(results, "ka", key, "embargo", "rate")
         cost = None if r is None else 1 - r
         out.append(_target(text, None if cost is None else cost < limit,
                            "" if r is None else f"{r:.3f}× plain, cost {cost * 100:.1f}%"))
