@@ -53,6 +53,25 @@ def have_ipv6_loopback():
         return False
 
 
+def start_time(pid):
+    """When PID started (clock ticks since boot), or None if it is gone:
+    with the PID, it names one process even if the PID is later reused."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return int(f.read().rsplit(")", 1)[1].split()[19])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def signal_process(pid, started, sig):
+    """Send SIG to PID if it is still the process that started at STARTED."""
+    if started is not None and start_time(pid) == started:
+        try:
+            os.kill(pid, sig)
+        except ProcessLookupError:
+            pass
+
+
 def descendants(pid):
     """PIDs of every live descendant of PID, read from /proc."""
     children = {}
@@ -162,21 +181,21 @@ class Procs:
         if proc is None:
             return None
         early = proc.poll()
-        kids = descendants(proc.pid)
-        for pid in [proc.pid] + kids:
+        # Popen.send_signal does nothing once the process is reaped; the
+        # descendants are named by PID and start time, so a reused PID is
+        # never signalled.
+        kids = [(pid, start_time(pid)) for pid in descendants(proc.pid)]
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            proc.send_signal(sig)
+            for pid, started in kids:
+                signal_process(pid, started, sig)
             try:
-                os.kill(pid, signal.SIGTERM)
-            except ProcessLookupError:
+                proc.wait(timeout=STOP_TIMEOUT)
+            except subprocess.TimeoutExpired:
                 pass
-        try:
-            proc.wait(timeout=STOP_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            pass
-        for pid in [proc.pid] + kids:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+            if all(start_time(pid) != started for pid, started in kids) \
+                    and proc.returncode is not None:
+                break
         try:
             proc.wait(timeout=STOP_TIMEOUT)
         except subprocess.TimeoutExpired:
