@@ -30,6 +30,7 @@ import peers
 import report
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+SETTLE = 1.0  # seconds of quiet before each run: the previous one's closing sockets
 REPO = os.path.dirname(os.path.dirname(HERE))
 
 
@@ -93,6 +94,7 @@ class Bench:
 
     def record(self, workload, name, fn):
         """Run FN once for cell (WORKLOAD, NAME) and keep its figures."""
+        time.sleep(SETTLE)
         try:
             figures = fn()
             for kind, count in (figures.get("errors") or {}).items():
@@ -145,14 +147,14 @@ class Bench:
                 pass  # the measured runs report it
         for rnd in range(self.args.rounds):
             self.progress(f"request rates and bulk transfers, round {rnd + 1}/{self.args.rounds}")
-            for t in http:
+            for t in rotate(http, rnd):
                 self.record("ka", t["name"], lambda: wrk(t, False))
-            for t in plain:
+            for t in rotate(plain, rnd):
                 self.record("close", t["name"], lambda: wrk(t, True))
-            for t in plain:
+            for t in rotate(plain, rnd):
                 self.record("plain", t["name"], lambda: loads.run_bulk(
                     t, o, self.ports["tls"], self.cafile, False))
-            for t in tls:
+            for t in rotate(tls, rnd):
                 self.record("tls", t["name"], lambda: loads.run_bulk(
                     t, o, self.ports["tls"], self.cafile, True))
         for name in names:
@@ -231,6 +233,14 @@ class Bench:
             print(f"kept {self.root}", file=sys.stderr)
         else:
             shutil.rmtree(self.root, ignore_errors=True)
+
+
+def rotate(items, rnd):
+    """ITEMS starting at position RND: each round starts with another target,
+    so that no target always runs right after the same one (a proxy that
+    leaves the origin many closing connections slows the run after it)."""
+    k = rnd % len(items) if items else 0
+    return items[k:] + items[:k]
 
 
 def cpu_busy(seconds=2.0):

@@ -130,7 +130,10 @@ def targets(results, tunnels):
             ("embargo-100k", "a 100,000-pattern vendor list costs under 5% of request rate", 0.05),
             ("embargo-log", "access_log: true costs under 10% of request rate", 0.10)):
         r = paired(results, "ka", key, "embargo", "rate")
+        cpu = paired(results, "ka", key, "embargo", "cpu_100k")
         cost = None if r is None else 1 - r
-        out.append(_target(text, None if cost is None else cost < limit,
-                           "" if r is None else f"{r:.3f}× plain, cost {cost * 100:.1f}%"))
+        shown = "" if r is None else f"{r:.3f}× plain, cost {cost * 100:.1f}%"
+        if cpu is not None:  # steadier than the rate when the machine is busy
+            shown += f" (CPU per request {cpu:.3f}× plain)"
+        out.append(_target(text, None if cost is None else cost < limit, shown))
     return out
