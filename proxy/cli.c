@@ -18,6 +18,7 @@
 #include "filters/timefmt.h"
 #include "proxy/check.h"
 #include "proxy/log.h"
+#include "proxy/report.h"
 #include "proxy/server.h"
 
 #ifndef EMBARGO_VERSION
@@ -48,6 +49,8 @@ static const char usage_text[] =
     "  embargo check [options] DEST...      show the verdict for NAME, IP or NAME:PORT\n"
     "  embargo config check FILE            validate FILE and print a summary\n"
     "  embargo config show [VENDOR]         print the built-in config (or vendor list)\n"
+    "  embargo report [options] [LOG...]    which clients tried to reach each vendor, from\n"
+    "                                       decision logs (see embargo report --help)\n"
     "  embargo version                      print the version\n"
     "\n"
     "Options:\n"
@@ -282,6 +285,8 @@ int cli_main(int argc, char **argv) {
   }
   if (strcmp(cmd, "config") == 0)
     return cmd_config(argc - optind, argv + optind);
+  if (strcmp(cmd, "report") == 0)
+    return report_main(argc - optind + 1, argv + optind - 1);
   if (strcmp(cmd, "check") == 0) {
     /* Options may also follow the subcommand. */
     int first = optind - 1;
