@@ -39,9 +39,9 @@ static const char page_style[] =
     "th,td{border:1px solid #d8dee8;padding:.3em .5em;text-align:left;vertical-align:top}"
     "th{background:#eef2f7}tbody tr:nth-child(even){background:#f8fafc}\n"
     "td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}"
-    "td.time{white-space:nowrap}td.list{word-break:break-all}\n"
+    "td.time{white-space:nowrap;font-size:.85em}td.list{overflow-wrap:anywhere;min-width:9em}\n"
     ".after{color:#a11}.note{color:#4a5568;font-size:.85em}"
-    "svg{max-width:100%;height:auto;border:1px solid #e2e8f0}\n"
+    "svg.chart{width:100%;height:auto;border:1px solid #e2e8f0}\n"
     "svg text{font-family:inherit;font-size:11px;fill:#4a5568}svg .bar{fill:#3a6ea5}"
     "svg .grid{stroke:#e2e8f0}svg .axis{stroke:#718096}"
     "svg .cutoff{stroke:#c53030;stroke-width:2;stroke-dasharray:6 4}"
@@ -115,7 +115,8 @@ static void chart_axes(const struct chart *ch, FILE *out) {
 }
 
 static void chart_bars(const struct chart *ch, const struct inventory_vendor *v, FILE *out) {
-  double w = ch->day_w > 3 ? ch->day_w * 0.8 : ch->day_w;
+  /* a gap between wide bars; narrow ones stay visible */
+  double w = ch->day_w > 3 ? ch->day_w * 0.8 : ch->day_w > 1.5 ? ch->day_w : 1.5;
   char day[16];
   uint32_t i;
 
@@ -172,8 +173,8 @@ static void write_chart(const struct inventory_vendor *v, FILE *out) {
       ch.max = v->days[i].attempts;
   fprintf(out,
           "<figure><svg class=\"chart\" xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 %d %d\" "
-          "width=\"%d\" height=\"%d\" role=\"img\" aria-label=\"attempts per day\">\n",
-          CHART_W, CHART_H, CHART_W, CHART_H);
+          "role=\"img\" aria-label=\"attempts per day\">\n",
+          CHART_W, CHART_H);
   chart_axes(&ch, out);
   chart_bars(&ch, v, out);
   chart_cutoffs(&ch, v, out);
@@ -192,11 +193,11 @@ static void cell_list(FILE *out, const struct inventory_set *s) {
   uint32_t i;
   fputs("<td class=\"list\">", out);
   for (i = 0; i < s->n; i++) {
-    fputs(i ? "<br>" : "", out);
+    fputs(i ? ", " : "", out);
     html_text(out, s->items[i]);
   }
   if (s->not_kept > 0)
-    fprintf(out, "%s<em>+%llu more</em>", s->n ? "<br>" : "", (unsigned long long)s->not_kept);
+    fprintf(out, "%s<em>+%llu more</em>", s->n ? ", " : "", (unsigned long long)s->not_kept);
   fputs(s->n || s->not_kept ? "</td>" : "&ndash;</td>", out);
 }
 
@@ -305,8 +306,8 @@ static void write_head(const struct inventory *inv, const struct report_meta *m,
   fputs("<p class=\"explain\">Each row below is a machine on this network that tried to reach "
         "the update, licensing or telemetry servers of a vendor Embargo blocks. "
         "<b>After cutoff</b> counts the attempts made after the legal cutoff date of the "
-        "category reached, when Embargo denied them: these machines still run the vendor's "
-        "software and need someone to visit them.</p>\n",
+        "category reached, which Embargo denies (or only records, in monitor mode). These "
+        "machines still run the vendor's software: someone needs to visit them.</p>\n",
         out);
 }
 
