@@ -10,20 +10,20 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define INVENTORY_MAX_DESTINATIONS 64 /* distinct destinations kept per client */
-#define INVENTORY_MAX_JA4          16 /* distinct JA4 fingerprints kept per client */
-#define INVENTORY_MAX_AGENTS       16 /* distinct user agents kept per client */
-#define INVENTORY_MAX_CATEGORIES   16 /* distinct categories kept per client */
-#define INVENTORY_MAX_CUTOFFS      64 /* distinct (category, cutoff) kept per vendor */
+#define INVENTORY_MAX_DESTINATIONS 64   /* distinct destinations kept per client */
+#define INVENTORY_MAX_JA4          16   /* distinct JA4 fingerprints kept per client */
+#define INVENTORY_MAX_AGENTS       16   /* distinct user agents kept per client */
+#define INVENTORY_MAX_CATEGORIES   16   /* distinct categories kept per client */
+#define INVENTORY_MAX_CUTOFFS      64   /* distinct (category, cutoff) kept per vendor */
 #define INVENTORY_MAX_DAYS         3660 /* days charted per vendor: ten years */
-#define INVENTORY_VALUE_MAX        256 /* bytes kept of a value; longer ones end in "..." */
-#define INVENTORY_NAME_MAX         128 /* bytes kept of a vendor, client or category */
-#define INVENTORY_FACT_SNI_MAX     8   /* server names taken from one line */
+#define INVENTORY_VALUE_MAX        256  /* bytes kept of a value; longer ones end in "..." */
+#define INVENTORY_NAME_MAX         128  /* bytes kept of a vendor, client or category */
+#define INVENTORY_FACT_SNI_MAX     8    /* server names taken from one line */
 #define INVENTORY_TIME_NONE        INT64_MIN
 
 /* A bounded set of distinct strings: the first ones seen, in that order. */
 struct inventory_set {
-  char **items;      /* owned, each owned */
+  char **items; /* owned, each owned */
   uint32_t n, alloc;
   uint64_t not_kept; /* occurrences of values that were not kept for lack of room */
 };
@@ -75,7 +75,7 @@ struct inventory_day {
 };
 
 struct inventory_vendor {
-  char *id; /* owned */
+  char *id;                     /* owned */
   struct inventory_map clients; /* addr -> struct inventory_client, owned */
   uint64_t attempts, after_cutoff;
   int64_t first_ms, last_ms;
@@ -89,8 +89,8 @@ struct inventory_vendor {
 
 /* Which lines count: time in [since, until), and one vendor if set. */
 struct inventory_filter {
-  int64_t since_ms; /* INVENTORY_TIME_NONE: no lower bound */
-  int64_t until_ms; /* INVENTORY_TIME_NONE: no upper bound */
+  int64_t since_ms;   /* INVENTORY_TIME_NONE: no lower bound */
+  int64_t until_ms;   /* INVENTORY_TIME_NONE: no upper bound */
   const char *vendor; /* borrowed; NULL: every vendor */
 };
 
@@ -114,10 +114,10 @@ struct inventory {
 struct inventory_fact {
   int64_t time_ms;
   const char *vendor;
-  const char *client;   /* "ip:port" or "[v6]:port" */
+  const char *client; /* "ip:port" or "[v6]:port" */
   const char *category;
-  int64_t cutoff_ms;    /* INVENTORY_TIME_NONE: none given */
-  int after_cutoff;     /* 1, 0, or -1 when the line does not say */
+  int64_t cutoff_ms; /* INVENTORY_TIME_NONE: none given */
+  int after_cutoff;  /* 1, 0, or -1 when the line does not say */
   const char *host;
   const char *sni[INVENTORY_FACT_SNI_MAX];
   size_t nsni;

@@ -188,8 +188,8 @@ static int vendor_add_cutoff(struct inventory_vendor *v, const char *name, int64
       v->cutoffs_not_kept++;
       return 0;
     }
-    if (i == v->cutoffs_alloc && grow_array(&v->cutoffs, &v->cutoffs_alloc,
-                                            sizeof(*v->cutoffs), INVENTORY_MAX_CUTOFFS) != 0)
+    if (i == v->cutoffs_alloc &&
+        grow_array(&v->cutoffs, &v->cutoffs_alloc, sizeof(*v->cutoffs), INVENTORY_MAX_CUTOFFS) != 0)
       return -ENOMEM;
     k = &v->cutoffs[i];
     if ((k->category = strdup(cat)) == NULL)

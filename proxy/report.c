@@ -91,6 +91,7 @@ static int get_sni(const json_t *o, struct inventory_fact *f) {
 
 /* Reads the fields of a decision record into F (borrowing O's strings). */
 static enum line_kind fact_from_json(const json_t *o, struct inventory_fact *f) {
+  const char *cutoff;
   const json_t *after;
   size_t i;
 
@@ -100,14 +101,14 @@ static enum line_kind fact_from_json(const json_t *o, struct inventory_fact *f) 
   if (!json_is_object(o))
     return LINE_MALFORMED;
   for (i = 0; i < sizeof(string_fields) / sizeof(string_fields[0]); i++)
-    if (get_string(o, string_fields[i].key,
-                   (const char **)((char *)f + string_fields[i].off)) != 0)
+    if (get_string(o, string_fields[i].key, (const char **)((char *)f + string_fields[i].off)) != 0)
       return LINE_MALFORMED;
   if (f->vendor == NULL || f->vendor[0] == '\0')
     return LINE_NO_VENDOR;
-  if (get_time(o, "time", &f->time_ms) != 0 || get_sni(o, f) != 0)
+  if (get_time(o, "time", &f->time_ms) != 0 || get_sni(o, f) != 0 ||
+      get_string(o, "cutoff", &cutoff) != 0)
     return LINE_MALFORMED;
-  if (json_object_get(o, "cutoff") != NULL && get_time(o, "cutoff", &f->cutoff_ms) != 0)
+  if (cutoff != NULL && inventory_parse_time(cutoff, strlen(cutoff), &f->cutoff_ms) != 0)
     return LINE_MALFORMED;
   if ((after = json_object_get(o, "after_cutoff")) != NULL) {
     if (!json_is_boolean(after))
@@ -261,9 +262,9 @@ static int parse_format(const char *name, report_writer *out) {
 
 static int parse_opts(int argc, char **argv, struct report_opts *o) {
   static const struct option longopts[] = {
-      {"since", required_argument, NULL, 's'}, {"until", required_argument, NULL, 'u'},
+      {"since", required_argument, NULL, 's'},  {"until", required_argument, NULL, 'u'},
       {"vendor", required_argument, NULL, 'V'}, {"format", required_argument, NULL, 'f'},
-      {"help", no_argument, NULL, 'h'},        {NULL, 0, NULL, 0}};
+      {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0}};
   int ch;
 
   o->filter = (struct inventory_filter){INVENTORY_TIME_NONE, INVENTORY_TIME_NONE, NULL};

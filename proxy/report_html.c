@@ -239,7 +239,8 @@ static void vendor_cutoffs(const struct inventory_vendor *v, FILE *out) {
     const struct inventory_cutoff *k = &v->cutoffs[i];
     fputs("<li>", out);
     html_text(out, k->category);
-    fprintf(out, ": cutoff %s &mdash; %llu attempts, <span class=\"after\">%llu after cutoff</span>"
+    fprintf(out,
+            ": cutoff %s &mdash; %llu attempts, <span class=\"after\">%llu after cutoff</span>"
             "</li>\n",
             fmt_time(k->cutoff_ms, t, sizeof(t)), (unsigned long long)k->attempts,
             (unsigned long long)k->after_cutoff);
@@ -257,11 +258,11 @@ static int write_vendor(const struct inventory_vendor *v, FILE *out) {
   html_text(out, v->id);
   fputs("\">\n<h2>", out);
   html_text(out, v->id);
-  fprintf(out,
-          "</h2>\n<p class=\"summary\"><b class=\"clients\">%zu</b> machine%s, "
-          "<b class=\"attempts\">%llu</b> attempts, <b class=\"after\">%llu</b> after cutoff.</p>\n",
-          nc, nc == 1 ? "" : "s", (unsigned long long)v->attempts,
-          (unsigned long long)v->after_cutoff);
+  fprintf(
+      out,
+      "</h2>\n<p class=\"summary\"><b class=\"clients\">%zu</b> machine%s, "
+      "<b class=\"attempts\">%llu</b> attempts, <b class=\"after\">%llu</b> after cutoff.</p>\n",
+      nc, nc == 1 ? "" : "s", (unsigned long long)v->attempts, (unsigned long long)v->after_cutoff);
   vendor_cutoffs(v, out);
   write_chart(v, out);
   fputs("<table class=\"clients\"><thead><tr><th>Client</th><th>First seen (UTC)</th>"
@@ -319,9 +320,8 @@ static void write_foot(const struct inventory_counts *n, FILE *out) {
           "by the period or vendor chosen: %llu; malformed and skipped: "
           "<span class=\"malformed\">%llu</span>.</p>\n</body></html>\n",
           INVENTORY_MAX_DESTINATIONS, INVENTORY_MAX_JA4, INVENTORY_MAX_AGENTS,
-          INVENTORY_MAX_CATEGORIES, (unsigned long long)n->lines,
-          (unsigned long long)n->no_vendor, (unsigned long long)n->outside,
-          (unsigned long long)n->malformed);
+          INVENTORY_MAX_CATEGORIES, (unsigned long long)n->lines, (unsigned long long)n->no_vendor,
+          (unsigned long long)n->outside, (unsigned long long)n->malformed);
 }
 
 int report_write_html(const struct inventory *inv, const struct report_meta *m, FILE *out) {

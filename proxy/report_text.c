@@ -35,8 +35,7 @@ static bool sb_reserve(struct sbuf *b, size_t more) {
   return true;
 }
 
-__attribute__((format(printf, 2, 3)))
-static void sb_printf(struct sbuf *b, const char *fmt, ...) {
+__attribute__((format(printf, 2, 3))) static void sb_printf(struct sbuf *b, const char *fmt, ...) {
   va_list ap;
   int n;
   va_start(ap, fmt);
@@ -139,8 +138,19 @@ static int each_row(const struct inventory *inv, row_fn fn, void *ctx) {
   return rc;
 }
 
-enum column { COL_VENDOR, COL_CLIENT, COL_FIRST, COL_LAST, COL_ATTEMPTS, COL_AFTER,
-              COL_CATEGORIES, COL_DESTINATIONS, COL_JA4, COL_AGENTS, NCOLUMNS };
+enum column {
+  COL_VENDOR,
+  COL_CLIENT,
+  COL_FIRST,
+  COL_LAST,
+  COL_ATTEMPTS,
+  COL_AFTER,
+  COL_CATEGORIES,
+  COL_DESTINATIONS,
+  COL_JA4,
+  COL_AGENTS,
+  NCOLUMNS
+};
 
 static const struct {
   const char *title; /* table heading */
@@ -238,7 +248,7 @@ static void vendor_summary(const struct inventory_vendor *v, FILE *out) {
     const struct inventory_cutoff *k = &v->cutoffs[i];
     fprintf(out, "  %s: cutoff %s, %llu attempts, %llu after cutoff\n", k->category,
             k->cutoff_ms == INVENTORY_TIME_NONE ? "none"
-                                                 : inventory_format_time(k->cutoff_ms, a, sizeof(a)),
+                                                : inventory_format_time(k->cutoff_ms, a, sizeof(a)),
             (unsigned long long)k->attempts, (unsigned long long)k->after_cutoff);
   }
 }
@@ -315,8 +325,7 @@ static const struct inventory_set *set_of(const struct inventory_client *c, enum
   return col == COL_DESTINATIONS ? &c->destinations : col == COL_JA4 ? &c->ja4 : &c->agents;
 }
 
-static int csv_row(const struct inventory_vendor *v, const struct inventory_client *c,
-                   void *ctx) {
+static int csv_row(const struct inventory_vendor *v, const struct inventory_client *c, void *ctx) {
   struct csv *x = ctx;
   int col;
   for (col = 0; col < NCOLUMNS; col++) {
@@ -483,8 +492,7 @@ static void json_head(const struct inventory *inv, const struct report_meta *m, 
           "\"limits\":{\"destinations\":%d,\"ja4\":%d,\"user_agents\":%d,\"categories\":%d,"
           "\"cutoffs\":%d,\"days\":%d,\"value_bytes\":%d},\"vendors\":[",
           INVENTORY_MAX_DESTINATIONS, INVENTORY_MAX_JA4, INVENTORY_MAX_AGENTS,
-          INVENTORY_MAX_CATEGORIES, INVENTORY_MAX_CUTOFFS, INVENTORY_MAX_DAYS,
-          INVENTORY_VALUE_MAX);
+          INVENTORY_MAX_CATEGORIES, INVENTORY_MAX_CUTOFFS, INVENTORY_MAX_DAYS, INVENTORY_VALUE_MAX);
 }
 
 int report_write_json(const struct inventory *inv, const struct report_meta *m, FILE *out) {

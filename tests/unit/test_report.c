@@ -112,9 +112,9 @@ Test(report, times_keep_milliseconds_and_honour_zones) {
   cr_expect_eq(inventory_day_of(at("2024-09-28T23:59:59.999Z")) + 1,
                inventory_day_of(at("2024-09-29T00:00:00Z")));
   cr_expect_eq(inventory_day_of(-1), -1);
-  cr_expect_str_eq(inventory_format_day(inventory_day_of(at("2024-09-29T12:00:00Z")), buf,
-                                        sizeof(buf)),
-                   "2024-09-29");
+  cr_expect_str_eq(
+      inventory_format_day(inventory_day_of(at("2024-09-29T12:00:00Z")), buf, sizeof(buf)),
+      "2024-09-29");
 }
 
 Test(report, counts_attempts_per_vendor_and_client_address) {
@@ -281,12 +281,14 @@ Test(report, lines_are_counted_malformed_ignored_or_attempts) {
   inventory_init(&inv, &no_filter, 3);
   for (i = 0; i < ARRAY_LEN(malformed); i++)
     add_line(&inv, malformed[i]);
-  add_line(&inv, "{\"time\":\"2024-10-01T00:00:00Z\",\"event\":\"access\",\"client\":\"10.0.0.1:1\"}");
+  add_line(&inv,
+           "{\"time\":\"2024-10-01T00:00:00Z\",\"event\":\"access\",\"client\":\"10.0.0.1:1\"}");
   add_line(&inv, "{\"time\":\"2024-10-01T00:00:00Z\",\"event\":\"error\",\"vendor\":null}");
-  add_line(&inv, "{\"time\":\"2024-10-01T00:00:00.250Z\",\"event\":\"deny\",\"client\":"
-                 "\"[2001:db8::1]:9\",\"host\":\"a.example\",\"vendor\":\"v\",\"category\":\"c\","
-                 "\"cutoff\":\"2024-09-29T04:00:00Z\",\"after_cutoff\":true,\"sni\":[\"b.example\"],"
-                 "\"ja4\":\"j\",\"user_agent\":\"ua\\u0000hidden\"}\r");
+  add_line(&inv,
+           "{\"time\":\"2024-10-01T00:00:00.250Z\",\"event\":\"deny\",\"client\":"
+           "\"[2001:db8::1]:9\",\"host\":\"a.example\",\"vendor\":\"v\",\"category\":\"c\","
+           "\"cutoff\":\"2024-09-29T04:00:00Z\",\"after_cutoff\":true,\"sni\":[\"b.example\"],"
+           "\"ja4\":\"j\",\"user_agent\":\"ua\\u0000hidden\"}\r");
   cr_expect_eq(inv.counts.lines, ARRAY_LEN(malformed) + 3);
   cr_expect_eq(inv.counts.malformed, ARRAY_LEN(malformed));
   cr_expect_eq(inv.counts.no_vendor, 2);
