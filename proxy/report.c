@@ -261,6 +261,7 @@ static int parse_format(const char *name, report_writer *out) {
 }
 
 static int parse_opts(int argc, char **argv, struct report_opts *o) {
+  static char prog[] = "embargo report";
   static const struct option longopts[] = {
       {"since", required_argument, NULL, 's'},  {"until", required_argument, NULL, 'u'},
       {"vendor", required_argument, NULL, 'V'}, {"format", required_argument, NULL, 'f'},
@@ -269,7 +270,8 @@ static int parse_opts(int argc, char **argv, struct report_opts *o) {
 
   o->filter = (struct inventory_filter){INVENTORY_TIME_NONE, INVENTORY_TIME_NONE, NULL};
   o->write = report_write_table;
-  optind = 0; /* a new argument vector: reinitialise getopt */
+  argv[0] = prog; /* getopt's own messages name it */
+  optind = 0;     /* a new argument vector: reinitialise getopt */
   while ((ch = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
     switch (ch) {
     case 's':
