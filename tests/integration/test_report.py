@@ -13,6 +13,8 @@ opened in headless Chromium, inside a network namespace of its own so it
 cannot reach anything: the page must render, the SVG chart must be there, a
 screenshot is taken and the numbers of the rendered DOM must equal the log's.
 One more test reads the log the real proxy wrote for requests it denied.
+
+EMBARGO_KEEP_TMP=1 keeps the temporary directory (logs, reports, screenshot).
 """
 
 import csv
@@ -496,7 +498,10 @@ class ReportTest(unittest.TestCase):
 
     @classmethod
     def tearDownClass(cls):
-        shutil.rmtree(cls.tmp, ignore_errors=True)
+        if os.environ.get("EMBARGO_KEEP_TMP") == "1":  # keep logs, reports and the screenshot
+            print("kept %s" % cls.tmp)
+        else:
+            shutil.rmtree(cls.tmp, ignore_errors=True)
 
     @classmethod
     def write(cls, name, lines):
