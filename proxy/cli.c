@@ -19,6 +19,7 @@
 #include "proxy/check.h"
 #include "proxy/log.h"
 #include "proxy/rules.h"
+#include "proxy/report.h"
 #include "proxy/server.h"
 
 #ifndef EMBARGO_VERSION
@@ -57,6 +58,8 @@ static const char usage_text[] =
     "  embargo config show [VENDOR]         print the built-in config (or vendor list)\n"
     "  embargo rules --format nft|iptables --mode intercept|tproxy [--sidecar] [--ipv6]\n"
     "                [--uid UID]            print the firewall rules for the configuration\n"
+    "  embargo report [options] [LOG...]    which clients tried to reach each vendor, from\n"
+    "                                       decision logs (see embargo report --help)\n"
     "  embargo version                      print the version\n"
     "\n"
     "Options:\n"
@@ -341,6 +344,8 @@ int cli_main(int argc, char **argv) {
   }
   if (strcmp(cmd, "config") == 0)
     return cmd_config(argc - optind, argv + optind);
+  if (strcmp(cmd, "report") == 0)
+    return report_main(argc - optind + 1, argv + optind - 1);
   if (strcmp(cmd, "check") == 0) {
     /* Options may also follow the subcommand. */
     int first = optind - 1;
