@@ -356,6 +356,8 @@ static struct conn *conn_new(struct listener *lst) {
   struct conn *c = calloc(1, sizeof(*c));
   if (c == NULL)
     return NULL;
+  /* The first state: a transparent connection starts by sniffing. */
+  c->state = lst->mode == LISTEN_PROXY ? CONN_ST_HEAD : CONN_ST_SNIFF;
   c->id = ++srv->next_conn_id;
   c->srv = srv;
   c->lst = lst;

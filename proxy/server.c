@@ -160,6 +160,11 @@ int server_init(struct server *srv, uv_loop_t *loop, struct config *cfg, int64_t
     snprintf(err, errsize, "cannot build the internal address table");
     return rc;
   }
+  if (cfg->mark != 0 && (rc = upstream_check_mark(cfg->mark)) != 0) {
+    snprintf(err, errsize, "mark: cannot set SO_MARK %u on outgoing connections: %s%s", cfg->mark,
+             uv_strerror(rc), rc == UV_EPERM ? " (needs CAP_NET_ADMIN)" : "");
+    return rc;
+  }
   rc = resolver_new(loop, cfg->resolvers, cfg->timeouts.resolve, &cache, &srv->resolver, err,
                     errsize);
   if (rc != 0)
@@ -230,7 +235,8 @@ void server_stop(struct server *srv) {
 int server_run(struct server *srv) {
   size_t i;
   for (i = 0; i < srv->nlisteners; i++)
-    log_diag(LOG_INFO, 0, "listening on %s", srv->listeners[i].name);
+    log_diag(LOG_INFO, 0, "listening on %s (%s)", srv->listeners[i].name,
+             listen_mode_name((enum listen_mode)srv->listeners[i].mode));
   if (srv->admin != NULL)
     log_diag(LOG_INFO, 0, "admin endpoint on %s", srv->cfg->admin.listen_text);
   uv_run(srv->loop, UV_RUN_DEFAULT);
