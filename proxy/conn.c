@@ -51,6 +51,8 @@ void conn_set_state(struct conn *c, enum conn_state st) {
     assert(!"illegal connection state change");
   }
   log_diag(LOG_DEBUG, c->id, "%s -> %s", state_names[c->state], state_names[st]);
+  if (st == CONN_ST_TUNNEL && c->state != CONN_ST_TUNNEL)
+    metrics_add(METRIC_TUNNELS, 1);
   c->state = st;
 }
 

@@ -123,6 +123,8 @@ static const struct {
     {METRIC_REQ_FORWARD, "embargo_requests_total", "kind=\"forward\"",
      "Requests read from clients, by kind (forward: absolute-form HTTP; connect: CONNECT)."},
     {METRIC_REQ_CONNECT, "embargo_requests_total", "kind=\"connect\"", NULL},
+    {METRIC_TUNNELS, "embargo_tunnels_total", NULL,
+     "Tunnels established: bytes relayed both ways (CONNECT, intercepted TLS, ...)."},
     {METRIC_BYTES_CLIENT, "embargo_bytes_received_total", "from=\"client\"",
      "Bytes read from clients and from destinations (each is relayed the other way)."},
     {METRIC_BYTES_UPSTREAM, "embargo_bytes_received_total", "from=\"upstream\"", NULL},
@@ -176,8 +178,11 @@ static void render_counters(struct obuf *out) {
   for (size_t i = 0; i < sizeof(counter_rows) / sizeof(counter_rows[0]); i++) {
     if (counter_rows[i].help != NULL)
       family(out, counter_rows[i].family, "counter", counter_rows[i].help);
-    obuf_printf(out, "%s{%s} %" PRIu64 "\n", counter_rows[i].family, counter_rows[i].labels,
-                sum_counter(counter_rows[i].id));
+    if (counter_rows[i].labels == NULL)
+      obuf_printf(out, "%s %" PRIu64 "\n", counter_rows[i].family, sum_counter(counter_rows[i].id));
+    else
+      obuf_printf(out, "%s{%s} %" PRIu64 "\n", counter_rows[i].family, counter_rows[i].labels,
+                  sum_counter(counter_rows[i].id));
   }
 }
 

@@ -15,6 +15,7 @@
 enum metric_counter {
   METRIC_REQ_FORWARD,    /* HTTP requests (absolute-form) */
   METRIC_REQ_CONNECT,    /* CONNECT requests */
+  METRIC_TUNNELS,        /* tunnels established (CONNECT, intercepted TLS, ...) */
   METRIC_BYTES_CLIENT,   /* bytes read from clients */
   METRIC_BYTES_UPSTREAM, /* bytes read from destinations */
   METRIC_HELLO_HELLO,    /* ClientHello outcomes, as in the log's "tls" field */

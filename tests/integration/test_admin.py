@@ -134,6 +134,7 @@ class AdminEndpointTest(EmbargoTestCase):
                          allowed + denied + tunnels)
         self.assertEqual(delta('embargo_requests_total{kind="forward"}'), allowed + denied)
         self.assertEqual(delta('embargo_requests_total{kind="connect"}'), tunnels)
+        self.assertEqual(delta("embargo_tunnels_total"), tunnels)
         self.assertEqual(delta('embargo_decisions_total{vendor="kaspersky",category="updates",'
                                'action="deny",matched_on="host"}'), denied)
         self.assertEqual(delta('embargo_bytes_received_total{from="client"}'), sent)
