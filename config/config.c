@@ -150,18 +150,25 @@ static int apply_internal(struct loader *ld, const struct ydoc *d, const struct 
   return load_map(ld, d, value, path, internal_keys, COUNT(internal_keys), ld->cfg);
 }
 
+int config_parse_endpoint(const char *text, struct sockaddr_storage *addr, char *why,
+                          size_t size) {
+  int rc = config_parse_sockaddr(text, addr);
+  if (rc == EMB_EBADPORT)
+    snprintf(why, size, "invalid port in '%s' (expected ip:port, port 1 to 65535)", text);
+  else if (rc < 0)
+    snprintf(why, size, "expected \"ip:port\" or \"[v6]:port\", got '%s'", text);
+  return rc;
+}
+
 /* Reads item I of a list of "ip:port" strings into ADDR. */
 static int read_sockaddr(struct loader *ld, const struct ydoc *d, const struct ynode *item,
                          const char *path, struct sockaddr_storage *addr) {
+  char why[LOAD_PATH_MAX + 96];
   const char *text = load_text(ld, d, item, path, "\"ip:port\" or \"[v6]:port\"");
   if (text == NULL)
     return EMB_ECONFIG;
-  int rc = config_parse_sockaddr(text, addr);
-  if (rc == EMB_EBADPORT)
-    return load_fail(ld, d, item, path, "invalid port in '%s' (expected ip:port, port 1 to 65535)",
-                     text);
-  if (rc < 0)
-    return load_fail(ld, d, item, path, "expected \"ip:port\" or \"[v6]:port\", got '%s'", text);
+  if (config_parse_endpoint(text, addr, why, sizeof(why)) < 0)
+    return load_fail(ld, d, item, path, "%s", why);
   return 0;
 }
 
@@ -172,6 +179,9 @@ static int apply_listen(struct loader *ld, const struct ydoc *d, const struct yn
   if (load_list(ld, d, value, path, dir->expect) < 0)
     return EMB_ECONFIG;
   size_t n = ynode_count(value);
+  if (n == 0)
+    return load_fail(ld, d, value, path,
+                     "at least one listener is needed (an empty list serves nothing)");
   if (n > CONFIG_MAX_LISTEN)
     return load_fail(ld, d, value, path, "at most %d listeners", CONFIG_MAX_LISTEN);
   for (size_t i = 0; i < n; i++) {

@@ -107,6 +107,13 @@ void config_free(struct config *cfg);
 /* Parses "ip:port" / "[v6]:port" into ADDR. Returns 0 or EMB_EBADPORT / EMB_EBADIP. */
 int config_parse_sockaddr(const char *text, struct sockaddr_storage *addr);
 
+/* Parses TEXT like config_parse_sockaddr and, on error, writes the reason
+ * the config file would give for a `listen` or `resolvers` entry into WHY
+ * ("invalid port in '...' (expected ip:port, port 1 to 65535)"), so that
+ * command-line options are refused in the same words. */
+int config_parse_endpoint(const char *text, struct sockaddr_storage *addr, char *why,
+                          size_t size);
+
 /* Writes a human summary (listeners, resolver, vendors with their categories,
  * cutoffs and entry counts, exceptions, monitor) to F. */
 void config_print_summary(const struct config *cfg, void *file /* FILE * */);

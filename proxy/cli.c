@@ -32,6 +32,7 @@ struct options {
   const char *listen[CONFIG_MAX_LISTEN];
   size_t nlisten;
   char resolvers[256];
+  size_t nresolvers;
   const char *log;
   int64_t now;      /* 0: the real clock */
   const char *sni[8]; /* check: server names a ClientHello would carry */
@@ -74,6 +75,16 @@ static int usage_error(const char *fmt, ...) {
   return EXIT_USAGE;
 }
 
+/* Refuses an "ip:port" option value in the words the config file uses. */
+static int check_endpoint(const char *option, const char *text) {
+  struct sockaddr_storage addr;
+  char why[160];
+  if (config_parse_endpoint(text, &addr, why, sizeof(why)) == 0)
+    return 0;
+  fprintf(stderr, "embargo: %s: %s\n", option, why);
+  return EXIT_USAGE;
+}
+
 static int parse_options(int argc, char **argv, struct options *o) {
   static const struct option longopts[] = {
       {"config", required_argument, NULL, 'c'}, {"listen", required_argument, NULL, 'l'},
@@ -95,8 +106,13 @@ static int parse_options(int argc, char **argv, struct options *o) {
       o->listen[o->nlisten++] = optarg;
       break;
     case 'r':
-      if (strlen(o->resolvers) + strlen(optarg) + 2 > sizeof(o->resolvers))
-        return usage_error("too many resolvers: %s", optarg);
+      if (check_endpoint("--resolver", optarg) != 0)
+        return EXIT_USAGE;
+      if (++o->nresolvers > CONFIG_MAX_RESOLVERS ||
+          strlen(o->resolvers) + strlen(optarg) + 2 > sizeof(o->resolvers)) {
+        fprintf(stderr, "embargo: --resolver: at most %d resolvers\n", CONFIG_MAX_RESOLVERS);
+        return EXIT_USAGE;
+      }
       if (o->resolvers[0] != '\0')
         strcat(o->resolvers, ",");
       strcat(o->resolvers, optarg);
@@ -140,12 +156,11 @@ static int load_config(const struct options *o, struct config *cfg) {
     for (i = 0; i < o->nlisten; i++) {
       struct config_listen *cl = &cfg->listen[cfg->nlisten++];
       snprintf(cl->text, sizeof(cl->text), "%s", o->listen[i]);
-      if (config_parse_sockaddr(o->listen[i], &cl->addr) != 0) {
-        fprintf(stderr, "embargo: --listen: expected ADDR:PORT like 127.0.0.1:3128, got \"%s\"\n",
-                o->listen[i]);
+      if (check_endpoint("--listen", o->listen[i]) != 0) {
         config_free(cfg);
         return EXIT_USAGE;
       }
+      config_parse_sockaddr(o->listen[i], &cl->addr);
     }
   }
   if (o->resolvers[0] != '\0')

@@ -1,0 +1,251 @@
+"""Regression tests for what attacks on the proxy found, one class per
+defect, each test naming the defect it pins:
+
+- defect 2: cloud metadata addresses outside 169.254.0.0/16 (Alibaba's
+  100.100.100.200, AWS's IPv6 IMDS fd00:ec2::254, Azure's WireServer
+  168.63.129.16) passed the internal-destination check, and a broad
+  internal.allow range opened the metadata addresses inside it;
+- defect 3: IPv6 translator forms (NAT64, 6to4, SIIT) of one of this host's
+  own IPv4 addresses passed;
+- defect 4: --resolver on the command line was not validated like the
+  config file's resolvers (port 99999 became 34463);
+- defect 5: `listen: []` was accepted and the proxy served nothing;
+- defect 6: file-descriptor exhaustion was silent;
+- defect 8: the connection-limit warning was written once per refused
+  connection, and one client could take every slot;
+- a proxy started as root kept running as root.
+
+No test dials anything outside 127.0.0.0/8: the addresses under test are
+refused as internal, and a guard vendor list also denies every one of them
+by address, so a build without the fix answers 403 http_request_denied on
+policy (a different, failing result) instead of dialling.
+"""
+
+import os
+import pwd
+import resource
+import socket
+import subprocess
+import tempfile
+import time
+import unittest
+
+import harness
+from harness import (LOOPBACK, Embargo, EmbargoTestCase, RawClient, http_get, make_config,
+                     wait_until)
+
+GUARDED = (
+    "100.100.100.200/32", "168.63.129.16/32", "169.254.0.0/16", "fd00:ec2::/64",
+    "64:ff9b::/96", "64:ff9b:1::/48", "2002::/16", "::ffff:0:0/96",
+)
+
+
+def guard_vendor_file(workdir):
+    """A vendor list that denies every address these tests ask for."""
+    path = os.path.join(workdir, "guard.yaml")
+    with open(path, "w") as f:
+        f.write("vendor: guard\nname: address guard\nreference: \"integration test\"\n"
+                "categories:\n  guarded:\n    cutoff: 2020-01-01T00:00:00Z\n    networks:\n")
+        for n in GUARDED:
+            f.write("      - %s\n" % n)
+    return path
+
+
+def host_ipv4_addresses():
+    """This host's IPv4 addresses outside 127.0.0.0/8 (from `ip -4 -o addr`)."""
+    try:
+        out = subprocess.run(["ip", "-4", "-o", "addr"], stdout=subprocess.PIPE,
+                             stderr=subprocess.DEVNULL, timeout=10, check=False).stdout.decode()
+    except (OSError, subprocess.SubprocessError):
+        return []
+    addrs = []
+    for line in out.splitlines():
+        parts = line.split()
+        if "inet" in parts:
+            a = parts[parts.index("inet") + 1].split("/")[0]
+            if not a.startswith("127."):
+                addrs.append(a)
+    return addrs
+
+
+def v4_hex(a):
+    b = socket.inet_aton(a)
+    return "%02x%02x:%02x%02x" % tuple(b)
+
+
+HOST_V4 = host_ipv4_addresses()
+
+
+def own_translator_forms():
+    """(name, IPv6 form) of this host's first non-loopback IPv4 address."""
+    if not HOST_V4:
+        return ()
+    a = HOST_V4[0]
+    b = socket.inet_aton(a)
+    return (
+        ("own-nat64.test", "64:ff9b::%s" % v4_hex(a)),
+        ("own-nat64-local.test", "64:ff9b:1:%02x%02x:%02x:%02x00::" % (b[0], b[1], b[2], b[3])),
+        ("own-6to4.test", "2002:%s::1" % v4_hex(a)),
+        ("own-siit.test", "::ffff:0:%s" % v4_hex(a)),
+    )
+
+
+# Names resolving to the addresses under test (never dialled, see above).
+RECORDS = (
+    ("ali.test", "100.100.100.200"),
+    ("imds6.test", "fd00:ec2::254"),
+    ("wire.test", "168.63.129.16"),
+    ("imds.test", "169.254.169.254"),
+    ("ecs.test", "169.254.170.2"),
+    ("meta-nat64.test", "64:ff9b::6464:64c8"),
+    ("linklocal.test", "169.254.1.1"),
+) + own_translator_forms() + ((("own.test", HOST_V4[0]),) if HOST_V4 else ())
+
+
+class GuardedCase(EmbargoTestCase):
+    """An embargo whose vendor lists include the address guard; names in
+    RECORDS resolve to the addresses under test."""
+
+    NOW = "2025-06-01T00:00:00Z"
+    DNS_RECORDS = RECORDS
+
+    @classmethod
+    def new_embargo(cls, **kw):
+        kw.setdefault("vendors", ["builtin: kaspersky", "file: " + guard_vendor_file(cls.tmp)])
+        return super().new_embargo(**kw)
+
+    def assert_prohibited(self, url, embargo=None):
+        r = self.get(url, embargo=embargo)
+        self.assertEqual(r.status, 403, r)
+        self.assert_proxy_status(r, "destination_ip_prohibited")
+
+    def assert_guard_denied(self, url, embargo=None):
+        """Not refused as internal: the guard list denies it by address."""
+        r = self.get(url, embargo=embargo)
+        self.assertEqual(r.status, 403, r)
+        self.assert_proxy_status(r, "http_request_denied")
+
+
+class MetadataAddresses(GuardedCase):
+    """Defect 2: cloud metadata endpoints in every family are refused."""
+
+    def test_metadata_addresses_outside_link_local_are_refused(self):
+        """Defect 2: Alibaba's 100.100.100.200 (in 100.64.0.0/10), AWS's
+        fd00:ec2::254 (a ULA) and Azure's 168.63.129.16 were reachable."""
+        for host in ("ali.test", "imds6.test", "wire.test", "imds.test", "ecs.test"):
+            with self.subTest(host=host):
+                self.assert_prohibited("http://%s/latest/meta-data/" % host)
+
+    def test_translator_forms_of_metadata_addresses_are_refused(self):
+        """Defect 2: the NAT64 form of 100.100.100.200 is refused too."""
+        self.assert_prohibited("http://meta-nat64.test/")
+
+    def test_broad_internal_allow_does_not_open_metadata(self):
+        """Defect 2: internal.allow covering a metadata address with a range
+        (100.64.0.0/10, 169.254.0.0/16, fd00::/8) leaves it refused; naming
+        the exact address opens it (then the guard list denies it by
+        address, so nothing is dialled)."""
+        broad = self.start_embargo(
+            extra="internal:\n  allow: [127.0.0.0/8, 100.64.0.0/10, 169.254.0.0/16, fd00::/8]",
+            allow_loopback=False)
+        for host in ("ali.test", "imds.test", "imds6.test"):
+            with self.subTest(host=host):
+                self.assert_prohibited("http://%s/" % host, embargo=broad)
+        # Other addresses in those ranges are opened by the range.
+        self.assert_guard_denied("http://linklocal.test/", embargo=broad)
+        exact = self.start_embargo(
+            extra="internal:\n  allow: [127.0.0.0/8, 100.100.100.200/32, fd00:ec2::254/128]",
+            allow_loopback=False)
+        self.assert_guard_denied("http://ali.test/", embargo=exact)
+        self.assert_guard_denied("http://imds6.test/", embargo=exact)
+        self.assert_prohibited("http://imds.test/", embargo=exact)
+
+
+class OwnAddressTranslatorForms(GuardedCase):
+    """Defect 3: translator forms of this host's own IPv4 addresses."""
+
+    def test_translator_forms_of_own_addresses_are_refused(self):
+        """Defect 3: 64:ff9b::a.b.c.d, 64:ff9b:1::/48, 6to4 and SIIT forms of
+        one of this host's own (non-loopback) IPv4 addresses passed."""
+        if not HOST_V4:
+            self.skipTest("this host has no IPv4 address outside 127.0.0.0/8")
+        # The plain address is this host's: refused as before.
+        self.assert_prohibited("http://own.test/")
+        for name, v6 in own_translator_forms():
+            with self.subTest(form=name, addr=v6):
+                self.assert_prohibited("http://%s/" % name)
+
+def run_bounded(args, timeout=15.0):
+    """Runs the binary with ARGS; (returncode, stderr). A process still
+    running after TIMEOUT seconds is ended (its own Popen) and reported with
+    returncode None."""
+    p = subprocess.Popen([harness.BINARY] + list(args), stdin=subprocess.DEVNULL,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        out, err = p.communicate(timeout=timeout)
+        return p.returncode, err.decode("utf-8", "replace")
+    except subprocess.TimeoutExpired:
+        p.terminate()
+        try:
+            out, err = p.communicate(timeout=10)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            out, err = p.communicate(timeout=10)
+        return None, err.decode("utf-8", "replace")
+
+
+class CommandLineValidation(unittest.TestCase):
+    """Defects 4 and 5: bad endpoints and empty listener lists are refused."""
+
+    def setUp(self):
+        self.tmp = tempfile.mkdtemp(prefix="embargo-cli-")
+        self.addCleanup(lambda: subprocess.run(["rm", "-rf", self.tmp], check=False))
+
+    def test_resolver_option_is_validated_like_the_config_file(self):
+        """Defect 4: --resolver 127.0.0.1:99999 started (queries went to port
+        34463); port 0 and malformed addresses started too. Each must exit 2
+        with the config file's reason."""
+        port = harness.free_port()
+        cases = {
+            "127.0.0.1:99999": "invalid port in '127.0.0.1:99999' (expected ip:port, port 1 to 65535)",
+            "127.0.0.1:0": "invalid port in '127.0.0.1:0' (expected ip:port, port 1 to 65535)",
+            "127.0.0.1": "invalid port in '127.0.0.1' (expected ip:port, port 1 to 65535)",
+            "localhost:53": "expected \"ip:port\" or \"[v6]:port\", got 'localhost:53'",
+            "300.1.1.1:53": "expected \"ip:port\" or \"[v6]:port\", got '300.1.1.1:53'",
+            "[::1:53": "expected \"ip:port\" or \"[v6]:port\", got '[::1:53'",
+        }
+        for value, reason in cases.items():
+            with self.subTest(resolver=value):
+                rc, err = run_bounded(["run", "--listen", "%s:%d" % (LOOPBACK, port),
+                                       "--resolver", value, "--log", os.devnull])
+                self.assertEqual(rc, 2, err)
+                self.assertIn("--resolver: " + reason, err)
+                self.assertNotIn("listening on", err)
+                rc, err = run_bounded(["check", "--resolver", value, "--no-resolve",
+                                       "example.org"])
+                self.assertEqual(rc, 2, err)
+                self.assertIn("--resolver: " + reason, err)
+        # The same reason the config file gives for the same entry.
+        path = os.path.join(self.tmp, "r.yaml")
+        with open(path, "w") as f:
+            f.write("resolvers: [\"127.0.0.1:99999\"]\n")
+        rc, err = run_bounded(["config", "check", path])
+        self.assertEqual(rc, 2, err)
+        self.assertIn(cases["127.0.0.1:99999"], err)
+
+    def test_empty_listener_list_is_a_config_error(self):
+        """Defect 5: `listen: []` passed `config check` and the proxy started,
+        serving nothing. It is a file:line:col error in both."""
+        path = os.path.join(self.tmp, "empty.yaml")
+        with open(path, "w") as f:
+            f.write("# no listeners\nlisten: []\n")
+        rc, err = run_bounded(["config", "check", path])
+        self.assertEqual(rc, 2, err)
+        self.assertIn("%s:2:9: listen: at least one listener is needed" % path, err)
+        rc, err = run_bounded(["run", "--config", path, "--log", os.devnull])
+        self.assertEqual(rc, 2, err)
+        self.assertIn("%s:2:9: listen:" % path, err)
+
+
+if __name__ == "__main__":
+    harness.main()
