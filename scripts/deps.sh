@@ -6,7 +6,7 @@
 set -euo pipefail
 
 build_pkgs=(build-essential cmake pkg-config libuv1-dev libc-ares-dev libssl-dev
-            libyaml-dev node-llhttp ca-certificates)
+            libyaml-dev libidn2-dev node-llhttp ca-certificates)
 test_pkgs=(libcriterion-dev curl dnsmasq-base python3 openssl clang libclang-rt-14-dev
            iproute2 procps)
 
