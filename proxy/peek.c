@@ -4,10 +4,12 @@
  * JA4 fingerprint as evidence). Only then is the destination dialled and
  * the buffered bytes forwarded unchanged; a denied tunnel gets a fatal
  * access_denied alert and is closed. */
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "filters/err.h"
 #include "filters/ja4.h"
 #include "filters/normalise.h"
 #include "filters/policy.h"
@@ -20,7 +22,12 @@ struct peek {
   struct tls_hello hello;
   char ja4[JA4_HASHED_SIZE];
   char sni[TLS_HELLO_MAX_NAMES][HOST_NAME_MAX_LEN + 1]; /* normalised server names */
+  const char *names[TLS_HELLO_MAX_NAMES]; /* the host names among them, for policy */
+  size_t nnames;
+  struct ip_addr sni_ip[TLS_HELLO_MAX_NAMES]; /* IP-literal server names, judged as addresses */
+  size_t nsni_ip;
   bool sni_bad;  /* a server name the normaliser refused */
+  const char *sni_bad_reason;
   struct tls_evidence ev;
   uint8_t buf[]; /* TLS_HELLO_BUF_SIZE(max_hello) */
 };
@@ -57,6 +64,62 @@ static void add_tag(struct tls_evidence *ev, const char *tag) {
     ev->tags[ev->ntags++] = tag;
 }
 
+/* Server name I goes through the normaliser every name goes through, with
+ * IDNA for raw UTF-8; an IP literal is kept as an address to judge. */
+static void gather_sni(struct conn *c, struct peek *pk, size_t i) {
+  const char *raw = tls_hello_sni(&pk->hello, i);
+  struct tls_evidence *ev = &pk->ev;
+  struct host sh;
+  int err = host_normalise_sni(raw, strlen(raw), &sh);
+
+  if (err != 0) {
+    pk->sni_bad = true;
+    pk->sni_bad_reason = tls_hello_reason_str(err == EMB_EBADIP ? TLS_HELLO_R_SNI_IP_LITERAL
+                                              : err == EMB_EULABEL ? TLS_HELLO_R_SNI_NON_ASCII
+                                                                   : TLS_HELLO_R_SNI_BAD_CHAR);
+    return;
+  }
+  memcpy(pk->sni[i], sh.name, sh.len + 1);
+  ev->sni[ev->nsni++] = pk->sni[i];
+  if (sh.kind == HOST_NAME) {
+    pk->names[pk->nnames++] = pk->sni[i];
+  } else {
+    struct ip_addr *a = &pk->sni_ip[pk->nsni_ip++];
+    a->family = sh.kind == HOST_IPV4 ? AF_INET : AF_INET6;
+    memcpy(a->addr, sh.addr, sh.kind == HOST_IPV4 ? 4 : 16);
+    if (pk->nsni_ip == 1)
+      add_tag(ev, "sni_ip");
+  }
+  if (strcmp(pk->sni[i], c->dest.name) != 0)
+    add_tag(ev, "sni_mismatch");
+}
+
+/* Whether an IP-literal server name is an internal destination; its text
+ * goes to DETAIL. */
+static bool sni_ip_internal(struct conn *c, const struct peek *pk, char *detail, size_t size) {
+  size_t i;
+  for (i = 0; i < pk->nsni_ip; i++) {
+    struct sockaddr_storage ss;
+    char ip[64];
+    memset(&ss, 0, sizeof(ss));
+    if (pk->sni_ip[i].family == AF_INET) {
+      struct sockaddr_in *in4 = (struct sockaddr_in *)&ss;
+      in4->sin_family = AF_INET;
+      memcpy(&in4->sin_addr, pk->sni_ip[i].addr, 4);
+    } else {
+      struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&ss;
+      in6->sin6_family = AF_INET6;
+      memcpy(&in6->sin6_addr, pk->sni_ip[i].addr, 16);
+    }
+    if (destcheck_is_internal(&c->srv->dest, (const struct sockaddr *)&ss, uv_now(c->srv->loop))) {
+      snprintf(detail, size, "server name %s is an internal address",
+               log_fmt_ip((const struct sockaddr *)&ss, ip, sizeof(ip)));
+      return true;
+    }
+  }
+  return false;
+}
+
 /* Collects the evidence of a parsed hello. */
 static void gather_hello(struct conn *c, struct peek *pk) {
   const struct tls_hello *h = &pk->hello;
@@ -65,19 +128,8 @@ static void gather_hello(struct conn *c, struct peek *pk) {
   struct tls_hello_bytes proto;
   size_t i, pos = 0;
 
-  for (i = 0; i < tls_hello_sni_count(h) && i < TLS_HELLO_MAX_NAMES; i++) {
-    /* Server names go through the same normaliser as every other name. */
-    const char *raw = tls_hello_sni(h, i);
-    struct host sh;
-    if (host_normalise(raw, strlen(raw), &sh) != 0 || sh.kind != HOST_NAME) {
-      pk->sni_bad = true;
-      continue;
-    }
-    memcpy(pk->sni[i], sh.name, sh.len + 1);
-    ev->sni[ev->nsni++] = pk->sni[i];
-    if (strcmp(pk->sni[i], c->dest.name) != 0)
-      add_tag(ev, "sni_mismatch");
-  }
+  for (i = 0; i < tls_hello_sni_count(h) && i < TLS_HELLO_MAX_NAMES; i++)
+    gather_sni(c, pk, i);
   while (ev->nalpn < TLS_EVIDENCE_MAX && tls_hello_alpn_next(h, &pos, &proto)) {
     ev->alpn[ev->nalpn] = (const char *)proto.p;
     ev->alpn_len[ev->nalpn++] = proto.len;
@@ -150,6 +202,7 @@ static void peek_decide(struct conn *c, bool timed_out) {
   enum tls_hello_status st = tls_hello_status(&pk->hello);
   struct fact_store store;
   struct facts facts;
+  struct ip_addr addrs[DNS_MAX_ADDRS + TLS_HELLO_MAX_NAMES];
   enum action outcome;
   char detail[160];
 
@@ -157,12 +210,18 @@ static void peek_decide(struct conn *c, bool timed_out) {
   if (st == TLS_HELLO_ST_HELLO)
     gather_hello(c, pk);
   if (pk->sni_bad)
-    pk->ev.reason = "server name is not a valid host name";
+    pk->ev.reason = pk->sni_bad_reason;
   else if (st == TLS_HELLO_ST_MALFORMED)
     pk->ev.reason = tls_hello_reason_str(tls_hello_reason(&pk->hello));
   conn_facts(c, &facts, &store);
-  facts.sni = pk->ev.sni;
-  facts.nsni = pk->ev.nsni;
+  facts.sni = pk->names;
+  facts.nsni = pk->nnames;
+  if (pk->nsni_ip > 0) { /* IP-literal server names are judged as addresses */
+    memcpy(addrs, facts.addrs, facts.naddrs * sizeof(addrs[0]));
+    memcpy(addrs + facts.naddrs, pk->sni_ip, pk->nsni_ip * sizeof(addrs[0]));
+    facts.addrs = addrs;
+    facts.naddrs += pk->nsni_ip;
+  }
   facts.ja4 = pk->ev.ja4;
   policy_decide(c->policy, &facts, server_now(c->srv), &c->verdict);
   outcome = outcome_action(c, st, timed_out, &pk->ev.outcome);
@@ -178,6 +237,8 @@ static void peek_decide(struct conn *c, bool timed_out) {
     c->verdict.action = ACTION_LOG; /* monitor mode never denies */
     c->verdict.monitor = true;
   }
+  if (sni_ip_internal(c, pk, detail, sizeof(detail)))
+    c->verdict.action = ACTION_DENY; /* like an internal destination: whatever the mode */
   if (c->verdict.action == ACTION_DENY) {
     /* An alert only makes sense to a client that spoke TLS. */
     bool alert = st == TLS_HELLO_ST_HELLO || st == TLS_HELLO_ST_MALFORMED ||

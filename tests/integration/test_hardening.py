@@ -31,6 +31,7 @@ import time
 import unittest
 
 import harness
+import test_tls_inspect as ti
 from harness import (LOOPBACK, Embargo, EmbargoTestCase, RawClient, http_get, make_config,
                      wait_until)
 
@@ -174,6 +175,151 @@ class OwnAddressTranslatorForms(GuardedCase):
         for name, v6 in own_translator_forms():
             with self.subTest(form=name, addr=v6):
                 self.assert_prohibited("http://%s/" % name)
+
+def sni_guard_file(workdir):
+    """A vendor list denying one IDNA name and one address, by the forms the
+    proxy must judge them as."""
+    path = os.path.join(workdir, "sniguard.yaml")
+    with open(path, "w") as f:
+        f.write("vendor: sniguard\nname: server name guard\nreference: \"integration test\"\n"
+                "categories:\n  guarded:\n    cutoff: 2020-01-01T00:00:00Z\n"
+                "    hosts:\n      - xn--bcher-kva.example.org\n"
+                "    networks:\n      - 192.0.2.77/32\n")
+    return path
+
+
+def sni_list_ext(entries):
+    """A server_name extension listing (name_type, name bytes) ENTRIES."""
+    body = b"".join(ti.struct.pack(">BH", t, len(n)) + n for t, n in entries)
+    return (ti.EXT_SERVER_NAME, ti.struct.pack(">H", len(body)) + body)
+
+
+class ClientHelloEdgeCases(EmbargoTestCase):
+    """ClientHello edge cases from a replay of real captures."""
+
+    NOW = "2025-06-01T00:00:00Z"
+    TLS = True
+    CONFIG_KW = {"extra": "access_log: true"}
+
+    def open_tunnel(self):
+        c = RawClient(self.embargo.port)
+        target = b"allowed.test:%d" % self.tls_origin.port
+        c.send(b"CONNECT %s HTTP/1.1\r\nHost: %s\r\n\r\n" % (target, target))
+        r = c.read_response("CONNECT")
+        self.assertEqual(r.status, 200, r)
+        return c
+
+    def tunnel_record(self, since=None):
+        """The first CONNECT line written since SINCE (this test's start)."""
+        start = self.log_mark if since is None else since
+
+        def got():
+            recs = [x for x in self.embargo.records()[start:] if x.get("method") == "CONNECT"]
+            return recs[0] if recs else None
+        return wait_until(got, 10.0, 0.02, "a CONNECT decision log line")
+
+    def assert_origin_untouched(self):
+        time.sleep(0.2)  # a dial that was started would have been accepted by now
+        self.assertEqual(self.tls_origin.connections, getattr(self, "origin_mark", 0),
+                         "the TLS origin saw a connection")
+
+    @classmethod
+    def new_embargo(cls, **kw):
+        kw.setdefault("vendors", ["builtin: kaspersky", "file: " + sni_guard_file(cls.tmp)])
+        return super().new_embargo(**kw)
+
+    def crafted(self, entries):
+        """A real Python hello for allowed.test with its server_name replaced."""
+        msg, _ = ti.records_payload(ti.python_hello("allowed.test"))
+        head, exts = ti.split_hello(msg)
+        return ti.build_hello(head, [sni_list_ext(entries)] +
+                              [x for x in exts if x[0] != ti.EXT_SERVER_NAME])
+
+    def setUp(self):
+        super().setUp()
+        self.origin_mark = 0
+
+    def send_hello(self, hello, refused):
+        """Sends HELLO through a CONNECT to the TLS origin; returns the log line."""
+        self.origin_mark = self.tls_origin.connections
+        self.log_mark = len(self.embargo.records())
+        with self.open_tunnel() as c:
+            c.send(hello)
+            if refused:
+                self.assertEqual(c.read_to_eof(), ti.ACCESS_DENIED_ALERT)
+        return self.tunnel_record()
+
+    def assert_refused_malformed(self, d, reason):
+        self.assertEqual((d["event"], d["tls"]), ("deny", "malformed"), d)
+        self.assertEqual(d.get("tls_reason"), reason, d)
+        self.assert_origin_untouched()
+
+    def test_host_name_next_to_another_name_type_is_malformed(self):
+        """ClientHello (a): a list with an allowed host_name and an entry of
+        another type naming a banned host was judged on the host name alone."""
+        for entries in ([(0, b"allowed.test"), (1, ti.DENIED_SNI.encode())],
+                        [(1, ti.DENIED_SNI.encode()), (0, b"allowed.test")]):
+            with self.subTest(order=[t for t, _ in entries]):
+                mark = len(self.embargo.records())
+                with self.open_tunnel() as c:
+                    c.send(self.crafted(entries))
+                    self.assertEqual(c.read_to_eof(), ti.ACCESS_DENIED_ALERT)
+                d = self.tunnel_record(since=mark)
+                self.assert_refused_malformed(
+                    d, "server_name list mixes host_name with another name type")
+
+    def test_raw_utf8_sni_is_judged_as_its_a_label(self):
+        """ClientHello (b): a raw UTF-8 SNI (as Node sends) was refused as
+        malformed; it is converted with IDNA and judged as its A-label."""
+        d = self.send_hello(self.crafted([(0, "b\u00fccher.example.org".encode())]), True)
+        self.assertEqual((d["event"], d["tls"], d["matched_on"], d["matched"]),
+                         ("deny", "hello", "sni", "xn--bcher-kva.example.org"), d)
+        self.assertEqual(d["sni"], ["xn--bcher-kva.example.org"], d)
+        self.assert_origin_untouched()
+
+    def test_raw_utf8_sni_of_an_allowed_name_passes(self):
+        """ClientHello (b): a convertible U-label SNI not on any list is allowed
+        (logged as its A-label) and the tunnel is dialled."""
+        mark = len(self.embargo.records())
+        with self.open_tunnel() as c:
+            c.send(self.crafted([(0, "B\u00fcCHER.allowed.test".encode())]))
+            wait_until(lambda: self.tls_origin.connections >= 1, 5.0, 0.02, "the origin dialled")
+        d = self.tunnel_record(since=mark)
+        self.assertEqual((d["event"], d["tls"]), ("access", "hello"), d)
+        self.assertEqual(d["sni"], ["xn--bcher-kva.allowed.test"], d)
+
+    def test_sni_that_does_not_convert_is_malformed(self):
+        """ClientHello (b): only a name IDNA cannot convert is malformed."""
+        d = self.send_hello(self.crafted([(0, b"\xff\xfe.example.org")]), True)
+        self.assert_refused_malformed(
+            d, "host name is not UTF-8 that IDNA converts to an A-label")
+
+    def test_ip_literal_sni_is_judged_as_an_address(self):
+        """ClientHello (c): an IP-literal SNI was refused as malformed; it is
+        judged like any address (vendor networks, internal ranges) and tagged."""
+        d = self.send_hello(self.crafted([(0, b"192.0.2.77")]), True)
+        self.assertEqual((d["event"], d["tls"], d["matched_on"], d["matched"], d["vendor"]),
+                         ("deny", "hello", "address", "192.0.2.77", "sniguard"), d)
+        self.assertIn("sni_ip", d["tags"], d)
+        self.assert_origin_untouched()
+        d = self.send_hello(self.crafted([(0, b"169.254.169.254")]), True)
+        self.assertEqual((d["event"], d["tls"]), ("deny", "hello"), d)
+        self.assertEqual(d.get("detail"), "server name 169.254.169.254 is an internal address", d)
+        self.assert_origin_untouched()
+
+    def test_ip_literal_sni_on_no_list_passes_tagged(self):
+        """ClientHello (c): an IP-literal SNI nobody lists is allowed, tagged."""
+        mark = len(self.embargo.records())
+        with self.open_tunnel() as c:
+            c.send(self.crafted([(0, b"198.51.100.7")]))
+            wait_until(lambda: self.tls_origin.connections >= 1, 5.0, 0.02, "the origin dialled")
+        d = self.tunnel_record(since=mark)
+        self.assertEqual((d["event"], d["tls"], d["sni"]), ("access", "hello", ["198.51.100.7"]), d)
+        self.assertIn("sni_ip", d["tags"], d)
+        # A non-canonical literal is still malformed.
+        d = self.send_hello(self.crafted([(0, b"127.1")]), True)
+        self.assert_refused_malformed(d, "host name is an IP literal that is not canonical")
+
 
 def run_bounded(args, timeout=15.0):
     """Runs the binary with ARGS; (returncode, stderr). A process still
