@@ -81,6 +81,8 @@ static const struct directive timeout_keys[] = {
 static const struct directive limit_keys[] = {
   LIMIT("max_head", max_head, 1024, 1u << 24, "a byte count from 1024 to 16777216"),
   LIMIT("max_connections", max_connections, 1, 1000000, "a count from 1 to 1000000"),
+  LIMIT("max_connections_per_client", max_connections_per_client, 1, 1000000,
+        "a count from 1 to 1000000"),
   LIMIT("buffer", buffer_high, 4096, 1u << 30, "a byte count from 4096 to 1073741824"),
   LIMIT("pool_per_host", pool_per_host, 0, 1024, "a count from 0 to 1024"),
   LIMIT("pool_total", pool_total, 0, 65536, "a count from 0 to 65536"),

@@ -36,7 +36,8 @@ struct config_timeouts { /* milliseconds */
 
 struct config_limits {
   size_t max_head;        /* request head bytes (431 beyond) */
-  size_t max_connections; /* concurrent client connections */
+  size_t max_connections; /* concurrent client connections; accept pauses at it */
+  size_t max_connections_per_client; /* per client address (IPv6: per /64) */
   size_t buffer_high;     /* per-direction high-water mark, bytes */
   size_t pool_per_host;   /* idle upstream connections kept per destination */
   size_t pool_total;      /* idle upstream connections kept in all */

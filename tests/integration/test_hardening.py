@@ -27,6 +27,7 @@ import resource
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 import unittest
 
@@ -319,6 +320,225 @@ class ClientHelloEdgeCases(EmbargoTestCase):
         # A non-canonical literal is still malformed.
         d = self.send_hello(self.crafted([(0, b"127.1")]), True)
         self.assert_refused_malformed(d, "host name is an IP literal that is not canonical")
+
+
+class LiveEcho(harness.LoopbackTCPServer):
+    """Echoes every chunk as it arrives, until EOF or 60 s per connection."""
+
+    def __init__(self):
+        super().__init__(128, 0.2)
+        self.connections = 0
+
+    def _accepted(self, pair):
+        self.connections += 1
+        threading.Thread(target=self._handle, args=(pair[0],), daemon=True).start()
+
+    def _handle(self, conn):
+        conn.settimeout(0.5)
+        deadline = time.monotonic() + 60
+        try:
+            while time.monotonic() < deadline and not self._stop.is_set():
+                try:
+                    b = conn.recv(65536)
+                except socket.timeout:
+                    continue
+                if not b:
+                    break
+                conn.sendall(b)
+        except OSError:
+            pass
+        finally:
+            conn.close()
+
+
+def stderr_lines(embargo, needle):
+    return [l for l in embargo.stderr_text().splitlines() if needle in l]
+
+
+class ConnectionLimits(EmbargoTestCase):
+    """Defect 8 and the per-client cap."""
+
+    CONFIG_KW = {"limits": {"max_connections": 3}}
+
+    def held(self, n, port=None, source=LOOPBACK):
+        """N connections with a partial request head (held by the proxy)."""
+        out = []
+        for _ in range(n):
+            c = RawClient(port or self.embargo.port)
+            self.addCleanup(c.close)
+            out.append(c)
+        return out
+
+    def test_connection_limit_pauses_accept_and_warns_once_a_second(self):
+        """Defect 8: a flood over limits.max_connections wrote one stderr line
+        per refused connection and each was accepted and closed; accepting
+        now pauses (the clients wait) and resumes when a slot frees."""
+        holders = self.held(3)
+        for c in holders:
+            c.send(b"GET http://allowed.test:%d/ HTTP/1.1\r\nHo" % self.origin.port)
+        time.sleep(0.3)  # let the proxy take them
+        t0 = time.monotonic()
+        flood = []
+        for _ in range(200):
+            c = socket.create_connection((LOOPBACK, self.embargo.port), timeout=5)
+            self.addCleanup(c.close)
+            flood.append(c)
+        time.sleep(1.0)
+        # Waiting, not closed: no EOF on any of them.
+        for c in flood[:20]:
+            c.settimeout(0.05)
+            with self.assertRaises(socket.timeout):
+                c.recv(1)
+        lines = stderr_lines(self.embargo, "connection limit")
+        elapsed = time.monotonic() - t0
+        self.assertGreaterEqual(len(lines), 1, self.embargo.stderr_text())
+        self.assertLessEqual(len(lines), int(elapsed) + 2, lines)
+        # A slot frees: the first waiting client is served.
+        first = flood[0]
+        first.settimeout(10)
+        first.sendall(b"GET http://allowed.test:%d/health HTTP/1.1\r\nHost: allowed.test\r\n"
+                      b"Connection: close\r\n\r\n" % self.origin.port)
+        holders[0].close()
+        data, eof = harness.read_to_eof(first, timeout=10)
+        self.assertTrue(data.startswith(b"HTTP/1.1 200"), data[:200])
+        for c in flood:
+            c.close()
+        for c in holders:
+            c.close()
+        harness.wait_until(lambda: self._healthy_once(), 15.0, 0.1, "the proxy to serve again")
+
+    def _healthy_once(self):
+        try:
+            r = http_get(self.embargo.port, self.url(path="/health"))
+        except (ConnectionError, OSError):
+            return False
+        return r.status == 200
+
+    def test_one_client_cannot_take_every_slot(self):
+        """Per-client cap: limits.max_connections_per_client connections from
+        one address, then further ones are closed (warned about once a
+        second); another client address is still served."""
+        e = self.start_embargo(limits={"max_connections": 100, "max_connections_per_client": 2})
+        mine = self.held(2, port=e.port)
+        for c in mine:
+            c.send(b"GET http://allowed.test:%d/ HTTP/1.1\r\nHo" % self.origin.port)
+        refused = 0
+        for _ in range(30):
+            c = RawClient(e.port)
+            self.addCleanup(c.close)
+            if c.at_eof(5.0):
+                refused += 1
+        self.assertEqual(refused, 30)
+        lines = stderr_lines(e, "max_connections_per_client")
+        self.assertGreaterEqual(len(lines), 1, e.stderr_text())
+        self.assertLessEqual(len(lines), 3, lines)
+        # Another machine (another loopback address) is served meanwhile.
+        other = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.addCleanup(other.close)
+        other.settimeout(10)
+        other.bind(("127.0.0.2", 0))
+        other.connect((LOOPBACK, e.port))
+        other.sendall(b"GET http://allowed.test:%d/health HTTP/1.1\r\nHost: allowed.test\r\n"
+                      b"Connection: close\r\n\r\n" % self.origin.port)
+        data, _ = harness.read_to_eof(other, timeout=10)
+        self.assertTrue(data.startswith(b"HTTP/1.1 200"), data[:200])
+        # The cap frees with the connections.
+        for c in mine:
+            c.close()
+        harness.wait_until(lambda: self._healthy_on(e), 10.0, 0.1, "the client to be served")
+
+    def _healthy_on(self, e):
+        try:
+            return http_get(e.port, self.url(path="/health")).status == 200
+        except (ConnectionError, OSError):
+            return False
+
+
+class DescriptorExhaustion(EmbargoTestCase):
+    """Defect 6: running out of file descriptors is visible and survivable."""
+
+    NOFILE = 48
+
+    @classmethod
+    def setUpClass(cls):
+        cls.echo = LiveEcho().start()
+        super().setUpClass()
+
+    @classmethod
+    def tearDownClass(cls):
+        try:
+            super().tearDownClass()
+        finally:
+            cls.echo.stop()
+
+    @classmethod
+    def connect_ports(cls):
+        return [443, cls.echo.port]
+
+    @classmethod
+    def new_embargo(cls, **kw):
+        # The binary runs under a low descriptor limit (set for the child only).
+        wrapper = os.path.join(cls.tmp, "embargo-nofile.sh")
+        with open(wrapper, "w") as f:
+            f.write("#!/bin/sh\nulimit -n %d || exit 99\nexec %s \"$@\"\n"
+                    % (cls.NOFILE, harness.BINARY))
+        os.chmod(wrapper, 0o755)
+        real, harness.BINARY = harness.BINARY, wrapper
+        try:
+            return super().new_embargo(**kw)
+        finally:
+            harness.BINARY = real
+
+    def open_tunnel(self, timeout):
+        """A CONNECT tunnel to the echo server, or None if no 200 came in TIMEOUT."""
+        s = socket.create_connection((LOOPBACK, self.embargo.port), timeout=5)
+        self.addCleanup(s.close)
+        s.sendall(b"CONNECT 127.0.0.1:%d HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n" % self.echo.port)
+        s.settimeout(timeout)
+        try:
+            head = s.recv(4096)
+        except socket.timeout:
+            return s, None
+        return s, head
+
+    def test_exhaustion_is_logged_accept_pauses_and_resumes(self):
+        """Defect 6: under a low ulimit -n clients got 502s and resets while
+        stderr stayed silent. Now accepting pauses (clients wait), a warning
+        says why at most once a second, open tunnels keep working, and the
+        waiting client is served once descriptors free up."""
+        tunnels, waiting, statuses = [], None, []
+        for _ in range(self.NOFILE):
+            s, head = self.open_tunnel(2.0)
+            if head is None:
+                waiting = s
+                break
+            statuses.append(head.split(b"\r\n", 1)[0])
+            if not head.startswith(b"HTTP/1.1 200"):
+                break
+            tunnels.append(s)
+        self.assertIsNotNone(waiting, "never ran out: %r" % statuses)
+        self.assertTrue(all(x.startswith(b"HTTP/1.1 200") for x in statuses), statuses)
+        self.assertGreater(len(tunnels), 5)
+        lines = stderr_lines(self.embargo, "out of file descriptors")
+        self.assertTrue(lines, self.embargo.stderr_text())
+        self.assertLessEqual(len(lines), 3, lines)
+        # Existing tunnels keep working.
+        for i, t in enumerate(tunnels):
+            t.settimeout(10)
+            t.sendall(b"ping %d\n" % i)
+            self.assertEqual(t.recv(100), b"ping %d\n" % i)
+        # Free some descriptors: the waiting client is served.
+        for t in tunnels[:3]:
+            t.close()
+        waiting.settimeout(10)
+        head = waiting.recv(4096)
+        self.assertTrue(head.startswith(b"HTTP/1.1 200"), head)
+        waiting.sendall(b"late\n")
+        self.assertEqual(waiting.recv(100), b"late\n")
+        self.assertTrue(stderr_lines(self.embargo, "accepting on"), self.embargo.stderr_text())
+        for t in tunnels:
+            t.close()
+        waiting.close()
 
 
 def run_bounded(args, timeout=15.0):
