@@ -60,6 +60,8 @@ static const struct directive top_keys[] = {
   {"internal", apply_internal, 0, 0, 0, false, "a mapping"},
   {"log", load_string, offsetof(struct config, log_path), 0,
    sizeof(((struct config *)0)->log_path), false, "a file path or \"-\" for standard output"},
+  {"user", load_string, offsetof(struct config, user), 0, sizeof(((struct config *)0)->user),
+   false, "a user name (\"root\" to stay root)"},
   {"access_log", load_bool, offsetof(struct config, access_log), 0, 0, false, "true or false"},
   {"monitor", load_bool, offsetof(struct config, monitor), 0, 0, false, "true or false"},
   {"vendors", record_vendors, 0, 0, 0, false, "vendor lists"},

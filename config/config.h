@@ -86,6 +86,7 @@ struct config {
   struct netmatch *internal_allow;
   char internal_allow_text[512];  /* for summaries */
   char log_path[512];             /* "-" for stdout */
+  char user[64];                  /* run as this user when started as root; "root" keeps root */
   bool access_log;                /* log every request, not only decisions */
   bool monitor;
   struct policy *policy;          /* owned reference */

@@ -18,6 +18,7 @@
 #include "filters/timefmt.h"
 #include "proxy/check.h"
 #include "proxy/log.h"
+#include "proxy/privdrop.h"
 #include "proxy/server.h"
 
 #ifndef EMBARGO_VERSION
@@ -34,6 +35,7 @@ struct options {
   char resolvers[256];
   size_t nresolvers;
   const char *log;
+  const char *user;
   int64_t now;      /* 0: the real clock */
   const char *sni[8]; /* check: server names a ClientHello would carry */
   size_t nsni;
@@ -58,6 +60,7 @@ static const char usage_text[] =
     "  -n, --now RFC3339       evaluate every cutoff as if it were this time\n"
     "  -m, --monitor           never deny; log what would have been denied\n"
     "  -o, --log FILE|-        decision log destination (default: standard output)\n"
+    "  -u, --user NAME         started as root, run as NAME once listening (root: stay root)\n"
     "  -v, --verbose           debug diagnostics on standard error\n"
     "      --sni NAME          check: also judge this TLS server name (repeatable)\n"
     "      --ja4 FINGERPRINT   check: also judge this JA4 client fingerprint\n"
@@ -92,12 +95,12 @@ static int parse_options(int argc, char **argv, struct options *o) {
       {"monitor", no_argument, NULL, 'm'},        {"log", required_argument, NULL, 'o'},
       {"verbose", no_argument, NULL, 'v'},        {"help", no_argument, NULL, 'h'},
       {"sni", required_argument, NULL, 's'},      {"ja4", required_argument, NULL, 'j'},
-      {"no-resolve", no_argument, NULL, 'N'},
+      {"no-resolve", no_argument, NULL, 'N'},     {"user", required_argument, NULL, 'u'},
       {NULL, 0, NULL, 0}};
   int ch;
 
   optind = 1;
-  while ((ch = getopt_long(argc, argv, "+c:l:r:n:mo:vhs:j:N", longopts, NULL)) != -1) {
+  while ((ch = getopt_long(argc, argv, "+c:l:r:n:mo:vhs:j:Nu:", longopts, NULL)) != -1) {
     switch (ch) {
     case 'c': o->config = optarg; break;
     case 'l':
@@ -126,6 +129,11 @@ static int parse_options(int argc, char **argv, struct options *o) {
       break;
     case 'm': o->monitor = true; break;
     case 'o': o->log = optarg; break;
+    case 'u':
+      if (optarg[0] == '\0' || strlen(optarg) >= sizeof(((struct config *)0)->user))
+        return usage_error("--user: expected a user name, got \"%s\"", optarg);
+      o->user = optarg;
+      break;
     case 'v': o->verbose = true; break;
     case 's':
       if (o->nsni == sizeof(o->sni) / sizeof(o->sni[0]))
@@ -167,6 +175,8 @@ static int load_config(const struct options *o, struct config *cfg) {
     snprintf(cfg->resolvers, sizeof(cfg->resolvers), "%s", o->resolvers);
   if (o->log != NULL)
     snprintf(cfg->log_path, sizeof(cfg->log_path), "%s", o->log);
+  if (o->user != NULL)
+    snprintf(cfg->user, sizeof(cfg->user), "%s", o->user);
   if (o->monitor) {
     cfg->monitor = true;
     policy_set_monitor(cfg->policy, true);
@@ -192,6 +202,8 @@ static int cmd_run(const struct options *o) {
   signal(SIGPIPE, SIG_IGN);
   uv_loop_init(&loop);
   rc = server_init(&srv, &loop, &cfg, o->now, err, sizeof(err));
+  if (rc == 0)
+    rc = privdrop_apply(cfg.user, err, sizeof(err)); /* listeners bound, files open */
   if (rc != 0) {
     fprintf(stderr, "embargo: %s\n", err);
     server_stop(&srv);

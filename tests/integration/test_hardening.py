@@ -541,6 +541,79 @@ class DescriptorExhaustion(EmbargoTestCase):
         waiting.close()
 
 
+def proc_ids(pid):
+    """(uids, gids, groups) from /proc/PID/status."""
+    ids = {}
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            k, _, v = line.partition(":")
+            if k in ("Uid", "Gid", "Groups"):
+                ids[k] = [int(x) for x in v.split()]
+    return ids["Uid"], ids["Gid"], ids["Groups"]
+
+
+def free_privileged_port():
+    """A port below 1024 nothing listens on (127.0.0.1), or None."""
+    for port in range(1010, 900, -1):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            try:
+                s.bind((LOOPBACK, port))
+                return port
+            except OSError:
+                continue
+    return None
+
+
+class Privileges(EmbargoTestCase):
+    """Started as root, Embargo binds its listeners, then runs as `user`."""
+
+    @classmethod
+    def setUpClass(cls):
+        if os.geteuid() != 0:
+            raise unittest.SkipTest("needs root: the privilege drop only happens when started as root")
+        super().setUpClass()
+
+    def test_root_start_binds_a_privileged_port_then_runs_as_nobody(self):
+        """Privileges: a proxy started as root kept running as root. With the
+        built-in `user: nobody` it binds port < 1024 first, then drops every
+        id and supplementary group, and serves."""
+        port = free_privileged_port()
+        if port is None:
+            self.skipTest("no free port below 1024 on 127.0.0.1")
+        e = self.start_embargo(port=port)
+        nobody = pwd.getpwnam("nobody")
+        uids, gids, groups = proc_ids(e.proc.pid)
+        self.assertEqual(uids, [nobody.pw_uid] * 4)
+        self.assertEqual(gids, [nobody.pw_gid] * 4)
+        self.assertEqual(groups, [nobody.pw_gid])
+        self.assertIn("running as user nobody", e.stderr_text())
+        r = http_get(port, self.url(path="/health"))
+        self.assertEqual(r.status, 200, r)
+
+    def test_explicit_user_option_and_config_key(self):
+        """Privileges: `--user` and the `user:` key name the account."""
+        e = self.start_embargo(extra="user: root")
+        uids, _, _ = proc_ids(e.proc.pid)
+        self.assertEqual(uids, [0] * 4, "user: root keeps root deliberately")
+        self.assertIn("running as root because `user: root` says so", e.stderr_text())
+        e2 = Embargo(self.tmp, make_config(extra="user: root"), self.dns.port,
+                     extra_args=["--user", "nobody"]).start()
+        self.addCleanup(e2.check_clean_exit)
+        uids, _, _ = proc_ids(e2.proc.pid)
+        self.assertEqual(uids, [pwd.getpwnam("nobody").pw_uid] * 4, "--user overrides the file")
+
+    def test_unknown_user_stops_the_start(self):
+        """Privileges: a user that does not exist is an error, not root."""
+        path = os.path.join(self.tmp, "nouser.yaml")
+        with open(path, "w") as f:
+            f.write("user: embargo-no-such-user\n")
+        rc, err = run_bounded(["run", "--config", path, "--listen",
+                               "%s:%d" % (LOOPBACK, harness.free_port()), "--log", os.devnull])
+        self.assertNotIn(rc, (0, None), err)
+        self.assertIn("user embargo-no-such-user: no such user", err)
+        self.assertNotIn("listening on", err)
+
+
 def run_bounded(args, timeout=15.0):
     """Runs the binary with ARGS; (returncode, stderr). A process still
     running after TIMEOUT seconds is ended (its own Popen) and reported with
