@@ -56,7 +56,7 @@ void admit_close(struct admit *a) {
     uv_close((uv_handle_t *)&a->retry, NULL);
   if (a->fd_pauses + a->limit_pauses + a->client_refusals > 0)
     log_diag(LOG_INFO, 0,
-             "admission: accepting paused %llu time(s) for descriptors and %llu time(s) at the "
+             "admission: out of descriptors %llu time(s), accepting paused %llu time(s) at the "
              "connection limit; %llu connection(s) refused at the per-client cap",
              (unsigned long long)a->fd_pauses, (unsigned long long)a->limit_pauses,
              (unsigned long long)a->client_refusals);
@@ -134,6 +134,17 @@ bool admit_may_accept(struct admit *a, struct listener *lst) {
     return false;
   }
   return true;
+}
+
+void admit_note_error(struct admit *a, int err) {
+  if ((err != UV_EMFILE && err != UV_ENFILE) || a->srv == NULL)
+    return;
+  a->fd_pauses++;
+  if (ratelog_due(&a->fd_log, uv_now(a->srv->loop)))
+    log_diag(LOG_WARN, 0,
+             "out of file descriptors (%zu connections open): cannot open a connection to a "
+             "destination: %s (%llu time(s) so far); raise the limit (ulimit -n)",
+             a->srv->nconns, uv_strerror(err), (unsigned long long)a->fd_pauses);
 }
 
 /* Resumes every paused listener: each accepts its pending connection, or

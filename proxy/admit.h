@@ -28,7 +28,7 @@ struct admit {
   int probe_fd;                 /* reserve descriptor, duplicated to measure headroom */
   struct admit_client **table;  /* per-client counts (owned), by address (IPv6 by /64) */
   size_t nbuckets;
-  uint64_t fd_pauses;           /* accepts deferred for lack of descriptors */
+  uint64_t fd_pauses;           /* accepts deferred (or dials failed) for lack of descriptors */
   uint64_t limit_pauses;        /* accepts deferred at limits.max_connections */
   uint64_t client_refusals;     /* connections closed at the per-client cap */
   struct ratelog fd_log, limit_log, client_log, resume_log;
@@ -60,6 +60,12 @@ bool admit_may_accept(struct admit *a, struct listener *lst);
  * and logged at most once a second): the caller closes it. Either way the
  * connection is counted and admit_release must follow when it closes. */
 int admit_client_add(struct admit *a, const struct sockaddr *peer);
+
+/* Told of an error opening a socket (a dial): UV_EMFILE or UV_ENFILE is
+ * counted with the descriptor pauses and warned about (at most once a
+ * second), so that failing dials are never silent; other codes are
+ * ignored. */
+void admit_note_error(struct admit *a, int err);
 
 /* Uncounts a connection from PEER (an address family other than IPv4/IPv6
  * is ignored: a connection that never got its peer) and lets paused
