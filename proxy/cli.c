@@ -236,7 +236,7 @@ static int cmd_check(const struct options *o, int argc, char **argv) {
     return usage_error("%s", "check: name at least one destination");
   for (k = 0; k < o->nsni; k++) {
     struct host sh;
-    int err = host_normalise(o->sni[k], strlen(o->sni[k]), &sh);
+    int err = host_normalise_sni(o->sni[k], strlen(o->sni[k]), &sh); /* as a ClientHello's */
     if (err != 0 || sh.kind != HOST_NAME)
       return usage_error("--sni \"%s\": %s", o->sni[k], err ? err_str(err) : "not a host name");
     memcpy(names[k], sh.name, sh.len + 1);
