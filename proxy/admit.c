@@ -102,19 +102,20 @@ static void on_retry(uv_timer_t *t);
 
 static void pause_listener(struct admit *a, struct listener *lst, bool fds) {
   lst->paused = true;
-  a->fd_paused = fds;
   /* Descriptors may be freed by anything (an idle upstream closing), so
    * retry on a timer; a connection slot frees only when one closes. */
   if (fds && !a->closing)
     uv_timer_start(&a->retry, on_retry, FD_RETRY_MS, 0);
 }
 
-bool admit_may_accept(struct admit *a, struct listener *lst) {
+/* The checks of admit_may_accept; RETRY: LST was paused already, so a
+ * failure continues that pause rather than counting a new one. */
+static bool may_accept(struct admit *a, struct listener *lst, bool retry) {
   const struct server *srv = a->srv;
   uint64_t now = uv_now(srv->loop);
 
   if (srv->nconns >= srv->cfg->limits.max_connections) {
-    a->limit_pauses++;
+    a->limit_pauses += !retry;
     if (ratelog_due(&a->limit_log, now))
       log_diag(LOG_WARN, 0,
                "connection limit (%zu, limits.max_connections) reached; accepting paused until "
@@ -124,7 +125,7 @@ bool admit_may_accept(struct admit *a, struct listener *lst) {
     return false;
   }
   if (!fds_available(a)) {
-    a->fd_pauses++;
+    a->fd_pauses += !retry;
     if (ratelog_due(&a->fd_log, now))
       log_diag(LOG_WARN, 0,
                "out of file descriptors (%zu connections open); accepting on %s paused until "
@@ -134,6 +135,10 @@ bool admit_may_accept(struct admit *a, struct listener *lst) {
     return false;
   }
   return true;
+}
+
+bool admit_may_accept(struct admit *a, struct listener *lst) {
+  return may_accept(a, lst, false);
 }
 
 void admit_note_error(struct admit *a, int err) {
@@ -157,7 +162,7 @@ static void resume_all(struct admit *a) {
     if (!lst->paused)
       continue;
     lst->paused = false;
-    if (!admit_may_accept(a, lst))
+    if (!may_accept(a, lst, true))
       continue;
     if (ratelog_due(&a->resume_log, uv_now(srv->loop)))
       log_diag(LOG_INFO, 0, "accepting on %s again", lst->name);

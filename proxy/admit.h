@@ -28,11 +28,10 @@ struct admit {
   int probe_fd;                 /* reserve descriptor, duplicated to measure headroom */
   struct admit_client **table;  /* per-client counts (owned), by address (IPv6 by /64) */
   size_t nbuckets;
-  uint64_t fd_pauses;           /* accepts deferred (or dials failed) for lack of descriptors */
-  uint64_t limit_pauses;        /* accepts deferred at limits.max_connections */
+  uint64_t fd_pauses;           /* pauses (and failed dials) for lack of descriptors */
+  uint64_t limit_pauses;        /* pauses at limits.max_connections */
   uint64_t client_refusals;     /* connections closed at the per-client cap */
   struct ratelog fd_log, limit_log, client_log, resume_log;
-  bool fd_paused;               /* the last pause was for descriptors */
   bool closing;
 };
 
