@@ -13,7 +13,11 @@ defect, each test naming the defect it pins:
 - defect 6: file-descriptor exhaustion was silent;
 - defect 8: the connection-limit warning was written once per refused
   connection, and one client could take every slot;
-- a proxy started as root kept running as root.
+- a proxy started as root kept running as root;
+- ClientHello edge cases: a server_name list mixing a host_name with
+  another name type was judged on the host name alone; a raw UTF-8 SNI
+  and an IP-literal SNI were refused as malformed instead of being judged
+  (as their IDNA A-label, as an address).
 
 No test dials anything outside 127.0.0.0/8: the addresses under test are
 refused as internal, and a guard vendor list also denies every one of them
@@ -23,7 +27,6 @@ policy (a different, failing result) instead of dialling.
 
 import os
 import pwd
-import resource
 import socket
 import subprocess
 import tempfile
