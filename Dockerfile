@@ -4,6 +4,10 @@
 # Embargo's own connections by this uid).
 #   docker build -t embargo .          or   scripts/container.sh build embargo
 #   docker run --rm -p 3128:3128 -v $PWD/embargo.yaml:/etc/embargo/embargo.yaml:ro embargo
+# A second target, `init`, is the Kubernetes sidecar's init container: the
+# same binary plus iptables, run as root to load `embargo rules` output into
+# the pod's network namespace (deploy/kubernetes/sidecar.yaml).
+#   docker build --target init -t embargo-init .
 # README.md ("Container") documents the mount path and environment overrides.
 
 FROM debian:bookworm-slim AS build
@@ -23,7 +27,17 @@ RUN cat deploy/container/embargo.yaml deploy/container/admin.yaml > build/image.
     fi \
  && build/embargo config check build/image.yaml
 
-FROM debian:bookworm-slim
+FROM debian:bookworm-slim AS init
+COPY scripts/deps.sh /tmp/deps.sh
+RUN /tmp/deps.sh init && rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin /tmp/deps.sh
+COPY --from=build /src/build/embargo /usr/local/bin/embargo
+# Root with NET_ADMIN and NET_RAW granted by the pod spec; it only runs
+# `embargo rules ... > FILE && iptables-restore < FILE` and exits.
+USER 0:0
+CMD ["embargo", "version"]
+
+# The default (last) target: the proxy itself.
+FROM debian:bookworm-slim AS runtime
 # Only the shared libraries the binary links (the one list is
 # scripts/deps.sh's runtime list); the ldd check fails the build if the list
 # and the binary disagree.

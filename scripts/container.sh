@@ -5,7 +5,8 @@
 # podman does not have it yet. The root is cached as a tarball in
 # build/container/, so only the first run downloads it.
 #   scripts/container.sh base                 make the base image if missing
-#   scripts/container.sh build [TAG]          base, then the image (default embargo:latest)
+#   scripts/container.sh build [TAG [TARGET]] base, then the image (default embargo:latest;
+#                                             TARGET init builds the sidecar's init image)
 #   scripts/container.sh podman ARGS...       podman with the options every call here needs
 # Environment: EMBARGO_DEBIAN_MIRROR overrides the Debian mirror debootstrap
 # uses (default: the host's own apt source for Debian, else debootstrap's).
@@ -84,12 +85,14 @@ case "${1:-}" in
     ;;
   build)
     tag="${2:-embargo:latest}"
+    target=()
+    [ -n "${3:-}" ] && target=(--target "$3")
     make_base
     # --format docker keeps HEALTHCHECK (the OCI format has no such field);
     # --network host lets the build's apt-get reach the Debian mirror.
     # shellcheck disable=SC2046
     podman_cmd build --format docker --network host --pull=never $(ulimit_args) \
-      -t "$tag" -f Dockerfile .
+      "${target[@]}" -t "$tag" -f Dockerfile .
     ;;
   podman)
     shift
@@ -99,7 +102,7 @@ case "${1:-}" in
     ulimit_args
     ;;
   *)
-    echo "usage: $0 base | build [TAG] | podman ARGS... | ulimits" >&2
+    echo "usage: $0 base | build [TAG [TARGET]] | podman ARGS... | ulimits" >&2
     exit 2
     ;;
 esac

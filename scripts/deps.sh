@@ -4,6 +4,8 @@
 #   scripts/deps.sh build      what building and running needs
 #   scripts/deps.sh runtime    only the shared libraries the built binary links
 #                              (what the container image installs)
+#   scripts/deps.sh init       runtime, plus iptables (the image's `init` target,
+#                              which loads `embargo rules` output in a pod)
 #   scripts/deps.sh container  what building and running the image with podman needs
 #   scripts/deps.sh test       build, plus what the test suite needs (container included)
 set -euo pipefail
@@ -14,6 +16,7 @@ build_pkgs=(build-essential cmake pkg-config libuv1-dev libc-ares-dev libssl-dev
 # libssl3); the image's runtime stage installs exactly these, and its build
 # fails if ldd finds a library missing.
 runtime_pkgs=(libuv1 libc-ares2 libssl3 libyaml-0-2)
+init_pkgs=("${runtime_pkgs[@]}" iptables)
 # podman runs the image without a Docker daemon (with runc); debootstrap makes
 # the base image locally when no registry is reachable (scripts/container.sh).
 container_pkgs=(podman runc debootstrap)
@@ -23,9 +26,10 @@ test_pkgs=(libcriterion-dev curl dnsmasq-base python3 python3-yaml openssl clang
 case "${1:-build}" in
   build) want=("${build_pkgs[@]}") ;;
   runtime) want=("${runtime_pkgs[@]}") ;;
+  init) want=("${init_pkgs[@]}") ;;
   container) want=("${container_pkgs[@]}") ;;
   test) want=("${build_pkgs[@]}" "${test_pkgs[@]}") ;;
-  *) echo "usage: $0 [build|runtime|container|test]" >&2; exit 2 ;;
+  *) echo "usage: $0 [build|runtime|init|container|test]" >&2; exit 2 ;;
 esac
 
 missing=()
