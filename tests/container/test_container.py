@@ -114,7 +114,7 @@ def image_accepts(snippet):
         f.write(snippet)
     try:
         os.chmod(f.name, 0o644)
-        p = podman("run", "--rm", "--network", "none", *ulimit_args(),
+        p = podman("run", "--rm", "--no-healthcheck", "--network", "none", *ulimit_args(),
                    "-v", "%s:/tmp/probe.yaml:ro" % f.name, IMAGE, "config", "check",
                    "/tmp/probe.yaml")
         return p.returncode == 0
@@ -256,12 +256,12 @@ class ContainerTest(unittest.TestCase):
         self.assertTrue(self.admin, "status passed although the image refused the admin key")
 
     def test_04_image_holds_the_runtime_libraries_only(self):
-        p = podman("run", "--rm", "--network", "none", *ulimit_args(), "--entrypoint", "ldd",
+        p = podman("run", "--rm", "--no-healthcheck", "--network", "none", *ulimit_args(), "--entrypoint", "ldd",
                    IMAGE, "/usr/local/bin/embargo", check=True)
         self.assertNotIn("not found", p.stdout)
         for lib in ("libuv.so.1", "libcares.so.2", "libyaml-0.so.2", "libcrypto.so.3"):
             self.assertIn(lib, p.stdout)
-        p = podman("run", "--rm", "--network", "none", *ulimit_args(), "--entrypoint", "sh",
+        p = podman("run", "--rm", "--no-healthcheck", "--network", "none", *ulimit_args(), "--entrypoint", "sh",
                    IMAGE, "-c", "for t in cc gcc cmake make pkg-config; do command -v $t; done; "
                    "ls /usr/include")
         self.assertEqual(p.stdout.strip(), "", "build tools or headers in the runtime image")
@@ -301,7 +301,7 @@ class ContainerTest(unittest.TestCase):
                          r.get("host") == "s07.upd.kaspersky.com")
 
     def test_08_missing_config_named_by_environment_is_an_error(self):
-        p = podman("run", "--rm", "--network", "none", *ulimit_args(), "-e",
+        p = podman("run", "--rm", "--no-healthcheck", "--network", "none", *ulimit_args(), "-e",
                    "EMBARGO_CONFIG=/etc/embargo/missing.yaml", IMAGE, timeout=60)
         self.assertEqual(p.returncode, 2, p.stdout + p.stderr)
         self.assertIn("EMBARGO_CONFIG=/etc/embargo/missing.yaml: no such file", p.stderr)
@@ -335,7 +335,7 @@ class ContainerTest(unittest.TestCase):
         with open(path, "w") as f:
             f.write(config)
         os.chmod(path, 0o644)
-        base = ["run", "--rm", "--network", "none", *ulimit_args(), "--cap-drop", "ALL",
+        base = ["run", "--rm", "--no-healthcheck", "--network", "none", *ulimit_args(), "--cap-drop", "ALL",
                 "--cap-add", ",".join(caps), "--user", str(init["securityContext"]["runAsUser"]),
                 "-v", "%s:/etc/embargo/embargo.yaml:ro" % path, INIT_IMAGE]
         p = podman(*base, "sh", "-c", "iptables-restore --version && embargo version",
