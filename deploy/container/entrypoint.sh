@@ -35,7 +35,12 @@ case "$cmd" in
     if [ -n "${EMBARGO_LOG:-}" ]; then
       set -- --log "$EMBARGO_LOG" "$@"
     fi
+    # Prepended one by one, so walk the list backwards to keep its order.
+    reversed=""
     for addr in $(printf '%s' "${EMBARGO_LISTEN:-}" | tr ',' ' '); do
+      reversed="$addr $reversed"
+    done
+    for addr in $reversed; do
       set -- --listen "$addr" "$@"
     done
     ;;
