@@ -64,6 +64,8 @@ def podman_unusable():
     """None when podman can run containers here, else the reason it cannot."""
     if os.environ.get("EMBARGO_CONTAINER") == "0":
         return "EMBARGO_CONTAINER=0"
+    if os.geteuid() != 0:
+        return "needs root: rootless podman would map the image's uid 10001 elsewhere"
     if not shutil.which("podman"):
         return "podman not installed (scripts/deps.sh container)"
     if not shutil.which("runc"):
