@@ -11,6 +11,8 @@
 #include "proxy/upstream.h"
 
 
+static const struct http1_callbacks forward_response_cbs;
+
 void forward_start(struct conn *c) {
   struct upstream *up = c->up;
   struct obuf out = {0};
@@ -39,7 +41,7 @@ void forward_start(struct conn *c) {
   }
   /* Stream the request body, starting with what is already buffered. */
   http1_resume(c->req);
-  conn_resume_request(c);
+  front_resume_request(c);
 }
 
 /* ---- response parser callbacks (ctx: struct upstream) ----------------------- */
@@ -60,8 +62,10 @@ static int on_response_head(void *ctx, struct http_head *h) {
   struct obuf out = {0};
   int rc;
 
-  if (h->status == 101) /* Upgrade is stripped from requests; a switch is a protocol error */
+  if (h->status == 101) { /* Upgrade is stripped from requests; a switch is a protocol error */
+    http1_set_error(up->resp, 502, "the destination switched protocols (101) unasked");
     return -1;
+  }
   if (h->status < 200) {
     c->interim = true;
     if (c->head->minor == 0) /* HTTP/1.0 clients get no interim responses */
@@ -75,7 +79,13 @@ static int on_response_head(void *ctx, struct http_head *h) {
   }
   rc = out.failed ? -1 : endpoint_write(&c->cli, out.data, out.len);
   obuf_free(&out);
-  return rc == 0 ? HTTP1_CONTINUE : -1;
+  if (rc != 0) {
+    /* The head never reached the client: the exchange fails as a whole. */
+    c->resp_started = false;
+    http1_set_error(up->resp, 502, "the response head could not be passed on");
+    return -1;
+  }
+  return HTTP1_CONTINUE;
 }
 
 static int on_response_body(void *ctx, const char *data, size_t len) {
@@ -107,7 +117,7 @@ static int on_response_done(void *ctx) {
   return HTTP1_PAUSE;
 }
 
-const struct http1_callbacks forward_response_cbs = {
+static const struct http1_callbacks forward_response_cbs = {
     .on_head = on_response_head,
     .on_body = on_response_body,
     .on_done = on_response_done,
@@ -140,7 +150,7 @@ static bool retry_fresh(struct conn *c) {
   upstream_close(c->up);
   c->up = NULL;
   log_diag(LOG_DEBUG, c->id, "pooled connection to %s was closed; retrying", c->authority);
-  conn_dial_address(c, (const struct sockaddr *)&addr);
+  route_dial_address(c, (const struct sockaddr *)&addr);
   return true;
 }
 
@@ -222,5 +232,5 @@ void forward_maybe_finish(struct conn *c) {
       conn_linger(c);
     return;
   }
-  conn_next_request(c);
+  front_next_request(c);
 }

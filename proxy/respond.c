@@ -48,9 +48,19 @@ void respond_log(struct conn *c, const char *event, int status, const char *erro
       .status = status,
       .error = error,
       .detail = detail,
-      .tls = c->log_tls,
+      .tls = peek_evidence(c),
+      .mode = conn_transparent(c) ? listen_mode_name((enum listen_mode)conn_mode(c)) : NULL,
+      .original_dst = conn_transparent(c) ? (const struct sockaddr *)&c->orig_dst : NULL,
+      .dst_mismatch = c->dst_mismatch,
       .resolved = c->addrs,
   };
+  if (h != NULL) {
+    int ua = http_head_find(h, "user-agent");
+    if (ua >= 0) {
+      d.user_agent = http_head_str(h, h->fields[ua].value);
+      d.user_agent_len = h->fields[ua].value_len;
+    }
+  }
   if (c->dest.len > 0) {
     d.host = c->dest.name;
     d.port = c->dest.port;
@@ -127,7 +137,7 @@ void respond_error(struct conn *c, int status, const char *error, const char *de
 
 void respond_deny(struct conn *c) {
   const struct rule *r = c->verdict.rule;
-  char body[2048], detail[512], cutoff[32] = "none", where[320];
+  char body[2048], detail[1024], cutoff[32] = "none", where[320];
 
   if (r->category->cutoff != POLICY_TIME_NEVER)
     rfc3339_format(r->category->cutoff, cutoff, sizeof(cutoff));

@@ -8,20 +8,25 @@
 #                              which loads `embargo rules` output in a pod)
 #   scripts/deps.sh container  what building and running the image with podman needs
 #   scripts/deps.sh test       build, plus what the test suite needs (container included)
+#   scripts/deps.sh bench      build, plus the origin, peers and load generator of
+#                              tests/bench/run.sh; their system services are not
+#                              started by the install
 set -euo pipefail
 
 build_pkgs=(build-essential cmake pkg-config libuv1-dev libc-ares-dev libssl-dev
-            libyaml-dev node-llhttp ca-certificates)
+            libyaml-dev node-llhttp libjansson-dev zlib1g-dev ca-certificates)
 # The one list of what `ldd build/embargo` resolves to (libcrypto.so.3 is in
 # libssl3); the image's runtime stage installs exactly these, and its build
 # fails if ldd finds a library missing.
-runtime_pkgs=(libuv1 libc-ares2 libssl3 libyaml-0-2)
+runtime_pkgs=(libuv1 libc-ares2 libssl3 libyaml-0-2 libjansson4 zlib1g)
 init_pkgs=("${runtime_pkgs[@]}" iptables)
 # podman runs the image without a Docker daemon (with runc); debootstrap makes
 # the base image locally when no registry is reachable (scripts/container.sh).
 container_pkgs=(podman runc debootstrap)
 test_pkgs=(libcriterion-dev curl dnsmasq-base python3 python3-yaml openssl clang
-           libclang-rt-14-dev iproute2 procps "${container_pkgs[@]}")
+           libclang-rt-14-dev iproute2 procps chromium nftables iptables
+           "${container_pkgs[@]}")
+bench_pkgs=(nginx squid tinyproxy haproxy wrk curl openssl python3 procps)
 
 case "${1:-build}" in
   build) want=("${build_pkgs[@]}") ;;
@@ -29,7 +34,8 @@ case "${1:-build}" in
   init) want=("${init_pkgs[@]}") ;;
   container) want=("${container_pkgs[@]}") ;;
   test) want=("${build_pkgs[@]}" "${test_pkgs[@]}") ;;
-  *) echo "usage: $0 [build|runtime|init|container|test]" >&2; exit 2 ;;
+  bench) want=("${build_pkgs[@]}" "${bench_pkgs[@]}") ;;
+  *) echo "usage: $0 [build|runtime|init|container|test|bench]" >&2; exit 2 ;;
 esac
 
 missing=()
@@ -45,5 +51,15 @@ if [ "$(id -u)" -ne 0 ]; then
   SUDO="sudo"
 fi
 export DEBIAN_FRONTEND=noninteractive
+# The benchmark starts its own nginx, Squid, tinyproxy and HAProxy on loopback
+# ports; their packages would otherwise start system-wide services on public
+# ports (Squid on 3128, nginx on 80). policy-rc.d is Debian's switch for that
+# (invoke-rc.d and deb-systemd-invoke honour it); an existing one is kept.
+policy=/usr/sbin/policy-rc.d
+if [ "${1:-build}" = bench ] && [ ! -e "$policy" ]; then
+  trap '$SUDO rm -f "$policy"' EXIT
+  printf '#!/bin/sh\nexit 101\n' | $SUDO tee "$policy" >/dev/null
+  $SUDO chmod 755 "$policy"
+fi
 $SUDO apt-get update -qq
-$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+$SUDO apt-get install -o DPkg::Lock::Timeout=300 -y -qq --no-install-recommends "${missing[@]}" >/dev/null
