@@ -261,7 +261,8 @@ class ContainerTest(unittest.TestCase):
         p = podman("run", "--rm", "--no-healthcheck", "--network", "none", *ulimit_args(), "--entrypoint", "ldd",
                    IMAGE, "/usr/local/bin/embargo", check=True)
         self.assertNotIn("not found", p.stdout)
-        for lib in ("libuv.so.1", "libcares.so.2", "libyaml-0.so.2", "libcrypto.so.3"):
+        for lib in ("libuv.so.1", "libcares.so.2", "libyaml-0.so.2", "libcrypto.so.3",
+                    "libjansson.so.4", "libz.so.1"):
             self.assertIn(lib, p.stdout)
         p = podman("run", "--rm", "--no-healthcheck", "--network", "none", *ulimit_args(), "--entrypoint", "sh",
                    IMAGE, "-c", "for t in cc gcc cmake make pkg-config; do command -v $t; done; "
@@ -333,6 +334,14 @@ class ContainerTest(unittest.TestCase):
         pod = [d for d in docs if d["kind"] == "Deployment"][0]["spec"]["template"]["spec"]
         init = pod["initContainers"][0]
         caps = init["securityContext"]["capabilities"]["add"]
+        parsed = yaml.safe_load(config)
+        if "admin" in parsed and not image_accepts("admin:\n  listen: 127.0.0.1:9090\n"):
+            # The rules do not depend on the admin endpoint: check them with
+            # the rest of the configuration rather than not at all.
+            del parsed["admin"]
+            config = yaml.safe_dump(parsed)
+            print("\n  (the image does not know `admin` yet: sidecar config used without it)",
+                  file=sys.stderr, end=" ")
         path = os.path.join(self.tmp, "sidecar.yaml")
         with open(path, "w") as f:
             f.write(config)
@@ -343,16 +352,28 @@ class ContainerTest(unittest.TestCase):
         p = podman(*base, "sh", "-c", "iptables-restore --version && embargo version",
                    check=True)
         self.assertIn("iptables-restore", p.stdout)
-        script = " ".join(init["command"][2:] + init["args"]) if init["command"][:2] == \
-            ["/bin/sh", "-c"] else None
-        self.assertIsNotNone(script, init["command"])
+        self.assertEqual(init["command"], ["/bin/sh", "-c"])
+        script = init["args"][0]
         p = podman(*base, "embargo", "rules", timeout=60)
         if p.returncode != 0 and 'unknown command "rules"' in p.stderr:
             self.skipTest("embargo rules not implemented in this build")
-        p = podman(*base, "/bin/sh", "-c", script + " && iptables-save", timeout=60)
+        # The script ends with `set -e` in force: the rulesets are read back
+        # only if every command of it succeeded.
+        p = podman(*base, "/bin/sh", "-c",
+                   script + "\n[ -e /proc/net/if_inet6 ] && echo '== has IPv6'\n"
+                   "echo '== v4'; iptables-save\necho '== v6'; ip6tables-save\n",
+                   timeout=60)
         self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
-        self.assertRegex(p.stdout, r"-A \S+ .*-j REDIRECT --to-ports 3129")
-        self.assertRegex(p.stdout, r"--uid-owner %d|--mark|mark match" % UID)
+        self.assertIn("== v6", p.stdout, p.stdout + p.stderr)
+        v4, v6 = p.stdout.split("== v4", 1)[1].split("== v6", 1)
+        families = (("IPv4", v4), ("IPv6", v6)) if "== has IPv6" in p.stdout else (("IPv4", v4),)
+        for family, saved in families:
+            redirect = [l for l in saved.splitlines() if "REDIRECT --to-ports 3129" in l]
+            self.assertEqual(len(redirect), 1, "%s:\n%s" % (family, saved))
+            # Embargo's own connections (uid 10001) are not redirected again.
+            self.assertRegex(redirect[0], r"! --uid-owner %d\b" % UID)
+            self.assertRegex(redirect[0], r"--dports 80,443\b")
+            self.assertRegex(saved, r"-A \S+ -p udp .*--dports 80,443 .*-j REJECT")
 
 
 def main():

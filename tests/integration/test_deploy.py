@@ -209,14 +209,30 @@ class DeployTest(unittest.TestCase):
         self.assertEqual(image_repo(init["image"])[0], "embargo-init")
         self.assertEqual(init["command"], ["/bin/sh", "-c"])
         self.assertEqual(len(init["args"]), 1)
-        words = shlex.split(init["args"][0])
-        # embargo rules ... --config FILE > RULES && iptables-restore < RULES
-        self.assertEqual(words[:len(RULES_COMMAND)], RULES_COMMAND, words)
-        rest = words[len(RULES_COMMAND):]
-        self.assertEqual(rest[:2], ["--config", CONFIG_MOUNT + "/embargo.yaml"], words)
-        self.assertEqual(rest[2], ">", words)
-        rules_file = rest[3]
-        self.assertEqual(rest[4:], ["&&", "iptables-restore", "<", rules_file], words)
+        lines = [l.strip() for l in init["args"][0].splitlines() if l.strip()]
+        self.assertEqual(lines[0], "set -e")
+        # Every `embargo rules` line: exactly the command, then only --uid
+        # (the image's uid), --ipv6, --config (the ConfigMap) and a
+        # redirection into a file the next line loads with the restore tool
+        # of that family.
+        families = set()
+        for i, line in enumerate(lines):
+            words = shlex.split(line)
+            if words[:1] != ["embargo"]:
+                continue
+            self.assertEqual(words[:len(RULES_COMMAND)], RULES_COMMAND, line)
+            rest = words[len(RULES_COMMAND):]
+            ipv6 = "--ipv6" in rest
+            if ipv6:
+                rest.remove("--ipv6")
+            self.assertEqual(rest[:4], ["--uid", str(UID), "--config",
+                                        CONFIG_MOUNT + "/embargo.yaml"], line)
+            self.assertEqual(rest[4], ">", line)
+            self.assertEqual(len(rest), 6, line)
+            tool = "ip6tables-restore" if ipv6 else "iptables-restore"
+            self.assertEqual(shlex.split(lines[i + 1]), [tool, "--noflush", "<", rest[5]])
+            families.add(6 if ipv6 else 4)
+        self.assertEqual(families, {4, 6}, lines)
         # The init image is the Dockerfile's `init` target: the binary and iptables.
         text = dockerfile()
         self.assertRegex(text, r"(?m)^FROM debian:bookworm-slim AS init$")
@@ -239,6 +255,7 @@ class DeployTest(unittest.TestCase):
         config = self.config_of("sidecar.yaml", pod, proxy[0])
         listen = config["listen"]
         self.assertIn({"address": "0.0.0.0:3129", "mode": "intercept"}, listen)
+        self.assertIn({"address": "[::]:3129", "mode": "intercept"}, listen)
         explicit = [l for l in listen if isinstance(l, str)]
         self.assertTrue(explicit, listen)
         ports = {p["containerPort"] for p in proxy[0]["ports"]}
