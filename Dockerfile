@@ -31,8 +31,9 @@ FROM debian:bookworm-slim AS init
 COPY scripts/deps.sh /tmp/deps.sh
 RUN /tmp/deps.sh init && rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin /tmp/deps.sh
 COPY --from=build /src/build/embargo /usr/local/bin/embargo
-# Root with NET_ADMIN and NET_RAW granted by the pod spec; it only runs
-# `embargo rules ... > FILE && iptables-restore < FILE` and exits.
+# Root with NET_ADMIN and NET_RAW granted by the pod spec; it only writes
+# `embargo rules` output to a file, loads it with iptables-restore (and
+# ip6tables-restore), and exits.
 USER 0:0
 CMD ["embargo", "version"]
 
