@@ -6,6 +6,8 @@ environment overrides, and drives it with curl against an origin and dnsmasq
 on 127.0.0.1: it runs as uid 10001 with no capabilities on a read-only root,
 answers its HEALTHCHECK command, serves an allowed request, denies banned
 ones, writes the decision log where EMBARGO_LOG says, and stops on SIGTERM.
+Then the `init` target runs the sidecar manifest's init script in a network
+namespace of its own, and the IPv4 and IPv6 rulesets are read back.
 
     python3 tests/container/test_container.py [unittest options]
 
