@@ -33,6 +33,7 @@ static const struct restart_field {
     FIELD("dns", dns),
     FIELD("internal.allow", internal_allow_text),
     FIELD("mark", mark),
+    FIELD("user", user),
     FIELD("log", log_path),
     FIELD("log_buffer", log_buffer),
     FIELD("admin.listen", admin.enabled),

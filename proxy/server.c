@@ -165,6 +165,10 @@ int server_init(struct server *srv, uv_loop_t *loop, struct config *cfg, int64_t
              uv_strerror(rc), rc == UV_EPERM ? " (needs CAP_NET_ADMIN)" : "");
     return rc;
   }
+  if ((rc = admit_init(&srv->admit, srv)) != 0) {
+    snprintf(err, errsize, "cannot set up connection admission: %s", uv_strerror(rc));
+    return rc;
+  }
   rc = resolver_new(loop, cfg->resolvers, cfg->timeouts.resolve, &cache, &srv->resolver, err,
                     errsize);
   if (rc != 0)
@@ -204,6 +208,7 @@ void server_drain(struct server *srv) {
     return;
   }
   srv->draining = true;
+  admit_close(&srv->admit); /* no listener is resumed once it is closed */
   for (i = 0; i < srv->nlisteners; i++)
     listener_close(&srv->listeners[i]);
   upstream_pool_clear(srv);
@@ -225,6 +230,7 @@ void server_stop(struct server *srv) {
   while (srv->conns != NULL)
     conn_close(srv->conns);
   upstream_pool_clear(srv);
+  admit_close(&srv->admit);
   resolver_close(srv->resolver);
   srv->resolver = NULL;
   admin_close(srv->admin);
@@ -249,6 +255,7 @@ void server_free(struct server *srv) {
   policy_unref(srv->policy);
   srv->policy = NULL;
   destcheck_free(&srv->dest);
+  admit_free(&srv->admit);
   server_config_free_all(srv);
   srv->cfg = srv->boot_cfg;
 }
