@@ -217,6 +217,9 @@ class TokenTest(EmbargoTestCase):
             f.write(cls.TOKEN + "\n")
         cls.CONFIG_KW = {"extra": admin_extra(cls.ADMIN_PORT, "  token_file: %s\n" % cls.token_path)}
         super().setUpClass()
+        # Started as root, embargo runs as `nobody`: a reload reads as that user.
+        os.chmod(cls.tmp, 0o755)
+        os.chmod(cls.token_dir, 0o755)
 
     @classmethod
     def tearDownClass(cls):

@@ -38,6 +38,13 @@ def quick_get(port, url, timeout=5):
         return c.read_response()
 
 
+def readable_by_all(*dirs):
+    """Started as root, embargo runs as `nobody` (the default `user`): a
+    reload reads the files as that user, as it would in production."""
+    for d in dirs:
+        os.chmod(d, 0o755)
+
+
 def write_atomically(path, text):
     tmp = path + ".tmp"
     with open(tmp, "w") as f:
@@ -57,6 +64,7 @@ class ReloadTest(EmbargoTestCase):
         cls.CONFIG_KW = {"vendors": ["file: %s" % cls.list_path],
                          "extra": "admin: {listen: 127.0.0.1:%d}\n" % cls.ADMIN_PORT}
         super().setUpClass()
+        readable_by_all(cls.tmp, cls.list_dir)
 
     @classmethod
     def tearDownClass(cls):
@@ -297,6 +305,12 @@ class ReopenTest(EmbargoTestCase):
         e.wait_records(lambda r: r.get("event") == "deny")
         rotated = e.log_path + ".1"
         os.rename(e.log_path, rotated)
+        # logrotate's `create`: the new file belongs to the user embargo runs
+        # as (started as root, it runs as `nobody` after binding).
+        os.close(os.open(e.log_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640))
+        if os.geteuid() == 0:
+            os.chown(e.log_path, os.stat("/proc/%d" % e.proc.pid).st_uid, -1)
+            readable_by_all(self.tmp)
         e.proc.send_signal(signal.SIGUSR1)
         wait_until(lambda: "reopened" in e.stderr_text(), 10, what="the reopen line")
         http_get(e.port, "http://s07.upd.kaspersky.com/b")
