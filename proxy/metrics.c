@@ -291,7 +291,16 @@ static void render_connections(struct obuf *out, const struct server *srv) {
   for (i = 0; i < srv->nlisteners; i++)
     obuf_printf(out, "embargo_accept_errors_total{listener=\"%s\"} %" PRIu64 "\n",
                 srv->listeners[i].name, srv->listeners[i].accept_errors);
-  family(out, "embargo_tunnels_active", "gauge", "CONNECT tunnels relaying bytes now.");
+  family(out, "embargo_accept_pauses_total", "counter",
+         "Times accepting paused, by reason (out of descriptors, at limits.max_connections).");
+  obuf_printf(out, "embargo_accept_pauses_total{reason=\"descriptors\"} %" PRIu64 "\n",
+              srv->admit.fd_pauses);
+  obuf_printf(out, "embargo_accept_pauses_total{reason=\"max_connections\"} %" PRIu64 "\n",
+              srv->admit.limit_pauses);
+  family(out, "embargo_client_cap_refusals_total", "counter",
+         "Connections closed at limits.max_connections_per_client.");
+  obuf_printf(out, "embargo_client_cap_refusals_total %" PRIu64 "\n", srv->admit.client_refusals);
+  family(out, "embargo_tunnels_active", "gauge", "Tunnels relaying bytes now.");
   obuf_printf(out, "embargo_tunnels_active %zu\n", tunnels);
 }
 
