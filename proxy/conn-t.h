@@ -12,7 +12,6 @@
 #include "proxy/endpoint.h"
 #include "proxy/http1.h"
 
-#define CONN_RBUF 16384
 
 /* Lifecycle of a client connection. An explicit-proxy connection starts
  * in HEAD; a transparent one (intercept, tproxy) in SNIFF, reading its first
@@ -108,7 +107,6 @@ struct conn {
   bool interim;              /* the response parsed last was 1xx */
   bool client_keep;          /* the client connection survives this exchange */
   bool close_after;          /* close once what is queued has been written */
-  char rbuf[CONN_RBUF];
 };
 
 #endif

@@ -136,8 +136,7 @@ void conn_arm_timer(struct conn *c, uint64_t ms) {
 /* ---- reading and backpressure --------------------------------------------- */
 
 static void on_client_alloc(uv_handle_t *h, size_t size, uv_buf_t *buf) {
-  struct conn *c = h->data;
-  *buf = uv_buf_init(c->rbuf, sizeof(c->rbuf));
+  *buf = endpoint_read_buffer();
 }
 
 static void on_client_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
