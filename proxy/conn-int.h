@@ -51,6 +51,30 @@ void peek_timeout(struct conn *c);
 int peek_forward(struct conn *c, struct endpoint *up);
 /* peek.c: releases the inspection state. NULL-safe. */
 void peek_free(struct conn *c);
+/* peek.c: a decision line carrying the ClientHello evidence. */
+void peek_log(struct conn *c, const char *event, int status, const char *error,
+              const char *detail);
+/* peek.c: the hello bytes read (borrowed, valid while c->peek is). */
+const uint8_t *peek_hello(const struct conn *c, size_t *len);
+/* peek.c: the server name to present a certificate for: the SNI that
+ * matched, else the first one; NULL without SNI. */
+const char *peek_server_name(const struct conn *c);
+
+/* bump.c: whether c->verdict (a deny) is answered with the block page over
+ * TLS: a CA is loaded, the CONNECT port is inspected, and deny_with (the
+ * category's, else tls_inspect's) is page. */
+bool bump_wanted(const struct conn *c);
+/* bump.c: after a denied ClientHello (state PEEK): mints a leaf for the
+ * SNI (or the CONNECT authority), replays the hello into a TLS server and
+ * moves to BUMP. WHY names the tls_inspect option that denied, or NULL.
+ * Returns 0, or a negative code with nothing changed (send the alert). */
+int bump_start(struct conn *c, const char *why);
+/* bump.c: client bytes or EOF/error (NREAD < 0) in state BUMP. */
+void bump_data(struct conn *c, ssize_t nread, const char *data);
+/* bump.c: the handshake or the request did not come in time. */
+void bump_timeout(struct conn *c);
+/* bump.c: releases the TLS state. NULL-safe. */
+void bump_free(struct conn *c);
 
 /* tunnel.c: the destination of a CONNECT is connected: 200 (unless sent
  * already), the peeked hello and any early bytes, then relaying. */
@@ -82,6 +106,11 @@ void forward_maybe_finish(struct conn *c);
 void respond_error(struct conn *c, int status, const char *error, const char *detail);
 /* respond.c: writes the 403 deny page for c->verdict. */
 void respond_deny(struct conn *c);
+/* respond.c: appends to OUT the whole 403 deny response for c->verdict
+ * (Proxy-Status, Connection: close, the same page respond_deny writes),
+ * for a caller with its own transport (the block page over TLS). WHY names
+ * what denied when no vendor rule did (a tls_inspect option). */
+void respond_deny_message(const struct conn *c, const char *why, struct obuf *out);
 /* respond.c: writes a decision line for the current request. */
 void respond_log(struct conn *c, const char *event, int status, const char *error,
                  const char *detail);

@@ -22,6 +22,8 @@
  *          |  \         \              \  \---(CONNECT)---> TUNNEL ---> (close)
  *          |   \         \--(CONNECT, TLS port)--> PEEK --> CONNECTING
  *          |    \                                    \--(deny)--> LINGER
+ *          |     \                                    \--(deny, page)--> BUMP --> LINGER
+ *          |      \--(CONNECT denied, TLS port, page)--> PEEK
  *          |   \--(IP literal)--------->+
  *          |    \--(pooled upstream)------------> FORWARD
  *          +--(deny, bad request, DNS/connect failure)--> RESPONDING --> HEAD
@@ -34,6 +36,7 @@ enum conn_state {
   CONN_ST_CONNECTING, /* dialing the destination's addresses in turn */
   CONN_ST_FORWARD,    /* request and response bodies are streaming */
   CONN_ST_PEEK,       /* CONNECT answered 200; reading the ClientHello before dialling */
+  CONN_ST_BUMP,       /* denied: TLS with a minted certificate, then the block page */
   CONN_ST_TUNNEL,     /* CONNECT established: bytes relayed both ways */
   CONN_ST_RESPONDING, /* a response Embargo generated is being written */
   CONN_ST_LINGER,     /* FIN sent; reading and dropping input until the peer closes */
@@ -42,6 +45,7 @@ enum conn_state {
 
 struct dns_query;
 struct peek;
+struct bump;
 struct tls_evidence;
 struct dns_result;
 struct listener;
@@ -68,6 +72,7 @@ struct conn {
   size_t path_len;
   struct verdict verdict;    /* the policy's answer for the current request */
   struct peek *peek;         /* ClientHello inspection state (owned), PEEK on */
+  struct bump *bump;         /* block page over TLS (owned), BUMP on */
   const struct tls_evidence *log_tls; /* evidence for the next decision line */
   bool established;          /* "200 Connection established" was sent */
   const char *ps_extra;      /* extra Proxy-Status parameters for the next error */

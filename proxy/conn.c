@@ -18,15 +18,17 @@
 #define LINGER_MS 2000
 #define RESPOND_MS 30000
 
-static const char *const state_names[] = {"HEAD",   "RESOLVING",  "CONNECTING", "FORWARD", "PEEK",
-                                          "TUNNEL", "RESPONDING", "LINGER",     "CLOSED"};
+static const char *const state_names[] = {"HEAD",   "RESOLVING",  "CONNECTING", "FORWARD",
+                                          "PEEK",   "BUMP",       "TUNNEL",     "RESPONDING",
+                                          "LINGER", "CLOSED"};
 
 /* Legal moves, one bit per target state. */
 static const unsigned legal_moves[] = {
     [CONN_ST_HEAD] = 1u << CONN_ST_RESOLVING | 1u << CONN_ST_CONNECTING | 1u << CONN_ST_FORWARD |
                      1u << CONN_ST_PEEK | 1u << CONN_ST_RESPONDING | 1u << CONN_ST_LINGER,
     [CONN_ST_RESOLVING] = 1u << CONN_ST_CONNECTING | 1u << CONN_ST_PEEK | 1u << CONN_ST_RESPONDING,
-    [CONN_ST_PEEK] = 1u << CONN_ST_CONNECTING | 1u << CONN_ST_LINGER,
+    [CONN_ST_PEEK] = 1u << CONN_ST_CONNECTING | 1u << CONN_ST_LINGER | 1u << CONN_ST_BUMP,
+    [CONN_ST_BUMP] = 1u << CONN_ST_LINGER,
     [CONN_ST_CONNECTING] = 1u << CONN_ST_FORWARD | 1u << CONN_ST_TUNNEL | 1u << CONN_ST_RESPONDING,
     [CONN_ST_FORWARD] = 1u << CONN_ST_HEAD | 1u << CONN_ST_CONNECTING | 1u << CONN_ST_RESPONDING |
                         1u << CONN_ST_LINGER,
@@ -56,6 +58,7 @@ static void on_handle_closed(uv_handle_t *h) {
   free(c->addrs);
   free(c->spill);
   peek_free(c);
+  bump_free(c);
   free(c);
 }
 
@@ -111,6 +114,9 @@ static void on_timeout(uv_timer_t *t) {
   case CONN_ST_PEEK:
     peek_timeout(c);
     break;
+  case CONN_ST_BUMP:
+    bump_timeout(c);
+    break;
   default: /* tunnel idle, responding or lingering too long */
     conn_close(c);
     break;
@@ -150,6 +156,7 @@ void conn_update_reading(struct conn *c) {
     want_client = up_pending < high;
     break;
   case CONN_ST_PEEK:
+  case CONN_ST_BUMP: /* its input and output are bounded (bump.c) */
   case CONN_ST_LINGER:
     want_client = true;
     break;
@@ -323,6 +330,16 @@ void conn_log_verdict(struct conn *c) {
     respond_log(c, "access", 0, NULL, NULL);
 }
 
+/* A denied request gets 403, unless it is a CONNECT whose verdict calls for
+ * the block page over TLS: then 200, the ClientHello (for the name to mint
+ * a certificate for), and the page (peek.c, bump.c). Nothing is dialled. */
+static void deny_request(struct conn *c) {
+  if (bump_wanted(c))
+    peek_start(c);
+  else
+    respond_deny(c);
+}
+
 /* The destination's addresses are known (resolved or literal): refuse
  * internal ones, judge the addresses and the CNAME chain, then inspect the
  * ClientHello or dial. */
@@ -344,7 +361,7 @@ static void after_resolution(struct conn *c) {
   conn_facts(c, &facts, &st);
   policy_decide(c->policy, &facts, server_now(c->srv), &c->verdict);
   if (c->verdict.action == ACTION_DENY) {
-    respond_deny(c);
+    deny_request(c);
     return;
   }
   if (peek_wanted(c)) {
@@ -517,7 +534,7 @@ static int check_request(struct conn *c) {
   }
   policy_decide(c->policy, &facts, server_now(c->srv), &c->verdict);
   if (c->verdict.action == ACTION_DENY) {
-    respond_deny(c);
+    deny_request(c);
     return -1;
   }
   /* Log lines wait for the whole verdict: addresses, CNAMEs, SNI. */
@@ -719,6 +736,10 @@ static void on_client_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
   }
   if (c->state == CONN_ST_TUNNEL) {
     tunnel_client_data(c, nread, buf->base);
+    return;
+  }
+  if (c->state == CONN_ST_BUMP) {
+    bump_data(c, nread, buf->base);
     return;
   }
   if (c->state == CONN_ST_PEEK) {

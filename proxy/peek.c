@@ -3,7 +3,8 @@
  * CONNECT authority and the SNI together (with ALPN, versions, ECH and the
  * JA4 fingerprint as evidence). Only then is the destination dialled and
  * the buffered bytes forwarded unchanged; a denied tunnel gets a fatal
- * access_denied alert and is closed. */
+ * access_denied alert and is closed, or, where deny_with is page, the block
+ * page over TLS (proxy/bump.c). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -137,8 +138,8 @@ static void send_alert(struct conn *c) {
   conn_write_client(c, alert, sizeof(alert));
 }
 
-static void log_peek(struct conn *c, const char *event, int status, const char *error,
-                     const char *detail) {
+void peek_log(struct conn *c, const char *event, int status, const char *error,
+              const char *detail) {
   c->log_tls = &c->peek->ev;
   respond_log(c, event, status, error, detail);
   c->log_tls = NULL;
@@ -182,7 +183,11 @@ static void peek_decide(struct conn *c, bool timed_out) {
     /* An alert only makes sense to a client that spoke TLS. */
     bool alert = st == TLS_HELLO_ST_HELLO || st == TLS_HELLO_ST_MALFORMED ||
                  st == TLS_HELLO_ST_TOO_LARGE;
-    log_peek(c, "deny", 0, alert ? "tls_alert_access_denied" : "tunnel_closed",
+    /* A hello that parsed can be answered with the page (it logs the outcome). */
+    if (st == TLS_HELLO_ST_HELLO && !pk->sni_bad && bump_wanted(c) &&
+        bump_start(c, detail[0] ? detail : NULL) == 0)
+      return;
+    peek_log(c, "deny", 0, alert ? "tls_alert_access_denied" : "tunnel_closed",
              detail[0] ? detail : NULL);
     if (alert)
       send_alert(c);
@@ -190,9 +195,9 @@ static void peek_decide(struct conn *c, bool timed_out) {
     return;
   }
   if (c->verdict.action == ACTION_LOG)
-    log_peek(c, "log", 0, NULL, detail[0] ? detail : NULL);
+    peek_log(c, "log", 0, NULL, detail[0] ? detail : NULL);
   else if (c->srv->cfg->access_log)
-    log_peek(c, "access", 0, NULL, NULL);
+    peek_log(c, "access", 0, NULL, NULL);
   conn_dial(c);
 }
 
@@ -240,6 +245,17 @@ void peek_start(struct conn *c) {
     peek_feed(c, c->spill + c->spill_off, c->spill_len, true);
   if (c->state == CONN_ST_PEEK)
     conn_update_reading(c);
+}
+
+const uint8_t *peek_hello(const struct conn *c, size_t *len) {
+  return tls_hello_raw(&c->peek->hello, len);
+}
+
+const char *peek_server_name(const struct conn *c) {
+  const struct peek *pk = c->peek;
+  if (c->verdict.on == MATCH_SNI && c->verdict.matched != NULL)
+    return c->verdict.matched;
+  return pk->ev.nsni > 0 ? pk->ev.sni[0] : NULL;
 }
 
 int peek_forward(struct conn *c, struct endpoint *up) {

@@ -10,6 +10,7 @@
 
 #include "config/config.h"
 
+struct bump_ctx;
 struct resolver;
 struct upstream;
 
@@ -27,6 +28,7 @@ struct server {
   struct config *cfg;        /* borrowed; lives as long as the server */
   struct policy *policy;     /* the snapshot new connections pin */
   struct resolver *resolver;
+  struct bump_ctx *bump;     /* the block page over TLS; NULL without a CA */
   struct listener listeners[CONFIG_MAX_LISTEN];
   size_t nlisteners;
   uv_signal_t sigint, sigterm;
