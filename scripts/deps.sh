@@ -8,7 +8,7 @@ set -euo pipefail
 build_pkgs=(build-essential cmake pkg-config libuv1-dev libc-ares-dev libssl-dev
             libyaml-dev node-llhttp ca-certificates)
 test_pkgs=(libcriterion-dev curl dnsmasq-base python3 openssl clang libclang-rt-14-dev
-           iproute2 procps)
+           iproute2 procps chromium libnss3-tools)
 
 case "${1:-build}" in
   build) want=("${build_pkgs[@]}") ;;
