@@ -30,9 +30,14 @@ struct leaf {
   struct leaf *prev, *next; /* LRU order: head is the most recently used */
 };
 
+/* Extensions every leaf carries, built once: constraints, key usages and
+ * the authority key identifier. */
+#define MINT_COMMON_EXTS 4
+
 struct minter {
   const struct ca *ca;
   EVP_PKEY *key;
+  X509_EXTENSION *common[MINT_COMMON_EXTS];
   struct leaf **buckets;
   size_t nbuckets;         /* a power of two >= 2 * max */
   size_t max;
@@ -47,6 +52,24 @@ static uint32_t hash_name(const char *s) {
   return h;
 }
 
+static int make_common(struct minter *m) {
+  static const struct {
+    int nid;
+    const char *value;
+  } exts[MINT_COMMON_EXTS] = {
+      {NID_basic_constraints, "critical,CA:FALSE"},
+      {NID_key_usage, "critical,digitalSignature"},
+      {NID_ext_key_usage, "serverAuth"},
+      {NID_authority_key_identifier, "keyid"},
+  };
+  X509V3_CTX ctx;
+  X509V3_set_ctx(&ctx, ca_cert(m->ca), NULL, NULL, NULL, 0);
+  for (int i = 0; i < MINT_COMMON_EXTS; i++)
+    if ((m->common[i] = X509V3_EXT_conf_nid(NULL, &ctx, exts[i].nid, exts[i].value)) == NULL)
+      return -1;
+  return 0;
+}
+
 struct minter *minter_new(const struct ca *ca, size_t max_entries) {
   struct minter *m = calloc(1, sizeof(*m));
   if (m == NULL)
@@ -57,7 +80,7 @@ struct minter *minter_new(const struct ca *ca, size_t max_entries) {
     ;
   m->buckets = calloc(m->nbuckets, sizeof(*m->buckets));
   m->key = EVP_EC_gen("P-256");
-  if (m->buckets == NULL || m->key == NULL) {
+  if (m->buckets == NULL || m->key == NULL || make_common(m) != 0) {
     minter_free(m);
     return NULL;
   }
@@ -78,6 +101,8 @@ void minter_free(struct minter *m) {
     leaf_free(l);
   }
   free(m->buckets);
+  for (int i = 0; i < MINT_COMMON_EXTS; i++)
+    X509_EXTENSION_free(m->common[i]);
   EVP_PKEY_free(m->key);
   free(m);
 }
@@ -156,13 +181,34 @@ static bool set_validity(X509 *x, const struct ca *ca, int64_t now) {
          ASN1_TIME_set(X509_getm_notAfter(x), (time_t)until) != NULL;
 }
 
+/* The subjectAltName: NAME alone, as a dNSName or an iPAddress. */
+static bool add_san(X509 *x, const char *name) {
+  unsigned char addr[16];
+  int len = inet_pton(AF_INET, name, addr) == 1 ? 4 : inet_pton(AF_INET6, name, addr) == 1 ? 16 : 0;
+  GENERAL_NAMES *names = sk_GENERAL_NAME_new_null();
+  GENERAL_NAME *g = GENERAL_NAME_new();
+  ASN1_STRING *s = len ? ASN1_OCTET_STRING_new() : ASN1_IA5STRING_new();
+  bool ok = names != NULL && g != NULL && s != NULL &&
+            ASN1_STRING_set(s, len ? (const void *)addr : (const void *)name,
+                            len ? len : (int)strlen(name));
+  if (ok) {
+    GENERAL_NAME_set0_value(g, len ? GEN_IPADD : GEN_DNS, s);
+    s = NULL;
+    ok = sk_GENERAL_NAME_push(names, g) > 0;
+    if (ok)
+      g = NULL;
+  }
+  ok = ok && X509_add1_ext_i2d(x, NID_subject_alt_name, names, 0, X509V3_ADD_APPEND) == 1;
+  ASN1_STRING_free(s);
+  GENERAL_NAME_free(g);
+  GENERAL_NAMES_free(names);
+  return ok;
+}
+
 /* Subject O=Embargo block page, CN=NAME when it fits (64 characters); the
  * subjectAltName is what clients match. */
 static bool set_names(X509 *x, X509 *issuer, const char *name) {
   X509_NAME *subj = X509_get_subject_name(x);
-  char san[300];
-  unsigned char addr[16];
-  bool ip = inet_pton(AF_INET, name, addr) == 1 || inet_pton(AF_INET6, name, addr) == 1;
 
   if (!X509_NAME_add_entry_by_txt(subj, "O", MBSTRING_ASC,
                                   (const unsigned char *)"Embargo block page", -1, -1, 0))
@@ -170,9 +216,7 @@ static bool set_names(X509 *x, X509 *issuer, const char *name) {
   if (strlen(name) <= 64 &&
       !X509_NAME_add_entry_by_txt(subj, "CN", MBSTRING_ASC, (const unsigned char *)name, -1, -1, 0))
     return false;
-  snprintf(san, sizeof(san), "%s:%s", ip ? "IP" : "DNS", name);
-  return X509_set_issuer_name(x, X509_get_subject_name(issuer)) &&
-         certs_add_ext(x, issuer, NID_subject_alt_name, san) == 0;
+  return X509_set_issuer_name(x, X509_get_subject_name(issuer)) && add_san(x, name);
 }
 
 static X509 *mint(const struct minter *m, const char *name, int64_t now) {
@@ -180,12 +224,10 @@ static X509 *mint(const struct minter *m, const char *name, int64_t now) {
   X509 *x = X509_new();
   bool ok = x != NULL && X509_set_version(x, 2) && certs_random_serial(x) == 0 &&
             set_validity(x, m->ca, now) && set_names(x, issuer, name) &&
-            X509_set_pubkey(x, m->key) &&
-            certs_add_ext(x, issuer, NID_basic_constraints, "critical,CA:FALSE") == 0 &&
-            certs_add_ext(x, issuer, NID_key_usage, "critical,digitalSignature") == 0 &&
-            certs_add_ext(x, issuer, NID_ext_key_usage, "serverAuth") == 0 &&
-            certs_add_ext(x, issuer, NID_authority_key_identifier, "keyid") == 0 &&
-            X509_sign(x, ca_key(m->ca), EVP_sha256()) > 0;
+            X509_set_pubkey(x, m->key);
+  for (int i = 0; ok && i < MINT_COMMON_EXTS; i++)
+    ok = X509_add_ext(x, m->common[i], -1) == 1;
+  ok = ok && X509_sign(x, ca_key(m->ca), EVP_sha256()) > 0;
   if (!ok) {
     ERR_clear_error();
     X509_free(x);
