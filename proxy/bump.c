@@ -43,6 +43,7 @@ struct bump {
   bool handshaken;
   int alert;                /* the client's alert (level << 8 | description), or -1 */
   char why[48];             /* the tls_inspect option that denied, or "" */
+  char dest[HOST_NAME_MAX_LEN + 10]; /* the name the certificate is for, with the port */
   size_t req_len;
   char req[BUMP_REQ_MAX + 1];
 };
@@ -181,7 +182,7 @@ static void answer(struct conn *c) {
   size_t line = strcspn(b->req, "\r\n");
 
   uv_timer_stop(&c->timer);
-  respond_deny_message(c, b->why[0] ? b->why : NULL, &out);
+  respond_deny_message(c, b->why[0] ? b->why : NULL, b->dest, &out);
   if (out.failed || SSL_write(b->ssl, out.data, (int)out.len) != (int)out.len) {
     obuf_free(&out);
     give_up(c, "cannot write the page");
@@ -281,6 +282,9 @@ int bump_start(struct conn *c, const char *why) {
     return -ENOMEM;
   b->alert = -1;
   snprintf(b->why, sizeof(b->why), "%s", why ? why : "");
+  /* The page names what the client asked for: the SNI, as its address bar does. */
+  snprintf(b->dest, sizeof(b->dest), strchr(name, ':') ? "[%s]:%u" : "%s:%u", name,
+           (unsigned)c->dest.port);
   /* Certificates are checked against the real clock, not the policy's. */
   rc = minter_leaf(c->srv->bump->minter, name, (int64_t)time(NULL), &leaf);
   if (rc != 0 || (b->ssl = new_ssl(c, b, leaf)) == NULL) {

@@ -109,8 +109,10 @@ void respond_deny(struct conn *c);
 /* respond.c: appends to OUT the whole 403 deny response for c->verdict
  * (Proxy-Status, Connection: close, the same page respond_deny writes),
  * for a caller with its own transport (the block page over TLS). WHY names
- * what denied when no vendor rule did (a tls_inspect option). */
-void respond_deny_message(const struct conn *c, const char *why, struct obuf *out);
+ * what denied when no vendor rule did (a tls_inspect option); DEST is the
+ * destination the page names, NULL for the requested authority. */
+void respond_deny_message(const struct conn *c, const char *why, const char *dest,
+                          struct obuf *out);
 /* respond.c: writes a decision line for the current request. */
 void respond_log(struct conn *c, const char *event, int status, const char *error,
                  const char *detail);

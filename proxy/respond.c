@@ -137,12 +137,15 @@ void respond_error(struct conn *c, int status, const char *error, const char *de
 #define DENY_DETAIL_MAX 512
 
 /* The deny page for c->verdict: the Proxy-Status details and the body. WHY
- * names the option that denied when no vendor rule did. */
-static void deny_text(const struct conn *c, const char *why, char *detail, char *body) {
+ * names the option that denied when no vendor rule did; DEST is the
+ * destination shown, NULL for the requested authority. */
+static void deny_text(const struct conn *c, const char *why, const char *dest, char *detail,
+                      char *body) {
   const struct rule *r = c->verdict.rule;
-  const char *dest = c->authority[0] ? c->authority : c->dest.name;
   char cutoff[32] = "none", where[320];
 
+  if (dest == NULL)
+    dest = c->authority[0] ? c->authority : c->dest.name;
   if (r == NULL) {
     snprintf(detail, DENY_DETAIL_MAX, "denied by %s", why ? why : "policy");
     snprintf(body, DENY_BODY_MAX,
@@ -171,13 +174,14 @@ static void deny_text(const struct conn *c, const char *why, char *detail, char 
 
 void respond_deny(struct conn *c) {
   char body[DENY_BODY_MAX], detail[DENY_DETAIL_MAX];
-  deny_text(c, NULL, detail, body);
+  deny_text(c, NULL, NULL, detail, body);
   respond_log(c, "deny", 403, "http_request_denied", NULL);
   respond(c, 403, "http_request_denied", detail, body);
 }
 
-void respond_deny_message(const struct conn *c, const char *why, struct obuf *out) {
+void respond_deny_message(const struct conn *c, const char *why, const char *dest,
+                          struct obuf *out) {
   char body[DENY_BODY_MAX], detail[DENY_DETAIL_MAX];
-  deny_text(c, why, detail, body);
+  deny_text(c, why, dest, detail, body);
   write_message(out, 403, "http_request_denied", NULL, detail, body, false);
 }

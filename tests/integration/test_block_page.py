@@ -218,7 +218,7 @@ class BlockPageTest(BlockPageCase):
                             extra=["--connect-to", "%s:%d:allowed.test:%d" % (DENIED, port, port)])
         self.assertEqual(p.returncode, 0, p.stderr)
         self.assertIn(b"HTTP/1.1 403 Forbidden", p.stdout)
-        self.assertIn(b"Destination: allowed.test:%d" % port, p.stdout)
+        self.assertIn(b"Destination: %s:%d" % (DENIED.encode(), port), p.stdout)
         d = self.deny_record("allowed.test")
         self.assertEqual((d["matched_on"], d["matched"], d["status"]), ("sni", DENIED, 403), d)
         time.sleep(0.2)
