@@ -42,6 +42,10 @@ static int apply_internal(struct loader *ld, const struct ydoc *d, const struct 
 static int apply_internal_allow(struct loader *ld, const struct ydoc *d,
                                 const struct ynode *value, const char *path, void *target,
                                 const struct directive *dir);
+static int apply_transparent(struct loader *ld, const struct ydoc *d, const struct ynode *value,
+                             const char *path, void *target, const struct directive *dir);
+static int apply_mark(struct loader *ld, const struct ydoc *d, const struct ynode *value,
+                      const char *path, void *target, const struct directive *dir);
 static int apply_tls_ports(struct loader *ld, const struct ydoc *d, const struct ynode *value,
                            const char *path, void *target, const struct directive *dir);
 static int record_vendors(struct loader *ld, const struct ydoc *d, const struct ynode *value,
@@ -53,7 +57,8 @@ static int record_exceptions(struct loader *ld, const struct ydoc *d,
                              const struct directive *dir);
 
 static const struct directive top_keys[] = {
-  {"listen", apply_listen, 0, 0, 0, false, "\"ip:port\" or \"[v6]:port\" strings"},
+  {"listen", apply_listen, 0, 0, 0, false,
+   "\"ip:port\" strings or {address: \"ip:port\", mode: proxy|intercept|tproxy} mappings"},
   {"resolvers", apply_resolvers, 0, 0, 0, false, "\"ip:port\" or \"[v6]:port\" strings"},
   {"clients", apply_clients, 0, 0, 0, false, "networks like 10.0.0.0/8"},
   {"connect_ports", apply_ports, 0, 0, 0, false, "ports from 1 to 65535"},
@@ -61,6 +66,8 @@ static const struct directive top_keys[] = {
   {"limits", apply_limits, 0, 0, 0, false, "a mapping"},
   {"tls_inspect", apply_tls, 0, 0, 0, false, "a mapping"},
   {"dns", apply_dns, 0, 0, 0, false, "a mapping"},
+  {"transparent", apply_transparent, 0, 0, 0, false, "a mapping"},
+  {"mark", apply_mark, 0, 0, 0, false, "a firewall mark from 0 to 4294967295"},
   {"internal", apply_internal, 0, 0, 0, false, "a mapping"},
   {"certs", apply_certs, 0, 0, 0, false, "a mapping"},
   {"log", load_string, offsetof(struct config, log_path), 0,
@@ -106,6 +113,22 @@ static const struct directive tls_keys[] = {
    "alert or page"},
 };
 
+#define TRANSPARENT_ACTION(key, field)                                                     \
+  {key, load_action, offsetof(struct config_transparent, field), 0, 0, false,              \
+   "allow, log or deny"}
+static const struct directive transparent_keys[] = {
+  {"timeout", load_duration, offsetof(struct config_transparent, timeout), 1, MS(24 * 3600),
+   false, "a duration like 10s"},
+  TRANSPARENT_ACTION("on_unknown", on_unknown),
+  TRANSPARENT_ACTION("on_dst_mismatch", on_dst_mismatch),
+};
+
+/* One listener entry as a mapping. */
+static const struct directive listen_keys[] = {
+  {"address", load_node, 0, 0, 0, true, "\"ip:port\" or \"[v6]:port\""},
+  {"mode", load_node, sizeof(const struct ynode *), 0, 0, false, "proxy, intercept or tproxy"},
+};
+
 #define TTL(key, field, lo)                                                                \
   {key, load_duration, offsetof(struct config_dns, field), lo, MS(24 * 3600), false,       \
    lo ? "a duration from 1ms to 24h like 1h" : "a duration up to 24h like 30s"}
@@ -140,6 +163,24 @@ static int apply_timeouts(struct loader *ld, const struct ydoc *d, const struct 
 static int apply_limits(struct loader *ld, const struct ydoc *d, const struct ynode *value,
                         const char *path, void *target, const struct directive *dir) {
   return load_map(ld, d, value, path, limit_keys, COUNT(limit_keys), &ld->cfg->limits);
+}
+
+static int apply_transparent(struct loader *ld, const struct ydoc *d, const struct ynode *value,
+                             const char *path, void *target, const struct directive *dir) {
+  return load_map(ld, d, value, path, transparent_keys, COUNT(transparent_keys),
+                  &ld->cfg->transparent);
+}
+
+static int apply_mark(struct loader *ld, const struct ydoc *d, const struct ynode *value,
+                      const char *path, void *target, const struct directive *dir) {
+  const char *text = load_text(ld, d, value, path, dir->expect);
+  uint64_t v;
+  if (text == NULL)
+    return EMB_ECONFIG;
+  if (load_parse_uint(text, 0, UINT32_MAX, &v) != 0)
+    return load_fail(ld, d, value, path, "expected %s, got '%s'", dir->expect, text);
+  ld->cfg->mark = (uint32_t)v;
+  return 0;
 }
 
 static int apply_tls(struct loader *ld, const struct ydoc *d, const struct ynode *value,
@@ -217,6 +258,50 @@ static int read_sockaddr(struct loader *ld, const struct ydoc *d, const struct y
   return 0;
 }
 
+const char *listen_mode_name(enum listen_mode m) {
+  static const char *const names[] = {"proxy", "intercept", "tproxy"};
+  return (unsigned)m < COUNT(names) ? names[m] : "?";
+}
+
+int listen_mode_parse(const char *s, enum listen_mode *out) {
+  for (int m = LISTEN_PROXY; m <= LISTEN_TPROXY; m++) {
+    if (strcmp(s, listen_mode_name((enum listen_mode)m)) == 0) {
+      *out = (enum listen_mode)m;
+      return 0;
+    }
+  }
+  return EMB_ECONFIG;
+}
+
+/* A listener: "ip:port" (an explicit proxy) or {address, mode}. */
+static int read_listener(struct loader *ld, const struct ydoc *d, const struct ynode *item,
+                         const char *path, struct config_listen *l) {
+  const struct ynode *fields[2] = {NULL, NULL}; /* address, mode */
+  const struct ynode *addr = item;
+  char sub[LOAD_PATH_MAX];
+
+  l->mode = LISTEN_PROXY;
+  if (ynode_kind(item) == YNODE_MAP) {
+    if (load_map(ld, d, item, path, listen_keys, COUNT(listen_keys), fields) < 0)
+      return EMB_ECONFIG;
+    addr = fields[0];
+    if (fields[1] != NULL) {
+      const char *m = load_text(ld, d, fields[1], load_path_key(sub, path, "mode"),
+                                "proxy, intercept or tproxy");
+      if (m == NULL)
+        return EMB_ECONFIG;
+      if (listen_mode_parse(m, &l->mode) != 0)
+        return load_fail(ld, d, fields[1], load_path_key(sub, path, "mode"),
+                         "expected proxy, intercept or tproxy, got '%s'", m);
+    }
+    path = load_path_key(sub, path, "address");
+  }
+  if (read_sockaddr(ld, d, addr, path, &l->addr) < 0)
+    return EMB_ECONFIG;
+  snprintf(l->text, sizeof(l->text), "%s", ynode_text(addr));
+  return 0;
+}
+
 static int apply_listen(struct loader *ld, const struct ydoc *d, const struct ynode *value,
                         const char *path, void *target, const struct directive *dir) {
   struct config *cfg = ld->cfg;
@@ -228,10 +313,8 @@ static int apply_listen(struct loader *ld, const struct ydoc *d, const struct yn
     return load_fail(ld, d, value, path, "at most %d listeners", CONFIG_MAX_LISTEN);
   for (size_t i = 0; i < n; i++) {
     const struct ynode *item = ynode_item(d, value, i);
-    struct config_listen *l = &cfg->listen[i];
-    if (read_sockaddr(ld, d, item, load_path_index(sub, path, i), &l->addr) < 0)
+    if (read_listener(ld, d, item, load_path_index(sub, path, i), &cfg->listen[i]) < 0)
       return EMB_ECONFIG;
-    snprintf(l->text, sizeof(l->text), "%s", ynode_text(item));
   }
   cfg->nlisten = n;
   return 0;

@@ -21,10 +21,23 @@ struct ca;
 #define CONFIG_MAX_RESOLVERS 8
 #define CONFIG_MAX_PORTS 64
 
+/* What a listener accepts. */
+enum listen_mode {
+  LISTEN_PROXY,     /* explicit proxy: absolute-form requests and CONNECT */
+  LISTEN_INTERCEPT, /* NAT REDIRECT: the original destination from SO_ORIGINAL_DST */
+  LISTEN_TPROXY     /* TPROXY: the original destination is the socket's local address */
+};
+
 struct config_listen {
   char text[64];                  /* as written: "0.0.0.0:3128", "[::1]:3128" */
   struct sockaddr_storage addr;
+  enum listen_mode mode;
 };
+
+/* "proxy", "intercept", "tproxy". */
+const char *listen_mode_name(enum listen_mode m);
+/* Parses a mode name. 0 or EMB_ECONFIG. */
+int listen_mode_parse(const char *s, enum listen_mode *out);
 
 struct config_timeouts { /* milliseconds */
   uint64_t request_head;  /* whole request head must arrive within this (408) */
@@ -66,6 +79,15 @@ struct config_certs {
   struct ca *ca;           /* loaded from ca_dir (owned), or NULL */
 };
 
+/* Transparent listeners (intercept, tproxy): what the first bytes of an
+ * intercepted connection must show, and what a mismatch between the name it
+ * claims and where it was going costs. */
+struct config_transparent {
+  uint64_t timeout;           /* ms for the first bytes (a ClientHello or a request head) */
+  enum action on_unknown;     /* neither TLS nor HTTP, or silent: default deny */
+  enum action on_dst_mismatch; /* the claimed name does not resolve to the original destination: default log */
+};
+
 /* The resolver's cache. */
 struct config_dns {
   uint64_t min_ttl;       /* ms; answers are kept at least this long, default 5s */
@@ -89,6 +111,8 @@ struct config {
   uint16_t connect_ports[CONFIG_MAX_PORTS];
   size_t nconnect_ports;
   struct config_tls tls;
+  struct config_transparent transparent;
+  uint32_t mark;                  /* SO_MARK on every connection Embargo opens; 0: none */
   struct config_dns dns;
   struct config_certs certs;
   /* Internal destinations (loopback, link-local, this host's addresses) are

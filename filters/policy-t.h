@@ -127,8 +127,10 @@ struct verdict {
   bool after_cutoff;        /* now >= the category's cutoff */
   bool hint;                /* a hint-confidence rule: capped at ACTION_LOG */
   enum match_on on;         /* which fact matched */
-  const char *matched;      /* the name that matched (borrowed from facts or matched_addr) */
-  char matched_addr[48];    /* text of a matched address */
+  /* The name, address or fingerprint that matched, copied: a verdict is
+   * kept (and logged) after the facts it was decided on are gone, such as
+   * the DNS answer of a request retried on a fresh connection. */
+  char matched[HOST_NAME_MAX_LEN + 1];
   const struct rule *rule;                /* VERDICT_VENDOR/EXCEPTION: the vendor rule, else NULL */
   const struct exception_rule *exception; /* VERDICT_EXCEPTION: the exception */
 };

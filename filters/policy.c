@@ -374,6 +374,13 @@ static void judge(const struct rule *rule, const struct exception_rule *e, int64
   }
 }
 
+/* Copies S (may be NULL) into V's own matched text, truncated to fit. */
+static void set_matched(struct verdict *v, const char *s) {
+  size_t n = s != NULL ? strnlen(s, sizeof(v->matched) - 1) : 0;
+  memcpy(v->matched, s != NULL ? s : "", n);
+  v->matched[n] = '\0';
+}
+
 /* Keeps CAND in BEST if it is stricter, or the first match at all. */
 static void keep_stricter(struct verdict *best, const struct verdict *cand) {
   if (cand->rule == NULL)
@@ -386,13 +393,14 @@ static void keep_stricter(struct verdict *best, const struct verdict *cand) {
 static void judge_name(const struct policy *p, const char *name, enum match_on on,
                        const struct exception_rule *inherited, int64_t now, struct verdict *best) {
   struct host h = {.kind = HOST_NAME, .len = strlen(name)};
-  struct verdict cand = {.on = on, .matched = name};
+  struct verdict cand = {.on = on};
   if (h.len > HOST_NAME_MAX_LEN)
     return;
   memcpy(h.name, name, h.len + 1);
   const struct rule *rule = find_rule(p, &h);
   if (rule == NULL)
     return;
+  set_matched(&cand, name);
   const struct exception_rule *e = find_exception(p, &h);
   judge(rule, e != NULL ? e : inherited, now, &cand);
   keep_stricter(best, &cand);
@@ -408,8 +416,8 @@ static void judge_address(const struct policy *p, const struct ip_addr *a,
   judge(rule, inherited, now, &cand);
   struct cidr one = {.family = a->family, .bits = a->family == AF_INET ? 32 : 128};
   memcpy(one.addr, a->addr, sizeof(one.addr));
-  cidr_format(&one, cand.matched_addr, sizeof(cand.matched_addr));
-  char *slash = strchr(cand.matched_addr, '/');
+  cidr_format(&one, cand.matched, sizeof(cand.matched));
+  char *slash = strchr(cand.matched, '/');
   if (slash != NULL)
     *slash = '\0';
   keep_stricter(best, &cand);
@@ -423,14 +431,15 @@ void policy_decide(const struct policy *p, const struct facts *facts, int64_t no
 
   *out = (struct verdict){.action = ACTION_ALLOW,
                           .rule_action = ACTION_ALLOW,
-                          .reason = VERDICT_NO_MATCH,
-                          .matched = h != NULL ? h->name : NULL};
+                          .reason = VERDICT_NO_MATCH};
+  set_matched(out, h != NULL ? h->name : NULL);
   if (h != NULL) {
     const struct exception_rule *e = find_exception(p, h);
     host_exc = e != NULL && now < e->expires ? e : NULL;
     const struct rule *rule = find_rule(p, h);
     if (rule != NULL) {
-      cand = (struct verdict){.on = MATCH_HOST, .matched = h->name};
+      cand = (struct verdict){.on = MATCH_HOST};
+      set_matched(&cand, h->name);
       judge(rule, e, now, &cand);
       keep_stricter(out, &cand);
     }
@@ -449,13 +458,12 @@ void policy_decide(const struct policy *p, const struct facts *facts, int64_t no
   if (facts->ja4 != NULL) {
     const struct rule *rule = dommatch_lookup(p->ja4s, facts->ja4, strlen(facts->ja4));
     if (rule != NULL) {
-      cand = (struct verdict){.on = MATCH_JA4, .matched = facts->ja4};
+      cand = (struct verdict){.on = MATCH_JA4};
+      set_matched(&cand, facts->ja4);
       judge(rule, NULL, now, &cand);
       keep_stricter(out, &cand);
     }
   }
-  if (out->rule != NULL && out->on == MATCH_ADDRESS)
-    out->matched = out->matched_addr; /* the copy moved with the struct */
   if (p->monitor && out->action == ACTION_DENY) {
     out->action = ACTION_LOG;
     out->monitor = true;

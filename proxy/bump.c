@@ -106,11 +106,11 @@ void bump_ctx_log_stats(const struct bump_ctx *bx, size_t bound) {
 
 /* ---- one connection ------------------------------------------------------ */
 
-bool bump_wanted(const struct conn *c) {
+/* Whether the page is in effect for c->verdict (a deny). */
+static bool page_wanted(const struct conn *c) {
   const struct rule *r = c->verdict.rule;
   enum deny_with w = c->srv->cfg->tls.deny_with;
-  if (c->srv->bump == NULL || c->verdict.action != ACTION_DENY || c->head == NULL ||
-      !peek_wanted(c))
+  if (c->srv->bump == NULL || c->verdict.action != ACTION_DENY)
     return false;
   if (r != NULL && r->category->deny_with != DENY_WITH_DEFAULT)
     w = r->category->deny_with;
@@ -148,7 +148,7 @@ static int flush(struct conn *c) {
 
 /* The one decision line, then FIN (or close when the client is gone). */
 static void finish(struct conn *c, int status, const char *error, const char *detail) {
-  peek_log(c, "deny", status, error, detail);
+  respond_log(c, "deny", status, error, detail);
   if (c->cli.eof)
     conn_close(c);
   else
@@ -268,7 +268,9 @@ static SSL *new_ssl(struct conn *c, struct bump *b, X509 *leaf) {
   return ssl;
 }
 
-int bump_start(struct conn *c, const char *why) {
+/* After a denied ClientHello: mint, replay the hello, handshake. Returns 0,
+ * or a negative code with nothing changed. */
+static int bump_start(struct conn *c, const char *why) {
   const char *name = peek_server_name(c);
   const uint8_t *hello;
   struct bump *b;
@@ -325,4 +327,25 @@ void bump_data(struct conn *c, ssize_t nread, const char *data) {
 
 void bump_timeout(struct conn *c) {
   give_up(c, "timed out");
+}
+
+/* A CONNECT denied before its tunnel opened: 200, then read the hello (the
+ * verdict comes again with it, and bump_deny with it). */
+static bool accept_tunnel(struct conn *c) {
+  static const char established[] = "HTTP/1.1 200 Connection established\r\n\r\n";
+  if (!peek_wanted(c))
+    return false;
+  c->established = true;
+  if (conn_write_client(c, established, sizeof(established) - 1) == 0)
+    peek_start(c);
+  return true;
+}
+
+bool bump_deny(struct conn *c) {
+  if (!page_wanted(c))
+    return false;
+  if (c->peek == NULL)
+    return !conn_transparent(c) && c->head != NULL && c->head->is_connect && !c->established &&
+           accept_tunnel(c);
+  return peek_hello_ok(c) && bump_start(c, c->decided_by) == 0;
 }

@@ -1,6 +1,7 @@
 /* `embargo check`. */
 #include "proxy/check.h"
 
+#include <netinet/in.h>
 #include <stdio.h>
 #include <string.h>
 #include <uv.h>
@@ -9,7 +10,9 @@
 #include "filters/normalise.h"
 #include "filters/policy.h"
 #include "filters/timefmt.h"
+#include "proxy/destcheck.h"
 #include "proxy/dns.h"
+#include "proxy/judge.h"
 #include "proxy/log.h"
 
 struct lookup {
@@ -97,46 +100,122 @@ static void print_resolution(enum dns_status st, const struct dns_result *res) {
   printf("\n");
 }
 
-static int check_one(const struct config *cfg, const struct check_opts *o, const char *dest) {
+/* Whether PORT's tunnels get their ClientHello inspected by the proxy. */
+static bool tls_port(const struct config *cfg, uint16_t port) {
+  size_t i;
+  for (i = 0; i < cfg->tls.nports; i++)
+    if (cfg->tls.ports[i] == port)
+      return true;
+  return false;
+}
+
+/* What the proxy would know of DEST at its next stage: the CONNECT
+ * authority, the answer and addresses, and, on a TLS port, the hello's
+ * server names (those given with --sni, else the name itself, as a client
+ * sends it) with the outcome a hello without one would have. */
+static void check_input(const struct config *cfg, const struct check_opts *o, const struct host *h,
+                        const struct dns_result *res, const char **implied,
+                        struct judge_input *in) {
+  memset(in, 0, sizeof(*in));
+  in->host = h;
+  in->connect = true;
+  in->ja4 = o->ja4;
+  if (res != NULL) {
+    in->resolved = res;
+    in->dial = res->addrs;
+    in->ndial = res->naddrs;
+  }
+  if (!tls_port(cfg, h->port))
+    return;
+  in->sni = o->sni;
+  in->nsni = o->nsni;
+  if (o->nsni == 0 && h->kind == HOST_NAME) {
+    *implied = h->name;
+    in->sni = implied;
+    in->nsni = 1;
+  }
+  if (in->nsni == 0)
+    judge_add_outcome(in, cfg->tls.on_no_sni, "tls_inspect.on_no_sni");
+}
+
+/* The verdict's first line; SUFFIX follows the verdict (", UNREACHABLE"). */
+static void print_verdict(const struct host *h, const struct judgement *j, const char *suffix) {
+  static const char *const refusals[] = {
+      [JUDGE_PORT] = "http_request_denied", [JUDGE_INTERNAL] = "destination_ip_prohibited",
+      [JUDGE_SELF] = "destination_ip_prohibited"};
+  const struct verdict *v = &j->verdict;
+  if (j->refusal != JUDGE_PASS) {
+    printf("%s:%u: DENY\n  refused:   %s (%s)\n", h->name, h->port, j->detail,
+           refusals[j->refusal]);
+    return;
+  }
+  printf("%s:%u: %s%s\n", h->name, h->port,
+         v->action == ACTION_DENY  ? "DENY"
+         : v->action == ACTION_LOG ? "ALLOW (logged)"
+                                   : "ALLOW",
+         suffix);
+  if (j->option != NULL)
+    printf("  decided:   %s\n", j->option);
+}
+
+static int check_one(const struct config *cfg, struct destcheck *dc, const struct check_opts *o,
+                     const char *dest) {
   struct host h;
-  struct verdict v;
-  struct facts facts = {.host = &h, .sni = o->sni, .nsni = o->nsni, .ja4 = o->ja4};
+  struct judgement j;
+  struct judge_input in;
   struct dns_result res;
-  struct fact_store store;
+  const char *implied = NULL;
   enum dns_status st = DNS_OK;
-  bool resolved = false;
   int err = authority_parse(dest, strlen(dest), 443, &h);
 
   if (err != 0) {
     printf("%s: invalid destination: %s\n", dest, err_str(err));
     return 2;
   }
-  policy_decide(cfg->policy, &facts, o->now, &v);
-  /* A name denied by name is never resolved, as in the proxy. */
-  if (v.action != ACTION_DENY && h.kind == HOST_NAME && o->resolve) {
-    st = resolve(cfg, h.name, h.port, &res);
-    resolved = true;
-    if (st == DNS_OK) {
-      dns_result_facts(&res, &facts, &store);
-      policy_decide(cfg->policy, &facts, o->now, &v);
+  /* The name first, as the proxy does: a name denied by name is never
+   * resolved. An IP literal's address is the one to dial. */
+  memset(&res, 0, sizeof(res));
+  if (h.kind != HOST_NAME) {
+    struct sockaddr_in *in4 = (struct sockaddr_in *)&res.addrs[0];
+    struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&res.addrs[0];
+    res.naddrs = 1;
+    if (h.kind == HOST_IPV4) {
+      in4->sin_family = AF_INET;
+      in4->sin_port = htons(h.port);
+      memcpy(&in4->sin_addr, h.addr, 4);
+    } else {
+      in6->sin6_family = AF_INET6;
+      in6->sin6_port = htons(h.port);
+      memcpy(&in6->sin6_addr, h.addr, 16);
     }
   }
-  if (resolved && st != DNS_OK && v.action != ACTION_DENY) {
-    /* The proxy would answer 502/504 and open no connection. */
-    printf("%s:%u: UNREACHABLE\n", h.name, h.port);
-    print_resolution(st, &res);
-    return 1;
+  check_input(cfg, o, &h, h.kind != HOST_NAME ? &res : NULL, &implied, &in);
+  judge_destination(cfg, cfg->policy, dc, &in, o->now, uv_hrtime() / 1000000, &j);
+  if (!judge_denies(&j) && h.kind == HOST_NAME && o->resolve) {
+    st = resolve(cfg, h.name, h.port, &res);
+    if (st != DNS_OK) {
+      /* The verdict on the name, then why the proxy would answer 502/504
+       * and open no connection. */
+      print_verdict(&h, &j, ", UNREACHABLE");
+      print_resolution(st, &res);
+      if (j.verdict.rule != NULL)
+        print_rule(&j.verdict);
+      return 1;
+    }
+    check_input(cfg, o, &h, &res, &implied, &in);
+    judge_destination(cfg, cfg->policy, dc, &in, o->now, uv_hrtime() / 1000000, &j);
   }
-  printf("%s:%u: %s\n", h.name, h.port, v.action == ACTION_DENY ? "DENY"
-                                         : v.action == ACTION_LOG ? "ALLOW (logged)"
-                                                                  : "ALLOW");
-  if (resolved)
+  print_verdict(&h, &j, "");
+  if (h.kind == HOST_NAME && st == DNS_OK && o->resolve && j.refusal != JUDGE_PORT &&
+      res.naddrs > 0)
     print_resolution(st, &res);
-  if (v.rule != NULL)
-    print_rule(&v);
-  else
+  if (implied != NULL)
+    printf("  sni:       %s (assumed: the name a client sends on a TLS port)\n", implied);
+  if (j.verdict.rule != NULL)
+    print_rule(&j.verdict);
+  else if (j.refusal == JUDGE_PASS)
     printf("  no vendor rule matches\n");
-  return v.action == ACTION_DENY ? 1 : 0;
+  return judge_denies(&j) ? 1 : 0;
 }
 
 int check_run(const struct config *cfg, const struct check_opts *o, int ndests,
@@ -144,12 +223,23 @@ int check_run(const struct config *cfg, const struct check_opts *o, int ndests,
   char at[32];
   int i, rc, status = 0;
 
+  struct destcheck dc;
+  size_t k;
+
+  if (destcheck_init(&dc, cfg->internal_allow) != 0) {
+    fprintf(stderr, "embargo: out of memory\n");
+    destcheck_free(&dc);
+    return 2;
+  }
+  for (k = 0; k < cfg->nlisten; k++) /* the proxy refuses its own listeners */
+    destcheck_add_self(&dc, (const struct sockaddr *)&cfg->listen[k].addr);
   rfc3339_format(o->now, at, sizeof(at));
   printf("policy time: %s\n", at);
   for (i = 0; i < ndests; i++) {
-    rc = check_one(cfg, o, dests[i]);
+    rc = check_one(cfg, &dc, o, dests[i]);
     if (rc > status)
       status = rc;
   }
+  destcheck_free(&dc);
   return status;
 }

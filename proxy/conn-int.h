@@ -1,17 +1,16 @@
 /* Functions shared by the files that implement struct conn (conn.c,
- * forward.c, respond.c). Not for use outside proxy/. */
+ * front.c, route.c, transparent.c, peek.c, tunnel.c, forward.c,
+ * respond.c). Not for use outside proxy/. */
 #ifndef EMBARGO_PROXY_CONN_INT_H
 #define EMBARGO_PROXY_CONN_INT_H
 
 #include "proxy/conn-t.h"
 #include "proxy/dns.h"
 #include "proxy/conn.h"
+#include "proxy/judge.h"
+#include "proxy/listener.h"
 
-/* Fills F with what C knows of its destination: the requested host and,
- * once resolved, the CNAME chain and addresses (kept in ST). */
-void conn_facts(const struct conn *c, struct facts *f, struct fact_store *st);
-/* Writes the log or access line the current verdict calls for, if any. */
-void conn_log_verdict(struct conn *c);
+/* ---- conn.c: lifecycle, reading, writing ---- */
 
 /* Moves C to ST, asserting the move is legal. */
 void conn_set_state(struct conn *c, enum conn_state st);
@@ -19,101 +18,163 @@ void conn_set_state(struct conn *c, enum conn_state st);
 void conn_update_reading(struct conn *c);
 /* (Re)arms C's timer for the current phase. */
 void conn_arm_timer(struct conn *c, uint64_t ms);
-/* Parses buffered client input; called when parsing may continue. */
-void conn_process_spill(struct conn *c);
-/* Continues parsing the current request after a pause: lets a request
- * without a body complete, then parses buffered input. */
-void conn_resume_request(struct conn *c);
-/* Starts the next request on a kept-alive connection. */
-void conn_next_request(struct conn *c);
 /* Sends FIN and drops input until the client closes (or a short deadline). */
 void conn_linger(struct conn *c);
 /* Writes to the client; on failure the connection is closed and -1 returned. */
 int conn_write_client(struct conn *c, const char *data, size_t len);
-
-/* conn.c: a parser took USED of the LEN bytes at DATA. Advances the spill
- * buffer when DATA is its content (FROM_SPILL), else keeps the unparsed
- * rest there. Returns 0, or -1 after closing C (out of memory). */
+/* A parser took USED of the LEN bytes at DATA. Advances the spill buffer
+ * when DATA is its content (FROM_SPILL), else keeps the unparsed rest
+ * there. Returns 0, or -1 after closing C (out of memory). */
 int conn_input_consumed(struct conn *c, const char *data, size_t len, size_t used,
                         bool from_spill);
-/* conn.c: dials the addresses in c->addrs for the current request. */
-void conn_dial(struct conn *c);
+/* The listener's mode (enum listen_mode) and whether it is transparent. */
+int conn_mode(const struct conn *c);
+bool conn_transparent(const struct conn *c);
+/* Writes the log or access line the current verdict calls for, if any. */
+void conn_log_verdict(struct conn *c);
 
-/* peek.c: whether the current CONNECT's tunnel gets ClientHello inspection. */
+/* ---- front.c: the HTTP front end (explicit proxy and intercepted HTTP) ---- */
+
+/* Creates the request parser (if needed) and starts reading requests. */
+int front_init(struct conn *c);
+/* Client bytes in HEAD/FORWARD; DATA may be the spill buffer (FROM_SPILL). */
+void front_parse(struct conn *c, const char *data, size_t len, bool from_spill);
+/* Client EOF in HEAD/FORWARD. */
+void front_eof(struct conn *c);
+/* Parses buffered client input; called when parsing may continue. */
+void front_process_spill(struct conn *c);
+/* Continues parsing the current request after a pause: lets a request
+ * without a body complete, then parses buffered input. */
+void front_resume_request(struct conn *c);
+/* Starts the next request on a kept-alive connection. */
+void front_next_request(struct conn *c);
+/* Whether a request head is being timed (HEAD with bytes of one seen). */
+bool front_in_head(const struct conn *c);
+
+/* ---- route.c: judge, resolve, judge again, peek, dial ---- */
+
+/* The current exchange's destination is in c->dest (and, transparently,
+ * c->orig_dst): judges the name, resolves it, judges the answer, inspects
+ * the ClientHello where wanted, then dials. Answers the client itself on a
+ * refusal or failure. */
+void route_start(struct conn *c);
+/* The ClientHello of a CONNECT tunnel was read: judge it with everything
+ * else, then dial or refuse. */
+void route_after_hello(struct conn *c);
+/* Refuses the current exchange in the way the client can understand: an
+ * HTTP response while one can be sent, a TLS alert once a ClientHello was
+ * read, else a logged close. */
+void route_refuse(struct conn *c, int status, const char *error, const char *detail);
+/* The pool key of the current exchange's destination into BUF. */
+const char *route_pool_key(const struct conn *c, char *buf, size_t size);
+/* Dials ADDR (already checked) for the current request. */
+void route_dial_address(struct conn *c, const struct sockaddr *addr);
+
+/* ---- transparent.c: intercepted connections ---- */
+
+/* Recovers the original destination of a connection accepted on a
+ * transparent listener. 0, or a negative code (no redirect happened). */
+int transparent_original_dst(struct conn *c);
+/* Starts reading the first bytes (state SNIFF). */
+void transparent_start(struct conn *c);
+/* Client bytes or EOF/error while sniffing. */
+void transparent_data(struct conn *c, ssize_t nread, const char *data);
+/* Nothing usable arrived in time. */
+void transparent_timeout(struct conn *c);
+/* Sets c->dest to the original destination as an IP literal (what is
+ * judged when the connection claims no name). */
+void transparent_dest_from_orig(struct conn *c);
+
+/* ---- peek.c ---- */
+
+/* Whether the current CONNECT's tunnel gets ClientHello inspection. */
 bool peek_wanted(const struct conn *c);
-/* peek.c: answers 200 and starts reading the ClientHello (state PEEK). */
+/* Starts reading the ClientHello (state PEEK), parsing buffered input
+ * first. Answers nothing: a CONNECT's 200 is the caller's. */
 void peek_start(struct conn *c);
-/* peek.c: client bytes or EOF/error (NREAD < 0) while peeking. */
+/* Client bytes or EOF/error (NREAD < 0) while peeking. */
 void peek_data(struct conn *c, ssize_t nread, const char *data);
-/* peek.c: the hello did not arrive in time. */
+/* The hello did not arrive in time. */
 void peek_timeout(struct conn *c);
-/* peek.c: queues the bytes read while peeking towards UP. 0 or a libuv code. */
+/* Fills IN's server names, fingerprint and the outcome action of the hello. */
+void peek_judge_input(const struct conn *c, struct judge_input *in);
+/* Whether the client spoke TLS (so a refusal is an access_denied alert). */
+bool peek_spoke_tls(const struct conn *c);
+/* Sends the fatal access_denied alert. */
+void peek_send_alert(struct conn *c);
+/* The evidence of the parsed hello for log lines, or NULL. */
+const struct tls_evidence *peek_evidence(const struct conn *c);
+/* Queues the bytes read while peeking towards UP. 0 or a libuv code. */
 int peek_forward(struct conn *c, struct endpoint *up);
-/* peek.c: releases the inspection state. NULL-safe. */
+/* Releases the inspection state. NULL-safe. */
 void peek_free(struct conn *c);
-/* peek.c: a decision line carrying the ClientHello evidence. */
-void peek_log(struct conn *c, const char *event, int status, const char *error,
-              const char *detail);
-/* peek.c: the hello bytes read (borrowed, valid while c->peek is). */
+/* Whether a whole ClientHello with usable server names was read (so the
+ * connection can be answered by a TLS server of Embargo's). */
+bool peek_hello_ok(const struct conn *c);
+/* The hello bytes read (borrowed, valid while c->peek is). */
 const uint8_t *peek_hello(const struct conn *c, size_t *len);
-/* peek.c: the server name to present a certificate for: the SNI that
- * matched, else the first one; NULL without SNI. */
+/* The server name to present a certificate for: the SNI that matched,
+ * else the first one; NULL without SNI. */
 const char *peek_server_name(const struct conn *c);
 
-/* bump.c: whether c->verdict (a deny) is answered with the block page over
- * TLS: a CA is loaded, the CONNECT port is inspected, and deny_with (the
- * category's, else tls_inspect's) is page. */
-bool bump_wanted(const struct conn *c);
-/* bump.c: after a denied ClientHello (state PEEK): mints a leaf for the
- * SNI (or the CONNECT authority), replays the hello into a TLS server and
- * moves to BUMP. WHY names the tls_inspect option that denied, or NULL.
- * Returns 0, or a negative code with nothing changed (send the alert). */
-int bump_start(struct conn *c, const char *why);
-/* bump.c: client bytes or EOF/error (NREAD < 0) in state BUMP. */
+/* ---- bump.c: the block page over TLS ---- */
+
+/* Called on every deny (c->verdict) before it is answered: when the page
+ * is in effect for the verdict (a CA is loaded; deny_with, the category's
+ * or tls_inspect's, is page), takes the connection over and returns true.
+ * A CONNECT to a tls_inspect port not answered yet gets its 200 and its
+ * ClientHello read (the verdict comes again with the hello); once a hello
+ * was read (CONNECT or intercepted), a leaf is minted for its name, the
+ * hello replayed into a TLS server, and the state is BUMP. Returns false,
+ * changing nothing, when the usual refusal applies. */
+bool bump_deny(struct conn *c);
+/* Client bytes or EOF/error (NREAD < 0) in state BUMP. */
 void bump_data(struct conn *c, ssize_t nread, const char *data);
-/* bump.c: the handshake or the request did not come in time. */
+/* The handshake or the request did not come in time. */
 void bump_timeout(struct conn *c);
-/* bump.c: releases the TLS state. NULL-safe. */
+/* Releases the TLS state. NULL-safe. */
 void bump_free(struct conn *c);
 
-/* tunnel.c: the destination of a CONNECT is connected: 200 (unless sent
- * already), the peeked hello and any early bytes, then relaying. */
+/* ---- tunnel.c ---- */
+
+/* The destination is connected: 200 (for a CONNECT not yet answered), the
+ * peeked hello and any early bytes, then relaying. */
 void tunnel_start(struct conn *c);
-/* tunnel.c: bytes or EOF/error (NREAD < 0) from the client or destination. */
+/* Bytes or EOF/error (NREAD < 0) from the client or destination. */
 void tunnel_client_data(struct conn *c, ssize_t nread, const char *data);
 void tunnel_upstream_data(struct conn *c, ssize_t nread, const char *data);
-/* tunnel.c: closes C once both sides sent FIN and everything was written. */
+/* Closes C once both sides sent FIN and everything was written. */
 void tunnel_maybe_close(struct conn *c);
 
-/* forward.c: an upstream for the current request is ready. */
+/* ---- forward.c ---- */
+
+/* An upstream for the current request is ready. */
 void forward_start(struct conn *c);
-/* forward.c: response parser callbacks (ctx is the struct upstream). */
-extern const struct http1_callbacks forward_response_cbs;
-/* forward.c: bytes or EOF/error (NREAD < 0) from the destination. */
+/* Bytes or EOF/error (NREAD < 0) from the destination. */
 void forward_response_data(struct conn *c, ssize_t nread, const char *data);
-/* forward.c: the exchange with the destination failed (WHY is logged):
- * retried on a fresh connection when that is safe, else answered with 502
- * or, once the response has started, by closing the client connection. */
+/* The exchange with the destination failed (WHY is logged): retried on a
+ * fresh connection when that is safe, else answered with 502 or, once the
+ * response has started, by closing the client connection. */
 void forward_failed(struct conn *c, const char *why);
-/* conn.c: dials ADDR (already checked) for the current request. */
-void conn_dial_address(struct conn *c, const struct sockaddr *addr);
-/* forward.c: the client or upstream made progress; finish the exchange if done. */
+/* The client or upstream made progress; finish the exchange if done. */
 void forward_maybe_finish(struct conn *c);
 
-/* respond.c: writes a response Embargo generated (error or deny) and moves
- * to RESPONDING. ERROR is the RFC 9209 Proxy-Status error type; DETAIL goes
+/* ---- respond.c ---- */
+
+/* Writes a response Embargo generated (error or deny) and moves to
+ * RESPONDING. ERROR is the RFC 9209 Proxy-Status error type; DETAIL goes
  * into the header's details and the body. Logs the event. */
 void respond_error(struct conn *c, int status, const char *error, const char *detail);
-/* respond.c: writes the 403 deny page for c->verdict. */
+/* Writes the 403 deny page for c->verdict. */
 void respond_deny(struct conn *c);
-/* respond.c: appends to OUT the whole 403 deny response for c->verdict
- * (Proxy-Status, Connection: close, the same page respond_deny writes),
- * for a caller with its own transport (the block page over TLS). WHY names
- * what denied when no vendor rule did (a tls_inspect option); DEST is the
- * destination the page names, NULL for the requested authority. */
+/* Appends to OUT the whole 403 deny response for c->verdict (Proxy-Status,
+ * Connection: close, the same page respond_deny writes), for a caller with
+ * its own transport (the block page over TLS). WHY names what denied when
+ * no vendor rule did (a tls_inspect option); DEST is the destination the
+ * page names, NULL for the requested authority. */
 void respond_deny_message(const struct conn *c, const char *why, const char *dest,
                           struct obuf *out);
-/* respond.c: writes a decision line for the current request. */
+/* Writes a decision line for the current request. */
 void respond_log(struct conn *c, const char *event, int status, const char *error,
                  const char *detail);
 

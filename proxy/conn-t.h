@@ -14,33 +14,43 @@
 
 #define CONN_RBUF 16384
 
-/* Lifecycle of a client connection:
+/* Lifecycle of a client connection. An explicit-proxy connection starts
+ * in HEAD; a transparent one (intercept, tproxy) in SNIFF, reading its first
+ * bytes without answering: a ClientHello goes to PEEK, a request head to
+ * HEAD, anything else (or silence) is judged on the original destination.
  *
  *            +------------------ keep-alive / next pipelined request ----------+
  *            v                                                                 |
  *   ---> HEAD ---> RESOLVING ---> CONNECTING ---> FORWARD ---------------------+
- *          |  \         \              \  \---(CONNECT)---> TUNNEL ---> (close)
- *          |   \         \--(CONNECT, TLS port)--> PEEK --> CONNECTING
- *          |    \                                    \--(deny)--> LINGER
- *          |     \                                    \--(deny, page)--> BUMP --> LINGER
- *          |      \--(CONNECT denied, TLS port, page)--> PEEK
- *          |   \--(IP literal)--------->+
- *          |    \--(pooled upstream)------------> FORWARD
- *          +--(deny, bad request, DNS/connect failure)--> RESPONDING --> HEAD
- *                                                                   \--> LINGER ---> (close)
+ *        ^  |  \        |   \           \  \--(tunnel)---> TUNNEL ---> (close)
+ *        |  |   \       |    \--(CONNECT, TLS port)--> PEEK --> CONNECTING
+ *        |  |    \      |                            |  \--(deny)--> LINGER
+ *        |  |     \     +--(deny, page)--> PEEK      +--(deny, page)--> BUMP --> LINGER
+ *  SNIFF-+--|-----\-----|---(ClientHello)----------->+--(SNI)--> RESOLVING
+ *        \  |      \    +--(deny after 200 / hello)--> LINGER
+ *         \ |       \--(IP literal, pooled upstream)--> CONNECTING / FORWARD
+ *          \+--(deny, bad request, DNS/connect failure)--> RESPONDING --> HEAD
+ *           \--(neither TLS nor HTTP)--> CONNECTING | LINGER         \--> LINGER ---> (close)
  * Any state may go to CLOSED through conn_close().
  */
 enum conn_state {
   CONN_ST_HEAD,       /* waiting for, or reading, a request head */
+  CONN_ST_SNIFF,      /* transparent: reading the first bytes to tell TLS from HTTP */
   CONN_ST_RESOLVING,  /* the destination name is being resolved */
   CONN_ST_CONNECTING, /* dialing the destination's addresses in turn */
   CONN_ST_FORWARD,    /* request and response bodies are streaming */
-  CONN_ST_PEEK,       /* CONNECT answered 200; reading the ClientHello before dialling */
+  CONN_ST_PEEK,       /* reading the ClientHello before dialling */
   CONN_ST_BUMP,       /* denied: TLS with a minted certificate, then the block page */
-  CONN_ST_TUNNEL,     /* CONNECT established: bytes relayed both ways */
+  CONN_ST_TUNNEL,     /* bytes relayed both ways */
   CONN_ST_RESPONDING, /* a response Embargo generated is being written */
   CONN_ST_LINGER,     /* FIN sent; reading and dropping input until the peer closes */
   CONN_ST_CLOSED      /* conn_close() ran; waiting for handle close callbacks */
+};
+
+/* What the connection relays once its destination is dialled. */
+enum conn_relay {
+  CONN_RELAY_HTTP,  /* requests and responses, parsed and rewritten */
+  CONN_RELAY_TUNNEL /* bytes, both ways (CONNECT, intercepted TLS, unidentified) */
 };
 
 struct dns_query;
@@ -70,10 +80,13 @@ struct conn {
   char authority[HOST_NAME_MAX_LEN + 16]; /* Host value and pool key */
   char *path;                /* origin-form target (owned) */
   size_t path_len;
+  enum conn_relay relay;     /* what the current exchange becomes once dialled */
+  struct sockaddr_storage orig_dst; /* transparent: where the client was going */
   struct verdict verdict;    /* the policy's answer for the current request */
+  const char *decided_by;    /* the outcome option that made the verdict stricter, or NULL */
+  bool dst_mismatch;         /* transparent: the claimed name does not resolve to orig_dst */
   struct peek *peek;         /* ClientHello inspection state (owned), PEEK on */
   struct bump *bump;         /* block page over TLS (owned), BUMP on */
-  const struct tls_evidence *log_tls; /* evidence for the next decision line */
   bool established;          /* "200 Connection established" was sent */
   const char *ps_extra;      /* extra Proxy-Status parameters for the next error */
 

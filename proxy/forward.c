@@ -11,6 +11,8 @@
 #include "proxy/upstream.h"
 
 
+static const struct http1_callbacks forward_response_cbs;
+
 void forward_start(struct conn *c) {
   struct upstream *up = c->up;
   struct obuf out = {0};
@@ -39,7 +41,7 @@ void forward_start(struct conn *c) {
   }
   /* Stream the request body, starting with what is already buffered. */
   http1_resume(c->req);
-  conn_resume_request(c);
+  front_resume_request(c);
 }
 
 /* ---- response parser callbacks (ctx: struct upstream) ----------------------- */
@@ -107,7 +109,7 @@ static int on_response_done(void *ctx) {
   return HTTP1_PAUSE;
 }
 
-const struct http1_callbacks forward_response_cbs = {
+static const struct http1_callbacks forward_response_cbs = {
     .on_head = on_response_head,
     .on_body = on_response_body,
     .on_done = on_response_done,
@@ -140,7 +142,7 @@ static bool retry_fresh(struct conn *c) {
   upstream_close(c->up);
   c->up = NULL;
   log_diag(LOG_DEBUG, c->id, "pooled connection to %s was closed; retrying", c->authority);
-  conn_dial_address(c, (const struct sockaddr *)&addr);
+  route_dial_address(c, (const struct sockaddr *)&addr);
   return true;
 }
 
@@ -222,5 +224,5 @@ void forward_maybe_finish(struct conn *c) {
       conn_linger(c);
     return;
   }
-  conn_next_request(c);
+  front_next_request(c);
 }

@@ -194,7 +194,9 @@ static void j_array(struct jline *j, const char *key, const char *const *vals,
   j_raw(j, "]");
 }
 
-static void j_tls(struct jline *j, const struct tls_evidence *t) {
+static void j_tls(struct jline *j, const struct tls_evidence *t, bool dst_mismatch) {
+  const char *tags[TLS_EVIDENCE_MAX + 1];
+  size_t i, ntags = 0;
   j_str(j, "tls", t->outcome);
   j_str(j, "tls_reason", t->reason);
   j_array(j, "sni", t->sni, NULL, t->nsni);
@@ -204,8 +206,12 @@ static void j_tls(struct jline *j, const struct tls_evidence *t) {
     j_array(j, "tls_versions", t->versions, NULL, t->nversions);
   j_bool(j, "ech", t->ech);
   j_str(j, "ja4", t->ja4);
-  if (t->ntags > 0)
-    j_array(j, "tags", t->tags, NULL, t->ntags);
+  for (i = 0; i < t->ntags; i++)
+    tags[ntags++] = t->tags[i];
+  if (dst_mismatch)
+    tags[ntags++] = "dst_mismatch";
+  if (ntags > 0)
+    j_array(j, "tags", tags, NULL, ntags);
 }
 
 /* The CNAME chain and the addresses a name resolved to. */
@@ -281,6 +287,9 @@ void log_decision(const struct decision *d) {
   if (d->client != NULL)
     j_str(&j, "client", log_fmt_addr(d->client, addr, sizeof(addr)));
   j_str(&j, "listener", d->listener);
+  j_str(&j, "mode", d->mode);
+  if (d->original_dst != NULL)
+    j_str(&j, "original_dst", log_fmt_addr(d->original_dst, addr, sizeof(addr)));
   j_str(&j, "method", d->method);
   if (d->host != NULL)
     j_strn(&j, "host", d->host, d->host_len ? d->host_len : strlen(d->host));
@@ -291,7 +300,9 @@ void log_decision(const struct decision *d) {
   if (d->resolved != NULL)
     j_resolved(&j, d->resolved);
   if (d->tls != NULL)
-    j_tls(&j, d->tls);
+    j_tls(&j, d->tls, d->dst_mismatch);
+  else if (d->dst_mismatch)
+    j_array(&j, "tags", (const char *const[]){"dst_mismatch"}, NULL, 1);
   if (d->policy_now)
     j_time(&j, "policy_time", d->policy_now);
   if (d->status)

@@ -1,10 +1,12 @@
-/* ClientHello inspection of CONNECT tunnels on TLS ports. Embargo answers
- * 200, reads the client's first flight without dialling, and decides on the
- * CONNECT authority and the SNI together (with ALPN, versions, ECH and the
- * JA4 fingerprint as evidence). Only then is the destination dialled and
- * the buffered bytes forwarded unchanged; a denied tunnel gets a fatal
+/* ClientHello inspection, for CONNECT tunnels on TLS ports (after their
+ * 200) and for intercepted TLS connections: the client's first flight is
+ * read without dialling and parsed; its server names, fingerprint and
+ * outcome (hello, not TLS, malformed, too large, timeout) join the facts
+ * route.c judges. Only then is the destination dialled and the buffered
+ * bytes forwarded unchanged; a denied connection gets a fatal
  * access_denied alert and is closed, or, where deny_with is page, the block
- * page over TLS (proxy/bump.c). */
+ * page over TLS (bump.c). */
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,6 +24,9 @@ struct peek {
   char ja4[JA4_HASHED_SIZE];
   char sni[TLS_HELLO_MAX_NAMES][HOST_NAME_MAX_LEN + 1]; /* normalised server names */
   bool sni_bad;  /* a server name the normaliser refused */
+  bool decided;  /* the hello is in (or will never be): evidence gathered */
+  enum action action;  /* the outcome's configured action */
+  const char *option;  /* the option that sets it */
   struct tls_evidence ev;
   uint8_t buf[]; /* TLS_HELLO_BUF_SIZE(max_hello) */
 };
@@ -29,7 +34,7 @@ struct peek {
 bool peek_wanted(const struct conn *c) {
   const struct config_tls *tls = &c->srv->cfg->tls;
   size_t i;
-  if (!c->head->is_connect)
+  if (conn_transparent(c) || c->peek != NULL || c->head == NULL || !c->head->is_connect)
     return false;
   for (i = 0; i < tls->nports; i++)
     if (tls->ports[i] == c->dest.port)
@@ -76,7 +81,7 @@ static void gather_hello(struct conn *c, struct peek *pk) {
     }
     memcpy(pk->sni[i], sh.name, sh.len + 1);
     ev->sni[ev->nsni++] = pk->sni[i];
-    if (strcmp(pk->sni[i], c->dest.name) != 0)
+    if (!conn_transparent(c) && strcmp(pk->sni[i], c->dest.name) != 0)
       add_tag(ev, "sni_mismatch");
   }
   while (ev->nalpn < TLS_EVIDENCE_MAX && tls_hello_alpn_next(h, &pos, &proto)) {
@@ -99,38 +104,59 @@ static void gather_hello(struct conn *c, struct peek *pk) {
     add_tag(ev, "ech");
 }
 
-/* The configured action for what the parser (or the clock) said, and the
- * outcome name for the log. */
-static enum action outcome_action(const struct conn *c, enum tls_hello_status st, bool timed_out,
-                                  const char **outcome) {
+/* Sets the configured action for what the parser (or the clock) said, the
+ * option that configures it, and the outcome name for the log. */
+static void set_outcome(const struct conn *c, struct peek *pk, enum tls_hello_status st,
+                        bool timed_out) {
   const struct config_tls *tls = &c->srv->cfg->tls;
-  const struct peek *pk = c->peek;
-  enum action a = ACTION_ALLOW;
+  const char **outcome = &pk->ev.outcome;
 
+  pk->action = ACTION_ALLOW;
+  pk->option = NULL;
   if (timed_out) {
     *outcome = "timeout";
-    return tls->on_timeout;
+    pk->action = tls->on_timeout;
+    pk->option = "tls_inspect.on_timeout";
+    return;
   }
   switch (st) {
   case TLS_HELLO_ST_HELLO:
     if (pk->sni_bad) {
       *outcome = "malformed";
-      return tls->on_malformed;
+      pk->action = tls->on_malformed;
+      pk->option = "tls_inspect.on_malformed";
+      return;
     }
     *outcome = "hello";
-    if (pk->ev.nsni == 0 && action_strength(tls->on_no_sni) > action_strength(a))
-      a = tls->on_no_sni;
-    if (pk->ev.ech && action_strength(tls->on_ech) > action_strength(a))
-      a = tls->on_ech;
-    return a;
-  case TLS_HELLO_ST_NOT_TLS: *outcome = "not_tls"; return tls->on_not_tls;
-  case TLS_HELLO_ST_TOO_LARGE: *outcome = "too_large"; return tls->on_too_large;
-  default: *outcome = "malformed"; return tls->on_malformed;
+    if (pk->ev.nsni == 0) {
+      pk->action = tls->on_no_sni;
+      pk->option = "tls_inspect.on_no_sni";
+    }
+    if (pk->ev.ech && action_strength(tls->on_ech) > action_strength(pk->action)) {
+      pk->action = tls->on_ech;
+      pk->option = "tls_inspect.on_ech";
+    }
+    return;
+  case TLS_HELLO_ST_NOT_TLS:
+    *outcome = "not_tls";
+    pk->action = tls->on_not_tls;
+    pk->option = "tls_inspect.on_not_tls";
+    return;
+  case TLS_HELLO_ST_TOO_LARGE:
+    *outcome = "too_large";
+    pk->action = tls->on_too_large;
+    pk->option = "tls_inspect.on_too_large";
+    return;
+  default:
+    *outcome = "malformed";
+    pk->action = tls->on_malformed;
+    pk->option = "tls_inspect.on_malformed";
+    return;
   }
 }
 
-/* A fatal access_denied alert at the record version the client used. */
-static void send_alert(struct conn *c) {
+void peek_send_alert(struct conn *c) {
+  /* A fatal access_denied alert at the record version the client used. */
   uint16_t v = tls_hello_record_version(&c->peek->hello);
   char alert[7] = {0x15, 0x03, 0x01, 0x00, 0x02, 0x02, 0x31};
   if (v >> 8 == 0x03)
@@ -138,21 +164,50 @@ static void send_alert(struct conn *c) {
   conn_write_client(c, alert, sizeof(alert));
 }
 
-void peek_log(struct conn *c, const char *event, int status, const char *error,
-              const char *detail) {
-  c->log_tls = &c->peek->ev;
-  respond_log(c, event, status, error, detail);
-  c->log_tls = NULL;
+bool peek_spoke_tls(const struct conn *c) {
+  enum tls_hello_status st;
+  if (c->peek == NULL)
+    return false;
+  st = tls_hello_status(&c->peek->hello);
+  return st == TLS_HELLO_ST_HELLO || st == TLS_HELLO_ST_MALFORMED || st == TLS_HELLO_ST_TOO_LARGE;
 }
 
-/* The hello is in (or will never be): decide, then dial or refuse. */
+const struct tls_evidence *peek_evidence(const struct conn *c) {
+  return c->peek != NULL && c->peek->decided ? &c->peek->ev : NULL;
+}
+
+void peek_judge_input(const struct conn *c, struct judge_input *in) {
+  const struct peek *pk = c->peek;
+  if (pk == NULL || !pk->decided)
+    return;
+  in->sni = pk->ev.sni;
+  in->nsni = pk->ev.nsni;
+  in->ja4 = pk->ev.ja4;
+  if (pk->option != NULL)
+    judge_add_outcome(in, pk->action, pk->option);
+}
+
+/* An intercepted connection is routed by the name its hello claims, or by
+ * its original destination when it claims none. */
+static void claim_name(struct conn *c) {
+  struct peek *pk = c->peek;
+  if (pk->ev.nsni > 0) {
+    memset(&c->dest, 0, sizeof(c->dest));
+    c->dest.kind = HOST_NAME;
+    c->dest.len = strlen(pk->ev.sni[0]);
+    memcpy(c->dest.name, pk->ev.sni[0], c->dest.len + 1);
+  }
+  c->dest.port = ntohs(c->orig_dst.ss_family == AF_INET6
+                           ? ((const struct sockaddr_in6 *)&c->orig_dst)->sin6_port
+                           : ((const struct sockaddr_in *)&c->orig_dst)->sin_port);
+  host_format(&c->dest, c->authority, sizeof(c->authority));
+}
+
+/* The hello is in (or will never be): gather the evidence, then judge it
+ * with everything else. */
 static void peek_decide(struct conn *c, bool timed_out) {
   struct peek *pk = c->peek;
   enum tls_hello_status st = tls_hello_status(&pk->hello);
-  struct fact_store store;
-  struct facts facts;
-  enum action outcome;
-  char detail[160];
 
   uv_timer_stop(&c->timer);
   if (st == TLS_HELLO_ST_HELLO)
@@ -161,44 +216,17 @@ static void peek_decide(struct conn *c, bool timed_out) {
     pk->ev.reason = "server name is not a valid host name";
   else if (st == TLS_HELLO_ST_MALFORMED)
     pk->ev.reason = tls_hello_reason_str(tls_hello_reason(&pk->hello));
-  conn_facts(c, &facts, &store);
-  facts.sni = pk->ev.sni;
-  facts.nsni = pk->ev.nsni;
-  facts.ja4 = pk->ev.ja4;
-  policy_decide(c->policy, &facts, server_now(c->srv), &c->verdict);
-  outcome = outcome_action(c, st, timed_out, &pk->ev.outcome);
-  detail[0] = '\0';
-  if (action_strength(outcome) > action_strength(c->verdict.action)) {
-    /* The option that decided: on_no_sni / on_ech for a hello, else on_<outcome>. */
-    bool hello = strcmp(pk->ev.outcome, "hello") == 0;
-    snprintf(detail, sizeof(detail), "tls_inspect.on_%s",
-             hello ? (pk->ev.nsni == 0 ? "no_sni" : "ech") : pk->ev.outcome);
-    c->verdict.action = outcome;
-  }
-  if (c->verdict.action == ACTION_DENY && policy_monitor(c->policy)) {
-    c->verdict.action = ACTION_LOG; /* monitor mode never denies */
-    c->verdict.monitor = true;
-  }
-  if (c->verdict.action == ACTION_DENY) {
-    /* An alert only makes sense to a client that spoke TLS. */
-    bool alert = st == TLS_HELLO_ST_HELLO || st == TLS_HELLO_ST_MALFORMED ||
-                 st == TLS_HELLO_ST_TOO_LARGE;
-    /* A hello that parsed can be answered with the page (it logs the outcome). */
-    if (st == TLS_HELLO_ST_HELLO && !pk->sni_bad && bump_wanted(c) &&
-        bump_start(c, detail[0] ? detail : NULL) == 0)
-      return;
-    peek_log(c, "deny", 0, alert ? "tls_alert_access_denied" : "tunnel_closed",
-             detail[0] ? detail : NULL);
-    if (alert)
-      send_alert(c);
-    conn_linger(c);
+  set_outcome(c, pk, st, timed_out);
+  pk->decided = true;
+  if (!conn_transparent(c)) {
+    route_after_hello(c);
     return;
   }
-  if (c->verdict.action == ACTION_LOG)
-    peek_log(c, "log", 0, NULL, detail[0] ? detail : NULL);
-  else if (c->srv->cfg->access_log)
-    peek_log(c, "access", 0, NULL, NULL);
-  conn_dial(c);
+  if (pk->ev.nsni == 0)
+    transparent_dest_from_orig(c);
+  else
+    claim_name(c);
+  route_start(c);
 }
 
 /* Feeds client bytes; DATA may be the spill buffer. */
@@ -227,24 +255,25 @@ void peek_timeout(struct conn *c) {
 }
 
 void peek_start(struct conn *c) {
-  static const char established[] = "HTTP/1.1 200 Connection established\r\n\r\n";
   size_t max = c->srv->cfg->tls.max_hello;
 
   c->peek = calloc(1, sizeof(*c->peek) + TLS_HELLO_BUF_SIZE(max));
   if (c->peek == NULL || tls_hello_init(&c->peek->hello, c->peek->buf, TLS_HELLO_BUF_SIZE(max),
                                         max) != 0) {
-    respond_error(c, 500, "proxy_internal_error", "cannot start ClientHello inspection");
+    route_refuse(c, 500, "proxy_internal_error", "cannot start ClientHello inspection");
     return;
   }
   conn_set_state(c, CONN_ST_PEEK);
-  c->established = true;
-  if (conn_write_client(c, established, sizeof(established) - 1) != 0)
-    return;
   conn_arm_timer(c, c->srv->cfg->tls.timeout);
   if (c->spill_len > 0) /* the client did not wait for the 200 */
     peek_feed(c, c->spill + c->spill_off, c->spill_len, true);
   if (c->state == CONN_ST_PEEK)
     conn_update_reading(c);
+}
+
+bool peek_hello_ok(const struct conn *c) {
+  return c->peek != NULL && c->peek->decided && !c->peek->sni_bad &&
+         tls_hello_status(&c->peek->hello) == TLS_HELLO_ST_HELLO;
 }
 
 const uint8_t *peek_hello(const struct conn *c, size_t *len) {
@@ -253,7 +282,7 @@ const uint8_t *peek_hello(const struct conn *c, size_t *len) {
 
 const char *peek_server_name(const struct conn *c) {
   const struct peek *pk = c->peek;
-  if (c->verdict.on == MATCH_SNI && c->verdict.matched != NULL)
+  if (c->verdict.on == MATCH_SNI && c->verdict.matched[0] != '\0')
     return c->verdict.matched;
   return pk->ev.nsni > 0 ? pk->ev.sni[0] : NULL;
 }

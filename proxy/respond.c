@@ -48,7 +48,10 @@ void respond_log(struct conn *c, const char *event, int status, const char *erro
       .status = status,
       .error = error,
       .detail = detail,
-      .tls = c->log_tls,
+      .tls = peek_evidence(c),
+      .mode = conn_transparent(c) ? listen_mode_name((enum listen_mode)conn_mode(c)) : NULL,
+      .original_dst = conn_transparent(c) ? (const struct sockaddr *)&c->orig_dst : NULL,
+      .dst_mismatch = c->dst_mismatch,
       .resolved = c->addrs,
   };
   if (c->dest.len > 0) {
@@ -134,7 +137,7 @@ void respond_error(struct conn *c, int status, const char *error, const char *de
 }
 
 #define DENY_BODY_MAX 2048
-#define DENY_DETAIL_MAX 512
+#define DENY_DETAIL_MAX 1024
 
 /* The deny page for c->verdict: the Proxy-Status details and the body. WHY
  * names the option that denied when no vendor rule did; DEST is the

@@ -9,19 +9,12 @@
 #include <uv.h>
 
 #include "config/config.h"
+#include "proxy/destcheck.h"
+#include "proxy/listener.h"
 
 struct bump_ctx;
 struct resolver;
 struct upstream;
-
-struct listener {
-  uv_tcp_t tcp;
-  struct server *srv;
-  struct sockaddr_storage addr; /* as bound (port filled in if it was 0) */
-  char name[64];                /* "127.0.0.1:3128" */
-  uint64_t accept_errors;       /* failed accepts (EMFILE, ...) */
-  uint64_t last_error_log;      /* loop time of the last one logged */
-};
 
 struct server {
   uv_loop_t *loop;
@@ -38,10 +31,7 @@ struct server {
   struct conn *conns;        /* every live client connection */
   struct upstream *idle_head, *idle_tail; /* pooled upstreams, LRU order */
   size_t nidle;
-  struct netmatch *internal; /* ranges refused as destinations by default */
-  uv_interface_address_t *ifaddrs; /* this host's addresses, cached */
-  int nifaddrs;
-  uint64_t ifaddrs_at;       /* loop time they were read */
+  struct destcheck dest;     /* internal and own-listener refusals */
   char via_host[64];         /* received-by in Via: this host's name */
   char via[96];              /* "HOST (embargo/VERSION)" */
   bool stopping;
@@ -65,13 +55,5 @@ void server_stop(struct server *srv);
 
 /* The policy clock: wall-clock seconds, shifted by --now. */
 int64_t server_now(const struct server *srv);
-
-/* True if ADDR is an internal destination Embargo refuses: loopback,
- * unspecified, link-local (cloud metadata included), multicast, broadcast,
- * or an address of this host, unless config internal.allow covers it. */
-bool server_is_internal(struct server *srv, const struct sockaddr *addr);
-
-/* True if ADDR (with port) is one of this server's own listening sockets. */
-bool server_is_self(struct server *srv, const struct sockaddr *addr);
 
 #endif

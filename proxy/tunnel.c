@@ -1,4 +1,4 @@
-/* CONNECT tunnels: bytes relayed both ways under the same backpressure rule
+/* Tunnels (CONNECT, intercepted TLS and unidentified protocols): bytes relayed both ways under the same backpressure rule
  * as HTTP, with half-close (one side's FIN is passed on while the other
  * direction keeps flowing), an idle deadline, and the ClientHello read while
  * peeking forwarded first and unchanged. */
@@ -51,7 +51,10 @@ void tunnel_upstream_data(struct conn *c, ssize_t nread, const char *data) {
 void tunnel_start(struct conn *c) {
   static const char established[] = "HTTP/1.1 200 Connection established\r\n\r\n";
   conn_set_state(c, CONN_ST_TUNNEL);
-  if (!c->established && conn_write_client(c, established, sizeof(established) - 1) != 0)
+  /* A CONNECT is answered once the destination is there (or before the
+   * ClientHello was read); an intercepted connection expects no answer. */
+  if (!conn_transparent(c) && !c->established &&
+      conn_write_client(c, established, sizeof(established) - 1) != 0)
     return;
   c->established = true;
   if (peek_forward(c, &c->up->ep) != 0) { /* the ClientHello, as it was received */

@@ -230,13 +230,26 @@ def dns_query(port, name, qtype=1, timeout=1.0):
         return r[3] & 15
 
 
-def embargo_check(resolver_port, dests, options=()):
+def embargo_check(resolver_port, dests, options=(), allow_loopback=True):
     """Runs `embargo check OPTIONS --resolver 127.0.0.1:RESOLVER_PORT DESTS`:
-    (exit code, stdout, stderr), both decoded as UTF-8 (stdout leniently)."""
-    p = subprocess.run([BINARY, "check"] + list(options) +
-                       ["--resolver", "%s:%d" % (LOOPBACK, resolver_port)] + list(dests),
-                       stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                       stderr=subprocess.PIPE, timeout=60)
+    (exit code, stdout, stderr), both decoded as UTF-8 (stdout leniently).
+    Test names resolve to loopback, which check refuses as internal (as the
+    proxy does) unless ALLOW_LOOPBACK gives it a config that allows it."""
+    conf = []
+    tmp = None
+    if allow_loopback:
+        fd, tmp = tempfile.mkstemp(suffix=".yaml", prefix="embargo-check-")
+        with os.fdopen(fd, "w") as f:
+            f.write(INTERNAL_ALLOW_LOOPBACK)
+        conf = ["--config", tmp]
+    try:
+        p = subprocess.run([BINARY, "check"] + conf + list(options) +
+                           ["--resolver", "%s:%d" % (LOOPBACK, resolver_port)] + list(dests),
+                           stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, timeout=60)
+    finally:
+        if tmp is not None:
+            os.unlink(tmp)
     return p.returncode, p.stdout.decode("utf-8", "replace"), p.stderr.decode()
 
 

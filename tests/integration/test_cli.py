@@ -36,8 +36,11 @@ class CliTest(unittest.TestCase):
             self.assertNotIn(m, err, "embargo %s:\n%s" % (" ".join(args), err))
         return p.returncode, out, err
 
-    def check(self, *args):
-        return self.embargo("check", "--resolver", "127.0.0.1:%d" % self.dns.port, *args)
+    def check(self, *args, allow_loopback=True):
+        rc, out, err = harness.embargo_check(self.dns.port, args, allow_loopback=allow_loopback)
+        for m in SANITIZER_MARKERS:
+            self.assertNotIn(m, err, "embargo check %s:\n%s" % (" ".join(args), err))
+        return rc, out, err
 
     def write(self, name, text):
         path = os.path.join(self.tmp, name)
@@ -82,6 +85,40 @@ class CliTest(unittest.TestCase):
         self.assertEqual(rc, 1, out)
         self.assertIn("allowed.test", out)
         self.assertIn("DENY", out)
+
+    # -- check decides exactly as the proxy does (its refusals included)
+
+    def test_check_refuses_metadata_address_like_the_proxy(self):
+        rc, out, _ = self.check("169.254.169.254:443", "169.254.169.254:80")
+        self.assertEqual(rc, 1, out)
+        self.assertIn("169.254.169.254:443: DENY", out)
+        self.assertIn("internal address 169.254.169.254 (destination_ip_prohibited)", out)
+        self.assertNotIn("ALLOW", out)
+
+    def test_check_refuses_loopback_answer_with_builtin_config(self):
+        rc, out, _ = self.check("allowed.test", allow_loopback=False)
+        self.assertEqual(rc, 1, out)
+        self.assertIn("allowed.test:443: DENY", out)
+        self.assertIn("allowed.test resolves to internal address 127.0.0.1", out)
+
+    def test_check_refuses_port_outside_connect_ports(self):
+        rc, out, _ = self.check("allowed.test:8443")
+        self.assertEqual(rc, 1, out)
+        self.assertIn("CONNECT to port 8443 is not allowed (http_request_denied)", out)
+
+    def test_check_applies_tls_outcome_for_hello_without_sni(self):
+        path = self.write("nosni.yaml", harness.INTERNAL_ALLOW_LOOPBACK +
+                          "tls_inspect:\n  on_no_sni: deny\n")
+        rc, out, _ = self.embargo("check", "--config", path, "127.0.0.1:443")
+        self.assertEqual(rc, 1, out)
+        self.assertIn("127.0.0.1:443: DENY", out)
+        self.assertIn("decided:   tls_inspect.on_no_sni", out)
+
+    def test_check_prints_name_verdict_before_unreachable(self):
+        rc, out, _ = self.check("--now", "2024-09-01T00:00:00Z", "nx.test", "dnl-01.geo.kaspersky.com")
+        self.assertEqual(rc, 1, out)
+        self.assertIn("nx.test:443: ALLOW, UNREACHABLE", out)
+        self.assertIn("resolved:  failed (NXDOMAIN)", out)
 
     def test_check_invalid_destination_exits_2(self):
         rc, out, err = self.check("0x7f.1")

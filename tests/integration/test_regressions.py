@@ -14,7 +14,10 @@ defect, each named after what went wrong:
 - a request head with a Transfer-Encoding not ending in chunked reached the
   origin before the 400;
 - a keep-alive connection still delivering its last response to a slow
-  reader was closed by the idle timeout.
+  reader was closed by the idle timeout;
+- the log line of a request retried on a fresh connection, after its pooled
+  one closed, read the CNAME it had matched from a freed DNS answer
+  (heap use-after-free, seen under AddressSanitizer).
 
 Most tests talk to a scripted origin that parses requests itself, so they
 see exactly the bytes the proxy forwarded.
@@ -287,6 +290,9 @@ class RegressionTest(EmbargoTestCase):
     origin per test (so no pooled connection crosses tests)."""
 
     DNS_RECORDS = (("mapped.test", "::ffff:127.0.0.1"),)
+    # Judged on its CNAME: an update server, logged (not denied) before the
+    # updates cutoff.
+    DNS_CNAMES = (("via-cname.test", "dnl-01.geo.kaspersky.com"),)
 
     def scripted(self, script):
         o = ScriptedOrigin(script).start()
@@ -419,6 +425,37 @@ class RegressionTest(EmbargoTestCase):
         self.assertEqual((r.status, r.body), (200, b"ok GET /again\n"), r)
         gets = [(x["conn"], x["n"]) for x in o.snapshot() if x["path"] == "/again"]
         self.assertEqual(gets, [(1, 2), (2, 1)])
+
+    def test_retry_after_pooled_close_logs_cname_it_matched_without_reading_freed_answer(self):
+        # The verdict matched on the CNAME but did not deny (before the
+        # cutoff). The pooled connection is dropped under the second request;
+        # the retry finds the origin gone, and the 502's log line names the
+        # CNAME that matched. It used to point into the DNS answer the retry
+        # had freed.
+        e = self.start_embargo(now="2024-08-01T00:00:00Z")
+        holder = {}
+
+        def script(req):
+            if req["conn"] == 1 and req["n"] == 2:
+                # Stop listening at once (shutdown wakes the accept in
+                # progress), so the retry's connect is refused.
+                holder["o"].sock.shutdown(socket.SHUT_RDWR)
+                return DROP
+            return ok("ok %s\n" % req["path"])
+        o = holder["o"] = self.scripted(script)
+        with RawClient(e.port, timeout=10) as c:
+            c.send(self.request(o, "/warm", host="via-cname.test"))
+            r = c.read_response()
+            self.assertEqual((r.status, r.body), (200, b"ok /warm\n"), r)
+            c.send(self.request(o, "/again", host="via-cname.test"))
+            r = c.read_response()
+        self.assertEqual(r.status, 502, r)
+        self.assert_proxy_status(r, "connection_refused")
+        recs = e.wait_records(lambda d: d.get("status") == 502)
+        d = recs[-1]
+        self.assertEqual((d["matched_on"], d["matched"]), ("cname", "dnl-01.geo.kaspersky.com"), d)
+        self.assertEqual((d["action"], d["vendor"], d["category"]), ("log", "kaspersky", "updates"), d)
+        self.assertTrue(e.alive(), "embargo died:\n" + e.stderr_text()[-3000:])
 
     # -- 6. slow uploads and the response timeout
 

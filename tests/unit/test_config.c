@@ -391,8 +391,8 @@ Test(config, top_level_not_a_mapping) {
 Test(config, unknown_key) {
   expect_error("lisen: [\"0.0.0.0:3128\"]\n",
                "@/main.yaml:1:1: lisen: unknown key (expected one of: listen, resolvers, "
-               "clients, connect_ports, timeouts, limits, tls_inspect, dns, internal, certs, "
-               "log, access_log, monitor, vendors, exceptions)");
+               "clients, connect_ports, timeouts, limits, tls_inspect, dns, transparent, mark, "
+               "internal, certs, log, access_log, monitor, vendors, exceptions)");
 }
 
 Test(config, unknown_nested_key) {
@@ -412,7 +412,7 @@ Test(config, wrong_type_mapping) {
 
 Test(config, wrong_type_list) {
   expect_error("listen: 0.0.0.0:3128\n",
-               "@/main.yaml:1:9: listen: expected a list of \"ip:port\" or \"[v6]:port\" strings");
+               "@/main.yaml:1:9: listen: expected a list of \"ip:port\" strings or {address: \"ip:port\", mode: proxy|intercept|tproxy} mappings");
 }
 
 Test(config, wrong_type_bool) {

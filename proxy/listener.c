@@ -1,0 +1,54 @@
+/* Listening sockets and accepting clients. */
+#include "proxy/listener.h"
+
+#include <stdio.h>
+
+#include "config/config.h"
+#include "proxy/conn.h"
+#include "proxy/log.h"
+#include "proxy/server.h"
+
+#define LISTEN_BACKLOG 511
+
+static void on_connection(uv_stream_t *s, int status) {
+  struct listener *lst = s->data;
+  if (status < 0) {
+    /* Out of descriptors, libuv sheds the pending connection; say so at
+     * most once a second rather than once per client. */
+    uint64_t now = uv_now(lst->srv->loop);
+    lst->accept_errors++;
+    if (now - lst->last_error_log >= 1000) {
+      log_diag(LOG_WARN, 0, "listener %s: %s (%llu accept errors so far)", lst->name,
+               uv_strerror(status), (unsigned long long)lst->accept_errors);
+      lst->last_error_log = now;
+    }
+    return;
+  }
+  conn_accept(lst);
+}
+
+int listener_open(struct server *srv, struct listener *lst, const struct config_listen *cl,
+                  char *err, size_t errsize) {
+  int rc, len = sizeof(lst->addr);
+  unsigned flags;
+
+  lst->srv = srv;
+  uv_tcp_init(srv->loop, &lst->tcp);
+  lst->tcp.data = lst;
+  /* An IPv6 listener serves IPv6 only, so "0.0.0.0:P" and "[::]:P" can be
+   * listed together, each family judged by its own addresses. */
+  flags = cl->addr.ss_family == AF_INET6 ? UV_TCP_IPV6ONLY : 0;
+  if ((rc = uv_tcp_bind(&lst->tcp, (const struct sockaddr *)&cl->addr, flags)) != 0 ||
+      (rc = uv_listen((uv_stream_t *)&lst->tcp, LISTEN_BACKLOG, on_connection)) != 0) {
+    snprintf(err, errsize, "cannot listen on %s: %s", cl->text, uv_strerror(rc));
+    return rc;
+  }
+  uv_tcp_getsockname(&lst->tcp, (struct sockaddr *)&lst->addr, &len);
+  log_fmt_addr((const struct sockaddr *)&lst->addr, lst->name, sizeof(lst->name));
+  return 0;
+}
+
+void listener_close(struct listener *lst) {
+  if (lst->tcp.loop != NULL && !uv_is_closing((uv_handle_t *)&lst->tcp))
+    uv_close((uv_handle_t *)&lst->tcp, NULL);
+}

@@ -1,0 +1,32 @@
+/* Listening sockets: binding, accepting, and the accept-error diagnostics.
+ * A listener belongs to its server and outlives its connections. */
+#ifndef EMBARGO_PROXY_LISTENER_H
+#define EMBARGO_PROXY_LISTENER_H
+
+#include <stdint.h>
+#include <sys/socket.h>
+#include <uv.h>
+
+struct server;
+struct config_listen;
+
+struct listener {
+  uv_tcp_t tcp;
+  struct server *srv;
+  struct sockaddr_storage addr; /* as bound (port filled in if it was 0) */
+  char name[64];                /* "127.0.0.1:3128" */
+  int mode;                     /* enum listen_mode */
+  uint64_t accept_errors;       /* failed accepts (EMFILE, ...) */
+  uint64_t last_error_log;      /* loop time of the last one logged */
+};
+
+/* Binds LST to CL's address on SRV's loop and starts listening. Returns 0
+ * or a negative libuv code with a message in ERR. The handle is open (and
+ * must be closed with listener_close) whatever the result. */
+int listener_open(struct server *srv, struct listener *lst, const struct config_listen *cl,
+                  char *err, size_t errsize);
+
+/* Stops accepting and closes the handle. Idempotent. */
+void listener_close(struct listener *lst);
+
+#endif

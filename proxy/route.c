@@ -1,0 +1,347 @@
+/* Where a request or a tunnel goes, and whether it may: the one pipeline
+ * every front end feeds. The destination's name is judged first (a name
+ * denied by name is never resolved), then its answer and the addresses the
+ * connection may go to (internal ones and Embargo's own refused), then,
+ * where wanted, the ClientHello; only then is anything dialled, and only
+ * the addresses that were judged. A transparent connection is judged on
+ * the name it claims and on its original destination together, and always
+ * dialled to the original destination. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "filters/policy.h"
+#include "proxy/conn-int.h"
+#include "proxy/log.h"
+#include "proxy/server.h"
+#include "proxy/upstream.h"
+
+/* ---- judging ----------------------------------------------------------------- */
+
+/* Whether the client can still be answered with an HTTP response. */
+static bool http_face(const struct conn *c) {
+  return c->head != NULL && !c->established && c->peek == NULL;
+}
+
+/* Everything known of the current exchange's destination. */
+static void gather(const struct conn *c, struct judge_input *in) {
+  const struct config_transparent *t = &c->srv->cfg->transparent;
+
+  memset(in, 0, sizeof(*in));
+  in->host = &c->dest;
+  in->connect = !conn_transparent(c) && c->head != NULL && c->head->is_connect;
+  if (c->addrs != NULL) {
+    in->resolved = c->addrs;
+    in->dial = c->addrs->addrs;
+    in->ndial = c->addrs->naddrs;
+  }
+  peek_judge_input(c, in);
+  if (conn_transparent(c) && c->head == NULL && c->peek == NULL)
+    judge_add_outcome(in, t->on_unknown, "transparent.on_unknown");
+  if (c->dst_mismatch)
+    judge_add_outcome(in, t->on_dst_mismatch, "transparent.on_dst_mismatch");
+}
+
+/* Judges what is known now. Returns true to go on; false once the client
+ * was refused. */
+static bool judge_now(struct conn *c) {
+  struct judge_input in;
+  struct judgement j;
+
+  gather(c, &in);
+  judge_destination(c->srv->cfg, c->policy, &c->srv->dest, &in, server_now(c->srv),
+                    uv_now(c->srv->loop), &j);
+  c->verdict = j.verdict;
+  c->decided_by = j.option;
+  switch (j.refusal) {
+  case JUDGE_PORT:
+    route_refuse(c, 403, "http_request_denied", j.detail);
+    return false;
+  case JUDGE_INTERNAL:
+  case JUDGE_SELF:
+    route_refuse(c, 403, "destination_ip_prohibited", j.detail);
+    return false;
+  default:
+    break;
+  }
+  if (c->verdict.action != ACTION_DENY)
+    return true;
+  if (bump_deny(c)) /* the block page over TLS: it logs the outcome */
+    return false;
+  if (http_face(c) && c->verdict.rule != NULL) {
+    respond_deny(c);
+  } else if (http_face(c)) {
+    respond_error(c, 403, "http_request_denied", c->decided_by);
+  } else {
+    bool alert = peek_spoke_tls(c);
+    respond_log(c, "deny", 0, alert ? "tls_alert_access_denied" : "tunnel_closed",
+                c->decided_by);
+    if (alert)
+      peek_send_alert(c);
+    conn_linger(c);
+  }
+  return false;
+}
+
+void route_refuse(struct conn *c, int status, const char *error, const char *detail) {
+  if (c->state == CONN_ST_CLOSED)
+    return;
+  if (http_face(c)) {
+    respond_error(c, status, error, detail);
+    return;
+  }
+  /* After a 200, or on an intercepted connection that is not HTTP, there is
+   * no status to send: log, refuse a TLS client with an alert, and close. */
+  respond_log(c, "error", 0, error, detail);
+  if (status == 403 && peek_spoke_tls(c))
+    peek_send_alert(c);
+  conn_linger(c);
+}
+
+/* ---- dialing ------------------------------------------------------------- */
+
+static void dial_next(struct conn *c);
+
+static void on_upstream_connected(struct upstream *up, int status) {
+  struct conn *c = up->conn;
+  char ip[64];
+  if (status != 0) {
+    log_diag(LOG_INFO, c->id, "connect to %s (%s) failed: %s", up->key,
+             log_fmt_ip((const struct sockaddr *)&up->addr, ip, sizeof(ip)), uv_strerror(status));
+    c->connect_err = status;
+    upstream_close(up);
+    c->up = NULL;
+    dial_next(c);
+    return;
+  }
+  if (c->relay == CONN_RELAY_TUNNEL)
+    tunnel_start(c);
+  else
+    forward_start(c);
+}
+
+static void dial_failed(struct conn *c) {
+  if (c->connect_err == UV_ETIMEDOUT)
+    route_refuse(c, 504, "connection_timeout", "connection to the destination timed out");
+  else if (c->connect_err == UV_ECONNREFUSED)
+    route_refuse(c, 502, "connection_refused", "the destination refused the connection");
+  else
+    route_refuse(c, 502, "destination_unavailable", uv_strerror(c->connect_err));
+}
+
+const char *route_pool_key(const struct conn *c, char *buf, size_t size) {
+  char where[64];
+  if (!conn_transparent(c))
+    return c->authority;
+  /* An intercepted connection always goes to its original destination,
+   * whatever Host says: pooled connections are shared by that address. */
+  snprintf(buf, size, "=%s", log_fmt_addr((const struct sockaddr *)&c->orig_dst, where,
+                                          sizeof(where)));
+  return buf;
+}
+
+/* Tries the judged addresses in turn. */
+static void dial_next(struct conn *c) {
+  char key[UPSTREAM_KEY_MAX];
+  int err = 0;
+  while (c->addr_next < c->addrs->naddrs) {
+    const struct sockaddr *sa = (const struct sockaddr *)&c->addrs->addrs[c->addr_next++];
+    c->up = upstream_dial(c->srv, c, sa, c->addrs, route_pool_key(c, key, sizeof(key)),
+                          c->srv->cfg->timeouts.connect, on_upstream_connected, &err);
+    if (c->up != NULL)
+      return;
+    c->connect_err = err;
+  }
+  dial_failed(c);
+}
+
+static void dial_start(struct conn *c) {
+  char key[UPSTREAM_KEY_MAX];
+  struct upstream *up;
+
+  conn_set_state(c, CONN_ST_CONNECTING);
+  uv_timer_stop(&c->timer); /* each attempt has its own deadline */
+  if (conn_transparent(c) && c->relay == CONN_RELAY_HTTP &&
+      (up = upstream_take(c->srv, route_pool_key(c, key, sizeof(key)))) != NULL) {
+    c->up = up;
+    up->conn = c;
+    forward_start(c);
+    return;
+  }
+  c->addr_next = 0;
+  c->connect_err = UV_EHOSTUNREACH;
+  dial_next(c);
+}
+
+void route_dial_address(struct conn *c, const struct sockaddr *addr) {
+  struct dns_result *one = calloc(1, sizeof(*one));
+  if (one == NULL) {
+    route_refuse(c, 500, "proxy_internal_error", "out of memory");
+    return;
+  }
+  if (c->addrs != NULL) /* keep the CNAME chain the address came with */
+    memcpy(one, c->addrs, sizeof(*one));
+  memset(&one->addrs[0], 0, sizeof(one->addrs[0]));
+  memcpy(&one->addrs[0], addr,
+         addr->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in));
+  one->naddrs = 1;
+  free(c->addrs);
+  c->addrs = one;
+  dial_start(c);
+}
+
+/* ---- stages ----------------------------------------------------------------- */
+
+/* The answer and the addresses to dial are known: judge everything, then
+ * read the ClientHello of a CONNECT to a TLS port, or dial. */
+static void after_resolution(struct conn *c) {
+  static const char established[] = "HTTP/1.1 200 Connection established\r\n\r\n";
+  if (!judge_now(c))
+    return;
+  if (peek_wanted(c)) {
+    /* The 200 comes first: a client sends its hello only after it. */
+    c->established = true;
+    if (conn_write_client(c, established, sizeof(established) - 1) != 0)
+      return;
+    peek_start(c);
+    return;
+  }
+  conn_log_verdict(c);
+  dial_start(c);
+}
+
+void route_after_hello(struct conn *c) {
+  after_resolution(c);
+}
+
+/* Whether ADDR (an original destination) is among R's addresses. */
+static bool answer_has(const struct dns_result *r, const struct sockaddr *addr) {
+  struct sockaddr_in t1, t2;
+  size_t i;
+  addr = sockaddr_unmapped(addr, &t1);
+  for (i = 0; i < r->naddrs; i++) {
+    const struct sockaddr *a = sockaddr_unmapped((const struct sockaddr *)&r->addrs[i], &t2);
+    if (a->sa_family != addr->sa_family)
+      continue;
+    if (a->sa_family == AF_INET
+            ? memcmp(&((const struct sockaddr_in *)a)->sin_addr,
+                     &((const struct sockaddr_in *)addr)->sin_addr, 4) == 0
+            : memcmp(&((const struct sockaddr_in6 *)a)->sin6_addr,
+                     &((const struct sockaddr_in6 *)addr)->sin6_addr, 16) == 0)
+      return true;
+  }
+  return false;
+}
+
+/* A transparent connection's claimed name resolved (or not): its CNAME
+ * chain is kept as evidence, whether it leads to the original destination
+ * is recorded, and the original destination is the one address to dial. */
+static void transparent_resolved(struct conn *c, enum dns_status status,
+                                 const struct dns_result *res) {
+  if ((c->addrs = calloc(1, sizeof(*c->addrs))) == NULL) {
+    route_refuse(c, 500, "proxy_internal_error", "out of memory");
+    return;
+  }
+  if (status == DNS_OK)
+    memcpy(c->addrs, res, sizeof(*res));
+  c->dst_mismatch = status != DNS_OK || !answer_has(res, (const struct sockaddr *)&c->orig_dst);
+  memset(c->addrs->addrs, 0, sizeof(c->addrs->addrs));
+  memcpy(&c->addrs->addrs[0], &c->orig_dst, sizeof(c->orig_dst));
+  c->addrs->naddrs = 1;
+  after_resolution(c);
+}
+
+static void on_resolved(void *arg, enum dns_status status, const struct dns_result *res) {
+  struct conn *c = arg;
+  char detail[300];
+
+  if (conn_transparent(c)) {
+    transparent_resolved(c, status, res);
+    return;
+  }
+  if (status != DNS_OK) {
+    snprintf(detail, sizeof(detail), "%s: %s", c->dest.name, dns_status_name(status));
+    if (status == DNS_TIMEOUT) {
+      route_refuse(c, 504, "dns_timeout", detail);
+    } else {
+      c->ps_extra = status == DNS_NXDOMAIN ? "rcode=NXDOMAIN"
+                    : status == DNS_SERVFAIL ? "rcode=SERVFAIL"
+                    : status == DNS_NODATA ? "rcode=NOERROR" : NULL;
+      route_refuse(c, 502, "dns_error", detail);
+    }
+    return;
+  }
+  if ((c->addrs = malloc(sizeof(*c->addrs))) == NULL) {
+    route_refuse(c, 500, "proxy_internal_error", "out of memory");
+    return;
+  }
+  memcpy(c->addrs, res, sizeof(*res));
+  after_resolution(c);
+}
+
+/* The addresses of an IP-literal destination (for a transparent
+ * connection, its original destination, whatever literal it claimed). */
+static int literal_addrs(struct conn *c) {
+  struct sockaddr_storage *ss;
+  if ((c->addrs = calloc(1, sizeof(*c->addrs))) == NULL)
+    return -1;
+  ss = &c->addrs->addrs[0];
+  c->addrs->naddrs = 1;
+  if (conn_transparent(c)) {
+    memcpy(ss, &c->orig_dst, sizeof(*ss));
+  } else if (c->dest.kind == HOST_IPV4) {
+    struct sockaddr_in *in = (struct sockaddr_in *)ss;
+    in->sin_family = AF_INET;
+    in->sin_port = htons(c->dest.port);
+    memcpy(&in->sin_addr, c->dest.addr, 4);
+  } else {
+    struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)ss;
+    in6->sin6_family = AF_INET6;
+    in6->sin6_port = htons(c->dest.port);
+    memcpy(&in6->sin6_addr, c->dest.addr, 16);
+  }
+  return 0;
+}
+
+/* Reuses an idle connection to the destination, judged on the answer it
+ * was dialled from, as a new dial would be. Returns false if none fits. */
+static bool reuse_pooled(struct conn *c) {
+  struct upstream *up = upstream_take(c->srv, c->authority);
+
+  if (up == NULL)
+    return false;
+  if (up->resolved != NULL && (c->addrs = malloc(sizeof(*c->addrs))) != NULL)
+    memcpy(c->addrs, up->resolved, sizeof(*c->addrs));
+  if (!judge_now(c)) {
+    upstream_release(up); /* it may serve a request that is allowed */
+    return true;
+  }
+  c->up = up;
+  up->conn = c;
+  conn_log_verdict(c);
+  conn_set_state(c, CONN_ST_FORWARD);
+  forward_start(c);
+  return true;
+}
+
+void route_start(struct conn *c) {
+  int rc;
+  free(c->addrs);
+  c->addrs = NULL;
+  if (!judge_now(c)) /* the name alone (and a CONNECT's port) */
+    return;
+  if (!conn_transparent(c) && c->relay == CONN_RELAY_HTTP && reuse_pooled(c))
+    return;
+  if (c->dest.kind != HOST_NAME) {
+    if (literal_addrs(c) != 0)
+      route_refuse(c, 500, "proxy_internal_error", "out of memory");
+    else
+      after_resolution(c);
+    return;
+  }
+  conn_set_state(c, CONN_ST_RESOLVING);
+  conn_arm_timer(c, c->srv->cfg->timeouts.resolve);
+  rc = resolver_lookup(c->srv->resolver, c->dest.name, c->dest.port, on_resolved, c, &c->dnsq);
+  if (rc != 0)
+    route_refuse(c, 500, "proxy_internal_error", "cannot start DNS lookup");
+}
