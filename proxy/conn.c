@@ -27,7 +27,8 @@ static const char *const state_names[] = {"HEAD",   "SNIFF",      "RESOLVING", "
 /* Legal moves, one bit per target state. */
 static const unsigned legal_moves[] = {
     [CONN_ST_HEAD] = 1u << CONN_ST_RESOLVING | 1u << CONN_ST_CONNECTING | 1u << CONN_ST_FORWARD |
-                     1u << CONN_ST_PEEK | 1u << CONN_ST_RESPONDING | 1u << CONN_ST_LINGER,
+                     1u << CONN_ST_PEEK | 1u << CONN_ST_RESPONDING | 1u << CONN_ST_LINGER |
+                     1u << CONN_ST_SNIFF, /* a new transparent connection starts sniffing */
     [CONN_ST_SNIFF] = 1u << CONN_ST_HEAD | 1u << CONN_ST_PEEK | 1u << CONN_ST_RESOLVING |
                       1u << CONN_ST_CONNECTING | 1u << CONN_ST_LINGER,
     [CONN_ST_RESOLVING] = 1u << CONN_ST_CONNECTING | 1u << CONN_ST_PEEK | 1u << CONN_ST_RESPONDING |

@@ -33,6 +33,7 @@ int listener_open(struct server *srv, struct listener *lst, const struct config_
   unsigned flags;
 
   lst->srv = srv;
+  lst->mode = (int)cl->mode;
   uv_tcp_init(srv->loop, &lst->tcp);
   lst->tcp.data = lst;
   /* An IPv6 listener serves IPv6 only, so "0.0.0.0:P" and "[::]:P" can be
