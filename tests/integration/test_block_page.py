@@ -7,8 +7,10 @@ shows the minted leaf (SAN, issuer, validity, key usage checked with openssl
 x509); an allowed name reaches the real TLS origin with its own certificate;
 a category's deny_with overrides the global one; name constraints are
 enforced by the client; `ca show` and CA errors; headless Chromium with the
-CA trusted renders the page (screenshot and DOM)."""
+CA trusted renders the page (screenshot and DOM); an intercept listener (in
+a network namespace of the test's own) serves the page on redirected 443."""
 
+import json
 import os
 import re
 import shutil
@@ -391,6 +393,90 @@ class ChromiumTest(BlockPageCase):
         print("\nChromium screenshot of the block page: %s (%d bytes)" % (shot, os.path.getsize(shot)))
         d = self.deny_record(DENIED, error="http_request_denied")
         self.assertEqual(d["status"], 403, d)
+
+
+class InterceptTest(unittest.TestCase):
+    """An intercept listener in a network namespace this test creates: a
+    connection to 127.0.0.2:443 is redirected (nftables) to Embargo, which
+    recovers the original destination, reads the ClientHello and, for a
+    denied name, serves the page with a minted leaf."""
+
+    IP = shutil.which("ip") or "/usr/sbin/ip"
+    NFT = shutil.which("nft") or "/usr/sbin/nft"
+
+    def setUp(self):
+        if os.geteuid() != 0:
+            self.skipTest("needs root for a network namespace and nftables")
+        for tool in (self.IP, self.NFT, harness.CURL, harness.OPENSSL):
+            if not os.access(tool, os.X_OK):
+                self.skipTest("%s not installed" % tool)
+        self.tmp = tempfile.mkdtemp(prefix="embargo-intercept-")
+        self.addCleanup(shutil.rmtree, self.tmp, True)
+        self.ns = "embargo-bump-%d" % os.getpid()
+        p = run([self.IP, "netns", "add", self.ns])
+        if p.returncode != 0:
+            self.skipTest("cannot create a network namespace: %s" % p.stderr.decode().strip())
+        self.addCleanup(run, [self.IP, "netns", "del", self.ns])
+        self.assertEqual(run([self.IP, "-n", self.ns, "link", "set", "lo", "up"]).returncode, 0)
+        self.port = harness.free_port()
+        rules = os.path.join(self.tmp, "redirect.nft")
+        with open(rules, "w") as f:
+            f.write("table ip embargo_test {\n  chain out {\n    type nat hook output priority -100;\n"
+                    "    ip daddr 127.0.0.2 tcp dport 443 redirect to :%d\n  }\n}\n" % self.port)
+        p = self.in_ns([self.NFT, "-f", rules])
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.ca_dir = os.path.join(self.tmp, "ca")
+        self.ca_cert = ca_init(self.ca_dir, "--subject", CA_SUBJECT)
+
+    def in_ns(self, args, **kw):
+        return run([self.IP, "netns", "exec", self.ns] + args, **kw)
+
+    def start_embargo(self):
+        cfg = os.path.join(self.tmp, "embargo.yaml")
+        with open(cfg, "w") as f:
+            f.write("listen:\n  - {address: \"127.0.0.1:%d\", mode: intercept}\n"
+                    "internal:\n  allow: [127.0.0.0/8]\ncerts:\n  ca_dir: %s\n"
+                    "tls_inspect:\n  deny_with: page\n" % (self.port, self.ca_dir))
+        self.log = os.path.join(self.tmp, "decisions.jsonl")
+        self.stderr_path = os.path.join(self.tmp, "embargo.stderr")
+        err = open(self.stderr_path, "wb")
+        self.addCleanup(err.close)
+        # `ip netns exec` execs embargo: the Popen's pid is embargo's.
+        proc = subprocess.Popen([self.IP, "netns", "exec", self.ns, harness.BINARY, "run", "--config",
+                                 cfg, "--log", self.log, "--now", NOW],
+                                stdin=subprocess.DEVNULL, stdout=err, stderr=err)
+
+        def stop():
+            if proc.poll() is None:
+                proc.terminate()
+                proc.wait(timeout=30)
+        self.addCleanup(stop)
+        wait_until(lambda: proc.poll() is not None or
+                   "listening on" in harness.read_text(self.stderr_path),
+                   harness.STARTUP_TIMEOUT, 0.05, "embargo to listen")
+        self.assertIsNone(proc.poll(), harness.read_text(self.stderr_path))
+        return proc
+
+    def test_intercepted_443_to_a_denied_name_gets_the_page(self):
+        proc = self.start_embargo()
+        p = self.in_ns([harness.CURL, "-sS", "--noproxy", "", "--max-time", "20", "-D", "-",
+                        "--cacert", self.ca_cert, "--resolve", "%s:443:127.0.0.2" % DENIED,
+                        "https://%s/intercepted" % DENIED], timeout=40)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        out = p.stdout.decode()
+        self.assertIn("HTTP/1.1 403 Forbidden", out)
+        self.assertIn("Proxy-Status: embargo; error=http_request_denied", out)
+        self.assertIn("Destination: %s:443" % DENIED, out)
+        proc.terminate()
+        self.assertEqual(proc.wait(timeout=30), 0, harness.read_text(self.stderr_path))
+        stderr = harness.read_text(self.stderr_path)
+        for marker in harness.SANITIZER_MARKERS + ("illegal state change",):
+            self.assertNotIn(marker, stderr)
+        recs = [json.loads(line) for line in harness.read_text(self.log).splitlines() if line]
+        d = [r for r in recs if r.get("event") == "deny"]
+        self.assertEqual(len(d), 1, recs)
+        self.assertEqual((d[0]["mode"], d[0]["original_dst"], d[0]["status"], d[0]["error"]),
+                         ("intercept", "127.0.0.2:443", 403, "http_request_denied"), d[0])
 
 
 if __name__ == "__main__":
