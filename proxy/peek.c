@@ -244,6 +244,9 @@ static void peek_feed(struct conn *c, const char *data, size_t len, bool from_sp
 void peek_data(struct conn *c, ssize_t nread, const char *data) {
   if (nread < 0) {
     log_diag(LOG_INFO, c->id, "client closed before its ClientHello was complete");
+    /* Already denied (the page was to follow the hello): record the deny. */
+    if (c->verdict.action == ACTION_DENY)
+      respond_log(c, "deny", 0, "tunnel_closed", "client closed before its ClientHello");
     conn_close(c);
     return;
   }

@@ -158,6 +158,13 @@ class BlockPageTest(BlockPageCase):
         self.assertIn("unknown CA", d["detail"], d)
         self.assertNotIn("status", d)
 
+    def test_denied_connect_closed_before_its_hello_is_still_logged(self):
+        with harness.RawClient(self.embargo.port) as c:
+            c.send(b"CONNECT %s:443 HTTP/1.1\r\nHost: %s:443\r\n\r\n" % (DENIED.encode(), DENIED.encode()))
+            self.assertEqual(c.read_response("CONNECT").status, 200)
+        d = self.deny_record(DENIED)
+        self.assertEqual((d["error"], d["detail"]), ("tunnel_closed", "client closed before its ClientHello"), d)
+
     def test_openssl_s_client_shows_a_minted_leaf(self):
         req = b"GET /x HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n" % DENIED.encode()
         p = subprocess.run([harness.OPENSSL, "s_client", "-proxy", "127.0.0.1:%d" % self.embargo.port,
