@@ -219,7 +219,7 @@ static bool set_names(X509 *x, X509 *issuer, const char *name) {
   return X509_set_issuer_name(x, X509_get_subject_name(issuer)) && add_san(x, name);
 }
 
-static X509 *mint(const struct minter *m, const char *name, int64_t now) {
+X509 *minter_make(const struct minter *m, const char *name, int64_t now) {
   X509 *issuer = ca_cert(m->ca);
   X509 *x = X509_new();
   bool ok = x != NULL && X509_set_version(x, 2) && certs_random_serial(x) == 0 &&
@@ -236,31 +236,49 @@ static X509 *mint(const struct minter *m, const char *name, int64_t now) {
   return x;
 }
 
-int minter_leaf(struct minter *m, const char *name, int64_t now, X509 **leaf) {
+bool minter_lookup(struct minter *m, const char *name, int64_t now, X509 **leaf) {
+  struct leaf *l = cache_find(m, name, hash_name(name));
+  if (l == NULL)
+    return false;
+  if (now >= l->reuse_until) {
+    cache_remove(m, l); /* too close to its notAfter */
+    return false;
+  }
+  lru_unlink(m, l);
+  lru_push(m, l);
+  m->stats.hits++;
+  *leaf = l->cert;
+  return true;
+}
+
+X509 *minter_insert(struct minter *m, const char *name, int64_t now, X509 *cert) {
   uint32_t hash = hash_name(name);
   struct leaf *l = cache_find(m, name, hash);
 
-  if (l != NULL && now < l->reuse_until) {
-    lru_unlink(m, l);
-    lru_push(m, l);
-    m->stats.hits++;
-    *leaf = l->cert;
-    return 0;
+  m->stats.minted++;
+  if (l != NULL) { /* minted twice at once: keep the first */
+    X509_free(cert);
+    return l->cert;
   }
-  if (l != NULL)
-    cache_remove(m, l); /* too close to its notAfter */
   if ((l = calloc(1, sizeof(*l))) == NULL || (l->name = strdup(name)) == NULL) {
     free(l);
-    return -ENOMEM;
+    X509_free(cert);
+    return NULL;
   }
-  if ((l->cert = mint(m, name, now)) == NULL) {
-    leaf_free(l);
-    return EMB_ECERT;
-  }
+  l->cert = cert;
   l->hash = hash;
   l->reuse_until = now + MINT_LIFETIME_SECONDS - MINT_REUSE_MARGIN_SECONDS;
-  m->stats.minted++;
   cache_insert(m, l);
-  *leaf = l->cert;
+  return cert;
+}
+
+int minter_leaf(struct minter *m, const char *name, int64_t now, X509 **leaf) {
+  X509 *x;
+  if (minter_lookup(m, name, now, leaf))
+    return 0;
+  if ((x = minter_make(m, name, now)) == NULL)
+    return EMB_ECERT;
+  if ((*leaf = minter_insert(m, name, now, x)) == NULL)
+    return -ENOMEM;
   return 0;
 }

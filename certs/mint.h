@@ -5,6 +5,7 @@
 #ifndef EMBARGO_CERTS_MINT_H
 #define EMBARGO_CERTS_MINT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -45,6 +46,20 @@ void minter_free(struct minter *m);
  * minter_leaf or minter_free (SSL_use_certificate takes its own
  * reference), or EMB_ECERT / -ENOMEM. */
 int minter_leaf(struct minter *m, const char *name, int64_t now, X509 **leaf);
+
+/* The three steps of minter_leaf, for callers that mint on another thread.
+ * minter_lookup: a cached leaf for NAME valid at NOW into *LEAF (borrowed,
+ * as above), or false (a leaf too close to its end is dropped).
+ * minter_make: a new leaf (caller owns it), or NULL; reads M without
+ * changing it, so it may run on any thread while the loop thread does
+ * nothing but lookups and inserts.
+ * minter_insert: caches LEAF (takes ownership) and returns the leaf to use
+ * (borrowed): LEAF, or the one already cached if NAME was minted meanwhile;
+ * NULL when out of memory (LEAF freed). Lookup and insert are for one
+ * thread only. */
+bool minter_lookup(struct minter *m, const char *name, int64_t now, X509 **leaf);
+X509 *minter_make(const struct minter *m, const char *name, int64_t now);
+X509 *minter_insert(struct minter *m, const char *name, int64_t now, X509 *leaf);
 
 /* The private key of every leaf (borrowed). */
 EVP_PKEY *minter_key(const struct minter *m);

@@ -2,7 +2,9 @@
  * decided to deny is answered by a TLS server of its own, with a leaf minted
  * for the requested name by the local CA, instead of an access_denied alert.
  * OpenSSL runs on memory BIOs fed from the client endpoint's reads (the
- * peeked ClientHello replayed first); ALPN offers http/1.1 only. The first
+ * peeked ClientHello replayed first); ALPN offers http/1.1 only. A leaf not
+ * in the cache is signed on libuv's thread pool, so that minting for many
+ * new names does not hold up other connections. The first
  * request gets the same 403 deny page, with Proxy-Status, that plain HTTP
  * gets; then close_notify and close. Nothing is ever dialled.
  *
@@ -36,8 +38,19 @@ struct bump_ctx {
   struct minter *minter;
 };
 
+/* A leaf being minted on the thread pool. */
+struct mint_job {
+  uv_work_t req;
+  struct conn *c;           /* NULL once the connection is gone */
+  struct minter *minter;    /* the server's: outlives the loop's last callback */
+  int64_t now;
+  X509 *leaf;               /* made by the worker; handed to the cache */
+  char name[];
+};
+
 struct bump {
   SSL *ssl;                 /* owns both BIOs */
+  struct mint_job *job;     /* the pending mint, or NULL */
   BIO *in, *out;            /* client bytes to OpenSSL; OpenSSL's bytes to the client */
   bool cert_sent;           /* our Certificate message went out */
   bool handshaken;
@@ -120,6 +133,8 @@ static bool page_wanted(const struct conn *c) {
 void bump_free(struct conn *c) {
   if (c->bump == NULL)
     return;
+  if (c->bump->job != NULL) /* it finishes on its own, for the cache */
+    c->bump->job->c = NULL;
   SSL_free(c->bump->ssl);
   free(c->bump);
   c->bump = NULL;
@@ -221,9 +236,11 @@ static void read_request(struct conn *c) {
   }
 }
 
-/* Runs OpenSSL on what has arrived. */
+/* Runs OpenSSL on what has arrived (once there is a certificate). */
 static void drive(struct conn *c) {
   struct bump *b = c->bump;
+  if (b->job != NULL)
+    return;
   if (!b->handshaken) {
     int rc = SSL_do_handshake(b->ssl);
     if (flush(c) != 0)
@@ -243,10 +260,9 @@ static void drive(struct conn *c) {
   ERR_clear_error();
 }
 
-/* A new SSL for C presenting LEAF; NULL on failure. */
-static SSL *new_ssl(struct conn *c, struct bump *b, X509 *leaf) {
-  struct bump_ctx *bx = c->srv->bump;
-  SSL *ssl = SSL_new(bx->ssl);
+/* A new SSL for C, its BIOs in B; NULL on failure. */
+static SSL *new_ssl(struct conn *c, struct bump *b) {
+  SSL *ssl = SSL_new(c->srv->bump->ssl);
   if (ssl == NULL)
     return NULL;
   b->in = BIO_new(BIO_s_mem());
@@ -258,53 +274,104 @@ static SSL *new_ssl(struct conn *c, struct bump *b, X509 *leaf) {
     return NULL;
   }
   SSL_set_bio(ssl, b->in, b->out);
-  if (SSL_use_certificate(ssl, leaf) != 1 || SSL_use_PrivateKey(ssl, minter_key(bx->minter)) != 1) {
-    SSL_free(ssl);
-    return NULL;
-  }
   SSL_set_msg_callback(ssl, on_msg);
   SSL_set_msg_callback_arg(ssl, b);
   SSL_set_accept_state(ssl);
   return ssl;
 }
 
-/* After a denied ClientHello: mint, replay the hello, handshake. Returns 0,
- * or a negative code with nothing changed. */
+/* The leaf is ready: present it and run the handshake on what arrived. */
+static void present(struct conn *c, X509 *leaf) {
+  struct bump *b = c->bump;
+  if (leaf == NULL || SSL_use_certificate(b->ssl, leaf) != 1 ||
+      SSL_use_PrivateKey(b->ssl, minter_key(c->srv->bump->minter)) != 1) {
+    ERR_clear_error();
+    give_up(c, "no certificate could be minted");
+    return;
+  }
+  drive(c);
+}
+
+/* Worker thread: sign the leaf (minter_make only reads the minter). */
+static void on_mint_work(uv_work_t *req) {
+  struct mint_job *job = req->data;
+  job->leaf = minter_make(job->minter, job->name, job->now);
+}
+
+/* Loop thread: cache the leaf, then present it if the connection still waits. */
+static void on_minted(uv_work_t *req, int status) {
+  struct mint_job *job = req->data;
+  struct conn *c = job->c;
+  X509 *leaf = job->leaf != NULL ? minter_insert(job->minter, job->name, job->now, job->leaf)
+                                 : NULL;
+  free(job);
+  if (c == NULL) /* the connection went away meanwhile */
+    return;
+  c->bump->job = NULL;
+  if (c->state == CONN_ST_BUMP)
+    present(c, leaf);
+}
+
+/* Mints NAME's leaf on the thread pool (signing it would hold the loop up
+ * for every other connection). 0, or a libuv code with nothing queued. */
+static int queue_mint(struct conn *c, const char *name, int64_t now) {
+  size_t len = strlen(name);
+  struct mint_job *job = calloc(1, sizeof(*job) + len + 1);
+  int rc;
+  if (job == NULL)
+    return UV_ENOMEM;
+  job->c = c;
+  job->minter = c->srv->bump->minter;
+  job->now = now;
+  memcpy(job->name, name, len + 1);
+  job->req.data = job;
+  if ((rc = uv_queue_work(c->srv->loop, &job->req, on_mint_work, on_minted)) != 0) {
+    free(job);
+    return rc;
+  }
+  c->bump->job = job;
+  return 0;
+}
+
+/* After a denied ClientHello: a TLS server fed with the hello, and a leaf
+ * for its name (cached, or minted on the thread pool). Returns 0, or a
+ * negative code with nothing changed. */
 static int bump_start(struct conn *c, const char *why) {
   const char *name = peek_server_name(c);
+  /* Certificates are checked against the real clock, not the policy's. */
+  int64_t now = (int64_t)time(NULL);
   const uint8_t *hello;
   struct bump *b;
   X509 *leaf = NULL;
   size_t len = 0;
-  int rc;
 
   if (name == NULL)
     name = c->dest.name; /* no SNI: the CONNECT authority */
   if ((b = calloc(1, sizeof(*b))) == NULL)
     return -ENOMEM;
+  if ((b->ssl = new_ssl(c, b)) == NULL) {
+    free(b);
+    ERR_clear_error();
+    return EMB_ECERT;
+  }
   b->alert = -1;
   snprintf(b->why, sizeof(b->why), "%s", why ? why : "");
   /* The page names what the client asked for: the SNI, as its address bar does. */
   snprintf(b->dest, sizeof(b->dest), strchr(name, ':') ? "[%s]:%u" : "%s:%u", name,
            (unsigned)c->dest.port);
-  /* Certificates are checked against the real clock, not the policy's. */
-  rc = minter_leaf(c->srv->bump->minter, name, (int64_t)time(NULL), &leaf);
-  if (rc != 0 || (b->ssl = new_ssl(c, b, leaf)) == NULL) {
-    log_diag(LOG_WARN, c->id, "cannot mint a certificate for %s: sending an alert", name);
-    free(b);
-    ERR_clear_error();
-    return rc != 0 ? rc : EMB_ECERT;
-  }
   c->bump = b;
-  conn_set_state(c, CONN_ST_BUMP);
-  conn_arm_timer(c, c->srv->cfg->tls.timeout);
   hello = peek_hello(c, &len);
   BIO_write(b->in, hello, (int)len);
   if (c->spill_len > 0) { /* the client did not wait for our answer */
     BIO_write(b->in, c->spill + c->spill_off, (int)c->spill_len);
     c->spill_len = 0;
   }
-  drive(c);
+  conn_set_state(c, CONN_ST_BUMP);
+  conn_arm_timer(c, c->srv->cfg->tls.timeout);
+  if (minter_lookup(c->srv->bump->minter, name, now, &leaf))
+    present(c, leaf);
+  else if (queue_mint(c, name, now) != 0) /* no thread for it: mint here */
+    present(c, minter_leaf(c->srv->bump->minter, name, now, &leaf) == 0 ? leaf : NULL);
   if (c->state == CONN_ST_BUMP)
     conn_update_reading(c);
   return 0;
