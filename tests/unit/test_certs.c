@@ -321,3 +321,21 @@ Test(certs, leaf_near_its_end_is_minted_again) {
   cr_assert_eq(st.entries, 1);
   minter_free(m);
 }
+
+Test(certs, a_name_minted_twice_at_once_keeps_the_first_leaf) {
+  X509 *leaf = NULL;
+  struct minter_stats st;
+  cr_assert_eq(ca_load(make_ca("ca", NULL, 0), now, &ca, err, sizeof(err)), 0, "%s", err);
+  struct minter *m = minter_new(ca, 4);
+  cr_assert(!minter_lookup(m, "a.example", now, &leaf));
+  X509 *one = minter_make(m, "a.example", now), *two = minter_make(m, "a.example", now);
+  cr_assert(one != NULL && two != NULL);
+  cr_assert_eq(minter_insert(m, "a.example", now, one), one);
+  cr_assert_eq(minter_insert(m, "a.example", now, two), one); /* two is freed */
+  cr_assert(minter_lookup(m, "a.example", now, &leaf));
+  cr_assert_eq(leaf, one);
+  minter_stats(m, &st);
+  cr_assert_eq(st.entries, 1);
+  cr_assert_eq(st.minted, 2);
+  minter_free(m);
+}
