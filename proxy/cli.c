@@ -20,6 +20,8 @@
 #include "filters/timefmt.h"
 #include "proxy/check.h"
 #include "proxy/log.h"
+#include "proxy/rules.h"
+#include "proxy/report.h"
 #include "proxy/server.h"
 
 #ifndef EMBARGO_VERSION
@@ -31,7 +33,8 @@
 
 struct options {
   const char *config;
-  const char *listen[CONFIG_MAX_LISTEN];
+  const char *listen[CONFIG_MAX_LISTEN];     /* --listen, --intercept, --tproxy, in order */
+  enum listen_mode listen_mode[CONFIG_MAX_LISTEN];
   size_t nlisten;
   char resolvers[256];
   const char *log;
@@ -42,6 +45,11 @@ struct options {
   bool no_resolve;    /* check: judge names without resolving them */
   bool monitor;
   bool verbose;
+  const char *rules_format; /* rules: nft | iptables */
+  const char *rules_mode;   /* rules: intercept | tproxy */
+  bool sidecar;             /* rules: a pod's output chain */
+  bool ipv6;                /* rules: ip6tables-restore input */
+  const char *uid;          /* rules: Embargo's user id, exempt in a sidecar */
 };
 
 static const char usage_text[] =
@@ -54,11 +62,17 @@ static const char usage_text[] =
     "                                       create the block-page CA (DIR/ca.key, DIR/ca.crt)\n"
     "  embargo ca show DIR                  print the CA's fingerprint, validity and how to\n"
     "                                       install it in trust stores\n"
+    "  embargo rules --format nft|iptables --mode intercept|tproxy [--sidecar] [--ipv6]\n"
+    "                [--uid UID]            print the firewall rules for the configuration\n"
+    "  embargo report [options] [LOG...]    which clients tried to reach each vendor, from\n"
+    "                                       decision logs (see embargo report --help)\n"
     "  embargo version                      print the version\n"
     "\n"
     "Options:\n"
     "  -c, --config FILE       configuration file (default: the built-in configuration)\n"
     "  -l, --listen ADDR:PORT  listen here instead of the configured listeners (repeatable)\n"
+    "      --intercept ADDR:PORT  add a transparent listener for NAT-redirected connections\n"
+    "      --tproxy ADDR:PORT     add a transparent listener for TPROXY (needs CAP_NET_ADMIN)\n"
     "  -r, --resolver IP:PORT  DNS server instead of /etc/resolv.conf (repeatable)\n"
     "  -n, --now RFC3339       evaluate every cutoff as if it were this time\n"
     "  -m, --monitor           never deny; log what would have been denied\n"
@@ -87,7 +101,10 @@ static int parse_options(int argc, char **argv, struct options *o) {
       {"monitor", no_argument, NULL, 'm'},        {"log", required_argument, NULL, 'o'},
       {"verbose", no_argument, NULL, 'v'},        {"help", no_argument, NULL, 'h'},
       {"sni", required_argument, NULL, 's'},      {"ja4", required_argument, NULL, 'j'},
-      {"no-resolve", no_argument, NULL, 'N'},
+      {"no-resolve", no_argument, NULL, 'N'},     {"intercept", required_argument, NULL, 'I'},
+      {"tproxy", required_argument, NULL, 'T'},  {"format", required_argument, NULL, 'F'},
+      {"mode", required_argument, NULL, 'M'},    {"sidecar", no_argument, NULL, 'S'},
+      {"ipv6", no_argument, NULL, '6'},          {"uid", required_argument, NULL, 'U'},
       {NULL, 0, NULL, 0}};
   int ch;
 
@@ -96,8 +113,13 @@ static int parse_options(int argc, char **argv, struct options *o) {
     switch (ch) {
     case 'c': o->config = optarg; break;
     case 'l':
+    case 'I':
+    case 'T':
       if (o->nlisten == CONFIG_MAX_LISTEN)
-        return usage_error("too many --listen options (at most %d)", CONFIG_MAX_LISTEN);
+        return usage_error("too many listeners (at most %d)", CONFIG_MAX_LISTEN);
+      o->listen_mode[o->nlisten] = ch == 'I'   ? LISTEN_INTERCEPT
+                                   : ch == 'T' ? LISTEN_TPROXY
+                                               : LISTEN_PROXY;
       o->listen[o->nlisten++] = optarg;
       break;
     case 'r':
@@ -124,6 +146,11 @@ static int parse_options(int argc, char **argv, struct options *o) {
       break;
     case 'j': o->ja4 = optarg; break;
     case 'N': o->no_resolve = true; break;
+    case 'F': o->rules_format = optarg; break;
+    case 'M': o->rules_mode = optarg; break;
+    case 'S': o->sidecar = true; break;
+    case '6': o->ipv6 = true; break;
+    case 'U': o->uid = optarg; break;
     case 'h': fputs(usage_text, stdout); exit(0);
     default: return usage_error("%s", "unknown option");
     }
@@ -141,18 +168,26 @@ static int load_config(const struct options *o, struct config *cfg) {
     fprintf(stderr, "embargo: %s\n", err);
     return EXIT_USAGE;
   }
-  if (o->nlisten > 0) {
-    cfg->nlisten = 0;
-    for (i = 0; i < o->nlisten; i++) {
-      struct config_listen *cl = &cfg->listen[cfg->nlisten++];
-      snprintf(cl->text, sizeof(cl->text), "%s", o->listen[i]);
-      if (config_parse_sockaddr(o->listen[i], &cl->addr) != 0) {
-        fprintf(stderr, "embargo: --listen: expected ADDR:PORT like 127.0.0.1:3128, got \"%s\"\n",
-                o->listen[i]);
-        config_free(cfg);
-        return EXIT_USAGE;
-      }
+  for (i = 0; i < o->nlisten; i++) /* --listen replaces the configured listeners */
+    if (o->listen_mode[i] == LISTEN_PROXY)
+      cfg->nlisten = 0;
+  for (i = 0; i < o->nlisten; i++) {
+    struct config_listen *cl = &cfg->listen[cfg->nlisten];
+    if (cfg->nlisten == CONFIG_MAX_LISTEN) {
+      fprintf(stderr, "embargo: too many listeners (at most %d)\n", CONFIG_MAX_LISTEN);
+      config_free(cfg);
+      return EXIT_USAGE;
     }
+    memset(cl, 0, sizeof(*cl));
+    snprintf(cl->text, sizeof(cl->text), "%s", o->listen[i]);
+    cl->mode = o->listen_mode[i];
+    if (config_parse_sockaddr(o->listen[i], &cl->addr) != 0) {
+      fprintf(stderr, "embargo: --%s: expected ADDR:PORT like 127.0.0.1:3128, got \"%s\"\n",
+              cl->mode == LISTEN_PROXY ? "listen" : listen_mode_name(cl->mode), o->listen[i]);
+      config_free(cfg);
+      return EXIT_USAGE;
+    }
+    cfg->nlisten++;
   }
   if (o->resolvers[0] != '\0')
     snprintf(cfg->resolvers, sizeof(cfg->resolvers), "%s", o->resolvers);
@@ -326,6 +361,33 @@ static int cmd_ca(int argc, char **argv) {
   return 0;
 }
 
+/* `rules`: the firewall rules for the transparent listeners configured. */
+static int cmd_rules(const struct options *o) {
+  struct rules_opts ro = {.uid = -1, .sidecar = o->sidecar, .ipv6 = o->ipv6,
+                          .resolv_conf = "/etc/resolv.conf"};
+  struct config cfg;
+  char *end = NULL;
+  int rc;
+
+  if (o->rules_format == NULL || (strcmp(o->rules_format, "nft") != 0 &&
+                                  strcmp(o->rules_format, "iptables") != 0))
+    return usage_error("%s", "rules: --format nft or --format iptables");
+  ro.format = strcmp(o->rules_format, "nft") == 0 ? RULES_NFT : RULES_IPTABLES;
+  if (o->rules_mode == NULL || listen_mode_parse(o->rules_mode, &ro.mode) != 0 ||
+      ro.mode == LISTEN_PROXY)
+    return usage_error("%s", "rules: --mode intercept or --mode tproxy");
+  if (o->ipv6 && ro.format != RULES_IPTABLES)
+    return usage_error("%s", "rules: --ipv6 goes with --format iptables (nft covers both families)");
+  if (o->uid != NULL && ((ro.uid = strtol(o->uid, &end, 10)) < 0 || *end != '\0' || end == o->uid))
+    return usage_error("rules: --uid: expected a numeric user id, got \"%s\"", o->uid);
+  memset(&cfg, 0, sizeof(cfg));
+  if ((rc = load_config(o, &cfg)) != 0)
+    return rc;
+  rc = rules_print(&cfg, &ro, stdout);
+  config_free(&cfg);
+  return rc;
+}
+
 int cli_main(int argc, char **argv) {
   struct options o;
   const char *cmd = "run";
@@ -346,6 +408,8 @@ int cli_main(int argc, char **argv) {
     return cmd_config(argc - optind, argv + optind);
   if (strcmp(cmd, "ca") == 0)
     return cmd_ca(argc - optind, argv + optind);
+  if (strcmp(cmd, "report") == 0)
+    return report_main(argc - optind + 1, argv + optind - 1);
   if (strcmp(cmd, "check") == 0) {
     /* Options may also follow the subcommand. */
     int first = optind - 1;
@@ -354,6 +418,14 @@ int cli_main(int argc, char **argv) {
     if (o.verbose)
       log_set_level(LOG_DEBUG);
     return cmd_check(&o, argc - first - optind, argv + first + optind);
+  }
+  if (strcmp(cmd, "rules") == 0) {
+    int first = optind - 1;
+    if ((rc = parse_options(argc - first, argv + first, &o)) != 0)
+      return rc;
+    if (optind < argc - first)
+      return usage_error("rules: unexpected argument \"%s\"", argv[first + optind]);
+    return cmd_rules(&o);
   }
   if (strcmp(cmd, "run") == 0) {
     int first = optind - 1;

@@ -1,5 +1,5 @@
 /* Command line: `embargo [run]`, `embargo check`, `embargo config check`,
- * `embargo version`. */
+ * `embargo report`, `embargo version`. */
 #ifndef EMBARGO_PROXY_CLI_H
 #define EMBARGO_PROXY_CLI_H
 

@@ -75,7 +75,8 @@ void route_dial_address(struct conn *c, const struct sockaddr *addr);
 /* Recovers the original destination of a connection accepted on a
  * transparent listener. 0, or a negative code (no redirect happened). */
 int transparent_original_dst(struct conn *c);
-/* Starts reading the first bytes (state SNIFF). */
+/* Starts reading the first bytes (a new transparent connection is in
+ * state SNIFF from the start). */
 void transparent_start(struct conn *c);
 /* Client bytes or EOF/error while sniffing. */
 void transparent_data(struct conn *c, ssize_t nread, const char *data);

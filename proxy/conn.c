@@ -27,8 +27,7 @@ static const char *const state_names[] = {"HEAD",   "SNIFF",      "RESOLVING", "
 /* Legal moves, one bit per target state. */
 static const unsigned legal_moves[] = {
     [CONN_ST_HEAD] = 1u << CONN_ST_RESOLVING | 1u << CONN_ST_CONNECTING | 1u << CONN_ST_FORWARD |
-                     1u << CONN_ST_PEEK | 1u << CONN_ST_RESPONDING | 1u << CONN_ST_LINGER |
-                     1u << CONN_ST_SNIFF, /* a new transparent connection starts sniffing */
+                     1u << CONN_ST_PEEK | 1u << CONN_ST_RESPONDING | 1u << CONN_ST_LINGER,
     [CONN_ST_SNIFF] = 1u << CONN_ST_HEAD | 1u << CONN_ST_PEEK | 1u << CONN_ST_RESOLVING |
                       1u << CONN_ST_CONNECTING | 1u << CONN_ST_LINGER,
     [CONN_ST_RESOLVING] = 1u << CONN_ST_CONNECTING | 1u << CONN_ST_PEEK | 1u << CONN_ST_RESPONDING |
@@ -363,6 +362,8 @@ static struct conn *conn_new(struct listener *lst) {
   struct conn *c = calloc(1, sizeof(*c));
   if (c == NULL)
     return NULL;
+  /* The first state: a transparent connection starts by sniffing. */
+  c->state = lst->mode == LISTEN_PROXY ? CONN_ST_HEAD : CONN_ST_SNIFF;
   c->id = ++srv->next_conn_id;
   c->srv = srv;
   c->lst = lst;

@@ -62,8 +62,10 @@ static int on_response_head(void *ctx, struct http_head *h) {
   struct obuf out = {0};
   int rc;
 
-  if (h->status == 101) /* Upgrade is stripped from requests; a switch is a protocol error */
+  if (h->status == 101) { /* Upgrade is stripped from requests; a switch is a protocol error */
+    http1_set_error(up->resp, 502, "the destination switched protocols (101) unasked");
     return -1;
+  }
   if (h->status < 200) {
     c->interim = true;
     if (c->head->minor == 0) /* HTTP/1.0 clients get no interim responses */
@@ -77,7 +79,13 @@ static int on_response_head(void *ctx, struct http_head *h) {
   }
   rc = out.failed ? -1 : endpoint_write(&c->cli, out.data, out.len);
   obuf_free(&out);
-  return rc == 0 ? HTTP1_CONTINUE : -1;
+  if (rc != 0) {
+    /* The head never reached the client: the exchange fails as a whole. */
+    c->resp_started = false;
+    http1_set_error(up->resp, 502, "the response head could not be passed on");
+    return -1;
+  }
+  return HTTP1_CONTINUE;
 }
 
 static int on_response_body(void *ctx, const char *data, size_t len) {

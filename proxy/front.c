@@ -142,15 +142,27 @@ static int parse_target(struct conn *c) {
 
 /* ---- heads and input ----------------------------------------------------------- */
 
-static void handle_head(struct conn *c) {
-  uv_timer_stop(&c->timer);
-  c->head_timing = false;
-  c->req_done = c->resp_started = c->resp_done = c->interim = false;
-  c->close_after = !c->head->keep_alive;
-  c->relay = c->head->is_connect ? CONN_RELAY_TUNNEL : CONN_RELAY_HTTP;
+/* Forgets everything about the previous exchange: nothing of it may leak
+ * into what the next one decides or logs. The one place this is done. */
+static void reset_exchange(struct conn *c) {
+  memset(&c->dest, 0, sizeof(c->dest));
   memset(&c->verdict, 0, sizeof(c->verdict));
   c->decided_by = NULL;
   c->dst_mismatch = false;
+  c->authority[0] = '\0';
+  free(c->addrs);
+  c->addrs = NULL;
+  c->head_timing = false;
+  c->req_done = c->resp_started = c->resp_done = c->interim = false;
+}
+
+static void handle_head(struct conn *c) {
+  struct http_head *h = c->head;
+  uv_timer_stop(&c->timer);
+  reset_exchange(c);
+  c->head = h;
+  c->close_after = !h->keep_alive;
+  c->relay = h->is_connect ? CONN_RELAY_TUNNEL : CONN_RELAY_HTTP;
   if (parse_target(c) != 0)
     return;
   if (http_head_via_has(c->head, c->srv->via_host)) {
@@ -201,18 +213,9 @@ void front_process_spill(struct conn *c) {
 
 void front_next_request(struct conn *c) {
   conn_set_state(c, CONN_ST_HEAD);
-  /* Nothing of the last request may leak into what the next one logs. */
-  memset(&c->dest, 0, sizeof(c->dest));
-  memset(&c->verdict, 0, sizeof(c->verdict));
-  c->decided_by = NULL;
-  c->authority[0] = '\0';
-  c->head = NULL; /* set again by the next head */
-  c->resp_started = c->resp_done = false;
-  free(c->addrs);
-  c->addrs = NULL;
-  c->head_timing = false;
   c->discard = !c->req_done; /* a locally answered request: its end is still to parse */
-  c->req_done = false;
+  reset_exchange(c);
+  c->head = NULL; /* set again by the next head */
   conn_arm_timer(c, c->srv->cfg->timeouts.idle);
   http1_resume(c->req);
   front_resume_request(c);

@@ -182,6 +182,9 @@ static int on_headers_complete(llhttp_t *lp) {
   h->keep_alive = llhttp_should_keep_alive(lp) != 0;
   p->headers_done = true;
   rc = p->cbs->on_head(p->ctx, h);
+  if (rc < 0) /* refused: nothing of this message may be taken as passed on */
+    return p->error_status ? HPE_USER
+                           : fail(p, h->request ? 400 : 502, "message refused by the proxy");
   if (rc == HTTP1_PAUSE)
     return HPE_PAUSED;
   if (!h->request && (p->expect_head || rc == HTTP1_NO_BODY))
@@ -196,8 +199,12 @@ static int on_body(llhttp_t *lp, const char *at, size_t len) {
 
 static int on_message_complete(llhttp_t *lp) {
   struct http1 *p = from(lp);
+  int rc;
   p->in_message = false;
-  return p->cbs->on_done(p->ctx) == HTTP1_PAUSE ? HPE_PAUSED : 0;
+  rc = p->cbs->on_done(p->ctx);
+  if (rc < 0)
+    return p->error_status ? HPE_USER : fail(p, p->head.request ? 400 : 502, "message refused");
+  return rc == HTTP1_PAUSE ? HPE_PAUSED : 0;
 }
 
 static const llhttp_settings_t settings = {
@@ -304,6 +311,11 @@ void http1_expect_head_response(struct http1 *p, bool head) {
 
 bool http1_keep_alive(const struct http1 *p) {
   return p->error_status == 0 && p->head.keep_alive;
+}
+
+void http1_set_error(struct http1 *p, int status, const char *reason) {
+  p->error_status = status;
+  p->error_reason = reason;
 }
 
 int http1_error_status(const struct http1 *p) {
@@ -519,7 +531,12 @@ void http1_write_response(struct obuf *out, const struct http_head *h, enum http
   obuf_printf(out, "HTTP/1.1 %d ", h->status);
   obuf_add(out, h->arena + h->reason, h->reason_len);
   obuf_add(out, "\r\n", 2);
-  copy_fields(out, h, framing == FRAMING_CHUNKED ? NULL : "transfer-encoding",
+  /* Transfer-Encoding goes with a body re-chunked by us, and with a body
+   * delimited by the close whose codings (gzip, ...) are passed on as they
+   * are; a dechunked body (for an HTTP/1.0 client) or a length-framed one
+   * carries none. */
+  bool keep_te = framing == FRAMING_CHUNKED || (framing == FRAMING_CLOSE && !h->chunked);
+  copy_fields(out, h, keep_te ? NULL : "transfer-encoding",
               framing == FRAMING_CHUNKED ? "content-length" : NULL);
   add_via(out, h, via);
   if (h->status >= 200)

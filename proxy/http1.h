@@ -43,6 +43,12 @@ enum {
   HTTP1_PAUSE = 2     /* stop after this point; http1_resume continues */
 };
 
+/* The callbacks' contract: each returns one of the results above, or a
+ * negative value to refuse the message, after which http1_feed returns
+ * HTTP1_ERROR and parses nothing more (the callback may say why with
+ * http1_set_error first; otherwise 400 for a request, 502 for a response).
+ * A refused head means nothing of the message was passed on: the caller
+ * answers it with an error of its own or closes. */
 struct http1_callbacks {
   int (*on_head)(void *ctx, struct http_head *head);
   int (*on_body)(void *ctx, const char *data, size_t len);
@@ -78,6 +84,9 @@ bool http1_in_message(const struct http1 *p);
 void http1_expect_head_response(struct http1 *p, bool head);
 /* Whether the connection may carry another message after this one. */
 bool http1_keep_alive(const struct http1 *p);
+/* From a callback about to refuse the message: the status and reason the
+ * parse error reports (REASON is borrowed: a string literal). */
+void http1_set_error(struct http1 *p, int status, const char *reason);
 /* The HTTP status to answer a parse error with (400, 431, 501) and why. */
 int http1_error_status(const struct http1 *p);
 const char *http1_error_reason(const struct http1 *p);

@@ -1,7 +1,12 @@
 /* Listening sockets and accepting clients. */
 #include "proxy/listener.h"
 
+#include <errno.h>
+#include <netinet/in.h>
 #include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "config/config.h"
 #include "proxy/conn.h"
@@ -27,15 +32,48 @@ static void on_connection(uv_stream_t *s, int status) {
   conn_accept(lst);
 }
 
+/* A TPROXY listener accepts connections addressed to anywhere: its socket
+ * needs IP_TRANSPARENT (IPV6_TRANSPARENT) before bind, which needs
+ * CAP_NET_ADMIN. */
+static int open_transparent(struct listener *lst, const struct config_listen *cl, char *err,
+                            size_t errsize) {
+  int family = cl->addr.ss_family, one = 1, rc;
+  int fd = socket(family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  if (fd < 0) {
+    rc = -errno;
+    snprintf(err, errsize, "cannot listen on %s: %s", cl->text, uv_strerror(rc));
+    return rc;
+  }
+  if (family == AF_INET6 ? setsockopt(fd, SOL_IPV6, IPV6_TRANSPARENT, &one, sizeof(one))
+                         : setsockopt(fd, SOL_IP, IP_TRANSPARENT, &one, sizeof(one))) {
+    rc = -errno;
+    snprintf(err, errsize,
+             "cannot listen on %s in tproxy mode: %s%s", cl->text, uv_strerror(rc),
+             rc == UV_EPERM ? " (IP_TRANSPARENT needs CAP_NET_ADMIN: run as root, or grant "
+                              "the capability, e.g. setcap cap_net_admin+ep, or "
+                              "--cap-add NET_ADMIN in a container)"
+                            : "");
+    close(fd);
+    return rc;
+  }
+  if ((rc = uv_tcp_open(&lst->tcp, fd)) != 0) {
+    snprintf(err, errsize, "cannot listen on %s: %s", cl->text, uv_strerror(rc));
+    close(fd);
+  }
+  return rc;
+}
+
 int listener_open(struct server *srv, struct listener *lst, const struct config_listen *cl,
                   char *err, size_t errsize) {
   int rc, len = sizeof(lst->addr);
   unsigned flags;
 
   lst->srv = srv;
-  lst->mode = (int)cl->mode;
+  lst->mode = cl->mode;
   uv_tcp_init(srv->loop, &lst->tcp);
   lst->tcp.data = lst;
+  if (cl->mode == LISTEN_TPROXY && (rc = open_transparent(lst, cl, err, errsize)) != 0)
+    return rc;
   /* An IPv6 listener serves IPv6 only, so "0.0.0.0:P" and "[::]:P" can be
    * listed together, each family judged by its own addresses. */
   flags = cl->addr.ss_family == AF_INET6 ? UV_TCP_IPV6ONLY : 0;

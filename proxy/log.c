@@ -295,6 +295,8 @@ void log_decision(const struct decision *d) {
     j_strn(&j, "host", d->host, d->host_len ? d->host_len : strlen(d->host));
   if (d->port)
     j_int(&j, "port", d->port);
+  if (d->user_agent != NULL)
+    j_strn(&j, "user_agent", d->user_agent, d->user_agent_len);
   if (d->verdict != NULL)
     j_verdict(&j, d->verdict);
   if (d->resolved != NULL)

@@ -65,6 +65,8 @@ struct decision {
   const char *detail;      /* free-form reason, or NULL */
   const struct tls_evidence *tls; /* ClientHello evidence, or NULL */
   const struct dns_result *resolved; /* CNAME chain and addresses, or NULL */
+  const char *user_agent;  /* the request's User-Agent (escaped), or NULL */
+  size_t user_agent_len;
   const char *mode;        /* transparent listeners: "intercept" or "tproxy" */
   const struct sockaddr *original_dst; /* transparent: where the client was going */
   bool dst_mismatch;       /* the claimed name does not resolve to original_dst */

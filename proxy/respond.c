@@ -54,6 +54,13 @@ void respond_log(struct conn *c, const char *event, int status, const char *erro
       .dst_mismatch = c->dst_mismatch,
       .resolved = c->addrs,
   };
+  if (h != NULL) {
+    int ua = http_head_find(h, "user-agent");
+    if (ua >= 0) {
+      d.user_agent = http_head_str(h, h->fields[ua].value);
+      d.user_agent_len = h->fields[ua].value_len;
+    }
+  }
   if (c->dest.len > 0) {
     d.host = c->dest.name;
     d.port = c->dest.port;

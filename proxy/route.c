@@ -36,6 +36,11 @@ static void gather(const struct conn *c, struct judge_input *in) {
     in->ndial = c->addrs->naddrs;
   }
   peek_judge_input(c, in);
+  /* An intercepted TLS connection's name is its SNI: judged as such (an
+   * exception for it must name it), its original destination as the
+   * address it is. */
+  if (conn_transparent(c) && in->nsni > 0)
+    in->host = NULL;
   if (conn_transparent(c) && c->head == NULL && c->peek == NULL)
     judge_add_outcome(in, t->on_unknown, "transparent.on_unknown");
   if (c->dst_mismatch)

@@ -67,6 +67,11 @@ int server_init(struct server *srv, uv_loop_t *loop, struct config *cfg, int64_t
     snprintf(err, errsize, "cannot build the internal address table");
     return rc;
   }
+  if (cfg->mark != 0 && (rc = upstream_check_mark(cfg->mark)) != 0) {
+    snprintf(err, errsize, "mark: cannot set SO_MARK %u on outgoing connections: %s%s", cfg->mark,
+             uv_strerror(rc), rc == UV_EPERM ? " (needs CAP_NET_ADMIN)" : "");
+    return rc;
+  }
   rc = resolver_new(loop, cfg->resolvers, cfg->timeouts.resolve, &cache, &srv->resolver, err,
                     errsize);
   if (rc != 0 || (rc = bump_ctx_new(cfg, &srv->bump, err, errsize)) != 0)
@@ -108,7 +113,8 @@ void server_stop(struct server *srv) {
 int server_run(struct server *srv) {
   size_t i;
   for (i = 0; i < srv->nlisteners; i++)
-    log_diag(LOG_INFO, 0, "listening on %s", srv->listeners[i].name);
+    log_diag(LOG_INFO, 0, "listening on %s (%s)", srv->listeners[i].name,
+             listen_mode_name((enum listen_mode)srv->listeners[i].mode));
   uv_run(srv->loop, UV_RUN_DEFAULT);
   server_stop(srv);
   uv_run(srv->loop, UV_RUN_DEFAULT); /* let close callbacks run */

@@ -48,7 +48,6 @@ int transparent_original_dst(struct conn *c) {
 }
 
 void transparent_start(struct conn *c) {
-  conn_set_state(c, CONN_ST_SNIFF);
   conn_arm_timer(c, c->srv->cfg->transparent.timeout);
   conn_update_reading(c);
 }

@@ -1,8 +1,11 @@
 /* Dialing destinations and pooling idle keep-alive connections. */
 #include "proxy/upstream.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "proxy/conn.h"
 #include "proxy/dns.h"
@@ -97,6 +100,32 @@ static void on_connected(uv_connect_t *req, int status) {
   cb(up, status);
 }
 
+/* A socket whose packets carry MARK, so the firewall can tell Embargo's own
+ * connections from the clients' it intercepts. */
+static int open_marked(struct upstream *up, int family, uint32_t mark) {
+  int fd = socket(family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0), rc;
+  if (fd < 0)
+    return -errno;
+  if (setsockopt(fd, SOL_SOCKET, SO_MARK, &mark, sizeof(mark)) != 0) {
+    rc = -errno;
+    close(fd);
+    return rc;
+  }
+  if ((rc = uv_tcp_open(&up->ep.tcp, fd)) != 0)
+    close(fd);
+  return rc;
+}
+
+int upstream_check_mark(uint32_t mark) {
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), rc = 0;
+  if (fd < 0)
+    return -errno;
+  if (setsockopt(fd, SOL_SOCKET, SO_MARK, &mark, sizeof(mark)) != 0)
+    rc = -errno;
+  close(fd);
+  return rc;
+}
+
 struct upstream *upstream_dial(struct server *srv, struct conn *conn, const struct sockaddr *addr,
                                const struct dns_result *resolved, const char *key,
                                uint64_t timeout_ms, upstream_connect_cb cb, int *err) {
@@ -126,6 +155,12 @@ struct upstream *upstream_dial(struct server *srv, struct conn *conn, const stru
   up->timer.data = up;
   up->connect_req.data = up;
   up->ep.drained = on_drained;
+  if (srv->cfg->mark != 0 && (rc = open_marked(up, addr->sa_family, srv->cfg->mark)) != 0) {
+    up->on_connect = NULL;
+    upstream_close(up);
+    *err = rc;
+    return NULL;
+  }
   if ((rc = uv_tcp_connect(&up->connect_req, &up->ep.tcp, addr, on_connected)) != 0) {
     up->on_connect = NULL;
     upstream_close(up);

@@ -51,6 +51,10 @@ struct upstream *upstream_dial(struct server *srv, struct conn *conn, const stru
                                const struct dns_result *resolved, const char *key,
                                uint64_t timeout_ms, upstream_connect_cb cb, int *err);
 
+/* Whether this process may set MARK (SO_MARK) on its sockets: 0 or a
+ * negative errno (UV_EPERM without CAP_NET_ADMIN). */
+int upstream_check_mark(uint32_t mark);
+
 /* Closes UP; memory is freed when its handles have closed. Idempotent. */
 void upstream_close(struct upstream *up);
 

@@ -40,11 +40,21 @@ HOSTILE = [
     b'GET http://s07.upd.kaspersky.com/\x00"\\\xff\r HTTP/1.1\r\n\r\n',
     b"GET http://s07.upd.kaspersky.com/%22%5C%00 HTTP/1.1\r\nX: \"\\\x7f\xff\r\n\r\n",
     b"GET http://allowed.test:%d/\xff\xfe\"\\ HTTP/1.1\r\nHost: allowed.test\r\n\r\n",
+    b"GET http://s07.upd.kaspersky.com/ HTTP/1.1\r\nUser-Agent: \"\\\x01\xff" + b"u" * 3000 +
+    b"\r\n\r\n",
 ]
 
 
 class HostileBytesTest(EmbargoTestCase):
     CONFIG_KW = {"extra": "access_log: true"}
+
+    def test_user_agent_of_a_denied_request_is_logged(self):
+        with RawClient(self.embargo.port, timeout=10) as c:
+            c.send(b"GET http://s07.upd.kaspersky.com/bases/ HTTP/1.1\r\n"
+                   b"User-Agent: KAVUpdater/11.0 (Windows)\r\n\r\n")
+            self.assertEqual(c.read_response().status, 403)
+        d = self.embargo.wait_records(lambda r: r.get("user_agent") == "KAVUpdater/11.0 (Windows)")
+        self.assertEqual(d[-1]["event"], "deny")
 
     def test_hostile_requests_produce_valid_json_lines(self):
         answered = 0

@@ -17,7 +17,14 @@ defect, each named after what went wrong:
   reader was closed by the idle timeout;
 - the log line of a request retried on a fresh connection, after its pooled
   one closed, read the CNAME it had matched from a freed DNS answer
-  (heap use-after-free, seen under AddressSanitizer).
+  (heap use-after-free, seen under AddressSanitizer);
+- a 101 from an origin (to a request whose Upgrade Embargo had stripped) was
+  not refused: the parser went on as if the response head had been passed
+  on, the client got no status line, and a kept-alive client's next
+  response answered the wrong request;
+- a close-delimited response with a Transfer-Encoding other than chunked
+  (gzip) lost its Transfer-Encoding while the still-encoded body was passed
+  on.
 
 Most tests talk to a scripted origin that parses requests itself, so they
 see exactly the bytes the proxy forwarded.
@@ -39,10 +46,13 @@ class Drop:
 
 class Early:
     """Script result: send DATA as soon as the head has arrived (before the
-    body), then read whatever else comes until the proxy closes."""
+    body), then read whatever else comes until the proxy closes (or, with
+    CLOSE, close at once: a response delimited by the end of the
+    connection)."""
 
-    def __init__(self, data):
+    def __init__(self, data, close=False):
         self.data = data
+        self.close = close
 
 
 DROP = Drop()
@@ -165,7 +175,8 @@ class ScriptedOrigin:
         action = self.script(req)
         if isinstance(action, Early):
             conn.sendall(action.data)
-            reader.drain()
+            if not action.close:
+                reader.drain()
             return False
         if "chunked" in field("transfer-encoding").lower():
             body = reader.read_chunked()
@@ -555,6 +566,58 @@ class RegressionTest(EmbargoTestCase):
             self.assertEqual(r.status, 200, r)
             self.assertEqual(len(r.body), size)
             self.assertEqual(r.body, harness.pattern_bytes(size, seed))
+
+
+class ResponseContractTest(EmbargoTestCase):
+    """Responses Embargo must refuse or pass on whole, from a scripted origin."""
+
+    def scripted(self, script):
+        o = ScriptedOrigin(script).start()
+        self.addCleanup(o.stop)
+        return o
+
+    def request(self, origin, path, extra=b""):
+        return (b"GET http://allowed.test:%d%s HTTP/1.1\r\nHost: allowed.test:%d\r\n%s\r\n"
+                % (origin.port, path.encode(), origin.port, extra))
+
+    def test_origin_101_is_a_502_and_the_next_response_answers_the_next_request(self):
+        def script(req):
+            if req["path"] == "/switch":
+                return (b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                        b"Connection: Upgrade\r\n\r\nraw-websocket-bytes")
+            return ok("ok %s\n" % req["path"])
+        o = self.scripted(script)
+        with RawClient(self.embargo.port, timeout=10) as c:
+            c.send(self.request(o, "/switch", b"Connection: Upgrade\r\nUpgrade: websocket\r\n"))
+            r = c.read_response()
+            self.assertEqual(r.status, 502, r)
+            self.assert_proxy_status(r, "http_protocol_error")
+            self.assertNotIn(b"raw-websocket-bytes", r.body)
+            rest = c.read_to_eof()
+        self.assertNotIn(b"HTTP/1.1 101", rest)
+        self.assertNotIn(b"raw-websocket-bytes", rest)
+        # A new connection is served normally, and in order.
+        with RawClient(self.embargo.port, timeout=10) as c:
+            c.send(self.request(o, "/a") + self.request(o, "/b"))
+            r1, r2 = c.read_response(), c.read_response()
+        self.assertEqual((r1.status, r1.body, r2.status, r2.body),
+                         (200, b"ok /a\n", 200, b"ok /b\n"))
+
+    def test_close_delimited_gzip_response_keeps_its_transfer_encoding(self):
+        import gzip
+        payload = gzip.compress(b"compressed body " * 200)
+        o = self.scripted(lambda req: Early(
+            b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nTransfer-Encoding: gzip\r\n"
+            b"Connection: close\r\n\r\n" + payload, close=True))
+        with RawClient(self.embargo.port, timeout=10) as c:
+            c.send(self.request(o, "/gz"))
+            _, status, _, headers, raw = c.read_head()
+            body = c.read_to_eof()
+        self.assertEqual(status, 200, raw)
+        self.assertEqual((field(headers, "Transfer-Encoding") or "").lower(), "gzip", raw)
+        self.assertIsNone(field(headers, "Content-Length"), raw)
+        self.assertEqual(body, payload)
+        self.assertEqual(gzip.decompress(body), b"compressed body " * 200)
 
 
 class V4MappedTest(EmbargoTestCase):

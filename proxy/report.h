@@ -1,0 +1,42 @@
+/* `embargo report [LOG...]`: which machines still try to reach each vendor,
+ * read from decision logs (plain or gzip, or standard input) and printed as
+ * an aligned table, CSV, JSON or a self-contained HTML page. */
+#ifndef EMBARGO_PROXY_REPORT_H
+#define EMBARGO_PROXY_REPORT_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "proxy/inventory-t.h"
+
+/* What a report shows besides the inventory. Borrowed. */
+struct report_meta {
+  int64_t generated_ms;      /* when the report was made */
+  const char *const *inputs; /* the logs read, "-" for standard input */
+  size_t ninputs;
+};
+
+/* Runs `embargo report` with ARGV[0] = "report". Writes the report on
+ * standard output and a summary of the lines read (malformed lines included)
+ * on standard error. Returns the exit status: 0, 1 when a log could not be
+ * read whole (the report of what was read is still printed) or memory ran
+ * out, 2 for usage errors. */
+int report_main(int argc, char **argv);
+
+/* Feeds one log line (without its newline) to INV: counts it in
+ * INV->counts.lines and, as the case may be, attempts, no_vendor, outside or
+ * malformed. Returns 0 or -ENOMEM. */
+int report_add_line(struct inventory *inv, const char *line, size_t len);
+
+/* Writes S (UTF-8) to OUT as a JSON string, non-ASCII escaped. */
+void report_put_json_string(FILE *out, const char *s);
+
+/* The writers: each prints the whole report of INV to OUT and returns 0,
+ * -ENOMEM, or -EIO when OUT failed. */
+int report_write_table(const struct inventory *inv, const struct report_meta *m, FILE *out);
+int report_write_csv(const struct inventory *inv, const struct report_meta *m, FILE *out);
+int report_write_json(const struct inventory *inv, const struct report_meta *m, FILE *out);
+int report_write_html(const struct inventory *inv, const struct report_meta *m, FILE *out);
+
+#endif

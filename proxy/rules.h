@@ -1,0 +1,32 @@
+/* `embargo rules`: the firewall rules an admin loads next to Embargo for
+ * its running configuration — the redirect of TCP 80/443 to a transparent
+ * listener (NAT REDIRECT or TPROXY), and what a TCP proxy cannot see: QUIC
+ * (UDP 80/443) rejected so clients fall back to TCP at once, and DNS and
+ * DNS over TLS to anything but the site's resolvers rejected. For a router
+ * (prerouting and forward chains) by default, or for a pod (--sidecar: the
+ * output chain, Embargo's own traffic exempted by user id or mark). */
+#ifndef EMBARGO_PROXY_RULES_H
+#define EMBARGO_PROXY_RULES_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "config/config.h"
+
+enum rules_format { RULES_NFT, RULES_IPTABLES };
+
+struct rules_opts {
+  enum rules_format format;
+  enum listen_mode mode; /* LISTEN_INTERCEPT or LISTEN_TPROXY */
+  bool sidecar;          /* a pod's own traffic (output chain), not a router's */
+  bool ipv6;             /* iptables: ip6tables-restore input instead */
+  long uid;              /* sidecar: Embargo's user id, exempt (-1: none, use the mark) */
+  const char *resolv_conf; /* where the resolvers come from when the config names none */
+};
+
+/* Writes the rules for CFG to OUT. Returns 0, or 2 after printing why to
+ * stderr (no listener in that mode, ...). */
+int rules_print(const struct config *cfg, const struct rules_opts *o, FILE *out);
+
+#endif
