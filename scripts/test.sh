@@ -28,9 +28,9 @@ export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 scripts/build.sh asan -DEMBARGO_TESTS=ON && run_ctest build-asan || status=1
 
 fuzz_passed=0 fuzz_failed=0
-if [ "${FUZZ_SECONDS:-60}" != "0" ]; then
-  echo "== fuzzing (${FUZZ_SECONDS:-60}s per target)"
-  if scripts/fuzz.sh "${FUZZ_SECONDS:-60}"; then fuzz_passed=1; else fuzz_failed=1; status=1; fi
+if [ "${FUZZ_SECONDS:-40}" != "0" ]; then
+  echo "== fuzzing (${FUZZ_SECONDS:-40}s per target)"
+  if scripts/fuzz.sh "${FUZZ_SECONDS:-40}"; then fuzz_passed=1; else fuzz_failed=1; status=1; fi
 fi
 
 # One closing line over every stage: ctest's own summaries, plus fuzzing.
