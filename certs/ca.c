@@ -34,8 +34,8 @@ struct ca {
   char fingerprint[96];
 };
 
-__attribute__((format(printf, 3, 4)))
-static int fail(char *err, size_t errsize, const char *fmt, ...) {
+__attribute__((format(printf, 3, 4))) static int fail(char *err, size_t errsize, const char *fmt,
+                                                      ...) {
   va_list ap;
   va_start(ap, fmt);
   vsnprintf(err, errsize, fmt, ap);
@@ -95,8 +95,7 @@ static int constraints_text(const struct ca_init_opts *o, char *buf, size_t size
   return used < size ? 0 : fail(err, errsize, "--permit: too many or too long names");
 }
 
-static X509 *build_ca_cert(EVP_PKEY *key, const struct ca_init_opts *o, char *err,
-                           size_t errsize) {
+static X509 *build_ca_cert(EVP_PKEY *key, const struct ca_init_opts *o, char *err, size_t errsize) {
   char cn[256], nc[4096];
   X509 *x = X509_new();
   X509_NAME *name = X509_get_subject_name(x);
@@ -108,8 +107,8 @@ static X509 *build_ca_cert(EVP_PKEY *key, const struct ca_init_opts *o, char *er
   ok = ok && X509_time_adj_ex(X509_getm_notAfter(x), (int)o->days, 0, (time_t *)&o->now);
   ok = ok && X509_NAME_add_entry_by_txt(name, "O", MBSTRING_UTF8, (const unsigned char *)o->subject,
                                         -1, -1, 0);
-  ok = ok && X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_UTF8, (const unsigned char *)cn, -1,
-                                        -1, 0);
+  ok = ok &&
+       X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_UTF8, (const unsigned char *)cn, -1, -1, 0);
   ok = ok && X509_set_issuer_name(x, name) && X509_set_pubkey(x, key);
   ok = ok && certs_add_ext(x, x, NID_basic_constraints, "critical,CA:TRUE,pathlen:0") == 0;
   ok = ok && certs_add_ext(x, x, NID_key_usage, "critical,keyCertSign,cRLSign") == 0;
@@ -123,7 +122,8 @@ static X509 *build_ca_cert(EVP_PKEY *key, const struct ca_init_opts *o, char *er
   }
   ok = ok && X509_sign(x, key, EVP_sha256()) > 0;
   if (!ok) {
-    fail(err, errsize, "cannot build the CA certificate: %s", ERR_reason_error_string(ERR_get_error()));
+    fail(err, errsize, "cannot build the CA certificate: %s",
+         ERR_reason_error_string(ERR_get_error()));
     X509_free(x);
     return NULL;
   }
@@ -225,7 +225,8 @@ static void fill_names(struct ca *ca) {
   unsigned int n = 0;
   BIO *b = BIO_new(BIO_s_mem());
   if (b != NULL) {
-    X509_NAME_print_ex(b, X509_get_subject_name(ca->cert), 0, XN_FLAG_ONELINE & ~ASN1_STRFLGS_ESC_MSB);
+    X509_NAME_print_ex(b, X509_get_subject_name(ca->cert), 0,
+                       XN_FLAG_ONELINE & ~ASN1_STRFLGS_ESC_MSB);
     int len = BIO_read(b, ca->subject, sizeof(ca->subject) - 1);
     ca->subject[len > 0 ? len : 0] = '\0';
     BIO_free(b);
@@ -260,8 +261,10 @@ static EVP_PKEY *read_key(const char *path, char *err, size_t errsize) {
     return NULL;
   }
   if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || (st.st_mode & 077) != 0) {
-    fail(err, errsize, "%s: private key is accessible to group or others (mode %04o); "
-         "chmod 600 it", path, (unsigned)(st.st_mode & 07777));
+    fail(err, errsize,
+         "%s: private key is accessible to group or others (mode %04o); "
+         "chmod 600 it",
+         path, (unsigned)(st.st_mode & 07777));
     close(fd);
     return NULL;
   }
@@ -333,11 +336,21 @@ void ca_free(struct ca *ca) {
   free(ca);
 }
 
-struct x509_st *ca_cert(const struct ca *ca) { return ca->cert; }
-struct evp_pkey_st *ca_key(const struct ca *ca) { return ca->key; }
-const char *ca_subject(const struct ca *ca) { return ca->subject; }
-const char *ca_fingerprint(const struct ca *ca) { return ca->fingerprint; }
-int64_t ca_not_after(const struct ca *ca) { return ca->not_after; }
+struct x509_st *ca_cert(const struct ca *ca) {
+  return ca->cert;
+}
+struct evp_pkey_st *ca_key(const struct ca *ca) {
+  return ca->key;
+}
+const char *ca_subject(const struct ca *ca) {
+  return ca->subject;
+}
+const char *ca_fingerprint(const struct ca *ca) {
+  return ca->fingerprint;
+}
+int64_t ca_not_after(const struct ca *ca) {
+  return ca->not_after;
+}
 
 /* ---- describing ---------------------------------------------------------- */
 
@@ -365,24 +378,26 @@ static void print_constraints(FILE *out, X509 *x) {
 }
 
 static void print_install(FILE *out, const char *cert) {
-  fprintf(out,
-          "\nInstall %s as a trusted root on the machines behind Embargo:\n"
-          "  Debian/Ubuntu: cp %s /usr/local/share/ca-certificates/embargo-ca.crt\n"
-          "                 update-ca-certificates\n"
-          "  RHEL/Fedora:   cp %s /etc/pki/ca-trust/source/anchors/embargo-ca.crt\n"
-          "                 update-ca-trust extract\n"
-          "  Windows (GPO): Group Policy Management Editor > Computer Configuration > Policies >\n"
-          "                 Windows Settings > Security Settings > Public Key Policies >\n"
-          "                 Trusted Root Certification Authorities > Import... %s\n"
-          "                 (one machine: certutil -addstore -f Root embargo-ca.crt)\n"
-          "  macOS:         sudo security add-trusted-cert -d -r trustRoot \\\n"
-          "                   -k /Library/Keychains/System.keychain %s\n"
-          "  Firefox:       policies.json (distribution/ folder, or /etc/firefox/policies/):\n"
-          "                 {\"policies\": {\"Certificates\": {\"Install\": [\"/path/to/embargo-ca.crt\"]}}}\n"
-          "                 or {\"policies\": {\"Certificates\": {\"ImportEnterpriseRoots\": true}}}\n"
-          "                 to trust the operating system's store (Windows, macOS)\n"
-          "Only the certificate is distributed; %s never leaves this machine.\n",
-          cert, cert, cert, cert, cert, CA_KEY_FILE);
+  fprintf(
+      out,
+      "\nInstall %s as a trusted root on the machines behind Embargo:\n"
+      "  Debian/Ubuntu: cp %s /usr/local/share/ca-certificates/embargo-ca.crt\n"
+      "                 update-ca-certificates\n"
+      "  RHEL/Fedora:   cp %s /etc/pki/ca-trust/source/anchors/embargo-ca.crt\n"
+      "                 update-ca-trust extract\n"
+      "  Windows (GPO): Group Policy Management Editor > Computer Configuration > Policies >\n"
+      "                 Windows Settings > Security Settings > Public Key Policies >\n"
+      "                 Trusted Root Certification Authorities > Import... %s\n"
+      "                 (one machine: certutil -addstore -f Root embargo-ca.crt)\n"
+      "  macOS:         sudo security add-trusted-cert -d -r trustRoot \\\n"
+      "                   -k /Library/Keychains/System.keychain %s\n"
+      "  Firefox:       policies.json (distribution/ folder, or /etc/firefox/policies/):\n"
+      "                 {\"policies\": {\"Certificates\": {\"Install\": "
+      "[\"/path/to/embargo-ca.crt\"]}}}\n"
+      "                 or {\"policies\": {\"Certificates\": {\"ImportEnterpriseRoots\": true}}}\n"
+      "                 to trust the operating system's store (Windows, macOS)\n"
+      "Only the certificate is distributed; %s never leaves this machine.\n",
+      cert, cert, cert, cert, cert, CA_KEY_FILE);
 }
 
 int ca_show(const char *dir, int64_t now, FILE *out, char *err, size_t errsize) {
@@ -403,16 +418,14 @@ int ca_show(const char *dir, int64_t now, FILE *out, char *err, size_t errsize) 
   fprintf(out, "  certificate:      %s\n", certpath);
   fprintf(out, "  subject:          %s\n", tmp.subject);
   fprintf(out, "  SHA-256:          %s\n", tmp.fingerprint);
-  fprintf(out, "  valid:            %s to %s (%s)\n", nb, na,
-          t <= now ? "EXPIRED" : "valid now");
+  fprintf(out, "  valid:            %s to %s (%s)\n", nb, na, t <= now ? "EXPIRED" : "valid now");
   fprintf(out, "  CA:               %s\n",
           (X509_get_extension_flags(tmp.cert) & EXFLAG_CA) ? "yes" : "NO (not usable)");
   print_constraints(out, tmp.cert);
   if (stat(keypath, &st) != 0)
     fprintf(out, "  key:              %s missing\n", keypath);
   else
-    fprintf(out, "  key:              %s (mode %04o%s)\n", keypath,
-            (unsigned)(st.st_mode & 07777),
+    fprintf(out, "  key:              %s (mode %04o%s)\n", keypath, (unsigned)(st.st_mode & 07777),
             (st.st_mode & 077) ? ", TOO OPEN: chmod 600 it" : "");
   print_install(out, certpath);
   X509_free(tmp.cert);

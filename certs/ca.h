@@ -10,10 +10,10 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#define CA_KEY_FILE "ca.key"
-#define CA_CERT_FILE "ca.crt"
+#define CA_KEY_FILE      "ca.key"
+#define CA_CERT_FILE     "ca.crt"
 #define CA_MAX_PERMITTED 32
-#define CA_DEFAULT_DAYS 3650
+#define CA_DEFAULT_DAYS  3650
 
 struct x509_st;     /* OpenSSL's X509 */
 struct evp_pkey_st; /* OpenSSL's EVP_PKEY */
@@ -23,11 +23,11 @@ struct ca;
 
 /* What `embargo ca init` makes. */
 struct ca_init_opts {
-  const char *subject;     /* the site's name: O=SUBJECT, CN="SUBJECT Embargo block-page CA" */
+  const char *subject;          /* the site's name: O=SUBJECT, CN="SUBJECT Embargo block-page CA" */
   const char *const *permitted; /* DNS subtrees the CA may sign for (name constraints), or NULL */
-  size_t npermitted;       /* 0: no constraints; at most CA_MAX_PERMITTED */
-  unsigned days;           /* validity from now, 1..36500 */
-  int64_t now;             /* wall-clock seconds since the epoch */
+  size_t npermitted;            /* 0: no constraints; at most CA_MAX_PERMITTED */
+  unsigned days;                /* validity from now, 1..36500 */
+  int64_t now;                  /* wall-clock seconds since the epoch */
 };
 
 /* Creates DIR (0700) if missing, then DIR/ca.key (EC P-256, created 0600

@@ -24,9 +24,9 @@
 struct leaf {
   char *name;
   X509 *cert;
-  int64_t reuse_until;     /* minted again from this time on */
+  int64_t reuse_until; /* minted again from this time on */
   uint32_t hash;
-  struct leaf *chain;      /* next in the same bucket */
+  struct leaf *chain;       /* next in the same bucket */
   struct leaf *prev, *next; /* LRU order: head is the most recently used */
 };
 
@@ -39,7 +39,7 @@ struct minter {
   EVP_PKEY *key;
   X509_EXTENSION *common[MINT_COMMON_EXTS];
   struct leaf **buckets;
-  size_t nbuckets;         /* a power of two >= 2 * max */
+  size_t nbuckets; /* a power of two >= 2 * max */
   size_t max;
   struct leaf *head, *tail;
   struct minter_stats stats;
@@ -223,8 +223,7 @@ X509 *minter_make(const struct minter *m, const char *name, int64_t now) {
   X509 *issuer = ca_cert(m->ca);
   X509 *x = X509_new();
   bool ok = x != NULL && X509_set_version(x, 2) && certs_random_serial(x) == 0 &&
-            set_validity(x, m->ca, now) && set_names(x, issuer, name) &&
-            X509_set_pubkey(x, m->key);
+            set_validity(x, m->ca, now) && set_names(x, issuer, name) && X509_set_pubkey(x, m->key);
   for (int i = 0; ok && i < MINT_COMMON_EXTS; i++)
     ok = X509_add_ext(x, m->common[i], -1) == 1;
   ok = ok && X509_sign(x, ca_key(m->ca), EVP_sha256()) > 0;

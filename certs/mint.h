@@ -14,10 +14,10 @@
 
 #include "certs/ca.h"
 
-#define MINT_BACKDATE_SECONDS 3600        /* notBefore = now - 1 h, for client clock skew */
-#define MINT_LIFETIME_SECONDS (6 * 3600)  /* notAfter = now + 6 h (at most the CA's) */
-#define MINT_REUSE_MARGIN_SECONDS 3600    /* a cached leaf is reminted 1 h before notAfter */
-#define MINT_DEFAULT_CACHE 1000
+#define MINT_BACKDATE_SECONDS     3600       /* notBefore = now - 1 h, for client clock skew */
+#define MINT_LIFETIME_SECONDS     (6 * 3600) /* notAfter = now + 6 h (at most the CA's) */
+#define MINT_REUSE_MARGIN_SECONDS 3600       /* a cached leaf is reminted 1 h before notAfter */
+#define MINT_DEFAULT_CACHE        1000
 
 struct minter;
 

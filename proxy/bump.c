@@ -30,8 +30,8 @@
 #include "proxy/log.h"
 #include "proxy/server.h"
 
-#define BUMP_REQ_MAX 8192     /* request head bytes read before answering anyway */
-#define BUMP_INPUT_MAX 65536  /* TLS bytes buffered unprocessed before giving up */
+#define BUMP_REQ_MAX   8192  /* request head bytes read before answering anyway */
+#define BUMP_INPUT_MAX 65536 /* TLS bytes buffered unprocessed before giving up */
 
 struct bump_ctx {
   SSL_CTX *ssl;
@@ -41,21 +41,21 @@ struct bump_ctx {
 /* A leaf being minted on the thread pool. */
 struct mint_job {
   uv_work_t req;
-  struct conn *c;           /* NULL once the connection is gone */
-  struct minter *minter;    /* the server's: outlives the loop's last callback */
+  struct conn *c;        /* NULL once the connection is gone */
+  struct minter *minter; /* the server's: outlives the loop's last callback */
   int64_t now;
-  X509 *leaf;               /* made by the worker; handed to the cache */
+  X509 *leaf; /* made by the worker; handed to the cache */
   char name[];
 };
 
 struct bump {
-  SSL *ssl;                 /* owns both BIOs */
-  struct mint_job *job;     /* the pending mint, or NULL */
-  BIO *in, *out;            /* client bytes to OpenSSL; OpenSSL's bytes to the client */
-  bool cert_sent;           /* our Certificate message went out */
+  SSL *ssl;             /* owns both BIOs */
+  struct mint_job *job; /* the pending mint, or NULL */
+  BIO *in, *out;        /* client bytes to OpenSSL; OpenSSL's bytes to the client */
+  bool cert_sent;       /* our Certificate message went out */
   bool handshaken;
-  int alert;                /* the client's alert (level << 8 | description), or -1 */
-  char why[48];             /* the tls_inspect option that denied, or "" */
+  int alert;                         /* the client's alert (level << 8 | description), or -1 */
+  char why[48];                      /* the tls_inspect option that denied, or "" */
   char dest[HOST_NAME_MAX_LEN + 10]; /* the name the certificate is for, with the port */
   size_t req_len;
   char req[BUMP_REQ_MAX + 1];
@@ -302,8 +302,8 @@ static void on_mint_work(uv_work_t *req) {
 static void on_minted(uv_work_t *req, int status) {
   struct mint_job *job = req->data;
   struct conn *c = job->c;
-  X509 *leaf = job->leaf != NULL ? minter_insert(job->minter, job->name, job->now, job->leaf)
-                                 : NULL;
+  X509 *leaf =
+      job->leaf != NULL ? minter_insert(job->minter, job->name, job->now, job->leaf) : NULL;
   free(job);
   if (c == NULL) /* the connection went away meanwhile */
     return;

@@ -15,8 +15,8 @@
 #include "certs/ca.h"
 #include "certs/mint.h"
 
-#define NMINT 2000
-#define NHIT 200000
+#define NMINT  2000
+#define NHIT   200000
 #define NSHAKE 300
 
 static double now_us(void) {
@@ -91,7 +91,8 @@ int main(void) {
   if (mkdtemp(dir) == NULL)
     return 1;
   snprintf(path, sizeof(path), "%s/ca", dir);
-  if (ca_init(path, &o, err, sizeof(err)) != 0 || ca_load(path, o.now, &ca, err, sizeof(err)) != 0) {
+  if (ca_init(path, &o, err, sizeof(err)) != 0 ||
+      ca_load(path, o.now, &ca, err, sizeof(err)) != 0) {
     fprintf(stderr, "bench_mint: %s\n", err);
     goto cleanup;
   }

@@ -51,8 +51,8 @@ static const char *path_in(const char *sub, const char *file) {
 /* Makes a CA in DIR/SUB; PERMITTED may be NULL. */
 static const char *make_ca(const char *sub, const char *const *permitted, size_t n) {
   static char d[128];
-  struct ca_init_opts o = {.subject = "Example Site", .permitted = permitted, .npermitted = n,
-                           .days = 30, .now = now};
+  struct ca_init_opts o = {
+      .subject = "Example Site", .permitted = permitted, .npermitted = n, .days = 30, .now = now};
   snprintf(d, sizeof(d), "%s/%s", dir, sub);
   cr_assert_eq(ca_init(d, &o, err, sizeof(err)), 0, "%s", err);
   return d;
@@ -88,7 +88,8 @@ Test(certs, init_never_overwrites_a_ca) {
 
 Test(certs, init_refuses_a_permitted_name_that_is_not_dns) {
   const char *bad[] = {"Kaspersky.COM/x"};
-  struct ca_init_opts o = {.subject = "S", .permitted = bad, .npermitted = 1, .days = 1, .now = now};
+  struct ca_init_opts o = {
+      .subject = "S", .permitted = bad, .npermitted = 1, .days = 1, .now = now};
   cr_assert_eq(ca_init(path_in("", "ca"), &o, err, sizeof(err)), EMB_ECERT);
   cr_assert(strstr(err, "--permit 'Kaspersky.COM/x'") != NULL, "%s", err);
   cr_assert_neq(access(path_in("ca", CA_KEY_FILE), F_OK), 0, "a key was left behind");
@@ -314,8 +315,8 @@ Test(certs, leaf_near_its_end_is_minted_again) {
   cr_assert_eq(ca_load(make_ca("ca", NULL, 0), now, &ca, err, sizeof(err)), 0, "%s", err);
   struct minter *m = minter_new(ca, 4);
   cr_assert_eq(minter_leaf(m, "a.example", now, &a), 0);
-  cr_assert_eq(minter_leaf(m, "a.example",
-                           now + MINT_LIFETIME_SECONDS - MINT_REUSE_MARGIN_SECONDS, &b), 0);
+  cr_assert_eq(
+      minter_leaf(m, "a.example", now + MINT_LIFETIME_SECONDS - MINT_REUSE_MARGIN_SECONDS, &b), 0);
   minter_stats(m, &st);
   cr_assert_eq(st.minted, 2);
   cr_assert_eq(st.entries, 1);

@@ -62,9 +62,11 @@ Test(config_certs, page_without_a_ca_is_an_error) {
 }
 
 Test(config_certs, category_page_without_a_ca_is_an_error) {
-  expect_vendor_error("    cutoff: 2024-09-29T00:00:00Z\n    deny_with: page\n    hosts: [a.example]\n",
-                      "%s/acme.yaml:5:16: categories.updates.deny_with: page needs a CA: set "
-                      "certs.ca_dir (make one with `embargo ca init --dir DIR`)", dir);
+  expect_vendor_error(
+      "    cutoff: 2024-09-29T00:00:00Z\n    deny_with: page\n    hosts: [a.example]\n",
+      "%s/acme.yaml:5:16: categories.updates.deny_with: page needs a CA: set "
+      "certs.ca_dir (make one with `embargo ca init --dir DIR`)",
+      dir);
 }
 
 Test(config_certs, unknown_deny_with_is_an_error) {
@@ -74,7 +76,8 @@ Test(config_certs, unknown_deny_with_is_an_error) {
 }
 
 Test(config_certs, category_deny_with_overrides) {
-  snprintf(text, sizeof(text), "vendor: acme\ncategories:\n  updates:\n"
+  snprintf(text, sizeof(text),
+           "vendor: acme\ncategories:\n  updates:\n"
            "    cutoff: 2024-09-29T00:00:00Z\n    deny_with: alert\n    hosts: [a.example]\n");
   put("acme.yaml", text);
   cr_assert_eq(load("vendors:\n  - file: acme.yaml\n"), 0, "%s", err);
@@ -88,8 +91,10 @@ Test(config_certs, key_readable_by_others_is_a_config_error_at_the_key) {
   snprintf(key, sizeof(key), "%s/ca.key", ca_dir);
   cr_assert_eq(chmod(key, 0644), 0);
   snprintf(text, sizeof(text), "log: \"-\"\ncerts:\n  ca_dir: %s\n", ca_dir);
-  expect_error(text, "@/main.yaml:3:11: certs.ca_dir: %s/ca.key: private key is accessible to "
-               "group or others (mode 0644); chmod 600 it", ca_dir);
+  expect_error(text,
+               "@/main.yaml:3:11: certs.ca_dir: %s/ca.key: private key is accessible to "
+               "group or others (mode 0644); chmod 600 it",
+               ca_dir);
 }
 
 Test(config_certs, missing_ca_dir_is_a_config_error) {
