@@ -198,6 +198,8 @@ static void answer(struct conn *c) {
 
   uv_timer_stop(&c->timer);
   respond_deny_message(c, b->why[0] ? b->why : NULL, b->dest, &out);
+  if (!out.failed && strncmp(b->req, "HEAD ", 5) == 0) /* the head alone (RFC 9110 9.3.2) */
+    out.len = (size_t)((const char *)memmem(out.data, out.len, "\r\n\r\n", 4) + 4 - out.data);
   if (out.failed || SSL_write(b->ssl, out.data, (int)out.len) != (int)out.len) {
     obuf_free(&out);
     give_up(c, "cannot write the page");

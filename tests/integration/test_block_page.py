@@ -14,6 +14,7 @@ import json
 import os
 import re
 import shutil
+import ssl
 import subprocess
 import tempfile
 import time
@@ -164,6 +165,27 @@ class BlockPageTest(BlockPageCase):
             self.assertEqual(c.read_response("CONNECT").status, 200)
         d = self.deny_record(DENIED)
         self.assertEqual((d["error"], d["detail"]), ("tunnel_closed", "client closed before its ClientHello"), d)
+
+    def test_head_request_gets_the_head_alone(self):
+        ctx = ssl.create_default_context(cafile=self.ca_cert)
+        with harness.RawClient(self.embargo.port) as c:
+            c.send(b"CONNECT %s:443 HTTP/1.1\r\nHost: %s:443\r\n\r\n" % (DENIED.encode(), DENIED.encode()))
+            self.assertEqual(c.read_response("CONNECT").status, 200)
+            with ctx.wrap_socket(c.sock, server_hostname=DENIED) as t:
+                t.sendall(b"HEAD / HTTP/1.1\r\nHost: %s\r\n\r\n" % DENIED.encode())
+                data = b""
+                for _ in range(100):
+                    try:
+                        chunk = t.recv(65536)
+                    except (ssl.SSLZeroReturnError, ssl.SSLEOFError):
+                        break
+                    if not chunk:
+                        break
+                    data += chunk
+        self.assertTrue(data.startswith(b"HTTP/1.1 403 Forbidden\r\n"), data)
+        self.assertTrue(data.endswith(b"\r\n\r\n"), data)
+        self.assertIn(b"Content-Length: ", data)
+        self.assertEqual(self.deny_record(DENIED)["detail"], 'block page over TLS for "HEAD / HTTP/1.1"')
 
     def test_openssl_s_client_shows_a_minted_leaf(self):
         req = b"GET /x HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n" % DENIED.encode()
