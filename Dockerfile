@@ -11,7 +11,7 @@ RUN scripts/build.sh release -DEMBARGO_TESTS=OFF && strip build/embargo
 
 FROM debian:12-slim
 RUN apt-get update -qq \
- && apt-get install -y -qq --no-install-recommends libuv1 libc-ares2 libssl3 libyaml-0-2 libjansson4 zlib1g ca-certificates \
+ && apt-get install -y -qq --no-install-recommends libuv1 libc-ares2 libssl3 libyaml-0-2 libjansson4 zlib1g libidn2-0 ca-certificates \
  && rm -rf /var/lib/apt/lists/* \
  && useradd --system --no-create-home --shell /usr/sbin/nologin embargo
 COPY --from=build /src/build/embargo /usr/local/bin/embargo

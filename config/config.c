@@ -72,6 +72,8 @@ static const struct directive top_keys[] = {
   {"certs", apply_certs, 0, 0, 0, false, "a mapping"},
   {"log", load_string, offsetof(struct config, log_path), 0,
    sizeof(((struct config *)0)->log_path), false, "a file path or \"-\" for standard output"},
+  {"user", load_string, offsetof(struct config, user), 0, sizeof(((struct config *)0)->user),
+   false, "a user name (\"root\" to stay root)"},
   {"access_log", load_bool, offsetof(struct config, access_log), 0, 0, false, "true or false"},
   {"monitor", load_bool, offsetof(struct config, monitor), 0, 0, false, "true or false"},
   {"vendors", record_vendors, 0, 0, 0, false, "vendor lists"},
@@ -93,6 +95,8 @@ static const struct directive timeout_keys[] = {
 static const struct directive limit_keys[] = {
   LIMIT("max_head", max_head, 1024, 1u << 24, "a byte count from 1024 to 16777216"),
   LIMIT("max_connections", max_connections, 1, 1000000, "a count from 1 to 1000000"),
+  LIMIT("max_connections_per_client", max_connections_per_client, 1, 1000000,
+        "a count from 1 to 1000000"),
   LIMIT("buffer", buffer_high, 4096, 1u << 30, "a byte count from 4096 to 1073741824"),
   LIMIT("pool_per_host", pool_per_host, 0, 1024, "a count from 0 to 1024"),
   LIMIT("pool_total", pool_total, 0, 65536, "a count from 0 to 65536"),
@@ -243,18 +247,25 @@ static int apply_internal(struct loader *ld, const struct ydoc *d, const struct 
   return load_map(ld, d, value, path, internal_keys, COUNT(internal_keys), ld->cfg);
 }
 
+int config_parse_endpoint(const char *text, struct sockaddr_storage *addr, char *why,
+                          size_t size) {
+  int rc = config_parse_sockaddr(text, addr);
+  if (rc == EMB_EBADPORT)
+    snprintf(why, size, "invalid port in '%s' (expected ip:port, port 1 to 65535)", text);
+  else if (rc < 0)
+    snprintf(why, size, "expected \"ip:port\" or \"[v6]:port\", got '%s'", text);
+  return rc;
+}
+
 /* Reads item I of a list of "ip:port" strings into ADDR. */
 static int read_sockaddr(struct loader *ld, const struct ydoc *d, const struct ynode *item,
                          const char *path, struct sockaddr_storage *addr) {
+  char why[LOAD_PATH_MAX + 96];
   const char *text = load_text(ld, d, item, path, "\"ip:port\" or \"[v6]:port\"");
   if (text == NULL)
     return EMB_ECONFIG;
-  int rc = config_parse_sockaddr(text, addr);
-  if (rc == EMB_EBADPORT)
-    return load_fail(ld, d, item, path, "invalid port in '%s' (expected ip:port, port 1 to 65535)",
-                     text);
-  if (rc < 0)
-    return load_fail(ld, d, item, path, "expected \"ip:port\" or \"[v6]:port\", got '%s'", text);
+  if (config_parse_endpoint(text, addr, why, sizeof(why)) < 0)
+    return load_fail(ld, d, item, path, "%s", why);
   return 0;
 }
 
@@ -309,6 +320,9 @@ static int apply_listen(struct loader *ld, const struct ydoc *d, const struct yn
   if (load_list(ld, d, value, path, dir->expect) < 0)
     return EMB_ECONFIG;
   size_t n = ynode_count(value);
+  if (n == 0)
+    return load_fail(ld, d, value, path,
+                     "at least one listener is needed (an empty list serves nothing)");
   if (n > CONFIG_MAX_LISTEN)
     return load_fail(ld, d, value, path, "at most %d listeners", CONFIG_MAX_LISTEN);
   for (size_t i = 0; i < n; i++) {

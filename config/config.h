@@ -51,7 +51,8 @@ struct config_timeouts { /* milliseconds */
 
 struct config_limits {
   size_t max_head;        /* request head bytes (431 beyond) */
-  size_t max_connections; /* concurrent client connections */
+  size_t max_connections; /* concurrent client connections; accept pauses at it */
+  size_t max_connections_per_client; /* per client address (IPv6: per /64) */
   size_t buffer_high;     /* per-direction high-water mark, bytes */
   size_t pool_per_host;   /* idle upstream connections kept per destination */
   size_t pool_total;      /* idle upstream connections kept in all */
@@ -120,6 +121,7 @@ struct config {
   struct netmatch *internal_allow;
   char internal_allow_text[512];  /* for summaries */
   char log_path[512];             /* "-" for stdout */
+  char user[64];                  /* run as this user when started as root; "root" keeps root */
   bool access_log;                /* log every request, not only decisions */
   bool monitor;
   struct policy *policy;          /* owned reference */
@@ -141,6 +143,13 @@ void config_free(struct config *cfg);
 
 /* Parses "ip:port" / "[v6]:port" into ADDR. Returns 0 or EMB_EBADPORT / EMB_EBADIP. */
 int config_parse_sockaddr(const char *text, struct sockaddr_storage *addr);
+
+/* Parses TEXT like config_parse_sockaddr and, on error, writes the reason
+ * the config file would give for a `listen` or `resolvers` entry into WHY
+ * ("invalid port in '...' (expected ip:port, port 1 to 65535)"), so that
+ * command-line options are refused in the same words. */
+int config_parse_endpoint(const char *text, struct sockaddr_storage *addr, char *why,
+                          size_t size);
 
 /* Writes a human summary (listeners, resolver, vendors with their categories,
  * cutoffs and entry counts, exceptions, monitor) to F. */

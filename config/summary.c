@@ -26,6 +26,7 @@ static const struct ms_field timeout_fields[] = {
 static const struct ms_field limit_fields[] = {
   {"max_head", offsetof(struct config_limits, max_head)},
   {"max_connections", offsetof(struct config_limits, max_connections)},
+  {"max_connections_per_client", offsetof(struct config_limits, max_connections_per_client)},
   {"buffer", offsetof(struct config_limits, buffer_high)},
   {"pool_per_host", offsetof(struct config_limits, pool_per_host)},
   {"pool_total", offsetof(struct config_limits, pool_total)},
@@ -84,6 +85,7 @@ static void print_limits(const struct config *cfg, FILE *f) {
           cfg->log_path[0] == '-' && cfg->log_path[1] == '\0' ? "standard output"
                                                               : cfg->log_path,
           cfg->access_log ? "on" : "off");
+  fprintf(f, "User:           %s when started as root\n", cfg->user[0] ? cfg->user : "(none)");
   fprintf(f, "Monitor:        %s\n", cfg->monitor ? "on (nothing is denied; denials are logged)"
                                                   : "off (denials are enforced)");
 }

@@ -3,7 +3,9 @@
 #include "filters/normalise.h"
 
 #include <arpa/inet.h>
+#include <idn2.h>
 #include <netinet/in.h>
+#include <stdlib.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
@@ -162,6 +164,29 @@ int host_normalise(const char *in, size_t len, struct host *out) {
   h.port = 0;
   *out = h;
   return 0;
+}
+
+int host_normalise_sni(const char *in, size_t len, struct host *out) {
+  char u8[HOST_NAME_MAX_LEN + 2], *alabel = NULL;
+  int err;
+
+  if (!has_high_byte(in, len))
+    return host_normalise(in, len, out);
+  if (len >= sizeof(u8) || memchr(in, '\0', len) != NULL)
+    return EMB_EULABEL;
+  memcpy(u8, in, len);
+  u8[len] = '\0';
+  /* UTS #46 non-transitional processing (lower-cases and maps, then
+   * IDNA2008 ToASCII); libidn2 allocates the result, freed here. */
+  if (idn2_to_ascii_8z(u8, &alabel, IDN2_NFC_INPUT | IDN2_NONTRANSITIONAL) != IDN2_OK) {
+    free(alabel);
+    return EMB_EULABEL;
+  }
+  err = host_normalise(alabel, strlen(alabel), out);
+  free(alabel);
+  if (err == 0 && out->kind != HOST_NAME)
+    return EMB_EULABEL; /* a U-label spelling of an address is not a name */
+  return err;
 }
 
 /* Plain decimal 1..65535; leading zeros are harmless and accepted. */

@@ -2,7 +2,7 @@
  * name is normalised here, once, before any policy lookup: lowercase, one
  * trailing dot removed, ASCII only (IDNA A-labels), port separated, and
  * anything that is not a valid host name or a canonical IP literal rejected.
- * Pure: no I/O, no allocation. */
+ * Pure: no I/O; no allocation but libidn2's, inside host_normalise_sni. */
 #ifndef EMBARGO_FILTERS_NORMALISE_H
 #define EMBARGO_FILTERS_NORMALISE_H
 
@@ -38,6 +38,18 @@ struct host {
  *                outside [A-Za-z0-9-_], a label starting or ending with '-'.
  * out->port is set to 0. */
 int host_normalise(const char *in, size_t len, struct host *out);
+
+/* Normalises a TLS server name: like host_normalise, except that a name
+ * with bytes >= 0x80 is taken as UTF-8 and converted with IDNA (UTS #46,
+ * non-transitional, through libidn2) to its A-label form ("bücher.example"
+ * becomes "xn--bcher-kva.example"), which is then normalised as usual.
+ * Returns EMB_EULABEL for a name that does not convert (invalid UTF-8,
+ * disallowed code points, bad bidi or joiners, over-long labels) or that
+ * converts to an IP literal; otherwise what host_normalise returns. An ASCII
+ * name never goes through IDNA. libidn2 allocates while converting; nothing
+ * is left for the caller to free. Host headers and CONNECT authorities do
+ * not use this: a U-label there is refused (host_normalise). */
+int host_normalise_sni(const char *in, size_t len, struct host *out);
 
 /* Parses an authority "host", "host:port", "[v6]" or "[v6]:port" (as in a
  * CONNECT target or a Host header). A missing or empty port yields

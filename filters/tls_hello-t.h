@@ -59,10 +59,11 @@ enum tls_hello_status {
   XX(SNI_NAME_LEN, "server name runs past its list")                              \
   XX(SNI_EMPTY_NAME, "empty host name")                                           \
   XX(SNI_TOO_MANY, "more host names than the parser reports")                     \
-  XX(SNI_NON_ASCII, "host name has a byte >= 0x80 (send IDNA A-labels)")          \
+  XX(SNI_MIXED_TYPES, "server_name list mixes host_name with another name type")  \
+  XX(SNI_NON_ASCII, "host name is not UTF-8 that IDNA converts to an A-label")    \
   XX(SNI_BAD_CHAR, "host name has a character outside [A-Za-z0-9._-]")            \
   XX(SNI_BAD_LABEL, "host name too long or with an empty or over-long label")     \
-  XX(SNI_IP_LITERAL, "host name is an IP literal (RFC 6066 forbids it)")          \
+  XX(SNI_IP_LITERAL, "host name is an IP literal that is not canonical")          \
   XX(ALPN_LIST_LEN, "ALPN list length disagrees with its extension")              \
   XX(ALPN_EMPTY_LIST, "ALPN list is empty")                                       \
   XX(ALPN_PROTO_LEN, "ALPN protocol name runs past its list")                     \
@@ -90,7 +91,9 @@ enum tls_hello_flag {
   TLS_HELLO_F_SNI_OTHER_TYPE = 1u << 8,  /* a server_name entry of a type other than host_name */
   TLS_HELLO_F_GREASE = 1u << 9,          /* some RFC 8701 GREASE value was seen */
   TLS_HELLO_F_DUP_CIPHER = 1u << 10,     /* a cipher suite was listed twice */
-  TLS_HELLO_F_FRAGMENTED = 1u << 11      /* the hello spans more than one record */
+  TLS_HELLO_F_FRAGMENTED = 1u << 11,     /* the hello spans more than one record */
+  TLS_HELLO_F_SNI_NON_ASCII = 1u << 12,  /* a host name had bytes >= 0x80 (raw UTF-8?) */
+  TLS_HELLO_F_SNI_IP_LITERAL = 1u << 13  /* a host name looked like an IP literal */
 };
 
 /* A borrowed run of bytes inside the parser's buffer. */

@@ -89,40 +89,55 @@ static bool label_is_numeric(const uint8_t *p, size_t n) {
   return n > 0;
 }
 
-/* Checks the labels of NAME (N octets, trailing dot already removed). */
-static enum tls_hello_reason check_labels(const uint8_t *name, size_t n) {
+/* Checks the labels of NAME (N octets, trailing dot already removed). A
+ * label with bytes >= 0x80 is a U-label candidate: its length is judged once
+ * it is converted, not here. A numeric last label makes the name an IP
+ * literal candidate. */
+static enum tls_hello_reason check_labels(struct tls_hello *h, const uint8_t *name, size_t n) {
   size_t start = 0;
+  bool high = false;
   if (n == 0 || n > TLS_HELLO_NAME_MAX)
     return TLS_HELLO_R_SNI_BAD_LABEL;
   for (size_t i = 0; i <= n; i++) {
-    if (i < n && name[i] != '.')
+    if (i < n && name[i] != '.') {
+      high |= name[i] >= 0x80;
       continue;
-    if (i == start || i - start > 63)
+    }
+    if (i == start || (i - start > 63 && !high))
       return TLS_HELLO_R_SNI_BAD_LABEL;
     if (i == n && label_is_numeric(name + start, i - start))
-      return TLS_HELLO_R_SNI_IP_LITERAL;
+      h->flags |= TLS_HELLO_F_SNI_IP_LITERAL;
     start = i + 1;
+    high = false;
   }
   return TLS_HELLO_R_NONE;
 }
 
-static enum tls_hello_reason check_host_name(const uint8_t *name, size_t n) {
+/* An LDH name, a raw UTF-8 candidate (flagged NON_ASCII) or an IP literal
+ * candidate (flagged IP_LITERAL: a ':' or a numeric last label). Whether a
+ * candidate converts or is canonical is the normaliser's call. */
+static enum tls_hello_reason check_host_name(struct tls_hello *h, const uint8_t *name, size_t n) {
+  bool colon;
   if (n == 0)
     return TLS_HELLO_R_SNI_EMPTY_NAME;
-  if (memchr(name, ':', n))
-    return TLS_HELLO_R_SNI_IP_LITERAL; /* IPv6, bracketed or not */
+  colon = memchr(name, ':', n) != NULL;
   for (size_t i = 0; i < n; i++) {
-    if (name[i] >= 0x80)
-      return TLS_HELLO_R_SNI_NON_ASCII;
-    if (!is_host_char(name[i]))
+    bool v6 = colon && (name[i] == ':' || name[i] == '[' || name[i] == ']');
+    if (name[i] >= 0x80 && !colon)
+      h->flags |= TLS_HELLO_F_SNI_NON_ASCII;
+    else if (!is_host_char(name[i]) && !v6)
       return TLS_HELLO_R_SNI_BAD_CHAR;
   }
-  return check_labels(name, name[n - 1] == '.' ? n - 1 : n);
+  if (colon) {
+    h->flags |= TLS_HELLO_F_SNI_IP_LITERAL;
+    return n <= TLS_HELLO_NAME_MAX ? TLS_HELLO_R_NONE : TLS_HELLO_R_SNI_BAD_LABEL;
+  }
+  return check_labels(h, name, name[n - 1] == '.' ? n - 1 : n);
 }
 
 /* Validates one host_name and records it, raw and normalised. */
 static enum tls_hello_reason add_host_name(struct tls_hello *h, const struct rd *name) {
-  enum tls_hello_reason why = check_host_name(name->p, name->n);
+  enum tls_hello_reason why = check_host_name(h, name->p, name->n);
   size_t n = name->n;
   char *out;
   if (why != TLS_HELLO_R_NONE)
@@ -163,6 +178,11 @@ static enum tls_hello_reason parse_sni(struct tls_hello *h, struct rd body) {
     if (why != TLS_HELLO_R_NONE)
       return why;
   }
+  /* OpenSSL and BoringSSL servers refuse a list that is not exactly host
+   * names: judging the host name alone would be fooled by a list a server
+   * would read differently. */
+  if (h->sni_count > 0 && (h->flags & TLS_HELLO_F_SNI_OTHER_TYPE))
+    return TLS_HELLO_R_SNI_MIXED_TYPES;
   if (h->sni_count > 1)
     h->flags |= TLS_HELLO_F_SNI_MULTIPLE;
   return TLS_HELLO_R_NONE;

@@ -16,11 +16,18 @@
  *     (tls_hello_sni()); TLS_HELLO_F_SNI_UPPERCASE / _TRAILING_DOT record
  *     that the client sent otherwise, and tls_hello_sni_raw() gives the
  *     bytes as sent.
- *   - Host names must be ASCII LDH names (underscore tolerated), at most
- *     253 octets, labels 1..63; a last label that is numeric (or 0x-hex) or
- *     any ':' is an IP literal, which RFC 6066 forbids: MALFORMED.
- *   - server_name entries of another name_type are skipped, as Go's
- *     crypto/tls does, and flagged TLS_HELLO_F_SNI_OTHER_TYPE.
+ *   - Host names are ASCII LDH names (underscore tolerated), at most 253
+ *     octets, labels 1..63. Two kinds of candidates are reported rather than
+ *     refused, for the caller's normaliser to judge (real clients send
+ *     them): a name with bytes >= 0x80 (raw UTF-8, as Node sends; flagged
+ *     TLS_HELLO_F_SNI_NON_ASCII, label lengths not checked) and an IP
+ *     literal (any ':', or a numeric or 0x-hex last label, which RFC 6066
+ *     forbids; flagged TLS_HELLO_F_SNI_IP_LITERAL). The reasons
+ *     SNI_NON_ASCII and SNI_IP_LITERAL name the caller's refusals of them.
+ *   - server_name entries of another name_type are flagged
+ *     TLS_HELLO_F_SNI_OTHER_TYPE; alone they are skipped, as Go's crypto/tls
+ *     does, but next to a host_name they are MALFORMED (SNI_MIXED_TYPES):
+ *     OpenSSL and BoringSSL servers refuse such a list.
  *   - Any extension type sent twice is MALFORMED (RFC 8446 4.2); GREASE
  *     values (RFC 8701) are accepted everywhere.
  *   - Handshake bytes after the ClientHello in its last record are

@@ -22,6 +22,7 @@
 #include "proxy/log.h"
 #include "proxy/rules.h"
 #include "proxy/report.h"
+#include "proxy/privdrop.h"
 #include "proxy/server.h"
 
 #ifndef EMBARGO_VERSION
@@ -37,7 +38,9 @@ struct options {
   enum listen_mode listen_mode[CONFIG_MAX_LISTEN];
   size_t nlisten;
   char resolvers[256];
+  size_t nresolvers;
   const char *log;
+  const char *user;
   int64_t now;      /* 0: the real clock */
   const char *sni[8]; /* check: server names a ClientHello would carry */
   size_t nsni;
@@ -77,6 +80,7 @@ static const char usage_text[] =
     "  -n, --now RFC3339       evaluate every cutoff as if it were this time\n"
     "  -m, --monitor           never deny; log what would have been denied\n"
     "  -o, --log FILE|-        decision log destination (default: standard output)\n"
+    "  -u, --user NAME         started as root, run as NAME once listening (root: stay root)\n"
     "  -v, --verbose           debug diagnostics on standard error\n"
     "      --sni NAME          check: also judge this TLS server name (repeatable)\n"
     "      --ja4 FINGERPRINT   check: also judge this JA4 client fingerprint\n"
@@ -94,6 +98,16 @@ static int usage_error(const char *fmt, ...) {
   return EXIT_USAGE;
 }
 
+/* Refuses an "ip:port" option value in the words the config file uses. */
+static int check_endpoint(const char *option, const char *text) {
+  struct sockaddr_storage addr;
+  char why[160];
+  if (config_parse_endpoint(text, &addr, why, sizeof(why)) == 0)
+    return 0;
+  fprintf(stderr, "embargo: %s: %s\n", option, why);
+  return EXIT_USAGE;
+}
+
 static int parse_options(int argc, char **argv, struct options *o) {
   static const struct option longopts[] = {
       {"config", required_argument, NULL, 'c'}, {"listen", required_argument, NULL, 'l'},
@@ -105,11 +119,12 @@ static int parse_options(int argc, char **argv, struct options *o) {
       {"tproxy", required_argument, NULL, 'T'},  {"format", required_argument, NULL, 'F'},
       {"mode", required_argument, NULL, 'M'},    {"sidecar", no_argument, NULL, 'S'},
       {"ipv6", no_argument, NULL, '6'},          {"uid", required_argument, NULL, 'U'},
+      {"user", required_argument, NULL, 'u'},
       {NULL, 0, NULL, 0}};
   int ch;
 
   optind = 1;
-  while ((ch = getopt_long(argc, argv, "+c:l:r:n:mo:vhs:j:N", longopts, NULL)) != -1) {
+  while ((ch = getopt_long(argc, argv, "+c:l:r:n:mo:vhs:j:Nu:", longopts, NULL)) != -1) {
     switch (ch) {
     case 'c': o->config = optarg; break;
     case 'l':
@@ -123,8 +138,13 @@ static int parse_options(int argc, char **argv, struct options *o) {
       o->listen[o->nlisten++] = optarg;
       break;
     case 'r':
-      if (strlen(o->resolvers) + strlen(optarg) + 2 > sizeof(o->resolvers))
-        return usage_error("too many resolvers: %s", optarg);
+      if (check_endpoint("--resolver", optarg) != 0)
+        return EXIT_USAGE;
+      if (++o->nresolvers > CONFIG_MAX_RESOLVERS ||
+          strlen(o->resolvers) + strlen(optarg) + 2 > sizeof(o->resolvers)) {
+        fprintf(stderr, "embargo: --resolver: at most %d resolvers\n", CONFIG_MAX_RESOLVERS);
+        return EXIT_USAGE;
+      }
       if (o->resolvers[0] != '\0')
         strcat(o->resolvers, ",");
       strcat(o->resolvers, optarg);
@@ -138,6 +158,11 @@ static int parse_options(int argc, char **argv, struct options *o) {
       break;
     case 'm': o->monitor = true; break;
     case 'o': o->log = optarg; break;
+    case 'u':
+      if (optarg[0] == '\0' || strlen(optarg) >= sizeof(((struct config *)0)->user))
+        return usage_error("--user: expected a user name, got \"%s\"", optarg);
+      o->user = optarg;
+      break;
     case 'v': o->verbose = true; break;
     case 's':
       if (o->nsni == sizeof(o->sni) / sizeof(o->sni[0]))
@@ -181,18 +206,22 @@ static int load_config(const struct options *o, struct config *cfg) {
     memset(cl, 0, sizeof(*cl));
     snprintf(cl->text, sizeof(cl->text), "%s", o->listen[i]);
     cl->mode = o->listen_mode[i];
-    if (config_parse_sockaddr(o->listen[i], &cl->addr) != 0) {
-      fprintf(stderr, "embargo: --%s: expected ADDR:PORT like 127.0.0.1:3128, got \"%s\"\n",
-              cl->mode == LISTEN_PROXY ? "listen" : listen_mode_name(cl->mode), o->listen[i]);
+    if (check_endpoint(cl->mode == LISTEN_PROXY    ? "--listen"
+                       : cl->mode == LISTEN_TPROXY ? "--tproxy"
+                                                   : "--intercept",
+                       o->listen[i]) != 0) {
       config_free(cfg);
       return EXIT_USAGE;
     }
+    config_parse_sockaddr(o->listen[i], &cl->addr);
     cfg->nlisten++;
   }
   if (o->resolvers[0] != '\0')
     snprintf(cfg->resolvers, sizeof(cfg->resolvers), "%s", o->resolvers);
   if (o->log != NULL)
     snprintf(cfg->log_path, sizeof(cfg->log_path), "%s", o->log);
+  if (o->user != NULL)
+    snprintf(cfg->user, sizeof(cfg->user), "%s", o->user);
   if (o->monitor) {
     cfg->monitor = true;
     policy_set_monitor(cfg->policy, true);
@@ -218,6 +247,8 @@ static int cmd_run(const struct options *o) {
   signal(SIGPIPE, SIG_IGN);
   uv_loop_init(&loop);
   rc = server_init(&srv, &loop, &cfg, o->now, err, sizeof(err));
+  if (rc == 0)
+    rc = privdrop_apply(cfg.user, err, sizeof(err)); /* listeners bound, files open */
   if (rc != 0) {
     fprintf(stderr, "embargo: %s\n", err);
     server_stop(&srv);
@@ -250,7 +281,7 @@ static int cmd_check(const struct options *o, int argc, char **argv) {
     return usage_error("%s", "check: name at least one destination");
   for (k = 0; k < o->nsni; k++) {
     struct host sh;
-    int err = host_normalise(o->sni[k], strlen(o->sni[k]), &sh);
+    int err = host_normalise_sni(o->sni[k], strlen(o->sni[k]), &sh); /* as a ClientHello's */
     if (err != 0 || sh.kind != HOST_NAME)
       return usage_error("--sni \"%s\": %s", o->sni[k], err ? err_str(err) : "not a host name");
     memcpy(names[k], sh.name, sh.len + 1);

@@ -86,6 +86,7 @@ void conn_close(struct conn *c) {
   if (c->next != NULL)
     c->next->prev = c->prev;
   srv->nconns--;
+  admit_release(&srv->admit, (const struct sockaddr *)&c->peer);
   uv_close((uv_handle_t *)&c->cli.tcp, on_handle_closed);
   uv_close((uv_handle_t *)&c->timer, on_handle_closed);
 }
@@ -428,10 +429,8 @@ void conn_accept(struct listener *lst) {
   }
   uv_tcp_getpeername(&c->cli.tcp, (struct sockaddr *)&c->peer, &len);
   uv_tcp_nodelay(&c->cli.tcp, 1);
-  if (srv->nconns > srv->cfg->limits.max_connections) {
-    log_diag(LOG_WARN, c->id, "connection limit (%zu) reached; refusing",
-             srv->cfg->limits.max_connections);
-    conn_close(c);
+  if (admit_client_add(&srv->admit, (const struct sockaddr *)&c->peer) != 0) {
+    conn_close(c); /* over the per-client cap; proxy/admit logged it */
     return;
   }
   if (conn_transparent(c)) {

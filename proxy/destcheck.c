@@ -16,26 +16,53 @@ static const char *const internal_ranges[] = {
     "::/96",       "fe80::/10",   "ff00::/8",
 };
 
-int destcheck_init(struct destcheck *dc, const struct netmatch *allow) {
+/* Cloud instance metadata and host-agent endpoints: they hand out
+ * credentials, so they are refused whatever the family or range they sit in
+ * (100.64.0.0/10 and fd00::/8 are otherwise routable), and internal.allow
+ * opens one only by naming that very address (/32 or /128): a broad range
+ * such as 169.254.0.0/16 or 100.64.0.0/10 does not. */
+static const char *const metadata_addrs[] = {
+    "169.254.169.254", /* AWS, GCP, Azure IMDS, OpenStack, Oracle, DigitalOcean, Hetzner... */
+    "169.254.170.2",   /* AWS ECS task metadata and credentials */
+    "169.254.169.253", /* AWS VPC DNS (answers the IMDS names) */
+    "169.254.0.23",    /* Tencent Cloud metadata */
+    "100.100.100.200", /* Alibaba Cloud metadata (inside 100.64.0.0/10) */
+    "168.63.129.16",   /* Azure WireServer: host agent, extension settings, certificates */
+    "192.0.0.192",     /* Oracle Cloud Classic metadata */
+    "fd00:ec2::254",   /* AWS IMDS over IPv6 (a unique-local address) */
+    "fd00:ec2::253",   /* AWS VPC DNS over IPv6 */
+    "fd00:ec2::23",    /* AWS EKS Pod Identity agent over IPv6 */
+    "169.254.170.23",  /* AWS EKS Pod Identity agent */
+};
+
+static int add_all(struct netmatch *m, const char *const *texts, size_t n) {
   size_t i;
-  memset(dc, 0, sizeof(*dc));
-  dc->allow = allow;
-  if ((dc->internal = netmatch_new()) == NULL)
-    return UV_ENOMEM;
-  for (i = 0; i < sizeof(internal_ranges) / sizeof(internal_ranges[0]); i++) {
+  for (i = 0; i < n; i++) {
     struct cidr c;
-    if (cidr_parse(internal_ranges[i], strlen(internal_ranges[i]), &c) != 0 ||
-        netmatch_add(dc->internal, &c, (void *)internal_ranges[i]) != 0)
+    if (cidr_parse(texts[i], strlen(texts[i]), &c) != 0 ||
+        netmatch_add(m, &c, (void *)texts[i]) != 0)
       return UV_EINVAL;
   }
   return 0;
+}
+
+int destcheck_init(struct destcheck *dc, const struct netmatch *allow) {
+  memset(dc, 0, sizeof(*dc));
+  dc->allow = allow;
+  if ((dc->internal = netmatch_new()) == NULL || (dc->metadata = netmatch_new()) == NULL)
+    return UV_ENOMEM;
+  if (add_all(dc->internal, internal_ranges, sizeof(internal_ranges) / sizeof(internal_ranges[0])) != 0)
+    return UV_EINVAL;
+  return add_all(dc->metadata, metadata_addrs, sizeof(metadata_addrs) / sizeof(metadata_addrs[0]));
 }
 
 void destcheck_free(struct destcheck *dc) {
   if (dc == NULL)
     return;
   netmatch_free(dc->internal);
+  netmatch_free(dc->metadata);
   dc->internal = NULL;
+  dc->metadata = NULL;
   if (dc->ifaddrs != NULL)
     uv_free_interface_addresses(dc->ifaddrs, dc->nifaddrs);
   dc->ifaddrs = NULL;
@@ -132,21 +159,49 @@ static bool is_local_address(struct destcheck *dc, const struct sockaddr *sa, ui
   return false;
 }
 
+/* Whether internal.allow names exactly this address (a /32 or /128 entry). */
+static bool allow_names_exactly(const struct destcheck *dc, int family, const uint8_t *ip) {
+  unsigned bits = 0;
+  return dc->allow != NULL && netmatch_lookup(dc->allow, family, ip, &bits) != NULL &&
+         bits == (family == AF_INET ? 32u : 128u);
+}
+
+/* A metadata address, directly or embedded in a translator form; only an
+ * exact internal.allow entry for the address asked for opens it. */
+static bool is_metadata(const struct destcheck *dc, int family, const uint8_t *ip,
+                        const uint8_t *v4) {
+  bool hit = netmatch_lookup(dc->metadata, family, ip, NULL) != NULL ||
+             (v4 != NULL && netmatch_lookup(dc->metadata, AF_INET, v4, NULL) != NULL);
+  return hit && !allow_names_exactly(dc, family, ip);
+}
+
 bool destcheck_is_internal(struct destcheck *dc, const struct sockaddr *addr, uint64_t now_ms) {
-  struct sockaddr_in tmp;
+  struct sockaddr_in tmp, inner;
   const uint8_t *ip;
   uint8_t v4[4];
+  bool embedded;
   int family;
 
   addr = sockaddr_unmapped(addr, &tmp);
   family = addr->sa_family;
   ip = family == AF_INET ? (const uint8_t *)&((const struct sockaddr_in *)addr)->sin_addr
                          : (const uint8_t *)&((const struct sockaddr_in6 *)addr)->sin6_addr;
+  embedded = family == AF_INET6 && embedded_v4(ip, v4);
+  if (is_metadata(dc, family, ip, embedded ? v4 : NULL))
+    return true;
   if (dc->allow != NULL && netmatch_lookup(dc->allow, family, ip, NULL) != NULL)
     return false;
-  if (family == AF_INET6 && embedded_v4(ip, v4) &&
-      netmatch_lookup(dc->internal, AF_INET, v4, NULL) != NULL)
-    return true;
+  if (embedded) {
+    /* A translator delivers it to the IPv4 address: judge that address as
+     * one, this host's own addresses included. */
+    if (netmatch_lookup(dc->internal, AF_INET, v4, NULL) != NULL)
+      return true;
+    memset(&inner, 0, sizeof(inner));
+    inner.sin_family = AF_INET;
+    memcpy(&inner.sin_addr, v4, 4);
+    if (is_local_address(dc, (const struct sockaddr *)&inner, now_ms))
+      return true;
+  }
   return netmatch_lookup(dc->internal, family, ip, NULL) != NULL ||
          is_local_address(dc, addr, now_ms);
 }

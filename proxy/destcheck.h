@@ -17,6 +17,7 @@ struct netmatch;
 
 struct destcheck {
   struct netmatch *internal;        /* ranges refused by default (owned) */
+  struct netmatch *metadata;        /* cloud metadata addresses, always refused (owned) */
   const struct netmatch *allow;     /* config internal.allow (borrowed; may be NULL) */
   struct sockaddr_storage self[CONFIG_MAX_LISTEN]; /* our listeners, as bound */
   size_t nself;
@@ -34,10 +35,12 @@ void destcheck_free(struct destcheck *dc); /* NULL-safe, idempotent */
 void destcheck_add_self(struct destcheck *dc, const struct sockaddr *addr);
 
 /* True if ADDR is an internal destination: loopback, unspecified,
- * link-local (cloud metadata included), multicast, broadcast, an address of
- * this host, or an IPv6 address that embeds one of these IPv4 addresses
- * (NAT64, SIIT, 6to4), unless internal.allow covers it. NOW_MS (monotonic)
- * decides when the host's interface addresses are read again. */
+ * link-local, multicast, broadcast, an address of this host, or an IPv6
+ * address that embeds one of these IPv4 addresses (NAT64, SIIT, 6to4),
+ * unless internal.allow covers it; or a cloud metadata address (in any
+ * family, embedded forms included), unless internal.allow names that exact
+ * address as a /32 or /128. NOW_MS (monotonic) decides when the host's
+ * interface addresses are read again. */
 bool destcheck_is_internal(struct destcheck *dc, const struct sockaddr *addr, uint64_t now_ms);
 
 /* True if ADDR (with port) is one of Embargo's own listening sockets. */

@@ -18,6 +18,19 @@ static bool port_allowed(const struct config *cfg, uint16_t port) {
   return false;
 }
 
+static void sockaddr_of(const struct ip_addr *a, struct sockaddr_storage *ss) {
+  memset(ss, 0, sizeof(*ss));
+  if (a->family == AF_INET) {
+    struct sockaddr_in *in4 = (struct sockaddr_in *)ss;
+    in4->sin_family = AF_INET;
+    memcpy(&in4->sin_addr, a->addr, 4);
+  } else {
+    struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)ss;
+    in6->sin6_family = AF_INET6;
+    memcpy(&in6->sin6_addr, a->addr, 16);
+  }
+}
+
 /* The first refusal among the addresses to dial, if any. */
 static enum judge_refusal refuse_address(struct destcheck *dc, const struct judge_input *in,
                                          uint64_t now_ms, char *detail, size_t size) {
@@ -41,6 +54,15 @@ static enum judge_refusal refuse_address(struct destcheck *dc, const struct judg
       return JUDGE_INTERNAL;
     }
   }
+  for (i = 0; i < in->nsni_addrs; i++) {
+    struct sockaddr_storage ss;
+    sockaddr_of(&in->sni_addrs[i], &ss);
+    if (destcheck_is_internal(dc, (const struct sockaddr *)&ss, now_ms)) {
+      snprintf(detail, size, "server name %s is an internal address",
+               log_fmt_ip((const struct sockaddr *)&ss, ip, sizeof(ip)));
+      return JUDGE_INTERNAL;
+    }
+  }
   return JUDGE_PASS;
 }
 
@@ -58,6 +80,7 @@ void judge_destination(const struct config *cfg, const struct policy *p, struct 
                        const struct judge_input *in, int64_t now, uint64_t now_ms,
                        struct judgement *out) {
   struct fact_store st;
+  struct ip_addr addrs[DNS_MAX_ADDRS + JUDGE_MAX_SNI_ADDRS];
   struct facts facts = {.host = in->host, .sni = in->sni, .nsni = in->nsni, .ja4 = in->ja4};
   size_t i;
 
@@ -80,9 +103,11 @@ void judge_destination(const struct config *cfg, const struct policy *p, struct 
    * for a name that was resolved, the original destination for a
    * transparent connection (whatever its claimed name resolves to). */
   facts.naddrs = 0;
-  for (i = 0; i < in->ndial && i < DNS_MAX_ADDRS; i++)
-    ip_of((const struct sockaddr *)&in->dial[i], &st.addrs[facts.naddrs++]);
-  facts.addrs = st.addrs;
+  for (i = 0; i < in->ndial && facts.naddrs < DNS_MAX_ADDRS; i++)
+    ip_of((const struct sockaddr *)&in->dial[i], &addrs[facts.naddrs++]);
+  for (i = 0; i < in->nsni_addrs && facts.naddrs < DNS_MAX_ADDRS + JUDGE_MAX_SNI_ADDRS; i++)
+    addrs[facts.naddrs++] = in->sni_addrs[i];
+  facts.addrs = addrs;
   policy_decide(p, &facts, now, &out->verdict);
   for (i = 0; i < in->noutcomes; i++) {
     const struct judge_outcome *o = &in->outcomes[i];

@@ -17,6 +17,7 @@ struct dns_result;
 struct policy;
 
 #define JUDGE_MAX_OUTCOMES 4
+#define JUDGE_MAX_SNI_ADDRS 8
 
 /* A configured action for something the proxy observed (a ClientHello
  * outcome, an unidentified protocol, a destination mismatch), named by the
@@ -35,6 +36,8 @@ struct judge_input {
   size_t ndial;
   const char *const *sni;            /* normalised server names of the ClientHello */
   size_t nsni;
+  const struct ip_addr *sni_addrs;   /* its IP-literal server names: judged as addresses, */
+  size_t nsni_addrs;                 /* and refused when internal, like a destination */
   const char *ja4;                   /* JA4 fingerprint of the ClientHello */
   struct judge_outcome outcomes[JUDGE_MAX_OUTCOMES];
   size_t noutcomes;

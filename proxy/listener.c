@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "config/config.h"
+#include "proxy/admit.h"
 #include "proxy/conn.h"
 #include "proxy/log.h"
 #include "proxy/server.h"
@@ -29,6 +30,11 @@ static void on_connection(uv_stream_t *s, int status) {
     }
     return;
   }
+  /* At the connection limit or out of descriptors, the connection is left
+   * pending: libuv stops watching the socket until it is accepted, so the
+   * kernel's backlog holds further clients instead of a loop shedding them. */
+  if (!admit_may_accept(&lst->srv->admit, lst))
+    return;
   conn_accept(lst);
 }
 

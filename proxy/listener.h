@@ -3,6 +3,7 @@
 #ifndef EMBARGO_PROXY_LISTENER_H
 #define EMBARGO_PROXY_LISTENER_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <sys/socket.h>
 #include <uv.h>
@@ -18,6 +19,7 @@ struct listener {
   int mode;                     /* enum listen_mode */
   uint64_t accept_errors;       /* failed accepts (EMFILE, ...) */
   uint64_t last_error_log;      /* loop time of the last one logged */
+  bool paused;                  /* a connection is pending, not accepted (proxy/admit) */
 };
 
 /* Binds LST to CL's address on SRV's loop and starts listening. Returns 0

@@ -99,6 +99,8 @@ size_t log_json_escape(char *buf, size_t pos, size_t size, const char *s, size_t
   static const char hex[] = "0123456789abcdef";
   size_t i, n = len < maxin ? len : maxin;
 
+  if (size == 0)
+    return pos; /* no room even for the terminator */
   for (i = 0; i < n && pos + 7 < size; i++) {
     unsigned char c = (unsigned char)s[i];
     if (c == '"' || c == '\\') {

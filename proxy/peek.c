@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "filters/err.h"
 #include "filters/ja4.h"
 #include "filters/normalise.h"
 #include "filters/policy.h"
@@ -23,10 +24,15 @@ struct peek {
   struct tls_hello hello;
   char ja4[JA4_HASHED_SIZE];
   char sni[TLS_HELLO_MAX_NAMES][HOST_NAME_MAX_LEN + 1]; /* normalised server names */
+  const char *names[TLS_HELLO_MAX_NAMES]; /* the host names among them, for policy */
+  size_t nnames;
+  struct ip_addr sni_ip[TLS_HELLO_MAX_NAMES]; /* IP-literal server names, judged as addresses */
+  size_t nsni_ip;
   bool sni_bad;  /* a server name the normaliser refused */
   bool decided;  /* the hello is in (or will never be): evidence gathered */
   enum action action;  /* the outcome's configured action */
   const char *option;  /* the option that sets it */
+  const char *sni_bad_reason;
   struct tls_evidence ev;
   uint8_t buf[]; /* TLS_HELLO_BUF_SIZE(max_hello) */
 };
@@ -63,6 +69,39 @@ static void add_tag(struct tls_evidence *ev, const char *tag) {
     ev->tags[ev->ntags++] = tag;
 }
 
+/* Server name I goes through the normaliser every name goes through, with
+ * IDNA for raw UTF-8; an IP literal is kept as an address to judge. */
+static void gather_sni(struct conn *c, struct peek *pk, size_t i) {
+  const char *raw = tls_hello_sni(&pk->hello, i);
+  struct tls_evidence *ev = &pk->ev;
+  struct host sh;
+  int err = host_normalise_sni(raw, strlen(raw), &sh);
+
+  if (err != 0) {
+    pk->sni_bad = true;
+    pk->sni_bad_reason = tls_hello_reason_str(err == EMB_EBADIP ? TLS_HELLO_R_SNI_IP_LITERAL
+                                              : err == EMB_EULABEL ? TLS_HELLO_R_SNI_NON_ASCII
+                                                                   : TLS_HELLO_R_SNI_BAD_CHAR);
+    return;
+  }
+  memcpy(pk->sni[i], sh.name, sh.len + 1);
+  ev->sni[ev->nsni++] = pk->sni[i];
+  if (sh.kind == HOST_NAME) {
+    pk->names[pk->nnames++] = pk->sni[i];
+  } else {
+    struct ip_addr *a = &pk->sni_ip[pk->nsni_ip++];
+    a->family = sh.kind == HOST_IPV4 ? AF_INET : AF_INET6;
+    memcpy(a->addr, sh.addr, sh.kind == HOST_IPV4 ? 4 : 16);
+    if (pk->nsni_ip == 1)
+      add_tag(ev, "sni_ip");
+  }
+  if (!conn_transparent(c) && strcmp(pk->sni[i], c->dest.name) != 0)
+    add_tag(ev, "sni_mismatch");
+}
+
+/* Whether an IP-literal server name is an internal destination; its text
+ * goes to DETAIL. */
+
 /* Collects the evidence of a parsed hello. */
 static void gather_hello(struct conn *c, struct peek *pk) {
   const struct tls_hello *h = &pk->hello;
@@ -71,19 +110,8 @@ static void gather_hello(struct conn *c, struct peek *pk) {
   struct tls_hello_bytes proto;
   size_t i, pos = 0;
 
-  for (i = 0; i < tls_hello_sni_count(h) && i < TLS_HELLO_MAX_NAMES; i++) {
-    /* Server names go through the same normaliser as every other name. */
-    const char *raw = tls_hello_sni(h, i);
-    struct host sh;
-    if (host_normalise(raw, strlen(raw), &sh) != 0 || sh.kind != HOST_NAME) {
-      pk->sni_bad = true;
-      continue;
-    }
-    memcpy(pk->sni[i], sh.name, sh.len + 1);
-    ev->sni[ev->nsni++] = pk->sni[i];
-    if (!conn_transparent(c) && strcmp(pk->sni[i], c->dest.name) != 0)
-      add_tag(ev, "sni_mismatch");
-  }
+  for (i = 0; i < tls_hello_sni_count(h) && i < TLS_HELLO_MAX_NAMES; i++)
+    gather_sni(c, pk, i);
   while (ev->nalpn < TLS_EVIDENCE_MAX && tls_hello_alpn_next(h, &pos, &proto)) {
     ev->alpn[ev->nalpn] = (const char *)proto.p;
     ev->alpn_len[ev->nalpn++] = proto.len;
@@ -180,8 +208,10 @@ void peek_judge_input(const struct conn *c, struct judge_input *in) {
   const struct peek *pk = c->peek;
   if (pk == NULL || !pk->decided)
     return;
-  in->sni = pk->ev.sni;
-  in->nsni = pk->ev.nsni;
+  in->sni = pk->names; /* host names; IP-literal server names are judged as addresses */
+  in->nsni = pk->nnames;
+  in->sni_addrs = pk->sni_ip;
+  in->nsni_addrs = pk->nsni_ip;
   in->ja4 = pk->ev.ja4;
   if (pk->option != NULL)
     judge_add_outcome(in, pk->action, pk->option);
@@ -191,12 +221,10 @@ void peek_judge_input(const struct conn *c, struct judge_input *in) {
  * its original destination when it claims none. */
 static void claim_name(struct conn *c) {
   struct peek *pk = c->peek;
-  if (pk->ev.nsni > 0) {
-    memset(&c->dest, 0, sizeof(c->dest));
-    c->dest.kind = HOST_NAME;
-    c->dest.len = strlen(pk->ev.sni[0]);
-    memcpy(c->dest.name, pk->ev.sni[0], c->dest.len + 1);
-  }
+  memset(&c->dest, 0, sizeof(c->dest));
+  c->dest.kind = HOST_NAME;
+  c->dest.len = strlen(pk->names[0]);
+  memcpy(c->dest.name, pk->names[0], c->dest.len + 1);
   c->dest.port = ntohs(c->orig_dst.ss_family == AF_INET6
                            ? ((const struct sockaddr_in6 *)&c->orig_dst)->sin6_port
                            : ((const struct sockaddr_in *)&c->orig_dst)->sin_port);
@@ -213,7 +241,7 @@ static void peek_decide(struct conn *c, bool timed_out) {
   if (st == TLS_HELLO_ST_HELLO)
     gather_hello(c, pk);
   if (pk->sni_bad)
-    pk->ev.reason = "server name is not a valid host name";
+    pk->ev.reason = pk->sni_bad_reason;
   else if (st == TLS_HELLO_ST_MALFORMED)
     pk->ev.reason = tls_hello_reason_str(tls_hello_reason(&pk->hello));
   set_outcome(c, pk, st, timed_out);
@@ -222,7 +250,7 @@ static void peek_decide(struct conn *c, bool timed_out) {
     route_after_hello(c);
     return;
   }
-  if (pk->ev.nsni == 0)
+  if (pk->nnames == 0)
     transparent_dest_from_orig(c);
   else
     claim_name(c);

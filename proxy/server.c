@@ -72,6 +72,10 @@ int server_init(struct server *srv, uv_loop_t *loop, struct config *cfg, int64_t
              uv_strerror(rc), rc == UV_EPERM ? " (needs CAP_NET_ADMIN)" : "");
     return rc;
   }
+  if ((rc = admit_init(&srv->admit, srv)) != 0) {
+    snprintf(err, errsize, "cannot set up connection admission: %s", uv_strerror(rc));
+    return rc;
+  }
   rc = resolver_new(loop, cfg->resolvers, cfg->timeouts.resolve, &cache, &srv->resolver, err,
                     errsize);
   if (rc != 0 || (rc = bump_ctx_new(cfg, &srv->bump, err, errsize)) != 0)
@@ -102,6 +106,7 @@ void server_stop(struct server *srv) {
   while (srv->conns != NULL)
     conn_close(srv->conns);
   upstream_pool_clear(srv);
+  admit_close(&srv->admit);
   resolver_close(srv->resolver);
   srv->resolver = NULL;
   if (srv->sigint.loop != NULL && !uv_is_closing((uv_handle_t *)&srv->sigint)) {
@@ -127,6 +132,7 @@ void server_free(struct server *srv) {
   policy_unref(srv->policy);
   srv->policy = NULL;
   destcheck_free(&srv->dest);
+  admit_free(&srv->admit);
 }
 
 int64_t server_now(const struct server *srv) {

@@ -9,6 +9,7 @@
 #include <uv.h>
 
 #include "config/config.h"
+#include "proxy/admit.h"
 #include "proxy/destcheck.h"
 #include "proxy/listener.h"
 
@@ -32,6 +33,7 @@ struct server {
   struct upstream *idle_head, *idle_tail; /* pooled upstreams, LRU order */
   size_t nidle;
   struct destcheck dest;     /* internal and own-listener refusals */
+  struct admit admit;        /* connection limits, descriptor exhaustion */
   char via_host[64];         /* received-by in Via: this host's name */
   char via[96];              /* "HOST (embargo/VERSION)" */
   bool stopping;

@@ -162,6 +162,7 @@ struct upstream *upstream_dial(struct server *srv, struct conn *conn, const stru
     return NULL;
   }
   if ((rc = uv_tcp_connect(&up->connect_req, &up->ep.tcp, addr, on_connected)) != 0) {
+    admit_note_error(&srv->admit, rc); /* out of descriptors is said on stderr */
     up->on_connect = NULL;
     upstream_close(up);
     *err = rc;

@@ -9,7 +9,7 @@
 set -euo pipefail
 
 build_pkgs=(build-essential cmake pkg-config libuv1-dev libc-ares-dev libssl-dev
-            libyaml-dev node-llhttp libjansson-dev zlib1g-dev ca-certificates)
+            libyaml-dev libidn2-dev node-llhttp libjansson-dev zlib1g-dev ca-certificates)
 test_pkgs=(libcriterion-dev curl dnsmasq-base python3 openssl clang libclang-rt-14-dev
            iproute2 procps chromium libnss3-tools nftables iptables)
 bench_pkgs=(nginx squid tinyproxy haproxy wrk curl openssl python3 procps)

@@ -57,7 +57,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   if (size == 0)
     return 0;
   memset(&h, 0, sizeof(h));
-  switch (data[0] % 3) {
+  switch (data[0] % 4) {
   case 0:
     if (host_normalise(in, len, &h) == 0)
       check_host(&h);
@@ -65,6 +65,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   case 1:
     if (authority_parse(in, len, 443, &h) == 0) {
       CHECK(h.port != 0);
+      check_host(&h);
+    }
+    break;
+  case 3:
+    /* TLS server names: IDNA for raw UTF-8; the result is always ASCII. */
+    if (host_normalise_sni(in, len, &h) == 0) {
+      for (size_t i = 0; i < h.len; i++)
+        CHECK((unsigned char)h.name[i] < 0x80);
       check_host(&h);
     }
     break;

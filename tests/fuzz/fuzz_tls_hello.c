@@ -1,12 +1,15 @@
-/* libFuzzer target for the ClientHello parser and JA4. The first input byte
- * picks the bound and the chunking, the rest is fed as client bytes; the
- * target traps when a contract of tls_hello.h or ja4.h is broken. */
+/* libFuzzer target for the ClientHello parser and JA4, and for the reader
+ * of a server's first flight. The first input byte picks the bound and the
+ * chunking, the rest is fed as client bytes (and, to the second, as server
+ * bytes); the target traps when a contract of tls_hello.h, ja4.h or
+ * tls_server.h is broken. */
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
 
 #include "filters/ja4.h"
 #include "filters/tls_hello.h"
+#include "filters/tls_server.h"
 
 #define CHECK(cond)          \
   do {                       \
@@ -45,6 +48,25 @@ static void check_facts(const struct tls_hello *h) {
   }
 }
 
+/* The same bytes as a server's first flight, in the same chunking. */
+static void check_server(const uint8_t *data, size_t size, unsigned mode) {
+  struct tls_server s;
+  enum tls_server_status st = TLS_SERVER_ST_NEED_MORE, prev;
+  size_t off = 0;
+  tls_server_init(&s);
+  for (size_t i = 0; off < size; i++) {
+    size_t n = chunk_size(mode, i);
+    n = n < size - off ? n : size - off;
+    prev = st;
+    st = tls_server_feed(&s, data + off, n);
+    CHECK(prev == TLS_SERVER_ST_NEED_MORE || st == prev); /* final statuses are sticky */
+    off += n;
+  }
+  /* A decision needs a record header and 38 handshake bytes, or a header. */
+  CHECK(st == TLS_SERVER_ST_NEED_MORE || size >= 5);
+  CHECK(st != TLS_SERVER_ST_HRR || size >= 43);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   struct tls_hello h;
   enum tls_hello_status st = TLS_HELLO_ST_NEED_MORE;
@@ -70,5 +92,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     check_facts(&h);
   if (st != TLS_HELLO_ST_NEED_MORE) /* final statuses are sticky */
     CHECK(tls_hello_feed(&h, data, size, &used) == st && used == 0);
+  check_server(data, size, mode);
   return 0;
 }

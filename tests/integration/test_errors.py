@@ -224,7 +224,7 @@ class UpstreamFailureTest(EmbargoTestCase):
             self.assertTrue(c.at_eof(6.0), "idle connection not closed")
             self.assertGreater(time.monotonic() - t0, 0.3)
 
-    def test_connection_limit_refuses_extra_clients_and_recovers(self):
+    def test_connection_limit_pauses_extra_clients_and_recovers(self):
         held = []
         try:
             for _ in range(8):
@@ -233,7 +233,13 @@ class UpstreamFailureTest(EmbargoTestCase):
                 held.append(c)
             extra = RawClient(self.embargo.port)
             held.append(extra)
-            self.assertTrue(extra.at_eof(5.0), "a connection over limits.max_connections was served")
+            extra.send(b"GET %s HTTP/1.1\r\nHost: allowed.test\r\nConnection: close\r\n\r\n"
+                       % self.url(path="/waited").encode())
+            # Over limits.max_connections: not served (and not closed) until a slot frees.
+            self.assertFalse(extra.at_eof(1.0), "a connection over limits.max_connections was served")
+            held[0].close()
+            extra.sock.settimeout(harness.IO_TIMEOUT)
+            self.assertEqual(extra.read_response().status, 200)
         finally:
             for c in held:
                 c.close()

@@ -392,7 +392,7 @@ Test(config, unknown_key) {
   expect_error("lisen: [\"0.0.0.0:3128\"]\n",
                "@/main.yaml:1:1: lisen: unknown key (expected one of: listen, resolvers, "
                "clients, connect_ports, timeouts, limits, tls_inspect, dns, transparent, mark, "
-               "internal, certs, log, access_log, monitor, vendors, exceptions)");
+               "internal, certs, log, user, access_log, monitor, vendors, exceptions)");
 }
 
 Test(config, unknown_nested_key) {
@@ -707,4 +707,26 @@ Test(config, parse_sockaddr_forms) {
   cr_expect_eq(config_parse_sockaddr("[127.0.0.1]:80", &a), EMB_EBADIP);
   cr_expect_eq(config_parse_sockaddr("example.com:80", &a), EMB_EBADIP);
   cr_expect_eq(config_parse_sockaddr(":80", &a), EMB_EBADIP);
+}
+
+Test(config, empty_listener_list_is_an_error) {
+  expect_error("# nothing to serve\nlisten: []\n",
+               "@/main.yaml:2:9: listen: at least one listener is needed (an empty list "
+               "serves nothing)");
+}
+
+Test(config, resolver_port_out_of_range_is_an_error) {
+  expect_error("resolvers: [\"127.0.0.1:99999\"]\n",
+               "@/main.yaml:1:13: resolvers[0]: invalid port in '127.0.0.1:99999' (expected "
+               "ip:port, port 1 to 65535)");
+}
+
+Test(config, user_and_per_client_cap_have_defaults) {
+  cr_assert_eq(config_load_default(&cfg, err, sizeof(err)), 0, "%s", err);
+  cr_expect_str_eq(cfg.user, "nobody");
+  cr_expect_eq(cfg.limits.max_connections_per_client, 1024);
+  config_free(&cfg);
+  cr_assert_eq(load("user: proxy\nlimits:\n  max_connections_per_client: 7\n"), 0, "%s", err);
+  cr_expect_str_eq(cfg.user, "proxy");
+  cr_expect_eq(cfg.limits.max_connections_per_client, 7);
 }

@@ -386,3 +386,54 @@ Test(normalise, truncates_formatted_host_like_snprintf) {
   cr_expect_str_eq(buf, "example");
   cr_expect_eq(host_format(&h, NULL, 0), 15);
 }
+
+/* ---- TLS server names: IDNA ------------------------------------------------ */
+
+Test(normalise_sni, converts_raw_utf8_to_its_a_label) {
+  static const struct {
+    const char *in, *want;
+  } cases[] = {
+      {"b\xc3\xbc" "cher.example.org", "xn--bcher-kva.example.org"},
+      {"B\xc3\x9c" "CHER.example.org", "xn--bcher-kva.example.org"}, /* UTS #46 maps case */
+      {"m\xc3\xbcnchen.de.", "xn--mnchen-3ya.de"},
+      {"\xe4\xbe\x8b\xe5\xad\x90.\xe6\xb5\x8b\xe8\xaf\x95", "xn--fsqu00a.xn--0zwm56d"},
+      {"fa\xc3\x9f.de", "xn--fa-hia.de"}, /* non-transitional: sharp s kept */
+      {"kaspersky\xef\xbc\x8e" "com", "kaspersky.com"}, /* fullwidth full stop maps to '.' */
+      {"plain.example", "plain.example"},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    struct host h;
+    int err = host_normalise_sni(cases[i].in, strlen(cases[i].in), &h);
+    cr_expect_eq(err, 0, "%s: %s", cases[i].want, err_name(err));
+    if (err == 0) {
+      cr_expect_eq(h.kind, HOST_NAME);
+      cr_expect_str_eq(h.name, cases[i].want);
+    }
+  }
+}
+
+Test(normalise_sni, refuses_what_does_not_convert) {
+  static const char *const bad[] = {
+      "\xff\xfe.example",             /* not UTF-8 */
+      "b\xc3\xbc" "cher\xc3",         /* truncated sequence */
+      "a\xe2\x80\x8d" "b.example",    /* ZERO WIDTH JOINER outside its context */
+      "\xd7\x90" "a.example",         /* bidi: Hebrew letter then Latin in one label */
+      "\xef\xbc\x91\xef\xbc\x92\xef\xbc\x97.0.0.1", /* fullwidth digits: an address */
+  };
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    struct host h;
+    cr_expect_eq(host_normalise_sni(bad[i], strlen(bad[i]), &h), EMB_EULABEL, "case %zu", i);
+  }
+}
+
+Test(normalise_sni, ascii_names_and_literals_are_normalised_as_usual) {
+  struct host h;
+  cr_assert_eq(host_normalise_sni("192.0.2.1", 9, &h), 0);
+  cr_expect_eq(h.kind, HOST_IPV4);
+  cr_assert_eq(host_normalise_sni("[2001:DB8::1]", 13, &h), 0);
+  cr_expect_eq(h.kind, HOST_IPV6);
+  cr_expect_str_eq(h.name, "2001:db8::1");
+  cr_expect_eq(host_normalise_sni("127.1", 5, &h), EMB_EBADIP);
+  cr_expect_eq(host_normalise_sni("_srv.Example.ORG", 16, &h), 0);
+  cr_expect_str_eq(h.name, "_srv.example.org");
+}

@@ -409,13 +409,9 @@ Test(tls_hello, invalid_host_names_have_their_own_reasons) {
       {"a/b.example", 11, TLS_HELLO_R_SNI_BAD_CHAR},
       {"a b.example", 11, TLS_HELLO_R_SNI_BAD_CHAR},
       {"*.example", 9, TLS_HELLO_R_SNI_BAD_CHAR},
-      {"caf\xc3\xa9.example", 13, TLS_HELLO_R_SNI_NON_ASCII},
-      {"192.0.2.1", 9, TLS_HELLO_R_SNI_IP_LITERAL},
-      {"127.1", 5, TLS_HELLO_R_SNI_IP_LITERAL},
-      {"2130706433", 10, TLS_HELLO_R_SNI_IP_LITERAL},
-      {"0x7f.0x1", 8, TLS_HELLO_R_SNI_IP_LITERAL},
-      {"::1", 3, TLS_HELLO_R_SNI_IP_LITERAL},
-      {"[2001:db8::1]", 13, TLS_HELLO_R_SNI_IP_LITERAL},
+      {"::1 ", 4, TLS_HELLO_R_SNI_BAD_CHAR},
+      {"fe80::1%eth0", 12, TLS_HELLO_R_SNI_BAD_CHAR},
+      {"\xc3\xa9:1", 4, TLS_HELLO_R_SNI_BAD_CHAR},
       {"a..example", 10, TLS_HELLO_R_SNI_BAD_LABEL},
       {".example", 8, TLS_HELLO_R_SNI_BAD_LABEL},
       {".", 1, TLS_HELLO_R_SNI_BAD_LABEL},
@@ -464,13 +460,64 @@ Test(tls_hello, server_name_framing_defects_have_their_own_reasons) {
   }
 }
 
-Test(tls_hello, other_name_types_are_skipped_and_flagged) {
-  static const uint8_t body[] = {0, 13, 1, 0, 2, 'x', 'y', 0, 0, 5, 'a', '.', 'c', 'o', 'm'};
+Test(tls_hello, a_host_name_next_to_another_name_type_is_malformed) {
+  /* Either order: OpenSSL and BoringSSL servers refuse both lists. */
+  static const uint8_t other_first[] = {0, 13, 1, 0, 2, 'x', 'y', 0, 0, 5, 'a', '.', 'c', 'o', 'm'};
+  static const uint8_t host_first[] = {0, 13, 0, 0, 5, 'a', '.', 'c', 'o', 'm', 7, 0, 2, 'x', 'y'};
+  struct parts p;
+  base_parts(&p);
+  parts_set(&p, 0x0000, other_first, sizeof other_first);
+  expect_parts_malformed(&p, TLS_HELLO_R_SNI_MIXED_TYPES, "other type, then host_name");
+  base_parts(&p);
+  parts_set(&p, 0x0000, host_first, sizeof host_first);
+  expect_parts_malformed(&p, TLS_HELLO_R_SNI_MIXED_TYPES, "host_name, then other type");
+}
+
+Test(tls_hello, other_name_types_alone_are_skipped_and_flagged) {
+  static const uint8_t body[] = {0, 5, 1, 0, 2, 'x', 'y'};
   struct tls_hello h;
   cr_assert_eq(parse_with_sni(&h, body, sizeof body), TLS_HELLO_ST_HELLO);
-  cr_expect_eq(tls_hello_sni_count(&h), 1);
-  cr_expect_str_eq(tls_hello_sni(&h, 0), "a.com");
+  cr_expect_eq(tls_hello_sni_count(&h), 0);
   cr_expect(tls_hello_flags(&h) & TLS_HELLO_F_SNI_OTHER_TYPE);
+}
+
+/* A server_name body holding the one host name NAME (LEN bytes). */
+static size_t one_name_body(uint8_t *body, const char *name, size_t len) {
+  uint8_t *o = body + 2;
+  *o++ = 0;
+  o = put_vec(o, 2, name, len);
+  put16(body, (size_t)(o - body - 2));
+  return (size_t)(o - body);
+}
+
+Test(tls_hello, raw_utf8_names_are_reported_for_the_normaliser) {
+  /* Node sends the U-label form unconverted; OpenSSL servers accept it. */
+  static const char name[] = "B\xc3\xbc" "cher.example.org";
+  uint8_t body[300];
+  size_t len;
+  struct tls_hello h;
+  struct parts p;
+  base_parts(&p);
+  parts_set(&p, 0x0000, body, one_name_body(body, name, sizeof name - 1));
+  cr_assert_eq(parse(&h, wire, wire_of(&p)), TLS_HELLO_ST_HELLO);
+  cr_expect(tls_hello_flags(&h) & TLS_HELLO_F_SNI_NON_ASCII);
+  cr_expect_str_eq(tls_hello_sni(&h, 0), "b\xc3\xbc" "cher.example.org");
+  cr_expect(memcmp(tls_hello_sni_raw(&h, 0, &len), name, sizeof name - 1) == 0);
+}
+
+Test(tls_hello, ip_literal_names_are_reported_for_the_normaliser) {
+  static const char *const names[] = {"192.0.2.1", "127.1", "2130706433", "0x7f.0x1",
+                                      "::1",       "[2001:DB8::1]", "10.0.0.1."};
+  for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+    uint8_t body[300];
+    struct tls_hello h;
+    struct parts p;
+    base_parts(&p);
+    parts_set(&p, 0x0000, body, one_name_body(body, names[i], strlen(names[i])));
+    cr_assert_eq(parse(&h, wire, wire_of(&p)), TLS_HELLO_ST_HELLO, "%s", names[i]);
+    cr_expect(tls_hello_flags(&h) & TLS_HELLO_F_SNI_IP_LITERAL, "%s", names[i]);
+    cr_expect_eq(tls_hello_sni_count(&h), 1, "%s", names[i]);
+  }
 }
 
 /* ---- other extensions ---------------------------------------------------- */
