@@ -411,7 +411,10 @@ static bool accept_tunnel(struct conn *c) {
 }
 
 bool bump_deny(struct conn *c) {
-  if (!page_wanted(c))
+  /* Only before anything was dialled: a tunnel already relaying the
+   * destination's TLS (a second ClientHello) cannot change servers. */
+  if (!page_wanted(c) || c->up != NULL ||
+      (c->state != CONN_ST_HEAD && c->state != CONN_ST_RESOLVING && c->state != CONN_ST_PEEK))
     return false;
   if (c->peek == NULL)
     return !conn_transparent(c) && c->head != NULL && c->head->is_connect && !c->established &&

@@ -61,6 +61,11 @@ void route_start(struct conn *c);
 /* The ClientHello of a CONNECT tunnel was read: judge it with everything
  * else, then dial or refuse. */
 void route_after_hello(struct conn *c);
+/* The second ClientHello of a tunnel (after a HelloRetryRequest) was read:
+ * judges it with everything else, CHANGED adding a deny (its server names
+ * differ from the first hello's). Returns true to relay it; false once the
+ * client was refused. */
+bool route_second_hello(struct conn *c, bool changed);
 /* Refuses the current exchange in the way the client can understand: an
  * HTTP response while one can be sent, a TLS alert once a ClientHello was
  * read, else a logged close. */
@@ -109,6 +114,21 @@ const struct tls_evidence *peek_evidence(const struct conn *c);
 int peek_forward(struct conn *c, struct endpoint *up);
 /* Releases the inspection state. NULL-safe. */
 void peek_free(struct conn *c);
+/* A tunnel starts after a hello that offered TLS 1.3: keep watching the
+ * server's first flight for a HelloRetryRequest (before peek_free). */
+void peek_watch_start(struct conn *c);
+/* Server bytes of a watched tunnel, looked at (not kept) before they are
+ * relayed. */
+void peek_watch_server(struct conn *c, const char *data, size_t len);
+/* Whether client bytes must go to peek_second_hello (a HelloRetryRequest
+ * was relayed, the second ClientHello is due). */
+bool peek_awaiting_second_hello(const struct conn *c);
+/* Client bytes after a HelloRetryRequest: held and parsed until the second
+ * ClientHello is complete, which is then judged like the first (a
+ * different SNI is a deny, tagged sni_changed) before it is relayed. May
+ * close C. */
+void peek_second_hello(struct conn *c, ssize_t nread, const char *data);
+void peek_watch_free(struct conn *c); /* NULL-safe */
 /* Whether a whole ClientHello with usable server names was read (so the
  * connection can be answered by a TLS server of Embargo's). */
 bool peek_hello_ok(const struct conn *c);

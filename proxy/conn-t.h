@@ -56,6 +56,7 @@ enum conn_relay {
 struct dns_query;
 struct peek;
 struct bump;
+struct hello_watch;
 struct tls_evidence;
 struct dns_result;
 struct listener;
@@ -85,8 +86,11 @@ struct conn {
   struct verdict verdict;    /* the policy's answer for the current request */
   const char *decided_by;    /* the outcome option that made the verdict stricter, or NULL */
   bool dst_mismatch;         /* transparent: the claimed name does not resolve to orig_dst */
+  bool sni_changed;          /* a second ClientHello named other servers than the first */
   struct peek *peek;         /* ClientHello inspection state (owned), PEEK on */
   struct bump *bump;         /* block page over TLS (owned), BUMP on */
+  struct hello_watch *watch; /* tunnel after a TLS 1.3 hello: the server's first flight
+                                and, after a HelloRetryRequest, the second hello (owned) */
   bool established;          /* "200 Connection established" was sent */
   const char *ps_extra;      /* extra Proxy-Status parameters for the next error */
 

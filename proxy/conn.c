@@ -39,7 +39,7 @@ static const unsigned legal_moves[] = {
                            1u << CONN_ST_LINGER,
     [CONN_ST_FORWARD] = 1u << CONN_ST_HEAD | 1u << CONN_ST_CONNECTING | 1u << CONN_ST_RESPONDING |
                         1u << CONN_ST_LINGER,
-    [CONN_ST_TUNNEL] = 0,
+    [CONN_ST_TUNNEL] = 1u << CONN_ST_LINGER, /* a second ClientHello refused */
     [CONN_ST_RESPONDING] = 1u << CONN_ST_HEAD | 1u << CONN_ST_LINGER,
     [CONN_ST_LINGER] = 0,
     [CONN_ST_CLOSED] = 0,
@@ -66,6 +66,7 @@ static void on_handle_closed(uv_handle_t *h) {
   free(c->spill);
   peek_free(c);
   bump_free(c);
+  peek_watch_free(c);
   free(c);
 }
 

@@ -16,9 +16,11 @@
 #include "filters/normalise.h"
 #include "filters/policy.h"
 #include "filters/tls_hello.h"
+#include "filters/tls_server.h"
 #include "proxy/conn-int.h"
 #include "proxy/log.h"
 #include "proxy/server.h"
+#include "proxy/upstream.h"
 
 struct peek {
   struct tls_hello hello;
@@ -325,4 +327,140 @@ int peek_forward(struct conn *c, struct endpoint *up) {
     return 0;
   raw = tls_hello_raw(&c->peek->hello, &len);
   return len > 0 ? endpoint_write(up, (const char *)raw, len) : 0;
+}
+
+/* ---- a HelloRetryRequest and the second ClientHello ------------------------
+
+ * A TLS 1.3 server that wants another key share answers the first hello
+ * with a HelloRetryRequest, and the client sends a second ClientHello. The
+ * tunnel watches the server's first flight (a few dozen bytes of state);
+ * after an HRR it holds the client's next bytes until the second hello is
+ * whole, judges it like the first (its server names must be the first
+ * hello's), and only then relays it. */
+
+#define SNI_SET_MAX 1024
+
+struct hello_watch {
+  struct tls_server server;
+  bool awaiting;               /* an HRR went to the client: the second hello is due */
+  char first_sni[SNI_SET_MAX]; /* the first hello's server names, joined */
+};
+
+/* The server names of PK, normalised, joined with commas. */
+static void sni_set(const struct peek *pk, char *out, size_t size) {
+  size_t i, n = 0;
+  out[0] = '\0';
+  for (i = 0; i < pk->ev.nsni && n < size; i++)
+    n += (size_t)snprintf(out + n, size - n, "%s%s", i ? "," : "", pk->ev.sni[i]);
+}
+
+static bool offers_tls13(const struct peek *pk) {
+  size_t i;
+  for (i = 0; i < pk->ev.nversions; i++)
+    if (strcmp(pk->ev.versions[i], "TLS1.3") == 0)
+      return true;
+  return false;
+}
+
+void peek_watch_start(struct conn *c) {
+  struct hello_watch *w;
+  if (c->peek == NULL || !c->peek->decided || !offers_tls13(c->peek))
+    return;
+  if ((w = calloc(1, sizeof(*w))) == NULL)
+    return; /* without memory for the watch the tunnel still works, unwatched */
+  tls_server_init(&w->server);
+  sni_set(c->peek, w->first_sni, sizeof(w->first_sni));
+  c->watch = w;
+}
+
+void peek_watch_free(struct conn *c) {
+  free(c->watch);
+  c->watch = NULL;
+}
+
+void peek_watch_server(struct conn *c, const char *data, size_t len) {
+  struct hello_watch *w = c->watch;
+  enum tls_server_status st;
+  if (w == NULL || w->awaiting)
+    return;
+  st = tls_server_feed(&w->server, (const uint8_t *)data, len);
+  if (st == TLS_SERVER_ST_HRR)
+    w->awaiting = true;
+  else if (st != TLS_SERVER_ST_NEED_MORE)
+    peek_watch_free(c); /* a ServerHello (or anything else): no second hello comes */
+}
+
+bool peek_awaiting_second_hello(const struct conn *c) {
+  return c->watch != NULL && c->watch->awaiting;
+}
+
+/* Bytes of a ChangeCipherSpec record at the start of the held input (TLS
+ * 1.3 middlebox compatibility: a client may send one before its second
+ * hello), or 0. */
+static size_t leading_ccs(const char *p, size_t n) {
+  if (n >= 6 && p[0] == 0x14 && p[1] == 0x03 && p[3] == 0x00 && p[4] == 0x01)
+    return 6;
+  return 0;
+}
+
+/* The second hello is whole (or will never be): judge it, then relay it
+ * with what the client sent meanwhile, or refuse. */
+static void second_decide(struct conn *c) {
+  struct peek *pk = c->peek;
+  enum tls_hello_status st = tls_hello_status(&pk->hello);
+  char second[SNI_SET_MAX];
+  bool changed;
+
+  if (st == TLS_HELLO_ST_HELLO)
+    gather_hello(c, pk);
+  if (pk->sni_bad)
+    pk->ev.reason = pk->sni_bad_reason;
+  else if (st == TLS_HELLO_ST_MALFORMED)
+    pk->ev.reason = tls_hello_reason_str(tls_hello_reason(&pk->hello));
+  set_outcome(c, pk, st, false);
+  pk->decided = true;
+  sni_set(pk, second, sizeof(second));
+  changed = strcmp(second, c->watch->first_sni) != 0;
+  if (changed)
+    add_tag(&pk->ev, "sni_changed");
+  peek_watch_free(c);
+  if (!route_second_hello(c, changed))
+    return;
+  if (peek_forward(c, &c->up->ep) != 0 ||
+      (c->spill_len > 0 && endpoint_write(&c->up->ep, c->spill + c->spill_off, c->spill_len) != 0)) {
+    conn_close(c);
+    return;
+  }
+  c->spill_len = c->spill_off = 0;
+  peek_free(c);
+}
+
+void peek_second_hello(struct conn *c, ssize_t nread, const char *data) {
+  size_t max = c->srv->cfg->tls.max_hello, used = 0, ccs;
+  enum tls_hello_status st;
+
+  if (nread < 0) {
+    conn_close(c);
+    return;
+  }
+  if (c->peek == NULL) {
+    ccs = leading_ccs(data, (size_t)nread);
+    if (ccs > 0 && endpoint_write(&c->up->ep, data, ccs) != 0) {
+      conn_close(c);
+      return;
+    }
+    data += ccs;
+    nread -= (ssize_t)ccs;
+    c->peek = calloc(1, sizeof(*c->peek) + TLS_HELLO_BUF_SIZE(max));
+    if (c->peek == NULL ||
+        tls_hello_init(&c->peek->hello, c->peek->buf, TLS_HELLO_BUF_SIZE(max), max) != 0) {
+      conn_close(c);
+      return;
+    }
+  }
+  st = tls_hello_feed(&c->peek->hello, (const uint8_t *)data, (size_t)nread, &used);
+  if (conn_input_consumed(c, data, (size_t)nread, used, false) != 0)
+    return;
+  if (st != TLS_HELLO_ST_NEED_MORE)
+    second_decide(c);
 }

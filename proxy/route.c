@@ -45,7 +45,10 @@ static void gather(const struct conn *c, struct judge_input *in) {
     judge_add_outcome(in, t->on_unknown, "transparent.on_unknown");
   if (c->dst_mismatch)
     judge_add_outcome(in, t->on_dst_mismatch, "transparent.on_dst_mismatch");
+  if (c->sni_changed)
+    judge_add_outcome(in, ACTION_DENY, "the second ClientHello changed the server name");
 }
+
 
 /* Judges what is known now. Returns true to go on; false once the client
  * was refused. */
@@ -217,6 +220,16 @@ static void after_resolution(struct conn *c) {
 
 void route_after_hello(struct conn *c) {
   after_resolution(c);
+}
+
+bool route_second_hello(struct conn *c, bool changed) {
+  if (changed) { /* a deny whatever the lists say: the first hello was what we judged */
+    c->sni_changed = true;
+  }
+  if (!judge_now(c))
+    return false;
+  conn_log_verdict(c);
+  return true;
 }
 
 /* Whether ADDR (an original destination) is among R's addresses. */

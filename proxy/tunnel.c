@@ -24,6 +24,12 @@ void tunnel_client_data(struct conn *c, ssize_t nread, const char *data) {
     tunnel_maybe_close(c);
     return;
   }
+  if (peek_awaiting_second_hello(c)) {
+    peek_second_hello(c, nread, data);
+    if (c->state == CONN_ST_TUNNEL)
+      conn_update_reading(c);
+    return;
+  }
   if ((rc = endpoint_write(&c->up->ep, data, (size_t)nread)) != 0) {
     conn_close(c);
     return;
@@ -42,6 +48,7 @@ void tunnel_upstream_data(struct conn *c, ssize_t nread, const char *data) {
     tunnel_maybe_close(c);
     return;
   }
+  peek_watch_server(c, data, (size_t)nread);
   if (conn_write_client(c, data, (size_t)nread) != 0)
     return;
   conn_arm_timer(c, c->srv->cfg->timeouts.tunnel_idle);
@@ -61,6 +68,7 @@ void tunnel_start(struct conn *c) {
     conn_close(c);
     return;
   }
+  peek_watch_start(c);
   peek_free(c);
   if (c->spill_len > 0) { /* bytes the client sent after its CONNECT head or hello */
     if (endpoint_write(&c->up->ep, c->spill + c->spill_off, c->spill_len) != 0) {

@@ -1,24 +1,41 @@
 #!/usr/bin/env bash
 # Installs the Debian 12 packages Embargo needs. Idempotent and quick when
 # everything is present: it only calls apt-get for packages that are missing.
-#   scripts/deps.sh build   what building and running needs
-#   scripts/deps.sh test    that, plus what the test suite needs
-#   scripts/deps.sh bench   that, plus the origin, peers and load generator of
-#                           tests/bench/run.sh; their system services are not
-#                           started by the install
+#   scripts/deps.sh build      what building and running needs
+#   scripts/deps.sh runtime    only the shared libraries the built binary links
+#                              (what the container image installs)
+#   scripts/deps.sh init       runtime, plus iptables (the image's `init` target,
+#                              which loads `embargo rules` output in a pod)
+#   scripts/deps.sh container  what building and running the image with podman needs
+#   scripts/deps.sh test       build, plus what the test suite needs (container included)
+#   scripts/deps.sh bench      build, plus the origin, peers and load generator of
+#                              tests/bench/run.sh; their system services are not
+#                              started by the install
 set -euo pipefail
 
 build_pkgs=(build-essential cmake pkg-config libuv1-dev libc-ares-dev libssl-dev
             libyaml-dev libidn2-dev node-llhttp libjansson-dev zlib1g-dev ca-certificates)
-test_pkgs=(libcriterion-dev curl dnsmasq-base python3 openssl clang libclang-rt-14-dev
-           iproute2 procps chromium libnss3-tools nftables iptables)
+# The one list of what `ldd build/embargo` resolves to (libcrypto.so.3 is in
+# libssl3); the image's runtime stage installs exactly these, and its build
+# fails if ldd finds a library missing.
+runtime_pkgs=(libuv1 libc-ares2 libssl3 libyaml-0-2 libjansson4 zlib1g libidn2-0)
+init_pkgs=("${runtime_pkgs[@]}" iptables)
+# podman runs the image without a Docker daemon (with runc); debootstrap makes
+# the base image locally when no registry is reachable (scripts/container.sh).
+container_pkgs=(podman runc debootstrap)
+test_pkgs=(libcriterion-dev curl dnsmasq-base python3 python3-yaml openssl clang
+           libclang-rt-14-dev iproute2 procps chromium libnss3-tools nftables iptables
+           "${container_pkgs[@]}")
 bench_pkgs=(nginx squid tinyproxy haproxy wrk curl openssl python3 procps)
 
 case "${1:-build}" in
   build) want=("${build_pkgs[@]}") ;;
+  runtime) want=("${runtime_pkgs[@]}") ;;
+  init) want=("${init_pkgs[@]}") ;;
+  container) want=("${container_pkgs[@]}") ;;
   test) want=("${build_pkgs[@]}" "${test_pkgs[@]}") ;;
   bench) want=("${build_pkgs[@]}" "${bench_pkgs[@]}") ;;
-  *) echo "usage: $0 [build|test|bench]" >&2; exit 2 ;;
+  *) echo "usage: $0 [build|runtime|init|container|test|bench]" >&2; exit 2 ;;
 esac
 
 missing=()

@@ -28,6 +28,7 @@ policy (a different, failing result) instead of dialling.
 import os
 import pwd
 import socket
+import struct
 import subprocess
 import tempfile
 import threading
@@ -327,6 +328,121 @@ class ClientHelloEdgeCases(EmbargoTestCase):
         d = self.send_hello(self.crafted([(0, b"127.1")]), True)
         self.assert_refused_malformed(d, "host name is an IP literal that is not canonical")
 
+
+
+# ---- a HelloRetryRequest and the second ClientHello ---------------------------
+
+HRR_RANDOM = bytes.fromhex("cf21ad74e59a6111be1d8c021e65b891c2a211167abb8c5e079e09e2c8a8339c")
+
+
+def hello13(sni, group=0x001D, share_len=32):
+    """A TLS 1.3 ClientHello for SNI offering x25519 and secp256r1, with a key
+    share for GROUP only (random bytes: a server that wants another group
+    answers with a HelloRetryRequest before it looks at them)."""
+    def ext(t, d):
+        return struct.pack(">HH", t, len(d)) + d
+    name = sni.encode()
+    sa = (0x0403, 0x0804, 0x0401, 0x0503, 0x0805, 0x0501, 0x0806, 0x0601)
+    share = struct.pack(">HH", group, share_len) + os.urandom(share_len)
+    exts = b"".join([
+        ext(0, struct.pack(">HBH", len(name) + 3, 0, len(name)) + name),
+        ext(10, struct.pack(">HHH", 4, 0x001D, 0x0017)),
+        ext(13, struct.pack(">H", 2 * len(sa)) + b"".join(struct.pack(">H", x) for x in sa)),
+        ext(43, b"\x02\x03\x04"),
+        ext(45, b"\x01\x01"),
+        ext(51, struct.pack(">H", len(share)) + share),
+    ])
+    ciphers = b"\x13\x01\x13\x02\x13\x03"
+    body = (b"\x03\x03" + os.urandom(32) + b"\x20" + os.urandom(32) +
+            struct.pack(">H", len(ciphers)) + ciphers + b"\x01\x00" +
+            struct.pack(">H", len(exts)) + exts)
+    hs = b"\x01" + len(body).to_bytes(3, "big") + body
+    return b"\x16\x03\x01" + struct.pack(">H", len(hs)) + hs
+
+
+class HelloRetryRequestTest(EmbargoTestCase):
+    """ClientHello edge case: after a HelloRetryRequest the client sends a
+    second hello, which used to be relayed unseen. A real OpenSSL server that
+    only takes P-256 answers an x25519 key share with an HRR."""
+
+    CONFIG_KW = {"extra": "access_log: true"}
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.s_server = None
+        try:
+            cls.cert, cls.key = harness.make_cert(cls.tmp, "allowed.test")
+            cls.hrr_port = harness.free_port()
+            cls.s_server_log = open(os.path.join(cls.tmp, "s_server.log"), "wb")
+            cls.s_server = subprocess.Popen(
+                [harness.OPENSSL, "s_server", "-accept", "%s:%d" % (LOOPBACK, cls.hrr_port),
+                 "-cert", cls.cert, "-key", cls.key, "-groups", "P-256", "-tls1_3", "-www",
+                 "-naccept", "100"], stdin=subprocess.DEVNULL, stdout=cls.s_server_log,
+                stderr=subprocess.STDOUT)
+            def listening():
+                try:
+                    socket.create_connection((LOOPBACK, cls.hrr_port), 1).close()
+                    return True
+                except OSError:
+                    return False
+            wait_until(listening, 10, what="openssl s_server to listen")
+            cls.hrr_embargo = cls.new_embargo(connect_ports=[cls.hrr_port],
+                                              tls_inspect_ports=[cls.hrr_port])
+        except BaseException:
+            cls.tearDownClass()
+            raise
+
+    @classmethod
+    def tearDownClass(cls):
+        try:
+            e = getattr(cls, "hrr_embargo", None)
+            if e is not None:
+                e.check_clean_exit()
+        finally:
+            if getattr(cls, "s_server", None) is not None:
+                cls.s_server.terminate()
+                cls.s_server.wait(timeout=10)
+                cls.s_server_log.close()
+            super().tearDownClass()
+
+    def test_second_hello_with_the_same_name_completes_the_handshake(self):
+        p = subprocess.run(
+            [harness.OPENSSL, "s_client", "-proxy", "%s:%d" % (LOOPBACK, self.hrr_embargo.port),
+             "-connect", "allowed.test:%d" % self.hrr_port, "-servername", "allowed.test",
+             "-groups", "X25519:P-256", "-tls1_3", "-CAfile", self.cert, "-ign_eof"],
+            input=b"GET / HTTP/1.0\r\n\r\n", stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            timeout=30)
+        out = p.stdout.decode("latin-1") + p.stderr.decode("latin-1")
+        self.assertIn("Verify return code: 0 (ok)", out)
+        self.assertIn("HTTP/1.0 200 ok", out)  # s_server -www answered through the tunnel
+        recs = [r for r in self.hrr_embargo.records() if r.get("event") == "access"]
+        self.assertGreaterEqual(len(recs), 2, "the second hello was not judged: %r" % recs)
+        self.assertEqual(recs[-1]["sni"], ["allowed.test"])
+        self.assertNotIn("sni_changed", recs[-1].get("tags", []))
+
+    def test_second_hello_naming_another_server_is_denied(self):
+        with RawClient(self.hrr_embargo.port) as c:
+            target = b"allowed.test:%d" % self.hrr_port
+            c.send(b"CONNECT %s HTTP/1.1\r\nHost: %s\r\n\r\n" % (target, target))
+            self.assertEqual(c.read_response("CONNECT").status, 200)
+            c.send(hello13("allowed.test"))
+            flight = c._readn(5 + 4 + 2 + 32)  # record header, handshake header, version, random
+            self.assertEqual(flight[0], 0x16)
+            self.assertEqual(flight[5 + 4 + 2:], HRR_RANDOM, "the server did not ask to retry")
+            c.sock.settimeout(2)
+            try:  # the rest of the server's flight, if any
+                c.sock.recv(65536)
+            except socket.timeout:
+                pass
+            c.send(hello13("s07.upd.kaspersky.com", 0x0017, 65))
+            rest = c.read_to_eof()
+        self.assertTrue(rest.endswith(ti.ACCESS_DENIED_ALERT) or rest == ti.ACCESS_DENIED_ALERT,
+                        rest[-20:])
+        d = self.hrr_embargo.wait_records(lambda r: r.get("event") == "deny")[-1]
+        self.assertIn("sni_changed", d["tags"], d)
+        self.assertEqual(d["sni"], ["s07.upd.kaspersky.com"], d)
+        self.assertEqual(d["error"], "tls_alert_access_denied", d)
 
 class LiveEcho(harness.LoopbackTCPServer):
     """Echoes every chunk as it arrives, until EOF or 60 s per connection."""
