@@ -15,6 +15,8 @@
 #include "filters/netmatch.h"
 #include "filters/policy.h"
 
+struct ca;
+
 #define CONFIG_MAX_LISTEN 16
 #define CONFIG_MAX_RESOLVERS 8
 #define CONFIG_MAX_PORTS 64
@@ -68,6 +70,14 @@ struct config_tls {
   enum action on_malformed; /* a broken hello: default deny */
   enum action on_too_large; /* hello larger than max_hello: default deny */
   enum action on_timeout;   /* no complete hello in time: default deny */
+  enum deny_with deny_with; /* how TLS denies are refused: alert (default) or page */
+};
+
+/* The block-page CA (`certs:`). */
+struct config_certs {
+  char ca_dir[512];        /* as resolved (relative to the config file); "" when unset */
+  size_t cache_entries;    /* minted leaves kept, default 1000 */
+  struct ca *ca;           /* loaded from ca_dir (owned), or NULL */
 };
 
 /* Transparent listeners (intercept, tproxy): what the first bytes of an
@@ -105,6 +115,7 @@ struct config {
   struct config_transparent transparent;
   uint32_t mark;                  /* SO_MARK on every connection Embargo opens; 0: none */
   struct config_dns dns;
+  struct config_certs certs;
   /* Internal destinations (loopback, link-local, this host's addresses) are
    * refused unless inside one of these ranges (owned; may be empty). */
   struct netmatch *internal_allow;

@@ -4,6 +4,7 @@
 #include <inttypes.h>
 #include <stdio.h>
 
+#include "certs/ca.h"
 #include "config/config.h"
 #include "filters/timefmt.h"
 
@@ -118,7 +119,18 @@ static void print_tls(const struct config_tls *tls, FILE *f) {
   for (size_t i = 0; i < COUNT(tls_actions); i++)
     fprintf(f, "%s%s %s", i ? ", " : "", tls_actions[i].name,
             action_name(*(const enum action *)((const char *)tls + tls_actions[i].offset)));
-  fputc('\n', f);
+  fprintf(f, "\n  deny with:    %s\n", tls->deny_with == DENY_WITH_PAGE
+                                          ? "page (block page over TLS, minted certificate)"
+                                          : "alert (TLS access_denied alert)");
+}
+
+static void print_certs(const struct config_certs *certs, FILE *f) {
+  if (certs->ca == NULL) {
+    fprintf(f, "Block-page CA:  none\n");
+    return;
+  }
+  fprintf(f, "Block-page CA:  %s, %s\n  SHA-256:      %s\n  cache:        %zu leaves\n",
+          certs->ca_dir, ca_subject(certs->ca), ca_fingerprint(certs->ca), certs->cache_entries);
 }
 
 static void print_dns(const struct config *cfg, FILE *f) {
@@ -158,6 +170,8 @@ static void print_vendor(const struct policy *p, const struct vendor *v, FILE *f
       fprintf(f, ", %zu networks", rules_in(p, c, RULE_NETWORK));
     if (rules_in(p, c, RULE_JA4) > 0)
       fprintf(f, ", %zu JA4 fingerprints", rules_in(p, c, RULE_JA4));
+    if (c->deny_with != DENY_WITH_DEFAULT)
+      fprintf(f, ", deny with %s", c->deny_with == DENY_WITH_PAGE ? "page" : "alert");
     fputc('\n', f);
   }
 }
@@ -181,6 +195,7 @@ void config_print_summary(const struct config *cfg, void *file) {
   print_network(cfg, f);
   print_limits(cfg, f);
   print_tls(&cfg->tls, f);
+  print_certs(&cfg->certs, f);
   print_dns(cfg, f);
   fprintf(f, "Vendors:        %zu, %zu host patterns, %zu networks, %zu JA4 in all\n",
           policy_vendor_count(p), policy_host_count(p), policy_network_count(p),

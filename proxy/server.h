@@ -13,6 +13,7 @@
 #include "proxy/destcheck.h"
 #include "proxy/listener.h"
 
+struct bump_ctx;
 struct resolver;
 struct upstream;
 
@@ -21,6 +22,7 @@ struct server {
   struct config *cfg;        /* borrowed; lives as long as the server */
   struct policy *policy;     /* the snapshot new connections pin */
   struct resolver *resolver;
+  struct bump_ctx *bump;     /* the block page over TLS; NULL without a CA */
   struct listener listeners[CONFIG_MAX_LISTEN];
   size_t nlisteners;
   uv_signal_t sigint, sigterm;

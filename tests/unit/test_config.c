@@ -391,8 +391,8 @@ Test(config, top_level_not_a_mapping) {
 Test(config, unknown_key) {
   expect_error("lisen: [\"0.0.0.0:3128\"]\n",
                "@/main.yaml:1:1: lisen: unknown key (expected one of: listen, resolvers, "
-               "clients, connect_ports, timeouts, limits, tls_inspect, dns, transparent, mark, internal, log, user, "
-               "access_log, monitor, vendors, exceptions)");
+               "clients, connect_ports, timeouts, limits, tls_inspect, dns, transparent, mark, "
+               "internal, certs, log, user, access_log, monitor, vendors, exceptions)");
 }
 
 Test(config, unknown_nested_key) {
@@ -472,7 +472,7 @@ Test(config, tls_inspect_unknown_key) {
   expect_error("tls_inspect:\n  on_no_alpn: log\n",
                "@/main.yaml:2:3: tls_inspect.on_no_alpn: unknown key (expected one of: ports, "
                "max_hello, timeout, on_no_sni, on_ech, on_not_tls, on_malformed, on_too_large, "
-               "on_timeout)");
+               "on_timeout, deny_with)");
 }
 
 Test(config, tls_inspect_not_a_mapping) {
@@ -633,7 +633,7 @@ Test(config, unknown_action) {
 Test(config, unknown_category_key) {
   expect_vendor_error("    cutoff: 2024-09-29T00:00:00Z\n    host: [a.example]\n",
                       "@/acme.yaml:5:5: categories.updates.host: unknown key (expected one "
-                      "of: cutoff, before, after, confidence, hosts, networks, ja4)");
+                      "of: cutoff, before, after, confidence, hosts, networks, ja4, deny_with)");
 }
 
 Test(config, bad_pattern) {
