@@ -151,6 +151,15 @@ int config_parse_sockaddr(const char *text, struct sockaddr_storage *addr);
 int config_parse_endpoint(const char *text, struct sockaddr_storage *addr, char *why,
                           size_t size);
 
+/* Bytes of data Embargo may hold for one connection at worst: per
+ * direction the queued bytes reading stops at (limits.buffer) plus one read
+ * past it, and the larger of the request head (limits.max_head) and the
+ * ClientHello buffer (tls_inspect.max_hello). */
+uint64_t config_connection_memory(const struct config *cfg);
+/* The bound on all of it: max_connections connections at worst, plus the
+ * DNS cache (dns.cache_memory). Set by those keys; `config check` prints it. */
+uint64_t config_memory_bound(const struct config *cfg);
+
 /* Writes a human summary (listeners, resolver, vendors with their categories,
  * cutoffs and entry counts, exceptions, monitor) to F. */
 void config_print_summary(const struct config *cfg, void *file /* FILE * */);

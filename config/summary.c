@@ -81,6 +81,11 @@ static void print_limits(const struct config *cfg, FILE *f) {
   for (size_t i = 0; i < COUNT(limit_fields); i++)
     fprintf(f, "%s%s %zu", i ? ", " : "", limit_fields[i].name,
             *(const size_t *)((const char *)&cfg->limits + limit_fields[i].offset));
+  fprintf(f, "\nMemory bound:   %llu MiB of buffered data at most: %zu connections x %llu KiB "
+             "(2 x (buffer + one 64 KiB read) + the larger of max_head and max_hello) + the DNS "
+             "cache's %zu KiB",
+          (unsigned long long)(config_memory_bound(cfg) >> 20), cfg->limits.max_connections,
+          (unsigned long long)(config_connection_memory(cfg) >> 10), cfg->dns.cache_memory >> 10);
   fprintf(f, "\nLog:            %s, access log %s\n",
           cfg->log_path[0] == '-' && cfg->log_path[1] == '\0' ? "standard output"
                                                               : cfg->log_path,
@@ -203,4 +208,19 @@ void config_print_summary(const struct config *cfg, void *file) {
   for (size_t i = 0; i < policy_vendor_count(p); i++)
     print_vendor(p, policy_vendor_at(p, i), f);
   print_exceptions(p, f);
+}
+
+/* The read buffer is the loop's (proxy/endpoint.c): a read adds at most this
+ * much past the high-water mark before reading stops. */
+#define READ_OVERSHOOT 65536
+
+uint64_t config_connection_memory(const struct config *cfg) {
+  size_t head = cfg->limits.max_head > cfg->tls.max_hello ? cfg->limits.max_head
+                                                          : cfg->tls.max_hello;
+  return 2 * ((uint64_t)cfg->limits.buffer_high + READ_OVERSHOOT) + head;
+}
+
+uint64_t config_memory_bound(const struct config *cfg) {
+  return (uint64_t)cfg->limits.max_connections * config_connection_memory(cfg) +
+         cfg->dns.cache_memory;
 }

@@ -257,6 +257,8 @@ static int cmd_run(const struct options *o) {
     log_diag(LOG_INFO, 0, "embargo %s: %zu vendor list(s), %zu host rule(s)%s", EMBARGO_VERSION,
              policy_vendor_count(cfg.policy), policy_host_count(cfg.policy),
              cfg.monitor ? ", monitor mode (nothing is denied)" : "");
+    log_diag(LOG_INFO, 0, "memory bound: %llu MiB of buffered data (see embargo config check)",
+             (unsigned long long)(config_memory_bound(&cfg) >> 20));
     server_run(&srv);
   }
   server_free(&srv);

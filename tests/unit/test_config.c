@@ -65,6 +65,18 @@ Test(config, builtin_default_loads_the_documented_settings) {
   cr_expect_str_eq(cfg.internal_allow_text, "");
 }
 
+Test(config, memory_bound_is_the_documented_figure) {
+  cr_assert_eq(config_load_default(&cfg, err, sizeof(err)), 0, "%s", err);
+  /* 2 x (256 KiB + 64 KiB) + 64 KiB head per connection, 4096 of them, and 16 MiB of DNS cache. */
+  cr_expect_eq(config_connection_memory(&cfg), 2 * (262144 + 65536) + 65536);
+  cr_expect_eq(config_memory_bound(&cfg), 4096ull * (2 * (262144 + 65536) + 65536) + 16777216);
+  cfg.limits.max_connections = 100;
+  cfg.limits.buffer_high = 65536;
+  cfg.tls.max_hello = 65536;
+  cfg.limits.max_head = 8192;
+  cr_expect_eq(config_memory_bound(&cfg), 100ull * (2 * (65536 + 65536) + 65536) + 16777216);
+}
+
 Test(config, builtin_clients_are_private_networks_only) {
   cr_assert_eq(config_load_default(&cfg, err, sizeof(err)), 0, "%s", err);
   cr_expect_eq(netmatch_count(cfg.clients), 6);
