@@ -10,7 +10,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
+#include "certs/ca.h"
 #include "config/embedded.h"
 #include "config/load.h"
 #include "filters/err.h"
@@ -48,6 +50,8 @@ static int apply_tls_ports(struct loader *ld, const struct ydoc *d, const struct
                            const char *path, void *target, const struct directive *dir);
 static int record_vendors(struct loader *ld, const struct ydoc *d, const struct ynode *value,
                           const char *path, void *target, const struct directive *dir);
+static int apply_certs(struct loader *ld, const struct ydoc *d, const struct ynode *value,
+                       const char *path, void *target, const struct directive *dir);
 static int record_exceptions(struct loader *ld, const struct ydoc *d,
                              const struct ynode *value, const char *path, void *target,
                              const struct directive *dir);
@@ -65,6 +69,7 @@ static const struct directive top_keys[] = {
   {"transparent", apply_transparent, 0, 0, 0, false, "a mapping"},
   {"mark", apply_mark, 0, 0, 0, false, "a firewall mark from 0 to 4294967295"},
   {"internal", apply_internal, 0, 0, 0, false, "a mapping"},
+  {"certs", apply_certs, 0, 0, 0, false, "a mapping"},
   {"log", load_string, offsetof(struct config, log_path), 0,
    sizeof(((struct config *)0)->log_path), false, "a file path or \"-\" for standard output"},
   {"user", load_string, offsetof(struct config, user), 0, sizeof(((struct config *)0)->user),
@@ -111,6 +116,8 @@ static const struct directive tls_keys[] = {
   TLS_ACTION("on_no_sni", on_no_sni),       TLS_ACTION("on_ech", on_ech),
   TLS_ACTION("on_not_tls", on_not_tls),     TLS_ACTION("on_malformed", on_malformed),
   TLS_ACTION("on_too_large", on_too_large), TLS_ACTION("on_timeout", on_timeout),
+  {"deny_with", load_deny_with, offsetof(struct config_tls, deny_with), 0, 0, false,
+   "alert or page"},
 };
 
 #define TRANSPARENT_ACTION(key, field)                                                     \
@@ -138,6 +145,14 @@ static const struct directive dns_keys[] = {
    "a count from 0 to 10000000"},
   {"cache_memory", load_size, offsetof(struct config_dns, cache_memory), 0, UINT64_C(1) << 32,
    false, "a byte count from 0 to 4294967296"},
+};
+
+static int apply_ca_dir(struct loader *ld, const struct ydoc *d, const struct ynode *value,
+                        const char *path, void *target, const struct directive *dir);
+static const struct directive certs_keys[] = {
+  {"ca_dir", apply_ca_dir, 0, 0, 0, false, "a directory made by `embargo ca init`"},
+  {"cache_entries", load_size, offsetof(struct config_certs, cache_entries), 1, 1000000, false,
+   "a count from 1 to 1000000"},
 };
 
 static const struct directive internal_keys[] = {
@@ -191,6 +206,43 @@ static int apply_dns(struct loader *ld, const struct ydoc *d, const struct ynode
   return load_fail(ld, d, value, path,
                    "min_ttl (%" PRIu64 "ms) is longer than max_ttl (%" PRIu64 "ms)",
                    dns->min_ttl, dns->max_ttl);
+}
+
+static int apply_certs(struct loader *ld, const struct ydoc *d, const struct ynode *value,
+                       const char *path, void *target, const struct directive *dir) {
+  return load_map(ld, d, value, path, certs_keys, COUNT(certs_keys), &ld->cfg->certs);
+}
+
+/* Loads the CA at once, so that its errors point at the key. A relative
+ * directory is taken from the config file's. */
+static int apply_ca_dir(struct loader *ld, const struct ydoc *d, const struct ynode *value,
+                        const char *path, void *target, const struct directive *dir) {
+  struct config_certs *certs = &ld->cfg->certs;
+  char full[sizeof(certs->ca_dir)], why[900];
+  struct ca *ca = NULL;
+  const char *text = load_text(ld, d, value, path, dir->expect);
+  if (text == NULL)
+    return EMB_ECONFIG;
+  if (text[0] == '/' || ld->dir == NULL)
+    snprintf(full, sizeof(full), "%s", text);
+  else if ((size_t)snprintf(full, sizeof(full), "%s/%s", ld->dir, text) >= sizeof(full))
+    return load_fail(ld, d, value, path, "path too long");
+  if (ca_load(full, (int64_t)time(NULL), &ca, why, sizeof(why)) != 0)
+    return load_fail(ld, d, value, path, "%s", why);
+  ca_free(certs->ca);
+  certs->ca = ca;
+  memcpy(certs->ca_dir, full, sizeof(full));
+  return 0;
+}
+
+/* `deny_with: page` anywhere needs the CA that signs the page's certificates. */
+static int check_page_has_ca(struct loader *ld) {
+  if (ld->page_where[0] == '\0' || ld->cfg->certs.ca != NULL)
+    return 0;
+  snprintf(ld->err, ld->errsize,
+           "%s: page needs a CA: set certs.ca_dir (make one with `embargo ca init --dir DIR`)",
+           ld->page_where);
+  return EMB_ECONFIG;
 }
 
 static int apply_internal(struct loader *ld, const struct ydoc *d, const struct ynode *value,
@@ -513,6 +565,8 @@ static int load_config(struct config *cfg, const char *path, char *err, size_t e
   if (rc == 0)
     rc = load_policy(&ld);
   if (rc == 0)
+    rc = check_page_has_ca(&ld);
+  if (rc == 0)
     snprintf(tmp.source, sizeof(tmp.source), "%s", path != NULL ? path : "(built-in)");
 cleanup:
   ydoc_free(builtin);
@@ -541,6 +595,8 @@ void config_free(struct config *cfg) {
     return;
   netmatch_free(cfg->clients);
   netmatch_free(cfg->internal_allow);
+  ca_free(cfg->certs.ca);
+  cfg->certs.ca = NULL;
   policy_unref(cfg->policy);
   cfg->clients = NULL;
   cfg->internal_allow = NULL;

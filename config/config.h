@@ -15,6 +15,8 @@
 #include "filters/netmatch.h"
 #include "filters/policy.h"
 
+struct ca;
+
 #define CONFIG_MAX_LISTEN 16
 #define CONFIG_MAX_RESOLVERS 8
 #define CONFIG_MAX_PORTS 64
@@ -79,6 +81,14 @@ struct config_tls {
   enum action on_malformed; /* a broken hello: default deny */
   enum action on_too_large; /* hello larger than max_hello: default deny */
   enum action on_timeout;   /* no complete hello in time: default deny */
+  enum deny_with deny_with; /* how TLS denies are refused: alert (default) or page */
+};
+
+/* The block-page CA (`certs:`). */
+struct config_certs {
+  char ca_dir[512];        /* as resolved (relative to the config file); "" when unset */
+  size_t cache_entries;    /* minted leaves kept, default 1000 */
+  struct ca *ca;           /* loaded from ca_dir (owned), or NULL */
 };
 
 /* Transparent listeners (intercept, tproxy): what the first bytes of an
@@ -116,6 +126,7 @@ struct config {
   struct config_transparent transparent;
   uint32_t mark;                  /* SO_MARK on every connection Embargo opens; 0: none */
   struct config_dns dns;
+  struct config_certs certs;
   /* Internal destinations (loopback, link-local, this host's addresses) are
    * refused unless inside one of these ranges (owned; may be empty). */
   struct netmatch *internal_allow;
@@ -159,6 +170,15 @@ int config_parse_sockaddr(const char *text, struct sockaddr_storage *addr);
  * command-line options are refused in the same words. */
 int config_parse_endpoint(const char *text, struct sockaddr_storage *addr, char *why,
                           size_t size);
+
+/* Bytes of data Embargo may hold for one connection at worst: per
+ * direction the queued bytes reading stops at (limits.buffer) plus one read
+ * past it, and the larger of the request head (limits.max_head) and the
+ * ClientHello buffer (tls_inspect.max_hello). */
+uint64_t config_connection_memory(const struct config *cfg);
+/* The bound on all of it: max_connections connections at worst, plus the
+ * DNS cache (dns.cache_memory). Set by those keys; `config check` prints it. */
+uint64_t config_memory_bound(const struct config *cfg);
 
 /* Writes a human summary (listeners, resolver, vendors with their categories,
  * cutoffs and entry counts, exceptions, monitor) to F. */

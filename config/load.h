@@ -28,6 +28,9 @@ struct loader {
   const char *vendors_dir;
   const struct ydoc *exceptions_doc;
   const struct ynode *exceptions;
+  /* Where `deny_with: page` was first set ("file:line:col: key"), checked
+   * against certs.ca_dir once everything is read; "" when nowhere. */
+  char page_where[LOAD_PATH_MAX + 600];
 };
 
 struct directive;
@@ -84,6 +87,9 @@ int load_string(struct loader *ld, const struct ydoc *d, const struct ynode *val
                 const char *path, void *target, const struct directive *dir);
 int load_action(struct loader *ld, const struct ydoc *d, const struct ynode *value,
                 const char *path, void *target, const struct directive *dir);
+/* An enum deny_with (alert, page); a page records ld->page_where. */
+int load_deny_with(struct loader *ld, const struct ydoc *d, const struct ynode *value,
+                   const char *path, void *target, const struct directive *dir);
 int load_node(struct loader *ld, const struct ydoc *d, const struct ynode *value,
               const char *path, void *target, const struct directive *dir);
 

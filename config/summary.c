@@ -4,6 +4,7 @@
 #include <inttypes.h>
 #include <stdio.h>
 
+#include "certs/ca.h"
 #include "config/config.h"
 #include "filters/timefmt.h"
 
@@ -80,6 +81,11 @@ static void print_limits(const struct config *cfg, FILE *f) {
   for (size_t i = 0; i < COUNT(limit_fields); i++)
     fprintf(f, "%s%s %zu", i ? ", " : "", limit_fields[i].name,
             *(const size_t *)((const char *)&cfg->limits + limit_fields[i].offset));
+  fprintf(f, "\nMemory bound:   %llu MiB of buffered data at most: %zu connections x %llu KiB "
+             "(2 x (buffer + one 64 KiB read) + the larger of max_head and max_hello) + the DNS "
+             "cache's %zu KiB",
+          (unsigned long long)(config_memory_bound(cfg) >> 20), cfg->limits.max_connections,
+          (unsigned long long)(config_connection_memory(cfg) >> 10), cfg->dns.cache_memory >> 10);
   fprintf(f, "\nLog:            %s, access log %s\n",
           cfg->log_path[0] == '-' && cfg->log_path[1] == '\0' ? "standard output"
                                                               : cfg->log_path,
@@ -118,7 +124,18 @@ static void print_tls(const struct config_tls *tls, FILE *f) {
   for (size_t i = 0; i < COUNT(tls_actions); i++)
     fprintf(f, "%s%s %s", i ? ", " : "", tls_actions[i].name,
             action_name(*(const enum action *)((const char *)tls + tls_actions[i].offset)));
-  fputc('\n', f);
+  fprintf(f, "\n  deny with:    %s\n", tls->deny_with == DENY_WITH_PAGE
+                                          ? "page (block page over TLS, minted certificate)"
+                                          : "alert (TLS access_denied alert)");
+}
+
+static void print_certs(const struct config_certs *certs, FILE *f) {
+  if (certs->ca == NULL) {
+    fprintf(f, "Block-page CA:  none\n");
+    return;
+  }
+  fprintf(f, "Block-page CA:  %s, %s\n  SHA-256:      %s\n  cache:        %zu leaves\n",
+          certs->ca_dir, ca_subject(certs->ca), ca_fingerprint(certs->ca), certs->cache_entries);
 }
 
 static void print_dns(const struct config *cfg, FILE *f) {
@@ -165,6 +182,8 @@ static void print_vendor(const struct policy *p, const struct vendor *v, FILE *f
       fprintf(f, ", %zu networks", rules_in(p, c, RULE_NETWORK));
     if (rules_in(p, c, RULE_JA4) > 0)
       fprintf(f, ", %zu JA4 fingerprints", rules_in(p, c, RULE_JA4));
+    if (c->deny_with != DENY_WITH_DEFAULT)
+      fprintf(f, ", deny with %s", c->deny_with == DENY_WITH_PAGE ? "page" : "alert");
     fputc('\n', f);
   }
 }
@@ -189,6 +208,7 @@ void config_print_summary(const struct config *cfg, void *file) {
   print_network(cfg, f);
   print_limits(cfg, f);
   print_tls(&cfg->tls, f);
+  print_certs(&cfg->certs, f);
   print_dns(cfg, f);
   fprintf(f, "Vendors:        %zu, %zu host patterns, %zu networks, %zu JA4 in all\n",
           policy_vendor_count(p), policy_host_count(p), policy_network_count(p),
@@ -196,4 +216,19 @@ void config_print_summary(const struct config *cfg, void *file) {
   for (size_t i = 0; i < policy_vendor_count(p); i++)
     print_vendor(p, policy_vendor_at(p, i), f);
   print_exceptions(p, f);
+}
+
+/* The read buffer is the loop's (proxy/endpoint.c): a read adds at most this
+ * much past the high-water mark before reading stops. */
+#define READ_OVERSHOOT 65536
+
+uint64_t config_connection_memory(const struct config *cfg) {
+  size_t head = cfg->limits.max_head > cfg->tls.max_hello ? cfg->limits.max_head
+                                                          : cfg->tls.max_hello;
+  return 2 * ((uint64_t)cfg->limits.buffer_high + READ_OVERSHOOT) + head;
+}
+
+uint64_t config_memory_bound(const struct config *cfg) {
+  return (uint64_t)cfg->limits.max_connections * config_connection_memory(cfg) +
+         cfg->dns.cache_memory;
 }

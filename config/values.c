@@ -195,6 +195,26 @@ int load_action(struct loader *ld, const struct ydoc *d, const struct ynode *val
   return 0;
 }
 
+int load_deny_with(struct loader *ld, const struct ydoc *d, const struct ynode *value,
+                   const char *path, void *target, const struct directive *dir) {
+  enum deny_with w;
+  const char *text = load_text(ld, d, value, path, "alert or page");
+  if (text == NULL)
+    return EMB_ECONFIG;
+  if (strcmp(text, "alert") == 0)
+    w = DENY_WITH_ALERT;
+  else if (strcmp(text, "page") == 0)
+    w = DENY_WITH_PAGE;
+  else
+    return load_fail(ld, d, value, path, "unknown value '%s' (expected alert or page)", text);
+  if (w == DENY_WITH_PAGE && ld->page_where[0] == '\0') {
+    struct origin o = ynode_origin(d, value);
+    snprintf(ld->page_where, sizeof(ld->page_where), "%s:%u:%u: %s", o.file, o.line, o.col, path);
+  }
+  *(enum deny_with *)((char *)target + dir->offset) = w;
+  return 0;
+}
+
 int load_node(struct loader *ld, const struct ydoc *d, const struct ynode *value,
               const char *path, void *target, const struct directive *dir) {
   *(const struct ynode **)((char *)target + dir->offset) = value;

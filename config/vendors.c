@@ -11,6 +11,7 @@
  *       cutoff: 2024-09-29T00:00:00-04:00   RFC 3339 (required)
  *       before: log                   action before the cutoff (default log)
  *       after: deny                   action from the cutoff on (default deny)
+ *       deny_with: page               TLS denies: alert or page (default: tls_inspect.deny_with)
  *       confidence: hint              default for this category's networks and JA4
  *       hosts: [s00.upd.kaspersky.com, ...]  dommatch patterns
  *       networks:                     CIDR prefixes matched against addresses
@@ -50,7 +51,7 @@ struct vendor_spec {
 };
 
 struct category_spec {
-  const struct ynode *cutoff, *before, *after, *confidence, *hosts, *networks, *ja4;
+  const struct ynode *cutoff, *before, *after, *confidence, *hosts, *networks, *ja4, *deny_with;
 };
 
 /* One `networks` or `ja4` entry written as a mapping. */
@@ -97,6 +98,7 @@ static const struct directive category_keys[] = {
   NODE("hosts", category_spec, hosts, false, "host patterns"),
   NODE("networks", category_spec, networks, false, "network prefixes"),
   NODE("ja4", category_spec, ja4, false, "JA4 fingerprints"),
+  NODE("deny_with", category_spec, deny_with, false, "alert or page"),
 };
 
 #define NETWORK_EXPECT "a network like 91.198.230.0/24"
@@ -426,6 +428,11 @@ static int read_category(struct loader *ld, const struct ydoc *d,
     rc = read_action(ld, d, spec->after, load_path_key(key, sub, "after"), &c->after);
   if (rc == 0)
     rc = read_confidence(ld, d, spec->confidence, load_path_key(key, sub, "confidence"), conf);
+  if (rc == 0 && spec->deny_with != NULL) {
+    static const struct directive dw = {"deny_with", load_deny_with, offsetof(struct category,
+                                        deny_with), 0, 0, false, "alert or page"};
+    rc = load_deny_with(ld, d, spec->deny_with, load_path_key(key, sub, "deny_with"), c, &dw);
+  }
   return rc;
 }
 
@@ -469,6 +476,7 @@ static int add_category(struct loader *ld, const struct ydoc *d, const struct yn
     return load_fail(ld, d, name, sub, "duplicate key");
   if (c == NULL)
     return rc;
+  c->deny_with = want.deny_with;
   return add_rules(ld, d, &spec, sub, v, c, conf);
 }
 

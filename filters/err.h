@@ -20,7 +20,8 @@
   XX(BADTIME, "invalid RFC 3339 timestamp")                                  \
   XX(CONFIG, "configuration error")                                          \
   XX(DENIED, "denied by policy")                                             \
-  XX(TOOBIG, "too large")
+  XX(TOOBIG, "too large")                                                   \
+  XX(CERT, "certificate authority error")
 
 enum {
   EMB_ERR_FIRST_ = EMB_ERR_BASE,

@@ -24,6 +24,15 @@ struct origin {
   unsigned col;  /* 1-based */
 };
 
+/* How a denied TLS connection is refused: a fatal access_denied alert, or
+ * the block page served over TLS with a minted certificate. A category's
+ * DENY_WITH_DEFAULT follows the config's tls_inspect.deny_with. */
+enum deny_with {
+  DENY_WITH_DEFAULT,
+  DENY_WITH_ALERT,
+  DENY_WITH_PAGE
+};
+
 /* A category of one vendor's traffic ("updates", "telemetry",
  * "new-installs", ...) with its cutoff. */
 struct category {
@@ -31,6 +40,7 @@ struct category {
   int64_t cutoff;      /* seconds since the epoch; POLICY_TIME_NEVER: no cutoff */
   enum action before;  /* action while now < cutoff (default ACTION_LOG) */
   enum action after;   /* action from the cutoff on (default ACTION_DENY) */
+  enum deny_with deny_with; /* its own `deny_with:`, or DENY_WITH_DEFAULT */
   struct origin where;
 };
 

@@ -9,8 +9,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 #include <uv.h>
 
+#include "certs/ca.h"
 #include "config/config.h"
 #include "config/embedded.h"
 #include "filters/err.h"
@@ -63,6 +65,10 @@ static const char usage_text[] =
     "  embargo check [options] DEST...      show the verdict for NAME, IP or NAME:PORT\n"
     "  embargo config check FILE            validate FILE and print a summary\n"
     "  embargo config show [VENDOR]         print the built-in config (or vendor list)\n"
+    "  embargo ca init --dir DIR [--subject SITE] [--permit DOMAIN]... [--days N]\n"
+    "                                       create the block-page CA (DIR/ca.key, DIR/ca.crt)\n"
+    "  embargo ca show DIR                  print the CA's fingerprint, validity and how to\n"
+    "                                       install it in trust stores\n"
     "  embargo rules --format nft|iptables --mode intercept|tproxy [--sidecar] [--ipv6]\n"
     "                [--uid UID]            print the firewall rules for the configuration\n"
     "  embargo report [options] [LOG...]    which clients tried to reach each vendor, from\n"
@@ -289,6 +295,8 @@ static int cmd_run(const struct options *o) {
              EMBARGO_VERSION, policy_version(cfg.policy), policy_vendor_count(cfg.policy),
              policy_host_count(cfg.policy),
              cfg.monitor ? ", monitor mode (nothing is denied)" : "");
+    log_diag(LOG_INFO, 0, "memory bound: %llu MiB of buffered data (see embargo config check)",
+             (unsigned long long)(config_memory_bound(&cfg) >> 20));
     server_run(&srv);
   }
   server_free(&srv);
@@ -365,6 +373,62 @@ static int cmd_config(int argc, char **argv) {
   printf("%s: OK\n", argv[1]);
   config_print_summary(&cfg, stdout);
   config_free(&cfg);
+  return 0;
+}
+
+/* `ca init --dir DIR [--subject SITE] [--permit DOMAIN]... [--days N]`. */
+static int cmd_ca_init(int argc, char **argv) {
+  static const struct option longopts[] = {
+      {"dir", required_argument, NULL, 'd'},    {"subject", required_argument, NULL, 's'},
+      {"permit", required_argument, NULL, 'p'}, {"days", required_argument, NULL, 'D'},
+      {NULL, 0, NULL, 0}};
+  const char *permitted[CA_MAX_PERMITTED], *dir = NULL;
+  char host[65] = "", err[1024], *end;
+  struct ca_init_opts o = {.permitted = permitted, .days = CA_DEFAULT_DAYS, .now = time(NULL)};
+  int ch;
+
+  optind = 1;
+  while ((ch = getopt_long(argc, argv, "+", longopts, NULL)) != -1) {
+    switch (ch) {
+    case 'd': dir = optarg; break;
+    case 's': o.subject = optarg; break;
+    case 'p':
+      if (o.npermitted == CA_MAX_PERMITTED)
+        return usage_error("too many --permit options (at most %d)", CA_MAX_PERMITTED);
+      permitted[o.npermitted++] = optarg;
+      break;
+    case 'D':
+      o.days = (unsigned)strtoul(optarg, &end, 10);
+      if (*end != '\0' || o.days == 0)
+        return usage_error("--days: expected a number of days, got \"%s\"", optarg);
+      break;
+    default: return usage_error("%s", "ca init: unknown option");
+    }
+  }
+  if (dir == NULL || optind != argc)
+    return usage_error("%s", "usage: embargo ca init --dir DIR [--subject SITE] [--permit DOMAIN]...");
+  if (o.subject == NULL) { /* the site defaults to this host's name */
+    gethostname(host, sizeof(host) - 1);
+    o.subject = host[0] ? host : "Embargo";
+  }
+  if (ca_init(dir, &o, err, sizeof(err)) != 0) {
+    fprintf(stderr, "embargo: ca init: %s\n", err);
+    return 1;
+  }
+  printf("created %s/%s (private, mode 0600) and %s/%s\n\n", dir, CA_KEY_FILE, dir, CA_CERT_FILE);
+  return ca_show(dir, (int64_t)time(NULL), stdout, err, sizeof(err)) == 0 ? 0 : 1;
+}
+
+static int cmd_ca(int argc, char **argv) {
+  char err[1024];
+  if (argc >= 1 && strcmp(argv[0], "init") == 0)
+    return cmd_ca_init(argc, argv);
+  if (argc != 2 || strcmp(argv[0], "show") != 0)
+    return usage_error("%s", "usage: embargo ca init --dir DIR ... | embargo ca show DIR");
+  if (ca_show(argv[1], (int64_t)time(NULL), stdout, err, sizeof(err)) != 0) {
+    fprintf(stderr, "embargo: ca show: %s\n", err);
+    return 1;
+  }
   return 0;
 }
 
@@ -541,6 +605,8 @@ int cli_main(int argc, char **argv) {
   }
   if (strcmp(cmd, "config") == 0)
     return cmd_config(argc - optind, argv + optind);
+  if (strcmp(cmd, "ca") == 0)
+    return cmd_ca(argc - optind, argv + optind);
   if (strcmp(cmd, "report") == 0)
     return report_main(argc - optind + 1, argv + optind - 1);
   if (strcmp(cmd, "reload") == 0 || strcmp(cmd, "status") == 0) {

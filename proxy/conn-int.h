@@ -129,6 +129,32 @@ bool peek_awaiting_second_hello(const struct conn *c);
  * close C. */
 void peek_second_hello(struct conn *c, ssize_t nread, const char *data);
 void peek_watch_free(struct conn *c); /* NULL-safe */
+/* Whether a whole ClientHello with usable server names was read (so the
+ * connection can be answered by a TLS server of Embargo's). */
+bool peek_hello_ok(const struct conn *c);
+/* The hello bytes read (borrowed, valid while c->peek is). */
+const uint8_t *peek_hello(const struct conn *c, size_t *len);
+/* The server name to present a certificate for: the SNI that matched,
+ * else the first one; NULL without SNI. */
+const char *peek_server_name(const struct conn *c);
+
+/* ---- bump.c: the block page over TLS ---- */
+
+/* Called on every deny (c->verdict) before it is answered: when the page
+ * is in effect for the verdict (a CA is loaded; deny_with, the category's
+ * or tls_inspect's, is page), takes the connection over and returns true.
+ * A CONNECT to a tls_inspect port not answered yet gets its 200 and its
+ * ClientHello read (the verdict comes again with the hello); once a hello
+ * was read (CONNECT or intercepted), a leaf is minted for its name, the
+ * hello replayed into a TLS server, and the state is BUMP. Returns false,
+ * changing nothing, when the usual refusal applies. */
+bool bump_deny(struct conn *c);
+/* Client bytes or EOF/error (NREAD < 0) in state BUMP. */
+void bump_data(struct conn *c, ssize_t nread, const char *data);
+/* The handshake or the request did not come in time. */
+void bump_timeout(struct conn *c);
+/* Releases the TLS state. NULL-safe. */
+void bump_free(struct conn *c);
 
 /* ---- tunnel.c ---- */
 
@@ -162,6 +188,13 @@ void forward_maybe_finish(struct conn *c);
 void respond_error(struct conn *c, int status, const char *error, const char *detail);
 /* Writes the 403 deny page for c->verdict. */
 void respond_deny(struct conn *c);
+/* Appends to OUT the whole 403 deny response for c->verdict (Proxy-Status,
+ * Connection: close, the same page respond_deny writes), for a caller with
+ * its own transport (the block page over TLS). WHY names what denied when
+ * no vendor rule did (a tls_inspect option); DEST is the destination the
+ * page names, NULL for the requested authority. */
+void respond_deny_message(const struct conn *c, const char *why, const char *dest,
+                          struct obuf *out);
 /* Writes a decision line for the current request. */
 void respond_log(struct conn *c, const char *event, int status, const char *error,
                  const char *detail);

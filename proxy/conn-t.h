@@ -12,7 +12,6 @@
 #include "proxy/endpoint.h"
 #include "proxy/http1.h"
 
-#define CONN_RBUF 16384
 
 /* Lifecycle of a client connection. An explicit-proxy connection starts
  * in HEAD; a transparent one (intercept, tproxy) in SNIFF, reading its first
@@ -25,6 +24,7 @@
  *        ^  |  \        |   \           \  \--(tunnel)---> TUNNEL ---> (close)
  *        |  |   \       |    \--(CONNECT, TLS port)--> PEEK --> CONNECTING
  *        |  |    \      |                            |  \--(deny)--> LINGER
+ *        |  |     \     +--(deny, page)--> PEEK      +--(deny, page)--> BUMP --> LINGER
  *  SNIFF-+--|-----\-----|---(ClientHello)----------->+--(SNI)--> RESOLVING
  *        \  |      \    +--(deny after 200 / hello)--> LINGER
  *         \ |       \--(IP literal, pooled upstream)--> CONNECTING / FORWARD
@@ -39,6 +39,7 @@ enum conn_state {
   CONN_ST_CONNECTING, /* dialing the destination's addresses in turn */
   CONN_ST_FORWARD,    /* request and response bodies are streaming */
   CONN_ST_PEEK,       /* reading the ClientHello before dialling */
+  CONN_ST_BUMP,       /* denied: TLS with a minted certificate, then the block page */
   CONN_ST_TUNNEL,     /* bytes relayed both ways */
   CONN_ST_RESPONDING, /* a response Embargo generated is being written */
   CONN_ST_LINGER,     /* FIN sent; reading and dropping input until the peer closes */
@@ -53,6 +54,7 @@ enum conn_relay {
 
 struct dns_query;
 struct peek;
+struct bump;
 struct hello_watch;
 struct tls_evidence;
 struct dns_result;
@@ -85,6 +87,7 @@ struct conn {
   bool dst_mismatch;         /* transparent: the claimed name does not resolve to orig_dst */
   bool sni_changed;          /* a second ClientHello named other servers than the first */
   struct peek *peek;         /* ClientHello inspection state (owned), PEEK on */
+  struct bump *bump;         /* block page over TLS (owned), BUMP on */
   struct hello_watch *watch; /* tunnel after a TLS 1.3 hello: the server's first flight
                                 and, after a HelloRetryRequest, the second hello (owned) */
   bool established;          /* "200 Connection established" was sent */
@@ -108,7 +111,6 @@ struct conn {
   bool interim;              /* the response parsed last was 1xx */
   bool client_keep;          /* the client connection survives this exchange */
   bool close_after;          /* close once what is queued has been written */
-  char rbuf[CONN_RBUF];
 };
 
 #endif

@@ -22,8 +22,8 @@
 #define RESPOND_MS 30000
 
 static const char *const state_names[] = {"HEAD",   "SNIFF",      "RESOLVING", "CONNECTING",
-                                          "FORWARD", "PEEK",      "TUNNEL",    "RESPONDING",
-                                          "LINGER",  "CLOSED"};
+                                          "FORWARD", "PEEK",      "BUMP",      "TUNNEL",
+                                          "RESPONDING", "LINGER", "CLOSED"};
 
 /* Legal moves, one bit per target state. */
 static const unsigned legal_moves[] = {
@@ -32,8 +32,10 @@ static const unsigned legal_moves[] = {
     [CONN_ST_SNIFF] = 1u << CONN_ST_HEAD | 1u << CONN_ST_PEEK | 1u << CONN_ST_RESOLVING |
                       1u << CONN_ST_CONNECTING | 1u << CONN_ST_LINGER,
     [CONN_ST_RESOLVING] = 1u << CONN_ST_CONNECTING | 1u << CONN_ST_PEEK | 1u << CONN_ST_RESPONDING |
-                          1u << CONN_ST_LINGER,
-    [CONN_ST_PEEK] = 1u << CONN_ST_RESOLVING | 1u << CONN_ST_CONNECTING | 1u << CONN_ST_LINGER,
+                          1u << CONN_ST_LINGER | 1u << CONN_ST_BUMP,
+    [CONN_ST_PEEK] = 1u << CONN_ST_RESOLVING | 1u << CONN_ST_CONNECTING | 1u << CONN_ST_LINGER |
+                     1u << CONN_ST_BUMP,
+    [CONN_ST_BUMP] = 1u << CONN_ST_LINGER,
     [CONN_ST_CONNECTING] = 1u << CONN_ST_FORWARD | 1u << CONN_ST_TUNNEL | 1u << CONN_ST_RESPONDING |
                            1u << CONN_ST_LINGER,
     [CONN_ST_FORWARD] = 1u << CONN_ST_HEAD | 1u << CONN_ST_CONNECTING | 1u << CONN_ST_RESPONDING |
@@ -66,6 +68,7 @@ static void on_handle_closed(uv_handle_t *h) {
   free(c->addrs);
   free(c->spill);
   peek_free(c);
+  bump_free(c);
   peek_watch_free(c);
   free(c);
 }
@@ -126,6 +129,9 @@ static void on_timeout(uv_timer_t *t) {
   case CONN_ST_PEEK:
     peek_timeout(c);
     break;
+  case CONN_ST_BUMP:
+    bump_timeout(c);
+    break;
   default: /* tunnel idle, responding or lingering too long */
     conn_close(c);
     break;
@@ -139,8 +145,7 @@ void conn_arm_timer(struct conn *c, uint64_t ms) {
 /* ---- reading and backpressure --------------------------------------------- */
 
 static void on_client_alloc(uv_handle_t *h, size_t size, uv_buf_t *buf) {
-  struct conn *c = h->data;
-  *buf = uv_buf_init(c->rbuf, sizeof(c->rbuf));
+  *buf = endpoint_read_buffer();
 }
 
 static void on_client_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
@@ -166,6 +171,7 @@ void conn_update_reading(struct conn *c) {
     break;
   case CONN_ST_SNIFF:
   case CONN_ST_PEEK:
+  case CONN_ST_BUMP: /* its input and output are bounded (bump.c) */
   case CONN_ST_LINGER:
     want_client = true;
     break;
@@ -312,6 +318,10 @@ static void on_client_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
   }
   if (c->state == CONN_ST_TUNNEL) {
     tunnel_client_data(c, nread, buf->base);
+    return;
+  }
+  if (c->state == CONN_ST_BUMP) {
+    bump_data(c, nread, buf->base);
     return;
   }
   if (c->state == CONN_ST_PEEK || c->state == CONN_ST_SNIFF) {

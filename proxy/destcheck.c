@@ -1,7 +1,9 @@
 /* Internal-destination and own-listener refusals. */
 #include "proxy/destcheck.h"
 
+#include <ifaddrs.h>
 #include <netinet/in.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "filters/netmatch.h"
@@ -63,8 +65,7 @@ void destcheck_free(struct destcheck *dc) {
   netmatch_free(dc->metadata);
   dc->internal = NULL;
   dc->metadata = NULL;
-  if (dc->ifaddrs != NULL)
-    uv_free_interface_addresses(dc->ifaddrs, dc->nifaddrs);
+  free(dc->ifaddrs);
   dc->ifaddrs = NULL;
   dc->nifaddrs = 0;
 }
@@ -124,19 +125,33 @@ static bool same_ip(const struct sockaddr *a, const struct sockaddr *b) {
 }
 
 /* This host's interface addresses, re-read at most every 10 s: interfaces
- * change rarely, requests come often. */
+ * change rarely, requests come often. Every address counts, whatever its
+ * interface's state: the kernel delivers packets for an address of a link
+ * without carrier all the same (libuv's list leaves such links out, which
+ * let a client reach this host through a link that was down when read). */
 static void ifaddrs_refresh(struct destcheck *dc, uint64_t now_ms) {
+  struct ifaddrs *all = NULL, *ifa;
+  int n = 0;
+
   if (dc->ifaddrs != NULL && now_ms - dc->ifaddrs_at < IFADDRS_REFRESH_MS)
     return;
-  if (dc->ifaddrs != NULL)
-    uv_free_interface_addresses(dc->ifaddrs, dc->nifaddrs);
-  dc->ifaddrs = NULL;
-  dc->nifaddrs = 0;
-  if (uv_interface_addresses(&dc->ifaddrs, &dc->nifaddrs) != 0) {
-    dc->ifaddrs = NULL;
-    dc->nifaddrs = 0;
-  }
   dc->ifaddrs_at = now_ms;
+  if (getifaddrs(&all) != 0)
+    return; /* keep what was read last */
+  for (ifa = all; ifa != NULL; ifa = ifa->ifa_next)
+    n += ifa->ifa_addr != NULL &&
+         (ifa->ifa_addr->sa_family == AF_INET || ifa->ifa_addr->sa_family == AF_INET6);
+  free(dc->ifaddrs);
+  dc->nifaddrs = 0;
+  if ((dc->ifaddrs = calloc((size_t)n + 1, sizeof(*dc->ifaddrs))) != NULL) {
+    for (ifa = all; ifa != NULL; ifa = ifa->ifa_next) {
+      int fam = ifa->ifa_addr != NULL ? ifa->ifa_addr->sa_family : AF_UNSPEC;
+      if (fam == AF_INET || fam == AF_INET6)
+        memcpy(&dc->ifaddrs[dc->nifaddrs++], ifa->ifa_addr,
+               fam == AF_INET ? sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6));
+    }
+  }
+  freeifaddrs(all);
 }
 
 /* Whether SA is an address of this host: loopback, unspecified, or bound to
@@ -154,7 +169,7 @@ static bool is_local_address(struct destcheck *dc, const struct sockaddr *sa, ui
   }
   ifaddrs_refresh(dc, now_ms);
   for (i = 0; i < dc->nifaddrs; i++)
-    if (same_ip((const struct sockaddr *)&dc->ifaddrs[i].address, sa))
+    if (same_ip((const struct sockaddr *)&dc->ifaddrs[i], sa))
       return true;
   return false;
 }

@@ -21,7 +21,7 @@ struct destcheck {
   const struct netmatch *allow;     /* config internal.allow (borrowed; may be NULL) */
   struct sockaddr_storage self[CONFIG_MAX_LISTEN + 1]; /* our listeners and admin endpoint */
   size_t nself;
-  uv_interface_address_t *ifaddrs;  /* this host's addresses, cached */
+  struct sockaddr_storage *ifaddrs; /* this host's addresses, cached (owned) */
   int nifaddrs;
   uint64_t ifaddrs_at;              /* monotonic ms they were read */
 };

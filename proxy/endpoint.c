@@ -23,6 +23,13 @@ static void on_write(uv_write_t *req, int status) {
     ep->drained(ep, status);
 }
 
+#define READ_BUFFER 65536
+
+uv_buf_t endpoint_read_buffer(void) {
+  static _Thread_local char buf[READ_BUFFER];
+  return uv_buf_init(buf, sizeof(buf));
+}
+
 int endpoint_writev(struct endpoint *ep, const uv_buf_t *bufs, size_t nbufs) {
   size_t i, len = 0, off = 0;
   struct wreq *w;

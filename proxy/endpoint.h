@@ -22,6 +22,12 @@ struct endpoint {
   bool shut;               /* we sent FIN (uv_shutdown issued) */
 };
 
+/* The buffer every read on this thread's loop goes into. Nothing keeps a
+ * pointer into it past the read callback: parsers copy what they keep, and
+ * writes copy what they queue. So a connection holds no read buffer at all
+ * between reads, idle or not. */
+uv_buf_t endpoint_read_buffer(void);
+
 /* Queues a copy of DATA for writing (so the caller's buffer is free at
  * once). Returns 0 or a negative libuv code; on error nothing was queued. */
 int endpoint_write(struct endpoint *ep, const char *data, size_t len);

@@ -17,6 +17,7 @@ struct http1 {
   struct http_head head;
   size_t max_head;
   size_t head_raw;      /* bytes of the current head seen so far */
+  size_t trailer_raw;   /* bytes of the trailer section seen so far */
   bool in_message;
   bool headers_done;
   bool in_field;        /* last data callback was a field name */
@@ -86,6 +87,7 @@ static int on_message_begin(llhttp_t *lp) {
   p->headers_done = false;
   p->in_field = false;
   p->head_raw = 0;
+  p->trailer_raw = 0;
   return 0;
 }
 
@@ -109,14 +111,26 @@ static int on_status(llhttp_t *lp, const char *at, size_t len) {
   return 0;
 }
 
+/* Trailer fields (after a chunked body) are never forwarded: they are
+ * counted against the head bound as they arrive, and not kept. */
+static int trailer_bytes(struct http1 *p, size_t len) {
+  if ((p->trailer_raw += len) > p->max_head)
+    return fail(p, p->head.request ? 431 : 502, "trailer section too large");
+  return 0;
+}
+
 static int on_string_complete(llhttp_t *lp) {
   struct http1 *p = from(lp);
+  if (p->headers_done)
+    return 0;
   return arena_end_string(p) == 0 ? 0 : too_big(p);
 }
 
 static int on_field(llhttp_t *lp, const char *at, size_t len) {
   struct http1 *p = from(lp);
   struct http_head *h = &p->head;
+  if (p->headers_done)
+    return trailer_bytes(p, len);
   if (!p->in_field) {
     if (h->nfields == HTTP_MAX_FIELDS)
       return fail(p, h->request ? 431 : 502, "too many header fields");
@@ -132,6 +146,8 @@ static int on_field(llhttp_t *lp, const char *at, size_t len) {
 static int on_value(llhttp_t *lp, const char *at, size_t len) {
   struct http1 *p = from(lp);
   struct http_field *f = &p->head.fields[p->head.nfields - 1];
+  if (p->headers_done)
+    return trailer_bytes(p, len);
   if (p->in_field) {
     f->value = (uint32_t)p->head.used;
     p->in_field = false;
@@ -145,6 +161,8 @@ static int on_value(llhttp_t *lp, const char *at, size_t len) {
 static int on_value_complete(llhttp_t *lp) {
   struct http1 *p = from(lp);
   struct http_field *f = &p->head.fields[p->head.nfields - 1];
+  if (p->headers_done)
+    return 0;
   if (p->in_field) { /* empty value: no on_header_value call was made */
     f->value = (uint32_t)p->head.used;
     p->in_field = false;

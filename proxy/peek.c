@@ -4,7 +4,8 @@
  * outcome (hello, not TLS, malformed, too large, timeout) join the facts
  * route.c judges. Only then is the destination dialled and the buffered
  * bytes forwarded unchanged; a denied connection gets a fatal
- * access_denied alert and is closed. */
+ * access_denied alert and is closed, or, where deny_with is page, the block
+ * page over TLS (bump.c). */
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -277,6 +278,9 @@ static void peek_feed(struct conn *c, const char *data, size_t len, bool from_sp
 void peek_data(struct conn *c, ssize_t nread, const char *data) {
   if (nread < 0) {
     log_diag(LOG_INFO, c->id, "client closed before its ClientHello was complete");
+    /* Already denied (the page was to follow the hello): record the deny. */
+    if (c->verdict.action == ACTION_DENY)
+      respond_log(c, "deny", 0, "tunnel_closed", "client closed before its ClientHello");
     conn_close(c);
     return;
   }
@@ -302,6 +306,22 @@ void peek_start(struct conn *c) {
     peek_feed(c, c->spill + c->spill_off, c->spill_len, true);
   if (c->state == CONN_ST_PEEK)
     conn_update_reading(c);
+}
+
+bool peek_hello_ok(const struct conn *c) {
+  return c->peek != NULL && c->peek->decided && !c->peek->sni_bad &&
+         tls_hello_status(&c->peek->hello) == TLS_HELLO_ST_HELLO;
+}
+
+const uint8_t *peek_hello(const struct conn *c, size_t *len) {
+  return tls_hello_raw(&c->peek->hello, len);
+}
+
+const char *peek_server_name(const struct conn *c) {
+  const struct peek *pk = c->peek;
+  if (c->verdict.on == MATCH_SNI && c->verdict.matched[0] != '\0')
+    return c->verdict.matched;
+  return pk->ev.nsni > 0 ? pk->ev.sni[0] : NULL;
 }
 
 int peek_forward(struct conn *c, struct endpoint *up) {

@@ -18,8 +18,8 @@
 #include "proxy/server.h"
 
 /* Settings bound at start-up: sockets (and their firewall mark), the
- * resolver and its cache, the internal-address table, the log writer, the
- * admin endpoint. */
+ * resolver and its cache, the internal-address table, the block-page CA and
+ * its leaf cache, the log writer, the admin endpoint. */
 static const struct restart_field {
   const char *key;
   size_t offset, size;
@@ -34,6 +34,8 @@ static const struct restart_field {
     FIELD("internal.allow", internal_allow_text),
     FIELD("mark", mark),
     FIELD("user", user),
+    FIELD("certs.ca_dir", certs.ca_dir), /* not certs.ca: each configuration owns its own */
+    FIELD("certs.cache_entries", certs.cache_entries),
     FIELD("log", log_path),
     FIELD("log_buffer", log_buffer),
     FIELD("admin.listen", admin.enabled),

@@ -87,10 +87,25 @@ static bool can_keep(const struct conn *c, int status) {
   return c->req_done || (!h->chunked && (!h->has_length || h->content_length == 0));
 }
 
+/* Appends a whole response Embargo generated to OUT: status line,
+ * Proxy-Status (ERROR, PS_EXTRA parameters if not NULL, DETAIL), headers,
+ * BODY. */
+static void write_message(struct obuf *out, int status, const char *error, const char *ps_extra,
+                          const char *detail, const char *body, bool keep) {
+  char details[300];
+  sf_string(details, sizeof(details), detail);
+  obuf_printf(out, "HTTP/1.1 %d %s\r\n", status, reason_phrase(status));
+  obuf_printf(out, "Proxy-Status: embargo; error=%s; %s%sdetails=\"%s\"\r\n", error,
+              ps_extra ? ps_extra : "", ps_extra ? "; " : "", details);
+  obuf_printf(out, "Content-Type: text/plain; charset=utf-8\r\nContent-Length: %zu\r\n",
+              strlen(body));
+  obuf_printf(out, "Cache-Control: no-store\r\nConnection: %s\r\n\r\n%s",
+              keep ? "keep-alive" : "close", body);
+}
+
 static void respond(struct conn *c, int status, const char *error, const char *detail,
                     const char *body) {
   struct obuf out = {0};
-  char details[300];
   bool keep;
 
   uv_timer_stop(&c->timer);
@@ -100,15 +115,8 @@ static void respond(struct conn *c, int status, const char *error, const char *d
   }
   keep = can_keep(c, status);
   c->close_after = !keep;
-  sf_string(details, sizeof(details), detail);
-  obuf_printf(&out, "HTTP/1.1 %d %s\r\n", status, reason_phrase(status));
-  obuf_printf(&out, "Proxy-Status: embargo; error=%s; %s%sdetails=\"%s\"\r\n", error,
-              c->ps_extra ? c->ps_extra : "", c->ps_extra ? "; " : "", details);
+  write_message(&out, status, error, c->ps_extra, detail, body, keep);
   c->ps_extra = NULL;
-  obuf_printf(&out, "Content-Type: text/plain; charset=utf-8\r\nContent-Length: %zu\r\n",
-              strlen(body));
-  obuf_printf(&out, "Cache-Control: no-store\r\nConnection: %s\r\n\r\n%s",
-              keep ? "keep-alive" : "close", body);
   conn_set_state(c, CONN_ST_RESPONDING);
   if (out.failed) {
     obuf_free(&out);
@@ -136,16 +144,33 @@ void respond_error(struct conn *c, int status, const char *error, const char *de
   respond(c, status, error, detail, body);
 }
 
-void respond_deny(struct conn *c) {
-  const struct rule *r = c->verdict.rule;
-  char body[2048], detail[1024], cutoff[32] = "none", where[320];
+#define DENY_BODY_MAX 2048
+#define DENY_DETAIL_MAX 1024
 
+/* The deny page for c->verdict: the Proxy-Status details and the body. WHY
+ * names the option that denied when no vendor rule did; DEST is the
+ * destination shown, NULL for the requested authority. */
+static void deny_text(const struct conn *c, const char *why, const char *dest, char *detail,
+                      char *body) {
+  const struct rule *r = c->verdict.rule;
+  char cutoff[32] = "none", where[320];
+
+  if (dest == NULL)
+    dest = c->authority[0] ? c->authority : c->dest.name;
+  if (r == NULL) {
+    snprintf(detail, DENY_DETAIL_MAX, "denied by %s", why ? why : "policy");
+    snprintf(body, DENY_BODY_MAX,
+             "Embargo denied this request.\n\nDestination: %s\nReason:      %s\n\n"
+             "Contact your network administrator if you believe this is wrong.\n",
+             dest, detail);
+    return;
+  }
   if (r->category->cutoff != POLICY_TIME_NEVER)
     rfc3339_format(r->category->cutoff, cutoff, sizeof(cutoff));
   snprintf(where, sizeof(where), "%s:%u", r->where.file, r->where.line);
-  snprintf(detail, sizeof(detail), "%s %s traffic (%s) denied since %s by rule %s", r->vendor->id,
-           r->category->name, c->verdict.matched, cutoff, where);
-  snprintf(body, sizeof(body),
+  snprintf(detail, DENY_DETAIL_MAX, "%s %s traffic (%s) denied since %s by rule %s",
+           r->vendor->id, r->category->name, c->verdict.matched, cutoff, where);
+  snprintf(body, DENY_BODY_MAX,
            "Embargo denied this request.\n\n"
            "Destination: %s\n"
            "Vendor:      %s (%s)\n"
@@ -154,9 +179,20 @@ void respond_deny(struct conn *c) {
            "Rule:        %s at %s\n"
            "Legal basis: %s\n\n"
            "Contact your network administrator if you believe this is wrong.\n",
-           c->authority[0] ? c->authority : c->dest.name, r->vendor->name, r->vendor->id,
-           r->category->name, cutoff, r->pattern, where,
+           dest, r->vendor->name, r->vendor->id, r->category->name, cutoff, r->pattern, where,
            r->vendor->reference ? r->vendor->reference : "-");
+}
+
+void respond_deny(struct conn *c) {
+  char body[DENY_BODY_MAX], detail[DENY_DETAIL_MAX];
+  deny_text(c, NULL, NULL, detail, body);
   respond_log(c, "deny", 403, "http_request_denied", NULL);
   respond(c, 403, "http_request_denied", detail, body);
+}
+
+void respond_deny_message(const struct conn *c, const char *why, const char *dest,
+                          struct obuf *out) {
+  char body[DENY_BODY_MAX], detail[DENY_DETAIL_MAX];
+  deny_text(c, why, dest, detail, body);
+  write_message(out, 403, "http_request_denied", NULL, detail, body, false);
 }

@@ -74,6 +74,8 @@ static bool judge_now(struct conn *c) {
   }
   if (c->verdict.action != ACTION_DENY)
     return true;
+  if (bump_deny(c)) /* the block page over TLS: it logs the outcome */
+    return false;
   if (http_face(c) && c->verdict.rule != NULL) {
     respond_deny(c);
   } else if (http_face(c)) {

@@ -11,6 +11,7 @@
 #include <time.h>
 
 #include "filters/policy.h"
+#include "proxy/bump.h"
 #include "proxy/conn.h"
 #include "proxy/conn-t.h"
 #include "proxy/dns.h"
@@ -171,7 +172,7 @@ int server_init(struct server *srv, uv_loop_t *loop, struct config *cfg, int64_t
   }
   rc = resolver_new(loop, cfg->resolvers, cfg->timeouts.resolve, &cache, &srv->resolver, err,
                     errsize);
-  if (rc != 0)
+  if (rc != 0 || (rc = bump_ctx_new(cfg, &srv->bump, err, errsize)) != 0)
     return rc;
   for (i = 0; i < cfg->nlisten; i++) {
     srv->nlisteners++; /* counted now so shutdown closes the handle whatever happens */
@@ -225,6 +226,8 @@ void server_stop(struct server *srv) {
   if (srv->stopping)
     return;
   srv->stopping = true;
+  if (srv->bump != NULL)
+    bump_ctx_log_stats(srv->bump, srv->cfg->certs.cache_entries);
   for (i = 0; i < srv->nlisteners; i++)
     listener_close(&srv->listeners[i]);
   while (srv->conns != NULL)
@@ -252,6 +255,8 @@ int server_run(struct server *srv) {
 }
 
 void server_free(struct server *srv) {
+  bump_ctx_free(srv->bump);
+  srv->bump = NULL;
   policy_unref(srv->policy);
   srv->policy = NULL;
   destcheck_free(&srv->dest);

@@ -14,6 +14,7 @@
 #include "proxy/destcheck.h"
 #include "proxy/listener.h"
 
+struct bump_ctx;
 struct resolver;
 struct upstream;
 struct admin;
@@ -45,6 +46,7 @@ struct server {
   int64_t policy_loaded_at;  /* policy clock when it was loaded */
   char reload_error[512];    /* why the last reload failed; "" if it did not */
   struct resolver *resolver;
+  struct bump_ctx *bump;     /* the block page over TLS; NULL without a CA */
   struct listener listeners[CONFIG_MAX_LISTEN];
   size_t nlisteners;
   struct admin *admin;       /* the admin endpoint, or NULL (owned) */

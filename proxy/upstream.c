@@ -50,8 +50,7 @@ void upstream_close(struct upstream *up) {
 }
 
 static void on_alloc(uv_handle_t *h, size_t size, uv_buf_t *buf) {
-  struct upstream *up = h->data;
-  *buf = uv_buf_init(up->rbuf, sizeof(up->rbuf));
+  *buf = endpoint_read_buffer();
 }
 
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {

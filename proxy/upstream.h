@@ -11,7 +11,6 @@
 #include "proxy/endpoint.h"
 
 #define UPSTREAM_KEY_MAX 300
-#define UPSTREAM_RBUF 16384
 
 struct server;
 struct conn;
@@ -40,7 +39,6 @@ struct upstream {
   bool closing;
   bool reused;             /* taken from the pool at least once */
   struct upstream *prev, *next; /* pool list, while pooled */
-  char rbuf[UPSTREAM_RBUF];
 };
 
 /* Starts connecting to ADDR for CONN. RESOLVED (copied; may be NULL) is the

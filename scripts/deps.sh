@@ -24,7 +24,7 @@ init_pkgs=("${runtime_pkgs[@]}" iptables)
 # the base image locally when no registry is reachable (scripts/container.sh).
 container_pkgs=(podman runc debootstrap)
 test_pkgs=(libcriterion-dev curl dnsmasq-base python3 python3-yaml openssl clang
-           libclang-rt-14-dev iproute2 procps chromium nftables iptables prometheus
+           libclang-rt-14-dev iproute2 procps chromium libnss3-tools nftables iptables prometheus
            "${container_pkgs[@]}")
 bench_pkgs=(nginx squid tinyproxy haproxy wrk curl openssl python3 procps)
 

@@ -65,6 +65,18 @@ Test(config, builtin_default_loads_the_documented_settings) {
   cr_expect_str_eq(cfg.internal_allow_text, "");
 }
 
+Test(config, memory_bound_is_the_documented_figure) {
+  cr_assert_eq(config_load_default(&cfg, err, sizeof(err)), 0, "%s", err);
+  /* 2 x (256 KiB + 64 KiB) + 64 KiB head per connection, 4096 of them, and 16 MiB of DNS cache. */
+  cr_expect_eq(config_connection_memory(&cfg), 2 * (262144 + 65536) + 65536);
+  cr_expect_eq(config_memory_bound(&cfg), 4096ull * (2 * (262144 + 65536) + 65536) + 16777216);
+  cfg.limits.max_connections = 100;
+  cfg.limits.buffer_high = 65536;
+  cfg.tls.max_hello = 65536;
+  cfg.limits.max_head = 8192;
+  cr_expect_eq(config_memory_bound(&cfg), 100ull * (2 * (65536 + 65536) + 65536) + 16777216);
+}
+
 Test(config, builtin_clients_are_private_networks_only) {
   cr_assert_eq(config_load_default(&cfg, err, sizeof(err)), 0, "%s", err);
   cr_expect_eq(netmatch_count(cfg.clients), 6);
@@ -392,7 +404,8 @@ Test(config, unknown_key) {
   expect_error("lisen: [\"0.0.0.0:3128\"]\n",
                "@/main.yaml:1:1: lisen: unknown key (expected one of: listen, resolvers, "
                "clients, connect_ports, timeouts, limits, tls_inspect, dns, transparent, mark, "
-               "internal, log, user, log_buffer, admin, access_log, monitor, vendors, exceptions)");
+               "internal, certs, log, user, log_buffer, admin, access_log, monitor, vendors, "
+               "exceptions)");
 }
 
 Test(config, unknown_nested_key) {
@@ -472,7 +485,7 @@ Test(config, tls_inspect_unknown_key) {
   expect_error("tls_inspect:\n  on_no_alpn: log\n",
                "@/main.yaml:2:3: tls_inspect.on_no_alpn: unknown key (expected one of: ports, "
                "max_hello, timeout, on_no_sni, on_ech, on_not_tls, on_malformed, on_too_large, "
-               "on_timeout)");
+               "on_timeout, deny_with)");
 }
 
 Test(config, tls_inspect_not_a_mapping) {
@@ -633,7 +646,7 @@ Test(config, unknown_action) {
 Test(config, unknown_category_key) {
   expect_vendor_error("    cutoff: 2024-09-29T00:00:00Z\n    host: [a.example]\n",
                       "@/acme.yaml:5:5: categories.updates.host: unknown key (expected one "
-                      "of: cutoff, before, after, confidence, hosts, networks, ja4)");
+                      "of: cutoff, before, after, confidence, hosts, networks, ja4, deny_with)");
 }
 
 Test(config, bad_pattern) {

@@ -152,6 +152,35 @@ Test(http1, head_larger_than_the_bound_is_431) {
   http1_free(p);
 }
 
+Test(http1, trailers_are_bounded_as_they_arrive_and_never_kept) {
+  /* A trailer section is counted against the head bound while it streams in
+   * (it is not forwarded, so nothing of it is stored). */
+  static char wire[200000];
+  struct seen s = {0};
+  struct http1 *p = http1_new(true, 4096, &cbs, &s);
+  size_t used = 0, n;
+  n = (size_t)snprintf(wire, sizeof(wire),
+                       "POST http://e.example/ HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
+                       "3\r\nabc\r\n0\r\nX-Small: ok\r\n\r\n");
+  cr_assert_eq(http1_feed(p, wire, n, &used), HTTP1_OK, "%s", http1_error_reason(p));
+  cr_expect_eq(s.dones, 1);
+  cr_expect_eq(s.body_len, 3);
+  http1_free(p);
+
+  memset(&s, 0, sizeof(s));
+  p = http1_new(true, 4096, &cbs, &s);
+  n = (size_t)snprintf(wire, sizeof(wire),
+                       "POST http://e.example/ HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
+                       "3\r\nabc\r\n0\r\nX-Big: ");
+  memset(wire + n, 'x', 8000);
+  n += 8000;
+  cr_assert_eq(http1_feed(p, wire, n, &used), HTTP1_ERROR);
+  cr_expect_eq(http1_error_status(p), 431);
+  cr_expect_str_eq(http1_error_reason(p), "trailer section too large");
+  cr_expect_eq(s.dones, 0);
+  http1_free(p);
+}
+
 Test(http1, refused_head_is_an_error_with_the_reason_given) {
   /* The contract: a negative return from on_head is never "continue". */
   struct seen s = {.refuse_head = -1};
