@@ -234,15 +234,10 @@ static void claim_name(struct conn *c) {
   host_format(&c->dest, c->authority, sizeof(c->authority));
 }
 
-/* The hello is in (or will never be): gather the evidence, then judge it
- * with everything else. */
-static void peek_decide(struct conn *c, bool timed_out) {
-  struct peek *pk = c->peek;
+/* The hello is in (or will never be): its evidence, why it is malformed
+ * if it is, and the outcome's configured action. */
+static void finish_hello(struct conn *c, struct peek *pk, bool timed_out) {
   enum tls_hello_status st = tls_hello_status(&pk->hello);
-
-  metrics_observe_ms(METRIC_H_HELLO_WAIT,
-                     metrics_elapsed(c->srv->cfg->tls.timeout, uv_timer_get_due_in(&c->timer)));
-  uv_timer_stop(&c->timer);
   if (st == TLS_HELLO_ST_HELLO)
     gather_hello(c, pk);
   if (pk->sni_bad)
@@ -252,6 +247,17 @@ static void peek_decide(struct conn *c, bool timed_out) {
   set_outcome(c, pk, st, timed_out);
   metrics_count_hello(pk->ev.outcome);
   pk->decided = true;
+}
+
+/* The first hello is in (or will never be): judge it with everything
+ * else (an intercepted connection is routed by the name it claims). */
+static void peek_decide(struct conn *c, bool timed_out) {
+  struct peek *pk = c->peek;
+
+  metrics_observe_ms(METRIC_H_HELLO_WAIT,
+                     metrics_elapsed(c->srv->cfg->tls.timeout, uv_timer_get_due_in(&c->timer)));
+  uv_timer_stop(&c->timer);
+  finish_hello(c, pk, timed_out);
   if (!conn_transparent(c)) {
     route_after_hello(c);
     return;
@@ -411,18 +417,10 @@ static size_t leading_ccs(const char *p, size_t n) {
  * with what the client sent meanwhile, or refuse. */
 static void second_decide(struct conn *c) {
   struct peek *pk = c->peek;
-  enum tls_hello_status st = tls_hello_status(&pk->hello);
   char second[SNI_SET_MAX];
   bool changed;
 
-  if (st == TLS_HELLO_ST_HELLO)
-    gather_hello(c, pk);
-  if (pk->sni_bad)
-    pk->ev.reason = pk->sni_bad_reason;
-  else if (st == TLS_HELLO_ST_MALFORMED)
-    pk->ev.reason = tls_hello_reason_str(tls_hello_reason(&pk->hello));
-  set_outcome(c, pk, st, false);
-  pk->decided = true;
+  finish_hello(c, pk, false);
   sni_set(pk, second, sizeof(second));
   changed = strcmp(second, c->watch->first_sni) != 0;
   if (changed)
