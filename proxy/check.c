@@ -175,20 +175,8 @@ static int check_one(const struct config *cfg, struct destcheck *dc, const struc
   /* The name first, as the proxy does: a name denied by name is never
    * resolved. An IP literal's address is the one to dial. */
   memset(&res, 0, sizeof(res));
-  if (h.kind != HOST_NAME) {
-    struct sockaddr_in *in4 = (struct sockaddr_in *)&res.addrs[0];
-    struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&res.addrs[0];
-    res.naddrs = 1;
-    if (h.kind == HOST_IPV4) {
-      in4->sin_family = AF_INET;
-      in4->sin_port = htons(h.port);
-      memcpy(&in4->sin_addr, h.addr, 4);
-    } else {
-      in6->sin6_family = AF_INET6;
-      in6->sin6_port = htons(h.port);
-      memcpy(&in6->sin6_addr, h.addr, 16);
-    }
-  }
+  if (h.kind != HOST_NAME)
+    dns_result_literal(&res, &h);
   check_input(cfg, o, &h, h.kind != HOST_NAME ? &res : NULL, &implied, &in);
   judge_destination(cfg, cfg->policy, dc, &in, o->now, uv_hrtime() / 1000000, &j);
   if (!judge_denies(&j) && h.kind == HOST_NAME && o->resolve) {

@@ -386,6 +386,22 @@ void resolver_get_health(const struct resolver *r, struct resolver_health *out) 
   *out = r->health;
 }
 
+void dns_result_literal(struct dns_result *r, const struct host *h) {
+  memset(r, 0, sizeof(*r));
+  r->naddrs = 1;
+  if (h->kind == HOST_IPV4) {
+    struct sockaddr_in *in = (struct sockaddr_in *)&r->addrs[0];
+    in->sin_family = AF_INET;
+    in->sin_port = htons(h->port);
+    memcpy(&in->sin_addr, h->addr, 4);
+  } else {
+    struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&r->addrs[0];
+    in6->sin6_family = AF_INET6;
+    in6->sin6_port = htons(h->port);
+    memcpy(&in6->sin6_addr, h->addr, 16);
+  }
+}
+
 const struct sockaddr *sockaddr_unmapped(const struct sockaddr *sa, struct sockaddr_in *tmp) {
   const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
   if (sa->sa_family != AF_INET6 || !IN6_IS_ADDR_V4MAPPED(&in6->sin6_addr))

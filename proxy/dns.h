@@ -46,6 +46,12 @@ struct fact_store {
  * outlive F's use). */
 void dns_result_facts(const struct dns_result *r, struct facts *f, struct fact_store *st);
 
+struct host;
+
+/* Fills R (zeroed first) with the one address of the IP-literal host H
+ * (HOST_IPV4 or HOST_IPV6) and its port: what an IP literal "resolves" to. */
+void dns_result_literal(struct dns_result *r, const struct host *h);
+
 /* Called once per lookup unless it was cancelled first. RESULT is valid only
  * during the call. */
 typedef void (*dns_cb)(void *arg, enum dns_status status, const struct dns_result *result);

@@ -300,24 +300,11 @@ static void on_resolved(void *arg, enum dns_status status, const struct dns_resu
 /* The addresses of an IP-literal destination (for a transparent
  * connection, its original destination, whatever literal it claimed). */
 static int literal_addrs(struct conn *c) {
-  struct sockaddr_storage *ss;
-  if ((c->addrs = calloc(1, sizeof(*c->addrs))) == NULL)
+  if ((c->addrs = malloc(sizeof(*c->addrs))) == NULL)
     return -1;
-  ss = &c->addrs->addrs[0];
-  c->addrs->naddrs = 1;
-  if (conn_transparent(c)) {
-    memcpy(ss, &c->orig_dst, sizeof(*ss));
-  } else if (c->dest.kind == HOST_IPV4) {
-    struct sockaddr_in *in = (struct sockaddr_in *)ss;
-    in->sin_family = AF_INET;
-    in->sin_port = htons(c->dest.port);
-    memcpy(&in->sin_addr, c->dest.addr, 4);
-  } else {
-    struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)ss;
-    in6->sin6_family = AF_INET6;
-    in6->sin6_port = htons(c->dest.port);
-    memcpy(&in6->sin6_addr, c->dest.addr, 16);
-  }
+  dns_result_literal(c->addrs, &c->dest);
+  if (conn_transparent(c))
+    memcpy(&c->addrs->addrs[0], &c->orig_dst, sizeof(c->orig_dst));
   return 0;
 }
 
