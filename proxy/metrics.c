@@ -129,7 +129,7 @@ static const struct {
      "Bytes read from clients and from destinations (each is relayed the other way)."},
     {METRIC_BYTES_UPSTREAM, "embargo_bytes_received_total", "from=\"upstream\"", NULL},
     {METRIC_HELLO_HELLO, "embargo_tls_hello_total", "outcome=\"hello\"",
-     "ClientHellos inspected in CONNECT tunnels, by outcome."},
+     "ClientHellos inspected (CONNECT tunnels and intercepted TLS), by outcome."},
     {METRIC_HELLO_NOT_TLS, "embargo_tls_hello_total", "outcome=\"not_tls\"", NULL},
     {METRIC_HELLO_MALFORMED, "embargo_tls_hello_total", "outcome=\"malformed\"", NULL},
     {METRIC_HELLO_TOO_LARGE, "embargo_tls_hello_total", "outcome=\"too_large\"", NULL},
