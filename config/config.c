@@ -76,6 +76,8 @@ static const struct directive top_keys[] = {
    false, "a user name (\"root\" to stay root)"},
   {"log_buffer", load_size, offsetof(struct config, log_buffer), 4096, 1u << 30, false,
    "a byte count from 4096 to 1073741824"},
+  {"workers", load_size, offsetof(struct config, workers), 1, CONFIG_MAX_WORKERS, false,
+   "a count from 1 to 64"},
   {"admin", load_admin, 0, 0, 0, false, "a mapping with listen and token_file"},
   {"access_log", load_bool, offsetof(struct config, access_log), 0, 0, false, "true or false"},
   {"monitor", load_bool, offsetof(struct config, monitor), 0, 0, false, "true or false"},

@@ -19,6 +19,7 @@ struct ca;
 
 #define CONFIG_MAX_LISTEN 16
 #define CONFIG_MAX_RESOLVERS 8
+#define CONFIG_MAX_WORKERS 64 /* event loops (threads) */
 #define CONFIG_MAX_PORTS 64
 
 /* What a listener accepts. */
@@ -134,6 +135,7 @@ struct config {
   char log_path[512];             /* "-" for stdout, "syslog", or a file */
   char user[64];                  /* run as this user when started as root; "root" keeps root */
   size_t log_buffer;              /* bytes of decision lines queued before lines are dropped */
+  size_t workers;                 /* event loops, one thread each; 0: one per CPU online */
   struct config_admin admin;
   bool access_log;                /* log every request, not only decisions */
   bool monitor;
@@ -179,6 +181,11 @@ uint64_t config_connection_memory(const struct config *cfg);
 /* The bound on all of it: max_connections connections at worst, plus the
  * DNS cache (dns.cache_memory). Set by those keys; `config check` prints it. */
 uint64_t config_memory_bound(const struct config *cfg);
+
+/* The number of event loops (worker threads) CFG asks for: `workers`, or,
+ * when it is not set, the number of CPUs online (at most
+ * CONFIG_MAX_WORKERS, at least 1). */
+size_t config_workers(const struct config *cfg);
 
 /* Writes a human summary (listeners, resolver, vendors with their categories,
  * cutoffs and entry counts, exceptions, monitor) to F. */

@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <inttypes.h>
 #include <stdio.h>
+#include <unistd.h>
 
 #include "certs/ca.h"
 #include "config/config.h"
@@ -81,9 +82,13 @@ static void print_limits(const struct config *cfg, FILE *f) {
   for (size_t i = 0; i < COUNT(limit_fields); i++)
     fprintf(f, "%s%s %zu", i ? ", " : "", limit_fields[i].name,
             *(const size_t *)((const char *)&cfg->limits + limit_fields[i].offset));
+  fprintf(f, "\nWorkers:        %zu event loop(s), one thread each (%s); max_connections, "
+             "max_connections_per_client, pool_total and the DNS cache hold for the whole "
+             "process, shared out among them",
+          config_workers(cfg), cfg->workers ? "workers" : "one per CPU online");
   fprintf(f, "\nMemory bound:   %llu MiB of buffered data at most: %zu connections x %llu KiB "
              "(2 x (buffer + one 64 KiB read) + the larger of max_head and max_hello) + the DNS "
-             "cache's %zu KiB",
+             "cache's %zu KiB, whatever the number of workers",
           (unsigned long long)(config_memory_bound(cfg) >> 20), cfg->limits.max_connections,
           (unsigned long long)(config_connection_memory(cfg) >> 10), cfg->dns.cache_memory >> 10);
   fprintf(f, "\nLog:            %s, access log %s\n",
@@ -226,6 +231,16 @@ uint64_t config_connection_memory(const struct config *cfg) {
   size_t head = cfg->limits.max_head > cfg->tls.max_hello ? cfg->limits.max_head
                                                           : cfg->tls.max_hello;
   return 2 * ((uint64_t)cfg->limits.buffer_high + READ_OVERSHOOT) + head;
+}
+
+size_t config_workers(const struct config *cfg) {
+  long cpus;
+  if (cfg->workers > 0)
+    return cfg->workers;
+  cpus = sysconf(_SC_NPROCESSORS_ONLN);
+  if (cpus < 1)
+    return 1;
+  return (size_t)cpus < CONFIG_MAX_WORKERS ? (size_t)cpus : CONFIG_MAX_WORKERS;
 }
 
 uint64_t config_memory_bound(const struct config *cfg) {

@@ -38,6 +38,7 @@ static const struct restart_field {
     FIELD("certs.cache_entries", certs.cache_entries),
     FIELD("log", log_path),
     FIELD("log_buffer", log_buffer),
+    FIELD("workers", workers),
     FIELD("admin.listen", admin.enabled),
     FIELD("admin.listen", admin.listen_text),
     FIELD("admin.token_file", admin.token),

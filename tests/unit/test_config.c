@@ -404,7 +404,7 @@ Test(config, unknown_key) {
   expect_error("lisen: [\"0.0.0.0:3128\"]\n",
                "@/main.yaml:1:1: lisen: unknown key (expected one of: listen, resolvers, "
                "clients, connect_ports, timeouts, limits, tls_inspect, dns, transparent, mark, "
-               "internal, certs, log, user, log_buffer, admin, access_log, monitor, vendors, "
+               "internal, certs, log, user, log_buffer, workers, admin, access_log, monitor, vendors, "
                "exceptions)");
 }
 
@@ -742,4 +742,35 @@ Test(config, user_and_per_client_cap_have_defaults) {
   cr_assert_eq(load("user: proxy\nlimits:\n  max_connections_per_client: 7\n"), 0, "%s", err);
   cr_expect_str_eq(cfg.user, "proxy");
   cr_expect_eq(cfg.limits.max_connections_per_client, 7);
+}
+
+Test(config, workers_default_to_the_cpus_online_and_take_a_count) {
+  long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+  cr_assert_eq(config_load_default(&cfg, err, sizeof(err)), 0, "%s", err);
+  cr_expect_eq(cfg.workers, 0, "not set: one per CPU online");
+  cr_expect_eq(config_workers(&cfg), cpus < 1 ? 1 : cpus > CONFIG_MAX_WORKERS ? CONFIG_MAX_WORKERS
+                                                                                : (size_t)cpus);
+  config_free(&cfg);
+  memset(&cfg, 0, sizeof(cfg));
+  cr_assert_eq(load("workers: 3\n"), 0, "%s", err);
+  cr_expect_eq(config_workers(&cfg), 3);
+  config_free(&cfg);
+  memset(&cfg, 0, sizeof(cfg));
+  expect_error("workers: 0\n", "@/main.yaml:1:10: workers: expected a count from 1 to 64");
+  expect_error("workers: 65\n", "@/main.yaml:1:10: workers: expected a count from 1 to 64");
+  expect_error("workers: two\n", "@/main.yaml:1:10: workers: expected a count from 1 to 64");
+}
+
+Test(config, summary_names_the_workers) {
+  char *text = NULL;
+  size_t len = 0;
+  cr_assert_eq(load("workers: 2\n"), 0, "%s", err);
+  FILE *f = open_memstream(&text, &len);
+  cr_assert_not_null(f);
+  config_print_summary(&cfg, f);
+  fclose(f);
+  cr_expect(strstr(text, "Workers:        2 event loop(s), one thread each (workers)") != NULL,
+            "%s", text);
+  cr_expect(strstr(text, "whatever the number of workers") != NULL, "%s", text);
+  free(text);
 }
