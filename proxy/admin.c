@@ -1,4 +1,6 @@
-/* The admin endpoint: listener, connections, routing and the pages. */
+/* The admin endpoint: listener, connections, routing and the pages. It
+ * runs on the main thread's loop; figures of the workers are gathered from
+ * their loops when a page needs them. */
 #include "proxy/admin.h"
 
 #include <stdint.h>
@@ -14,6 +16,7 @@
 #include "proxy/log.h"
 #include "proxy/metrics.h"
 #include "proxy/server.h"
+#include "proxy/workers.h"
 
 #define ADMIN_MAX_HEAD   8192
 #define ADMIN_MAX_CONNS  64
@@ -23,7 +26,7 @@
 struct admin_conn;
 
 struct admin {
-  struct server *srv;
+  struct workers *ws;         /* borrowed: the process (main thread) */
   uv_tcp_t tcp;
   struct sockaddr_storage addr;
   struct admin_conn *conns;
@@ -90,10 +93,9 @@ static void duration_text(uint64_t seconds, char *buf, size_t size) {
 }
 
 /* The first stale vendor list, if any, into REASON. */
-static bool lists_fresh(const struct server *srv, char *reason, size_t size) {
-  int64_t now = server_now(srv);
-  for (size_t i = 0; i < policy_vendor_count(srv->policy); i++) {
-    const struct vendor *v = policy_vendor_at(srv->policy, i);
+static bool lists_fresh(const struct policy *p, int64_t now, char *reason, size_t size) {
+  for (size_t i = 0; i < policy_vendor_count(p); i++) {
+    const struct vendor *v = policy_vendor_at(p, i);
     char reviewed[40], age[32];
     if (v->max_age == 0 || now - v->reviewed < (int64_t)v->max_age)
       continue;
@@ -106,30 +108,51 @@ static bool lists_fresh(const struct server *srv, char *reason, size_t size) {
   return true;
 }
 
-bool admin_ready(const struct server *srv, char *reason, size_t size) {
-  struct resolver_health h;
-  if (srv->draining || srv->stopping) {
+/* Whether the most recent DNS lookup, over every worker, got an answer;
+ * otherwise REASON says when and how the last one failed. */
+static bool resolvers_answering(struct workers *ws, char *reason, size_t size) {
+  struct server_stats *st = calloc(ws->n, sizeof(*st));
+  uint64_t ok = 0, fail = 0, now = uv_hrtime() / 1000000;
+  int why = 0;
+  if (st == NULL)
+    return true; /* cannot tell: not a reason to be taken out of service */
+  workers_collect(ws, st);
+  for (size_t i = 0; i < ws->n; i++) {
+    if (st[i].dns_last_ok_ms > ok)
+      ok = st[i].dns_last_ok_ms;
+    if (st[i].dns_last_fail_ms > fail) {
+      fail = st[i].dns_last_fail_ms;
+      why = st[i].dns_last_fail;
+    }
+  }
+  free(st);
+  if (fail <= ok)
+    return true;
+  snprintf(reason, size, "resolver not answering: the last lookup failed (%s) %llus ago",
+           dns_status_name((enum dns_status)why),
+           (unsigned long long)((now > fail ? now - fail : 0) / 1000));
+  return false;
+}
+
+bool admin_ready(struct workers *ws, char *reason, size_t size) {
+  const struct config *cfg = ws->shared.cfg;
+  if (ws->draining || !ws->handles_open) {
     snprintf(reason, size, "shutting down");
     return false;
   }
-  if (srv->nlisteners != srv->cfg->nlisten || srv->nlisteners == 0) {
-    snprintf(reason, size, "listeners not bound");
-    return false;
-  }
-  if (srv->policy == NULL) {
-    snprintf(reason, size, "no policy loaded");
-    return false;
-  }
-  if (srv->resolver != NULL) {
-    resolver_get_health(srv->resolver, &h);
-    if (h.last_fail_ms > h.last_ok_ms) {
-      snprintf(reason, size, "resolver not answering: the last lookup failed (%s) %llus ago",
-               dns_status_name(h.last_fail),
-               (unsigned long long)((uv_now(srv->loop) - h.last_fail_ms) / 1000));
+  for (size_t i = 0; i < ws->n; i++) {
+    if (ws->w[i].srv.nlisteners != cfg->nlisten || cfg->nlisten == 0) {
+      snprintf(reason, size, "listeners not bound");
       return false;
     }
   }
-  return lists_fresh(srv, reason, size);
+  if (cfg->policy == NULL) {
+    snprintf(reason, size, "no policy loaded");
+    return false;
+  }
+  if (!resolvers_answering(ws, reason, size))
+    return false;
+  return lists_fresh(cfg->policy, server_shared_now(&ws->shared), reason, size);
 }
 
 static void json_str(struct obuf *out, const char *s) {
@@ -185,18 +208,18 @@ static void policy_vendor_json(struct obuf *out, const struct vendor *v, int64_t
   obuf_add(out, "]}", 2);
 }
 
-static void page_policy(struct obuf *out, const struct server *srv) {
-  const struct policy *p = srv->policy;
-  int64_t now = server_now(srv);
+static void page_policy(struct obuf *out, const struct workers *ws) {
+  const struct policy *p = ws->shared.cfg->policy;
+  int64_t now = server_shared_now(&ws->shared);
   size_t i;
   obuf_add(out, "{\"version\":", 11);
   json_str(out, policy_version(p));
   obuf_add(out, ",\"loaded_at\":", 13);
-  json_time(out, srv->policy_loaded_at);
+  json_time(out, ws->policy_loaded_at);
   obuf_add(out, ",\"policy_time\":", 15);
   json_time(out, now);
   obuf_add(out, ",\"config\":", 10);
-  json_str(out, srv->cfg->source);
+  json_str(out, ws->shared.cfg->source);
   obuf_printf(out, ",\"monitor\":%s,\"vendors\":[", policy_monitor(p) ? "true" : "false");
   for (i = 0; i < policy_vendor_count(p); i++) {
     if (i > 0)
@@ -215,8 +238,8 @@ static void page_policy(struct obuf *out, const struct server *srv) {
               "\"last_reload_error\":",
               policy_host_count(p), policy_network_count(p), policy_ja4_count(p),
               policy_exception_count(p));
-  if (srv->reload_error[0] != '\0')
-    json_str(out, srv->reload_error);
+  if (ws->reload_error[0] != '\0')
+    json_str(out, ws->reload_error);
   else
     obuf_add(out, "null", 4);
   obuf_add(out, "}\n", 2);
@@ -282,7 +305,7 @@ static bool same_secret(const char *a, size_t alen, const char *b, size_t blen) 
 }
 
 static bool authorised(const struct admin_conn *ac, const struct http_head *h) {
-  const char *token = ac->adm->srv->cfg->admin.token;
+  const char *token = ac->adm->ws->shared.cfg->admin.token;
   int i;
   if (token[0] == '\0')
     return true;
@@ -296,9 +319,9 @@ static bool authorised(const struct admin_conn *ac, const struct http_head *h) {
 static void do_reload(struct admin_conn *ac) {
   char err[700];
   struct obuf body = {0};
-  int rc = server_reload(ac->adm->srv, err, sizeof(err));
+  int rc = workers_reload(ac->adm->ws, err, sizeof(err));
   obuf_printf(&body, "{\"result\":\"%s\",\"policy_version\":\"%s\",\"%s\":",
-              rc == 0 ? "reloaded" : "rejected", policy_version(ac->adm->srv->policy),
+              rc == 0 ? "reloaded" : "rejected", policy_version(ac->adm->ws->shared.cfg->policy),
               rc == 0 ? "detail" : "error");
   json_str(&body, err);
   obuf_add(&body, "}\n", 2);
@@ -308,20 +331,27 @@ static void do_reload(struct admin_conn *ac) {
 }
 
 static void do_get(struct admin_conn *ac, const char *path) {
-  const struct server *srv = ac->adm->srv;
+  struct workers *ws = ac->adm->ws;
+  struct metrics_view *view;
   struct obuf body = {0};
   char reason[600], text[700];
   if (strcmp(path, "/healthz") == 0) {
     respond_text(ac, 200, "OK", NULL, "ok\n");
   } else if (strcmp(path, "/readyz") == 0) {
-    bool ready = admin_ready(srv, reason, sizeof(reason));
+    bool ready = admin_ready(ws, reason, sizeof(reason));
     snprintf(text, sizeof(text), ready ? "ready\n" : "not ready: %s\n", reason);
     respond_text(ac, ready ? 200 : 503, ready ? "OK" : "Service Unavailable", NULL, text);
   } else if (strcmp(path, "/metrics") == 0) {
-    metrics_render(&body, srv);
+    if ((view = malloc(sizeof(*view))) == NULL || workers_metrics_view(ws, view) != 0) {
+      free(view);
+      respond_text(ac, 503, "Service Unavailable", NULL, "out of memory\n");
+      return;
+    }
+    metrics_render(&body, view);
+    free(view);
     respond(ac, 200, "OK", "text/plain; version=0.0.4; charset=utf-8", NULL, &body);
   } else if (strcmp(path, "/policy") == 0) {
-    page_policy(&body, srv);
+    page_policy(&body, ws);
     respond(ac, 200, "OK", "application/json", NULL, &body);
   } else {
     respond_text(ac, 404, "Not Found", NULL, "not found\n");
@@ -431,8 +461,8 @@ static void on_listener_closed(uv_handle_t *h) {
   admin_release(h->data);
 }
 
-int admin_open(struct server *srv, struct admin **out, char *err, size_t errsize) {
-  const struct config_admin *cfg = &srv->cfg->admin;
+int admin_open(struct workers *ws, struct admin **out, char *err, size_t errsize) {
+  const struct config_admin *cfg = &ws->shared.cfg->admin;
   struct admin *a = calloc(1, sizeof(*a));
   int rc, len = sizeof(a->addr);
   *out = a;
@@ -440,9 +470,9 @@ int admin_open(struct server *srv, struct admin **out, char *err, size_t errsize
     snprintf(err, errsize, "out of memory");
     return UV_ENOMEM;
   }
-  a->srv = srv;
+  a->ws = ws;
   a->handles = 1;
-  uv_tcp_init(srv->loop, &a->tcp);
+  uv_tcp_init(ws->loop, &a->tcp);
   a->tcp.data = a;
   if ((rc = uv_tcp_bind(&a->tcp, (const struct sockaddr *)&cfg->listen,
                         cfg->listen.ss_family == AF_INET6 ? UV_TCP_IPV6ONLY : 0)) != 0 ||

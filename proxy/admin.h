@@ -1,4 +1,4 @@
-/* The admin endpoint: a small HTTP/1.1 server on the proxy's loop, on its
+/* The admin endpoint: a small HTTP/1.1 server on the main thread's loop, on its
  * own listener (admin.listen), one request per connection, bounded and
  * timed out. Paths: GET /healthz, /readyz, /metrics, /policy; POST /reload.
  * With admin.token_file set, every request needs "Authorization: Bearer
@@ -10,13 +10,14 @@
 #include <stddef.h>
 #include <sys/socket.h>
 
-struct server;
+struct workers;
 struct admin;
 
-/* Binds srv->cfg->admin.listen and starts accepting. *OUT receives the
+/* Binds admin.listen of the configuration in force and starts accepting on
+ * the main loop. *OUT receives the
  * endpoint whatever the result; the caller ends it with admin_close.
  * Returns 0 or a negative libuv code with a message in ERR. */
-int admin_open(struct server *srv, struct admin **out, char *err, size_t errsize);
+int admin_open(struct workers *ws, struct admin **out, char *err, size_t errsize);
 
 /* The address the endpoint is bound to. */
 const struct sockaddr *admin_address(const struct admin *a);
@@ -25,9 +26,10 @@ const struct sockaddr *admin_address(const struct admin *a);
  * the last close callback. NULL-safe; A must not be used afterwards. */
 void admin_close(struct admin *a);
 
-/* Whether the proxy is ready to serve: listeners bound, a policy loaded,
- * the resolver answering, every vendor list younger than its max_age, not
- * shutting down. When not, REASON receives why. */
-bool admin_ready(const struct server *srv, char *reason, size_t size);
+/* Whether the proxy is ready to serve: every worker's listeners bound, a
+ * policy loaded, the resolver answering (the most recent lookup of any
+ * worker), every vendor list younger than its max_age, not shutting down.
+ * When not, REASON receives why. */
+bool admin_ready(struct workers *ws, char *reason, size_t size);
 
 #endif

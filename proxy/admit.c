@@ -1,5 +1,6 @@
 /* Admission of client connections: connection limit, per-client cap,
- * descriptor exhaustion. See admit.h for the contract. */
+ * descriptor exhaustion, shared by the workers. See admit.h for the
+ * contract. */
 #include "proxy/admit.h"
 
 #include <errno.h>
@@ -26,25 +27,66 @@ struct admit_client {
   size_t conns;
 };
 
-/* Whether the warning may be written now (at most once a second). */
-static bool ratelog_due(struct ratelog *r, uint64_t now) {
-  if (r->last_ms != 0 && now - r->last_ms < RATELOG_MS)
+/* Whether the warning may be written now (at most once a second, over
+ * every worker). */
+static bool ratelog_due(struct ratelog *r) {
+  uint64_t now = uv_hrtime() / 1000000 + 1, last = atomic_load(&r->last_ms);
+  if (last != 0 && now - last < RATELOG_MS)
     return false;
-  r->last_ms = now == 0 ? 1 : now;
-  return true;
+  return atomic_compare_exchange_strong(&r->last_ms, &last, now);
 }
 
-int admit_init(struct admit *a, struct server *srv) {
+int admit_shared_init(struct admit_shared *sh, void (*wake)(void *arg), void *wake_arg) {
+  memset(sh, 0, sizeof(*sh));
+  sh->probe_fd = -1;
+  sh->wake = wake;
+  sh->wake_arg = wake_arg;
+  if (uv_mutex_init(&sh->mu) != 0)
+    return UV_ENOMEM;
+  sh->mu_ready = true;
+  if ((sh->table = calloc(NBUCKETS, sizeof(sh->table[0]))) == NULL)
+    return UV_ENOMEM;
+  sh->nbuckets = NBUCKETS;
+  if ((sh->probe_fd = open("/dev/null", O_RDONLY | O_CLOEXEC)) < 0)
+    return -errno;
+  return 0;
+}
+
+void admit_shared_log(const struct admit_shared *sh) {
+  uint64_t fd = atomic_load(&sh->fd_pauses), limit = atomic_load(&sh->limit_pauses),
+           refused = atomic_load(&sh->client_refusals);
+  if (fd + limit + refused > 0)
+    log_diag(LOG_INFO, 0,
+             "admission: out of descriptors %llu time(s), accepting paused %llu time(s) at the "
+             "connection limit; %llu connection(s) refused at the per-client cap",
+             (unsigned long long)fd, (unsigned long long)limit, (unsigned long long)refused);
+}
+
+void admit_shared_free(struct admit_shared *sh) {
+  size_t i;
+  for (i = 0; sh->table != NULL && i < sh->nbuckets; i++) {
+    while (sh->table[i] != NULL) {
+      struct admit_client *e = sh->table[i];
+      sh->table[i] = e->next;
+      free(e);
+    }
+  }
+  free(sh->table);
+  sh->table = NULL;
+  if (sh->probe_fd >= 0)
+    close(sh->probe_fd);
+  sh->probe_fd = -1;
+  if (sh->mu_ready)
+    uv_mutex_destroy(&sh->mu);
+  sh->mu_ready = false;
+}
+
+int admit_init(struct admit *a, struct server *srv, struct admit_shared *sh) {
   memset(a, 0, sizeof(*a));
   a->srv = srv;
-  a->probe_fd = -1;
+  a->shared = sh;
   uv_timer_init(srv->loop, &a->retry);
   a->retry.data = a;
-  if ((a->table = calloc(NBUCKETS, sizeof(a->table[0]))) == NULL)
-    return UV_ENOMEM;
-  a->nbuckets = NBUCKETS;
-  if ((a->probe_fd = open("/dev/null", O_RDONLY | O_CLOEXEC)) < 0)
-    return -errno;
   return 0;
 }
 
@@ -54,41 +96,23 @@ void admit_close(struct admit *a) {
   a->closing = true;
   if (a->retry.loop != NULL && !uv_is_closing((uv_handle_t *)&a->retry))
     uv_close((uv_handle_t *)&a->retry, NULL);
-  if (a->fd_pauses + a->limit_pauses + a->client_refusals > 0)
-    log_diag(LOG_INFO, 0,
-             "admission: out of descriptors %llu time(s), accepting paused %llu time(s) at the "
-             "connection limit; %llu connection(s) refused at the per-client cap",
-             (unsigned long long)a->fd_pauses, (unsigned long long)a->limit_pauses,
-             (unsigned long long)a->client_refusals);
 }
 
 void admit_free(struct admit *a) {
-  size_t i;
-  if (a == NULL || a->srv == NULL)
-    return; /* never initialised (or already freed) */
-  for (i = 0; a->table != NULL && i < a->nbuckets; i++) {
-    while (a->table[i] != NULL) {
-      struct admit_client *e = a->table[i];
-      a->table[i] = e->next;
-      free(e);
-    }
-  }
-  free(a->table);
-  a->table = NULL;
-  if (a->probe_fd >= 0)
-    close(a->probe_fd);
-  a->probe_fd = -1;
+  if (a == NULL)
+    return;
   a->srv = NULL;
+  a->shared = NULL;
 }
 
 /* Whether FD_HEADROOM more descriptors can be opened right now. */
-static bool fds_available(const struct admit *a) {
+static bool fds_available(const struct admit_shared *sh) {
   int fds[FD_HEADROOM], n, i;
   bool ok = true;
-  if (a->probe_fd < 0)
+  if (sh->probe_fd < 0)
     return true; /* cannot measure: let accept() tell */
   for (n = 0; n < FD_HEADROOM; n++) {
-    if ((fds[n] = fcntl(a->probe_fd, F_DUPFD_CLOEXEC, 0)) < 0) {
+    if ((fds[n] = fcntl(sh->probe_fd, F_DUPFD_CLOEXEC, 0)) < 0) {
       ok = errno != EMFILE && errno != ENFILE;
       break;
     }
@@ -98,9 +122,24 @@ static bool fds_available(const struct admit *a) {
   return ok;
 }
 
+/* Takes a connection slot if fewer than MAX are taken. */
+static bool slot_take(struct admit_shared *sh, size_t max) {
+  size_t n = atomic_load(&sh->nconns);
+  while (n < max)
+    if (atomic_compare_exchange_weak(&sh->nconns, &n, n + 1))
+      return true;
+  return false;
+}
+
+static void slot_give(struct admit_shared *sh) {
+  atomic_fetch_sub(&sh->nconns, 1);
+}
+
 static void on_retry(uv_timer_t *t);
 
 static void pause_listener(struct admit *a, struct listener *lst, bool fds) {
+  if (!lst->paused)
+    atomic_fetch_add(&a->shared->npaused, 1);
   lst->paused = true;
   /* Descriptors may be freed by anything (an idle upstream closing), so
    * retry on a timer; a connection slot frees only when one closes. */
@@ -108,52 +147,67 @@ static void pause_listener(struct admit *a, struct listener *lst, bool fds) {
     uv_timer_start(&a->retry, on_retry, FD_RETRY_MS, 0);
 }
 
-/* The checks of admit_may_accept; RETRY: LST was paused already, so a
- * failure continues that pause rather than counting a new one. */
+/* The checks before an accept, taking a slot when they pass; RETRY: LST
+ * was paused already, so a failure continues that pause rather than
+ * counting a new one. */
 static bool may_accept(struct admit *a, struct listener *lst, bool retry) {
-  const struct server *srv = a->srv;
-  uint64_t now = uv_now(srv->loop);
+  struct admit_shared *sh = a->shared;
+  size_t max = a->srv->cfg->limits.max_connections;
 
-  if (srv->nconns >= srv->cfg->limits.max_connections) {
-    a->limit_pauses += !retry;
-    if (ratelog_due(&a->limit_log, now))
+  if (!slot_take(sh, max)) {
+    uint64_t n = retry ? atomic_load(&sh->limit_pauses) : atomic_fetch_add(&sh->limit_pauses, 1) + 1;
+    if (ratelog_due(&sh->limit_log))
       log_diag(LOG_WARN, 0,
                "connection limit (%zu, limits.max_connections) reached; accepting paused until "
                "a connection closes (%llu time(s) so far)",
-               srv->cfg->limits.max_connections, (unsigned long long)a->limit_pauses);
+               max, (unsigned long long)n);
     pause_listener(a, lst, false);
     return false;
   }
-  if (!fds_available(a)) {
-    a->fd_pauses += !retry;
-    if (ratelog_due(&a->fd_log, now))
+  if (!fds_available(sh)) {
+    uint64_t n = retry ? atomic_load(&sh->fd_pauses) : atomic_fetch_add(&sh->fd_pauses, 1) + 1;
+    slot_give(sh);
+    if (ratelog_due(&sh->fd_log))
       log_diag(LOG_WARN, 0,
                "out of file descriptors (%zu connections open); accepting on %s paused until "
                "descriptors free up (%llu time(s) so far); raise the limit (ulimit -n)",
-               srv->nconns, lst->name, (unsigned long long)a->fd_pauses);
+               atomic_load(&sh->nconns), lst->name, (unsigned long long)n);
     pause_listener(a, lst, true);
     return false;
   }
   return true;
 }
 
-bool admit_may_accept(struct admit *a, struct listener *lst) {
-  return may_accept(a, lst, false);
+/* Accepts with the slot may_accept took. A connection that was never made
+ * (conn_accept ran out of memory before it existed: nothing was counted,
+ * nothing released) gives the slot back. */
+static void accept_now(struct admit *a, struct listener *lst) {
+  uint64_t releases = a->releases;
+  size_t before = a->srv->nconns;
+  conn_accept(lst);
+  if (a->srv->nconns == before && a->releases == releases)
+    slot_give(a->shared);
+}
+
+void admit_accept(struct admit *a, struct listener *lst) {
+  if (may_accept(a, lst, false))
+    accept_now(a, lst);
 }
 
 void admit_note_error(struct admit *a, int err) {
-  if ((err != UV_EMFILE && err != UV_ENFILE) || a->srv == NULL)
+  uint64_t n;
+  if ((err != UV_EMFILE && err != UV_ENFILE) || a->shared == NULL)
     return;
-  a->fd_pauses++;
-  if (ratelog_due(&a->fd_log, uv_now(a->srv->loop)))
+  n = atomic_fetch_add(&a->shared->fd_pauses, 1) + 1;
+  if (ratelog_due(&a->shared->fd_log))
     log_diag(LOG_WARN, 0,
              "out of file descriptors (%zu connections open): cannot open a connection to a "
              "destination: %s (%llu time(s) so far); raise the limit (ulimit -n)",
-             a->srv->nconns, uv_strerror(err), (unsigned long long)a->fd_pauses);
+             atomic_load(&a->shared->nconns), uv_strerror(err), (unsigned long long)n);
 }
 
-/* Resumes every paused listener: each accepts its pending connection, or
- * pauses again. */
+/* Resumes every paused listener of this worker: each accepts its pending
+ * connection, or pauses again. */
 static void resume_all(struct admit *a) {
   struct server *srv = a->srv;
   size_t i;
@@ -162,16 +216,22 @@ static void resume_all(struct admit *a) {
     if (!lst->paused)
       continue;
     lst->paused = false;
+    atomic_fetch_sub(&a->shared->npaused, 1);
     if (!may_accept(a, lst, true))
       continue;
-    if (ratelog_due(&a->resume_log, uv_now(srv->loop)))
+    if (ratelog_due(&a->shared->resume_log))
       log_diag(LOG_INFO, 0, "accepting on %s again", lst->name);
-    conn_accept(lst);
+    accept_now(a, lst);
   }
 }
 
 static void on_retry(uv_timer_t *t) {
   resume_all(t->data);
+}
+
+void admit_retry(struct admit *a) {
+  if (!a->closing && !a->srv->stopping)
+    uv_timer_start(&a->retry, on_retry, 0, 0);
 }
 
 /* The table key of PEER: family, then the IPv4 address or the IPv6 /64 (a
@@ -199,57 +259,73 @@ static size_t key_hash(const uint8_t key[17], size_t nbuckets) {
 }
 
 /* Where the entry for KEY is or would be linked in its bucket. */
-static struct admit_client **find(struct admit *a, const uint8_t key[17]) {
-  struct admit_client **p = &a->table[key_hash(key, a->nbuckets)];
+static struct admit_client **find(struct admit_shared *sh, const uint8_t key[17]) {
+  struct admit_client **p = &sh->table[key_hash(key, sh->nbuckets)];
   while (*p != NULL && memcmp((*p)->key, key, 17) != 0)
     p = &(*p)->next;
   return p;
 }
 
-int admit_client_add(struct admit *a, const struct sockaddr *peer) {
-  const struct server *srv = a->srv;
+/* Adds one connection to KEY's count under the lock: its new count, or 0
+ * when out of memory (then counted nowhere: admit_release finds nothing). */
+static size_t client_count_add(struct admit_shared *sh, const uint8_t key[17]) {
   struct admit_client **p, *e;
+  size_t n = 0;
+  uv_mutex_lock(&sh->mu);
+  p = find(sh, key);
+  if ((e = *p) == NULL && (e = calloc(1, sizeof(*e))) != NULL) {
+    memcpy(e->key, key, sizeof(e->key));
+    *p = e;
+  }
+  if (e != NULL)
+    n = ++e->conns;
+  uv_mutex_unlock(&sh->mu);
+  return n;
+}
+
+int admit_client_add(struct admit *a, const struct sockaddr *peer) {
+  struct admit_shared *sh = a->shared;
+  size_t cap = a->srv->cfg->limits.max_connections_per_client, n;
+  uint64_t refused;
   uint8_t key[17];
   char ip[64];
 
   if (!client_key(peer, key))
     return 0;
-  p = find(a, key);
-  if ((e = *p) == NULL) {
-    if ((e = calloc(1, sizeof(*e))) == NULL)
-      return UV_ENOMEM; /* counted nowhere: admit_release finds nothing */
-    memcpy(e->key, key, sizeof(key));
-    *p = e;
-  }
-  if (++e->conns <= srv->cfg->limits.max_connections_per_client)
+  if ((n = client_count_add(sh, key)) == 0)
+    return UV_ENOMEM;
+  if (n <= cap)
     return 0;
-  a->client_refusals++;
-  if (ratelog_due(&a->client_log, uv_now(srv->loop)))
+  refused = atomic_fetch_add(&sh->client_refusals, 1) + 1;
+  if (ratelog_due(&sh->client_log))
     log_diag(LOG_WARN, 0,
              "client %s holds %zu connections (limits.max_connections_per_client); refusing "
              "more (%llu refused so far)",
-             log_fmt_ip(peer, ip, sizeof(ip)), srv->cfg->limits.max_connections_per_client,
-             (unsigned long long)a->client_refusals);
+             log_fmt_ip(peer, ip, sizeof(ip)), cap, (unsigned long long)refused);
   return UV_EBUSY;
 }
 
 void admit_release(struct admit *a, const struct sockaddr *peer) {
-  const struct server *srv = a->srv;
+  struct admit_shared *sh = a->shared;
   struct admit_client **p, *e;
   uint8_t key[17];
-  size_t i;
-  if (client_key(peer, key) && (e = *(p = find(a, key))) != NULL && --e->conns == 0) {
-    *p = e->next;
-    free(e);
-  }
-  if (a->closing || srv->stopping)
-    return;
-  /* A slot (and descriptors) just freed: let paused listeners try now,
-   * from the loop rather than from inside a close. */
-  for (i = 0; i < srv->nlisteners; i++) {
-    if (srv->listeners[i].paused) {
-      uv_timer_start(&a->retry, on_retry, 0, 0);
-      return;
+
+  if (client_key(peer, key)) {
+    uv_mutex_lock(&sh->mu);
+    if ((e = *(p = find(sh, key))) != NULL && --e->conns == 0) {
+      *p = e->next;
+      free(e);
     }
+    uv_mutex_unlock(&sh->mu);
   }
+  slot_give(sh);
+  a->releases++;
+  if (a->closing || a->srv->stopping || atomic_load(&sh->npaused) == 0)
+    return;
+  /* A slot (and descriptors) just freed: let paused listeners, on any
+   * worker, try now, from their loops rather than from inside a close. */
+  if (sh->wake != NULL)
+    sh->wake(sh->wake_arg);
+  else
+    admit_retry(a);
 }

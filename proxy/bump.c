@@ -33,16 +33,20 @@
 #define BUMP_REQ_MAX   8192  /* request head bytes read before answering anyway */
 #define BUMP_INPUT_MAX 65536 /* TLS bytes buffered unprocessed before giving up */
 
+/* Shared by every worker: the minter's cache is used under MU (minting
+ * itself, on the thread pool, only reads the minter). */
 struct bump_ctx {
   SSL_CTX *ssl;
   struct minter *minter;
+  uv_mutex_t mu;
+  bool mu_ready;
 };
 
 /* A leaf being minted on the thread pool. */
 struct mint_job {
   uv_work_t req;
   struct conn *c;        /* NULL once the connection is gone */
-  struct minter *minter; /* the server's: outlives the loop's last callback */
+  struct bump_ctx *bx;   /* the process's: outlives every loop's last callback */
   int64_t now;
   X509 *leaf; /* made by the worker; handed to the cache */
   char name[];
@@ -81,9 +85,10 @@ int bump_ctx_new(const struct config *cfg, struct bump_ctx **out, char *err, siz
     return 0;
   if ((bx = calloc(1, sizeof(*bx))) == NULL)
     return -ENOMEM;
+  bx->mu_ready = uv_mutex_init(&bx->mu) == 0;
   bx->ssl = SSL_CTX_new(TLS_server_method());
   bx->minter = minter_new(cfg->certs.ca, cfg->certs.cache_entries);
-  if (bx->ssl == NULL || bx->minter == NULL) {
+  if (bx->ssl == NULL || bx->minter == NULL || !bx->mu_ready) {
     snprintf(err, errsize, "cannot set up the block page over TLS (OpenSSL)");
     bump_ctx_free(bx);
     ERR_clear_error();
@@ -105,12 +110,16 @@ void bump_ctx_free(struct bump_ctx *bx) {
     return;
   SSL_CTX_free(bx->ssl);
   minter_free(bx->minter);
+  if (bx->mu_ready)
+    uv_mutex_destroy(&bx->mu);
   free(bx);
 }
 
-void bump_ctx_log_stats(const struct bump_ctx *bx, size_t bound) {
+void bump_ctx_log_stats(struct bump_ctx *bx, size_t bound) {
   struct minter_stats ms;
+  uv_mutex_lock(&bx->mu);
   minter_stats(bx->minter, &ms);
+  uv_mutex_unlock(&bx->mu);
   log_diag(LOG_INFO, 0,
            "block-page certificates: %" PRIu64 " minted, %" PRIu64 " from the cache, %" PRIu64
            " evicted, %zu cached (bound %zu)",
@@ -282,11 +291,38 @@ static SSL *new_ssl(struct conn *c, struct bump *b) {
   return ssl;
 }
 
-/* The leaf is ready: present it and run the handshake on what arrived. */
+/* The minter's cache, shared by the workers, is used under the lock; a
+ * leaf leaves it with a reference of its own (the caller frees it), since
+ * another worker may evict it meanwhile. */
+static X509 *cache_lookup(struct bump_ctx *bx, const char *name, int64_t now) {
+  X509 *leaf = NULL;
+  uv_mutex_lock(&bx->mu);
+  if (minter_lookup(bx->minter, name, now, &leaf))
+    X509_up_ref(leaf);
+  else
+    leaf = NULL;
+  uv_mutex_unlock(&bx->mu);
+  return leaf;
+}
+
+/* Caches LEAF (taken) and returns the leaf to use, with its own reference,
+ * or NULL. */
+static X509 *cache_insert(struct bump_ctx *bx, const char *name, int64_t now, X509 *leaf) {
+  uv_mutex_lock(&bx->mu);
+  if ((leaf = minter_insert(bx->minter, name, now, leaf)) != NULL)
+    X509_up_ref(leaf);
+  uv_mutex_unlock(&bx->mu);
+  return leaf;
+}
+
+/* The leaf is ready: present it and run the handshake on what arrived.
+ * LEAF (may be NULL) is the caller's reference, released here. */
 static void present(struct conn *c, X509 *leaf) {
   struct bump *b = c->bump;
-  if (leaf == NULL || SSL_use_certificate(b->ssl, leaf) != 1 ||
-      SSL_use_PrivateKey(b->ssl, minter_key(c->srv->bump->minter)) != 1) {
+  bool ok = leaf != NULL && SSL_use_certificate(b->ssl, leaf) == 1 &&
+            SSL_use_PrivateKey(b->ssl, minter_key(c->srv->bump->minter)) == 1;
+  X509_free(leaf); /* the SSL holds its own reference */
+  if (!ok) {
     ERR_clear_error();
     give_up(c, "no certificate could be minted");
     return;
@@ -297,21 +333,31 @@ static void present(struct conn *c, X509 *leaf) {
 /* Worker thread: sign the leaf (minter_make only reads the minter). */
 static void on_mint_work(uv_work_t *req) {
   struct mint_job *job = req->data;
-  job->leaf = minter_make(job->minter, job->name, job->now);
+  job->leaf = minter_make(job->bx->minter, job->name, job->now);
 }
 
 /* Loop thread: cache the leaf, then present it if the connection still waits. */
 static void on_minted(uv_work_t *req, int status) {
   struct mint_job *job = req->data;
   struct conn *c = job->c;
-  X509 *leaf =
-      job->leaf != NULL ? minter_insert(job->minter, job->name, job->now, job->leaf) : NULL;
+  X509 *leaf = job->leaf != NULL ? cache_insert(job->bx, job->name, job->now, job->leaf) : NULL;
   free(job);
-  if (c == NULL) /* the connection went away meanwhile */
+  if (c == NULL) { /* the connection went away meanwhile */
+    X509_free(leaf);
     return;
+  }
   c->bump->job = NULL;
   if (c->state == CONN_ST_BUMP)
     present(c, leaf);
+  else
+    X509_free(leaf);
+}
+
+/* Mints NAME's leaf on this thread (no thread pool to do it); a reference
+ * of the caller's, or NULL. */
+static X509 *mint_here(struct bump_ctx *bx, const char *name, int64_t now) {
+  X509 *leaf = minter_make(bx->minter, name, now);
+  return leaf != NULL ? cache_insert(bx, name, now, leaf) : NULL;
 }
 
 /* Mints NAME's leaf on the thread pool (signing it would hold the loop up
@@ -323,7 +369,7 @@ static int queue_mint(struct conn *c, const char *name, int64_t now) {
   if (job == NULL)
     return UV_ENOMEM;
   job->c = c;
-  job->minter = c->srv->bump->minter;
+  job->bx = c->srv->bump;
   job->now = now;
   memcpy(job->name, name, len + 1);
   job->req.data = job;
@@ -370,10 +416,10 @@ static int bump_start(struct conn *c, const char *why) {
   }
   conn_set_state(c, CONN_ST_BUMP);
   conn_arm_timer(c, c->srv->cfg->tls.timeout);
-  if (minter_lookup(c->srv->bump->minter, name, now, &leaf))
+  if ((leaf = cache_lookup(c->srv->bump, name, now)) != NULL)
     present(c, leaf);
   else if (queue_mint(c, name, now) != 0) /* no thread for it: mint here */
-    present(c, minter_leaf(c->srv->bump->minter, name, now, &leaf) == 0 ? leaf : NULL);
+    present(c, mint_here(c->srv->bump, name, now));
   if (c->state == CONN_ST_BUMP)
     conn_update_reading(c);
   return 0;

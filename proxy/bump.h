@@ -1,6 +1,7 @@
-/* The server-wide half of the block page over TLS: the TLS server context
- * and the leaf minter, made once from the config's CA. The per-connection
- * half is declared in conn-int.h. Does not include OpenSSL. */
+/* The process-wide half of the block page over TLS: the TLS server context
+ * and the leaf minter, made once from the config's CA and shared by every
+ * worker (the leaf cache under a lock). The per-connection half is declared
+ * in conn-int.h. Does not include OpenSSL. */
 #ifndef EMBARGO_PROXY_BUMP_H
 #define EMBARGO_PROXY_BUMP_H
 
@@ -18,7 +19,7 @@ int bump_ctx_new(const struct config *cfg, struct bump_ctx **out, char *err, siz
 void bump_ctx_free(struct bump_ctx *ctx);
 
 /* CTX's counters go to the diagnostics (minted, served from the cache,
- * evicted, cached now, the bound). Called when the server stops. */
-void bump_ctx_log_stats(const struct bump_ctx *ctx, size_t bound);
+ * evicted, cached now, the bound). Called once, when the proxy stops. */
+void bump_ctx_log_stats(struct bump_ctx *ctx, size_t bound);
 
 #endif

@@ -26,6 +26,7 @@
 #include "proxy/report.h"
 #include "proxy/privdrop.h"
 #include "proxy/server.h"
+#include "proxy/workers.h"
 
 #ifndef EMBARGO_VERSION
 #define EMBARGO_VERSION "0.0.0"
@@ -268,7 +269,7 @@ static int load_config(const struct options *o, struct config *cfg) {
 
 static int cmd_run(const struct options *o) {
   struct config cfg;
-  struct server srv;
+  struct workers ws;
   uv_loop_t loop;
   char err[512];
   int rc;
@@ -283,13 +284,12 @@ static int cmd_run(const struct options *o) {
   }
   signal(SIGPIPE, SIG_IGN);
   uv_loop_init(&loop);
-  rc = server_init(&srv, &loop, &cfg, o->now, reload_config, o, err, sizeof(err));
-  if (rc == 0)
-    rc = privdrop_apply(cfg.user, err, sizeof(err)); /* listeners bound, files open */
+  rc = workers_init(&ws, &loop, &cfg, o->now, reload_config, o, err, sizeof(err));
+  if (rc == 0) /* every worker's listeners bound, files open, no worker running yet */
+    rc = privdrop_apply(cfg.user, err, sizeof(err));
   if (rc != 0) {
     fprintf(stderr, "embargo: %s\n", err);
-    server_stop(&srv);
-    uv_run(&loop, UV_RUN_DEFAULT);
+    workers_run(&ws, false);
   } else {
     log_diag(LOG_INFO, 0, "embargo %s: policy %s: %zu vendor list(s), %zu host rule(s)%s",
              EMBARGO_VERSION, policy_version(cfg.policy), policy_vendor_count(cfg.policy),
@@ -297,9 +297,9 @@ static int cmd_run(const struct options *o) {
              cfg.monitor ? ", monitor mode (nothing is denied)" : "");
     log_diag(LOG_INFO, 0, "memory bound: %llu MiB of buffered data (see embargo config check)",
              (unsigned long long)(config_memory_bound(&cfg) >> 20));
-    server_run(&srv);
+    rc = workers_run(&ws, true);
   }
-  server_free(&srv);
+  workers_free(&ws);
   if (uv_loop_close(&loop) != 0)
     log_diag(LOG_WARN, 0, "event loop closed with handles still open");
   log_close();

@@ -372,7 +372,7 @@ static struct conn *conn_new(struct listener *lst) {
     return NULL;
   /* The first state: a transparent connection starts by sniffing. */
   c->state = lst->mode == LISTEN_PROXY ? CONN_ST_HEAD : CONN_ST_SNIFF;
-  c->id = ++srv->next_conn_id;
+  c->id = server_next_conn_id(srv);
   c->srv = srv;
   c->lst = lst;
   c->policy = policy_ref(srv->policy);

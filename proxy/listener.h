@@ -1,5 +1,7 @@
 /* Listening sockets: binding, accepting, and the accept-error diagnostics.
- * A listener belongs to its server and outlives its connections. */
+ * A listener belongs to its server (one worker) and outlives its
+ * connections; every worker has its own socket for each configured
+ * listener. */
 #ifndef EMBARGO_PROXY_LISTENER_H
 #define EMBARGO_PROXY_LISTENER_H
 
@@ -22,11 +24,15 @@ struct listener {
   bool paused;                  /* a connection is pending, not accepted (proxy/admit) */
 };
 
-/* Binds LST to CL's address on SRV's loop and starts listening. Returns 0
- * or a negative libuv code with a message in ERR. The handle is open (and
- * must be closed with listener_close) whatever the result. */
+/* Binds LST to CL's address on SRV's loop and starts listening. FIRST is
+ * NULL for the first worker's socket, which binds CL's address itself (and,
+ * with SHARED, lets the other workers' sockets join it with SO_REUSEPORT
+ * once bound); otherwise LST joins FIRST's group, on the address FIRST got
+ * (its port filled in if CL's was 0). Returns 0 or a negative libuv code
+ * with a message in ERR. The handle is open (and must be closed with
+ * listener_close) whatever the result. */
 int listener_open(struct server *srv, struct listener *lst, const struct config_listen *cl,
-                  char *err, size_t errsize);
+                  const struct listener *first, bool shared, char *err, size_t errsize);
 
 /* Stops accepting and closes the handle. Idempotent. */
 void listener_close(struct listener *lst);

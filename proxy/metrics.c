@@ -2,18 +2,16 @@
 #include "proxy/metrics.h"
 
 #include <inttypes.h>
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "filters/policy.h"
-#include "proxy/conn-t.h"
-#include "proxy/dns.h"
-#include "proxy/dnscache.h"
 #include "proxy/http1.h"
 #include "proxy/logq.h"
-#include "proxy/server.h"
 
-#define METRICS_MAX_SHARDS    64
+#define METRICS_MAX_SHARDS    (CONFIG_MAX_WORKERS + 1)
 #define METRICS_MAX_DECISIONS 512 /* distinct vendor/category/action/matched_on sets */
 #define NBUCKETS              14
 
@@ -21,36 +19,63 @@
 static const uint64_t bucket_ms[NBUCKETS - 1] = {1,   2,   5,    10,   25,   50,   100,
                                                  250, 500, 1000, 2500, 5000, 10000};
 
+/* Every cell is atomic because a reader on another thread sums it while
+ * its owner writes; the owner, the only writer, adds with a relaxed load
+ * and store (no locked instruction). */
 struct metrics_histogram {
-  uint64_t buckets[NBUCKETS]; /* not cumulative; summed when rendered */
-  uint64_t count;
-  uint64_t sum_ms;
+  _Atomic uint64_t buckets[NBUCKETS]; /* not cumulative; summed when rendered */
+  _Atomic uint64_t count;
+  _Atomic uint64_t sum_ms;
 };
 
+/* A label set: written once before it is published (ndecisions), then only
+ * its count changes. */
 struct decision_key {
   char vendor[64];
   char category[64];
   enum action action;
   enum match_on on;
-  uint64_t count;
+  _Atomic uint64_t count;
 };
 
 /* Everything one thread counts. Only its own thread writes a shard. */
 struct metrics_shard {
-  uint64_t counters[METRIC_NCOUNTERS];
-  uint64_t accepted[CONFIG_MAX_LISTEN];
+  _Atomic uint64_t counters[METRIC_NCOUNTERS];
+  _Atomic uint64_t accepted[CONFIG_MAX_LISTEN];
   struct metrics_histogram hist[METRIC_NHISTS];
   struct decision_key decisions[METRICS_MAX_DECISIONS];
-  size_t ndecisions;
-  uint64_t decisions_dropped; /* label sets beyond METRICS_MAX_DECISIONS */
+  _Atomic size_t ndecisions;           /* published with release */
+  _Atomic uint64_t decisions_dropped; /* label sets beyond METRICS_MAX_DECISIONS */
 };
 
 static struct metrics_shard shards[METRICS_MAX_SHARDS];
 static size_t nshards = 1;
 static _Thread_local struct metrics_shard *local = &shards[0];
 
+static inline void bump(_Atomic uint64_t *cell, uint64_t n) {
+  atomic_store_explicit(cell, atomic_load_explicit(cell, memory_order_relaxed) + n,
+                        memory_order_relaxed);
+}
+
+static inline uint64_t get(const _Atomic uint64_t *cell) {
+  return atomic_load_explicit(cell, memory_order_relaxed);
+}
+
+static inline size_t decisions_published(const struct metrics_shard *s) {
+  return atomic_load_explicit(&s->ndecisions, memory_order_acquire);
+}
+
+void metrics_set_workers(size_t nworkers) {
+  nshards = 1 + (nworkers < CONFIG_MAX_WORKERS ? nworkers : CONFIG_MAX_WORKERS);
+}
+
+void metrics_use_worker_shard(size_t worker) {
+  if (worker + 1 < METRICS_MAX_SHARDS)
+    local = &shards[worker + 1];
+}
+
 void metrics_add(enum metric_counter id, uint64_t n) {
-  local->counters[id] += n;
+  bump(&local->counters[id], n);
 }
 
 void metrics_observe_ms(enum metric_hist id, uint64_t ms) {
@@ -58,42 +83,43 @@ void metrics_observe_ms(enum metric_hist id, uint64_t ms) {
   size_t b = 0;
   while (b < NBUCKETS - 1 && ms > bucket_ms[b])
     b++;
-  h->buckets[b]++;
-  h->count++;
-  h->sum_ms += ms;
+  bump(&h->buckets[b], 1);
+  bump(&h->count, 1);
+  bump(&h->sum_ms, ms);
 }
 
 void metrics_count_accept(size_t listener_index) {
   if (listener_index < CONFIG_MAX_LISTEN)
-    local->accepted[listener_index]++;
+    bump(&local->accepted[listener_index], 1);
 }
 
 void metrics_count_decision(const struct verdict *v) {
   struct metrics_shard *s = local;
   const char *vendor, *category;
-  size_t i;
+  size_t i, n = atomic_load_explicit(&s->ndecisions, memory_order_relaxed);
   if (v == NULL || v->rule == NULL)
     return;
   vendor = v->rule->vendor->id;
   category = v->rule->category->name;
-  for (i = 0; i < s->ndecisions; i++) {
+  for (i = 0; i < n; i++) {
     struct decision_key *k = &s->decisions[i];
     if (k->action == v->action && k->on == v->on && strcmp(k->vendor, vendor) == 0 &&
         strcmp(k->category, category) == 0) {
-      k->count++;
+      bump(&k->count, 1);
       return;
     }
   }
-  if (s->ndecisions == METRICS_MAX_DECISIONS) {
-    s->decisions_dropped++;
+  if (n == METRICS_MAX_DECISIONS) {
+    bump(&s->decisions_dropped, 1);
     return;
   }
-  struct decision_key *k = &s->decisions[s->ndecisions++];
+  struct decision_key *k = &s->decisions[n];
   snprintf(k->vendor, sizeof(k->vendor), "%s", vendor);
   snprintf(k->category, sizeof(k->category), "%s", category);
   k->action = v->action;
   k->on = v->on;
-  k->count = 1;
+  atomic_store_explicit(&k->count, 1, memory_order_relaxed);
+  atomic_store_explicit(&s->ndecisions, n + 1, memory_order_release);
 }
 
 void metrics_count_hello(const char *outcome) {
@@ -166,7 +192,7 @@ static const struct {
 static uint64_t sum_counter(enum metric_counter id) {
   uint64_t n = 0;
   for (size_t i = 0; i < nshards; i++)
-    n += shards[i].counters[id];
+    n += get(&shards[i].counters[id]);
   return n;
 }
 
@@ -187,18 +213,17 @@ static void render_counters(struct obuf *out) {
 }
 
 static void render_histogram(struct obuf *out, enum metric_hist id) {
-  struct metrics_histogram h;
-  uint64_t cum = 0;
-  memset(&h, 0, sizeof(h));
+  uint64_t buckets[NBUCKETS] = {0}, count = 0, sum_ms = 0, cum = 0;
   for (size_t s = 0; s < nshards; s++) {
+    const struct metrics_histogram *h = &shards[s].hist[id];
     for (size_t b = 0; b < NBUCKETS; b++)
-      h.buckets[b] += shards[s].hist[id].buckets[b];
-    h.count += shards[s].hist[id].count;
-    h.sum_ms += shards[s].hist[id].sum_ms;
+      buckets[b] += get(&h->buckets[b]);
+    count += get(&h->count);
+    sum_ms += get(&h->sum_ms);
   }
   family(out, hist_rows[id].family, "histogram", hist_rows[id].help);
   for (size_t b = 0; b < NBUCKETS; b++) {
-    cum += h.buckets[b];
+    cum += buckets[b];
     if (b < NBUCKETS - 1)
       obuf_printf(out, "%s_bucket{le=\"%g\"} %" PRIu64 "\n", hist_rows[id].family,
                   (double)bucket_ms[b] / 1000.0, cum);
@@ -206,7 +231,7 @@ static void render_histogram(struct obuf *out, enum metric_hist id) {
       obuf_printf(out, "%s_bucket{le=\"+Inf\"} %" PRIu64 "\n", hist_rows[id].family, cum);
   }
   obuf_printf(out, "%s_sum %.3f\n%s_count %" PRIu64 "\n", hist_rows[id].family,
-              (double)h.sum_ms / 1000.0, hist_rows[id].family, h.count);
+              (double)sum_ms / 1000.0, hist_rows[id].family, count);
 }
 
 /* Label values come from config files (vendor ids, category names are
@@ -229,10 +254,10 @@ static bool same_key(const struct decision_key *a, const struct decision_key *b)
 
 /* Shard T's count for K's label set; *SEEN set if it has one. */
 static uint64_t shard_count(size_t t, const struct decision_key *k, bool *seen) {
-  for (size_t j = 0; j < shards[t].ndecisions; j++) {
+  for (size_t j = 0, n = decisions_published(&shards[t]); j < n; j++) {
     if (same_key(&shards[t].decisions[j], k)) {
       *seen = true;
-      return shards[t].decisions[j].count;
+      return get(&shards[t].decisions[j].count);
     }
   }
   return 0;
@@ -243,9 +268,9 @@ static void render_decisions(struct obuf *out) {
          "Verdicts a vendor rule made, by vendor, category, action and the fact that matched "
          "(allow verdicts are counted only with access_log).");
   for (size_t s = 0; s < nshards; s++) {
-    for (size_t i = 0; i < shards[s].ndecisions; i++) {
+    for (size_t i = 0, nd = decisions_published(&shards[s]); i < nd; i++) {
       const struct decision_key *k = &shards[s].decisions[i];
-      uint64_t n = k->count;
+      uint64_t n = get(&k->count);
       bool seen = false;
       /* A label set is printed once, at the first shard that has it. */
       for (size_t t = 0; t < s && !seen; t++)
@@ -264,44 +289,66 @@ static void render_decisions(struct obuf *out) {
   }
 }
 
-static void render_connections(struct obuf *out, const struct server *srv) {
-  size_t active[CONFIG_MAX_LISTEN] = {0}, tunnels = 0, i;
-  for (const struct conn *c = srv->conns; c != NULL; c = c->next) {
-    size_t li = (size_t)(c->lst - srv->listeners);
-    if (li < CONFIG_MAX_LISTEN)
-      active[li]++;
-    tunnels += c->state == CONN_ST_TUNNEL;
-  }
+static void render_connections(struct obuf *out, const struct metrics_view *v) {
+  size_t i;
   family(out, "embargo_client_connections_active", "gauge",
          "Client connections open now, by listener and mode.");
-  for (i = 0; i < srv->nlisteners; i++)
+  for (i = 0; i < v->nlisteners; i++)
     obuf_printf(out, "embargo_client_connections_active{listener=\"%s\",mode=\"%s\"} %zu\n",
-                srv->listeners[i].name, listen_mode_name(srv->listeners[i].mode), active[i]);
+                v->listeners[i].name, listen_mode_name(v->listeners[i].mode),
+                v->listeners[i].active);
   family(out, "embargo_client_connections_total", "counter",
          "Client connections accepted, by listener and mode.");
-  for (i = 0; i < srv->nlisteners; i++) {
+  for (i = 0; i < v->nlisteners; i++) {
     uint64_t n = 0;
     for (size_t s = 0; s < nshards; s++)
-      n += shards[s].accepted[i];
+      n += get(&shards[s].accepted[i]);
     obuf_printf(out, "embargo_client_connections_total{listener=\"%s\",mode=\"%s\"} %" PRIu64 "\n",
-                srv->listeners[i].name, listen_mode_name(srv->listeners[i].mode), n);
+                v->listeners[i].name, listen_mode_name(v->listeners[i].mode), n);
   }
   family(out, "embargo_accept_errors_total", "counter",
          "Accepts that failed (out of descriptors, ...), by listener.");
-  for (i = 0; i < srv->nlisteners; i++)
+  for (i = 0; i < v->nlisteners; i++)
     obuf_printf(out, "embargo_accept_errors_total{listener=\"%s\"} %" PRIu64 "\n",
-                srv->listeners[i].name, srv->listeners[i].accept_errors);
+                v->listeners[i].name, v->listeners[i].accept_errors);
   family(out, "embargo_accept_pauses_total", "counter",
          "Times accepting paused, by reason (out of descriptors, at limits.max_connections).");
   obuf_printf(out, "embargo_accept_pauses_total{reason=\"descriptors\"} %" PRIu64 "\n",
-              srv->admit.fd_pauses);
+              v->fd_pauses);
   obuf_printf(out, "embargo_accept_pauses_total{reason=\"max_connections\"} %" PRIu64 "\n",
-              srv->admit.limit_pauses);
+              v->limit_pauses);
   family(out, "embargo_client_cap_refusals_total", "counter",
          "Connections closed at limits.max_connections_per_client.");
-  obuf_printf(out, "embargo_client_cap_refusals_total %" PRIu64 "\n", srv->admit.client_refusals);
+  obuf_printf(out, "embargo_client_cap_refusals_total %" PRIu64 "\n", v->client_refusals);
   family(out, "embargo_tunnels_active", "gauge", "Tunnels relaying bytes now.");
-  obuf_printf(out, "embargo_tunnels_active %zu\n", tunnels);
+  obuf_printf(out, "embargo_tunnels_active %zu\n", v->tunnels);
+}
+
+/* Each worker's share of the work: the kernel spreads new connections over
+ * the workers' listening sockets. */
+static void render_workers(struct obuf *out, const struct metrics_view *v) {
+  size_t w, n = v->nworkers < nshards - 1 ? v->nworkers : nshards - 1;
+  family(out, "embargo_workers", "gauge", "Event loops (worker threads) serving clients.");
+  obuf_printf(out, "embargo_workers %zu\n", v->nworkers);
+  family(out, "embargo_worker_connections_active", "gauge",
+         "Client connections open now, by worker.");
+  for (w = 0; w < n; w++)
+    obuf_printf(out, "embargo_worker_connections_active{worker=\"%zu\"} %zu\n", w,
+                v->worker_active[w]);
+  family(out, "embargo_worker_connections_total", "counter",
+         "Client connections accepted, by worker.");
+  for (w = 0; w < n; w++) {
+    uint64_t sum = 0;
+    for (size_t i = 0; i < CONFIG_MAX_LISTEN; i++)
+      sum += get(&shards[w + 1].accepted[i]);
+    obuf_printf(out, "embargo_worker_connections_total{worker=\"%zu\"} %" PRIu64 "\n", w, sum);
+  }
+  family(out, "embargo_worker_requests_total", "counter",
+         "Requests read from clients (forward and CONNECT), by worker.");
+  for (w = 0; w < n; w++)
+    obuf_printf(out, "embargo_worker_requests_total{worker=\"%zu\"} %" PRIu64 "\n", w,
+                get(&shards[w + 1].counters[METRIC_REQ_FORWARD]) +
+                    get(&shards[w + 1].counters[METRIC_REQ_CONNECT]));
 }
 
 static void gauge(struct obuf *out, const char *name, const char *help, uint64_t v) {
@@ -314,11 +361,8 @@ static void counter(struct obuf *out, const char *name, const char *help, uint64
   obuf_printf(out, "%s %" PRIu64 "\n", name, v);
 }
 
-static void render_dns(struct obuf *out, const struct server *srv) {
-  struct dnscache_stats st;
-  memset(&st, 0, sizeof(st));
-  if (srv->resolver != NULL)
-    resolver_stats(srv->resolver, &st);
+static void render_dns(struct obuf *out, const struct metrics_view *v) {
+  const struct dnscache_stats st = v->dns;
   counter(out, "embargo_dns_cache_hits_total", "Lookups answered from the DNS cache.", st.hits);
   counter(out, "embargo_dns_cache_misses_total", "Lookups the cache could not answer.", st.misses);
   counter(out, "embargo_dns_cache_joins_total", "Lookups that waited on a query already running.",
@@ -331,14 +375,14 @@ static void render_dns(struct obuf *out, const struct server *srv) {
   gauge(out, "embargo_dns_queries_in_flight", "DNS queries running now.", st.pending);
 }
 
-static void render_policy(struct obuf *out, const struct server *srv) {
-  const struct policy *p = srv->policy;
+static void render_policy(struct obuf *out, const struct metrics_view *v) {
+  const struct policy *p = v->policy;
   family(out, "embargo_policy_info", "gauge",
          "The policy snapshot in force: its version (a hash of its sources).");
   obuf_printf(out, "embargo_policy_info{version=\"%s\"} 1\n", policy_version(p));
   gauge(out, "embargo_policy_loaded_timestamp_seconds",
         "When the policy in force was loaded (policy clock, seconds since the epoch).",
-        (uint64_t)srv->policy_loaded_at);
+        (uint64_t)v->policy_loaded_at);
   family(out, "embargo_policy_entries", "gauge", "Entries of the policy in force, by kind.");
   obuf_printf(out, "embargo_policy_entries{kind=\"vendor\"} %zu\n", policy_vendor_count(p));
   obuf_printf(out, "embargo_policy_entries{kind=\"host\"} %zu\n", policy_host_count(p));
@@ -358,15 +402,16 @@ static void render_log(struct obuf *out) {
               logq_dropped(LOGQ_DIAGNOSTIC));
 }
 
-void metrics_render(struct obuf *out, const struct server *srv) {
-  render_connections(out, srv);
+void metrics_render(struct obuf *out, const struct metrics_view *view) {
+  render_connections(out, view);
+  render_workers(out, view);
   render_counters(out);
   render_decisions(out);
   for (int h = 0; h < METRIC_NHISTS; h++)
     render_histogram(out, (enum metric_hist)h);
-  render_dns(out, srv);
-  render_policy(out, srv);
+  render_dns(out, view);
+  render_policy(out, view);
   render_log(out);
   gauge(out, "embargo_shutting_down", "1 once a stop signal was received.",
-        srv->stopping || srv->draining ? 1 : 0);
+        view->shutting_down ? 1 : 0);
 }

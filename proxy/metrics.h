@@ -1,15 +1,18 @@
 /* Metrics: counters and histograms the proxy bumps as it works, and their
- * Prometheus text exposition. Counters live in shards: each event loop
- * thread writes its own shard without locks (today there is one), and a
- * reader sums the shards. Gauges (connections open, cache size, policy
- * figures) are read from the server when the page is rendered. */
+ * Prometheus text exposition. Counters live in shards: each thread writes
+ * its own shard without locks (shard 0: the main thread, shard 1 + N:
+ * worker N), and a reader on another thread sums the shards. Gauges
+ * (connections open, cache size, policy figures) come from a view the
+ * caller gathers from the workers when the page is rendered. */
 #ifndef EMBARGO_PROXY_METRICS_H
 #define EMBARGO_PROXY_METRICS_H
 
 #include <stddef.h>
 #include <stdint.h>
 
+#include "config/config.h"
 #include "filters/policy-t.h"
+#include "proxy/dnscache.h"
 
 /* Plain counters. The render table in metrics.c names each one. */
 enum metric_counter {
@@ -66,11 +69,40 @@ void metrics_count_decision(const struct verdict *v);
 /* Counts a ClientHello by its outcome name ("hello", "not_tls", ...). */
 void metrics_count_hello(const char *outcome);
 
-struct server;
+/* Sets the number of shards: the main thread's and one per worker (at most
+ * CONFIG_MAX_WORKERS). Called once, before any worker thread starts. */
+void metrics_set_workers(size_t nworkers);
+
+/* Makes the calling thread count into worker WORKER's shard (a thread that
+ * never calls it counts into the main thread's). */
+void metrics_use_worker_shard(size_t worker);
+
+/* One listener's gauges, summed over the workers. */
+struct metrics_listener {
+  const char *name; /* "127.0.0.1:3128" (borrowed) */
+  int mode;         /* enum listen_mode */
+  size_t active;    /* client connections open */
+  uint64_t accept_errors;
+};
+
+/* What the page shows besides the counters, gathered by the caller. */
+struct metrics_view {
+  const struct policy *policy; /* the snapshot in force (borrowed) */
+  int64_t policy_loaded_at;
+  size_t nlisteners;
+  struct metrics_listener listeners[CONFIG_MAX_LISTEN];
+  size_t nworkers;
+  size_t worker_active[CONFIG_MAX_WORKERS]; /* client connections open, per worker */
+  size_t tunnels;
+  uint64_t fd_pauses, limit_pauses, client_refusals; /* admission */
+  struct dnscache_stats dns;                         /* every worker's cache, summed */
+  bool shutting_down;
+};
+
 struct obuf;
 
 /* Appends the Prometheus text exposition (format 0.0.4) of every metric,
- * shards summed, gauges read from SRV, to OUT. */
-void metrics_render(struct obuf *out, const struct server *srv);
+ * shards summed, gauges from VIEW, to OUT. */
+void metrics_render(struct obuf *out, const struct metrics_view *view);
 
 #endif

@@ -1,10 +1,12 @@
-/* Reloading: a whole new configuration and snapshot are built; on success
- * the snapshot is swapped in for new requests, settings that cannot change
- * live keep their running values, and the replaced configuration is kept
- * until the connections that may read it have gone. */
+/* Reloading: a whole new configuration and snapshot are built on the main
+ * thread; on success it is put in force for every worker (each picks it up
+ * before its next accept or request), settings that cannot change live keep
+ * their running values, and the replaced configuration is kept by each
+ * worker until the connections that may read it have gone. */
 #include "proxy/reload.h"
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -65,96 +67,128 @@ static void keep_restart_only(const struct config *running, struct config *next)
   memcpy(&next->admin, &running->admin, sizeof(next->admin));
 }
 
-static struct server_config *config_holder_new(void) {
-  return calloc(1, sizeof(struct server_config));
-}
+/* A configuration a worker replaced, kept while a connection it accepted
+ * under it lives. */
+struct server_retired {
+  struct server_config *holder; /* a reference */
+  uint64_t last_conn_id;        /* the newest connection of the worker that may read it */
+  struct server_retired *next;
+};
 
-static void config_holder_free(struct server_config *h) {
-  if (h == NULL)
+void server_config_unref(struct server_config *h) {
+  if (h == NULL || atomic_fetch_sub(&h->refs, 1) != 1)
     return;
   config_free(&h->cfg);
   free(h);
 }
 
-/* Puts the configuration in force aside: the connections accepted so far
- * may still read it. The start-up one belongs to the caller of server_init. */
-static void retire_current(struct server *srv) {
-  struct server_config *h = srv->current;
-  if (h == NULL)
-    return;
-  h->last_conn_id = srv->next_conn_id;
-  h->next = srv->retired;
-  srv->retired = h;
-  srv->current = NULL;
+static struct server_config *holder_ref(struct server_config *h) {
+  if (h != NULL)
+    atomic_fetch_add(&h->refs, 1);
+  return h;
 }
 
-int server_reload(struct server *srv, char *err, size_t errsize) {
-  struct server_config *h;
-  struct policy *old;
+int server_reload(struct server_shared *sh, server_load_fn load, const void *load_arg, char *err,
+                  size_t errsize) {
+  struct server_config *h, *old;
+  const struct policy *was = sh->cfg->policy;
   int rc;
 
-  if (srv->load == NULL || srv->draining) {
-    snprintf(err, errsize, "%s", srv->draining ? "shutting down" : "reloading is not available");
-    return EMB_ECONFIG;
-  }
-  if ((h = config_holder_new()) == NULL) {
+  if ((h = calloc(1, sizeof(*h))) == NULL) {
     snprintf(err, errsize, "out of memory");
     return -ENOMEM;
   }
-  if ((rc = srv->load(srv->load_arg, &h->cfg, err, errsize)) != 0) {
+  atomic_init(&h->refs, 1);
+  if ((rc = load(load_arg, &h->cfg, err, errsize)) != 0) {
     free(h);
     metrics_add(METRIC_RELOAD_FAILED, 1);
-    snprintf(srv->reload_error, sizeof(srv->reload_error), "%s", err);
-    log_diag(LOG_ERR, 0, "reload rejected, policy %s stays in force: %s",
-             policy_version(srv->policy), err);
+    log_diag(LOG_ERR, 0, "reload rejected, policy %s stays in force: %s", policy_version(was),
+             err);
     return rc;
   }
-  keep_restart_only(srv->cfg, &h->cfg);
-  retire_current(srv);
-  srv->current = h;
-  srv->cfg = &h->cfg;
-  old = srv->policy;
-  srv->policy = policy_ref(h->cfg.policy);
-  srv->policy_loaded_at = server_now(srv);
-  srv->reload_error[0] = '\0';
-  metrics_add(METRIC_RELOAD_OK, 1);
+  keep_restart_only(sh->cfg, &h->cfg);
   log_diag(LOG_INFO, 0,
            "reloaded %s: policy %s (was %s): %zu vendor list(s), %zu host rule(s), %zu "
            "exception(s)%s",
-           h->cfg.source, policy_version(srv->policy), policy_version(old),
-           policy_vendor_count(srv->policy), policy_host_count(srv->policy),
-           policy_exception_count(srv->policy),
-           policy_monitor(srv->policy) ? ", monitor mode (nothing is denied)" : "");
-  policy_unref(old);
-  snprintf(err, errsize, "policy %s", policy_version(srv->policy));
+           h->cfg.source, policy_version(h->cfg.policy), policy_version(was),
+           policy_vendor_count(h->cfg.policy), policy_host_count(h->cfg.policy),
+           policy_exception_count(h->cfg.policy),
+           policy_monitor(h->cfg.policy) ? ", monitor mode (nothing is denied)" : "");
+  /* Workers look at the generation before each accept and each request,
+   * so from here on nothing new is served under the old configuration. */
+  uv_mutex_lock(&sh->mu);
+  old = sh->holder;
+  sh->holder = h;
+  sh->cfg = &h->cfg;
+  atomic_fetch_add_explicit(&sh->generation, 1, memory_order_release);
+  uv_mutex_unlock(&sh->mu);
+  server_config_unref(old); /* workers that still use it hold their own references */
+  metrics_add(METRIC_RELOAD_OK, 1);
+  snprintf(err, errsize, "policy %s", policy_version(h->cfg.policy));
   return 0;
+}
+
+/* Puts the configuration this worker served with aside: the connections
+ * it accepted so far may still read it. The start-up one belongs to the
+ * process. False when out of memory (the worker then keeps it in force
+ * and tries again later). */
+static bool retire_current(struct server *srv) {
+  struct server_retired *r;
+  if (srv->current == NULL)
+    return true;
+  if ((r = calloc(1, sizeof(*r))) == NULL)
+    return false;
+  r->holder = srv->current;
+  r->last_conn_id = srv->last_conn_id;
+  r->next = srv->retired;
+  srv->retired = r;
+  srv->current = NULL;
+  return true;
+}
+
+void server_sync(struct server *srv) {
+  struct server_shared *sh = srv->shared;
+  struct policy *old;
+  if (atomic_load_explicit(&sh->generation, memory_order_acquire) == srv->generation ||
+      !retire_current(srv))
+    return;
+  uv_mutex_lock(&sh->mu);
+  srv->current = holder_ref(sh->holder);
+  srv->cfg = sh->cfg;
+  srv->generation = atomic_load_explicit(&sh->generation, memory_order_relaxed);
+  uv_mutex_unlock(&sh->mu);
+  old = srv->policy;
+  srv->policy = policy_ref(srv->cfg->policy);
+  policy_unref(old);
 }
 
 void server_config_sweep(struct server *srv) {
   uint64_t oldest = UINT64_MAX;
-  struct server_config **link = &srv->retired;
+  struct server_retired **link = &srv->retired;
   if (srv->retired == NULL)
     return;
   for (const struct conn *c = srv->conns; c != NULL; c = c->next)
     if (c->id < oldest)
       oldest = c->id;
   while (*link != NULL) {
-    struct server_config *h = *link;
-    if (h->last_conn_id < oldest) {
-      *link = h->next;
-      config_holder_free(h);
+    struct server_retired *r = *link;
+    if (r->last_conn_id < oldest) {
+      *link = r->next;
+      server_config_unref(r->holder);
+      free(r);
     } else {
-      link = &h->next;
+      link = &r->next;
     }
   }
 }
 
 void server_config_free_all(struct server *srv) {
   while (srv->retired != NULL) {
-    struct server_config *h = srv->retired;
-    srv->retired = h->next;
-    config_holder_free(h);
+    struct server_retired *r = srv->retired;
+    srv->retired = r->next;
+    server_config_unref(r->holder);
+    free(r);
   }
-  config_holder_free(srv->current);
+  server_config_unref(srv->current);
   srv->current = NULL;
 }

@@ -1,23 +1,24 @@
-/* The server: listeners, signals, the policy clock, and orderly shutdown
- * (stop accepting, let connections in flight finish, then close). */
+/* The server: one worker's loop, listeners, the policy clock, commands
+ * from the main thread, and orderly shutdown (stop accepting, let
+ * connections in flight finish, then close). */
 #include "proxy/server.h"
 
 #include <ctype.h>
 #include <errno.h>
-#include <unistd.h>
 #include <netinet/in.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
+#include "filters/err.h"
 #include "filters/policy.h"
 #include "proxy/bump.h"
-#include "proxy/conn.h"
 #include "proxy/conn-t.h"
+#include "proxy/conn.h"
 #include "proxy/dns.h"
 #include "proxy/dnscache.h"
-#include "filters/err.h"
-#include "proxy/admin.h"
 #include "proxy/http1.h"
 #include "proxy/listener.h"
 #include "proxy/log.h"
@@ -31,36 +32,53 @@
 
 #define TICK_MS 50 /* housekeeping period: how soon a drained connection is noticed */
 
-static void on_stop_signal(uv_signal_t *h, int signum) {
-  struct server *srv = h->data;
-  if (srv->draining) {
-    log_diag(LOG_INFO, 0, "received signal %d again; closing %zu connection(s) now", signum,
-             srv->nconns);
-    server_stop(srv);
-    return;
+/* Via's received-by names this host, so a request that comes back through
+ * the same proxy is recognised, while a chain of different Embargo
+ * instances (sidecar, then egress) is not mistaken for a loop. */
+static void via_init(struct server_shared *sh) {
+  char host[64] = "";
+  size_t i, n = 0;
+  gethostname(host, sizeof(host) - 1);
+  for (i = 0; host[i] != '\0' && n + 1 < sizeof(sh->via_host); i++)
+    if (isalnum((unsigned char)host[i]) || strchr("-._", host[i]) != NULL)
+      sh->via_host[n++] = host[i];
+  sh->via_host[n] = '\0';
+  if (n == 0)
+    snprintf(sh->via_host, sizeof(sh->via_host), "embargo-%08x", (unsigned)getpid());
+  snprintf(sh->via, sizeof(sh->via), "%s (embargo/%s)", sh->via_host, EMBARGO_VERSION);
+}
+
+int server_shared_init(struct server_shared *sh, struct config *cfg, size_t nworkers,
+                       int64_t now_override, void (*wake)(void *arg), void *wake_arg,
+                       char *err, size_t errsize) {
+  int rc;
+  memset(sh, 0, sizeof(*sh));
+  sh->cfg = cfg;
+  sh->nworkers = nworkers;
+  via_init(sh);
+  if (now_override != 0)
+    sh->clock_offset = now_override - (int64_t)time(NULL);
+  if (uv_mutex_init(&sh->mu) != 0) {
+    snprintf(err, errsize, "cannot create a lock");
+    return UV_ENOMEM;
   }
-  log_diag(LOG_INFO, 0, "received signal %d; shutting down", signum);
-  server_drain(srv);
+  sh->mu_ready = true;
+  if ((rc = admit_shared_init(&sh->admit, wake, wake_arg)) != 0) {
+    snprintf(err, errsize, "cannot set up connection admission: %s", uv_strerror(rc));
+    return rc;
+  }
+  return bump_ctx_new(cfg, &sh->bump, err, errsize);
 }
 
-static void on_reload_signal(uv_signal_t *h, int signum) {
-  char err[600];
-  (void)signum;
-  server_reload(h->data, err, sizeof(err));
-}
-
-static void on_reopen_signal(uv_signal_t *h, int signum) {
-  int rc = log_reopen();
-  (void)h;
-  (void)signum;
-  if (rc != 0)
-    log_diag(LOG_ERR, 0, "cannot reopen the log %s: %s; still writing to the old file",
-             log_destination(), uv_strerror(rc));
-  else if (strcmp(log_destination(), "-") == 0 || strcmp(log_destination(), "syslog") == 0)
-    log_diag(LOG_INFO, 0, "SIGUSR1: the log goes to %s, nothing to reopen",
-             strcmp(log_destination(), "-") == 0 ? "standard output" : "syslog");
-  else
-    log_diag(LOG_INFO, 0, "log %s reopened", log_destination());
+void server_shared_free(struct server_shared *sh) {
+  bump_ctx_free(sh->bump);
+  sh->bump = NULL;
+  admit_shared_free(&sh->admit);
+  server_config_unref(sh->holder);
+  sh->holder = NULL;
+  if (sh->mu_ready)
+    uv_mutex_destroy(&sh->mu);
+  sh->mu_ready = false;
 }
 
 /* A connection between requests: nothing read of the next one, nothing
@@ -80,144 +98,122 @@ static void on_tick(uv_timer_t *t) {
       conn_close(c);
   }
   if (srv->conns == NULL) {
-    log_diag(LOG_INFO, 0, "every connection has finished; exiting");
+    log_diag(LOG_DEBUG, 0, "worker %zu: every connection has finished", srv->index);
     server_stop(srv);
   }
 }
 
-static void on_grace_over(uv_timer_t *t) {
-  struct server *srv = t->data;
-  log_diag(LOG_WARN, 0, "shutdown_grace (%llums) is over; closing %zu connection(s)",
-           (unsigned long long)srv->cfg->timeouts.shutdown_grace, srv->nconns);
-  server_stop(srv);
+static void on_wake(uv_async_t *h) {
+  struct server *srv = h->data;
+  unsigned cmd = atomic_exchange(&srv->commands, 0);
+  if (cmd & SERVER_CMD_SYNC)
+    server_sync(srv);
+  if (cmd & SERVER_CMD_RETRY)
+    admit_retry(&srv->admit);
+  if (cmd & SERVER_CMD_REPORT && srv->report != NULL)
+    srv->report(srv, srv->report_arg);
+  if (cmd & SERVER_CMD_DRAIN)
+    server_drain(srv);
+  if (cmd & SERVER_CMD_STOP)
+    server_stop(srv);
 }
 
-static void signals_start(struct server *srv) {
-  uv_signal_t *sigs[] = {&srv->sigint, &srv->sigterm, &srv->sighup, &srv->sigusr1};
-  for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++) {
-    uv_signal_init(srv->loop, sigs[i]);
-    sigs[i]->data = srv;
-  }
-  uv_signal_start(&srv->sigint, on_stop_signal, SIGINT);
-  uv_signal_start(&srv->sigterm, on_stop_signal, SIGTERM);
-  uv_signal_start(&srv->sighup, on_reload_signal, SIGHUP);
-  uv_signal_start(&srv->sigusr1, on_reopen_signal, SIGUSR1);
+static void handles_start(struct server *srv) {
   uv_timer_init(srv->loop, &srv->tick);
-  uv_timer_init(srv->loop, &srv->grace);
-  srv->tick.data = srv->grace.data = srv;
+  srv->tick.data = srv;
   uv_timer_start(&srv->tick, on_tick, TICK_MS, TICK_MS);
+  uv_async_init(srv->loop, &srv->wake, on_wake);
+  srv->wake.data = srv;
+  srv->wake_open = true;
   srv->handles_open = true;
 }
 
 static void handles_close(struct server *srv) {
-  uv_handle_t *hs[] = {(uv_handle_t *)&srv->sigint, (uv_handle_t *)&srv->sigterm,
-                       (uv_handle_t *)&srv->sighup, (uv_handle_t *)&srv->sigusr1,
-                       (uv_handle_t *)&srv->tick,   (uv_handle_t *)&srv->grace};
   if (!srv->handles_open)
     return;
   srv->handles_open = false;
-  for (size_t i = 0; i < sizeof(hs) / sizeof(hs[0]); i++)
-    uv_close(hs[i], NULL);
+  uv_mutex_lock(&srv->wake_mu);
+  srv->wake_open = false; /* no thread sends to a closing handle */
+  uv_mutex_unlock(&srv->wake_mu);
+  uv_close((uv_handle_t *)&srv->tick, NULL);
+  uv_close((uv_handle_t *)&srv->wake, NULL);
 }
 
-/* Via's received-by names this host, so a request that comes back through
- * the same proxy is recognised, while a chain of different Embargo
- * instances (sidecar, then egress) is not mistaken for a loop. */
-static void via_init(struct server *srv) {
-  char host[64] = "";
-  size_t i, n = 0;
-  gethostname(host, sizeof(host) - 1);
-  for (i = 0; host[i] != '\0' && n + 1 < sizeof(srv->via_host); i++)
-    if (isalnum((unsigned char)host[i]) || strchr("-._", host[i]) != NULL)
-      srv->via_host[n++] = host[i];
-  srv->via_host[n] = '\0';
-  if (n == 0)
-    snprintf(srv->via_host, sizeof(srv->via_host), "embargo-%08x", (unsigned)getpid());
-  snprintf(srv->via, sizeof(srv->via), "%s (embargo/%s)", srv->via_host, EMBARGO_VERSION);
+/* Worker INDEX's share of TOTAL when it is divided among N workers: the
+ * shares add up to TOTAL exactly. */
+static size_t share_of(size_t total, size_t n, size_t index) {
+  return total / n + (index < total % n ? 1 : 0);
 }
 
-int server_init(struct server *srv, uv_loop_t *loop, struct config *cfg, int64_t now_override,
-                server_load_fn load, const void *load_arg, char *err, size_t errsize) {
-  size_t i;
+static int listeners_open(struct server *srv, const struct server *first, char *err,
+                          size_t errsize) {
+  const struct config *cfg = srv->cfg;
   int rc;
-
-  struct dnscache_limits cache = {.min_ttl_ms = cfg->dns.min_ttl,
-                                  .max_ttl_ms = cfg->dns.max_ttl,
-                                  .negative_ttl_ms = cfg->dns.negative_ttl,
-                                  .max_entries = cfg->dns.cache_entries,
-                                  .max_bytes = cfg->dns.cache_memory};
-
-  memset(srv, 0, sizeof(*srv));
-  srv->loop = loop;
-  srv->cfg = srv->boot_cfg = cfg;
-  srv->load = load;
-  srv->load_arg = load_arg;
-  srv->policy = policy_ref(cfg->policy);
-  via_init(srv);
-  if (now_override != 0)
-    srv->clock_offset = now_override - (int64_t)time(NULL);
-  srv->policy_loaded_at = server_now(srv);
-  if ((rc = destcheck_init(&srv->dest, cfg->internal_allow)) != 0) {
-    snprintf(err, errsize, "cannot build the internal address table");
-    return rc;
-  }
-  if (cfg->mark != 0 && (rc = upstream_check_mark(cfg->mark)) != 0) {
-    snprintf(err, errsize, "mark: cannot set SO_MARK %u on outgoing connections: %s%s", cfg->mark,
-             uv_strerror(rc), rc == UV_EPERM ? " (needs CAP_NET_ADMIN)" : "");
-    return rc;
-  }
-  if ((rc = admit_init(&srv->admit, srv)) != 0) {
-    snprintf(err, errsize, "cannot set up connection admission: %s", uv_strerror(rc));
-    return rc;
-  }
-  rc = resolver_new(loop, cfg->resolvers, cfg->timeouts.resolve, &cache, &srv->resolver, err,
-                    errsize);
-  if (rc != 0 || (rc = bump_ctx_new(cfg, &srv->bump, err, errsize)) != 0)
-    return rc;
-  for (i = 0; i < cfg->nlisten; i++) {
+  for (size_t i = 0; i < cfg->nlisten; i++) {
     srv->nlisteners++; /* counted now so shutdown closes the handle whatever happens */
-    if ((rc = listener_open(srv, &srv->listeners[i], &cfg->listen[i], err, errsize)) != 0)
-      return rc;
-    destcheck_add_self(&srv->dest, (const struct sockaddr *)&srv->listeners[i].addr);
-  }
-  signals_start(srv);
-  if (cfg->admin.enabled) {
-    for (i = 0; i < cfg->nlisten; i++) {
-      if (config_same_socket((const struct sockaddr *)&cfg->admin.listen,
-                             (const struct sockaddr *)&cfg->listen[i].addr)) {
-        snprintf(err, errsize, "admin.listen %s is the proxy listener %s", cfg->admin.listen_text,
-                 cfg->listen[i].text);
-        return EMB_ECONFIG;
-      }
-    }
-    rc = admin_open(srv, &srv->admin, err, errsize);
+    rc = listener_open(srv, &srv->listeners[i], &cfg->listen[i],
+                       first != NULL ? &first->listeners[i] : NULL, srv->shared->nworkers > 1,
+                       err, errsize);
     if (rc != 0)
       return rc;
-    /* The endpoint is not a destination: a request to it through the proxy
-     * is refused like one to the proxy itself. */
-    destcheck_add_self(&srv->dest, admin_address(srv->admin));
+    destcheck_add_self(&srv->dest, (const struct sockaddr *)&srv->listeners[i].addr);
   }
   return 0;
 }
 
+int server_init(struct server *srv, uv_loop_t *loop, struct server_shared *sh, size_t index,
+                const struct server *first, const struct sockaddr *own_extra, char *err,
+                size_t errsize) {
+  const struct config *cfg = sh->cfg;
+  size_t n = sh->nworkers;
+  struct dnscache_limits cache = {.min_ttl_ms = cfg->dns.min_ttl,
+                                  .max_ttl_ms = cfg->dns.max_ttl,
+                                  .negative_ttl_ms = cfg->dns.negative_ttl,
+                                  .max_entries = share_of(cfg->dns.cache_entries, n, index),
+                                  .max_bytes = share_of(cfg->dns.cache_memory, n, index)};
+  int rc;
+
+  memset(srv, 0, sizeof(*srv));
+  srv->loop = loop;
+  srv->shared = sh;
+  srv->index = index;
+  srv->cfg = sh->cfg;
+  srv->generation = atomic_load(&sh->generation);
+  srv->policy = policy_ref(sh->cfg->policy);
+  srv->bump = sh->bump;
+  memcpy(srv->via_host, sh->via_host, sizeof(srv->via_host));
+  memcpy(srv->via, sh->via, sizeof(srv->via));
+  if (uv_mutex_init(&srv->wake_mu) != 0) {
+    snprintf(err, errsize, "cannot create a lock");
+    return UV_ENOMEM;
+  }
+  srv->wake_mu_ready = true;
+  handles_start(srv);
+  admit_init(&srv->admit, srv, &sh->admit);
+  if ((rc = destcheck_init(&srv->dest, cfg->internal_allow)) != 0) {
+    snprintf(err, errsize, "cannot build the internal address table");
+    return rc;
+  }
+  if (own_extra != NULL)
+    destcheck_add_self(&srv->dest, own_extra);
+  rc = resolver_new(loop, cfg->resolvers, cfg->timeouts.resolve, &cache, &srv->resolver, err,
+                    errsize);
+  if (rc != 0)
+    return rc;
+  return listeners_open(srv, first, err, errsize);
+}
+
 void server_drain(struct server *srv) {
   size_t i;
-  if (srv->stopping)
+  if (srv->stopping || srv->draining)
     return;
-  if (srv->draining) {
-    server_stop(srv);
-    return;
-  }
   srv->draining = true;
   admit_close(&srv->admit); /* no listener is resumed once it is closed */
   for (i = 0; i < srv->nlisteners; i++)
     listener_close(&srv->listeners[i]);
   upstream_pool_clear(srv);
-  log_diag(LOG_INFO, 0,
-           "stopped accepting; %zu connection(s) may finish within %llums (a second signal "
-           "ends them now)",
-           srv->nconns, (unsigned long long)srv->cfg->timeouts.shutdown_grace);
-  uv_timer_start(&srv->grace, on_grace_over, srv->cfg->timeouts.shutdown_grace, 0);
+  log_diag(LOG_DEBUG, 0, "worker %zu: stopped accepting; %zu connection(s) in flight", srv->index,
+           srv->nconns);
   on_tick(&srv->tick);
 }
 
@@ -226,8 +222,6 @@ void server_stop(struct server *srv) {
   if (srv->stopping)
     return;
   srv->stopping = true;
-  if (srv->bump != NULL)
-    bump_ctx_log_stats(srv->bump, srv->cfg->certs.cache_entries);
   for (i = 0; i < srv->nlisteners; i++)
     listener_close(&srv->listeners[i]);
   while (srv->conns != NULL)
@@ -236,37 +230,61 @@ void server_stop(struct server *srv) {
   admit_close(&srv->admit);
   resolver_close(srv->resolver);
   srv->resolver = NULL;
-  admin_close(srv->admin);
-  srv->admin = NULL;
   handles_close(srv);
 }
 
-int server_run(struct server *srv) {
-  size_t i;
-  for (i = 0; i < srv->nlisteners; i++)
-    log_diag(LOG_INFO, 0, "listening on %s (%s)", srv->listeners[i].name,
-             listen_mode_name((enum listen_mode)srv->listeners[i].mode));
-  if (srv->admin != NULL)
-    log_diag(LOG_INFO, 0, "admin endpoint on %s", srv->cfg->admin.listen_text);
+void server_command(struct server *srv, unsigned cmd) {
+  uv_mutex_lock(&srv->wake_mu);
+  if (srv->wake_open) {
+    atomic_fetch_or(&srv->commands, cmd);
+    uv_async_send(&srv->wake);
+  }
+  uv_mutex_unlock(&srv->wake_mu);
+}
+
+void server_run(struct server *srv) {
+  metrics_use_worker_shard(srv->index);
   uv_run(srv->loop, UV_RUN_DEFAULT);
   server_stop(srv);
   uv_run(srv->loop, UV_RUN_DEFAULT); /* let close callbacks run */
-  return 0;
 }
 
 void server_free(struct server *srv) {
-  bump_ctx_free(srv->bump);
-  srv->bump = NULL;
   policy_unref(srv->policy);
   srv->policy = NULL;
   destcheck_free(&srv->dest);
   admit_free(&srv->admit);
   server_config_free_all(srv);
-  srv->cfg = srv->boot_cfg;
+  if (srv->wake_mu_ready)
+    uv_mutex_destroy(&srv->wake_mu);
+  srv->wake_mu_ready = false;
+}
+
+void server_stats_read(const struct server *srv, struct server_stats *out) {
+  struct resolver_health h;
+  memset(out, 0, sizeof(*out));
+  for (const struct conn *c = srv->conns; c != NULL; c = c->next) {
+    size_t li = (size_t)(c->lst - srv->listeners);
+    if (li < CONFIG_MAX_LISTEN)
+      out->active[li]++;
+    out->tunnels += c->state == CONN_ST_TUNNEL;
+    out->nconns++;
+  }
+  for (size_t i = 0; i < srv->nlisteners && i < CONFIG_MAX_LISTEN; i++)
+    out->accept_errors[i] = srv->listeners[i].accept_errors;
+  if (srv->resolver != NULL) {
+    resolver_stats(srv->resolver, &out->dns);
+    resolver_get_health(srv->resolver, &h);
+    out->dns_last_ok_ms = h.last_ok_ms;
+    out->dns_last_fail_ms = h.last_fail_ms;
+    out->dns_last_fail = (int)h.last_fail;
+  }
+  out->generation = srv->generation;
 }
 
 void server_request_start(struct conn *c) {
   struct server *srv = c->srv;
+  server_sync(srv);
   if (c->policy != srv->policy) {
     policy_unref(c->policy);
     c->policy = policy_ref(srv->policy);
@@ -274,6 +292,19 @@ void server_request_start(struct conn *c) {
   metrics_add(c->head != NULL && c->head->is_connect ? METRIC_REQ_CONNECT : METRIC_REQ_FORWARD, 1);
 }
 
+size_t server_pool_total(const struct server *srv) {
+  return share_of(srv->cfg->limits.pool_total, srv->shared->nworkers, srv->index);
+}
+
+uint64_t server_next_conn_id(struct server *srv) {
+  srv->last_conn_id = atomic_fetch_add(&srv->shared->next_conn_id, 1) + 1;
+  return srv->last_conn_id;
+}
+
+int64_t server_shared_now(const struct server_shared *sh) {
+  return (int64_t)time(NULL) + sh->clock_offset;
+}
+
 int64_t server_now(const struct server *srv) {
-  return (int64_t)time(NULL) + srv->clock_offset;
+  return server_shared_now(srv->shared);
 }

@@ -1,10 +1,16 @@
-/* The server: one libuv loop, its listeners, the resolver, the pool of idle
- * upstream connections, the configuration and policy snapshot in force, the
- * one clock every cutoff reads, signals (reload, log reopening, graceful
- * stop) and the admin endpoint. */
+/* The server: one worker's event loop, its listening sockets (one per
+ * configured listener, in an SO_REUSEPORT group with the other workers'),
+ * its resolver and DNS cache, its pool of idle upstream connections, its
+ * connections, and the configuration and policy snapshot it serves with.
+ * What the workers share (the configuration in force, admission, the
+ * connection ids, the block-page CA, the one clock every cutoff reads) is
+ * a struct server_shared, owned by the process (proxy/workers.c), which
+ * also handles signals, the admin endpoint and reloads on the main thread
+ * and reaches each server with server_command. */
 #ifndef EMBARGO_PROXY_SERVER_H
 #define EMBARGO_PROXY_SERVER_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <uv.h>
@@ -12,98 +18,175 @@
 #include "config/config.h"
 #include "proxy/admit.h"
 #include "proxy/destcheck.h"
+#include "proxy/dnscache.h"
 #include "proxy/listener.h"
 
 struct bump_ctx;
 struct resolver;
 struct upstream;
-struct admin;
 struct conn;
+struct server_retired;
 
 /* Loads a fresh configuration for a reload: the same file and command-line
  * overrides as at start. Returns 0, or a negative code with the error
  * ("file:line:col: key: reason") in ERR; on error OUT holds nothing. */
 typedef int (*server_load_fn)(const void *arg, struct config *out, char *err, size_t errsize);
 
-/* A configuration loaded by a reload (owned by the server). One that was
- * replaced is kept until every connection accepted while it was in force
- * has gone, since connections read settings at use time. */
+/* A configuration loaded by a reload, shared by the workers and freed by
+ * whoever drops the last reference: the process while it is in force, and
+ * each worker while a connection accepted under it may still read it
+ * (connections read settings at use time). */
 struct server_config {
   struct config cfg;
-  uint64_t last_conn_id;     /* retired: the newest connection that may read it */
-  struct server_config *next;
+  _Atomic unsigned refs;
+};
+
+/* What every worker's server shares. Written by the main thread; workers
+ * read the configuration in force under MU when GENERATION moved. */
+struct server_shared {
+  uv_mutex_t mu;                 /* guards cfg and holder */
+  struct config *cfg;            /* in force: the start-up one or holder->cfg */
+  struct server_config *holder;  /* a reference; NULL while the start-up one is in force */
+  _Atomic uint64_t generation;   /* bumped by each reload */
+  _Atomic uint64_t next_conn_id; /* connection ids are unique in the process */
+  int64_t clock_offset;          /* --now: policy time = wall time + offset */
+  size_t nworkers;
+  struct admit_shared admit;     /* connection limits, descriptor exhaustion */
+  struct bump_ctx *bump;         /* the block page over TLS; NULL without a CA (owned) */
+  char via_host[64];             /* received-by in Via: this host's name */
+  char via[96];                  /* "HOST (embargo/VERSION)" */
+  bool mu_ready;
+};
+
+/* Commands a server takes from another thread (server_command), run on its
+ * loop. */
+enum server_command {
+  SERVER_CMD_SYNC = 1,   /* a reload happened: adopt the configuration in force */
+  SERVER_CMD_RETRY = 2,  /* a connection slot freed: retry paused listeners */
+  SERVER_CMD_DRAIN = 4,  /* graceful stop (server_drain) */
+  SERVER_CMD_STOP = 8,   /* stop at once (server_stop) */
+  SERVER_CMD_REPORT = 16 /* call the report callback */
+};
+
+/* One worker's figures, read on its own loop (SERVER_CMD_REPORT). */
+struct server_stats {
+  size_t nconns;
+  size_t active[CONFIG_MAX_LISTEN]; /* client connections open, by listener */
+  uint64_t accept_errors[CONFIG_MAX_LISTEN];
+  size_t tunnels;
+  struct dnscache_stats dns;
+  uint64_t dns_last_ok_ms, dns_last_fail_ms; /* monotonic ms (libuv's clock); 0: none */
+  int dns_last_fail;                         /* enum dns_status */
+  uint64_t generation;                       /* the reload it serves under */
 };
 
 struct server {
   uv_loop_t *loop;
-  struct config *cfg;        /* in force: the start-up one (borrowed) or current->cfg */
-  struct config *boot_cfg;   /* the one server_init got (borrowed; lives as long as the server) */
-  struct server_config *current; /* owned; NULL while boot_cfg is in force */
-  struct server_config *retired; /* owned; replaced, waiting for their connections */
-  server_load_fn load;       /* NULL: reloading is not possible */
-  const void *load_arg;
-  struct policy *policy;     /* the snapshot new requests pin */
-  int64_t policy_loaded_at;  /* policy clock when it was loaded */
-  char reload_error[512];    /* why the last reload failed; "" if it did not */
+  struct server_shared *shared;  /* borrowed: the process's */
+  size_t index;                  /* worker number, from 0 */
+  struct config *cfg;            /* the configuration this worker serves with */
+  struct server_config *current; /* a reference, or NULL while the start-up one is cfg */
+  struct server_retired *retired; /* replaced here, waiting for their connections (owned) */
+  uint64_t generation;           /* of cfg */
+  uint64_t last_conn_id;         /* the newest id this worker gave a connection */
+  struct policy *policy;         /* the snapshot new requests pin */
   struct resolver *resolver;
-  struct bump_ctx *bump;     /* the block page over TLS; NULL without a CA */
+  struct bump_ctx *bump;         /* shared->bump (borrowed) */
   struct listener listeners[CONFIG_MAX_LISTEN];
   size_t nlisteners;
-  struct admin *admin;       /* the admin endpoint, or NULL (owned) */
-  uv_signal_t sigint, sigterm, sighup, sigusr1;
-  uv_timer_t tick;           /* housekeeping: drain progress, retired configs */
-  uv_timer_t grace;          /* the drain deadline */
-  int64_t clock_offset;      /* --now: policy time = wall time + offset */
-  uint64_t next_conn_id;
+  uv_timer_t tick;               /* housekeeping: drain progress, retired configs */
+  uv_async_t wake;               /* server_command's doorbell */
+  uv_mutex_t wake_mu;            /* guards wake_open against the close */
+  _Atomic unsigned commands;     /* enum server_command bits not yet run */
+  void (*report)(struct server *srv, void *arg); /* SERVER_CMD_REPORT, and when the loop ends */
+  void *report_arg;
   size_t nconns;
-  struct conn *conns;        /* every live client connection */
+  struct conn *conns;            /* every live client connection */
   struct upstream *idle_head, *idle_tail; /* pooled upstreams, LRU order */
   size_t nidle;
-  struct destcheck dest;     /* internal and own-listener refusals */
-  struct admit admit;        /* connection limits, descriptor exhaustion */
-  char via_host[64];         /* received-by in Via: this host's name */
-  char via[96];              /* "HOST (embargo/VERSION)" */
-  bool handles_open;         /* signals and timers were initialised */
-  bool draining;             /* a stop signal came: no accepting, connections finishing */
-  bool stopping;             /* everything is being closed */
+  struct destcheck dest;         /* internal and own-listener refusals */
+  struct admit admit;            /* this worker's side of admission */
+  char via_host[64];             /* copies of shared's */
+  char via[96];
+  bool wake_open;
+  bool wake_mu_ready;
+  bool handles_open;             /* timers and the doorbell were initialised */
+  bool draining;                 /* no accepting, connections finishing */
+  bool stopping;                 /* everything is being closed */
 };
 
-/* Binds every configured listener (and the admin endpoint) and creates the
- * resolver. CFG is borrowed and must outlive the server. LOAD (may be NULL)
- * re-reads the configuration on SIGHUP or POST /reload. NOW_OVERRIDE, if
- * non-zero, is the policy time at start-up (seconds since the epoch).
- * Returns 0 or a negative code with a message in ERR. */
-int server_init(struct server *srv, uv_loop_t *loop, struct config *cfg, int64_t now_override,
-                server_load_fn load, const void *load_arg, char *err, size_t errsize);
+/* Prepares SH for CFG (borrowed: it must outlive SH) and NWORKERS workers:
+ * the Via name, the clock (NOW_OVERRIDE, if non-zero, is the policy time
+ * now, in seconds since the epoch), admission (WAKE as in
+ * admit_shared_init) and the block-page context. Returns 0 or a negative
+ * code with a message in ERR; SH must be freed with server_shared_free
+ * whatever the result. */
+int server_shared_init(struct server_shared *sh, struct config *cfg, size_t nworkers,
+                       int64_t now_override, void (*wake)(void *arg), void *wake_arg,
+                       char *err, size_t errsize);
 
-/* Runs the loop until a stop signal's drain has ended, then closes
- * everything. Returns 0. */
-int server_run(struct server *srv);
+/* Releases what server_shared_init acquired and the configuration reloads
+ * put in force, once no server uses SH. */
+void server_shared_free(struct server_shared *sh);
+
+/* Sets up worker INDEX on LOOP: binds a socket for every configured
+ * listener (FIRST: worker 0's server, whose sockets the others join; NULL
+ * for worker 0 itself), creates its resolver with its share of the DNS
+ * cache. OWN_EXTRA (may be NULL) is one more of Embargo's own addresses
+ * (the admin endpoint) refused as a destination. Runs on any thread, the
+ * loop not running. Returns 0 or a negative code with a message in ERR;
+ * either way the server must be stopped (server_stop, one uv_run) and
+ * freed. */
+int server_init(struct server *srv, uv_loop_t *loop, struct server_shared *sh, size_t index,
+                const struct server *first, const struct sockaddr *own_extra, char *err,
+                size_t errsize);
+
+/* The worker thread's body: runs the loop until the server has stopped,
+ * then lets the close callbacks run. */
+void server_run(struct server *srv);
 
 /* Releases what server_init acquired, once the loop has no handles of the
  * server left (after server_run, or after server_stop and one uv_run). */
 void server_free(struct server *srv);
 
-/* Stops at once: listeners and every connection are closed. Idempotent. */
+/* Stops at once: listeners and every connection are closed. Idempotent.
+ * On the server's loop. */
 void server_stop(struct server *srv);
 
 /* Starts a graceful stop: listeners close, idle connections are closed,
- * connections in flight may finish for timeouts.shutdown_grace, then
- * server_stop. A second call stops at once. */
+ * connections in flight may finish; when none is left, server_stop. On the
+ * server's loop; the deadline is the caller's (SERVER_CMD_STOP). */
 void server_drain(struct server *srv);
 
-/* Re-reads the configuration and swaps in the new policy snapshot: new
- * requests use it, requests in flight keep theirs. Settings that need a
- * restart keep their running values (a warning names each). Returns 0, or a
- * negative code with the reason in ERR, the old configuration staying. */
-int server_reload(struct server *srv, char *err, size_t errsize);
+/* From any thread: has SRV run CMD (enum server_command bits) on its loop
+ * soon. Ignored once the server has stopped. */
+void server_command(struct server *srv, unsigned cmd);
+
+/* On the server's loop: its figures into OUT. */
+void server_stats_read(const struct server *srv, struct server_stats *out);
+
+/* On the server's loop: if a reload happened since SRV last looked, serve
+ * with the configuration now in force (the one it replaces is kept while a
+ * connection accepted under it lives). Cheap when nothing changed. */
+void server_sync(struct server *srv);
 
 /* Called when a request head of C is complete, before it is judged: pins
  * the snapshot in force now (the previous request's stays with it) and
  * counts the request. */
 void server_request_start(struct conn *c);
 
+/* This worker's share of limits.pool_total: the shares of the workers add
+ * up to the configured number. */
+size_t server_pool_total(const struct server *srv);
+
+/* A new connection id, unique in the process; remembered as this worker's
+ * newest. */
+uint64_t server_next_conn_id(struct server *srv);
+
 /* The policy clock: wall-clock seconds, shifted by --now. */
 int64_t server_now(const struct server *srv);
+
+/* The same, from the shared state. */
+int64_t server_shared_now(const struct server_shared *sh);
 
 #endif

@@ -203,11 +203,11 @@ void upstream_release(struct upstream *up) {
   if (up->closing)
     return;
   if (srv->stopping || !up->connected || up->ep.eof || up->ep.pending > 0 ||
-      lim->pool_total == 0 || pool_count_key(srv, up->key) >= lim->pool_per_host) {
+      server_pool_total(srv) == 0 || pool_count_key(srv, up->key) >= lim->pool_per_host) {
     upstream_close(up);
     return;
   }
-  if (srv->nidle >= lim->pool_total)
+  if (srv->nidle >= server_pool_total(srv))
     upstream_close(srv->idle_head); /* evict the least recently used */
   up->conn = NULL;
   up->prev = srv->idle_tail;

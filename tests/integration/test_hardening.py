@@ -544,6 +544,9 @@ class ConnectionLimits(EmbargoTestCase):
         mine = self.held(2, port=e.port)
         for c in mine:
             c.send(b"GET http://allowed.test:%d/ HTTP/1.1\r\nHo" % self.origin.port)
+        # Let the proxy take them: with several workers each has its own
+        # accept queue, so a later connection may be accepted first.
+        time.sleep(0.3)
         refused = 0
         for _ in range(30):
             c = RawClient(e.port)

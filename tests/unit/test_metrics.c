@@ -1,27 +1,32 @@
 /* Metrics exposition: counters, cumulative histogram buckets, decision label
- * sets, and policy figures, rendered from a server with no connections. */
+ * sets, policy figures and per-worker figures, rendered from a view of a
+ * proxy with no connections. */
 #define _POSIX_C_SOURCE 200809L
 
 #include <criterion/criterion.h>
+#include <pthread.h>
 #include <string.h>
 
 #include "filters/policy.h"
 #include "proxy/http1.h"
 #include "proxy/metrics.h"
-#include "proxy/server.h"
 
-static struct server srv;
+static struct metrics_view view;
+static struct policy *policy;
 static struct obuf out;
 
 static void setup(void) {
-  memset(&srv, 0, sizeof(srv));
-  srv.policy = policy_new();
-  policy_set_version(srv.policy, "0123456789abcdef");
-  srv.policy_loaded_at = 1727582400;
+  memset(&view, 0, sizeof(view));
+  policy = policy_new();
+  policy_set_version(policy, "0123456789abcdef");
+  view.policy = policy;
+  view.policy_loaded_at = 1727582400;
+  view.nworkers = 2;
+  metrics_set_workers(2);
 }
 
 static void teardown(void) {
-  policy_unref(srv.policy);
+  policy_unref(policy);
   obuf_free(&out);
 }
 
@@ -29,7 +34,7 @@ TestSuite(metrics, .init = setup, .fini = teardown);
 
 static const char *render(void) {
   obuf_free(&out);
-  metrics_render(&out, &srv);
+  metrics_render(&out, &view);
   obuf_add(&out, "", 1);
   cr_assert(!out.failed);
   return out.data;
@@ -63,9 +68,9 @@ Test(metrics, histogram_buckets_are_cumulative) {
 
 Test(metrics, decisions_by_label_set) {
   int err = 0;
-  struct vendor *v = policy_add_vendor(srv.policy, "acme", "Acme", NULL, (struct origin){0}, &err);
+  struct vendor *v = policy_add_vendor(policy, "acme", "Acme", NULL, (struct origin){0}, &err);
   cr_assert_not_null(v);
-  struct category *c = policy_add_category(srv.policy, v, "updates", 0, ACTION_LOG, ACTION_DENY,
+  struct category *c = policy_add_category(policy, v, "updates", 0, ACTION_LOG, ACTION_DENY,
                                            (struct origin){0}, &err);
   cr_assert_not_null(c);
   struct rule r = {.kind = RULE_HOST, .pattern = "x", .vendor = v, .category = c};
@@ -89,4 +94,41 @@ Test(metrics, policy_figures) {
   cr_expect(strstr(t, "embargo_policy_info{version=\"0123456789abcdef\"} 1\n") != NULL, "%s", t);
   cr_expect(strstr(t, "embargo_policy_loaded_timestamp_seconds 1727582400\n") != NULL);
   cr_expect(strstr(t, "embargo_policy_entries{kind=\"host\"} 0\n") != NULL);
+}
+
+struct worker_args {
+  size_t worker;
+  unsigned accepts, requests;
+};
+
+static void *count_as_worker(void *arg) {
+  struct worker_args *a = arg;
+  metrics_use_worker_shard(a->worker);
+  for (unsigned i = 0; i < a->accepts; i++)
+    metrics_count_accept(0);
+  metrics_add(METRIC_REQ_FORWARD, a->requests);
+  return NULL;
+}
+
+Test(metrics, each_worker_counts_in_its_own_shard_and_the_totals_sum_them) {
+  struct worker_args a[2] = {{0, 3, 5}, {1, 4, 7}};
+  pthread_t t[2];
+  view.nlisteners = 1;
+  view.listeners[0] = (struct metrics_listener){.name = "127.0.0.1:3128", .active = 2};
+  view.worker_active[0] = 1;
+  view.worker_active[1] = 1;
+  for (int i = 0; i < 2; i++)
+    cr_assert_eq(pthread_create(&t[i], NULL, count_as_worker, &a[i]), 0);
+  for (int i = 0; i < 2; i++)
+    pthread_join(t[i], NULL);
+  const char *txt = render();
+  cr_expect(strstr(txt, "\nembargo_workers 2\n") != NULL, "%s", txt);
+  cr_expect(strstr(txt, "\nembargo_worker_connections_total{worker=\"0\"} 3\n") != NULL, "%s", txt);
+  cr_expect(strstr(txt, "\nembargo_worker_connections_total{worker=\"1\"} 4\n") != NULL);
+  cr_expect(strstr(txt, "\nembargo_worker_requests_total{worker=\"0\"} 5\n") != NULL);
+  cr_expect(strstr(txt, "\nembargo_worker_requests_total{worker=\"1\"} 7\n") != NULL);
+  cr_expect(strstr(txt, "\nembargo_worker_connections_active{worker=\"1\"} 1\n") != NULL);
+  cr_expect(strstr(txt, "embargo_client_connections_total{listener=\"127.0.0.1:3128\",mode=\"proxy\"} 7\n") != NULL, "%s", txt);
+  cr_expect(strstr(txt, "embargo_client_connections_active{listener=\"127.0.0.1:3128\",mode=\"proxy\"} 2\n") != NULL);
+  cr_expect(strstr(txt, "\nembargo_requests_total{kind=\"forward\"} 12\n") != NULL, "%s", txt);
 }
