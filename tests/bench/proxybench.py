@@ -63,6 +63,8 @@ class Bench:
                  "embargo-100k": "vendors:\n  - builtin: kaspersky\n"
                                  f"  - file: {self.vendor_list}\n",
                  "embargo-log": "access_log: true\n"}[name]
+        if self.args.workers:
+            extra += f"workers: {self.args.workers}\n"
         return [self.args.binary, "run", "-c",
                 peers.embargo_conf(self.root, name, port, tls, extra)]
 
@@ -149,6 +151,8 @@ class Bench:
             self.progress(f"request rates and bulk transfers, round {rnd + 1}/{self.args.rounds}")
             for t in rotate(http, rnd):
                 self.record("ka", t["name"], lambda: wrk(t, False))
+            if self.args.only == "ka":
+                continue
             for t in rotate(plain, rnd):
                 self.record("close", t["name"], lambda: wrk(t, True))
             for t in rotate(plain, rnd):
@@ -175,7 +179,8 @@ class Bench:
         self.ports = {"http": http, "tls": tls, "status": status}
         self.procs.start("nginx", ["nginx", "-p", self.root, "-c",
                                    peers.nginx_conf(self.root, http, tls, status)], http)
-        self.idle_phase()
+        if self.args.only is None:
+            self.idle_phase()
         self.load_phase()
         self.procs.stop_all()
         self.print_report(time.monotonic() - self.started)
@@ -200,7 +205,10 @@ class Bench:
                    "embargo": "**" + version("embargo", self.args.binary) + "**"}
         a = self.args
         print()
-        print(f"Embargo proxy benchmark: {os.cpu_count()} CPUs, Linux {platform.release()}, "
+        workers = f"Embargo workers: {a.workers}; " if a.workers else ""
+        only = "keep-alive requests only; " if a.only == "ka" else ""
+        print(f"Embargo proxy benchmark: {only}{workers}{os.cpu_count()} CPUs, "
+              f"Linux {platform.release()}, "
               f"loopback; origin nginx; load generator, origin and proxy share the CPUs; "
               f"medians of {a.rounds} interleaved run(s); wrk -t2 -c50 -d{a.duration}s; "
               f"{a.tunnels:,} idle tunnels; {elapsed:.0f} s in all; CPUs {self.busy_before:.0%} "
@@ -296,11 +304,17 @@ def parse_args(argv):
     p.add_argument("--keep", action="store_true", help="keep the working directory")
     p.add_argument("--json", metavar="FILE",
                    help="also write every run's figures to FILE (JSON)")
+    p.add_argument("--only", choices=("ka",),
+                   help="ka: only the keep-alive request rate (and its CPU per request)")
+    p.add_argument("--workers", type=int,
+                   help="Embargo's `workers:` (default: its own, one per CPU online)")
     args = p.parse_args(argv)
     args.rounds = args.rounds or (1 if args.quick else 3)
     args.duration = args.duration or (2 if args.quick else 5)
     if not (1 <= args.rounds <= 9 and 1 <= args.duration <= 60 and 1 <= args.tunnels <= 5000):
         p.error("--rounds 1..9, --duration 1..60, --tunnels 1..5000")
+    if args.workers is not None and not 1 <= args.workers <= 64:
+        p.error("--workers 1..64")
     args.binary = os.path.abspath(args.binary)
     if args.json:
         args.json = os.path.abspath(args.json)
