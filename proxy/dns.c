@@ -20,9 +20,16 @@ struct dns_poll {
   struct dns_poll *next;
 };
 
+/* Answers shared by the resolvers of every worker. */
+struct resolver_cache {
+  uv_mutex_t mu;
+  struct dnscache *cache;
+};
+
 struct resolver {
   uv_loop_t *loop;
-  struct dnscache *cache;
+  struct dnscache *cache;         /* this loop's lookups running (and answers, without SHARED) */
+  struct resolver_cache *shared;  /* answers, or NULL: CACHE keeps them (borrowed) */
   ares_channel channel;
   uv_timer_t timer;
   struct dns_poll *polls;
@@ -134,9 +141,44 @@ static void random_seed(uint64_t seed[2]) {
   uv_random(NULL, NULL, seed, 2 * sizeof(seed[0]), 0, NULL);
 }
 
+int resolver_cache_new(const struct dnscache_limits *limits, struct resolver_cache **out) {
+  struct dnscache_limits l = *limits;
+  struct resolver_cache *c = calloc(1, sizeof(*c));
+  int rc;
+  *out = NULL;
+  if (c == NULL)
+    return -ENOMEM;
+  random_seed(l.seed);
+  if ((rc = dnscache_new(&l, &c->cache)) != 0) {
+    free(c);
+    return rc;
+  }
+  if (uv_mutex_init(&c->mu) != 0) {
+    dnscache_free(c->cache);
+    free(c);
+    return -ENOMEM;
+  }
+  *out = c;
+  return 0;
+}
+
+void resolver_cache_free(struct resolver_cache *c) {
+  if (c == NULL)
+    return;
+  dnscache_free(c->cache);
+  uv_mutex_destroy(&c->mu);
+  free(c);
+}
+
+void resolver_cache_stats(struct resolver_cache *c, struct dnscache_stats *out) {
+  uv_mutex_lock(&c->mu);
+  dnscache_stats(c->cache, out);
+  uv_mutex_unlock(&c->mu);
+}
+
 int resolver_new(uv_loop_t *loop, const char *servers, uint64_t timeout_ms,
-                 const struct dnscache_limits *cache, struct resolver **out, char *err,
-                 size_t errsize) {
+                 const struct dnscache_limits *cache, struct resolver_cache *shared,
+                 struct resolver **out, char *err, size_t errsize) {
   struct dnscache_limits limits = {0};
   struct ares_options opts;
   struct resolver *r;
@@ -148,8 +190,9 @@ int resolver_new(uv_loop_t *loop, const char *servers, uint64_t timeout_ms,
   }
   if ((r = calloc(1, sizeof(*r))) == NULL)
     return -ENOMEM;
-  if (cache != NULL)
-    limits = *cache;
+  if (cache != NULL && shared == NULL)
+    limits = *cache; /* with SHARED, only the lookups running are kept here */
+  r->shared = shared;
   random_seed(limits.seed);
   if ((rc = dnscache_new(&limits, &r->cache)) != 0) {
     snprintf(err, errsize, "DNS cache: invalid limits");
@@ -305,6 +348,12 @@ static void on_addrinfo(void *arg, int status, int timeouts, struct ares_addrinf
     ares_freeaddrinfo(ai);
   if (!r->closing)
     note_outcome(r, st, now_ms(r) - f->started);
+  if (r->shared != NULL) {
+    struct dnscache_waitlist none;
+    uv_mutex_lock(&r->shared->mu);
+    dnscache_complete(r->shared->cache, f->name, st, res, now_ms(r), &none);
+    uv_mutex_unlock(&r->shared->mu);
+  }
   dnscache_complete(r->cache, f->name, st, res, now_ms(r), &waiters);
   while ((w = dnscache_waitlist_pop(&waiters)) != NULL) {
     struct dns_query *q = w->data;
@@ -337,6 +386,20 @@ static int start_flight(struct resolver *r, const char *name) {
   return 0;
 }
 
+/* The answer from the shared cache, if there is one (*STATE HIT); a name
+ * missing there is looked up (and its lookups joined) on this loop. */
+static int shared_lookup(struct resolver *r, const char *name, uint16_t port,
+                         enum dnscache_state *state, enum dns_status *st, struct dns_result *res) {
+  int rc;
+  *state = DNSCACHE_MISS;
+  if (r->shared == NULL)
+    return 0;
+  uv_mutex_lock(&r->shared->mu);
+  rc = dnscache_lookup(r->shared->cache, name, port, now_ms(r), NULL, state, st, res);
+  uv_mutex_unlock(&r->shared->mu);
+  return rc;
+}
+
 int resolver_lookup(struct resolver *r, const char *name, uint16_t port, dns_cb cb,
                     void *arg, struct dns_query **handle) {
   struct dns_query *q = calloc(1, sizeof(*q));
@@ -356,7 +419,9 @@ int resolver_lookup(struct resolver *r, const char *name, uint16_t port, dns_cb 
   q->handle = handle;
   q->waiter.data = q;
   *handle = q;
-  rc = dnscache_lookup(r->cache, name, port, now_ms(r), &q->waiter, &state, &st, res);
+  rc = shared_lookup(r, name, port, &state, &st, res);
+  if (rc == 0 && state != DNSCACHE_HIT)
+    rc = dnscache_lookup(r->cache, name, port, now_ms(r), &q->waiter, &state, &st, res);
   if (rc == 0 && state == DNSCACHE_MISS && (rc = start_flight(r, name)) != 0)
     dnscache_detach(&q->waiter);
   if (rc != 0) {

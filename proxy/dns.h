@@ -59,14 +59,31 @@ typedef void (*dns_cb)(void *arg, enum dns_status status, const struct dns_resul
 struct dnscache_limits;
 struct dnscache_stats;
 
+/* Answers shared by several resolvers (one per worker loop), under a
+ * lock: an answer one worker got serves the others until it expires. */
+struct resolver_cache;
+
+/* A shared answer cache bounded by LIMITS (copied; its seed is filled in
+ * here). Returns 0 and *OUT, or a negative code. */
+int resolver_cache_new(const struct dnscache_limits *limits, struct resolver_cache **out);
+
+/* Frees C once no resolver uses it. NULL-safe. */
+void resolver_cache_free(struct resolver_cache *c);
+
+/* C's counters and size, read under its lock. */
+void resolver_cache_stats(struct resolver_cache *c, struct dnscache_stats *out);
+
 /* Creates a resolver on LOOP. SERVERS is a c-ares CSV list ("127.0.0.1:5353,
  * [::1]:53") or "" for /etc/resolv.conf. TIMEOUT_MS bounds each lookup.
- * CACHE (copied; NULL: nothing is kept, concurrent lookups still share one
- * query) bounds the answer cache; its seed is filled in here.
- * Returns 0 and *out, or a negative code with a message in ERR. */
+ * With SHARED (borrowed, may be NULL), answers are kept there and this
+ * resolver keeps only its lookups running (concurrent lookups of a name on
+ * this loop share one query). Without it, CACHE (copied; NULL: nothing is
+ * kept, concurrent lookups still share one query) bounds the resolver's own
+ * answer cache; its seed is filled in here. Returns 0 and *out, or a
+ * negative code with a message in ERR. */
 int resolver_new(uv_loop_t *loop, const char *servers, uint64_t timeout_ms,
-                 const struct dnscache_limits *cache, struct resolver **out, char *err,
-                 size_t errsize);
+                 const struct dnscache_limits *cache, struct resolver_cache *shared,
+                 struct resolver **out, char *err, size_t errsize);
 
 /* How the resolvers last did, for readiness: loop times (ms) of the last
  * answered query (any answer, NXDOMAIN too) and of the last that timed out
@@ -78,7 +95,9 @@ struct resolver_health {
 };
 void resolver_get_health(const struct resolver *r, struct resolver_health *out);
 
-/* The cache's counters (hits, misses, ...). */
+/* The counters of the resolver's own cache (hits, misses, ...; with a
+ * shared cache: the lookups that joined a query running, and the queries
+ * running). */
 void resolver_stats(const struct resolver *r, struct dnscache_stats *out);
 
 /* Cancels outstanding lookups (their callbacks are not called) and closes

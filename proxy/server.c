@@ -51,6 +51,11 @@ static void via_init(struct server_shared *sh) {
 int server_shared_init(struct server_shared *sh, struct config *cfg, size_t nworkers,
                        int64_t now_override, void (*wake)(void *arg), void *wake_arg,
                        char *err, size_t errsize) {
+  struct dnscache_limits cache = {.min_ttl_ms = cfg->dns.min_ttl,
+                                  .max_ttl_ms = cfg->dns.max_ttl,
+                                  .negative_ttl_ms = cfg->dns.negative_ttl,
+                                  .max_entries = cfg->dns.cache_entries,
+                                  .max_bytes = cfg->dns.cache_memory};
   int rc;
   memset(sh, 0, sizeof(*sh));
   sh->cfg = cfg;
@@ -67,12 +72,18 @@ int server_shared_init(struct server_shared *sh, struct config *cfg, size_t nwor
     snprintf(err, errsize, "cannot set up connection admission: %s", uv_strerror(rc));
     return rc;
   }
+  if ((rc = resolver_cache_new(&cache, &sh->dns)) != 0) {
+    snprintf(err, errsize, "DNS cache: %s", rc == -EINVAL ? "invalid limits" : "out of memory");
+    return rc;
+  }
   return bump_ctx_new(cfg, &sh->bump, err, errsize);
 }
 
 void server_shared_free(struct server_shared *sh) {
   bump_ctx_free(sh->bump);
   sh->bump = NULL;
+  resolver_cache_free(sh->dns);
+  sh->dns = NULL;
   admit_shared_free(&sh->admit);
   server_config_unref(sh->holder);
   sh->holder = NULL;
@@ -165,12 +176,6 @@ int server_init(struct server *srv, uv_loop_t *loop, struct server_shared *sh, s
                 const struct server *first, const struct sockaddr *own_extra, char *err,
                 size_t errsize) {
   const struct config *cfg = sh->cfg;
-  size_t n = sh->nworkers;
-  struct dnscache_limits cache = {.min_ttl_ms = cfg->dns.min_ttl,
-                                  .max_ttl_ms = cfg->dns.max_ttl,
-                                  .negative_ttl_ms = cfg->dns.negative_ttl,
-                                  .max_entries = share_of(cfg->dns.cache_entries, n, index),
-                                  .max_bytes = share_of(cfg->dns.cache_memory, n, index)};
   int rc;
 
   memset(srv, 0, sizeof(*srv));
@@ -196,8 +201,8 @@ int server_init(struct server *srv, uv_loop_t *loop, struct server_shared *sh, s
   }
   if (own_extra != NULL)
     destcheck_add_self(&srv->dest, own_extra);
-  rc = resolver_new(loop, cfg->resolvers, cfg->timeouts.resolve, &cache, &srv->resolver, err,
-                    errsize);
+  rc = resolver_new(loop, cfg->resolvers, cfg->timeouts.resolve, NULL, sh->dns, &srv->resolver,
+                    err, errsize);
   if (rc != 0)
     return rc;
   return listeners_open(srv, first, err, errsize);

@@ -1,9 +1,10 @@
 /* The server: one worker's event loop, its listening sockets (one per
  * configured listener, in an SO_REUSEPORT group with the other workers'),
- * its resolver and DNS cache, its pool of idle upstream connections, its
+ * its resolver (the DNS answers are shared), its pool of idle upstream connections, its
  * connections, and the configuration and policy snapshot it serves with.
  * What the workers share (the configuration in force, admission, the
- * connection ids, the block-page CA, the one clock every cutoff reads) is
+ * connection ids, DNS answers, the block-page CA, the one clock every
+ * cutoff reads) is
  * a struct server_shared, owned by the process (proxy/workers.c), which
  * also handles signals, the admin endpoint and reloads on the main thread
  * and reaches each server with server_command. */
@@ -23,6 +24,7 @@
 
 struct bump_ctx;
 struct resolver;
+struct resolver_cache;
 struct upstream;
 struct conn;
 struct server_retired;
@@ -53,6 +55,7 @@ struct server_shared {
   size_t nworkers;
   struct admit_shared admit;     /* connection limits, descriptor exhaustion */
   struct bump_ctx *bump;         /* the block page over TLS; NULL without a CA (owned) */
+  struct resolver_cache *dns;    /* DNS answers, for every worker's resolver (owned) */
   char via_host[64];             /* received-by in Via: this host's name */
   char via[96];                  /* "HOST (embargo/VERSION)" */
   bool mu_ready;
@@ -98,7 +101,7 @@ struct server {
   uv_async_t wake;               /* server_command's doorbell */
   uv_mutex_t wake_mu;            /* guards wake_open against the close */
   _Atomic unsigned commands;     /* enum server_command bits not yet run */
-  void (*report)(struct server *srv, void *arg); /* SERVER_CMD_REPORT, and when the loop ends */
+  void (*report)(struct server *srv, void *arg); /* run on SERVER_CMD_REPORT */
   void *report_arg;
   size_t nconns;
   struct conn *conns;            /* every live client connection */
@@ -118,7 +121,7 @@ struct server {
 /* Prepares SH for CFG (borrowed: it must outlive SH) and NWORKERS workers:
  * the Via name, the clock (NOW_OVERRIDE, if non-zero, is the policy time
  * now, in seconds since the epoch), admission (WAKE as in
- * admit_shared_init) and the block-page context. Returns 0 or a negative
+ * admit_shared_init), the DNS answer cache and the block-page context. Returns 0 or a negative
  * code with a message in ERR; SH must be freed with server_shared_free
  * whatever the result. */
 int server_shared_init(struct server_shared *sh, struct config *cfg, size_t nworkers,
@@ -131,8 +134,8 @@ void server_shared_free(struct server_shared *sh);
 
 /* Sets up worker INDEX on LOOP: binds a socket for every configured
  * listener (FIRST: worker 0's server, whose sockets the others join; NULL
- * for worker 0 itself), creates its resolver with its share of the DNS
- * cache. OWN_EXTRA (may be NULL) is one more of Embargo's own addresses
+ * for worker 0 itself), creates its resolver (its own c-ares channel, the
+ * shared answer cache). OWN_EXTRA (may be NULL) is one more of Embargo's own addresses
  * (the admin endpoint) refused as a destination. Runs on any thread, the
  * loop not running. Returns 0 or a negative code with a message in ERR;
  * either way the server must be stopped (server_stop, one uv_run) and

@@ -13,6 +13,7 @@
 #include "filters/policy.h"
 #include "proxy/admin.h"
 #include "proxy/bump.h"
+#include "proxy/dns.h"
 #include "proxy/log.h"
 #include "proxy/reload.h"
 #include "proxy/upstream.h"
@@ -182,7 +183,8 @@ void workers_collect(struct workers *ws, struct server_stats *out) {
 int workers_metrics_view(struct workers *ws, struct metrics_view *v) {
   struct server_stats *st = calloc(ws->n, sizeof(*st));
   const struct server *first = &ws->w[0].srv;
-  size_t i, l;
+  uint64_t joins = 0;
+  size_t i, l, pending = 0;
   if (st == NULL)
     return -ENOMEM;
   workers_collect(ws, st);
@@ -203,17 +205,12 @@ int workers_metrics_view(struct workers *ws, struct metrics_view *v) {
     if (i < CONFIG_MAX_WORKERS)
       v->worker_active[i] = st[i].nconns;
     v->tunnels += st[i].tunnels;
-    v->dns.hits += st[i].dns.hits;
-    v->dns.misses += st[i].dns.misses;
-    v->dns.joins += st[i].dns.joins;
-    v->dns.expired += st[i].dns.expired;
-    v->dns.evictions += st[i].dns.evictions;
-    v->dns.stores += st[i].dns.stores;
-    v->dns.entries += st[i].dns.entries;
-    v->dns.pending += st[i].dns.pending;
-    v->dns.bytes += st[i].dns.bytes;
-    v->dns.table_bytes += st[i].dns.table_bytes;
+    joins += st[i].dns.joins;      /* each loop's own: lookups joined to a query running */
+    pending += st[i].dns.pending;
   }
+  resolver_cache_stats(ws->shared.dns, &v->dns); /* the answers, shared */
+  v->dns.joins = joins;
+  v->dns.pending = pending;
   v->fd_pauses = atomic_load(&ws->shared.admit.fd_pauses);
   v->limit_pauses = atomic_load(&ws->shared.admit.limit_pauses);
   v->client_refusals = atomic_load(&ws->shared.admit.client_refusals);

@@ -104,6 +104,21 @@ class WorkersTest(EmbargoTestCase):
         ids = [r["conn"] for r in self.embargo.records() if "conn" in r]
         self.assertEqual(len(ids), len(set(ids)))
 
+    def test_an_answer_one_worker_got_serves_the_others(self):
+        admin = free_port()
+        e = self.start_embargo(extra=WORKERS + "admin: {listen: 127.0.0.1:%d}\n" % admin)
+        mark = self.dns.mark()
+        for i in range(20):  # each response closes its upstream: no pooled connection
+            r = http_get(e.port, self.url(host="other.test", path="/close/%d" % (i + 1)))
+            self.assertEqual(r.status, 200, r)
+            if i == 0:
+                first = self.dns.queries(mark).count("other.test")  # A and AAAA
+        accepted = worker_series(self.metrics(admin), "embargo_worker_connections_total")
+        self.assertTrue(len(accepted) == 2 and min(accepted.values()) >= 1, accepted)
+        self.assertGreaterEqual(first, 1)
+        self.assertEqual(self.dns.queries(mark).count("other.test"), first,
+                         "a worker resolved a name another worker had the answer for")
+
     def test_reload_by_signal_and_by_endpoint_reaches_every_worker(self):
         held = self.held_on_both_workers()
         for c in held:
