@@ -184,6 +184,7 @@ static bool may_accept(struct admit *a, struct listener *lst, bool retry) {
 static void accept_now(struct admit *a, struct listener *lst) {
   uint64_t releases = a->releases;
   size_t before = a->srv->nconns;
+  server_sync(a->srv); /* a reload just made: this connection is served under it */
   conn_accept(lst);
   if (a->srv->nconns == before && a->releases == releases)
     slot_give(a->shared);

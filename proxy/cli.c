@@ -545,6 +545,7 @@ static double metric_sum(const char *text, const char *name, const char *label) 
 }
 
 static void print_figures(const char *m) {
+  printf("workers:         %.0f event loop(s)\n", metric_sum(m, "embargo_workers", NULL));
   printf("connections:     %.0f open, %.0f accepted\n",
          metric_sum(m, "embargo_client_connections_active", NULL),
          metric_sum(m, "embargo_client_connections_total", NULL));

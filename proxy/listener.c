@@ -34,7 +34,6 @@ static void on_connection(uv_stream_t *s, int status) {
   /* At the connection limit or out of descriptors, the connection is left
    * pending: libuv stops watching the socket until it is accepted, so the
    * kernel's backlog holds further clients instead of a loop shedding them. */
-  server_sync(lst->srv); /* a reload just made: this connection is served under it */
   admit_accept(&lst->srv->admit, lst);
 }
 
