@@ -184,13 +184,13 @@ static bool may_accept(struct admit *a, struct listener *lst, bool retry) {
 static void accept_now(struct admit *a, struct listener *lst) {
   uint64_t releases = a->releases;
   size_t before = a->srv->nconns;
-  server_sync(a->srv); /* a reload just made: this connection is served under it */
   conn_accept(lst);
   if (a->srv->nconns == before && a->releases == releases)
     slot_give(a->shared);
 }
 
 void admit_accept(struct admit *a, struct listener *lst) {
+  server_sync(a->srv); /* a reload just made: this connection is served under it */
   if (may_accept(a, lst, false))
     accept_now(a, lst);
 }
@@ -212,6 +212,7 @@ void admit_note_error(struct admit *a, int err) {
 static void resume_all(struct admit *a) {
   struct server *srv = a->srv;
   size_t i;
+  server_sync(srv);
   for (i = 0; i < srv->nlisteners && !a->closing && !srv->stopping; i++) {
     struct listener *lst = &srv->listeners[i];
     if (!lst->paused)
