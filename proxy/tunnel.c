@@ -24,7 +24,7 @@ void tunnel_client_data(struct conn *c, ssize_t nread, const char *data) {
     tunnel_maybe_close(c);
     return;
   }
-  if (peek_awaiting_second_hello(c)) {
+  if (c->ex != NULL && peek_awaiting_second_hello(c)) {
     peek_second_hello(c, nread, data);
     if (c->state == CONN_ST_TUNNEL)
       conn_update_reading(c);
@@ -48,7 +48,10 @@ void tunnel_upstream_data(struct conn *c, ssize_t nread, const char *data) {
     tunnel_maybe_close(c);
     return;
   }
-  peek_watch_server(c, data, (size_t)nread);
+  if (c->ex != NULL) {
+    peek_watch_server(c, data, (size_t)nread);
+    conn_tunnel_relaying(c); /* the watch is over: drop what the exchange held */
+  }
   if (conn_write_client(c, data, (size_t)nread) != 0)
     return;
   conn_arm_timer(c, c->srv->cfg->timeouts.tunnel_idle);
@@ -70,13 +73,14 @@ void tunnel_start(struct conn *c) {
   }
   peek_watch_start(c);
   peek_free(c);
-  if (c->spill_len > 0) { /* bytes the client sent after its CONNECT head or hello */
-    if (endpoint_write(&c->up->ep, c->spill + c->spill_off, c->spill_len) != 0) {
+  if (c->ex->spill_len > 0) { /* bytes the client sent after its CONNECT head or hello */
+    if (endpoint_write(&c->up->ep, c->ex->spill + c->ex->spill_off, c->ex->spill_len) != 0) {
       conn_close(c);
       return;
     }
-    c->spill_len = c->spill_off = 0;
+    c->ex->spill_len = c->ex->spill_off = 0;
   }
+  conn_tunnel_relaying(c);
   conn_arm_timer(c, c->srv->cfg->timeouts.tunnel_idle);
   conn_update_reading(c);
 }
