@@ -114,6 +114,9 @@ struct conn {
   struct endpoint cli;
   uv_timer_t timer;          /* the deadline of the current phase */
   struct upstream *up;       /* the destination connection in use */
+  struct upstream *kept;     /* the last exchange's, kept for the next request to the
+                                same destination (affinity); read, so that its close
+                                or a stray byte retires it */
   struct exchange *ex;       /* the exchange being decided (owned); NULL in a relaying tunnel */
   int handles;               /* open handles; freed when it drops to 0 */
   enum conn_state state;

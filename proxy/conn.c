@@ -91,6 +91,13 @@ static void on_handle_closed(uv_handle_t *h) {
   free(c);
 }
 
+void conn_release_kept(struct conn *c) {
+  if (c->kept != NULL) {
+    upstream_release(c->kept); /* healthy and idle: the pool may use it */
+    c->kept = NULL;
+  }
+}
+
 void conn_close(struct conn *c) {
   struct server *srv = c->srv;
   if (c->state == CONN_ST_CLOSED)
@@ -102,6 +109,7 @@ void conn_close(struct conn *c) {
     upstream_close(c->up);
     c->up = NULL;
   }
+  conn_release_kept(c);
   if (c->prev != NULL)
     c->prev->next = c->next;
   else
@@ -183,7 +191,11 @@ void conn_update_reading(struct conn *c) {
     want_client = c->ex->spill_len == 0;
     break;
   case CONN_ST_FORWARD:
-    want_client = !c->ex->req_done && c->ex->spill_len == 0 && up_pending < high;
+    /* Once the request is read, reading may go on (as it was) while the
+     * response comes: a pipelined request then waits in the spill buffer,
+     * and each request spares stopping and restarting the client's read. */
+    want_client = c->ex->spill_len == 0 &&
+                  (c->ex->req_done ? c->cli.reading : up_pending < high);
     break;
   case CONN_ST_TUNNEL:
     want_client = up_pending < high;
@@ -218,6 +230,13 @@ int conn_write_client(struct conn *c, const char *data, size_t len) {
 /* ---- upstream events ------------------------------------------------------- */
 
 void conn_upstream_drained(struct conn *c, struct upstream *up, int status) {
+  if (up == c->kept) {
+    if (status < 0) {
+      c->kept = NULL;
+      upstream_close(up);
+    }
+    return;
+  }
   if (status < 0 && status != UV_ECANCELED) {
     if (c->state == CONN_ST_FORWARD)
       forward_failed(c, uv_strerror(status));
@@ -315,6 +334,7 @@ void conn_linger(struct conn *c) {
     upstream_close(c->up);
     c->up = NULL;
   }
+  conn_release_kept(c);
   if (endpoint_shutdown(&c->cli, on_linger_shutdown) != 0) {
     conn_close(c);
     return;
@@ -367,10 +387,23 @@ static void on_client_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
 void conn_upstream_read(struct conn *c, struct upstream *up, ssize_t nread, const char *data) {
   if (nread > 0)
     metrics_add(METRIC_BYTES_UPSTREAM, (uint64_t)nread);
-  if (c->state == CONN_ST_TUNNEL)
+  if (up == c->kept) { /* an idle connection must stay silent: data or EOF retires it */
+    c->kept = NULL;
+    upstream_close(up);
+    return;
+  }
+  if (c->state == CONN_ST_TUNNEL) {
     tunnel_upstream_data(c, nread, data);
-  else
-    forward_response_data(c, nread, data);
+    return;
+  }
+  /* What one read makes the client get (a response head and its body)
+   * leaves in one write. */
+  endpoint_cork(&c->cli);
+  forward_response_data(c, nread, data);
+  if (endpoint_uncork(&c->cli) != 0 && c->state != CONN_ST_CLOSED) {
+    log_diag(LOG_INFO, c->id, "client write failed");
+    conn_close(c);
+  }
 }
 
 /* ---- accept ------------------------------------------------------------- */

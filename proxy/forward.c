@@ -28,7 +28,7 @@ void forward_start(struct conn *c) {
   http1_resume(up->resp); /* a reused connection's parser paused after its last response */
   http1_expect_head_response(up->resp, c->ex->head->is_head);
   http1_write_request(&out, c->ex->head, c->ex->path ? c->ex->path : "", c->ex->path_len, c->ex->authority, c->srv->via);
-  rc = out.failed ? UV_ENOMEM : endpoint_write(&up->ep, out.data, out.len);
+  rc = out.failed ? UV_ENOMEM : endpoint_write_now(&up->ep, out.data, out.len);
   obuf_free(&out);
   if (rc != 0) {
     respond_error(c, 502, "destination_unavailable", uv_strerror(rc));
@@ -219,11 +219,14 @@ void forward_maybe_finish(struct conn *c) {
     c->ex->client_keep = false;
   }
   if (up != NULL) {
+    bool next = c->ex->client_keep && !c->close_after && !c->cli.eof;
     c->up = NULL;
-    if (c->ex->req_done && http1_keep_alive(up->resp) && !up->ep.eof)
-      upstream_release(up);
-    else
+    if (!c->ex->req_done || !http1_keep_alive(up->resp) || up->ep.eof || up->ep.pending > 0)
       upstream_close(up);
+    else if (next)
+      c->kept = up; /* for the client's next request, if it goes to the same place */
+    else
+      upstream_release(up);
   }
   if (!c->ex->client_keep || c->close_after || c->cli.eof) {
     conn_set_state(c, CONN_ST_RESPONDING);

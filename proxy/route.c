@@ -163,6 +163,21 @@ static void dial_next(struct conn *c) {
   dial_failed(c);
 }
 
+/* The idle connection to KEY this client used last (affinity), else one
+ * from the pool, or NULL. A kept connection to another destination goes
+ * back to the pool. */
+static struct upstream *take_upstream(struct conn *c, const char *key) {
+  struct upstream *up = c->kept;
+  c->kept = NULL;
+  if (up != NULL && strcmp(up->key, key) == 0) {
+    up->reused = true; /* it may have been closed meanwhile: a safe retry applies */
+    return up;
+  }
+  if (up != NULL)
+    upstream_release(up);
+  return upstream_take(c->srv, key);
+}
+
 static void dial_start(struct conn *c) {
   char key[UPSTREAM_KEY_MAX];
   struct upstream *up;
@@ -170,7 +185,7 @@ static void dial_start(struct conn *c) {
   conn_set_state(c, CONN_ST_CONNECTING);
   uv_timer_stop(&c->timer); /* each attempt has its own deadline */
   if (conn_transparent(c) && c->ex->relay == CONN_RELAY_HTTP &&
-      (up = upstream_take(c->srv, route_pool_key(c, key, sizeof(key)))) != NULL) {
+      (up = take_upstream(c, route_pool_key(c, key, sizeof(key)))) != NULL) {
     c->up = up;
     up->conn = c;
     forward_start(c);
@@ -311,7 +326,7 @@ static int literal_addrs(struct conn *c) {
 /* Reuses an idle connection to the destination, judged on the answer it
  * was dialled from, as a new dial would be. Returns false if none fits. */
 static bool reuse_pooled(struct conn *c) {
-  struct upstream *up = upstream_take(c->srv, c->ex->authority);
+  struct upstream *up = take_upstream(c, c->ex->authority);
 
   if (up == NULL)
     return false;

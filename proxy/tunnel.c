@@ -61,6 +61,7 @@ void tunnel_upstream_data(struct conn *c, ssize_t nread, const char *data) {
 void tunnel_start(struct conn *c) {
   static const char established[] = "HTTP/1.1 200 Connection established\r\n\r\n";
   conn_set_state(c, CONN_ST_TUNNEL);
+  conn_release_kept(c);
   /* A CONNECT is answered once the destination is there (or before the
    * ClientHello was read); an intercepted connection expects no answer. */
   if (!conn_transparent(c) && !c->established &&

@@ -236,7 +236,8 @@ struct upstream *upstream_take(struct server *srv, const char *key) {
       continue;
     pool_unlink(up);
     uv_timer_stop(&up->timer);
-    upstream_set_reading(up, false);
+    /* Reading stays on: the new owner's conn_update_reading decides before
+     * the loop runs again, usually to read on (no epoll change per reuse). */
     up->reused = true;
     return up;
   }

@@ -69,7 +69,8 @@ void upstream_close(struct upstream *up);
 void upstream_release(struct upstream *up);
 
 /* Takes an idle pooled connection for KEY, or NULL. The caller becomes its
- * owner and must set up->conn. */
+ * owner and must set up->conn, and set its reading (it is left reading)
+ * before returning to the loop. */
 struct upstream *upstream_take(struct server *srv, const char *key);
 
 /* Closes every pooled connection (shutdown). */
