@@ -41,14 +41,6 @@ static struct wreq *wreq_new(struct endpoint *ep, size_t cap) {
   return w;
 }
 
-static void wreq_append(struct wreq *w, const uv_buf_t *bufs, size_t nbufs) {
-  size_t i;
-  for (i = 0; i < nbufs; i++) {
-    memcpy(w->data + w->len, bufs[i].base, bufs[i].len);
-    w->len += bufs[i].len;
-  }
-}
-
 /* Writes W (its bytes already counted as pending). With TRY_NOW and
  * nothing queued before it, as much as the socket takes goes at once
  * (uv_try_write: no write request, and no epoll change after it), the rest
@@ -85,6 +77,21 @@ static int wreq_submit(struct endpoint *ep, struct wreq *w, bool try_now) {
   return 0;
 }
 
+/* Copies into W the bytes of BUFS from the SKIP-th on. */
+static void wreq_append_from(struct wreq *w, const uv_buf_t *bufs, size_t nbufs, size_t skip) {
+  size_t i;
+  for (i = 0; i < nbufs; i++) {
+    size_t n = bufs[i].len;
+    if (skip >= n) {
+      skip -= n;
+      continue;
+    }
+    memcpy(w->data + w->len, bufs[i].base + skip, n - skip);
+    w->len += n - skip;
+    skip = 0;
+  }
+}
+
 #define STAGE_MIN 4096
 
 /* Appends to the staged write, growing it geometrically. */
@@ -103,13 +110,14 @@ static int stage(struct endpoint *ep, const uv_buf_t *bufs, size_t nbufs, size_t
     w->cap = cap;
     ep->staged = w;
   }
-  wreq_append(w, bufs, nbufs);
+  wreq_append_from(w, bufs, nbufs, 0);
   ep->pending += len;
   return 0;
 }
 
 static int write_bufs(struct endpoint *ep, const uv_buf_t *bufs, size_t nbufs, bool try_now) {
-  size_t i, len = 0;
+  uv_stream_t *s = (uv_stream_t *)&ep->tcp;
+  size_t i, len = 0, done = 0;
   struct wreq *w;
   int rc;
 
@@ -119,11 +127,21 @@ static int write_bufs(struct endpoint *ep, const uv_buf_t *bufs, size_t nbufs, b
     return 0;
   if (ep->corked)
     return stage(ep, bufs, nbufs, len);
-  if ((w = wreq_new(ep, len)) == NULL)
+  if (try_now && uv_stream_get_write_queue_size(s) == 0) {
+    /* Straight from the caller's buffers: only what the socket does not
+     * take now is copied and queued. */
+    rc = uv_try_write(s, bufs, (unsigned)nbufs);
+    if (rc < 0 && rc != UV_EAGAIN)
+      return rc;
+    done = rc > 0 ? (size_t)rc : 0;
+    if (done == len)
+      return 0;
+  }
+  if ((w = wreq_new(ep, len - done)) == NULL)
     return UV_ENOMEM;
-  wreq_append(w, bufs, nbufs);
-  ep->pending += len;
-  rc = wreq_submit(ep, w, try_now);
+  wreq_append_from(w, bufs, nbufs, done);
+  ep->pending += w->len;
+  rc = wreq_submit(ep, w, false);
   return rc > 0 ? 0 : rc;
 }
 

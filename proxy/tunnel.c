@@ -30,7 +30,9 @@ void tunnel_client_data(struct conn *c, ssize_t nread, const char *data) {
       conn_update_reading(c);
     return;
   }
-  if ((rc = endpoint_write(&c->up->ep, data, (size_t)nread)) != 0) {
+  /* Bytes the socket takes at once are not copied; a tunnel does not wait
+   * for the drain of what went out at once. */
+  if ((rc = endpoint_write_now(&c->up->ep, data, (size_t)nread)) != 0) {
     conn_close(c);
     return;
   }
@@ -52,8 +54,10 @@ void tunnel_upstream_data(struct conn *c, ssize_t nread, const char *data) {
     peek_watch_server(c, data, (size_t)nread);
     conn_tunnel_relaying(c); /* the watch is over: drop what the exchange held */
   }
-  if (conn_write_client(c, data, (size_t)nread) != 0)
+  if (endpoint_write_now(&c->cli, data, (size_t)nread) != 0) {
+    conn_close(c);
     return;
+  }
   conn_arm_timer(c, c->srv->cfg->timeouts.tunnel_idle);
   conn_update_reading(c);
 }
