@@ -396,8 +396,12 @@ void conn_upstream_read(struct conn *c, struct upstream *up, ssize_t nread, cons
     tunnel_upstream_data(c, nread, data);
     return;
   }
-  /* What one read makes the client get (a response head and its body)
-   * leaves in one write. */
+  if (c->ex->resp_started) { /* body bytes: written from the read buffer */
+    forward_response_data(c, nread, data);
+    return;
+  }
+  /* What the read with the response head makes the client get (the head
+   * and the body that came with it) leaves in one write. */
   endpoint_cork(&c->cli);
   forward_response_data(c, nread, data);
   if (endpoint_uncork(&c->cli) != 0 && c->state != CONN_ST_CLOSED) {

@@ -149,6 +149,10 @@ int endpoint_writev(struct endpoint *ep, const uv_buf_t *bufs, size_t nbufs) {
   return write_bufs(ep, bufs, nbufs, false);
 }
 
+int endpoint_writev_now(struct endpoint *ep, const uv_buf_t *bufs, size_t nbufs) {
+  return write_bufs(ep, bufs, nbufs, true);
+}
+
 int endpoint_write_now(struct endpoint *ep, const char *data, size_t len) {
   uv_buf_t buf = uv_buf_init((char *)data, (unsigned)len);
   return write_bufs(ep, &buf, 1, true);

@@ -43,6 +43,7 @@ int endpoint_writev(struct endpoint *ep, const uv_buf_t *bufs, size_t nbufs);
  * those bytes: for an owner that does not wait for the drain of what it
  * writes (it reads the other way next). */
 int endpoint_write_now(struct endpoint *ep, const char *data, size_t len);
+int endpoint_writev_now(struct endpoint *ep, const uv_buf_t *bufs, size_t nbufs);
 
 /* From now on writes accumulate into one buffer instead of being queued
  * one by one (each queued write is a write(2) when the socket has room):

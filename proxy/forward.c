@@ -95,12 +95,14 @@ static int on_response_body(void *ctx, const char *data, size_t len) {
   char size[24];
   uv_buf_t bufs[3];
 
+  /* Nothing waits for the drain of body bytes the socket took at once:
+   * the end of the response is decided on the parser's word. */
   if (c->ex->framing != FRAMING_CHUNKED)
-    return endpoint_write(&c->cli, data, len) == 0 ? 0 : -1;
+    return endpoint_write_now(&c->cli, data, len) == 0 ? 0 : -1;
   bufs[0] = uv_buf_init(size, (unsigned)snprintf(size, sizeof(size), "%zx\r\n", len));
   bufs[1] = uv_buf_init((char *)data, (unsigned)len);
   bufs[2] = uv_buf_init((char *)crlf, 2);
-  return endpoint_writev(&c->cli, bufs, 3) == 0 ? 0 : -1;
+  return endpoint_writev_now(&c->cli, bufs, 3) == 0 ? 0 : -1;
 }
 
 static int on_response_done(void *ctx) {
