@@ -64,6 +64,8 @@ void admit_shared_log(const struct admit_shared *sh) {
 
 void admit_shared_free(struct admit_shared *sh) {
   size_t i;
+  if (!sh->mu_ready)
+    return; /* never initialised, or freed already */
   for (i = 0; sh->table != NULL && i < sh->nbuckets; i++) {
     while (sh->table[i] != NULL) {
       struct admit_client *e = sh->table[i];

@@ -128,11 +128,11 @@ void bump_ctx_log_stats(struct bump_ctx *bx, size_t bound) {
 
 /* ---- one connection ------------------------------------------------------ */
 
-/* Whether the page is in effect for c->verdict (a deny). */
+/* Whether the page is in effect for c->ex->verdict (a deny). */
 static bool page_wanted(const struct conn *c) {
-  const struct rule *r = c->verdict.rule;
+  const struct rule *r = c->ex->verdict.rule;
   enum deny_with w = c->srv->cfg->tls.deny_with;
-  if (c->srv->bump == NULL || c->verdict.action != ACTION_DENY)
+  if (c->srv->bump == NULL || c->ex->verdict.action != ACTION_DENY)
     return false;
   if (r != NULL && r->category->deny_with != DENY_WITH_DEFAULT)
     w = r->category->deny_with;
@@ -140,13 +140,13 @@ static bool page_wanted(const struct conn *c) {
 }
 
 void bump_free(struct conn *c) {
-  if (c->bump == NULL)
+  if (c->ex->bump == NULL)
     return;
-  if (c->bump->job != NULL) /* it finishes on its own, for the cache */
-    c->bump->job->c = NULL;
-  SSL_free(c->bump->ssl);
-  free(c->bump);
-  c->bump = NULL;
+  if (c->ex->bump->job != NULL) /* it finishes on its own, for the cache */
+    c->ex->bump->job->c = NULL;
+  SSL_free(c->ex->bump->ssl);
+  free(c->ex->bump);
+  c->ex->bump = NULL;
 }
 
 /* Records the client's alert and whether our certificate went out. */
@@ -164,7 +164,7 @@ static void on_msg(int write_p, int version, int content_type, const void *buf, 
 static int flush(struct conn *c) {
   char buf[16384];
   int n;
-  while ((n = BIO_read(c->bump->out, buf, sizeof(buf))) > 0)
+  while ((n = BIO_read(c->ex->bump->out, buf, sizeof(buf))) > 0)
     if (conn_write_client(c, buf, (size_t)n) != 0)
       return -1;
   return 0;
@@ -181,7 +181,7 @@ static void finish(struct conn *c, int status, const char *error, const char *de
 
 /* The handshake or the request did not happen; WHAT says how it ended. */
 static void give_up(struct conn *c, const char *what) {
-  struct bump *b = c->bump;
+  struct bump *b = c->ex->bump;
   char detail[200];
   if (b->handshaken) {
     snprintf(detail, sizeof(detail), "no request after the TLS handshake (%s)", what);
@@ -200,7 +200,7 @@ static void give_up(struct conn *c, const char *what) {
 
 /* The request head is in (or too long to wait for): the page, close_notify, FIN. */
 static void answer(struct conn *c) {
-  struct bump *b = c->bump;
+  struct bump *b = c->ex->bump;
   struct obuf out = {0};
   char detail[300];
   size_t line = strcspn(b->req, "\r\n");
@@ -224,7 +224,7 @@ static void answer(struct conn *c) {
 }
 
 static void read_request(struct conn *c) {
-  struct bump *b = c->bump;
+  struct bump *b = c->ex->bump;
   for (int i = 0; i < 64; i++) {
     size_t room = BUMP_REQ_MAX - b->req_len;
     int n = room > 0 ? SSL_read(b->ssl, b->req + b->req_len, (int)room) : 0;
@@ -249,7 +249,7 @@ static void read_request(struct conn *c) {
 
 /* Runs OpenSSL on what has arrived (once there is a certificate). */
 static void drive(struct conn *c) {
-  struct bump *b = c->bump;
+  struct bump *b = c->ex->bump;
   if (b->job != NULL)
     return;
   if (!b->handshaken) {
@@ -318,7 +318,7 @@ static X509 *cache_insert(struct bump_ctx *bx, const char *name, int64_t now, X5
 /* The leaf is ready: present it and run the handshake on what arrived.
  * LEAF (may be NULL) is the caller's reference, released here. */
 static void present(struct conn *c, X509 *leaf) {
-  struct bump *b = c->bump;
+  struct bump *b = c->ex->bump;
   bool ok = leaf != NULL && SSL_use_certificate(b->ssl, leaf) == 1 &&
             SSL_use_PrivateKey(b->ssl, minter_key(c->srv->bump->minter)) == 1;
   X509_free(leaf); /* the SSL holds its own reference */
@@ -346,7 +346,7 @@ static void on_minted(uv_work_t *req, int status) {
     X509_free(leaf);
     return;
   }
-  c->bump->job = NULL;
+  c->ex->bump->job = NULL;
   if (c->state == CONN_ST_BUMP)
     present(c, leaf);
   else
@@ -377,7 +377,7 @@ static int queue_mint(struct conn *c, const char *name, int64_t now) {
     free(job);
     return rc;
   }
-  c->bump->job = job;
+  c->ex->bump->job = job;
   return 0;
 }
 
@@ -394,7 +394,7 @@ static int bump_start(struct conn *c, const char *why) {
   size_t len = 0;
 
   if (name == NULL)
-    name = c->dest.name; /* no SNI: the CONNECT authority */
+    name = c->ex->dest.name; /* no SNI: the CONNECT authority */
   if ((b = calloc(1, sizeof(*b))) == NULL)
     return -ENOMEM;
   if ((b->ssl = new_ssl(c, b)) == NULL) {
@@ -406,13 +406,13 @@ static int bump_start(struct conn *c, const char *why) {
   snprintf(b->why, sizeof(b->why), "%s", why ? why : "");
   /* The page names what the client asked for: the SNI, as its address bar does. */
   snprintf(b->dest, sizeof(b->dest), strchr(name, ':') ? "[%s]:%u" : "%s:%u", name,
-           (unsigned)c->dest.port);
-  c->bump = b;
+           (unsigned)c->ex->dest.port);
+  c->ex->bump = b;
   hello = peek_hello(c, &len);
   BIO_write(b->in, hello, (int)len);
-  if (c->spill_len > 0) { /* the client did not wait for our answer */
-    BIO_write(b->in, c->spill + c->spill_off, (int)c->spill_len);
-    c->spill_len = 0;
+  if (c->ex->spill_len > 0) { /* the client did not wait for our answer */
+    BIO_write(b->in, c->ex->spill + c->ex->spill_off, (int)c->ex->spill_len);
+    c->ex->spill_len = 0;
   }
   conn_set_state(c, CONN_ST_BUMP);
   conn_arm_timer(c, c->srv->cfg->tls.timeout);
@@ -426,7 +426,7 @@ static int bump_start(struct conn *c, const char *why) {
 }
 
 void bump_data(struct conn *c, ssize_t nread, const char *data) {
-  struct bump *b = c->bump;
+  struct bump *b = c->ex->bump;
   if (nread < 0) {
     c->cli.eof = true;
     give_up(c, nread == UV_EOF ? "client closed the connection" : uv_strerror((int)nread));
@@ -462,8 +462,8 @@ bool bump_deny(struct conn *c) {
   if (!page_wanted(c) || c->up != NULL ||
       (c->state != CONN_ST_HEAD && c->state != CONN_ST_RESOLVING && c->state != CONN_ST_PEEK))
     return false;
-  if (c->peek == NULL)
-    return !conn_transparent(c) && c->head != NULL && c->head->is_connect && !c->established &&
+  if (c->ex->peek == NULL)
+    return !conn_transparent(c) && c->ex->head != NULL && c->ex->head->is_connect && !c->established &&
            accept_tunnel(c);
-  return peek_hello_ok(c) && bump_start(c, c->decided_by) == 0;
+  return peek_hello_ok(c) && bump_start(c, c->ex->decided_by) == 0;
 }

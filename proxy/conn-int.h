@@ -12,6 +12,15 @@
 
 /* ---- conn.c: lifecycle, reading, writing ---- */
 
+/* Frees C's exchange (NULL-safe): the parser, lookup, peek and spill. */
+void conn_exchange_free(struct conn *c);
+/* In state TUNNEL with no ClientHello watch left, the exchange is of no
+ * further use: frees it (and the upstream's kept answer), so a relaying
+ * tunnel holds only struct conn and its upstream. Does nothing otherwise. */
+void conn_tunnel_relaying(struct conn *c);
+/* Gives the upstream kept for the client's next request (c->kept) back to
+ * the pool. NULL-safe. */
+void conn_release_kept(struct conn *c);
 /* Moves C to ST, asserting the move is legal. */
 void conn_set_state(struct conn *c, enum conn_state st);
 /* Starts or stops reading on both sides as backpressure and state allow. */

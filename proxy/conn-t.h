@@ -62,18 +62,13 @@ struct listener;
 struct server;
 struct upstream;
 
-struct conn {
-  uint64_t id;
-  struct server *srv;
-  struct listener *lst;      /* borrowed; outlives its connections */
-  struct policy *policy;     /* pinned snapshot (a reference) */
-  struct conn *prev, *next;  /* the server's list of connections */
-  struct endpoint cli;
-  uv_timer_t timer;          /* the deadline of the current phase */
-  int handles;               /* open handles; freed when it drops to 0 */
-  enum conn_state state;
-  struct sockaddr_storage peer;
-
+/* What one exchange needs while it is decided and dialled: the request,
+ * the destination and its verdict, the lookup, the peeked ClientHello and
+ * the input parsed no further yet. A connection has one from accept until
+ * its tunnel starts relaying (or until it closes); a tunnel relays with
+ * none, so an idle tunnel holds only struct conn and its upstream. Kept
+ * across the requests of a keep-alive connection (front.c resets it). */
+struct exchange {
   struct http1 *req;         /* request parser (owned) */
   struct http_head *head;    /* the current request head (the parser's) */
   struct host dest;          /* normalised destination of the current request */
@@ -90,10 +85,8 @@ struct conn {
   struct bump *bump;         /* block page over TLS (owned), BUMP on */
   struct hello_watch *watch; /* tunnel after a TLS 1.3 hello: the server's first flight
                                 and, after a HelloRetryRequest, the second hello (owned) */
-  bool established;          /* "200 Connection established" was sent */
   const char *ps_extra;      /* extra Proxy-Status parameters for the next error */
 
-  struct upstream *up;       /* the destination connection in use */
   struct dns_query *dnsq;    /* pending lookup, cancelled on close */
   struct dns_result *addrs;  /* resolved addresses (owned) */
   size_t addr_next;          /* the next address to try */
@@ -110,6 +103,29 @@ struct conn {
   bool resp_done;            /* the response was fully passed on */
   bool interim;              /* the response parsed last was 1xx */
   bool client_keep;          /* the client connection survives this exchange */
+};
+
+struct conn {
+  uint64_t id;
+  struct server *srv;
+  struct listener *lst;      /* borrowed; outlives its connections */
+  struct policy *policy;     /* pinned snapshot (a reference) */
+  struct conn *prev, *next;  /* the server's list of connections */
+  struct endpoint cli;
+  uv_timer_t timer;          /* the deadline of the current phase */
+  struct upstream *up;       /* the destination connection in use */
+  struct upstream *kept;     /* the last exchange's, kept for the next request to the
+                                same destination (affinity); read, so that its close
+                                or a stray byte retires it */
+  struct exchange *ex;       /* the exchange being decided (owned); NULL in a relaying tunnel */
+  int handles;               /* open handles; freed when it drops to 0 */
+  enum conn_state state;
+  union {                    /* the client's address */
+    struct sockaddr sa;
+    struct sockaddr_in in;
+    struct sockaddr_in6 in6;
+  } peer;
+  bool established;          /* "200 Connection established" was sent */
   bool close_after;          /* close once what is queued has been written */
 };
 

@@ -58,19 +58,44 @@ void conn_set_state(struct conn *c, enum conn_state st) {
   c->state = st;
 }
 
+void conn_exchange_free(struct conn *c) {
+  struct exchange *ex = c->ex;
+  if (ex == NULL)
+    return;
+  resolver_cancel(&ex->dnsq);
+  http1_free(ex->req);
+  free(ex->path);
+  free(ex->addrs);
+  free(ex->spill);
+  peek_free(c);
+  bump_free(c);
+  peek_watch_free(c);
+  free(ex);
+  c->ex = NULL;
+}
+
+void conn_tunnel_relaying(struct conn *c) {
+  if (c->state != CONN_ST_TUNNEL || c->ex == NULL || c->ex->watch != NULL)
+    return;
+  conn_exchange_free(c);
+  if (c->up != NULL)
+    upstream_forget_answer(c->up); /* a tunnel's upstream never goes back to the pool */
+}
+
 static void on_handle_closed(uv_handle_t *h) {
   struct conn *c = h->data;
   if (--c->handles > 0)
     return;
-  http1_free(c->req);
+  conn_exchange_free(c);
   policy_unref(c->policy);
-  free(c->path);
-  free(c->addrs);
-  free(c->spill);
-  peek_free(c);
-  bump_free(c);
-  peek_watch_free(c);
   free(c);
+}
+
+void conn_release_kept(struct conn *c) {
+  if (c->kept != NULL) {
+    upstream_release(c->kept); /* healthy and idle: the pool may use it */
+    c->kept = NULL;
+  }
 }
 
 void conn_close(struct conn *c) {
@@ -78,11 +103,13 @@ void conn_close(struct conn *c) {
   if (c->state == CONN_ST_CLOSED)
     return;
   conn_set_state(c, CONN_ST_CLOSED);
-  resolver_cancel(&c->dnsq);
+  if (c->ex != NULL)
+    resolver_cancel(&c->ex->dnsq);
   if (c->up != NULL) {
     upstream_close(c->up);
     c->up = NULL;
   }
+  conn_release_kept(c);
   if (c->prev != NULL)
     c->prev->next = c->next;
   else
@@ -90,7 +117,7 @@ void conn_close(struct conn *c) {
   if (c->next != NULL)
     c->next->prev = c->prev;
   srv->nconns--;
-  admit_release(&srv->admit, (const struct sockaddr *)&c->peer);
+  admit_release(&srv->admit, &c->peer.sa);
   uv_close((uv_handle_t *)&c->cli.tcp, on_handle_closed);
   uv_close((uv_handle_t *)&c->timer, on_handle_closed);
 }
@@ -104,7 +131,7 @@ static void on_timeout(uv_timer_t *t) {
     transparent_timeout(c);
     break;
   case CONN_ST_HEAD:
-    if (c->head_timing) {
+    if (c->ex->head_timing) {
       c->close_after = true;
       respond_error(c, 408, "http_request_error", "request head not received in time");
     } else if (c->cli.pending > 0) {
@@ -114,11 +141,11 @@ static void on_timeout(uv_timer_t *t) {
     }
     break;
   case CONN_ST_RESOLVING:
-    resolver_cancel(&c->dnsq);
+    resolver_cancel(&c->ex->dnsq);
     respond_error(c, 504, "dns_timeout", "DNS resolution timed out");
     break;
   case CONN_ST_FORWARD:
-    if (!c->resp_started) {
+    if (!c->ex->resp_started) {
       c->close_after = true;
       respond_error(c, 504, "connection_read_timeout", "destination did not respond in time");
     } else {
@@ -161,10 +188,14 @@ void conn_update_reading(struct conn *c) {
     return;
   switch (c->state) {
   case CONN_ST_HEAD:
-    want_client = c->spill_len == 0;
+    want_client = c->ex->spill_len == 0;
     break;
   case CONN_ST_FORWARD:
-    want_client = !c->req_done && c->spill_len == 0 && up_pending < high;
+    /* Once the request is read, reading may go on (as it was) while the
+     * response comes: a pipelined request then waits in the spill buffer,
+     * and each request spares stopping and restarting the client's read. */
+    want_client = c->ex->spill_len == 0 &&
+                  (c->ex->req_done ? c->cli.reading : up_pending < high);
     break;
   case CONN_ST_TUNNEL:
     want_client = up_pending < high;
@@ -180,7 +211,7 @@ void conn_update_reading(struct conn *c) {
     break;
   }
   want_up = c->up != NULL && c->up->connected && c->cli.pending < high &&
-            ((c->state == CONN_ST_FORWARD && !c->resp_done) || c->state == CONN_ST_TUNNEL);
+            ((c->state == CONN_ST_FORWARD && !c->ex->resp_done) || c->state == CONN_ST_TUNNEL);
   endpoint_set_reading(&c->cli, want_client, on_client_alloc, on_client_read);
   if (c->up != NULL)
     upstream_set_reading(c->up, want_up);
@@ -199,6 +230,13 @@ int conn_write_client(struct conn *c, const char *data, size_t len) {
 /* ---- upstream events ------------------------------------------------------- */
 
 void conn_upstream_drained(struct conn *c, struct upstream *up, int status) {
+  if (up == c->kept) {
+    if (status < 0) {
+      c->kept = NULL;
+      upstream_close(up);
+    }
+    return;
+  }
   if (status < 0 && status != UV_ECANCELED) {
     if (c->state == CONN_ST_FORWARD)
       forward_failed(c, uv_strerror(status));
@@ -253,8 +291,8 @@ bool conn_transparent(const struct conn *c) {
 }
 
 void conn_log_verdict(struct conn *c) {
-  if (c->verdict.action == ACTION_LOG)
-    respond_log(c, "log", 0, NULL, c->decided_by);
+  if (c->ex->verdict.action == ACTION_LOG)
+    respond_log(c, "log", 0, NULL, c->ex->decided_by);
   else if (c->srv->cfg->access_log)
     respond_log(c, "access", 0, NULL, NULL);
 }
@@ -263,8 +301,8 @@ int conn_input_consumed(struct conn *c, const char *data, size_t len, size_t use
                         bool from_spill) {
   char *copy;
   if (from_spill) {
-    c->spill_off += used;
-    c->spill_len -= used;
+    c->ex->spill_off += used;
+    c->ex->spill_len -= used;
     return 0;
   }
   if (used >= len)
@@ -274,10 +312,10 @@ int conn_input_consumed(struct conn *c, const char *data, size_t len, size_t use
     return -1;
   }
   memcpy(copy, data + used, len - used);
-  free(c->spill);
-  c->spill = copy;
-  c->spill_off = 0;
-  c->spill_len = len - used;
+  free(c->ex->spill);
+  c->ex->spill = copy;
+  c->ex->spill_off = 0;
+  c->ex->spill_len = len - used;
   return 0;
 }
 
@@ -296,6 +334,7 @@ void conn_linger(struct conn *c) {
     upstream_close(c->up);
     c->up = NULL;
   }
+  conn_release_kept(c);
   if (endpoint_shutdown(&c->cli, on_linger_shutdown) != 0) {
     conn_close(c);
     return;
@@ -348,17 +387,34 @@ static void on_client_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
 void conn_upstream_read(struct conn *c, struct upstream *up, ssize_t nread, const char *data) {
   if (nread > 0)
     metrics_add(METRIC_BYTES_UPSTREAM, (uint64_t)nread);
-  if (c->state == CONN_ST_TUNNEL)
+  if (up == c->kept) { /* an idle connection must stay silent: data or EOF retires it */
+    c->kept = NULL;
+    upstream_close(up);
+    return;
+  }
+  if (c->state == CONN_ST_TUNNEL) {
     tunnel_upstream_data(c, nread, data);
-  else
+    return;
+  }
+  if (c->ex->resp_started) { /* body bytes: written from the read buffer */
     forward_response_data(c, nread, data);
+    return;
+  }
+  /* What the read with the response head makes the client get (the head
+   * and the body that came with it) leaves in one write. */
+  endpoint_cork(&c->cli);
+  forward_response_data(c, nread, data);
+  if (endpoint_uncork(&c->cli) != 0 && c->state != CONN_ST_CLOSED) {
+    log_diag(LOG_INFO, c->id, "client write failed");
+    conn_close(c);
+  }
 }
 
 /* ---- accept ------------------------------------------------------------- */
 
-static bool client_allowed(const struct config *cfg, const struct sockaddr_storage *ss) {
+static bool client_allowed(const struct config *cfg, const struct sockaddr *peer) {
   struct sockaddr_in tmp; /* a v4 client on a dual-stack socket is judged as v4 */
-  const struct sockaddr *sa = sockaddr_unmapped((const struct sockaddr *)ss, &tmp);
+  const struct sockaddr *sa = sockaddr_unmapped(peer, &tmp);
   const uint8_t *addr = sa->sa_family == AF_INET
                             ? (const uint8_t *)&((const struct sockaddr_in *)sa)->sin_addr
                             : (const uint8_t *)&((const struct sockaddr_in6 *)sa)->sin6_addr;
@@ -370,6 +426,10 @@ static struct conn *conn_new(struct listener *lst) {
   struct conn *c = calloc(1, sizeof(*c));
   if (c == NULL)
     return NULL;
+  if ((c->ex = calloc(1, sizeof(*c->ex))) == NULL) {
+    free(c);
+    return NULL;
+  }
   /* The first state: a transparent connection starts by sniffing. */
   c->state = lst->mode == LISTEN_PROXY ? CONN_ST_HEAD : CONN_ST_SNIFF;
   c->id = server_next_conn_id(srv);
@@ -396,22 +456,22 @@ static void accept_transparent(struct conn *c) {
   char peer[64], where[64];
   uint64_t now = uv_now(c->srv->loop);
 
-  log_fmt_addr((const struct sockaddr *)&c->peer, peer, sizeof(peer));
-  if (!client_allowed(c->srv->cfg, &c->peer)) {
+  log_fmt_addr(&c->peer.sa, peer, sizeof(peer));
+  if (!client_allowed(c->srv->cfg, &c->peer.sa)) {
     log_diag(LOG_INFO, c->id, "%s on %s: client address is not allowed; closing", peer,
              c->lst->name);
     conn_close(c);
     return;
   }
   if (transparent_original_dst(c) != 0 ||
-      destcheck_is_self(&c->srv->dest, (const struct sockaddr *)&c->orig_dst, now)) {
+      destcheck_is_self(&c->srv->dest, (const struct sockaddr *)&c->ex->orig_dst, now)) {
     /* Reached directly, not redirected by the firewall (or redirected to
      * one of our own listeners): there is nowhere to forward it to. */
     log_diag(LOG_WARN, c->id,
              "%s reached %s listener %s directly (no firewall redirect; original destination %s); "
              "refusing",
              peer, listen_mode_name((enum listen_mode)c->lst->mode), c->lst->name,
-             c->orig_dst.ss_family ? log_fmt_addr((const struct sockaddr *)&c->orig_dst, where,
+             c->ex->orig_dst.ss_family ? log_fmt_addr((const struct sockaddr *)&c->ex->orig_dst, where,
                                                   sizeof(where))
                                    : "unknown");
     conn_close(c);
@@ -435,9 +495,9 @@ void conn_accept(struct listener *lst) {
     return;
   }
   metrics_count_accept((size_t)(lst - srv->listeners));
-  uv_tcp_getpeername(&c->cli.tcp, (struct sockaddr *)&c->peer, &len);
+  uv_tcp_getpeername(&c->cli.tcp, &c->peer.sa, &len);
   uv_tcp_nodelay(&c->cli.tcp, 1);
-  if (admit_client_add(&srv->admit, (const struct sockaddr *)&c->peer) != 0) {
+  if (admit_client_add(&srv->admit, &c->peer.sa) != 0) {
     conn_close(c); /* over the per-client cap; proxy/admit logged it */
     return;
   }
@@ -450,9 +510,9 @@ void conn_accept(struct listener *lst) {
     conn_close(c);
     return;
   }
-  if (!client_allowed(srv->cfg, &c->peer)) {
+  if (!client_allowed(srv->cfg, &c->peer.sa)) {
     c->close_after = true;
-    c->req_done = true;
+    c->ex->req_done = true;
     respond_error(c, 403, "http_request_denied", "client address is not allowed to use this proxy");
     return;
   }

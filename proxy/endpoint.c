@@ -7,7 +7,7 @@
 struct wreq {
   uv_write_t req;
   struct endpoint *ep;
-  size_t len;
+  size_t len, cap;
   char data[];
 };
 
@@ -30,30 +30,159 @@ uv_buf_t endpoint_read_buffer(void) {
   return uv_buf_init(buf, sizeof(buf));
 }
 
-int endpoint_writev(struct endpoint *ep, const uv_buf_t *bufs, size_t nbufs) {
-  size_t i, len = 0, off = 0;
+/* A write request of LEN bytes with room for CAP. */
+static struct wreq *wreq_new(struct endpoint *ep, size_t cap) {
+  struct wreq *w = malloc(sizeof(*w) + cap);
+  if (w != NULL) {
+    w->ep = ep;
+    w->len = 0;
+    w->cap = cap;
+  }
+  return w;
+}
+
+/* Writes W (its bytes already counted as pending). With TRY_NOW and
+ * nothing queued before it, as much as the socket takes goes at once
+ * (uv_try_write: no write request, and no epoll change after it), the rest
+ * is queued. Returns 1 when all of it went at once, 0 when some is queued,
+ * or a negative libuv code (the bytes are then no longer pending). W is
+ * freed unless queued. */
+static int wreq_submit(struct endpoint *ep, struct wreq *w, bool try_now) {
+  uv_stream_t *s = (uv_stream_t *)&ep->tcp;
+  uv_buf_t buf = uv_buf_init(w->data, (unsigned)w->len);
+  size_t off = 0;
+  int rc;
+
+  if (try_now && uv_stream_get_write_queue_size(s) == 0) {
+    rc = uv_try_write(s, &buf, 1);
+    if (rc < 0 && rc != UV_EAGAIN) {
+      ep->pending -= w->len;
+      free(w);
+      return rc;
+    }
+    off = rc > 0 ? (size_t)rc : 0;
+    ep->pending -= off;
+    if (off == w->len) {
+      free(w);
+      return 1;
+    }
+    w->len -= off;
+    buf = uv_buf_init(w->data + off, (unsigned)w->len);
+  }
+  if ((rc = uv_write(&w->req, s, &buf, 1, on_write)) != 0) {
+    ep->pending -= w->len;
+    free(w);
+    return rc;
+  }
+  return 0;
+}
+
+/* Copies into W the bytes of BUFS from the SKIP-th on. */
+static void wreq_append_from(struct wreq *w, const uv_buf_t *bufs, size_t nbufs, size_t skip) {
+  size_t i;
+  for (i = 0; i < nbufs; i++) {
+    size_t n = bufs[i].len;
+    if (skip >= n) {
+      skip -= n;
+      continue;
+    }
+    memcpy(w->data + w->len, bufs[i].base + skip, n - skip);
+    w->len += n - skip;
+    skip = 0;
+  }
+}
+
+#define STAGE_MIN 4096
+
+/* Appends to the staged write, growing it geometrically. */
+static int stage(struct endpoint *ep, const uv_buf_t *bufs, size_t nbufs, size_t len) {
+  struct wreq *w = ep->staged;
+  if (w == NULL || w->len + len > w->cap) {
+    size_t used = w != NULL ? w->len : 0, cap = w != NULL ? w->cap * 2 : STAGE_MIN;
+    while (cap < used + len)
+      cap *= 2;
+    if ((w = realloc(w, sizeof(*w) + cap)) == NULL)
+      return UV_ENOMEM; /* the old staged write is still whole */
+    if (ep->staged == NULL) {
+      w->ep = ep;
+      w->len = 0;
+    }
+    w->cap = cap;
+    ep->staged = w;
+  }
+  wreq_append_from(w, bufs, nbufs, 0);
+  ep->pending += len;
+  return 0;
+}
+
+static int write_bufs(struct endpoint *ep, const uv_buf_t *bufs, size_t nbufs, bool try_now) {
+  uv_stream_t *s = (uv_stream_t *)&ep->tcp;
+  size_t i, len = 0, done = 0;
   struct wreq *w;
-  uv_buf_t buf;
   int rc;
 
   for (i = 0; i < nbufs; i++)
     len += bufs[i].len;
   if (len == 0)
     return 0;
-  if ((w = malloc(sizeof(*w) + len)) == NULL)
+  if (ep->corked)
+    return stage(ep, bufs, nbufs, len);
+  if (try_now && uv_stream_get_write_queue_size(s) == 0) {
+    /* Straight from the caller's buffers: only what the socket does not
+     * take now is copied and queued. */
+    rc = uv_try_write(s, bufs, (unsigned)nbufs);
+    if (rc < 0 && rc != UV_EAGAIN)
+      return rc;
+    done = rc > 0 ? (size_t)rc : 0;
+    if (done == len)
+      return 0;
+  }
+  if ((w = wreq_new(ep, len - done)) == NULL)
     return UV_ENOMEM;
-  for (i = 0; i < nbufs; i++) {
-    memcpy(w->data + off, bufs[i].base, bufs[i].len);
-    off += bufs[i].len;
-  }
-  w->ep = ep;
-  w->len = len;
-  buf = uv_buf_init(w->data, (unsigned)len);
-  if ((rc = uv_write(&w->req, (uv_stream_t *)&ep->tcp, &buf, 1, on_write)) != 0) {
+  wreq_append_from(w, bufs, nbufs, done);
+  ep->pending += w->len;
+  rc = wreq_submit(ep, w, false);
+  return rc > 0 ? 0 : rc;
+}
+
+int endpoint_writev(struct endpoint *ep, const uv_buf_t *bufs, size_t nbufs) {
+  return write_bufs(ep, bufs, nbufs, false);
+}
+
+int endpoint_writev_now(struct endpoint *ep, const uv_buf_t *bufs, size_t nbufs) {
+  return write_bufs(ep, bufs, nbufs, true);
+}
+
+int endpoint_write_now(struct endpoint *ep, const char *data, size_t len) {
+  uv_buf_t buf = uv_buf_init((char *)data, (unsigned)len);
+  return write_bufs(ep, &buf, 1, true);
+}
+
+void endpoint_cork(struct endpoint *ep) {
+  ep->corked = true;
+}
+
+/* Submits the staged write; 1 when it all went at once (see wreq_submit). */
+static int flush_staged(struct endpoint *ep, bool try_now) {
+  struct wreq *w = ep->staged;
+  ep->corked = false;
+  ep->staged = NULL;
+  if (w == NULL)
+    return 0;
+  if (uv_is_closing((uv_handle_t *)&ep->tcp)) {
+    ep->pending -= w->len;
     free(w);
-    return rc;
+    return 0;
   }
-  ep->pending += len;
+  return wreq_submit(ep, w, try_now);
+}
+
+int endpoint_uncork(struct endpoint *ep) {
+  int rc = flush_staged(ep, true);
+  if (rc <= 0)
+    return rc;
+  if (ep->drained != NULL) /* as the write callback would have */
+    ep->drained(ep, 0);
   return 0;
 }
 
@@ -80,6 +209,8 @@ int endpoint_shutdown(struct endpoint *ep, uv_shutdown_cb cb) {
 
   if (ep->shut)
     return 0;
+  if (ep->corked && (rc = flush_staged(ep, false)) < 0) /* FIN goes after the staged bytes */
+    return rc;
   if ((s = malloc(sizeof(*s))) == NULL)
     return UV_ENOMEM;
   s->cb = cb;

@@ -20,7 +20,7 @@
 
 static int on_request_head(void *ctx, struct http_head *h) {
   struct conn *c = ctx;
-  c->head = h;
+  c->ex->head = h;
   return HTTP1_PAUSE; /* decided outside the parser, in handle_head() */
 }
 
@@ -30,11 +30,11 @@ static int on_request_body(void *ctx, const char *data, size_t len) {
   char size[24];
   uv_buf_t bufs[3];
 
-  if (c->discard || c->up == NULL)
+  if (c->ex->discard || c->up == NULL)
     return 0;
   /* A request body still arriving keeps the exchange alive. */
   conn_arm_timer(c, c->srv->cfg->timeouts.response);
-  if (!c->head->chunked)
+  if (!c->ex->head->chunked)
     return endpoint_write(&c->up->ep, data, len) == 0 ? 0 : -1;
   bufs[0] = uv_buf_init(size, (unsigned)snprintf(size, sizeof(size), "%zx\r\n", len));
   bufs[1] = uv_buf_init((char *)data, (unsigned)len);
@@ -44,12 +44,12 @@ static int on_request_body(void *ctx, const char *data, size_t len) {
 
 static int on_request_done(void *ctx) {
   struct conn *c = ctx;
-  if (c->discard) { /* the tail of a request answered locally */
-    c->discard = false;
+  if (c->ex->discard) { /* the tail of a request answered locally */
+    c->ex->discard = false;
     return HTTP1_CONTINUE;
   }
-  c->req_done = true;
-  if (c->head->chunked && c->up != NULL && endpoint_write(&c->up->ep, "0\r\n\r\n", 5) != 0)
+  c->ex->req_done = true;
+  if (c->ex->head->chunked && c->up != NULL && endpoint_write(&c->up->ep, "0\r\n\r\n", 5) != 0)
     c->close_after = true;
   return HTTP1_PAUSE;
 }
@@ -61,8 +61,8 @@ static const struct http1_callbacks request_cbs = {
 };
 
 int front_init(struct conn *c) {
-  if (c->req == NULL &&
-      (c->req = http1_new(true, c->srv->cfg->limits.max_head, &request_cbs, c)) == NULL)
+  if (c->ex->req == NULL &&
+      (c->ex->req = http1_new(true, c->srv->cfg->limits.max_head, &request_cbs, c)) == NULL)
     return UV_ENOMEM;
   return 0;
 }
@@ -73,28 +73,28 @@ int front_init(struct conn *c) {
  * from a client that believes it talks to a proxy, in its target
  * (absolute-form). The port defaults to the original destination's. */
 static int transparent_target(struct conn *c, const char **path) {
-  const struct http_head *h = c->head;
+  const struct http_head *h = c->ex->head;
   const char *target = http_head_str(h, h->target);
-  uint16_t port = ntohs(c->orig_dst.ss_family == AF_INET6
-                            ? ((const struct sockaddr_in6 *)&c->orig_dst)->sin6_port
-                            : ((const struct sockaddr_in *)&c->orig_dst)->sin_port);
+  uint16_t port = ntohs(c->ex->orig_dst.ss_family == AF_INET6
+                            ? ((const struct sockaddr_in6 *)&c->ex->orig_dst)->sin6_port
+                            : ((const struct sockaddr_in *)&c->ex->orig_dst)->sin_port);
   int host = http_head_find(h, "host");
 
   if (h->is_connect)
     return EMB_EBADURL;
   if (h->target_len > 0 && target[0] != '/' && target[0] != '*')
-    return url_parse_absolute(target, h->target_len, &c->dest, path, &c->path_len);
+    return url_parse_absolute(target, h->target_len, &c->ex->dest, path, &c->ex->path_len);
   if (host < 0)
     return EMB_EBADHOST;
   *path = target;
-  c->path_len = h->target_len;
+  c->ex->path_len = h->target_len;
   return authority_parse(http_head_str(h, h->fields[host].value), h->fields[host].value_len, port,
-                         &c->dest);
+                         &c->ex->dest);
 }
 
 /* An explicit proxy's request: CONNECT authority or absolute-form URL. */
 static int proxy_target(struct conn *c, const char **path) {
-  const struct http_head *h = c->head;
+  const struct http_head *h = c->ex->head;
   const char *target = http_head_str(h, h->target);
 
   if (h->is_connect) {
@@ -102,15 +102,15 @@ static int proxy_target(struct conn *c, const char **path) {
     const char *colon = memrchr(target, ':', h->target_len);
     return colon == NULL || colon == target + h->target_len - 1
                ? EMB_EBADPORT
-               : authority_parse(target, h->target_len, 0, &c->dest);
+               : authority_parse(target, h->target_len, 0, &c->ex->dest);
   }
-  return url_parse_absolute(target, h->target_len, &c->dest, path, &c->path_len);
+  return url_parse_absolute(target, h->target_len, &c->ex->dest, path, &c->ex->path_len);
 }
 
 /* Extracts and normalises the destination. Returns 0, or answers the
  * request with an error and returns -1. */
 static int parse_target(struct conn *c) {
-  const struct http_head *h = c->head;
+  const struct http_head *h = c->ex->head;
   const char *path = NULL;
   char detail[160];
   int rc;
@@ -128,15 +128,15 @@ static int parse_target(struct conn *c) {
     respond_error(c, 400, "http_request_error", detail);
     return -1;
   }
-  free(c->path);
-  c->path = NULL;
-  if (path != NULL && (c->path = strndup(path, c->path_len)) == NULL) {
+  free(c->ex->path);
+  c->ex->path = NULL;
+  if (path != NULL && (c->ex->path = strndup(path, c->ex->path_len)) == NULL) {
     respond_error(c, 500, "proxy_internal_error", "out of memory");
     return -1;
   }
-  host_format(&c->dest, c->authority, sizeof(c->authority));
-  if (!h->is_connect && c->dest.port == 80) /* the Host field omits the default port */
-    *strrchr(c->authority, ':') = '\0';
+  host_format(&c->ex->dest, c->ex->authority, sizeof(c->ex->authority));
+  if (!h->is_connect && c->ex->dest.port == 80) /* the Host field omits the default port */
+    *strrchr(c->ex->authority, ':') = '\0';
   return 0;
 }
 
@@ -145,28 +145,28 @@ static int parse_target(struct conn *c) {
 /* Forgets everything about the previous exchange: nothing of it may leak
  * into what the next one decides or logs. The one place this is done. */
 static void reset_exchange(struct conn *c) {
-  memset(&c->dest, 0, sizeof(c->dest));
-  memset(&c->verdict, 0, sizeof(c->verdict));
-  c->decided_by = NULL;
-  c->dst_mismatch = false;
-  c->authority[0] = '\0';
-  free(c->addrs);
-  c->addrs = NULL;
-  c->head_timing = false;
-  c->req_done = c->resp_started = c->resp_done = c->interim = false;
+  memset(&c->ex->dest, 0, sizeof(c->ex->dest));
+  memset(&c->ex->verdict, 0, sizeof(c->ex->verdict));
+  c->ex->decided_by = NULL;
+  c->ex->dst_mismatch = false;
+  c->ex->authority[0] = '\0';
+  free(c->ex->addrs);
+  c->ex->addrs = NULL;
+  c->ex->head_timing = false;
+  c->ex->req_done = c->ex->resp_started = c->ex->resp_done = c->ex->interim = false;
 }
 
 static void handle_head(struct conn *c) {
-  struct http_head *h = c->head;
+  struct http_head *h = c->ex->head;
   uv_timer_stop(&c->timer);
   reset_exchange(c);
-  c->head = h;
+  c->ex->head = h;
   c->close_after = !h->keep_alive;
-  c->relay = h->is_connect ? CONN_RELAY_TUNNEL : CONN_RELAY_HTTP;
+  c->ex->relay = h->is_connect ? CONN_RELAY_TUNNEL : CONN_RELAY_HTTP;
   server_request_start(c);
   if (parse_target(c) != 0)
     return;
-  if (http_head_via_has(c->head, c->srv->via_host)) {
+  if (http_head_via_has(c->ex->head, c->srv->via_host)) {
     respond_error(c, 403, "http_request_denied", "forwarding loop: request already passed Embargo");
     return;
   }
@@ -175,24 +175,31 @@ static void handle_head(struct conn *c) {
 
 static void handle_parse_error(struct conn *c) {
   char detail[160];
-  snprintf(detail, sizeof(detail), "%s", http1_error_reason(c->req));
+  snprintf(detail, sizeof(detail), "%s", http1_error_reason(c->ex->req));
   c->close_after = true;
-  respond_error(c, http1_error_status(c->req), "http_request_error", detail);
+  respond_error(c, http1_error_status(c->ex->req), "http_request_error", detail);
 }
 
 void front_parse(struct conn *c, const char *data, size_t len, bool from_spill) {
   size_t used = 0;
-  enum http1_status st = http1_feed(c->req, data, len, &used);
+  enum http1_status st;
+
+  if (c->state == CONN_ST_FORWARD && c->ex->req_done) {
+    /* The parser is paused at the end of the request: the next one waits. */
+    conn_input_consumed(c, data, len, 0, from_spill);
+    return;
+  }
+  st = http1_feed(c->ex->req, data, len, &used);
 
   if (c->state == CONN_ST_CLOSED || conn_input_consumed(c, data, len, used, from_spill) != 0)
     return;
   if (st == HTTP1_ERROR) {
-    c->spill_len = 0;
+    c->ex->spill_len = 0;
     handle_parse_error(c);
     return;
   }
-  if (c->state == CONN_ST_HEAD && !c->head_timing && http1_in_message(c->req)) {
-    c->head_timing = true;
+  if (c->state == CONN_ST_HEAD && !c->ex->head_timing && http1_in_message(c->ex->req)) {
+    c->ex->head_timing = true;
     conn_arm_timer(c, c->srv->cfg->timeouts.request_head);
   }
   if (st == HTTP1_OK || c->state != CONN_ST_HEAD)
@@ -202,30 +209,30 @@ void front_parse(struct conn *c, const char *data, size_t len, bool from_spill) 
 }
 
 bool front_in_head(const struct conn *c) {
-  return c->head_timing;
+  return c->ex->head_timing;
 }
 
 void front_process_spill(struct conn *c) {
-  if (c->spill_len > 0)
-    front_parse(c, c->spill + c->spill_off, c->spill_len, true);
+  if (c->ex->spill_len > 0)
+    front_parse(c, c->ex->spill + c->ex->spill_off, c->ex->spill_len, true);
   if (c->state != CONN_ST_CLOSED)
     conn_update_reading(c);
 }
 
 void front_next_request(struct conn *c) {
   conn_set_state(c, CONN_ST_HEAD);
-  c->discard = !c->req_done; /* a locally answered request: its end is still to parse */
+  c->ex->discard = !c->ex->req_done; /* a locally answered request: its end is still to parse */
   reset_exchange(c);
-  c->head = NULL; /* set again by the next head */
+  c->ex->head = NULL; /* set again by the next head */
   conn_arm_timer(c, c->srv->cfg->timeouts.idle);
-  http1_resume(c->req);
+  http1_resume(c->ex->req);
   front_resume_request(c);
 }
 
 void front_resume_request(struct conn *c) {
   enum conn_state st = c->state;
   /* llhttp completes a message without a body only when it is next run. */
-  if (c->spill_len == 0)
+  if (c->ex->spill_len == 0)
     front_parse(c, "", 0, false);
   if (c->state == st)
     front_process_spill(c);
@@ -235,14 +242,14 @@ void front_eof(struct conn *c) {
   c->cli.eof = true;
   switch (c->state) {
   case CONN_ST_FORWARD:
-    if (c->req_done) { /* half-closed after its request: finish the response */
+    if (c->ex->req_done) { /* half-closed after its request: finish the response */
       c->close_after = true;
       conn_update_reading(c);
       return;
     }
     break;
   case CONN_ST_HEAD:
-    if (http1_in_message(c->req))
+    if (http1_in_message(c->ex->req))
       log_diag(LOG_INFO, c->id, "client closed in the middle of a request head");
     break;
   default:

@@ -43,17 +43,17 @@ struct peek {
 bool peek_wanted(const struct conn *c) {
   const struct config_tls *tls = &c->srv->cfg->tls;
   size_t i;
-  if (conn_transparent(c) || c->peek != NULL || c->head == NULL || !c->head->is_connect)
+  if (conn_transparent(c) || c->ex->peek != NULL || c->ex->head == NULL || !c->ex->head->is_connect)
     return false;
   for (i = 0; i < tls->nports; i++)
-    if (tls->ports[i] == c->dest.port)
+    if (tls->ports[i] == c->ex->dest.port)
       return true;
   return false;
 }
 
 void peek_free(struct conn *c) {
-  free(c->peek);
-  c->peek = NULL;
+  free(c->ex->peek);
+  c->ex->peek = NULL;
 }
 
 static const char *version_name(uint16_t v) {
@@ -98,7 +98,7 @@ static void gather_sni(struct conn *c, struct peek *pk, size_t i) {
     if (pk->nsni_ip == 1)
       add_tag(ev, "sni_ip");
   }
-  if (!conn_transparent(c) && strcmp(pk->sni[i], c->dest.name) != 0)
+  if (!conn_transparent(c) && strcmp(pk->sni[i], c->ex->dest.name) != 0)
     add_tag(ev, "sni_mismatch");
 }
 
@@ -188,7 +188,7 @@ static void set_outcome(const struct conn *c, struct peek *pk, enum tls_hello_st
 
 void peek_send_alert(struct conn *c) {
   /* A fatal access_denied alert at the record version the client used. */
-  uint16_t v = tls_hello_record_version(&c->peek->hello);
+  uint16_t v = tls_hello_record_version(&c->ex->peek->hello);
   char alert[7] = {0x15, 0x03, 0x01, 0x00, 0x02, 0x02, 0x31};
   if (v >> 8 == 0x03)
     alert[2] = (char)(v & 0xff);
@@ -197,18 +197,18 @@ void peek_send_alert(struct conn *c) {
 
 bool peek_spoke_tls(const struct conn *c) {
   enum tls_hello_status st;
-  if (c->peek == NULL)
+  if (c->ex->peek == NULL)
     return false;
-  st = tls_hello_status(&c->peek->hello);
+  st = tls_hello_status(&c->ex->peek->hello);
   return st == TLS_HELLO_ST_HELLO || st == TLS_HELLO_ST_MALFORMED || st == TLS_HELLO_ST_TOO_LARGE;
 }
 
 const struct tls_evidence *peek_evidence(const struct conn *c) {
-  return c->peek != NULL && c->peek->decided ? &c->peek->ev : NULL;
+  return c->ex->peek != NULL && c->ex->peek->decided ? &c->ex->peek->ev : NULL;
 }
 
 void peek_judge_input(const struct conn *c, struct judge_input *in) {
-  const struct peek *pk = c->peek;
+  const struct peek *pk = c->ex->peek;
   if (pk == NULL || !pk->decided)
     return;
   in->sni = pk->names; /* host names; IP-literal server names are judged as addresses */
@@ -223,15 +223,15 @@ void peek_judge_input(const struct conn *c, struct judge_input *in) {
 /* An intercepted connection is routed by the name its hello claims, or by
  * its original destination when it claims none. */
 static void claim_name(struct conn *c) {
-  struct peek *pk = c->peek;
-  memset(&c->dest, 0, sizeof(c->dest));
-  c->dest.kind = HOST_NAME;
-  c->dest.len = strlen(pk->names[0]);
-  memcpy(c->dest.name, pk->names[0], c->dest.len + 1);
-  c->dest.port = ntohs(c->orig_dst.ss_family == AF_INET6
-                           ? ((const struct sockaddr_in6 *)&c->orig_dst)->sin6_port
-                           : ((const struct sockaddr_in *)&c->orig_dst)->sin_port);
-  host_format(&c->dest, c->authority, sizeof(c->authority));
+  struct peek *pk = c->ex->peek;
+  memset(&c->ex->dest, 0, sizeof(c->ex->dest));
+  c->ex->dest.kind = HOST_NAME;
+  c->ex->dest.len = strlen(pk->names[0]);
+  memcpy(c->ex->dest.name, pk->names[0], c->ex->dest.len + 1);
+  c->ex->dest.port = ntohs(c->ex->orig_dst.ss_family == AF_INET6
+                           ? ((const struct sockaddr_in6 *)&c->ex->orig_dst)->sin6_port
+                           : ((const struct sockaddr_in *)&c->ex->orig_dst)->sin_port);
+  host_format(&c->ex->dest, c->ex->authority, sizeof(c->ex->authority));
 }
 
 /* The hello is in (or will never be): its evidence, why it is malformed
@@ -252,7 +252,7 @@ static void finish_hello(struct conn *c, struct peek *pk, bool timed_out) {
 /* The first hello is in (or will never be): judge it with everything
  * else (an intercepted connection is routed by the name it claims). */
 static void peek_decide(struct conn *c, bool timed_out) {
-  struct peek *pk = c->peek;
+  struct peek *pk = c->ex->peek;
 
   metrics_observe_ms(METRIC_H_HELLO_WAIT,
                      metrics_elapsed(c->srv->cfg->tls.timeout, uv_timer_get_due_in(&c->timer)));
@@ -273,7 +273,7 @@ static void peek_decide(struct conn *c, bool timed_out) {
 static void peek_feed(struct conn *c, const char *data, size_t len, bool from_spill) {
   size_t used = 0;
   enum tls_hello_status st =
-      tls_hello_feed(&c->peek->hello, (const uint8_t *)data, len, &used);
+      tls_hello_feed(&c->ex->peek->hello, (const uint8_t *)data, len, &used);
 
   if (conn_input_consumed(c, data, len, used, from_spill) != 0)
     return;
@@ -285,7 +285,7 @@ void peek_data(struct conn *c, ssize_t nread, const char *data) {
   if (nread < 0) {
     log_diag(LOG_INFO, c->id, "client closed before its ClientHello was complete");
     /* Already denied (the page was to follow the hello): record the deny. */
-    if (c->verdict.action == ACTION_DENY)
+    if (c->ex->verdict.action == ACTION_DENY)
       respond_log(c, "deny", 0, "tunnel_closed", "client closed before its ClientHello");
     conn_close(c);
     return;
@@ -300,42 +300,42 @@ void peek_timeout(struct conn *c) {
 void peek_start(struct conn *c) {
   size_t max = c->srv->cfg->tls.max_hello;
 
-  c->peek = calloc(1, sizeof(*c->peek) + TLS_HELLO_BUF_SIZE(max));
-  if (c->peek == NULL || tls_hello_init(&c->peek->hello, c->peek->buf, TLS_HELLO_BUF_SIZE(max),
+  c->ex->peek = calloc(1, sizeof(*c->ex->peek) + TLS_HELLO_BUF_SIZE(max));
+  if (c->ex->peek == NULL || tls_hello_init(&c->ex->peek->hello, c->ex->peek->buf, TLS_HELLO_BUF_SIZE(max),
                                         max) != 0) {
     route_refuse(c, 500, "proxy_internal_error", "cannot start ClientHello inspection");
     return;
   }
   conn_set_state(c, CONN_ST_PEEK);
   conn_arm_timer(c, c->srv->cfg->tls.timeout);
-  if (c->spill_len > 0) /* the client did not wait for the 200 */
-    peek_feed(c, c->spill + c->spill_off, c->spill_len, true);
+  if (c->ex->spill_len > 0) /* the client did not wait for the 200 */
+    peek_feed(c, c->ex->spill + c->ex->spill_off, c->ex->spill_len, true);
   if (c->state == CONN_ST_PEEK)
     conn_update_reading(c);
 }
 
 bool peek_hello_ok(const struct conn *c) {
-  return c->peek != NULL && c->peek->decided && !c->peek->sni_bad &&
-         tls_hello_status(&c->peek->hello) == TLS_HELLO_ST_HELLO;
+  return c->ex->peek != NULL && c->ex->peek->decided && !c->ex->peek->sni_bad &&
+         tls_hello_status(&c->ex->peek->hello) == TLS_HELLO_ST_HELLO;
 }
 
 const uint8_t *peek_hello(const struct conn *c, size_t *len) {
-  return tls_hello_raw(&c->peek->hello, len);
+  return tls_hello_raw(&c->ex->peek->hello, len);
 }
 
 const char *peek_server_name(const struct conn *c) {
-  const struct peek *pk = c->peek;
-  if (c->verdict.on == MATCH_SNI && c->verdict.matched[0] != '\0')
-    return c->verdict.matched;
+  const struct peek *pk = c->ex->peek;
+  if (c->ex->verdict.on == MATCH_SNI && c->ex->verdict.matched[0] != '\0')
+    return c->ex->verdict.matched;
   return pk->ev.nsni > 0 ? pk->ev.sni[0] : NULL;
 }
 
 int peek_forward(struct conn *c, struct endpoint *up) {
   size_t len = 0;
   const uint8_t *raw;
-  if (c->peek == NULL)
+  if (c->ex->peek == NULL)
     return 0;
-  raw = tls_hello_raw(&c->peek->hello, &len);
+  raw = tls_hello_raw(&c->ex->peek->hello, &len);
   return len > 0 ? endpoint_write(up, (const char *)raw, len) : 0;
 }
 
@@ -374,22 +374,22 @@ static bool offers_tls13(const struct peek *pk) {
 
 void peek_watch_start(struct conn *c) {
   struct hello_watch *w;
-  if (c->peek == NULL || !c->peek->decided || !offers_tls13(c->peek))
+  if (c->ex->peek == NULL || !c->ex->peek->decided || !offers_tls13(c->ex->peek))
     return;
   if ((w = calloc(1, sizeof(*w))) == NULL)
     return; /* without memory for the watch the tunnel still works, unwatched */
   tls_server_init(&w->server);
-  sni_set(c->peek, w->first_sni, sizeof(w->first_sni));
-  c->watch = w;
+  sni_set(c->ex->peek, w->first_sni, sizeof(w->first_sni));
+  c->ex->watch = w;
 }
 
 void peek_watch_free(struct conn *c) {
-  free(c->watch);
-  c->watch = NULL;
+  free(c->ex->watch);
+  c->ex->watch = NULL;
 }
 
 void peek_watch_server(struct conn *c, const char *data, size_t len) {
-  struct hello_watch *w = c->watch;
+  struct hello_watch *w = c->ex->watch;
   enum tls_server_status st;
   if (w == NULL || w->awaiting)
     return;
@@ -401,7 +401,7 @@ void peek_watch_server(struct conn *c, const char *data, size_t len) {
 }
 
 bool peek_awaiting_second_hello(const struct conn *c) {
-  return c->watch != NULL && c->watch->awaiting;
+  return c->ex->watch != NULL && c->ex->watch->awaiting;
 }
 
 /* Bytes of a ChangeCipherSpec record at the start of the held input (TLS
@@ -416,25 +416,26 @@ static size_t leading_ccs(const char *p, size_t n) {
 /* The second hello is whole (or will never be): judge it, then relay it
  * with what the client sent meanwhile, or refuse. */
 static void second_decide(struct conn *c) {
-  struct peek *pk = c->peek;
+  struct peek *pk = c->ex->peek;
   char second[SNI_SET_MAX];
   bool changed;
 
   finish_hello(c, pk, false);
   sni_set(pk, second, sizeof(second));
-  changed = strcmp(second, c->watch->first_sni) != 0;
+  changed = strcmp(second, c->ex->watch->first_sni) != 0;
   if (changed)
     add_tag(&pk->ev, "sni_changed");
   peek_watch_free(c);
   if (!route_second_hello(c, changed))
     return;
   if (peek_forward(c, &c->up->ep) != 0 ||
-      (c->spill_len > 0 && endpoint_write(&c->up->ep, c->spill + c->spill_off, c->spill_len) != 0)) {
+      (c->ex->spill_len > 0 && endpoint_write(&c->up->ep, c->ex->spill + c->ex->spill_off, c->ex->spill_len) != 0)) {
     conn_close(c);
     return;
   }
-  c->spill_len = c->spill_off = 0;
+  c->ex->spill_len = c->ex->spill_off = 0;
   peek_free(c);
+  conn_tunnel_relaying(c);
 }
 
 void peek_second_hello(struct conn *c, ssize_t nread, const char *data) {
@@ -445,7 +446,7 @@ void peek_second_hello(struct conn *c, ssize_t nread, const char *data) {
     conn_close(c);
     return;
   }
-  if (c->peek == NULL) {
+  if (c->ex->peek == NULL) {
     ccs = leading_ccs(data, (size_t)nread);
     if (ccs > 0 && endpoint_write(&c->up->ep, data, ccs) != 0) {
       conn_close(c);
@@ -453,14 +454,14 @@ void peek_second_hello(struct conn *c, ssize_t nread, const char *data) {
     }
     data += ccs;
     nread -= (ssize_t)ccs;
-    c->peek = calloc(1, sizeof(*c->peek) + TLS_HELLO_BUF_SIZE(max));
-    if (c->peek == NULL ||
-        tls_hello_init(&c->peek->hello, c->peek->buf, TLS_HELLO_BUF_SIZE(max), max) != 0) {
+    c->ex->peek = calloc(1, sizeof(*c->ex->peek) + TLS_HELLO_BUF_SIZE(max));
+    if (c->ex->peek == NULL ||
+        tls_hello_init(&c->ex->peek->hello, c->ex->peek->buf, TLS_HELLO_BUF_SIZE(max), max) != 0) {
       conn_close(c);
       return;
     }
   }
-  st = tls_hello_feed(&c->peek->hello, (const uint8_t *)data, (size_t)nread, &used);
+  st = tls_hello_feed(&c->ex->peek->hello, (const uint8_t *)data, (size_t)nread, &used);
   if (conn_input_consumed(c, data, (size_t)nread, used, false) != 0)
     return;
   if (st != TLS_HELLO_ST_NEED_MORE)

@@ -38,7 +38,7 @@ static void sf_string(char *out, size_t size, const char *s) {
 
 void respond_log(struct conn *c, const char *event, int status, const char *error,
                  const char *detail) {
-  const struct http_head *h = c->head;
+  const struct http_head *h = c->ex->head;
   struct decision d = {
       .event = event,
       .policy = c->policy,
@@ -51,9 +51,9 @@ void respond_log(struct conn *c, const char *event, int status, const char *erro
       .detail = detail,
       .tls = peek_evidence(c),
       .mode = conn_transparent(c) ? listen_mode_name((enum listen_mode)conn_mode(c)) : NULL,
-      .original_dst = conn_transparent(c) ? (const struct sockaddr *)&c->orig_dst : NULL,
-      .dst_mismatch = c->dst_mismatch,
-      .resolved = c->addrs,
+      .original_dst = conn_transparent(c) ? (const struct sockaddr *)&c->ex->orig_dst : NULL,
+      .dst_mismatch = c->ex->dst_mismatch,
+      .resolved = c->ex->addrs,
   };
   if (h != NULL) {
     int ua = http_head_find(h, "user-agent");
@@ -62,15 +62,15 @@ void respond_log(struct conn *c, const char *event, int status, const char *erro
       d.user_agent_len = h->fields[ua].value_len;
     }
   }
-  if (c->dest.len > 0) {
-    d.host = c->dest.name;
-    d.port = c->dest.port;
+  if (c->ex->dest.len > 0) {
+    d.host = c->ex->dest.name;
+    d.port = c->ex->dest.port;
   } else if (h != NULL && h->target_len > 0) { /* unparsable target: log it escaped */
     d.host = http_head_str(h, h->target);
     d.host_len = h->target_len;
   }
-  if (c->verdict.rule != NULL || strcmp(event, "error") != 0) {
-    d.verdict = &c->verdict;
+  if (c->ex->verdict.rule != NULL || strcmp(event, "error") != 0) {
+    d.verdict = &c->ex->verdict;
     d.policy_now = server_now(c->srv);
   }
   log_decision(&d);
@@ -78,13 +78,13 @@ void respond_log(struct conn *c, const char *event, int status, const char *erro
 
 /* Whether the connection can carry another request after a local response. */
 static bool can_keep(const struct conn *c, int status) {
-  const struct http_head *h = c->head;
+  const struct http_head *h = c->ex->head;
   if (c->close_after || h == NULL || c->cli.eof)
     return false;
   if (status == 400 || status == 408 || status == 431 || status == 500 || h->is_connect)
     return false;
   /* An unread body would be taken for the next request: close instead. */
-  return c->req_done || (!h->chunked && (!h->has_length || h->content_length == 0));
+  return c->ex->req_done || (!h->chunked && (!h->has_length || h->content_length == 0));
 }
 
 /* Appends a whole response Embargo generated to OUT: status line,
@@ -115,8 +115,8 @@ static void respond(struct conn *c, int status, const char *error, const char *d
   }
   keep = can_keep(c, status);
   c->close_after = !keep;
-  write_message(&out, status, error, c->ps_extra, detail, body, keep);
-  c->ps_extra = NULL;
+  write_message(&out, status, error, c->ex->ps_extra, detail, body, keep);
+  c->ex->ps_extra = NULL;
   conn_set_state(c, CONN_ST_RESPONDING);
   if (out.failed) {
     obuf_free(&out);
@@ -132,7 +132,7 @@ void respond_error(struct conn *c, int status, const char *error, const char *de
   char body[512];
   if (c->state == CONN_ST_CLOSED || c->state == CONN_ST_RESPONDING || c->state == CONN_ST_LINGER)
     return;
-  if (c->resp_started) {
+  if (c->ex->resp_started) {
     /* A response is already streaming: an error page would land inside its
      * body. The client sees a truncated message instead. */
     respond_log(c, "error", 0, error, detail);
@@ -147,16 +147,16 @@ void respond_error(struct conn *c, int status, const char *error, const char *de
 #define DENY_BODY_MAX 2048
 #define DENY_DETAIL_MAX 1024
 
-/* The deny page for c->verdict: the Proxy-Status details and the body. WHY
+/* The deny page for c->ex->verdict: the Proxy-Status details and the body. WHY
  * names the option that denied when no vendor rule did; DEST is the
  * destination shown, NULL for the requested authority. */
 static void deny_text(const struct conn *c, const char *why, const char *dest, char *detail,
                       char *body) {
-  const struct rule *r = c->verdict.rule;
+  const struct rule *r = c->ex->verdict.rule;
   char cutoff[32] = "none", where[320];
 
   if (dest == NULL)
-    dest = c->authority[0] ? c->authority : c->dest.name;
+    dest = c->ex->authority[0] ? c->ex->authority : c->ex->dest.name;
   if (r == NULL) {
     snprintf(detail, DENY_DETAIL_MAX, "denied by %s", why ? why : "policy");
     snprintf(body, DENY_BODY_MAX,
@@ -169,7 +169,7 @@ static void deny_text(const struct conn *c, const char *why, const char *dest, c
     rfc3339_format(r->category->cutoff, cutoff, sizeof(cutoff));
   snprintf(where, sizeof(where), "%s:%u", r->where.file, r->where.line);
   snprintf(detail, DENY_DETAIL_MAX, "%s %s traffic (%s) denied since %s by rule %s",
-           r->vendor->id, r->category->name, c->verdict.matched, cutoff, where);
+           r->vendor->id, r->category->name, c->ex->verdict.matched, cutoff, where);
   snprintf(body, DENY_BODY_MAX,
            "Embargo denied this request.\n\n"
            "Destination: %s\n"

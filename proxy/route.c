@@ -20,7 +20,7 @@
 
 /* Whether the client can still be answered with an HTTP response. */
 static bool http_face(const struct conn *c) {
-  return c->head != NULL && !c->established && c->peek == NULL;
+  return c->ex->head != NULL && !c->established && c->ex->peek == NULL;
 }
 
 /* Everything known of the current exchange's destination. */
@@ -28,12 +28,12 @@ static void gather(const struct conn *c, struct judge_input *in) {
   const struct config_transparent *t = &c->srv->cfg->transparent;
 
   memset(in, 0, sizeof(*in));
-  in->host = &c->dest;
-  in->connect = !conn_transparent(c) && c->head != NULL && c->head->is_connect;
-  if (c->addrs != NULL) {
-    in->resolved = c->addrs;
-    in->dial = c->addrs->addrs;
-    in->ndial = c->addrs->naddrs;
+  in->host = &c->ex->dest;
+  in->connect = !conn_transparent(c) && c->ex->head != NULL && c->ex->head->is_connect;
+  if (c->ex->addrs != NULL) {
+    in->resolved = c->ex->addrs;
+    in->dial = c->ex->addrs->addrs;
+    in->ndial = c->ex->addrs->naddrs;
   }
   peek_judge_input(c, in);
   /* An intercepted TLS connection's name is its SNI: judged as such (an
@@ -41,11 +41,11 @@ static void gather(const struct conn *c, struct judge_input *in) {
    * address it is. */
   if (conn_transparent(c) && in->nsni > 0)
     in->host = NULL;
-  if (conn_transparent(c) && c->head == NULL && c->peek == NULL)
+  if (conn_transparent(c) && c->ex->head == NULL && c->ex->peek == NULL)
     judge_add_outcome(in, t->on_unknown, "transparent.on_unknown");
-  if (c->dst_mismatch)
+  if (c->ex->dst_mismatch)
     judge_add_outcome(in, t->on_dst_mismatch, "transparent.on_dst_mismatch");
-  if (c->sni_changed)
+  if (c->ex->sni_changed)
     judge_add_outcome(in, ACTION_DENY, "the second ClientHello changed the server name");
 }
 
@@ -59,8 +59,8 @@ static bool judge_now(struct conn *c) {
   gather(c, &in);
   judge_destination(c->srv->cfg, c->policy, &c->srv->dest, &in, server_now(c->srv),
                     uv_now(c->srv->loop), &j);
-  c->verdict = j.verdict;
-  c->decided_by = j.option;
+  c->ex->verdict = j.verdict;
+  c->ex->decided_by = j.option;
   switch (j.refusal) {
   case JUDGE_PORT:
     route_refuse(c, 403, "http_request_denied", j.detail);
@@ -72,18 +72,18 @@ static bool judge_now(struct conn *c) {
   default:
     break;
   }
-  if (c->verdict.action != ACTION_DENY)
+  if (c->ex->verdict.action != ACTION_DENY)
     return true;
   if (bump_deny(c)) /* the block page over TLS: it logs the outcome */
     return false;
-  if (http_face(c) && c->verdict.rule != NULL) {
+  if (http_face(c) && c->ex->verdict.rule != NULL) {
     respond_deny(c);
   } else if (http_face(c)) {
-    respond_error(c, 403, "http_request_denied", c->decided_by);
+    respond_error(c, 403, "http_request_denied", c->ex->decided_by);
   } else {
     bool alert = peek_spoke_tls(c);
     respond_log(c, "deny", 0, alert ? "tls_alert_access_denied" : "tunnel_closed",
-                c->decided_by);
+                c->ex->decided_by);
     if (alert)
       peek_send_alert(c);
     conn_linger(c);
@@ -116,34 +116,34 @@ static void on_upstream_connected(struct upstream *up, int status) {
   if (status != 0) {
     log_diag(LOG_INFO, c->id, "connect to %s (%s) failed: %s", up->key,
              log_fmt_ip((const struct sockaddr *)&up->addr, ip, sizeof(ip)), uv_strerror(status));
-    c->connect_err = status;
+    c->ex->connect_err = status;
     upstream_close(up);
     c->up = NULL;
     dial_next(c);
     return;
   }
-  if (c->relay == CONN_RELAY_TUNNEL)
+  if (c->ex->relay == CONN_RELAY_TUNNEL)
     tunnel_start(c);
   else
     forward_start(c);
 }
 
 static void dial_failed(struct conn *c) {
-  if (c->connect_err == UV_ETIMEDOUT)
+  if (c->ex->connect_err == UV_ETIMEDOUT)
     route_refuse(c, 504, "connection_timeout", "connection to the destination timed out");
-  else if (c->connect_err == UV_ECONNREFUSED)
+  else if (c->ex->connect_err == UV_ECONNREFUSED)
     route_refuse(c, 502, "connection_refused", "the destination refused the connection");
   else
-    route_refuse(c, 502, "destination_unavailable", uv_strerror(c->connect_err));
+    route_refuse(c, 502, "destination_unavailable", uv_strerror(c->ex->connect_err));
 }
 
 const char *route_pool_key(const struct conn *c, char *buf, size_t size) {
   char where[64];
   if (!conn_transparent(c))
-    return c->authority;
+    return c->ex->authority;
   /* An intercepted connection always goes to its original destination,
    * whatever Host says: pooled connections are shared by that address. */
-  snprintf(buf, size, "=%s", log_fmt_addr((const struct sockaddr *)&c->orig_dst, where,
+  snprintf(buf, size, "=%s", log_fmt_addr((const struct sockaddr *)&c->ex->orig_dst, where,
                                           sizeof(where)));
   return buf;
 }
@@ -152,15 +152,30 @@ const char *route_pool_key(const struct conn *c, char *buf, size_t size) {
 static void dial_next(struct conn *c) {
   char key[UPSTREAM_KEY_MAX];
   int err = 0;
-  while (c->addr_next < c->addrs->naddrs) {
-    const struct sockaddr *sa = (const struct sockaddr *)&c->addrs->addrs[c->addr_next++];
-    c->up = upstream_dial(c->srv, c, sa, c->addrs, route_pool_key(c, key, sizeof(key)),
+  while (c->ex->addr_next < c->ex->addrs->naddrs) {
+    const struct sockaddr *sa = (const struct sockaddr *)&c->ex->addrs->addrs[c->ex->addr_next++];
+    c->up = upstream_dial(c->srv, c, sa, c->ex->addrs, route_pool_key(c, key, sizeof(key)),
                           c->srv->cfg->timeouts.connect, on_upstream_connected, &err);
     if (c->up != NULL)
       return;
-    c->connect_err = err;
+    c->ex->connect_err = err;
   }
   dial_failed(c);
+}
+
+/* The idle connection to KEY this client used last (affinity), else one
+ * from the pool, or NULL. A kept connection to another destination goes
+ * back to the pool. */
+static struct upstream *take_upstream(struct conn *c, const char *key) {
+  struct upstream *up = c->kept;
+  c->kept = NULL;
+  if (up != NULL && strcmp(up->key, key) == 0) {
+    up->reused = true; /* it may have been closed meanwhile: a safe retry applies */
+    return up;
+  }
+  if (up != NULL)
+    upstream_release(up);
+  return upstream_take(c->srv, key);
 }
 
 static void dial_start(struct conn *c) {
@@ -169,15 +184,15 @@ static void dial_start(struct conn *c) {
 
   conn_set_state(c, CONN_ST_CONNECTING);
   uv_timer_stop(&c->timer); /* each attempt has its own deadline */
-  if (conn_transparent(c) && c->relay == CONN_RELAY_HTTP &&
-      (up = upstream_take(c->srv, route_pool_key(c, key, sizeof(key)))) != NULL) {
+  if (conn_transparent(c) && c->ex->relay == CONN_RELAY_HTTP &&
+      (up = take_upstream(c, route_pool_key(c, key, sizeof(key)))) != NULL) {
     c->up = up;
     up->conn = c;
     forward_start(c);
     return;
   }
-  c->addr_next = 0;
-  c->connect_err = UV_EHOSTUNREACH;
+  c->ex->addr_next = 0;
+  c->ex->connect_err = UV_EHOSTUNREACH;
   dial_next(c);
 }
 
@@ -187,14 +202,14 @@ void route_dial_address(struct conn *c, const struct sockaddr *addr) {
     route_refuse(c, 500, "proxy_internal_error", "out of memory");
     return;
   }
-  if (c->addrs != NULL) /* keep the CNAME chain the address came with */
-    memcpy(one, c->addrs, sizeof(*one));
+  if (c->ex->addrs != NULL) /* keep the CNAME chain the address came with */
+    memcpy(one, c->ex->addrs, sizeof(*one));
   memset(&one->addrs[0], 0, sizeof(one->addrs[0]));
   memcpy(&one->addrs[0], addr,
          addr->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in));
   one->naddrs = 1;
-  free(c->addrs);
-  c->addrs = one;
+  free(c->ex->addrs);
+  c->ex->addrs = one;
   dial_start(c);
 }
 
@@ -224,7 +239,7 @@ void route_after_hello(struct conn *c) {
 
 bool route_second_hello(struct conn *c, bool changed) {
   if (changed) { /* a deny whatever the lists say: the first hello was what we judged */
-    c->sni_changed = true;
+    c->ex->sni_changed = true;
   }
   if (!judge_now(c))
     return false;
@@ -256,16 +271,16 @@ static bool answer_has(const struct dns_result *r, const struct sockaddr *addr) 
  * is recorded, and the original destination is the one address to dial. */
 static void transparent_resolved(struct conn *c, enum dns_status status,
                                  const struct dns_result *res) {
-  if ((c->addrs = calloc(1, sizeof(*c->addrs))) == NULL) {
+  if ((c->ex->addrs = calloc(1, sizeof(*c->ex->addrs))) == NULL) {
     route_refuse(c, 500, "proxy_internal_error", "out of memory");
     return;
   }
   if (status == DNS_OK)
-    memcpy(c->addrs, res, sizeof(*res));
-  c->dst_mismatch = status != DNS_OK || !answer_has(res, (const struct sockaddr *)&c->orig_dst);
-  memset(c->addrs->addrs, 0, sizeof(c->addrs->addrs));
-  memcpy(&c->addrs->addrs[0], &c->orig_dst, sizeof(c->orig_dst));
-  c->addrs->naddrs = 1;
+    memcpy(c->ex->addrs, res, sizeof(*res));
+  c->ex->dst_mismatch = status != DNS_OK || !answer_has(res, (const struct sockaddr *)&c->ex->orig_dst);
+  memset(c->ex->addrs->addrs, 0, sizeof(c->ex->addrs->addrs));
+  memcpy(&c->ex->addrs->addrs[0], &c->ex->orig_dst, sizeof(c->ex->orig_dst));
+  c->ex->addrs->naddrs = 1;
   after_resolution(c);
 }
 
@@ -278,45 +293,45 @@ static void on_resolved(void *arg, enum dns_status status, const struct dns_resu
     return;
   }
   if (status != DNS_OK) {
-    snprintf(detail, sizeof(detail), "%s: %s", c->dest.name, dns_status_name(status));
+    snprintf(detail, sizeof(detail), "%s: %s", c->ex->dest.name, dns_status_name(status));
     if (status == DNS_TIMEOUT) {
       route_refuse(c, 504, "dns_timeout", detail);
     } else {
-      c->ps_extra = status == DNS_NXDOMAIN ? "rcode=NXDOMAIN"
+      c->ex->ps_extra = status == DNS_NXDOMAIN ? "rcode=NXDOMAIN"
                     : status == DNS_SERVFAIL ? "rcode=SERVFAIL"
                     : status == DNS_NODATA ? "rcode=NOERROR" : NULL;
       route_refuse(c, 502, "dns_error", detail);
     }
     return;
   }
-  if ((c->addrs = malloc(sizeof(*c->addrs))) == NULL) {
+  if ((c->ex->addrs = malloc(sizeof(*c->ex->addrs))) == NULL) {
     route_refuse(c, 500, "proxy_internal_error", "out of memory");
     return;
   }
-  memcpy(c->addrs, res, sizeof(*res));
+  memcpy(c->ex->addrs, res, sizeof(*res));
   after_resolution(c);
 }
 
 /* The addresses of an IP-literal destination (for a transparent
  * connection, its original destination, whatever literal it claimed). */
 static int literal_addrs(struct conn *c) {
-  if ((c->addrs = malloc(sizeof(*c->addrs))) == NULL)
+  if ((c->ex->addrs = malloc(sizeof(*c->ex->addrs))) == NULL)
     return -1;
-  dns_result_literal(c->addrs, &c->dest);
+  dns_result_literal(c->ex->addrs, &c->ex->dest);
   if (conn_transparent(c))
-    memcpy(&c->addrs->addrs[0], &c->orig_dst, sizeof(c->orig_dst));
+    memcpy(&c->ex->addrs->addrs[0], &c->ex->orig_dst, sizeof(c->ex->orig_dst));
   return 0;
 }
 
 /* Reuses an idle connection to the destination, judged on the answer it
  * was dialled from, as a new dial would be. Returns false if none fits. */
 static bool reuse_pooled(struct conn *c) {
-  struct upstream *up = upstream_take(c->srv, c->authority);
+  struct upstream *up = take_upstream(c, c->ex->authority);
 
   if (up == NULL)
     return false;
-  if (up->resolved != NULL && (c->addrs = malloc(sizeof(*c->addrs))) != NULL)
-    memcpy(c->addrs, up->resolved, sizeof(*c->addrs));
+  if (up->resolved != NULL && (c->ex->addrs = malloc(sizeof(*c->ex->addrs))) != NULL)
+    memcpy(c->ex->addrs, up->resolved, sizeof(*c->ex->addrs));
   if (!judge_now(c)) {
     upstream_release(up); /* it may serve a request that is allowed */
     return true;
@@ -331,13 +346,13 @@ static bool reuse_pooled(struct conn *c) {
 
 void route_start(struct conn *c) {
   int rc;
-  free(c->addrs);
-  c->addrs = NULL;
+  free(c->ex->addrs);
+  c->ex->addrs = NULL;
   if (!judge_now(c)) /* the name alone (and a CONNECT's port) */
     return;
-  if (!conn_transparent(c) && c->relay == CONN_RELAY_HTTP && reuse_pooled(c))
+  if (!conn_transparent(c) && c->ex->relay == CONN_RELAY_HTTP && reuse_pooled(c))
     return;
-  if (c->dest.kind != HOST_NAME) {
+  if (c->ex->dest.kind != HOST_NAME) {
     if (literal_addrs(c) != 0)
       route_refuse(c, 500, "proxy_internal_error", "out of memory");
     else
@@ -346,7 +361,7 @@ void route_start(struct conn *c) {
   }
   conn_set_state(c, CONN_ST_RESOLVING);
   conn_arm_timer(c, c->srv->cfg->timeouts.resolve);
-  rc = resolver_lookup(c->srv->resolver, c->dest.name, c->dest.port, on_resolved, c, &c->dnsq);
+  rc = resolver_lookup(c->srv->resolver, c->ex->dest.name, c->ex->dest.port, on_resolved, c, &c->ex->dnsq);
   if (rc != 0)
     route_refuse(c, 500, "proxy_internal_error", "cannot start DNS lookup");
 }

@@ -95,7 +95,7 @@ void server_shared_free(struct server_shared *sh) {
 /* A connection between requests: nothing read of the next one, nothing
  * owed. Closing it loses nothing. */
 static bool conn_idle(const struct conn *c) {
-  return c->state == CONN_ST_HEAD && c->spill_len == 0 && !http1_in_message(c->req);
+  return c->state == CONN_ST_HEAD && c->ex->spill_len == 0 && !http1_in_message(c->ex->req);
 }
 
 static void on_tick(uv_timer_t *t) {
@@ -294,7 +294,7 @@ void server_request_start(struct conn *c) {
     policy_unref(c->policy);
     c->policy = policy_ref(srv->policy);
   }
-  metrics_add(c->head != NULL && c->head->is_connect ? METRIC_REQ_CONNECT : METRIC_REQ_FORWARD, 1);
+  metrics_add(c->ex->head != NULL && c->ex->head->is_connect ? METRIC_REQ_CONNECT : METRIC_REQ_FORWARD, 1);
 }
 
 size_t server_pool_total(const struct server *srv) {

@@ -27,21 +27,21 @@
 #define SNIFF_MAX 24
 
 int transparent_original_dst(struct conn *c) {
-  socklen_t len = sizeof(c->orig_dst);
+  socklen_t len = sizeof(c->ex->orig_dst);
   uv_os_fd_t fd;
   int rc;
 
-  memset(&c->orig_dst, 0, sizeof(c->orig_dst));
+  memset(&c->ex->orig_dst, 0, sizeof(c->ex->orig_dst));
   if (uv_fileno((const uv_handle_t *)&c->cli.tcp, &fd) != 0)
     return UV_EBADF;
   if (c->lst->mode == LISTEN_TPROXY) /* the socket was accepted for the original address */
-    rc = getsockname(fd, (struct sockaddr *)&c->orig_dst, &len);
+    rc = getsockname(fd, (struct sockaddr *)&c->ex->orig_dst, &len);
   else if (c->lst->addr.ss_family == AF_INET6)
-    rc = getsockopt(fd, SOL_IPV6, IP6T_SO_ORIGINAL_DST, &c->orig_dst, &len);
+    rc = getsockopt(fd, SOL_IPV6, IP6T_SO_ORIGINAL_DST, &c->ex->orig_dst, &len);
   else
-    rc = getsockopt(fd, SOL_IP, SO_ORIGINAL_DST, &c->orig_dst, &len);
+    rc = getsockopt(fd, SOL_IP, SO_ORIGINAL_DST, &c->ex->orig_dst, &len);
   if (rc != 0) {
-    memset(&c->orig_dst, 0, sizeof(c->orig_dst));
+    memset(&c->ex->orig_dst, 0, sizeof(c->ex->orig_dst));
     return -errno;
   }
   return 0;
@@ -55,28 +55,28 @@ void transparent_start(struct conn *c) {
 /* The destination is the original one, as an IP literal: what is judged
  * when the connection claims no name. */
 void transparent_dest_from_orig(struct conn *c) {
-  const struct sockaddr *sa = (const struct sockaddr *)&c->orig_dst;
-  memset(&c->dest, 0, sizeof(c->dest));
+  const struct sockaddr *sa = (const struct sockaddr *)&c->ex->orig_dst;
+  memset(&c->ex->dest, 0, sizeof(c->ex->dest));
   if (sa->sa_family == AF_INET) {
     const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
-    c->dest.kind = HOST_IPV4;
-    c->dest.port = ntohs(in->sin_port);
-    memcpy(c->dest.addr, &in->sin_addr, 4);
+    c->ex->dest.kind = HOST_IPV4;
+    c->ex->dest.port = ntohs(in->sin_port);
+    memcpy(c->ex->dest.addr, &in->sin_addr, 4);
   } else {
     const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
-    c->dest.kind = HOST_IPV6;
-    c->dest.port = ntohs(in6->sin6_port);
-    memcpy(c->dest.addr, &in6->sin6_addr, 16);
+    c->ex->dest.kind = HOST_IPV6;
+    c->ex->dest.port = ntohs(in6->sin6_port);
+    memcpy(c->ex->dest.addr, &in6->sin6_addr, 16);
   }
-  log_fmt_ip(sa, c->dest.name, sizeof(c->dest.name));
-  c->dest.len = strlen(c->dest.name);
-  host_format(&c->dest, c->authority, sizeof(c->authority));
+  log_fmt_ip(sa, c->ex->dest.name, sizeof(c->ex->dest.name));
+  c->ex->dest.len = strlen(c->ex->dest.name);
+  host_format(&c->ex->dest, c->ex->authority, sizeof(c->ex->authority));
 }
 
 /* Neither TLS nor HTTP (or nothing at all): judged on the original
  * destination with transparent.on_unknown, relayed as bytes if allowed. */
 static void route_unknown(struct conn *c) {
-  c->relay = CONN_RELAY_TUNNEL;
+  c->ex->relay = CONN_RELAY_TUNNEL;
   transparent_dest_from_orig(c);
   route_start(c);
 }
@@ -100,9 +100,9 @@ static int classify(const char *p, size_t n) {
 
 /* Hands the connection to the front end its first bytes call for. */
 static void dispatch(struct conn *c) {
-  switch (classify(c->spill + c->spill_off, c->spill_len)) {
+  switch (classify(c->ex->spill + c->ex->spill_off, c->ex->spill_len)) {
   case 1:
-    c->relay = CONN_RELAY_TUNNEL;
+    c->ex->relay = CONN_RELAY_TUNNEL;
     peek_start(c);
     break;
   case 2:
@@ -125,7 +125,7 @@ static void dispatch(struct conn *c) {
 
 void transparent_data(struct conn *c, ssize_t nread, const char *data) {
   if (nread < 0) {
-    if (nread == UV_EOF && c->spill_len > 0) {
+    if (nread == UV_EOF && c->ex->spill_len > 0) {
       c->cli.eof = true;
       uv_timer_stop(&c->timer);
       route_unknown(c); /* a few bytes, then FIN: still judged and logged */
@@ -135,18 +135,18 @@ void transparent_data(struct conn *c, ssize_t nread, const char *data) {
     return;
   }
   /* Keep everything read so far for the front end (or the destination). */
-  if (c->spill_len == 0) {
+  if (c->ex->spill_len == 0) {
     if (conn_input_consumed(c, data, (size_t)nread, 0, false) != 0)
       return;
   } else {
-    char *grown = realloc(c->spill, c->spill_off + c->spill_len + (size_t)nread);
+    char *grown = realloc(c->ex->spill, c->ex->spill_off + c->ex->spill_len + (size_t)nread);
     if (grown == NULL) {
       conn_close(c);
       return;
     }
-    c->spill = grown;
-    memcpy(c->spill + c->spill_off + c->spill_len, data, (size_t)nread);
-    c->spill_len += (size_t)nread;
+    c->ex->spill = grown;
+    memcpy(c->ex->spill + c->ex->spill_off + c->ex->spill_len, data, (size_t)nread);
+    c->ex->spill_len += (size_t)nread;
   }
   dispatch(c);
 }

@@ -24,13 +24,15 @@ void tunnel_client_data(struct conn *c, ssize_t nread, const char *data) {
     tunnel_maybe_close(c);
     return;
   }
-  if (peek_awaiting_second_hello(c)) {
+  if (c->ex != NULL && peek_awaiting_second_hello(c)) {
     peek_second_hello(c, nread, data);
     if (c->state == CONN_ST_TUNNEL)
       conn_update_reading(c);
     return;
   }
-  if ((rc = endpoint_write(&c->up->ep, data, (size_t)nread)) != 0) {
+  /* Bytes the socket takes at once are not copied; a tunnel does not wait
+   * for the drain of what went out at once. */
+  if ((rc = endpoint_write_now(&c->up->ep, data, (size_t)nread)) != 0) {
     conn_close(c);
     return;
   }
@@ -48,9 +50,14 @@ void tunnel_upstream_data(struct conn *c, ssize_t nread, const char *data) {
     tunnel_maybe_close(c);
     return;
   }
-  peek_watch_server(c, data, (size_t)nread);
-  if (conn_write_client(c, data, (size_t)nread) != 0)
+  if (c->ex != NULL) {
+    peek_watch_server(c, data, (size_t)nread);
+    conn_tunnel_relaying(c); /* the watch is over: drop what the exchange held */
+  }
+  if (endpoint_write_now(&c->cli, data, (size_t)nread) != 0) {
+    conn_close(c);
     return;
+  }
   conn_arm_timer(c, c->srv->cfg->timeouts.tunnel_idle);
   conn_update_reading(c);
 }
@@ -58,6 +65,7 @@ void tunnel_upstream_data(struct conn *c, ssize_t nread, const char *data) {
 void tunnel_start(struct conn *c) {
   static const char established[] = "HTTP/1.1 200 Connection established\r\n\r\n";
   conn_set_state(c, CONN_ST_TUNNEL);
+  conn_release_kept(c);
   /* A CONNECT is answered once the destination is there (or before the
    * ClientHello was read); an intercepted connection expects no answer. */
   if (!conn_transparent(c) && !c->established &&
@@ -70,13 +78,14 @@ void tunnel_start(struct conn *c) {
   }
   peek_watch_start(c);
   peek_free(c);
-  if (c->spill_len > 0) { /* bytes the client sent after its CONNECT head or hello */
-    if (endpoint_write(&c->up->ep, c->spill + c->spill_off, c->spill_len) != 0) {
+  if (c->ex->spill_len > 0) { /* bytes the client sent after its CONNECT head or hello */
+    if (endpoint_write(&c->up->ep, c->ex->spill + c->ex->spill_off, c->ex->spill_len) != 0) {
       conn_close(c);
       return;
     }
-    c->spill_len = c->spill_off = 0;
+    c->ex->spill_len = c->ex->spill_off = 0;
   }
+  conn_tunnel_relaying(c);
   conn_arm_timer(c, c->srv->cfg->timeouts.tunnel_idle);
   conn_update_reading(c);
 }

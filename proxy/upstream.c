@@ -140,7 +140,8 @@ int upstream_check_mark(uint32_t mark) {
 struct upstream *upstream_dial(struct server *srv, struct conn *conn, const struct sockaddr *addr,
                                const struct dns_result *resolved, const char *key,
                                uint64_t timeout_ms, upstream_connect_cb cb, int *err) {
-  struct upstream *up = calloc(1, sizeof(*up));
+  size_t keylen = strnlen(key, UPSTREAM_KEY_MAX - 1);
+  struct upstream *up = calloc(1, sizeof(*up) + keylen + 1);
   int rc;
 
   if (up != NULL && resolved != NULL && (up->resolved = malloc(sizeof(*resolved))) == NULL) {
@@ -159,7 +160,7 @@ struct upstream *upstream_dial(struct server *srv, struct conn *conn, const stru
   up->dial_started = uv_now(srv->loop);
   memcpy(&up->addr, addr, addr->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
                                                        : sizeof(struct sockaddr_in));
-  snprintf(up->key, sizeof(up->key), "%s", key);
+  memcpy(up->key, key, keylen);
   uv_tcp_init(srv->loop, &up->ep.tcp);
   uv_timer_init(srv->loop, &up->timer);
   up->handles = 2;
@@ -182,6 +183,11 @@ struct upstream *upstream_dial(struct server *srv, struct conn *conn, const stru
   }
   uv_timer_start(&up->timer, on_connect_timeout, timeout_ms, 0);
   return up;
+}
+
+void upstream_forget_answer(struct upstream *up) {
+  free(up->resolved);
+  up->resolved = NULL;
 }
 
 static void on_idle_timeout(uv_timer_t *t) {
@@ -230,7 +236,8 @@ struct upstream *upstream_take(struct server *srv, const char *key) {
       continue;
     pool_unlink(up);
     uv_timer_stop(&up->timer);
-    upstream_set_reading(up, false);
+    /* Reading stays on: the new owner's conn_update_reading decides before
+     * the loop runs again, usually to read on (no epoll change per reuse). */
     up->reused = true;
     return up;
   }

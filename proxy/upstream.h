@@ -31,14 +31,18 @@ struct upstream {
   upstream_connect_cb on_connect;
   uint64_t dial_started;   /* loop time the dial began, for the metrics */
   struct http1 *resp;      /* response parser, kept across reuses (owned) */
-  struct sockaddr_storage addr;
+  union {                  /* the address dialled */
+    struct sockaddr sa;
+    struct sockaddr_in in;
+    struct sockaddr_in6 in6;
+  } addr;
   struct dns_result *resolved; /* what the name resolved to when dialled (owned) */
-  char key[UPSTREAM_KEY_MAX]; /* "host:port" it was opened for */
+  struct upstream *prev, *next; /* pool list, while pooled */
   int handles;             /* open handles; freed when it reaches 0 */
   bool connected;
   bool closing;
   bool reused;             /* taken from the pool at least once */
-  struct upstream *prev, *next; /* pool list, while pooled */
+  char key[];              /* "host:port" it was opened for (at most UPSTREAM_KEY_MAX) */
 };
 
 /* Starts connecting to ADDR for CONN. RESOLVED (copied; may be NULL) is the
@@ -49,6 +53,10 @@ struct upstream {
 struct upstream *upstream_dial(struct server *srv, struct conn *conn, const struct sockaddr *addr,
                                const struct dns_result *resolved, const char *key,
                                uint64_t timeout_ms, upstream_connect_cb cb, int *err);
+
+/* Drops the answer kept for a reuse from the pool: for a connection that
+ * will never be pooled (a tunnel's). */
+void upstream_forget_answer(struct upstream *up);
 
 /* Whether this process may set MARK (SO_MARK) on its sockets: 0 or a
  * negative errno (UV_EPERM without CAP_NET_ADMIN). */
@@ -61,7 +69,8 @@ void upstream_close(struct upstream *up);
 void upstream_release(struct upstream *up);
 
 /* Takes an idle pooled connection for KEY, or NULL. The caller becomes its
- * owner and must set up->conn. */
+ * owner and must set up->conn, and set its reading (it is left reading)
+ * before returning to the loop. */
 struct upstream *upstream_take(struct server *srv, const char *key);
 
 /* Closes every pooled connection (shutdown). */

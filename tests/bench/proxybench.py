@@ -113,7 +113,7 @@ class Bench:
         """1,000 idle tunnels per peer, a freshly started process per run."""
         for rnd in range(self.args.rounds):
             self.progress(f"idle tunnels, round {rnd + 1}/{self.args.rounds}")
-            for name in ("squid", "tinyproxy", "haproxy", "embargo"):
+            for name in self.wanted(("squid", "tinyproxy", "haproxy", "embargo")):
                 target = self.start_peer(name)
                 if target is None:
                     continue
@@ -125,7 +125,8 @@ class Bench:
 
     def load_phase(self):
         """Request rates and bulk transfers, interleaved across targets."""
-        names = ("squid", "tinyproxy", "haproxy", "embargo", "embargo-100k", "embargo-log")
+        names = self.wanted(("squid", "tinyproxy", "haproxy", "embargo", "embargo-100k",
+                             "embargo-log"))
         targets = {"direct": {"name": "direct", "pid": None}}
         for name in names:
             t = self.start_peer(name)
@@ -164,6 +165,10 @@ class Bench:
         for name in names:
             self.stop_peer(name)
 
+    def wanted(self, names):
+        """NAMES, less those --targets leaves out."""
+        return tuple(n for n in names if not self.args.targets or n in self.args.targets)
+
     def stop_peer(self, name):
         status = self.procs.stop(name)
         if status is not None:
@@ -179,9 +184,10 @@ class Bench:
         self.ports = {"http": http, "tls": tls, "status": status}
         self.procs.start("nginx", ["nginx", "-p", self.root, "-c",
                                    peers.nginx_conf(self.root, http, tls, status)], http)
-        if self.args.only is None:
+        if self.args.only in (None, "idle"):
             self.idle_phase()
-        self.load_phase()
+        if self.args.only in (None, "load", "ka"):
+            self.load_phase()
         self.procs.stop_all()
         self.print_report(time.monotonic() - self.started)
         if self.args.json:
@@ -301,11 +307,15 @@ def parse_args(argv):
     p.add_argument("--rounds", type=int, help="interleaved runs per cell (default 3)")
     p.add_argument("--duration", type=int, help="seconds per wrk run (default 5)")
     p.add_argument("--tunnels", type=int, default=1000, help="idle tunnels (default 1000)")
+    p.add_argument("--only", choices=("idle", "load", "ka"),
+                   help="run only the idle-tunnel phase, only the load phase, or only the "
+                        "keep-alive request rate (ka: with its CPU per request)")
+    p.add_argument("--targets", type=lambda v: v.split(","), default=[],
+                   help="comma-separated peers to run (default all): squid, tinyproxy, "
+                        "haproxy, embargo, embargo-100k, embargo-log")
     p.add_argument("--keep", action="store_true", help="keep the working directory")
     p.add_argument("--json", metavar="FILE",
                    help="also write every run's figures to FILE (JSON)")
-    p.add_argument("--only", choices=("ka",),
-                   help="ka: only the keep-alive request rate (and its CPU per request)")
     p.add_argument("--workers", type=int,
                    help="Embargo's `workers:` (default: its own, one per CPU online)")
     args = p.parse_args(argv)

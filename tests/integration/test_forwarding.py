@@ -68,6 +68,21 @@ class KeepAliveTest(EmbargoTestCase):
         self.assertEqual(len({h["client"] for h in self.origin.heads}), 1, self.origin.heads)
         self.assertLessEqual(self.origin.connections, 1)
 
+    def test_client_keeps_its_upstream_while_another_client_uses_the_same_origin(self):
+        # Affinity: between its requests a client holds the upstream it used,
+        # so a second client interleaving requests to the same origin gets
+        # its own, and each client's requests stay on one connection.
+        with RawClient(self.embargo.port) as a, RawClient(self.embargo.port) as b:
+            for i in range(2):
+                for name, c in (("a", a), ("b", b)):
+                    c.send(self._req("allowed.test", "/%s%d" % (name, i)))
+                    r = c.read_response()
+                    self.assertEqual((r.status, r.body), (200, b"ok /%s%d\n" % (name.encode(), i)))
+        peer = {h["path"]: h["client"] for h in self.origin.heads}
+        self.assertEqual(peer["/a0"], peer["/a1"], self.origin.heads)
+        self.assertEqual(peer["/b0"], peer["/b1"], self.origin.heads)
+        self.assertNotEqual(peer["/a0"], peer["/b0"], self.origin.heads)
+
     def test_each_request_on_a_connection_gets_its_own_check(self):
         with RawClient(self.embargo.port) as c:
             c.send(self._req("allowed.test", "/a"))

@@ -422,6 +422,25 @@ class RegressionTest(EmbargoTestCase):
         self.settle()
         return o, r
 
+    def test_post_after_origin_closed_the_kept_upstream_goes_on_a_new_connection(self):
+        # The client's previous upstream is kept for its next request; the
+        # origin closing it meanwhile must retire it, so a POST (which is
+        # never retried) is not sent on a dead connection.
+        o = self.scripted(lambda req: Early(ok("ok %s %s\n" % (req["method"], req["path"])),
+                                            close=True))
+        with RawClient(self.embargo.port, timeout=10) as c:
+            c.send(self.request(o, "/first"))
+            r = c.read_response()
+            self.assertEqual((r.status, r.body), (200, b"ok GET /first\n"), r)
+            deadline = time.monotonic() + 5
+            while 1 not in o.closed and time.monotonic() < deadline:
+                time.sleep(0.02)
+            time.sleep(0.2)  # the origin's FIN reaches the proxy
+            c.send(self.request(o, "/order", "POST", extra=b"Content-Length: 2\r\n", body=b"hi"))
+            r = c.read_response()
+        self.assertEqual((r.status, r.body), (200, b"ok POST /order\n"), r)
+        self.assertEqual([(x["conn"], x["path"]) for x in o.snapshot()], [(1, "/first"), (2, "/order")])
+
     def test_post_not_retried_after_pooled_connection_closes(self):
         o, r = self._warm_then("POST", "/order")
         posts = [(x["conn"], x["n"]) for x in o.snapshot() if x["method"] == "POST"]
