@@ -83,8 +83,8 @@ static void print_limits(const struct config *cfg, FILE *f) {
     fprintf(f, "%s%s %zu", i ? ", " : "", limit_fields[i].name,
             *(const size_t *)((const char *)&cfg->limits + limit_fields[i].offset));
   fprintf(f, "\nWorkers:        %zu event loop(s), one thread each (%s); max_connections, "
-             "max_connections_per_client, pool_total and the DNS cache hold for the whole "
-             "process, shared out among them",
+             "max_connections_per_client and the DNS cache are the whole process's, pool_total "
+             "is shared out among them",
           config_workers(cfg), cfg->workers ? "workers" : "one per CPU online");
   fprintf(f, "\nMemory bound:   %llu MiB of buffered data at most: %zu connections x %llu KiB "
              "(2 x (buffer + one 64 KiB read) + the larger of max_head and max_hello) + the DNS "
