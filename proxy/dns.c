@@ -5,6 +5,7 @@
 #include <ares.h>
 #include <netinet/in.h>
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,16 +21,40 @@ struct dns_poll {
   struct dns_poll *next;
 };
 
-/* Answers shared by the resolvers of every worker. */
+/* Answers and the lookups running, shared by the resolvers of every
+ * worker: a name is resolved by one loop at a time, the others wait for its
+ * answer. */
 struct resolver_cache {
-  uv_mutex_t mu;
-  struct dnscache *cache;
+  uv_mutex_t mu;          /* guards the cache, and every resolver's links and inbox */
+  struct dnscache *cache; /* its waiters are struct dns_link */
+};
+
+/* A resolver waiting in the shared cache for a name another loop (or its
+ * own) is resolving. */
+struct dns_link {
+  struct dnscache_waiter waiter; /* in the shared cache's pending entry */
+  struct resolver *r;
+  struct dns_link *prev, *next;  /* R's links */
+  char name[];
+};
+
+/* An answer one loop hands to another, through its inbox. */
+struct dns_delivery {
+  struct dns_delivery *next;
+  enum dns_status status;
+  bool again;                    /* the loop resolving it stopped: look it up again */
+  struct dns_result result;
+  char name[];
 };
 
 struct resolver {
   uv_loop_t *loop;
   struct dnscache *cache;         /* this loop's lookups running (and answers, without SHARED) */
-  struct resolver_cache *shared;  /* answers, or NULL: CACHE keeps them (borrowed) */
+  struct resolver_cache *shared;  /* answers and lookups running, or NULL (borrowed) */
+  struct dns_link *links;         /* under shared->mu */
+  struct dns_delivery *inbox;     /* under shared->mu */
+  uv_async_t wake;                /* the inbox has deliveries (with SHARED) */
+  bool wake_open;                 /* under shared->mu */
   ares_channel channel;
   uv_timer_t timer;
   struct dns_poll *polls;
@@ -57,6 +82,16 @@ static void arm_timer(struct resolver *r);
 
 static void on_poll_closed(uv_handle_t *h) {
   free(h->data);
+}
+
+static void on_timer_closed(uv_handle_t *h);
+static void on_inbox(uv_async_t *h);
+static void shared_leave(struct resolver *r);
+
+/* The doorbell closes first: the timer's close callback frees the resolver. */
+static void on_wake_closed(uv_handle_t *h) {
+  struct resolver *r = h->data;
+  uv_close((uv_handle_t *)&r->timer, on_timer_closed);
 }
 
 static void on_timer_closed(uv_handle_t *h) {
@@ -224,6 +259,13 @@ int resolver_new(uv_loop_t *loop, const char *servers, uint64_t timeout_ms,
   r->loop = loop;
   uv_timer_init(loop, &r->timer);
   r->timer.data = r;
+  if (shared != NULL) {
+    uv_async_init(loop, &r->wake, on_inbox);
+    r->wake.data = r;
+    uv_mutex_lock(&shared->mu);
+    r->wake_open = true;
+    uv_mutex_unlock(&shared->mu);
+  }
   *out = r;
   return 0;
 }
@@ -233,7 +275,10 @@ void resolver_close(struct resolver *r) {
   if (r == NULL || r->closing)
     return;
   r->closing = 1;
-  /* Fails every query on the wire; their waiters are told DNS_ERROR. */
+  if (r->shared != NULL)
+    shared_leave(r);
+  /* Fails every query on the wire; their waiters are told DNS_ERROR (other
+   * loops waiting for one of them look the name up again). */
   ares_cancel(r->channel);
   for (p = r->polls; p != NULL; p = next) {
     next = p->next;
@@ -241,7 +286,10 @@ void resolver_close(struct resolver *r) {
     uv_close((uv_handle_t *)&p->handle, on_poll_closed);
   }
   r->polls = NULL;
-  uv_close((uv_handle_t *)&r->timer, on_timer_closed);
+  if (r->shared != NULL)
+    uv_close((uv_handle_t *)&r->wake, on_wake_closed);
+  else
+    uv_close((uv_handle_t *)&r->timer, on_timer_closed);
 }
 
 static enum dns_status map_status(int status) {
@@ -330,11 +378,33 @@ static void note_outcome(struct resolver *r, enum dns_status st, uint64_t ms) {
   }
 }
 
+/* Hands every waiter of NAME on this loop its answer (a copy each; RES may
+ * be NULL). */
+static void complete_local(struct resolver *r, const char *name, enum dns_status st,
+                           const struct dns_result *res) {
+  struct dnscache_waitlist waiters;
+  struct dnscache_waiter *w;
+  dnscache_complete(r->cache, name, st, res, now_ms(r), &waiters);
+  while ((w = dnscache_waitlist_pop(&waiters)) != NULL) {
+    struct dns_result *mine = res != NULL ? malloc(sizeof(*mine)) : NULL;
+    if (res != NULL && mine == NULL) {
+      notify(w->data, DNS_ERROR, NULL);
+      continue;
+    }
+    if (mine != NULL)
+      memcpy(mine, res, sizeof(*mine));
+    notify(w->data, st, mine);
+    free(mine);
+  }
+}
+
+static void shared_complete(struct resolver *r, const char *name, enum dns_status st,
+                            const struct dns_result *res, bool again);
+static int start_flight(struct resolver *r, const char *name);
+
 static void on_addrinfo(void *arg, int status, int timeouts, struct ares_addrinfo *ai) {
   struct dns_flight *f = arg;
   struct resolver *r = f->r;
-  struct dnscache_waitlist waiters;
-  struct dnscache_waiter *w;
   struct dns_result *res = calloc(1, sizeof(*res));
   enum dns_status st = map_status(status);
 
@@ -348,21 +418,10 @@ static void on_addrinfo(void *arg, int status, int timeouts, struct ares_addrinf
     ares_freeaddrinfo(ai);
   if (!r->closing)
     note_outcome(r, st, now_ms(r) - f->started);
-  if (r->shared != NULL) {
-    struct dnscache_waitlist none;
-    uv_mutex_lock(&r->shared->mu);
-    dnscache_complete(r->shared->cache, f->name, st, res, now_ms(r), &none);
-    uv_mutex_unlock(&r->shared->mu);
-  }
-  dnscache_complete(r->cache, f->name, st, res, now_ms(r), &waiters);
-  while ((w = dnscache_waitlist_pop(&waiters)) != NULL) {
-    struct dns_query *q = w->data;
-    struct dns_result *mine = res != NULL ? malloc(sizeof(*mine)) : NULL;
-    if (mine != NULL)
-      memcpy(mine, res, sizeof(*mine));
-    notify(q, mine != NULL ? st : DNS_ERROR, mine);
-    free(mine);
-  }
+  if (r->shared != NULL)
+    shared_complete(r, f->name, st, res, r->closing && st == DNS_ERROR);
+  else
+    complete_local(r, f->name, st, res);
   free(res);
   free(f);
 }
@@ -386,18 +445,135 @@ static int start_flight(struct resolver *r, const char *name) {
   return 0;
 }
 
-/* The answer from the shared cache, if there is one (*STATE HIT); a name
- * missing there is looked up (and its lookups joined) on this loop. */
-static int shared_lookup(struct resolver *r, const char *name, uint16_t port,
-                         enum dnscache_state *state, enum dns_status *st, struct dns_result *res) {
-  int rc;
-  *state = DNSCACHE_MISS;
-  if (r->shared == NULL)
-    return 0;
-  uv_mutex_lock(&r->shared->mu);
-  rc = dnscache_lookup(r->shared->cache, name, port, now_ms(r), NULL, state, st, res);
-  uv_mutex_unlock(&r->shared->mu);
+/* ---- lookups shared between loops (under shared->mu) -------------------- */
+
+static void link_add(struct resolver *r, struct dns_link *l) {
+  l->prev = NULL;
+  l->next = r->links;
+  if (r->links != NULL)
+    r->links->prev = l;
+  r->links = l;
+}
+
+static void link_remove(struct resolver *r, struct dns_link *l) {
+  if (l->prev != NULL)
+    l->prev->next = l->next;
+  else
+    r->links = l->next;
+  if (l->next != NULL)
+    l->next->prev = l->prev;
+}
+
+/* Queues NAME's answer for R's loop and rings its doorbell. A resolver
+ * that is closing takes nothing. */
+static void deliver(struct resolver *r, const char *name, enum dns_status st,
+                    const struct dns_result *res, bool again) {
+  size_t len = strlen(name);
+  struct dns_delivery *d;
+  if (!r->wake_open || (d = calloc(1, sizeof(*d) + len + 1)) == NULL)
+    return; /* out of memory: its lookups end at their timeout (timeouts.resolve) */
+  d->status = st;
+  d->again = again;
+  if (res != NULL)
+    d->result = *res;
+  memcpy(d->name, name, len + 1);
+  d->next = r->inbox;
+  r->inbox = d;
+  uv_async_send(&r->wake);
+}
+
+/* NAME's query on this loop ended: the answer goes into the shared cache
+ * and to every loop waiting for it (AGAIN: this loop is stopping and its
+ * query was cancelled, so they look the name up again), then to this
+ * loop's own waiters. */
+static void shared_complete(struct resolver *r, const char *name, enum dns_status st,
+                            const struct dns_result *res, bool again) {
+  struct resolver_cache *sh = r->shared;
+  struct dnscache_waitlist links;
+  struct dnscache_waiter *w;
+  uv_mutex_lock(&sh->mu);
+  dnscache_complete(sh->cache, name, st, res, now_ms(r), &links);
+  while ((w = dnscache_waitlist_pop(&links)) != NULL) {
+    struct dns_link *l = w->data;
+    link_remove(l->r, l);
+    if (l->r != r)
+      deliver(l->r, name, st, res, again);
+    free(l);
+  }
+  uv_mutex_unlock(&sh->mu);
+  complete_local(r, name, st, res);
+}
+
+/* This loop's first lookup of NAME: the shared cache's answer at once, or
+ * a wait for the loop already resolving it, or a query of this loop's.
+ * Returns 0 (the waiters may have been answered already), or a negative
+ * code with nothing waiting in the shared cache. */
+static int shared_join(struct resolver *r, const char *name) {
+  struct resolver_cache *sh = r->shared;
+  size_t len = strlen(name);
+  struct dns_link *l = calloc(1, sizeof(*l) + len + 1);
+  struct dns_result *res = malloc(sizeof(*res));
+  enum dnscache_state state = DNSCACHE_MISS;
+  enum dns_status st = DNS_ERROR;
+  int rc = -ENOMEM;
+
+  if (l == NULL || res == NULL)
+    goto out;
+  l->r = r;
+  l->waiter.data = l;
+  memcpy(l->name, name, len + 1);
+  uv_mutex_lock(&sh->mu);
+  rc = dnscache_lookup(sh->cache, name, 0, now_ms(r), &l->waiter, &state, &st, res);
+  if (rc == 0 && state != DNSCACHE_HIT) {
+    link_add(r, l);
+    l = NULL; /* the shared cache's until the answer */
+  }
+  uv_mutex_unlock(&sh->mu);
+  if (rc == 0 && state == DNSCACHE_HIT)
+    complete_local(r, name, st, st == DNS_OK ? res : NULL);
+  else if (rc == 0 && state == DNSCACHE_MISS && start_flight(r, name) != 0)
+    shared_complete(r, name, DNS_ERROR, NULL, false); /* the others wait no longer */
+out:
+  free(l);
+  free(res);
   return rc;
+}
+
+/* The doorbell: answers other loops got for names this loop waits for. */
+static void on_inbox(uv_async_t *h) {
+  struct resolver *r = h->data;
+  struct dns_delivery *d, *next;
+  uv_mutex_lock(&r->shared->mu);
+  d = r->inbox;
+  r->inbox = NULL;
+  uv_mutex_unlock(&r->shared->mu);
+  for (; d != NULL; d = next) {
+    next = d->next;
+    if (!d->again)
+      complete_local(r, d->name, d->status, &d->result);
+    else if (r->closing || shared_join(r, d->name) != 0)
+      complete_local(r, d->name, DNS_ERROR, NULL);
+    free(d);
+  }
+}
+
+/* The resolver is closing: it waits for nothing any more, and takes no
+ * answer from other loops. */
+static void shared_leave(struct resolver *r) {
+  struct dns_delivery *d;
+  uv_mutex_lock(&r->shared->mu);
+  r->wake_open = false;
+  while (r->links != NULL) {
+    struct dns_link *l = r->links;
+    link_remove(r, l);
+    dnscache_detach(&l->waiter);
+    free(l);
+  }
+  while ((d = r->inbox) != NULL) {
+    r->inbox = d->next;
+    free(d);
+  }
+  uv_mutex_unlock(&r->shared->mu);
 }
 
 int resolver_lookup(struct resolver *r, const char *name, uint16_t port, dns_cb cb,
@@ -419,12 +595,13 @@ int resolver_lookup(struct resolver *r, const char *name, uint16_t port, dns_cb 
   q->handle = handle;
   q->waiter.data = q;
   *handle = q;
-  rc = shared_lookup(r, name, port, &state, &st, res);
-  if (rc == 0 && state != DNSCACHE_HIT)
-    rc = dnscache_lookup(r->cache, name, port, now_ms(r), &q->waiter, &state, &st, res);
-  if (rc == 0 && state == DNSCACHE_MISS && (rc = start_flight(r, name)) != 0)
-    dnscache_detach(&q->waiter);
+  /* With a shared cache, this one holds no answers: a miss here is this
+   * loop's first lookup of the name running, a pending one joins it. */
+  rc = dnscache_lookup(r->cache, name, port, now_ms(r), &q->waiter, &state, &st, res);
+  if (rc == 0 && state == DNSCACHE_MISS)
+    rc = r->shared != NULL ? shared_join(r, name) : start_flight(r, name);
   if (rc != 0) {
+    dnscache_detach(&q->waiter);
     *handle = NULL;
     free(q);
   } else if (state == DNSCACHE_HIT) {

@@ -59,8 +59,11 @@ typedef void (*dns_cb)(void *arg, enum dns_status status, const struct dns_resul
 struct dnscache_limits;
 struct dnscache_stats;
 
-/* Answers shared by several resolvers (one per worker loop), under a
- * lock: an answer one worker got serves the others until it expires. */
+/* Answers and lookups running, shared by several resolvers (one per worker
+ * loop) under a lock: an answer one worker got serves the others until it
+ * expires, and a name is resolved by one loop at a time while the others
+ * wait for its answer (handed to their loops through a uv_async_t; if the
+ * loop resolving it stops first, they look it up again). */
 struct resolver_cache;
 
 /* A shared answer cache bounded by LIMITS (copied; its seed is filled in
@@ -75,9 +78,9 @@ void resolver_cache_stats(struct resolver_cache *c, struct dnscache_stats *out);
 
 /* Creates a resolver on LOOP. SERVERS is a c-ares CSV list ("127.0.0.1:5353,
  * [::1]:53") or "" for /etc/resolv.conf. TIMEOUT_MS bounds each lookup.
- * With SHARED (borrowed, may be NULL), answers are kept there and this
- * resolver keeps only its lookups running (concurrent lookups of a name on
- * this loop share one query). Without it, CACHE (copied; NULL: nothing is
+ * With SHARED (borrowed, may be NULL; it must outlive the resolver),
+ * answers and lookups running are kept there, and every lookup of a name
+ * running anywhere waits for the one query. Without it, CACHE (copied; NULL: nothing is
  * kept, concurrent lookups still share one query) bounds the resolver's own
  * answer cache; its seed is filled in here. Returns 0 and *out, or a
  * negative code with a message in ERR. */
@@ -96,8 +99,7 @@ struct resolver_health {
 void resolver_get_health(const struct resolver *r, struct resolver_health *out);
 
 /* The counters of the resolver's own cache (hits, misses, ...; with a
- * shared cache: the lookups that joined a query running, and the queries
- * running). */
+ * shared cache: the lookups that joined one of this loop's). */
 void resolver_stats(const struct resolver *r, struct dnscache_stats *out);
 
 /* Cancels outstanding lookups (their callbacks are not called) and closes

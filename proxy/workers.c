@@ -184,7 +184,7 @@ int workers_metrics_view(struct workers *ws, struct metrics_view *v) {
   struct server_stats *st = calloc(ws->n, sizeof(*st));
   const struct server *first = &ws->w[0].srv;
   uint64_t joins = 0;
-  size_t i, l, pending = 0;
+  size_t i, l;
   if (st == NULL)
     return -ENOMEM;
   workers_collect(ws, st);
@@ -205,12 +205,12 @@ int workers_metrics_view(struct workers *ws, struct metrics_view *v) {
     if (i < CONFIG_MAX_WORKERS)
       v->worker_active[i] = st[i].nconns;
     v->tunnels += st[i].tunnels;
-    joins += st[i].dns.joins;      /* each loop's own: lookups joined to a query running */
-    pending += st[i].dns.pending;
+    joins += st[i].dns.joins; /* lookups that joined one of their own loop's */
   }
-  resolver_cache_stats(ws->shared.dns, &v->dns); /* the answers, shared */
-  v->dns.joins = joins;
-  v->dns.pending = pending;
+  /* Answers and queries running are shared; a lookup joins a query running
+   * on its own loop or, in the shared cache, on another. */
+  resolver_cache_stats(ws->shared.dns, &v->dns);
+  v->dns.joins += joins;
   v->fd_pauses = atomic_load(&ws->shared.admit.fd_pauses);
   v->limit_pauses = atomic_load(&ws->shared.admit.limit_pauses);
   v->client_refusals = atomic_load(&ws->shared.admit.client_refusals);

@@ -119,6 +119,31 @@ class WorkersTest(EmbargoTestCase):
         self.assertEqual(self.dns.queries(mark).count("other.test"), first,
                          "a worker resolved a name another worker had the answer for")
 
+    def test_concurrent_lookups_on_both_workers_share_one_query(self):
+        admin = free_port()
+        e = self.start_embargo(extra=WORKERS + "admin: {listen: 127.0.0.1:%d}\n" % admin)
+        name = "shared.%s" % harness.DNS_HOLE_DOMAIN  # never answered: each lookup waits
+        results = []
+
+        def one():
+            try:
+                results.append(http_get(e.port, "http://%s/" % name).status)
+            except (OSError, ConnectionError) as exc:
+                results.append(repr(exc))
+
+        threads = [threading.Thread(target=one, daemon=True) for _ in range(16)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(30)
+        self.assertEqual(results, [504] * 16)
+        m = self.metrics(admin)
+        accepted = worker_series(m, "embargo_worker_connections_total")
+        self.assertTrue(len(accepted) == 2 and min(accepted.values()) >= 1, accepted)
+        sent = sum(v for k, v in m.items() if k.startswith("embargo_dns_queries_total{"))
+        self.assertEqual(sent, 1, "one query for the name, whichever worker asked")
+        self.assertGreaterEqual(m["embargo_dns_cache_joins_total"], 15)
+
     def test_reload_by_signal_and_by_endpoint_reaches_every_worker(self):
         held = self.held_on_both_workers()
         for c in held:
