@@ -8,6 +8,7 @@ the whole process, and a second process cannot take the port."""
 import os
 import signal
 import socket
+import subprocess
 import threading
 import time
 
@@ -143,6 +144,57 @@ class WorkersTest(EmbargoTestCase):
         sent = sum(v for k, v in m.items() if k.startswith("embargo_dns_queries_total{"))
         self.assertEqual(sent, 1, "one query for the name, whichever worker asked")
         self.assertGreaterEqual(m["embargo_dns_cache_joins_total"], 15)
+
+    def test_decision_lines_of_both_workers_never_interleave_on_a_pipe(self):
+        # On a pipe with room each loop writes its lines itself (under the
+        # stream's lock); lines near PIPE_BUF from both workers at once must
+        # still arrive whole, one per request.
+        port, admin = free_port(), free_port()
+        cfg = os.path.join(self.tmp, "pipe-log.yaml")
+        with open(cfg, "w") as f:
+            f.write(harness.make_config(extra=WORKERS + "admin: {listen: 127.0.0.1:%d}\n" % admin))
+        err_path = os.path.join(self.tmp, "pipe-log.stderr")
+        lines = []
+        with open(err_path, "wb") as err:
+            proc = subprocess.Popen([harness.BINARY, "run", "--config", cfg, "--listen",
+                                     "127.0.0.1:%d" % port, "--resolver",
+                                     "127.0.0.1:%d" % self.dns.port, "--log", "-"],
+                                    stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=err)
+        reader = threading.Thread(target=lambda: lines.extend(proc.stdout), daemon=True)
+        reader.start()
+        try:
+            wait_until(lambda: "listening on" in harness.read_text(err_path) or
+                       proc.poll() is not None, 20, what="embargo listening")
+            agent = "\u00e9" * 300  # 600 bytes of UTF-8, each escaped: a line of about 4 KB
+            statuses = []
+
+            def burst():
+                for _ in range(10):
+                    r = http_get(port, "http://s07.upd.kaspersky.com/pipe",
+                                 headers=(("User-Agent", agent),))
+                    statuses.append(r.status)
+
+            threads = [threading.Thread(target=burst, daemon=True) for _ in range(16)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join(60)
+            self.assertEqual(statuses, [403] * 160)
+            accepted = worker_series(self.metrics(admin), "embargo_worker_connections_total")
+            self.assertTrue(len(accepted) == 2 and min(accepted.values()) >= 1, accepted)
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(timeout=20)
+            reader.join(10)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(timeout=10)
+        self.assertEqual(proc.returncode, 0, harness.read_text(err_path)[-3000:])
+        self.assertEqual(len(lines), 160)
+        for line in lines:
+            rec = harness.json.loads(line)
+            self.assertEqual((rec["event"], rec["host"]), ("deny", "s07.upd.kaspersky.com"))
+        self.assertGreater(max(len(line) for line in lines), 3000)
 
     def test_reload_by_signal_and_by_endpoint_reaches_every_worker(self):
         held = self.held_on_both_workers()
