@@ -107,13 +107,6 @@ int server_reload(struct server_shared *sh, server_load_fn load, const void *loa
     return rc;
   }
   keep_restart_only(sh->cfg, &h->cfg);
-  log_diag(LOG_INFO, 0,
-           "reloaded %s: policy %s (was %s): %zu vendor list(s), %zu host rule(s), %zu "
-           "exception(s)%s",
-           h->cfg.source, policy_version(h->cfg.policy), policy_version(was),
-           policy_vendor_count(h->cfg.policy), policy_host_count(h->cfg.policy),
-           policy_exception_count(h->cfg.policy),
-           policy_monitor(h->cfg.policy) ? ", monitor mode (nothing is denied)" : "");
   /* Workers look at the generation before each accept and each request,
    * so from here on nothing new is served under the old configuration. */
   uv_mutex_lock(&sh->mu);
@@ -122,6 +115,13 @@ int server_reload(struct server_shared *sh, server_load_fn load, const void *loa
   sh->cfg = &h->cfg;
   atomic_fetch_add_explicit(&sh->generation, 1, memory_order_release);
   uv_mutex_unlock(&sh->mu);
+  log_diag(LOG_INFO, 0,
+           "reloaded %s: policy %s (was %s): %zu vendor list(s), %zu host rule(s), %zu "
+           "exception(s)%s",
+           h->cfg.source, policy_version(h->cfg.policy), policy_version(was),
+           policy_vendor_count(h->cfg.policy), policy_host_count(h->cfg.policy),
+           policy_exception_count(h->cfg.policy),
+           policy_monitor(h->cfg.policy) ? ", monitor mode (nothing is denied)" : "");
   server_config_unref(old); /* workers that still use it hold their own references */
   metrics_add(METRIC_RELOAD_OK, 1);
   snprintf(err, errsize, "policy %s", policy_version(h->cfg.policy));
