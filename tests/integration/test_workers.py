@@ -1,9 +1,11 @@
 """Several event loops (`workers: 2`) through the real binary: connections
 are spread over both workers (their per-worker metrics), connection ids stay
-unique, a reload by SIGHUP and by POST /reload reaches keep-alive
-connections held by every worker, a graceful stop lets requests in flight on
-every worker finish and closes idle ones, limits.max_connections holds for
-the whole process, and a second process cannot take the port."""
+unique, a DNS answer or query of one worker serves the other, decision lines
+of both arrive whole, a reload by SIGHUP and by POST /reload reaches
+keep-alive connections held by every worker, a graceful stop lets requests
+in flight on every worker finish and closes idle ones,
+limits.max_connections holds for the whole process, and a second process
+cannot take the port; `workers: 1` is one event loop."""
 
 import os
 import signal
