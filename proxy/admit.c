@@ -157,7 +157,8 @@ static bool may_accept(struct admit *a, struct listener *lst, bool retry) {
   size_t max = a->srv->cfg->limits.max_connections;
 
   if (!slot_take(sh, max)) {
-    uint64_t n = retry ? atomic_load(&sh->limit_pauses) : atomic_fetch_add(&sh->limit_pauses, 1) + 1;
+    uint64_t n =
+        retry ? atomic_load(&sh->limit_pauses) : atomic_fetch_add(&sh->limit_pauses, 1) + 1;
     if (ratelog_due(&sh->limit_log))
       log_diag(LOG_WARN, 0,
                "connection limit (%zu, limits.max_connections) reached; accepting paused until "

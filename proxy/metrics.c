@@ -44,7 +44,7 @@ struct metrics_shard {
   _Atomic uint64_t accepted[CONFIG_MAX_LISTEN];
   struct metrics_histogram hist[METRIC_NHISTS];
   struct decision_key decisions[METRICS_MAX_DECISIONS];
-  _Atomic size_t ndecisions;           /* published with release */
+  _Atomic size_t ndecisions;          /* published with release */
   _Atomic uint64_t decisions_dropped; /* label sets beyond METRICS_MAX_DECISIONS */
 };
 

@@ -102,8 +102,7 @@ int server_reload(struct server_shared *sh, server_load_fn load, const void *loa
   if ((rc = load(load_arg, &h->cfg, err, errsize)) != 0) {
     free(h);
     metrics_add(METRIC_RELOAD_FAILED, 1);
-    log_diag(LOG_ERR, 0, "reload rejected, policy %s stays in force: %s", policy_version(was),
-             err);
+    log_diag(LOG_ERR, 0, "reload rejected, policy %s stays in force: %s", policy_version(was), err);
     return rc;
   }
   keep_restart_only(sh->cfg, &h->cfg);

@@ -49,8 +49,8 @@ static void via_init(struct server_shared *sh) {
 }
 
 int server_shared_init(struct server_shared *sh, struct config *cfg, size_t nworkers,
-                       int64_t now_override, void (*wake)(void *arg), void *wake_arg,
-                       char *err, size_t errsize) {
+                       int64_t now_override, void (*wake)(void *arg), void *wake_arg, char *err,
+                       size_t errsize) {
   struct dnscache_limits cache = {.min_ttl_ms = cfg->dns.min_ttl,
                                   .max_ttl_ms = cfg->dns.max_ttl,
                                   .negative_ttl_ms = cfg->dns.negative_ttl,
@@ -163,8 +163,8 @@ static int listeners_open(struct server *srv, const struct server *first, char *
   for (size_t i = 0; i < cfg->nlisten; i++) {
     srv->nlisteners++; /* counted now so shutdown closes the handle whatever happens */
     rc = listener_open(srv, &srv->listeners[i], &cfg->listen[i],
-                       first != NULL ? &first->listeners[i] : NULL, srv->shared->nworkers > 1,
-                       err, errsize);
+                       first != NULL ? &first->listeners[i] : NULL, srv->shared->nworkers > 1, err,
+                       errsize);
     if (rc != 0)
       return rc;
     destcheck_add_self(&srv->dest, (const struct sockaddr *)&srv->listeners[i].addr);
@@ -201,8 +201,8 @@ int server_init(struct server *srv, uv_loop_t *loop, struct server_shared *sh, s
   }
   if (own_extra != NULL)
     destcheck_add_self(&srv->dest, own_extra);
-  rc = resolver_new(loop, cfg->resolvers, cfg->timeouts.resolve, NULL, sh->dns, &srv->resolver,
-                    err, errsize);
+  rc = resolver_new(loop, cfg->resolvers, cfg->timeouts.resolve, NULL, sh->dns, &srv->resolver, err,
+                    errsize);
   if (rc != 0)
     return rc;
   return listeners_open(srv, first, err, errsize);
@@ -294,7 +294,8 @@ void server_request_start(struct conn *c) {
     policy_unref(c->policy);
     c->policy = policy_ref(srv->policy);
   }
-  metrics_add(c->ex->head != NULL && c->ex->head->is_connect ? METRIC_REQ_CONNECT : METRIC_REQ_FORWARD, 1);
+  metrics_add(
+      c->ex->head != NULL && c->ex->head->is_connect ? METRIC_REQ_CONNECT : METRIC_REQ_FORWARD, 1);
 }
 
 size_t server_pool_total(const struct server *srv) {

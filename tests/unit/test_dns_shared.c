@@ -5,8 +5,8 @@
  * server on loopback that reads queries and never answers. */
 #define _POSIX_C_SOURCE 200809L
 
-#include <criterion/criterion.h>
 #include <arpa/inet.h>
+#include <criterion/criterion.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <sys/socket.h>
@@ -72,8 +72,11 @@ static void on_answer(void *arg, enum dns_status status, const struct dns_result
 }
 
 Test(dns_shared, a_waiting_loop_resolves_the_name_itself_when_the_resolving_loop_stops) {
-  struct dnscache_limits lim = {.min_ttl_ms = 1000, .max_ttl_ms = 10000, .negative_ttl_ms = 1000,
-                                .max_entries = 100, .max_bytes = 1 << 20};
+  struct dnscache_limits lim = {.min_ttl_ms = 1000,
+                                .max_ttl_ms = 10000,
+                                .negative_ttl_ms = 1000,
+                                .max_entries = 100,
+                                .max_bytes = 1 << 20};
   struct resolver_cache *shared;
   struct resolver *ra, *rb;
   struct dns_query *qa = NULL, *qb = NULL;
