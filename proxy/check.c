@@ -41,8 +41,8 @@ static enum dns_status resolve(const struct config *cfg, const char *name, uint1
   memset(&l, 0, sizeof(l));
   l.status = DNS_ERROR;
   uv_loop_init(&loop);
-  if (resolver_new(&loop, cfg->resolvers, cfg->timeouts.resolve, NULL, NULL, &r, err, sizeof(err)) !=
-      0) {
+  if (resolver_new(&loop, cfg->resolvers, cfg->timeouts.resolve, NULL, NULL, &r, err,
+                   sizeof(err)) != 0) {
     fprintf(stderr, "embargo: %s\n", err);
   } else if (resolver_lookup(r, name, port, on_lookup, &l, &l.query) == 0) {
     while (!l.done) /* bounded: c-ares times the query out */
