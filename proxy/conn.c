@@ -307,15 +307,18 @@ int conn_input_consumed(struct conn *c, const char *data, size_t len, size_t use
   }
   if (used >= len)
     return 0;
-  if ((copy = malloc(len - used)) == NULL) {
+  /* Behind whatever still waits there, so input is never reordered. */
+  if ((copy = malloc(c->ex->spill_len + len - used)) == NULL) {
     conn_close(c);
     return -1;
   }
-  memcpy(copy, data + used, len - used);
+  if (c->ex->spill_len > 0)
+    memcpy(copy, c->ex->spill + c->ex->spill_off, c->ex->spill_len);
+  memcpy(copy + c->ex->spill_len, data + used, len - used);
   free(c->ex->spill);
   c->ex->spill = copy;
   c->ex->spill_off = 0;
-  c->ex->spill_len = len - used;
+  c->ex->spill_len += len - used;
   return 0;
 }
 
