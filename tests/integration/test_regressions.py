@@ -576,6 +576,8 @@ class RegressionTest(EmbargoTestCase):
         self.assert_proxy_status(r, "destination_ip_prohibited")
         self.assertIn(b"the destination is this proxy", r.body)
         self.settle()
+        self.embargo.wait_records(lambda x: x.get("host") == "mapped.test", since=self.log_mark)
+        self.embargo.log_barrier()
         recs = [x for x in self.new_records() if x.get("host") == "mapped.test"]
         self.assertEqual([(x["event"], x.get("error")) for x in recs],
                          [("error", "destination_ip_prohibited")],

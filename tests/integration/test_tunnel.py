@@ -92,7 +92,8 @@ class TunnelTest(EmbargoTestCase):
         with self._open_tunnel(echo.port) as c:
             c.sock.shutdown(socket.SHUT_WR)
             self.assertEqual(c.read_to_eof(), b"ECHO ")
-        time.sleep(0.05)
+        time.sleep(0.05)  # a tunnel_closed line is made as the connection closes
+        self.embargo.log_barrier()
         self.assertEqual(self.new_records(), [])
         self.assert_healthy()
 
