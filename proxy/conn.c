@@ -171,8 +171,22 @@ void conn_arm_timer(struct conn *c, uint64_t ms) {
 
 /* ---- reading and backpressure --------------------------------------------- */
 
+/* A tunnel that only relays (its exchange is gone: no hello, spill or
+ * watch to parse into) reads in larger pieces; every other read is 64 KiB
+ * at most, which bounds what a parser may leave in the spill buffer. */
+static bool relays_bytes(const struct conn *c) {
+  return c->state == CONN_ST_TUNNEL && c->ex == NULL && c->up != NULL;
+}
+
 static void on_client_alloc(uv_handle_t *h, size_t size, uv_buf_t *buf) {
-  *buf = endpoint_read_buffer();
+  struct conn *c = h->data;
+  *buf = relays_bytes(c) ? endpoint_relay_buffer(&c->up->ep, c->srv->cfg->limits.buffer_high)
+                         : endpoint_read_buffer();
+}
+
+uv_buf_t conn_upstream_read_buffer(const struct conn *c) {
+  return relays_bytes(c) ? endpoint_relay_buffer(&c->cli, c->srv->cfg->limits.buffer_high)
+                         : endpoint_read_buffer();
 }
 
 static void on_client_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
