@@ -141,6 +141,8 @@ class Bench:
         def wrk(t, close, seconds=d):
             return loads.run_wrk(t, scripts[(bool(t.get("proxy")), close)], o, st, seconds)
 
+        if self.args.only == "tls":  # the TLS tunnel downloads alone
+            http, plain = [], []
         self.progress("warm-up")
         for t in http:
             try:
@@ -207,7 +209,7 @@ class Bench:
         else:
             if self.args.only in (None, "idle"):
                 self.idle_phase()
-            if self.args.only in (None, "load"):
+            if self.args.only in (None, "load", "tls"):
                 self.load_phase()
         self.procs.stop_all()
         self.print_report(time.monotonic() - self.started)
@@ -329,8 +331,9 @@ def parse_args(argv):
     p.add_argument("--rounds", type=int, help="interleaved runs per cell (default 3)")
     p.add_argument("--duration", type=int, help="seconds per wrk run (default 5)")
     p.add_argument("--tunnels", type=int, default=1000, help="idle tunnels (default 1000)")
-    p.add_argument("--only", choices=("idle", "load"),
-                   help="run only the idle-tunnel phase or only the load phase")
+    p.add_argument("--only", choices=("idle", "load", "tls"),
+                   help="run only the idle-tunnel phase, only the load phase, or of the "
+                        "load phase only the 100 MB downloads through a TLS tunnel")
     p.add_argument("--targets", type=lambda v: v.split(","), default=[],
                    help="comma-separated peers to run (default all): squid, tinyproxy, "
                         "haproxy, embargo, embargo-100k, embargo-log")

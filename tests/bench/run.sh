@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Benchmarks Embargo against Squid, tinyproxy and HAProxy on loopback and
 # prints one table of figures, same-run ratios and the performance targets.
-#   tests/bench/run.sh [--quick] [--rounds N] [--duration S] [--tunnels N] [--only idle|load]
+#   tests/bench/run.sh [--quick] [--rounds N] [--duration S] [--tunnels N] [--only idle|load|tls]
 #                        [--targets embargo,haproxy,...] [--keep] [--json FILE]
 #                        [--log-cost]
 # Installs what it needs (scripts/deps.sh bench), builds the release binary
