@@ -184,9 +184,15 @@ static void on_client_alloc(uv_handle_t *h, size_t size, uv_buf_t *buf) {
                          : endpoint_read_buffer();
 }
 
+/* A response body is streaming: its bytes go to the client as they come. */
+static bool streams_response(const struct conn *c) {
+  return c->state == CONN_ST_FORWARD && c->ex->resp_started && !c->ex->resp_done;
+}
+
 uv_buf_t conn_upstream_read_buffer(const struct conn *c) {
-  return relays_bytes(c) ? endpoint_relay_buffer(&c->cli, c->srv->cfg->limits.buffer_high)
-                         : endpoint_read_buffer();
+  return relays_bytes(c) || streams_response(c)
+             ? endpoint_relay_buffer(&c->cli, c->srv->cfg->limits.buffer_high)
+             : endpoint_read_buffer();
 }
 
 static void on_client_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
