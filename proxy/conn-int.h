@@ -32,8 +32,8 @@ void conn_linger(struct conn *c);
 /* Writes to the client; on failure the connection is closed and -1 returned. */
 int conn_write_client(struct conn *c, const char *data, size_t len);
 /* A parser took USED of the LEN bytes at DATA. Advances the spill buffer
- * when DATA is its content (FROM_SPILL), else keeps the unparsed rest
- * there. Returns 0, or -1 after closing C (out of memory). */
+ * when DATA is its content (FROM_SPILL), else appends the unparsed rest
+ * to it. Returns 0, or -1 after closing C (out of memory). */
 int conn_input_consumed(struct conn *c, const char *data, size_t len, size_t used,
                         bool from_spill);
 /* The listener's mode (enum listen_mode) and whether it is transparent. */

@@ -171,8 +171,28 @@ void conn_arm_timer(struct conn *c, uint64_t ms) {
 
 /* ---- reading and backpressure --------------------------------------------- */
 
+/* A tunnel that only relays (its exchange is gone: no hello, spill or
+ * watch to parse into) reads in larger pieces; every other read is 64 KiB
+ * at most, which bounds what a parser may leave in the spill buffer. */
+static bool relays_bytes(const struct conn *c) {
+  return c->state == CONN_ST_TUNNEL && c->ex == NULL && c->up != NULL;
+}
+
 static void on_client_alloc(uv_handle_t *h, size_t size, uv_buf_t *buf) {
-  *buf = endpoint_read_buffer();
+  struct conn *c = h->data;
+  *buf = relays_bytes(c) ? endpoint_relay_buffer(&c->up->ep, c->srv->cfg->limits.buffer_high)
+                         : endpoint_read_buffer();
+}
+
+/* A response body is streaming: its bytes go to the client as they come. */
+static bool streams_response(const struct conn *c) {
+  return c->state == CONN_ST_FORWARD && c->ex->resp_started && !c->ex->resp_done;
+}
+
+uv_buf_t conn_upstream_read_buffer(const struct conn *c) {
+  return relays_bytes(c) || streams_response(c)
+             ? endpoint_relay_buffer(&c->cli, c->srv->cfg->limits.buffer_high)
+             : endpoint_read_buffer();
 }
 
 static void on_client_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
@@ -307,15 +327,18 @@ int conn_input_consumed(struct conn *c, const char *data, size_t len, size_t use
   }
   if (used >= len)
     return 0;
-  if ((copy = malloc(len - used)) == NULL) {
+  /* Behind whatever still waits there, so input is never reordered. */
+  if ((copy = malloc(c->ex->spill_len + len - used)) == NULL) {
     conn_close(c);
     return -1;
   }
-  memcpy(copy, data + used, len - used);
+  if (c->ex->spill_len > 0)
+    memcpy(copy, c->ex->spill + c->ex->spill_off, c->ex->spill_len);
+  memcpy(copy + c->ex->spill_len, data + used, len - used);
   free(c->ex->spill);
   c->ex->spill = copy;
   c->ex->spill_off = 0;
-  c->ex->spill_len = len - used;
+  c->ex->spill_len += len - used;
   return 0;
 }
 

@@ -6,6 +6,7 @@
 #define EMBARGO_PROXY_CONN_H
 
 #include <sys/types.h>
+#include <uv.h>
 
 struct listener;
 struct conn;
@@ -22,5 +23,8 @@ void conn_close(struct conn *c);
 /* Events from the upstream connection C is using (proxy/upstream.c). */
 void conn_upstream_read(struct conn *c, struct upstream *up, ssize_t nread, const char *data);
 void conn_upstream_drained(struct conn *c, struct upstream *up, int status);
+/* The buffer the next read from C's upstream goes into: the loop's read
+ * buffer, sized for relaying while C is a tunnel that only relays. */
+uv_buf_t conn_upstream_read_buffer(const struct conn *c);
 
 #endif

@@ -23,11 +23,20 @@ static void on_write(uv_write_t *req, int status) {
     ep->drained(ep, status);
 }
 
-#define READ_BUFFER 65536
+#define READ_CHUNK 65536 /* what a read may add past a high-water mark */
+#define READ_BUFFER (4 * READ_CHUNK)
+
+static _Thread_local char read_buf[READ_BUFFER];
 
 uv_buf_t endpoint_read_buffer(void) {
-  static _Thread_local char buf[READ_BUFFER];
-  return uv_buf_init(buf, sizeof(buf));
+  return uv_buf_init(read_buf, READ_CHUNK);
+}
+
+uv_buf_t endpoint_relay_buffer(const struct endpoint *to, size_t high) {
+  size_t room = high > to->pending ? high - to->pending : 0;
+  if (room < READ_CHUNK)
+    room = READ_CHUNK;
+  return uv_buf_init(read_buf, (unsigned)(room < READ_BUFFER ? room : READ_BUFFER));
 }
 
 /* A write request of LEN bytes with room for CAP. */

@@ -31,6 +31,12 @@ struct endpoint {
  * between reads, idle or not. */
 uv_buf_t endpoint_read_buffer(void);
 
+/* The same buffer for a relay towards TO, larger (up to 256 KiB) while TO's
+ * queue is far under the high-water mark HIGH: a bulk transfer takes fewer
+ * reads and writes. A read into it still ends at most 64 KiB past HIGH, as
+ * one into endpoint_read_buffer does. */
+uv_buf_t endpoint_relay_buffer(const struct endpoint *to, size_t high);
+
 /* Queues a copy of DATA for writing (so the caller's buffer is free at
  * once). Returns 0 or a negative libuv code; on error nothing was queued. */
 int endpoint_write(struct endpoint *ep, const char *data, size_t len);

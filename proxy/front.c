@@ -182,14 +182,9 @@ static void handle_parse_error(struct conn *c) {
 
 void front_parse(struct conn *c, const char *data, size_t len, bool from_spill) {
   size_t used = 0;
-  enum http1_status st;
-
-  if (c->state == CONN_ST_FORWARD && c->ex->req_done) {
-    /* The parser is paused at the end of the request: the next one waits. */
-    conn_input_consumed(c, data, len, 0, from_spill);
-    return;
-  }
-  st = http1_feed(c->ex->req, data, len, &used);
+  /* Paused at the end of a request, the parser takes nothing: a request
+   * pipelined behind it waits in the spill buffer. */
+  enum http1_status st = http1_feed(c->ex->req, data, len, &used);
 
   if (c->state == CONN_ST_CLOSED || conn_input_consumed(c, data, len, used, from_spill) != 0)
     return;

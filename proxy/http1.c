@@ -276,6 +276,14 @@ enum http1_status http1_feed(struct http1 *p, const char *data, size_t len, size
   *consumed = 0;
   if (p->error_status != 0)
     return HTTP1_ERROR;
+  /* A paused parser takes nothing until resumed (llhttp would report the
+   * pause again, with the position it had in an earlier buffer). */
+  if (p->paused_upgrade)
+    return HTTP1_PAUSED;
+  if (llhttp_get_errno(&p->parser) == HPE_PAUSED)
+    return HTTP1_PAUSED;
+  if (llhttp_get_errno(&p->parser) == HPE_PAUSED_UPGRADE)
+    return p->head.is_connect ? HTTP1_UPGRADE : HTTP1_PAUSED;
   err = llhttp_execute(&p->parser, data, len);
   if (err == HPE_OK) {
     *consumed = len;

@@ -71,7 +71,9 @@ struct http1 *http1_new(bool request, size_t max_head, const struct http1_callba
 void http1_free(struct http1 *p); /* NULL-safe */
 
 /* Feeds LEN bytes. *CONSUMED receives how many were parsed (all of them
- * unless the status is HTTP1_PAUSED or HTTP1_UPGRADE). */
+ * unless the status is HTTP1_PAUSED or HTTP1_UPGRADE). A paused parser
+ * takes nothing until http1_resume: it returns the pause again with
+ * *CONSUMED 0. */
 enum http1_status http1_feed(struct http1 *p, const char *data, size_t len, size_t *consumed);
 /* Signals EOF: completes a read-until-close message. Returns HTTP1_OK when
  * the message ended cleanly (on_done has run), HTTP1_ERROR when it was cut. */

@@ -1,9 +1,10 @@
 /* Bounded log queues, one writer thread each: a stalled decision-log reader
- * must not silence the diagnostics, nor the other way round. */
+ * must not silence the diagnostics, nor the other way round. The loop only
+ * appends a line and, when the writer sleeps, wakes it; the writer lets a
+ * burst gather and writes it with one write(). */
 #include "proxy/logq.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <limits.h>
 #include <poll.h>
 #include <pthread.h>
@@ -12,8 +13,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/ioctl.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
 #include <syslog.h>
 #include <time.h>
@@ -21,50 +20,75 @@
 
 #define WARN_INTERVAL_S 10
 #define DIAG_BOUND      (256u * 1024)
-/* How long a writer of a line waits for it to be written. A healthy reader
- * takes microseconds, so a line is normally out before the response it
- * belongs to; past this the reader counts as stalled, and nobody waits
- * again until the queue has drained. */
-#define HANDOFF_WAIT_MS 50
+/* How long the writer lets lines gather once one is queued: a busy proxy
+ * then wakes it at most this often, and a burst of lines leaves in one
+ * write(). It is also how late a line normally reaches its reader. */
+#define LINGER_MS 10
+
+/* What the writer thread is doing, which tells logq_write whether a line
+ * must wake it (a futex call) or not (a memcpy is all the loop pays):
+ *
+ *   IDLE ──a line (the writer is signalled)──▶ LINGERING
+ *    ▲                                             │ LINGER_MS over, the queue
+ *    │                                             │ half full (signalled), or stop
+ *    │           lines queued meanwhile            ▼
+ *    └──nothing queued── WRITING ─────────▶ LINGERING
+ */
+enum writer_state {
+  WRITER_IDLE,      /* waits on MORE: the next line signals it */
+  WRITER_LINGERING, /* lets lines gather; only a half-full queue signals it */
+  WRITER_WRITING,   /* writes a batch outside the lock; nobody signals it */
+};
 
 /* One stream: lines accumulate in FILL; the writer swaps FILL with its own
  * empty buffer and writes the batch outside the lock. */
 struct logq {
   pthread_mutex_t mu;
-  pthread_cond_t more; /* something to write, or stop */
-  pthread_cond_t done; /* the writer finished a batch */
+  pthread_cond_t more; /* lines for an idle writer, a half-full queue, a new fd, or stop */
+  pthread_cond_t done; /* the writer returned */
   pthread_t thread;
-  bool running, stop, busy;
+  enum writer_state state;
+  bool running, stop;
   bool exited;         /* the writer returned */
   atomic_bool abandon; /* stopping with a stalled reader: give up the batch */
-  bool stalled;        /* a handoff wait timed out; cleared once drained */
   bool syslog_on;
-  int kind;               /* S_IFIFO, S_IFSOCK, or 0: how the fast path may write */
-  size_t pipe_size;       /* S_IFIFO: the pipe's capacity */
   char *fill, *spare;
   size_t len, cap;
   int fd;
-  int new_fd;       /* -1, or the descriptor to switch to */
-  uint64_t queued;  /* lines appended so far */
-  uint64_t taken;   /* lines in batches the writer took */
-  uint64_t written; /* lines in batches the writer finished */
+  int new_fd; /* -1, or the descriptor to switch to */
   atomic_uint_fast64_t dropped;
 };
 
 static struct logq queues[LOGQ_NSTREAMS] = {
-    [LOGQ_DECISION] = {.mu = PTHREAD_MUTEX_INITIALIZER,
-                       .more = PTHREAD_COND_INITIALIZER,
-                       .done = PTHREAD_COND_INITIALIZER,
-                       .fd = STDOUT_FILENO,
-                       .new_fd = -1},
-    [LOGQ_DIAGNOSTIC] = {.mu = PTHREAD_MUTEX_INITIALIZER,
-                         .more = PTHREAD_COND_INITIALIZER,
-                         .done = PTHREAD_COND_INITIALIZER,
-                         .fd = STDERR_FILENO,
-                         .new_fd = -1},
+    [LOGQ_DECISION] = {.mu = PTHREAD_MUTEX_INITIALIZER, .fd = STDOUT_FILENO, .new_fd = -1},
+    [LOGQ_DIAGNOSTIC] = {.mu = PTHREAD_MUTEX_INITIALIZER, .fd = STDERR_FILENO, .new_fd = -1},
 };
+static pthread_once_t conds_once = PTHREAD_ONCE_INIT;
 static time_t last_warn;        /* monotonic seconds of the last drop warning */
 static uint64_t warned_dropped; /* decision lines dropped when it was written */
+
+/* The condition variables time out on the monotonic clock: a clock step
+ * must not stretch the linger or the stop. */
+static void init_conds(void) {
+  pthread_condattr_t attr;
+  pthread_condattr_init(&attr);
+  pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+  for (int i = 0; i < LOGQ_NSTREAMS; i++) {
+    pthread_cond_init(&queues[i].more, &attr);
+    pthread_cond_init(&queues[i].done, &attr);
+  }
+  pthread_condattr_destroy(&attr);
+}
+
+static void deadline_in(struct timespec *dl, unsigned ms) {
+  clock_gettime(CLOCK_MONOTONIC, dl);
+  dl->tv_sec += ms / 1000;
+  dl->tv_nsec += (long)(ms % 1000) * 1000000L;
+  if (dl->tv_nsec >= 1000000000L) {
+    dl->tv_sec++;
+    dl->tv_nsec -= 1000000000L;
+  }
+}
 
 static void write_all(int fd, const char *p, size_t n) {
   while (n > 0) {
@@ -78,15 +102,27 @@ static void write_all(int fd, const char *p, size_t n) {
   }
 }
 
-/* The writer's write: to a pipe or socket in pieces of PIPE_BUF once poll
- * says there is room, so it never sits in write() and notices when it is
- * told to give up; to a file (where poll says nothing) in one go. */
+/* The next piece of a batch for a pipe or socket: whole lines, at most
+ * PIPE_BUF bytes, which a pipe writes atomically (so lines of the two
+ * streams never mix when they share one, as with 2>&1); a single line longer
+ * than that goes in PIPE_BUF pieces. */
+static size_t next_piece(const char *p, size_t n) {
+  const char *nl;
+  if (n <= PIPE_BUF)
+    return n;
+  nl = memrchr(p, '\n', PIPE_BUF);
+  return nl != NULL ? (size_t)(nl - p) + 1 : PIPE_BUF;
+}
+
+/* The writer's write: to a pipe or socket piece by piece once poll says
+ * there is room, so it never sits in write() and notices when it is told to
+ * give up; to a file (where poll says nothing) in one go. */
 static void write_batch(struct logq *q, int fd, const char *p, size_t n) {
   struct stat st;
   bool piped = fstat(fd, &st) == 0 && !S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode);
   while (n > 0 && !atomic_load(&q->abandon)) {
     struct pollfd pf = {.fd = fd, .events = POLLOUT};
-    size_t chunk = piped && n > PIPE_BUF ? PIPE_BUF : n;
+    size_t chunk = piped ? next_piece(p, n) : n;
     ssize_t w;
     if (piped && poll(&pf, 1, 200) <= 0)
       continue; /* full (or EINTR): look at the abandon flag, try again */
@@ -129,8 +165,18 @@ static size_t take_batch(struct logq *q, char **buf, int *old_fd) {
   q->fill = q->spare;
   q->spare = *buf;
   q->len = 0;
-  q->taken = q->queued;
   return n;
+}
+
+/* Lets lines gather for LINGER_MS, with Q's lock held; cut short by a
+ * half-full queue or stop. */
+static void linger(struct logq *q) {
+  struct timespec dl;
+  q->state = WRITER_LINGERING;
+  deadline_in(&dl, LINGER_MS);
+  while (q->state == WRITER_LINGERING && !q->stop && q->len < q->cap / 2)
+    if (pthread_cond_timedwait(&q->more, &q->mu, &dl) != 0)
+      break;
 }
 
 static void *writer_main(void *arg) {
@@ -141,14 +187,13 @@ static void *writer_main(void *arg) {
     int old_fd, fd;
     size_t n;
     while (!pending(q) && !q->stop) {
-      q->busy = false;
-      q->stalled = false;
-      pthread_cond_broadcast(&q->done);
+      q->state = WRITER_IDLE;
       pthread_cond_wait(&q->more, &q->mu);
     }
     if (!pending(q))
       break; /* stopping, and everything is out */
-    q->busy = true;
+    linger(q);
+    q->state = WRITER_WRITING;
     n = take_batch(q, &buf, &old_fd);
     fd = q->fd;
     pthread_mutex_unlock(&q->mu);
@@ -159,10 +204,7 @@ static void *writer_main(void *arg) {
     else if (n > 0)
       write_batch(q, fd, buf, n);
     pthread_mutex_lock(&q->mu);
-    q->written = q->taken;
-    pthread_cond_broadcast(&q->done);
   }
-  q->busy = false;
   q->exited = true;
   pthread_cond_broadcast(&q->done);
   pthread_mutex_unlock(&q->mu);
@@ -176,42 +218,6 @@ static void free_buffers(struct logq *q) {
   q->len = q->cap = 0;
 }
 
-/* Whether the loop may write to FD itself, knowing it will not block: a
- * pipe whose free space it can measure, or a socket (MSG_DONTWAIT). Files,
- * terminals and syslog always go through the writer thread. */
-static void classify(struct logq *q, int fd) {
-  struct stat st;
-  int size;
-  q->kind = 0;
-  if (q->syslog_on || fd < 0 || fstat(fd, &st) != 0)
-    return;
-  if (S_ISSOCK(st.st_mode)) {
-    q->kind = S_IFSOCK;
-  } else if (S_ISFIFO(st.st_mode) && (size = fcntl(fd, F_GETPIPE_SZ)) > 0) {
-    q->kind = S_IFIFO;
-    q->pipe_size = (size_t)size;
-  }
-}
-
-/* The fast path, with Q's lock held and nothing queued: writes what it can
- * of LINE without blocking. Returns the bytes written (0: none, or not a
- * descriptor it can judge). */
-static size_t write_now(struct logq *q, const char *line, size_t len) {
-  int queued = 0;
-  ssize_t w;
-  if (q->kind == S_IFSOCK) {
-    w = send(q->fd, line, len, MSG_DONTWAIT | MSG_NOSIGNAL);
-    return w > 0 ? (size_t)w : 0;
-  }
-  /* A pipe takes a write whole, without blocking, when this much is free
-   * (two pages of margin for partly filled buffers). */
-  if (q->kind != S_IFIFO || ioctl(q->fd, FIONREAD, &queued) != 0 ||
-      (size_t)queued + len + 8192 > q->pipe_size)
-    return 0;
-  w = write(q->fd, line, len);
-  return w > 0 ? (size_t)w : 0;
-}
-
 static int queue_start(struct logq *q, int fd, bool syslog_on, size_t bound) {
   q->cap = bound;
   q->fd = fd;
@@ -219,9 +225,9 @@ static int queue_start(struct logq *q, int fd, bool syslog_on, size_t bound) {
   q->len = 0;
   q->stop = false;
   q->exited = false;
+  q->state = WRITER_WRITING; /* until the writer runs, nobody signals it */
   atomic_store(&q->abandon, false);
   q->syslog_on = syslog_on;
-  classify(q, fd);
   q->fill = malloc(bound);
   q->spare = malloc(bound);
   if (q->fill == NULL || q->spare == NULL) {
@@ -236,34 +242,28 @@ static int queue_start(struct logq *q, int fd, bool syslog_on, size_t bound) {
   return 0;
 }
 
-static void deadline_in(struct timespec *dl, unsigned ms) {
-  clock_gettime(CLOCK_REALTIME, dl);
-  dl->tv_sec += ms / 1000;
-  dl->tv_nsec += (long)(ms % 1000) * 1000000L;
-  if (dl->tv_nsec >= 1000000000L) {
-    dl->tv_sec++;
-    dl->tv_nsec -= 1000000000L;
-  }
+/* Waits for the writer to return until DL; whether it did. Q's lock held. */
+static bool wait_exit(struct logq *q, const struct timespec *dl) {
+  while (!q->exited && pthread_cond_timedwait(&q->done, &q->mu, dl) == 0)
+    ;
+  return q->exited;
 }
 
-/* Flushes within TIMEOUT_MS if the reader allows, then ends the writer. */
+/* Tells the writer to write what is queued and return; past TIMEOUT_MS (a
+ * stalled reader) it gives up the rest. */
 static void queue_stop(struct logq *q, unsigned timeout_ms) {
   struct timespec dl;
-  bool drained = true;
   if (!q->running)
     return;
-  deadline_in(&dl, timeout_ms);
   pthread_mutex_lock(&q->mu);
-  while ((pending(q) || q->busy) && drained)
-    drained = pthread_cond_timedwait(&q->done, &q->mu, &dl) == 0;
-  drained = !pending(q) && !q->busy;
   q->stop = true;
-  if (!drained) /* a stalled reader: what is still queued is lost */
-    atomic_store(&q->abandon, true);
   pthread_cond_signal(&q->more);
-  deadline_in(&dl, 1000);
-  while (!q->exited && pthread_cond_timedwait(&q->done, &q->mu, &dl) == 0)
-    ;
+  deadline_in(&dl, timeout_ms);
+  if (!wait_exit(q, &dl)) { /* a stalled reader: what is still queued is lost */
+    atomic_store(&q->abandon, true);
+    deadline_in(&dl, 1000);
+    wait_exit(q, &dl);
+  }
   pthread_mutex_unlock(&q->mu);
   q->running = false;
   if (!q->exited) {
@@ -285,6 +285,7 @@ int logq_start(int fd, int syslog_on, size_t bound) {
   int rc;
   if (queues[LOGQ_DECISION].running)
     return -EALREADY;
+  pthread_once(&conds_once, init_conds);
   if (syslog_on)
     openlog("embargo", LOG_PID | LOG_NDELAY, LOG_DAEMON);
   if ((rc = queue_start(&queues[LOGQ_DIAGNOSTIC], STDERR_FILENO, false, DIAG_BOUND)) != 0)
@@ -300,14 +301,22 @@ static time_t mono_seconds(void) {
   return ts.tv_sec;
 }
 
-/* Appends under Q's lock; false if the line does not fit. */
-static bool append(struct logq *q, const char *line, size_t len) {
+/* Appends under Q's lock; false if the line does not fit. *WAKE tells the
+ * caller to signal the writer once the lock is released: it sleeps, or it
+ * lingers over a queue now half full. */
+static bool append(struct logq *q, const char *line, size_t len, bool *wake) {
+  *wake = false;
   if (len > q->cap - q->len)
     return false;
   memcpy(q->fill + q->len, line, len);
   q->len += len;
-  q->queued++;
-  pthread_cond_signal(&q->more);
+  if (q->state == WRITER_IDLE) {
+    q->state = WRITER_LINGERING;
+    *wake = true;
+  } else if (q->state == WRITER_LINGERING && q->len >= q->cap / 2) {
+    q->state = WRITER_WRITING;
+    *wake = true;
+  }
   return true;
 }
 
@@ -318,6 +327,7 @@ static void warn_drops(uint64_t dropped) {
   struct logq *diag = &queues[LOGQ_DIAGNOSTIC];
   time_t now = mono_seconds();
   char msg[256];
+  bool wake = false;
   int n;
   if (dropped == warned_dropped || (last_warn != 0 && now - last_warn < WARN_INTERVAL_S))
     return;
@@ -326,47 +336,32 @@ static void warn_drops(uint64_t dropped) {
                "not keeping up (log_buffer %zu bytes)\n",
                (unsigned long long)dropped, queues[LOGQ_DECISION].cap);
   pthread_mutex_lock(&diag->mu);
-  if (n > 0 && (size_t)n < sizeof(msg) && !append(diag, msg, (size_t)n))
+  if (n > 0 && (size_t)n < sizeof(msg) && !append(diag, msg, (size_t)n, &wake))
     atomic_fetch_add(&diag->dropped, 1);
   pthread_mutex_unlock(&diag->mu);
+  if (wake)
+    pthread_cond_signal(&diag->more);
   last_warn = now;
   warned_dropped = dropped;
 }
 
 void logq_write(enum logq_stream stream, const char *line, size_t len) {
   struct logq *q = &queues[stream];
-  struct timespec dl;
-  uint64_t mine;
+  bool wake;
   if (!q->running) {
     write_all(stream == LOGQ_DIAGNOSTIC ? STDERR_FILENO : STDOUT_FILENO, line, len);
     return;
   }
   pthread_mutex_lock(&q->mu);
-  if (q->kind != 0 && !pending(q) && !q->busy) {
-    size_t w = write_now(q, line, len);
-    if (w == len) {
-      pthread_mutex_unlock(&q->mu);
-      return;
-    }
-    line += w; /* the reader is slow: the rest goes to the writer, no waiting */
-    len -= w;
-    q->stalled = true;
-  }
-  if (!append(q, line, len)) {
+  if (!append(q, line, len, &wake)) {
     uint64_t dropped = atomic_fetch_add(&q->dropped, 1) + 1;
     if (stream == LOGQ_DECISION)
       warn_drops(dropped);
-    pthread_mutex_unlock(&q->mu);
-    return;
-  }
-  mine = q->queued;
-  if (!q->stalled) {
-    deadline_in(&dl, HANDOFF_WAIT_MS);
-    while (q->written < mine && !q->stalled)
-      if (pthread_cond_timedwait(&q->done, &q->mu, &dl) != 0)
-        q->stalled = true;
   }
   pthread_mutex_unlock(&q->mu);
+  /* After the unlock, so the writer does not wake only to wait for it. */
+  if (wake)
+    pthread_cond_signal(&q->more);
 }
 
 int logq_swap_fd(int fd) {
@@ -374,7 +369,6 @@ int logq_swap_fd(int fd) {
   if (!q->running)
     return -EINVAL;
   pthread_mutex_lock(&q->mu);
-  q->kind = 0; /* a reopened log is a file; the fast path is for pipes */
   if (q->new_fd > STDERR_FILENO)
     close(q->new_fd); /* two reopens before the writer ran */
   q->new_fd = fd;

@@ -50,7 +50,8 @@ void upstream_close(struct upstream *up) {
 }
 
 static void on_alloc(uv_handle_t *h, size_t size, uv_buf_t *buf) {
-  *buf = endpoint_read_buffer();
+  const struct upstream *up = h->data;
+  *buf = up->conn != NULL ? conn_upstream_read_buffer(up->conn) : endpoint_read_buffer();
 }
 
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {

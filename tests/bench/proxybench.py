@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Benchmark Embargo against Squid, tinyproxy and HAProxy on loopback.
 
-    python3 tests/bench/proxybench.py --binary build/embargo [--quick]
+    python3 tests/bench/proxybench.py --binary build/embargo [--quick] [--log-cost]
 
 (tests/bench/run.sh installs the packages, builds Embargo and runs this.)
 
@@ -46,6 +46,7 @@ class Bench:
         self.problems = []  # what could not run
         self.wrk_errors = {}  # (workload, target) -> {kind: count over all runs}
         self.ports = {}
+        self.vendor_list = None  # generated unless --log-cost
         self.started = time.monotonic()
 
     # --- processes -------------------------------------------------------
@@ -142,6 +143,8 @@ class Bench:
         def wrk(t, close, seconds=d):
             return loads.run_wrk(t, scripts[(bool(t.get("proxy")), close)], o, st, seconds)
 
+        if self.args.only == "tls":  # the TLS tunnel downloads alone
+            http, plain = [], []
         self.progress("warm-up")
         for t in http:
             try:
@@ -169,6 +172,26 @@ class Bench:
         """NAMES, less those --targets leaves out."""
         return tuple(n for n in names if not self.args.targets or n in self.args.targets)
 
+    def log_cost_phase(self):
+        """Only what access_log costs: keep-alive runs against Embargo with
+        and without it, interleaved round after round."""
+        names = ("embargo", "embargo-log")
+        targets = [t for t in (self.start_peer(n) for n in names) if t is not None]
+        o, st, d = self.ports["http"], self.ports["status"], self.args.duration
+        script = loads.wrk_script(self.root, o, True, False)
+        self.progress("warm-up")
+        for t in targets:
+            try:
+                loads.run_wrk(t, script, o, st, 1)
+            except (RuntimeError, OSError, subprocess.SubprocessError):
+                pass  # the measured runs report it
+        for rnd in range(self.args.rounds):
+            self.progress(f"keep-alive request rates, round {rnd + 1}/{self.args.rounds}")
+            for t in rotate(targets, rnd):
+                self.record("ka", t["name"], lambda: loads.run_wrk(t, script, o, st, d))
+        for name in names:
+            self.stop_peer(name)
+
     def stop_peer(self, name):
         status = self.procs.stop(name)
         if status is not None:
@@ -179,15 +202,19 @@ class Bench:
         self.busy_before = cpu_busy()
         print(f"working directory {self.root}", flush=True)
         self.cafile = peers.make_origin_files(self.root)
-        self.vendor_list = peers.vendor_list(self.root, 100000)
+        if not self.args.log_cost:
+            self.vendor_list = peers.vendor_list(self.root, 100000)
         http, tls, status = peers.free_ports(3)
         self.ports = {"http": http, "tls": tls, "status": status}
         self.procs.start("nginx", ["nginx", "-p", self.root, "-c",
                                    peers.nginx_conf(self.root, http, tls, status)], http)
-        if self.args.only in (None, "idle"):
-            self.idle_phase()
-        if self.args.only in (None, "load", "ka"):
-            self.load_phase()
+        if self.args.log_cost:
+            self.log_cost_phase()
+        else:
+            if self.args.only in (None, "idle"):
+                self.idle_phase()
+            if self.args.only in (None, "load", "tls", "ka"):
+                self.load_phase()
         self.procs.stop_all()
         self.print_report(time.monotonic() - self.started)
         if self.args.json:
@@ -210,6 +237,7 @@ class Bench:
                    "haproxy": version("haproxy") + " (tcp, SNI relay)",
                    "embargo": "**" + version("embargo", self.args.binary) + "**"}
         a = self.args
+        tunnels = "access_log cost only" if a.log_cost else f"{a.tunnels:,} idle tunnels"
         print()
         workers = f"Embargo workers: {a.workers}; " if a.workers else ""
         only = "keep-alive requests only; " if a.only == "ka" else ""
@@ -217,18 +245,21 @@ class Bench:
               f"Linux {platform.release()}, "
               f"loopback; origin nginx; load generator, origin and proxy share the CPUs; "
               f"medians of {a.rounds} interleaved run(s); wrk -t2 -c50 -d{a.duration}s; "
-              f"{a.tunnels:,} idle tunnels; {elapsed:.0f} s in all; CPUs {self.busy_before:.0%} "
+              f"{tunnels}; {elapsed:.0f} s in all; CPUs {self.busy_before:.0%} "
               f"busy with other work just before the run")
         if self.busy_before > 0.25:
             print("warning: the machine was busy before the run; other work skews rates and "
                   "throughput more than CPU time and memory. Rerun on a quiet machine to "
                   "trust them.")
         print()
-        print("\n".join(report.table(self.results, headers, a.tunnels)))
-        print()
-        print("\n".join(report.ratios(self.results, headers, a.tunnels)))
-        print()
-        print("\n".join(report.targets(self.results, a.tunnels)))
+        if a.log_cost:
+            print("\n".join(report.log_cost(self.results)))
+        else:
+            print("\n".join(report.table(self.results, headers, a.tunnels)))
+            print()
+            print("\n".join(report.ratios(self.results, headers, a.tunnels)))
+            print()
+            print("\n".join(report.targets(self.results, a.tunnels)))
         if self.wrk_errors:
             print("\nwrk errors, all runs (\"read\": the proxy closed a connection "
                   "without announcing it, i.e. no client keep-alive; \"status\": "
@@ -307,13 +338,17 @@ def parse_args(argv):
     p.add_argument("--rounds", type=int, help="interleaved runs per cell (default 3)")
     p.add_argument("--duration", type=int, help="seconds per wrk run (default 5)")
     p.add_argument("--tunnels", type=int, default=1000, help="idle tunnels (default 1000)")
-    p.add_argument("--only", choices=("idle", "load", "ka"),
-                   help="run only the idle-tunnel phase, only the load phase, or only the "
-                        "keep-alive request rate (ka: with its CPU per request)")
+    p.add_argument("--only", choices=("idle", "load", "tls", "ka"),
+                   help="run only the idle-tunnel phase, only the load phase, or of the "
+                        "load phase only the 100 MB downloads through a TLS tunnel (tls) or "
+                        "only the keep-alive request rate and its CPU per request (ka)")
     p.add_argument("--targets", type=lambda v: v.split(","), default=[],
                    help="comma-separated peers to run (default all): squid, tinyproxy, "
                         "haproxy, embargo, embargo-100k, embargo-log")
     p.add_argument("--keep", action="store_true", help="keep the working directory")
+    p.add_argument("--log-cost", action="store_true",
+                   help="measure only what access_log costs: keep-alive runs against "
+                        "Embargo with and without it (no other proxy, no idle tunnels)")
     p.add_argument("--json", metavar="FILE",
                    help="also write every run's figures to FILE (JSON)")
     p.add_argument("--workers", type=int,

@@ -137,3 +137,17 @@ def targets(results, tunnels):
             shown += f" (CPU per request {cpu:.3f}× plain)"
         out.append(_target(text, None if cost is None else cost < limit, shown))
     return out
+
+
+def log_cost(results):
+    """--log-cost: each round's keep-alive rate and CPU per 100k requests
+    without and with access_log, then the access_log target."""
+    plain, logged = results.get(("ka", "embargo"), []), results.get(("ka", "embargo-log"), [])
+    lines = ["| round | req/s | req/s, access_log | ratio | CPU/100k (s) | "
+             "CPU/100k, access_log (s) |", "|---" * 6 + "|"]
+    for i, (x, y) in enumerate(zip(plain, logged)):
+        x, y = x or {}, y or {}
+        lines.append(f"| {i + 1} | {fmt(x.get('rate'), 'int')} | {fmt(y.get('rate'), 'int')} | "
+                     f"{fmt(ratio(y.get('rate'), x.get('rate')), 'f2')} | "
+                     f"{fmt(x.get('cpu_100k'), 'f2')} | {fmt(y.get('cpu_100k'), 'f2')} |")
+    return lines + [""] + [targets(results, 0)[0], targets(results, 0)[-1]]

@@ -103,6 +103,21 @@ def wait_until(pred, timeout, interval=0.05, what="condition"):
     raise AssertionError("timed out after %.1fs waiting for %s" % (timeout, what))
 
 
+def log_mark():
+    """A mark between the decision lines made before this call and those made
+    after it, whenever each reaches the file: every line carries the
+    wall-clock millisecond it was made in (`time`, the clock time.time()
+    reads, UTC), so the mark is the next millisecond, and the call returns
+    once that has begun. A line is newer than the mark when its `time` is
+    not less than it (both strings have one fixed format)."""
+    ms = int(time.time() * 1000) + 1
+    for _ in range(100):
+        if time.time() * 1000 >= ms:
+            break
+        time.sleep(0.0005)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ms // 1000)) + ".%03dZ" % (ms % 1000)
+
+
 def read_text(path):
     """The whole file at PATH decoded as UTF-8 (bad bytes replaced); "" when
     it cannot be read."""
@@ -848,10 +863,15 @@ def make_config(connect_ports=(443,), timeouts=None, limits=None, clients=None,
     return "\n".join(lines) + "\n"
 
 
+# The User-Agent of Embargo.log_barrier's requests.
+LOG_BARRIER_AGENT = "embargo-test-log-barrier/"
+
+
 class Embargo:
     """One embargo process with its own config file, port, log and stderr."""
 
     _seq = 0
+    _barriers = 0
 
     def __init__(self, workdir, config_text, resolver_port, now=None, monitor=False,
                  extra_args=(), env=None, port=None):
@@ -873,6 +893,7 @@ class Embargo:
         self.proc = None
         self.returncode = None
         self.stopped = False
+        self.test_mark = None  # log_mark() at the current test's start (EmbargoTestCase)
 
     @property
     def listener(self):
@@ -929,15 +950,18 @@ class Embargo:
     def log_text(self):
         return read_text(self.log_path)
 
-    def records(self):
-        """Every decision log line, each parsed with json.loads (one object a line)."""
+    def records(self, since=None):
+        """Every decision log line, each parsed with json.loads (one object a
+        line); with SINCE (from log_mark), only lines made after the mark.
+        A last line still being written (no newline yet) and log_barrier's
+        own lines are left out."""
         try:
             with open(self.log_path, "rb") as f:
                 raw = f.read()
         except FileNotFoundError:
             return []
         out = []
-        for i, line in enumerate(raw.split(b"\n")):
+        for i, line in enumerate(raw.split(b"\n")[:-1]):
             if not line:
                 continue
             try:
@@ -946,15 +970,53 @@ class Embargo:
                 raise AssertionError("decision log line %d is not JSON (%s): %r" % (i + 1, e, line))
             if not isinstance(obj, dict):
                 raise AssertionError("decision log line %d is not an object: %r" % (i + 1, line))
+            if str(obj.get("user_agent", "")).startswith(LOG_BARRIER_AGENT):
+                continue
+            if since is not None and obj.get("time", "") < since:
+                continue
             out.append(obj)
         return out
 
-    def wait_records(self, pred, count=1, timeout=5.0):
-        """Waits until COUNT records satisfy PRED; returns them."""
+    def wait_records(self, pred, count=1, timeout=5.0, since=None):
+        """Waits until COUNT records made after the mark SINCE (by default
+        test_mark: the current test's start, for a test case's embargo)
+        satisfy PRED; returns them. Embargo writes a line shortly after the
+        response it logs, so a test polls for it rather than reading once,
+        and a line of an earlier test still on its way is not taken for it."""
+        since = self.test_mark if since is None else since
+
         def got():
-            r = [x for x in self.records() if pred(x)]
+            r = [x for x in self.records(since) if pred(x)]
             return r if len(r) >= count else None
         return wait_until(got, timeout, 0.02, "%d matching decision log line(s)" % count)
+
+    def log_mark(self):
+        """See log_mark(); records(since=mark) gives the lines made after it."""
+        return log_mark()
+
+    def log_barrier(self, host="s07.upd.kaspersky.com"):
+        """Waits until every decision line made so far is in the file: sends
+        a request for HOST (a name this embargo denies, so no upstream is
+        dialled) with a User-Agent of its own and waits for that request's
+        line; lines are written in the order they are made. Lets a test
+        assert that a line was NOT written. records() leaves barrier lines out."""
+        Embargo._barriers += 1
+        agent = "%s%d" % (LOG_BARRIER_AGENT, Embargo._barriers)
+        r = http_get(self.port, "http://%s/" % host, headers=[("User-Agent", agent)])
+        if r.status != 403:
+            raise AssertionError("log barrier: %s was not denied: %r" % (host, r))
+        wait_until(lambda: ('"user_agent":"%s"' % agent) in self.log_text(), 10.0, 0.02,
+                   "the log barrier's own line")
+
+    def wait_stderr(self, needle, timeout=10.0):
+        """Waits until standard error contains NEEDLE (a string, or a compiled
+        regular expression); returns the text. Diagnostics, like decision
+        lines, reach the file shortly after the event."""
+        def got():
+            text = self.stderr_text()
+            found = needle.search(text) if hasattr(needle, "search") else needle in text
+            return text if found else None
+        return wait_until(got, timeout, 0.02, "%r on embargo's standard error" % (needle,))
 
     def stop(self):
         """SIGTERM, then wait; returns (returncode, stderr)."""
@@ -1265,7 +1327,7 @@ class EmbargoTestCase(unittest.TestCase):
         self._extra_embargos = []
         self.origin.reset_counters()
         self.dns_mark = self.dns.mark()
-        self.log_mark = len(self.embargo.records())
+        self.log_mark = self.embargo.test_mark = self.embargo.log_mark()
         if self.tls_origin is not None:
             self.tls_origin.reset_counters()
 
@@ -1283,8 +1345,10 @@ class EmbargoTestCase(unittest.TestCase):
     # ---- helpers
 
     def new_records(self):
-        """Decision log lines the class's embargo wrote during this test."""
-        return self.embargo.records()[self.log_mark:]
+        """Decision log lines the class's embargo made during this test (so
+        far: lines reach the file shortly after their response; see
+        Embargo.wait_records and Embargo.log_barrier)."""
+        return self.embargo.records(since=self.log_mark)
 
     def url(self, host="allowed.test", path="/", port=None):
         return "http://%s:%d%s" % (host, port or self.origin.port, path)

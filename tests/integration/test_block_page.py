@@ -119,10 +119,10 @@ class BlockPageCase(EmbargoTestCase):
 
     def deny_record(self, host, embargo=None, error=None):
         e = embargo or self.embargo
-        start = self.log_mark if embargo is None else 0
+        since = self.log_mark if embargo is None else None
 
         def got():
-            recs = [x for x in e.records()[start:]
+            recs = [x for x in e.records(since)
                     if x.get("host") == host and x.get("event") == "deny" and
                     (error is None or x.get("error") == error)]
             return recs[0] if recs else None

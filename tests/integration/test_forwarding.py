@@ -35,6 +35,7 @@ class DownloadTest(EmbargoTestCase):
         self.assertEqual(n, size)
         self.assertEqual(digest, pattern_sha256(size, seed))
         self.assertEqual(self.origin.connections, 1)
+        self.embargo.log_barrier()
         self.assertEqual(self.new_records(), [])
 
     def test_50mb_https_download_over_connect_is_byte_identical(self):
@@ -370,6 +371,8 @@ class ConcurrencyTest(EmbargoTestCase):
         self.assertFalse(any(t.is_alive() for t in threads), "workers did not finish")
         self.assertEqual(errors, [])
         self.assertEqual(len(results), 24 * 6)
+        self.embargo.wait_records(lambda x: x.get("event") == "deny", count=48, since=self.log_mark)
+        self.embargo.log_barrier()
         self.assertEqual(len([x for x in self.new_records() if x.get("event") == "deny"]), 48)
         self.assert_healthy()
 

@@ -215,11 +215,11 @@ class ClientHelloEdgeCases(EmbargoTestCase):
         return c
 
     def tunnel_record(self, since=None):
-        """The first CONNECT line written since SINCE (this test's start)."""
-        start = self.log_mark if since is None else since
+        """The first CONNECT line made since the mark SINCE (this test's start)."""
+        since = self.log_mark if since is None else since
 
         def got():
-            recs = [x for x in self.embargo.records()[start:] if x.get("method") == "CONNECT"]
+            recs = [x for x in self.embargo.records(since) if x.get("method") == "CONNECT"]
             return recs[0] if recs else None
         return wait_until(got, 10.0, 0.02, "a CONNECT decision log line")
 
@@ -247,7 +247,7 @@ class ClientHelloEdgeCases(EmbargoTestCase):
     def send_hello(self, hello, refused):
         """Sends HELLO through a CONNECT to the TLS origin; returns the log line."""
         self.origin_mark = self.tls_origin.connections
-        self.log_mark = len(self.embargo.records())
+        self.log_mark = self.embargo.log_mark()
         with self.open_tunnel() as c:
             c.send(hello)
             if refused:
@@ -265,7 +265,7 @@ class ClientHelloEdgeCases(EmbargoTestCase):
         for entries in ([(0, b"allowed.test"), (1, ti.DENIED_SNI.encode())],
                         [(1, ti.DENIED_SNI.encode()), (0, b"allowed.test")]):
             with self.subTest(order=[t for t, _ in entries]):
-                mark = len(self.embargo.records())
+                mark = self.embargo.log_mark()
                 with self.open_tunnel() as c:
                     c.send(self.crafted(entries))
                     self.assertEqual(c.read_to_eof(), ti.ACCESS_DENIED_ALERT)
@@ -285,7 +285,7 @@ class ClientHelloEdgeCases(EmbargoTestCase):
     def test_raw_utf8_sni_of_an_allowed_name_passes(self):
         """ClientHello (b): a convertible U-label SNI not on any list is allowed
         (logged as its A-label) and the tunnel is dialled."""
-        mark = len(self.embargo.records())
+        mark = self.embargo.log_mark()
         with self.open_tunnel() as c:
             c.send(self.crafted([(0, "B\u00fcCHER.allowed.test".encode())]))
             wait_until(lambda: self.tls_origin.connections >= 1, 5.0, 0.02, "the origin dialled")
@@ -317,7 +317,7 @@ class ClientHelloEdgeCases(EmbargoTestCase):
 
     def test_ip_literal_sni_on_no_list_passes_tagged(self):
         """ClientHello (c): an IP-literal SNI nobody lists is allowed, tagged."""
-        mark = len(self.embargo.records())
+        mark = self.embargo.log_mark()
         with self.open_tunnel() as c:
             c.send(self.crafted([(0, b"198.51.100.7")]))
             wait_until(lambda: self.tls_origin.connections >= 1, 5.0, 0.02, "the origin dialled")
@@ -407,6 +407,7 @@ class HelloRetryRequestTest(EmbargoTestCase):
             super().tearDownClass()
 
     def test_second_hello_with_the_same_name_completes_the_handshake(self):
+        mark = self.hrr_embargo.log_mark()
         p = subprocess.run(
             [harness.OPENSSL, "s_client", "-proxy", "%s:%d" % (LOOPBACK, self.hrr_embargo.port),
              "-connect", "allowed.test:%d" % self.hrr_port, "-servername", "allowed.test",
@@ -416,8 +417,8 @@ class HelloRetryRequestTest(EmbargoTestCase):
         out = p.stdout.decode("latin-1") + p.stderr.decode("latin-1")
         self.assertIn("Verify return code: 0 (ok)", out)
         self.assertIn("HTTP/1.0 200 ok", out)  # s_server -www answered through the tunnel
-        recs = [r for r in self.hrr_embargo.records() if r.get("event") == "access"]
-        self.assertGreaterEqual(len(recs), 2, "the second hello was not judged: %r" % recs)
+        recs = self.hrr_embargo.wait_records(lambda r: r.get("event") == "access", count=2,
+                                             since=mark)
         self.assertEqual(recs[-1]["sni"], ["allowed.test"])
         self.assertNotIn("sni_changed", recs[-1].get("tags", []))
 
@@ -511,6 +512,7 @@ class ConnectionLimits(EmbargoTestCase):
             c.settimeout(0.05)
             with self.assertRaises(socket.timeout):
                 c.recv(1)
+        self.embargo.wait_stderr("connection limit")
         lines = stderr_lines(self.embargo, "connection limit")
         elapsed = time.monotonic() - t0
         self.assertGreaterEqual(len(lines), 1, self.embargo.stderr_text())
@@ -554,6 +556,7 @@ class ConnectionLimits(EmbargoTestCase):
             if c.at_eof(5.0):
                 refused += 1
         self.assertEqual(refused, 30)
+        e.wait_stderr("max_connections_per_client")
         lines = stderr_lines(e, "max_connections_per_client")
         self.assertGreaterEqual(len(lines), 1, e.stderr_text())
         self.assertLessEqual(len(lines), 3, lines)
@@ -644,6 +647,7 @@ class DescriptorExhaustion(EmbargoTestCase):
         self.assertIsNotNone(waiting, "never ran out: %r" % statuses)
         self.assertTrue(all(x.startswith(b"HTTP/1.1 200") for x in statuses), statuses)
         self.assertGreater(len(tunnels), 5)
+        self.embargo.wait_stderr("out of file descriptors")
         lines = stderr_lines(self.embargo, "out of file descriptors")
         self.assertTrue(lines, self.embargo.stderr_text())
         self.assertLessEqual(len(lines), 3, lines)
@@ -660,7 +664,7 @@ class DescriptorExhaustion(EmbargoTestCase):
         self.assertTrue(head.startswith(b"HTTP/1.1 200"), head)
         waiting.sendall(b"late\n")
         self.assertEqual(waiting.recv(100), b"late\n")
-        self.assertTrue(stderr_lines(self.embargo, "accepting on"), self.embargo.stderr_text())
+        self.embargo.wait_stderr("accepting on")
         for t in tunnels:
             t.close()
         waiting.close()
@@ -711,7 +715,7 @@ class Privileges(EmbargoTestCase):
         self.assertEqual(uids, [nobody.pw_uid] * 4)
         self.assertEqual(gids, [nobody.pw_gid] * 4)
         self.assertEqual(groups, [nobody.pw_gid])
-        self.assertIn("running as user nobody", e.stderr_text())
+        e.wait_stderr("running as user nobody")
         r = http_get(port, self.url(path="/health"))
         self.assertEqual(r.status, 200, r)
 
@@ -720,7 +724,7 @@ class Privileges(EmbargoTestCase):
         e = self.start_embargo(extra="user: root")
         uids, _, _ = proc_ids(e.proc.pid)
         self.assertEqual(uids, [0] * 4, "user: root keeps root deliberately")
-        self.assertIn("running as root because `user: root` says so", e.stderr_text())
+        e.wait_stderr("running as root because `user: root` says so")
         e2 = Embargo(self.tmp, make_config(extra="user: root"), self.dns.port,
                      extra_args=["--user", "nobody"]).start()
         self.addCleanup(e2.check_clean_exit)

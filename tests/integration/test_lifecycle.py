@@ -157,6 +157,8 @@ class ReloadTest(EmbargoTestCase):
             self.hup(ALLOWS_OTHER)
             c.send(req)
             self.assertEqual(c.read_response().status, 200)
+        self.embargo.wait_records(lambda r: r.get("host") == "other.test", since=self.log_mark)
+        self.embargo.log_barrier("never.test")  # the list in force bans it
         recs = [r for r in self.new_records() if r.get("host") == "other.test"]
         self.assertEqual(len(recs), 1)
         self.assertEqual(recs[0]["event"], "deny")

@@ -152,11 +152,13 @@ class AfterCutoffTest(PolicyAssertions):
         self.assertEqual(r.status, 200, r)
         self.assertEqual(r.body, b"ok /lookup\n")
         self.assertEqual(self.origin.connections, 1)
+        self.embargo.log_barrier()
         self.assertEqual(self.new_records(), [])
 
     def test_unlisted_host_is_allowed_and_not_logged(self):
         r = self.get(self.url("allowed.test", "/plain"))
         self.assertEqual(r.status, 200, r)
+        self.embargo.log_barrier()
         self.assertEqual(self.new_records(), [])
 
     def test_cutoff_boundary_is_exact(self):

@@ -441,6 +441,24 @@ class RegressionTest(EmbargoTestCase):
         self.assertEqual((r.status, r.body), (200, b"ok POST /order\n"), r)
         self.assertEqual([(x["conn"], x["path"]) for x in o.snapshot()], [(1, "/first"), (2, "/order")])
 
+    def test_requests_sent_while_a_response_is_awaited_are_answered_in_order(self):
+        # The client connection is still read while the origin is slow to
+        # answer; what arrives meanwhile, in pieces, waits for its turn.
+        def slow(req):
+            time.sleep(0.3 if req["path"] == "/slow" else 0)
+            return ok("ok %s\n" % req["path"])
+        o = self.scripted(lambda req: slow)
+        with RawClient(self.embargo.port, timeout=10) as c:
+            c.send(self.request(o, "/slow"))
+            time.sleep(0.1)
+            second = self.request(o, "/second") + self.request(o, "/third")
+            c.send(second[:10])
+            time.sleep(0.05)
+            c.send(second[10:])
+            bodies = [c.read_response().body for _ in range(3)]
+        self.assertEqual(bodies, [b"ok /slow\n", b"ok /second\n", b"ok /third\n"])
+        self.assertEqual(o.paths(), ["/slow", "/second", "/third"])
+
     def test_post_not_retried_after_pooled_connection_closes(self):
         o, r = self._warm_then("POST", "/order")
         posts = [(x["conn"], x["n"]) for x in o.snapshot() if x["method"] == "POST"]
@@ -558,6 +576,8 @@ class RegressionTest(EmbargoTestCase):
         self.assert_proxy_status(r, "destination_ip_prohibited")
         self.assertIn(b"the destination is this proxy", r.body)
         self.settle()
+        self.embargo.wait_records(lambda x: x.get("host") == "mapped.test", since=self.log_mark)
+        self.embargo.log_barrier()
         recs = [x for x in self.new_records() if x.get("host") == "mapped.test"]
         self.assertEqual([(x["event"], x.get("error")) for x in recs],
                          [("error", "destination_ip_prohibited")],

@@ -261,14 +261,17 @@ class TransparentBase(unittest.TestCase):
     # ---- helpers
 
     def setUp(self):
-        self.log_mark = len(self.records())
+        self.log_mark = harness.log_mark()
         self.origin_mark = len(self.origin_records())
 
     def records(self):
-        return [json.loads(l) for l in harness.read_text(self.log).splitlines() if l.strip()]
+        """Complete decision lines (the last may still be being written)."""
+        return [json.loads(l) for l in harness.read_text(self.log).split("\n")[:-1] if l.strip()]
 
     def new_records(self):
-        return self.records()[self.log_mark:]
+        """Lines made during this test (they reach the file shortly after
+        their response: wait_log polls)."""
+        return [r for r in self.records() if r.get("time", "") >= self.log_mark]
 
     def origin_records(self):
         return [json.loads(l) for l in harness.read_text(self.origin_log).splitlines()

@@ -148,9 +148,9 @@ class WorkersTest(EmbargoTestCase):
         self.assertGreaterEqual(m["embargo_dns_cache_joins_total"], 15)
 
     def test_decision_lines_of_both_workers_never_interleave_on_a_pipe(self):
-        # On a pipe with room each loop writes its lines itself (under the
-        # stream's lock); lines near PIPE_BUF from both workers at once must
-        # still arrive whole, one per request.
+        # Both loops append their lines to the one decision queue and one
+        # writer writes them: lines near PIPE_BUF from both workers at once
+        # must arrive whole, one per request.
         port, admin = free_port(), free_port()
         cfg = os.path.join(self.tmp, "pipe-log.yaml")
         with open(cfg, "w") as f:

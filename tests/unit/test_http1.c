@@ -210,6 +210,26 @@ Test(http1, pipelined_requests_pause_at_each_head) {
   http1_free(p);
 }
 
+Test(http1, bytes_fed_while_paused_are_left_unconsumed) {
+  /* The pause's position belongs to the buffer it happened in: bytes fed
+   * before resuming, from another buffer, must come back unconsumed rather
+   * than be measured against that stale position. */
+  const char *first = "GET http://a.example/1 HTTP/1.1\r\n\r\n";
+  char later[64];
+  struct seen s = {.refuse_head = HTTP1_PAUSE};
+  struct http1 *p = http1_new(true, 65536, &cbs, &s);
+  size_t used = 99;
+  cr_assert_eq(http1_feed(p, first, strlen(first), &used), HTTP1_PAUSED);
+  snprintf(later, sizeof(later), "GET http://b.example/2 HTTP/1.1\r\n\r\n");
+  cr_expect_eq(http1_feed(p, later, strlen(later), &used), HTTP1_PAUSED);
+  cr_expect_eq(used, 0, "%zu bytes taken while paused", used);
+  cr_expect_eq(s.heads, 1);
+  http1_resume(p);
+  cr_expect_eq(http1_feed(p, later, strlen(later), &used), HTTP1_PAUSED);
+  cr_expect_str_eq(s.target, "http://b.example/2");
+  http1_free(p);
+}
+
 /* ---- rewriting ------------------------------------------------------------ */
 
 /* The head the parser holds after a pause: reachable through a callback. */
