@@ -188,8 +188,8 @@ class ReloadTest(EmbargoTestCase):
             with open(self.embargo.config_path, "a") as f:
                 f.write("log_buffer: 65536\n")
             self.hup(BANS_OTHER)
-            self.assertIn("reload: log_buffer changed, which needs a restart; keeping the "
-                          "running value", self.embargo.stderr_text())
+            self.embargo.wait_stderr("reload: log_buffer changed, which needs a restart; "
+                                     "keeping the running value")
         finally:
             write_atomically(self.embargo.config_path, text)
 

@@ -303,7 +303,7 @@ class OneWorkerTest(EmbargoTestCase):
         m = parse_metrics(body.decode())
         self.assertEqual(m["embargo_workers"], 1)
         self.assertEqual(sorted(worker_series(m, "embargo_worker_connections_total")), [0])
-        self.assertIn("1 worker(s), one event loop each", self.embargo.stderr_text())
+        self.embargo.wait_stderr("1 worker(s), one event loop each")
 
 
 if __name__ == "__main__":
