@@ -109,24 +109,38 @@ def _sched_seconds(pid):
     return total / 1e9
 
 
+def _reaped_seconds(pid):
+    """CPU seconds of PID's children that have exited and been waited for
+    (cutime + cstime): a proxy that serves each connection in a child
+    process (tinyproxy) spends its time there."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[13]) + int(fields[14])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
 def cpu_seconds(pid):
-    """User + system CPU seconds of PID and its live descendants (all
-    threads). Read from schedstat in nanoseconds where the kernel has it (a
-    100 MB transfer takes a few clock ticks, too few to count in ticks),
-    else from the utime and stime ticks of /proc/PID/stat."""
-    total = 0.0
+    """User + system CPU seconds of PID, its live descendants (all
+    threads, exited ones included) and its children that have exited.
+    Read from schedstat in nanoseconds where the kernel has it (a 100 MB
+    transfer takes a few clock ticks, too few to count in ticks), unless
+    the utime and stime ticks of /proc/PID/stat, which also count threads
+    that have exited, say more."""
+    total = _reaped_seconds(pid)
     tick = os.sysconf("SC_CLK_TCK")
     for p in [pid] + descendants(pid):
         sched = _sched_seconds(p)
-        if sched is not None:
-            total += sched
-            continue
         try:
             with open(f"/proc/{p}/stat") as f:
                 fields = f.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        total += (int(fields[11]) + int(fields[12])) / tick  # utime, stime
+            ticks = (int(fields[11]) + int(fields[12])) / tick  # utime, stime
+        except (OSError, IndexError, ValueError):
+            ticks = 0.0
+        # schedstat counts live threads only; the process's ticks also hold
+        # the threads that have exited (tinyproxy's, one per connection).
+        total += ticks if sched is None else max(sched, ticks)
     return total
 
 
