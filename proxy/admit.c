@@ -10,7 +10,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "proxy/conn.h"
 #include "proxy/dns.h"
 #include "proxy/listener.h"
 #include "proxy/log.h"
@@ -182,12 +181,12 @@ static bool may_accept(struct admit *a, struct listener *lst, bool retry) {
 }
 
 /* Accepts with the slot may_accept took. A connection that was never made
- * (conn_accept ran out of memory before it existed: nothing was counted,
+ * (the accept ran out of memory before it existed: nothing was counted,
  * nothing released) gives the slot back. */
 static void accept_now(struct admit *a, struct listener *lst) {
   uint64_t releases = a->releases;
   size_t before = a->srv->nconns;
-  conn_accept(lst);
+  a->srv->clients->accept(lst);
   if (a->srv->nconns == before && a->releases == releases)
     slot_give(a->shared);
 }

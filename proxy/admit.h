@@ -77,8 +77,8 @@ void admit_close(struct admit *a);
  * idempotent. */
 void admit_free(struct admit *a);
 
-/* LST's connection callback: accepts the pending connection (conn_accept)
- * if a slot is free and descriptors are left. Otherwise LST is marked
+/* LST's connection callback: accepts the pending connection (the server's
+ * clients' accept) if a slot is free and descriptors are left. Otherwise LST is marked
  * paused (its pending connection stays queued with libuv), the reason is
  * counted and logged (at most once a second) and the listener is retried
  * when a connection closes, or within 250 ms when descriptors ran out. */

@@ -22,10 +22,9 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 
-#include "certs/mint.h"
+#include "certs/blockpage.h"
 #include "filters/err.h"
 #include "filters/policy.h"
-#include "proxy/bump.h"
 #include "proxy/conn-int.h"
 #include "proxy/log.h"
 #include "proxy/server.h"
@@ -33,20 +32,11 @@
 #define BUMP_REQ_MAX   8192  /* request head bytes read before answering anyway */
 #define BUMP_INPUT_MAX 65536 /* TLS bytes buffered unprocessed before giving up */
 
-/* Shared by every worker: the minter's cache is used under MU (minting
- * itself, on the thread pool, only reads the minter). */
-struct bump_ctx {
-  SSL_CTX *ssl;
-  struct minter *minter;
-  uv_mutex_t mu;
-  bool mu_ready;
-};
-
 /* A leaf being minted on the thread pool. */
 struct mint_job {
   uv_work_t req;
   struct conn *c;        /* NULL once the connection is gone */
-  struct bump_ctx *bx;   /* the process's: outlives every loop's last callback */
+  struct blockpage *bp;  /* the process's: outlives every loop's last callback */
   int64_t now;
   X509 *leaf; /* made by the worker; handed to the cache */
   char name[];
@@ -65,74 +55,13 @@ struct bump {
   char req[BUMP_REQ_MAX + 1];
 };
 
-/* ---- the server context -------------------------------------------------- */
-
-static int on_alpn(SSL *ssl, const unsigned char **out, unsigned char *outlen,
-                   const unsigned char *in, unsigned int inlen, void *arg) {
-  static const unsigned char http11[] = "\x08http/1.1";
-  unsigned char *sel = NULL;
-  if (SSL_select_next_proto(&sel, outlen, http11, sizeof(http11) - 1, in, inlen) !=
-      OPENSSL_NPN_NEGOTIATED)
-    return SSL_TLSEXT_ERR_NOACK; /* no http/1.1 offered: go on without ALPN */
-  *out = sel;
-  return SSL_TLSEXT_ERR_OK;
-}
-
-int bump_ctx_new(const struct config *cfg, struct bump_ctx **out, char *err, size_t errsize) {
-  struct bump_ctx *bx;
-  *out = NULL;
-  if (cfg->certs.ca == NULL)
-    return 0;
-  if ((bx = calloc(1, sizeof(*bx))) == NULL)
-    return -ENOMEM;
-  bx->mu_ready = uv_mutex_init(&bx->mu) == 0;
-  bx->ssl = SSL_CTX_new(TLS_server_method());
-  bx->minter = minter_new(cfg->certs.ca, cfg->certs.cache_entries);
-  if (bx->ssl == NULL || bx->minter == NULL || !bx->mu_ready) {
-    snprintf(err, errsize, "cannot set up the block page over TLS (OpenSSL)");
-    bump_ctx_free(bx);
-    ERR_clear_error();
-    return EMB_ECERT;
-  }
-  SSL_CTX_set_min_proto_version(bx->ssl, TLS1_2_VERSION);
-  /* Every connection is answered once and closed: nothing to resume. */
-  SSL_CTX_set_options(bx->ssl, SSL_OP_NO_TICKET | SSL_OP_NO_RENEGOTIATION);
-  SSL_CTX_set_session_cache_mode(bx->ssl, SSL_SESS_CACHE_OFF);
-  SSL_CTX_set_num_tickets(bx->ssl, 0);
-  SSL_CTX_set_mode(bx->ssl, SSL_MODE_RELEASE_BUFFERS);
-  SSL_CTX_set_alpn_select_cb(bx->ssl, on_alpn, NULL);
-  *out = bx;
-  return 0;
-}
-
-void bump_ctx_free(struct bump_ctx *bx) {
-  if (bx == NULL)
-    return;
-  SSL_CTX_free(bx->ssl);
-  minter_free(bx->minter);
-  if (bx->mu_ready)
-    uv_mutex_destroy(&bx->mu);
-  free(bx);
-}
-
-void bump_ctx_log_stats(struct bump_ctx *bx, size_t bound) {
-  struct minter_stats ms;
-  uv_mutex_lock(&bx->mu);
-  minter_stats(bx->minter, &ms);
-  uv_mutex_unlock(&bx->mu);
-  log_diag(LOG_INFO, 0,
-           "block-page certificates: %" PRIu64 " minted, %" PRIu64 " from the cache, %" PRIu64
-           " evicted, %zu cached (bound %zu)",
-           ms.minted, ms.hits, ms.evicted, ms.entries, bound);
-}
-
 /* ---- one connection ------------------------------------------------------ */
 
 /* Whether the page is in effect for c->ex->verdict (a deny). */
 static bool page_wanted(const struct conn *c) {
   const struct rule *r = c->ex->verdict.rule;
   enum deny_with w = c->srv->cfg->tls.deny_with;
-  if (c->srv->bump == NULL || c->ex->verdict.action != ACTION_DENY)
+  if (c->srv->blockpage == NULL || c->ex->verdict.action != ACTION_DENY)
     return false;
   if (r != NULL && r->category->deny_with != DENY_WITH_DEFAULT)
     w = r->category->deny_with;
@@ -273,7 +202,7 @@ static void drive(struct conn *c) {
 
 /* A new SSL for C, its BIOs in B; NULL on failure. */
 static SSL *new_ssl(struct conn *c, struct bump *b) {
-  SSL *ssl = SSL_new(c->srv->bump->ssl);
+  SSL *ssl = blockpage_ssl_new(c->srv->blockpage);
   if (ssl == NULL)
     return NULL;
   b->in = BIO_new(BIO_s_mem());
@@ -291,36 +220,12 @@ static SSL *new_ssl(struct conn *c, struct bump *b) {
   return ssl;
 }
 
-/* The minter's cache, shared by the workers, is used under the lock; a
- * leaf leaves it with a reference of its own (the caller frees it), since
- * another worker may evict it meanwhile. */
-static X509 *cache_lookup(struct bump_ctx *bx, const char *name, int64_t now) {
-  X509 *leaf = NULL;
-  uv_mutex_lock(&bx->mu);
-  if (minter_lookup(bx->minter, name, now, &leaf))
-    X509_up_ref(leaf);
-  else
-    leaf = NULL;
-  uv_mutex_unlock(&bx->mu);
-  return leaf;
-}
-
-/* Caches LEAF (taken) and returns the leaf to use, with its own reference,
- * or NULL. */
-static X509 *cache_insert(struct bump_ctx *bx, const char *name, int64_t now, X509 *leaf) {
-  uv_mutex_lock(&bx->mu);
-  if ((leaf = minter_insert(bx->minter, name, now, leaf)) != NULL)
-    X509_up_ref(leaf);
-  uv_mutex_unlock(&bx->mu);
-  return leaf;
-}
-
 /* The leaf is ready: present it and run the handshake on what arrived.
  * LEAF (may be NULL) is the caller's reference, released here. */
 static void present(struct conn *c, X509 *leaf) {
   struct bump *b = c->ex->bump;
   bool ok = leaf != NULL && SSL_use_certificate(b->ssl, leaf) == 1 &&
-            SSL_use_PrivateKey(b->ssl, minter_key(c->srv->bump->minter)) == 1;
+            SSL_use_PrivateKey(b->ssl, blockpage_key(c->srv->blockpage)) == 1;
   X509_free(leaf); /* the SSL holds its own reference */
   if (!ok) {
     ERR_clear_error();
@@ -330,17 +235,17 @@ static void present(struct conn *c, X509 *leaf) {
   drive(c);
 }
 
-/* Worker thread: sign the leaf (minter_make only reads the minter). */
+/* Worker thread: sign the leaf (blockpage_mint only reads the context). */
 static void on_mint_work(uv_work_t *req) {
   struct mint_job *job = req->data;
-  job->leaf = minter_make(job->bx->minter, job->name, job->now);
+  job->leaf = blockpage_mint(job->bp, job->name, job->now);
 }
 
 /* Loop thread: cache the leaf, then present it if the connection still waits. */
 static void on_minted(uv_work_t *req, int status) {
   struct mint_job *job = req->data;
   struct conn *c = job->c;
-  X509 *leaf = job->leaf != NULL ? cache_insert(job->bx, job->name, job->now, job->leaf) : NULL;
+  X509 *leaf = job->leaf != NULL ? blockpage_insert(job->bp, job->name, job->now, job->leaf) : NULL;
   free(job);
   if (c == NULL) { /* the connection went away meanwhile */
     X509_free(leaf);
@@ -355,9 +260,9 @@ static void on_minted(uv_work_t *req, int status) {
 
 /* Mints NAME's leaf on this thread (no thread pool to do it); a reference
  * of the caller's, or NULL. */
-static X509 *mint_here(struct bump_ctx *bx, const char *name, int64_t now) {
-  X509 *leaf = minter_make(bx->minter, name, now);
-  return leaf != NULL ? cache_insert(bx, name, now, leaf) : NULL;
+static X509 *mint_here(struct blockpage *bp, const char *name, int64_t now) {
+  X509 *leaf = blockpage_mint(bp, name, now);
+  return leaf != NULL ? blockpage_insert(bp, name, now, leaf) : NULL;
 }
 
 /* Mints NAME's leaf on the thread pool (signing it would hold the loop up
@@ -369,7 +274,7 @@ static int queue_mint(struct conn *c, const char *name, int64_t now) {
   if (job == NULL)
     return UV_ENOMEM;
   job->c = c;
-  job->bx = c->srv->bump;
+  job->bp = c->srv->blockpage;
   job->now = now;
   memcpy(job->name, name, len + 1);
   job->req.data = job;
@@ -416,10 +321,10 @@ static int bump_start(struct conn *c, const char *why) {
   }
   conn_set_state(c, CONN_ST_BUMP);
   conn_arm_timer(c, c->srv->cfg->tls.timeout);
-  if ((leaf = cache_lookup(c->srv->bump, name, now)) != NULL)
+  if ((leaf = blockpage_lookup(c->srv->blockpage, name, now)) != NULL)
     present(c, leaf);
   else if (queue_mint(c, name, now) != 0) /* no thread for it: mint here */
-    present(c, mint_here(c->srv->bump, name, now));
+    present(c, mint_here(c->srv->blockpage, name, now));
   if (c->state == CONN_ST_BUMP)
     conn_update_reading(c);
   return 0;

@@ -83,6 +83,8 @@ void route_refuse(struct conn *c, int status, const char *error, const char *det
 const char *route_pool_key(const struct conn *c, char *buf, size_t size);
 /* Dials ADDR (already checked) for the current request. */
 void route_dial_address(struct conn *c, const struct sockaddr *addr);
+/* C's upstream UP finished dialling with STATUS. */
+void route_connected(struct conn *c, struct upstream *up, int status);
 
 /* ---- transparent.c: intercepted connections ---- */
 

@@ -189,7 +189,8 @@ static bool streams_response(const struct conn *c) {
   return c->state == CONN_ST_FORWARD && c->ex->resp_started && !c->ex->resp_done;
 }
 
-uv_buf_t conn_upstream_read_buffer(const struct conn *c) {
+static uv_buf_t upstream_buffer(const void *owner) {
+  const struct conn *c = owner;
   return relays_bytes(c) || streams_response(c)
              ? endpoint_relay_buffer(&c->cli, c->srv->cfg->limits.buffer_high)
              : endpoint_read_buffer();
@@ -249,7 +250,8 @@ int conn_write_client(struct conn *c, const char *data, size_t len) {
 
 /* ---- upstream events ------------------------------------------------------- */
 
-void conn_upstream_drained(struct conn *c, struct upstream *up, int status) {
+static void upstream_drained(void *owner, struct upstream *up, int status) {
+  struct conn *c = owner;
   if (up == c->kept) {
     if (status < 0) {
       c->kept = NULL;
@@ -407,7 +409,8 @@ static void on_client_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
     conn_update_reading(c);
 }
 
-void conn_upstream_read(struct conn *c, struct upstream *up, ssize_t nread, const char *data) {
+static void upstream_read(void *owner, struct upstream *up, ssize_t nread, const char *data) {
+  struct conn *c = owner;
   if (nread > 0)
     metrics_add(METRIC_BYTES_UPSTREAM, (uint64_t)nread);
   if (up == c->kept) { /* an idle connection must stay silent: data or EOF retires it */
@@ -432,6 +435,17 @@ void conn_upstream_read(struct conn *c, struct upstream *up, ssize_t nread, cons
     conn_close(c);
   }
 }
+
+static void upstream_connected(void *owner, struct upstream *up, int status) {
+  route_connected(owner, up, status);
+}
+
+const struct upstream_events conn_upstream_events = {
+    .connected = upstream_connected,
+    .read = upstream_read,
+    .drained = upstream_drained,
+    .buffer = upstream_buffer,
+};
 
 /* ---- accept ------------------------------------------------------------- */
 
@@ -503,7 +517,7 @@ static void accept_transparent(struct conn *c) {
   transparent_start(c);
 }
 
-void conn_accept(struct listener *lst) {
+static void conn_accept(struct listener *lst) {
   struct server *srv = lst->srv;
   struct conn *c = conn_new(lst);
   int len = sizeof(c->peer), rc;
@@ -542,3 +556,55 @@ void conn_accept(struct listener *lst) {
   conn_arm_timer(c, srv->cfg->timeouts.idle);
   conn_update_reading(c);
 }
+
+void conn_request_start(struct conn *c) {
+  struct server *srv = c->srv;
+  server_sync(srv);
+  if (c->policy != srv->policy) {
+    policy_unref(c->policy);
+    c->policy = policy_ref(srv->policy);
+  }
+  metrics_add(
+      c->ex->head != NULL && c->ex->head->is_connect ? METRIC_REQ_CONNECT : METRIC_REQ_FORWARD, 1);
+}
+
+/* ---- what the worker asks of its connections ------------------------------- */
+
+/* A connection between requests: nothing read of the next one, nothing
+ * owed. Closing it loses nothing. */
+static bool is_idle(const struct conn *c) {
+  return c->state == CONN_ST_HEAD && c->ex->spill_len == 0 && !http1_in_message(c->ex->req);
+}
+
+static void close_all(struct server *srv, bool idle_only) {
+  for (struct conn *c = srv->conns, *next; c != NULL; c = next) {
+    next = c->next;
+    if (!idle_only || is_idle(c))
+      conn_close(c);
+  }
+}
+
+static void count(const struct server *srv, struct server_stats *out) {
+  for (const struct conn *c = srv->conns; c != NULL; c = c->next) {
+    size_t li = (size_t)(c->lst - srv->listeners);
+    if (li < CONFIG_MAX_LISTEN)
+      out->active[li]++;
+    out->tunnels += c->state == CONN_ST_TUNNEL;
+    out->nconns++;
+  }
+}
+
+static uint64_t oldest(const struct server *srv) {
+  uint64_t id = UINT64_MAX;
+  for (const struct conn *c = srv->conns; c != NULL; c = c->next)
+    if (c->id < id)
+      id = c->id;
+  return id;
+}
+
+const struct server_clients conn_clients = {
+    .accept = conn_accept,
+    .close = close_all,
+    .count = count,
+    .oldest = oldest,
+};

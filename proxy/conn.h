@@ -8,23 +8,25 @@
 #include <sys/types.h>
 #include <uv.h>
 
-struct listener;
 struct conn;
-struct upstream;
+struct server_clients;
+struct upstream_events;
 
-/* Accepts one pending connection on LST. Never fails loudly: a refused or
- * failed accept is logged and dropped. */
-void conn_accept(struct listener *lst);
+/* What the worker asks of the connections it serves (proxy/server.h):
+ * accepting one (never fails loudly: a refused or failed accept is logged
+ * and dropped), closing them, counting them. Handed to server_init. */
+extern const struct server_clients conn_clients;
+
+/* How C's upstream reports to it (proxy/upstream.h), with C as the owner. */
+extern const struct upstream_events conn_upstream_events;
 
 /* Closes C and everything it owns. Idempotent; memory is freed from the
  * close callbacks. */
 void conn_close(struct conn *c);
 
-/* Events from the upstream connection C is using (proxy/upstream.c). */
-void conn_upstream_read(struct conn *c, struct upstream *up, ssize_t nread, const char *data);
-void conn_upstream_drained(struct conn *c, struct upstream *up, int status);
-/* The buffer the next read from C's upstream goes into: the loop's read
- * buffer, sized for relaying while C is a tunnel that only relays. */
-uv_buf_t conn_upstream_read_buffer(const struct conn *c);
+/* A request head of C is complete, before it is judged: pins the snapshot
+ * in force now (the previous request's stays with it; a reload is adopted
+ * first) and counts the request. */
+void conn_request_start(struct conn *c);
 
 #endif

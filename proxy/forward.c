@@ -58,7 +58,7 @@ static enum http_framing choose_framing(const struct conn *c, const struct http_
 
 static int on_response_head(void *ctx, struct http_head *h) {
   struct upstream *up = ctx;
-  struct conn *c = up->conn;
+  struct conn *c = up->owner;
   struct obuf out = {0};
   int rc;
 
@@ -90,7 +90,7 @@ static int on_response_head(void *ctx, struct http_head *h) {
 
 static int on_response_body(void *ctx, const char *data, size_t len) {
   struct upstream *up = ctx;
-  struct conn *c = up->conn;
+  struct conn *c = up->owner;
   static const char crlf[] = "\r\n";
   char size[24];
   uv_buf_t bufs[3];
@@ -107,7 +107,7 @@ static int on_response_body(void *ctx, const char *data, size_t len) {
 
 static int on_response_done(void *ctx) {
   struct upstream *up = ctx;
-  struct conn *c = up->conn;
+  struct conn *c = up->owner;
 
   if (c->ex->interim) { /* 1xx: the final response follows on the same connection */
     c->ex->interim = false;

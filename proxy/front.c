@@ -163,7 +163,7 @@ static void handle_head(struct conn *c) {
   c->ex->head = h;
   c->close_after = !h->keep_alive;
   c->ex->relay = h->is_connect ? CONN_RELAY_TUNNEL : CONN_RELAY_HTTP;
-  server_request_start(c);
+  conn_request_start(c);
   if (parse_target(c) != 0)
     return;
   if (http_head_via_has(c->ex->head, c->srv->via_host)) {

@@ -11,7 +11,6 @@
 
 #include "config/config.h"
 #include "proxy/admit.h"
-#include "proxy/conn.h"
 #include "proxy/log.h"
 #include "proxy/server.h"
 

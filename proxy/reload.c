@@ -14,7 +14,6 @@
 
 #include "filters/err.h"
 #include "filters/policy.h"
-#include "proxy/conn-t.h"
 #include "proxy/log.h"
 #include "proxy/metrics.h"
 #include "proxy/server.h"
@@ -162,13 +161,11 @@ void server_sync(struct server *srv) {
 }
 
 void server_config_sweep(struct server *srv) {
-  uint64_t oldest = UINT64_MAX;
+  uint64_t oldest;
   struct server_retired **link = &srv->retired;
   if (srv->retired == NULL)
     return;
-  for (const struct conn *c = srv->conns; c != NULL; c = c->next)
-    if (c->id < oldest)
-      oldest = c->id;
+  oldest = srv->clients->oldest(srv);
   while (*link != NULL) {
     struct server_retired *r = *link;
     if (r->last_conn_id < oldest) {

@@ -110,8 +110,7 @@ void route_refuse(struct conn *c, int status, const char *error, const char *det
 
 static void dial_next(struct conn *c);
 
-static void on_upstream_connected(struct upstream *up, int status) {
-  struct conn *c = up->conn;
+void route_connected(struct conn *c, struct upstream *up, int status) {
   char ip[64];
   if (status != 0) {
     log_diag(LOG_INFO, c->id, "connect to %s (%s) failed: %s", up->key,
@@ -154,8 +153,8 @@ static void dial_next(struct conn *c) {
   int err = 0;
   while (c->ex->addr_next < c->ex->addrs->naddrs) {
     const struct sockaddr *sa = (const struct sockaddr *)&c->ex->addrs->addrs[c->ex->addr_next++];
-    c->up = upstream_dial(c->srv, c, sa, c->ex->addrs, route_pool_key(c, key, sizeof(key)),
-                          c->srv->cfg->timeouts.connect, on_upstream_connected, &err);
+    c->up = upstream_dial(c->srv, sa, c->ex->addrs, route_pool_key(c, key, sizeof(key)),
+                          c->srv->cfg->timeouts.connect, &conn_upstream_events, c, &err);
     if (c->up != NULL)
       return;
     c->ex->connect_err = err;
@@ -187,7 +186,7 @@ static void dial_start(struct conn *c) {
   if (conn_transparent(c) && c->ex->relay == CONN_RELAY_HTTP &&
       (up = take_upstream(c, route_pool_key(c, key, sizeof(key)))) != NULL) {
     c->up = up;
-    up->conn = c;
+    upstream_adopt(up, &conn_upstream_events, c);
     forward_start(c);
     return;
   }
@@ -337,7 +336,7 @@ static bool reuse_pooled(struct conn *c) {
     return true;
   }
   c->up = up;
-  up->conn = c;
+  upstream_adopt(up, &conn_upstream_events, c);
   conn_log_verdict(c);
   conn_set_state(c, CONN_ST_FORWARD);
   forward_start(c);

@@ -5,6 +5,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,14 +13,11 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "certs/blockpage.h"
 #include "filters/err.h"
 #include "filters/policy.h"
-#include "proxy/bump.h"
-#include "proxy/conn-t.h"
-#include "proxy/conn.h"
 #include "proxy/dns.h"
 #include "proxy/dnscache.h"
-#include "proxy/http1.h"
 #include "proxy/listener.h"
 #include "proxy/log.h"
 #include "proxy/metrics.h"
@@ -76,12 +74,29 @@ int server_shared_init(struct server_shared *sh, struct config *cfg, size_t nwor
     snprintf(err, errsize, "DNS cache: %s", rc == -EINVAL ? "invalid limits" : "out of memory");
     return rc;
   }
-  return bump_ctx_new(cfg, &sh->bump, err, errsize);
+  if (cfg->certs.ca != NULL &&
+      (rc = blockpage_new(cfg->certs.ca, cfg->certs.cache_entries, &sh->blockpage)) != 0) {
+    snprintf(err, errsize, "cannot set up the block page over TLS (OpenSSL)");
+    return rc;
+  }
+  return 0;
+}
+
+void server_shared_log(const struct server_shared *sh) {
+  struct blockpage_stats bs;
+  if (sh->blockpage != NULL) {
+    blockpage_stats(sh->blockpage, &bs);
+    log_diag(LOG_INFO, 0,
+             "block-page certificates: %" PRIu64 " minted, %" PRIu64 " from the cache, %" PRIu64
+             " evicted, %zu cached (bound %zu)",
+             bs.minted, bs.hits, bs.evicted, bs.entries, sh->cfg->certs.cache_entries);
+  }
+  admit_shared_log(&sh->admit);
 }
 
 void server_shared_free(struct server_shared *sh) {
-  bump_ctx_free(sh->bump);
-  sh->bump = NULL;
+  blockpage_free(sh->blockpage);
+  sh->blockpage = NULL;
   resolver_cache_free(sh->dns);
   sh->dns = NULL;
   admit_shared_free(&sh->admit);
@@ -92,22 +107,12 @@ void server_shared_free(struct server_shared *sh) {
   sh->mu_ready = false;
 }
 
-/* A connection between requests: nothing read of the next one, nothing
- * owed. Closing it loses nothing. */
-static bool conn_idle(const struct conn *c) {
-  return c->state == CONN_ST_HEAD && c->ex->spill_len == 0 && !http1_in_message(c->ex->req);
-}
-
 static void on_tick(uv_timer_t *t) {
   struct server *srv = t->data;
   server_config_sweep(srv);
   if (!srv->draining || srv->stopping)
     return;
-  for (struct conn *c = srv->conns, *next; c != NULL; c = next) {
-    next = c->next;
-    if (conn_idle(c))
-      conn_close(c);
-  }
+  srv->clients->close(srv, true);
   if (srv->conns == NULL) {
     log_diag(LOG_DEBUG, 0, "worker %zu: every connection has finished", srv->index);
     server_stop(srv);
@@ -173,8 +178,8 @@ static int listeners_open(struct server *srv, const struct server *first, char *
 }
 
 int server_init(struct server *srv, uv_loop_t *loop, struct server_shared *sh, size_t index,
-                const struct server *first, const struct sockaddr *own_extra, char *err,
-                size_t errsize) {
+                const struct server *first, const struct server_clients *clients,
+                const struct sockaddr *own_extra, char *err, size_t errsize) {
   const struct config *cfg = sh->cfg;
   int rc;
 
@@ -182,10 +187,11 @@ int server_init(struct server *srv, uv_loop_t *loop, struct server_shared *sh, s
   srv->loop = loop;
   srv->shared = sh;
   srv->index = index;
+  srv->clients = clients;
   srv->cfg = sh->cfg;
   srv->generation = atomic_load(&sh->generation);
   srv->policy = policy_ref(sh->cfg->policy);
-  srv->bump = sh->bump;
+  srv->blockpage = sh->blockpage;
   memcpy(srv->via_host, sh->via_host, sizeof(srv->via_host));
   memcpy(srv->via, sh->via, sizeof(srv->via));
   if (uv_mutex_init(&srv->wake_mu) != 0) {
@@ -229,8 +235,7 @@ void server_stop(struct server *srv) {
   srv->stopping = true;
   for (i = 0; i < srv->nlisteners; i++)
     listener_close(&srv->listeners[i]);
-  while (srv->conns != NULL)
-    conn_close(srv->conns);
+  srv->clients->close(srv, false);
   upstream_pool_clear(srv);
   admit_close(&srv->admit);
   resolver_close(srv->resolver);
@@ -268,13 +273,7 @@ void server_free(struct server *srv) {
 void server_stats_read(const struct server *srv, struct server_stats *out) {
   struct resolver_health h;
   memset(out, 0, sizeof(*out));
-  for (const struct conn *c = srv->conns; c != NULL; c = c->next) {
-    size_t li = (size_t)(c->lst - srv->listeners);
-    if (li < CONFIG_MAX_LISTEN)
-      out->active[li]++;
-    out->tunnels += c->state == CONN_ST_TUNNEL;
-    out->nconns++;
-  }
+  srv->clients->count(srv, out);
   for (size_t i = 0; i < srv->nlisteners && i < CONFIG_MAX_LISTEN; i++)
     out->accept_errors[i] = srv->listeners[i].accept_errors;
   if (srv->resolver != NULL) {
@@ -285,17 +284,6 @@ void server_stats_read(const struct server *srv, struct server_stats *out) {
     out->dns_last_fail = (int)h.last_fail;
   }
   out->generation = srv->generation;
-}
-
-void server_request_start(struct conn *c) {
-  struct server *srv = c->srv;
-  server_sync(srv);
-  if (c->policy != srv->policy) {
-    policy_unref(c->policy);
-    c->policy = policy_ref(srv->policy);
-  }
-  metrics_add(
-      c->ex->head != NULL && c->ex->head->is_connect ? METRIC_REQ_CONNECT : METRIC_REQ_FORWARD, 1);
 }
 
 size_t server_pool_total(const struct server *srv) {

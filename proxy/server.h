@@ -22,7 +22,7 @@
 #include "proxy/dnscache.h"
 #include "proxy/listener.h"
 
-struct bump_ctx;
+struct blockpage;
 struct resolver;
 struct resolver_cache;
 struct upstream;
@@ -54,7 +54,7 @@ struct server_shared {
   int64_t clock_offset;          /* --now: policy time = wall time + offset */
   size_t nworkers;
   struct admit_shared admit;     /* connection limits, descriptor exhaustion */
-  struct bump_ctx *bump;         /* the block page over TLS; NULL without a CA (owned) */
+  struct blockpage *blockpage;   /* the block page over TLS; NULL without a CA (owned) */
   struct resolver_cache *dns;    /* DNS answers, for every worker's resolver (owned) */
   char via_host[64];             /* received-by in Via: this host's name */
   char via[96];                  /* "HOST (embargo/VERSION)" */
@@ -83,10 +83,26 @@ struct server_stats {
   uint64_t generation;                       /* the reload it serves under */
 };
 
+/* What a worker asks of the client connections it serves. The layer that
+ * makes connections hands these to server_init: the worker reaches its
+ * connections through them only, and names nothing of that layer. */
+struct server_clients {
+  /* Accepts the connection pending on LST (admission granted). */
+  void (*accept)(struct listener *lst);
+  /* Closes SRV's connections: every one, or with IDLE_ONLY those between
+   * requests (nothing of the next one read, nothing owed). */
+  void (*close)(struct server *srv, bool idle_only);
+  /* Adds SRV's connections to OUT: nconns, active by listener, tunnels. */
+  void (*count)(const struct server *srv, struct server_stats *out);
+  /* The smallest id among SRV's connections; UINT64_MAX with none. */
+  uint64_t (*oldest)(const struct server *srv);
+};
+
 struct server {
   uv_loop_t *loop;
   struct server_shared *shared;  /* borrowed: the process's */
   size_t index;                  /* worker number, from 0 */
+  const struct server_clients *clients; /* its connections' callbacks (borrowed) */
   struct config *cfg;            /* the configuration this worker serves with */
   struct server_config *current; /* a reference, or NULL while the start-up one is cfg */
   struct server_retired *retired; /* replaced here, waiting for their connections (owned) */
@@ -94,7 +110,7 @@ struct server {
   uint64_t last_conn_id;         /* the newest id this worker gave a connection */
   struct policy *policy;         /* the snapshot new requests pin */
   struct resolver *resolver;
-  struct bump_ctx *bump;         /* shared->bump (borrowed) */
+  struct blockpage *blockpage;   /* shared->blockpage (borrowed) */
   struct listener listeners[CONFIG_MAX_LISTEN];
   size_t nlisteners;
   uv_timer_t tick;               /* housekeeping: drain progress, retired configs */
@@ -103,8 +119,8 @@ struct server {
   _Atomic unsigned commands;     /* enum server_command bits not yet run */
   void (*report)(struct server *srv, void *arg); /* run on SERVER_CMD_REPORT */
   void *report_arg;
-  size_t nconns;
-  struct conn *conns;            /* every live client connection */
+  size_t nconns;                 /* client connections (kept by the clients' layer) */
+  struct conn *conns;            /* every live one, opaque here (the clients' layer's list) */
   struct upstream *idle_head, *idle_tail; /* pooled upstreams, LRU order */
   size_t nidle;
   struct destcheck dest;         /* internal and own-listener refusals */
@@ -128,6 +144,10 @@ int server_shared_init(struct server_shared *sh, struct config *cfg, size_t nwor
                        int64_t now_override, void (*wake)(void *arg), void *wake_arg,
                        char *err, size_t errsize);
 
+/* Writes the block page's certificate counters and the admission counters
+ * (once, when the proxy stops). */
+void server_shared_log(const struct server_shared *sh);
+
 /* Releases what server_shared_init acquired and the configuration reloads
  * put in force, once no server uses SH. */
 void server_shared_free(struct server_shared *sh);
@@ -135,14 +155,15 @@ void server_shared_free(struct server_shared *sh);
 /* Sets up worker INDEX on LOOP: binds a socket for every configured
  * listener (FIRST: worker 0's server, whose sockets the others join; NULL
  * for worker 0 itself), creates its resolver (its own c-ares channel, the
- * shared answer cache). OWN_EXTRA (may be NULL) is one more of Embargo's own addresses
+ * shared answer cache). CLIENTS (borrowed) is how it reaches the
+ * connections it accepts. OWN_EXTRA (may be NULL) is one more of Embargo's own addresses
  * (the admin endpoint) refused as a destination. Runs on any thread, the
  * loop not running. Returns 0 or a negative code with a message in ERR;
  * either way the server must be stopped (server_stop, one uv_run) and
  * freed. */
 int server_init(struct server *srv, uv_loop_t *loop, struct server_shared *sh, size_t index,
-                const struct server *first, const struct sockaddr *own_extra, char *err,
-                size_t errsize);
+                const struct server *first, const struct server_clients *clients,
+                const struct sockaddr *own_extra, char *err, size_t errsize);
 
 /* The worker thread's body: runs the loop until the server has stopped,
  * then lets the close callbacks run. */
@@ -172,11 +193,6 @@ void server_stats_read(const struct server *srv, struct server_stats *out);
  * with the configuration now in force (the one it replaces is kept while a
  * connection accepted under it lives). Cheap when nothing changed. */
 void server_sync(struct server *srv);
-
-/* Called when a request head of C is complete, before it is judged: pins
- * the snapshot in force now (the previous request's stays with it) and
- * counts the request. */
-void server_request_start(struct conn *c);
 
 /* This worker's share of limits.pool_total: the shares of the workers add
  * up to the configured number. */

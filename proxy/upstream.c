@@ -8,7 +8,6 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "proxy/conn.h"
 #include "proxy/dns.h"
 #include "proxy/http1.h"
 #include "proxy/log.h"
@@ -44,28 +43,28 @@ void upstream_close(struct upstream *up) {
     return;
   up->closing = true;
   pool_unlink(up);
-  up->conn = NULL;
+  up->owner = NULL;
   uv_close((uv_handle_t *)&up->ep.tcp, on_handle_closed);
   uv_close((uv_handle_t *)&up->timer, on_handle_closed);
 }
 
 static void on_alloc(uv_handle_t *h, size_t size, uv_buf_t *buf) {
   const struct upstream *up = h->data;
-  *buf = up->conn != NULL ? conn_upstream_read_buffer(up->conn) : endpoint_read_buffer();
+  *buf = up->owner != NULL ? up->events->buffer(up->owner) : endpoint_read_buffer();
 }
 
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
   struct upstream *up = s->data;
   if (nread == 0)
     return;
-  if (up->conn == NULL) {
+  if (up->owner == NULL) {
     /* A pooled connection must stay silent: data or EOF retires it. */
     upstream_close(up);
     return;
   }
   if (nread < 0)
     up->ep.eof = nread == UV_EOF;
-  conn_upstream_read(up->conn, up, nread, buf->base);
+  up->events->read(up->owner, up, nread, buf->base);
 }
 
 void upstream_set_reading(struct upstream *up, bool want) {
@@ -74,8 +73,8 @@ void upstream_set_reading(struct upstream *up, bool want) {
 
 static void on_drained(struct endpoint *ep, int status) {
   struct upstream *up = ep->tcp.data;
-  if (up->conn != NULL)
-    conn_upstream_drained(up->conn, up, status);
+  if (up->owner != NULL)
+    up->events->drained(up->owner, up, status);
 }
 
 /* One dial's outcome and duration, for the metrics. */
@@ -88,28 +87,26 @@ static void count_dial(const struct upstream *up, int status) {
 
 static void on_connect_timeout(uv_timer_t *t) {
   struct upstream *up = t->data;
-  upstream_connect_cb cb = up->on_connect;
-  up->on_connect = NULL;
-  if (cb != NULL) {
-    count_dial(up, UV_ETIMEDOUT);
-    cb(up, UV_ETIMEDOUT);
-  }
+  if (!up->dialing)
+    return;
+  up->dialing = false;
+  count_dial(up, UV_ETIMEDOUT);
+  up->events->connected(up->owner, up, UV_ETIMEDOUT);
 }
 
 static void on_connected(uv_connect_t *req, int status) {
   struct upstream *up = req->data;
-  upstream_connect_cb cb = up->on_connect;
 
-  up->on_connect = NULL;
-  if (status == UV_ECANCELED || cb == NULL)
+  if (status == UV_ECANCELED || !up->dialing)
     return; /* closed or timed out meanwhile */
+  up->dialing = false;
   uv_timer_stop(&up->timer);
   if (status == 0) {
     up->connected = true;
     uv_tcp_nodelay(&up->ep.tcp, 1);
   }
   count_dial(up, status);
-  cb(up, status);
+  up->events->connected(up->owner, up, status);
 }
 
 /* A socket whose packets carry MARK, so the firewall can tell Embargo's own
@@ -138,9 +135,10 @@ int upstream_check_mark(uint32_t mark) {
   return rc;
 }
 
-struct upstream *upstream_dial(struct server *srv, struct conn *conn, const struct sockaddr *addr,
+struct upstream *upstream_dial(struct server *srv, const struct sockaddr *addr,
                                const struct dns_result *resolved, const char *key,
-                               uint64_t timeout_ms, upstream_connect_cb cb, int *err) {
+                               uint64_t timeout_ms, const struct upstream_events *events,
+                               void *owner, int *err) {
   size_t keylen = strnlen(key, UPSTREAM_KEY_MAX - 1);
   struct upstream *up = calloc(1, sizeof(*up) + keylen + 1);
   int rc;
@@ -156,8 +154,9 @@ struct upstream *upstream_dial(struct server *srv, struct conn *conn, const stru
   if (resolved != NULL)
     memcpy(up->resolved, resolved, sizeof(*resolved));
   up->srv = srv;
-  up->conn = conn;
-  up->on_connect = cb;
+  up->owner = owner;
+  up->events = events;
+  up->dialing = true;
   up->dial_started = uv_now(srv->loop);
   memcpy(&up->addr, addr, addr->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
                                                        : sizeof(struct sockaddr_in));
@@ -170,20 +169,25 @@ struct upstream *upstream_dial(struct server *srv, struct conn *conn, const stru
   up->connect_req.data = up;
   up->ep.drained = on_drained;
   if (srv->cfg->mark != 0 && (rc = open_marked(up, addr->sa_family, srv->cfg->mark)) != 0) {
-    up->on_connect = NULL;
+    up->dialing = false;
     upstream_close(up);
     *err = rc;
     return NULL;
   }
   if ((rc = uv_tcp_connect(&up->connect_req, &up->ep.tcp, addr, on_connected)) != 0) {
     admit_note_error(&srv->admit, rc); /* out of descriptors is said on stderr */
-    up->on_connect = NULL;
+    up->dialing = false;
     upstream_close(up);
     *err = rc;
     return NULL;
   }
   uv_timer_start(&up->timer, on_connect_timeout, timeout_ms, 0);
   return up;
+}
+
+void upstream_adopt(struct upstream *up, const struct upstream_events *events, void *owner) {
+  up->events = events;
+  up->owner = owner;
 }
 
 void upstream_forget_answer(struct upstream *up) {
@@ -216,7 +220,7 @@ void upstream_release(struct upstream *up) {
   }
   if (srv->nidle >= server_pool_total(srv))
     upstream_close(srv->idle_head); /* evict the least recently used */
-  up->conn = NULL;
+  up->owner = NULL;
   up->prev = srv->idle_tail;
   up->next = NULL;
   if (srv->idle_tail != NULL)

@@ -13,22 +13,34 @@
 #define UPSTREAM_KEY_MAX 300
 
 struct server;
-struct conn;
 struct http1;
 struct upstream;
 struct dns_result;
 
-/* STATUS is 0 once connected, else a negative libuv code (UV_ETIMEDOUT for
- * the connect timeout). */
-typedef void (*upstream_connect_cb)(struct upstream *up, int status);
+/* How an upstream reaches its owner (the client connection using it): the
+ * owner's layer hands these in with the owner (upstream_dial,
+ * upstream_adopt); this module names nothing of the layers above it. OWNER
+ * is the pointer given with them. */
+struct upstream_events {
+  /* The dial ended: STATUS 0 once connected, else a negative code
+   * (UV_ETIMEDOUT for the connect timeout). Runs once per dial, unless
+   * upstream_close came first. */
+  void (*connected)(void *owner, struct upstream *up, int status);
+  /* Bytes read, or EOF / a read error (NREAD < 0). */
+  void (*read)(void *owner, struct upstream *up, ssize_t nread, const char *data);
+  /* Queued bytes went down; STATUS < 0: the write failed. */
+  void (*drained)(void *owner, struct upstream *up, int status);
+  /* The buffer the next read goes into. */
+  uv_buf_t (*buffer)(const void *owner);
+};
 
 struct upstream {
   struct endpoint ep;
   uv_timer_t timer;        /* connect timeout, then idle timeout in the pool */
   uv_connect_t connect_req;
   struct server *srv;
-  struct conn *conn;       /* the client connection using it; NULL when pooled */
-  upstream_connect_cb on_connect;
+  void *owner;             /* the client connection using it; NULL when pooled */
+  const struct upstream_events *events; /* the owner's (borrowed) */
   uint64_t dial_started;   /* loop time the dial began, for the metrics */
   struct http1 *resp;      /* response parser, kept across reuses (owned) */
   union {                  /* the address dialled */
@@ -39,20 +51,26 @@ struct upstream {
   struct dns_result *resolved; /* what the name resolved to when dialled (owned) */
   struct upstream *prev, *next; /* pool list, while pooled */
   int handles;             /* open handles; freed when it reaches 0 */
+  bool dialing;            /* the connected event is still owed */
   bool connected;
   bool closing;
   bool reused;             /* taken from the pool at least once */
   char key[];              /* "host:port" it was opened for (at most UPSTREAM_KEY_MAX) */
 };
 
-/* Starts connecting to ADDR for CONN. RESOLVED (copied; may be NULL) is the
- * answer ADDR came from, kept so a reuse from the pool can be judged on the
- * same facts. Returns the upstream (owned by the caller until
- * upstream_close/upstream_release) or NULL with *err set. CB runs exactly
- * once unless upstream_close comes first. */
-struct upstream *upstream_dial(struct server *srv, struct conn *conn, const struct sockaddr *addr,
+/* Starts connecting to ADDR for OWNER, whose EVENTS (borrowed) it reports
+ * to. RESOLVED (copied; may be NULL) is the answer ADDR came from, kept so
+ * a reuse from the pool can be judged on the same facts. Returns the
+ * upstream (owned by the caller until upstream_close/upstream_release) or
+ * NULL with *err set (a negative code; no event follows). */
+struct upstream *upstream_dial(struct server *srv, const struct sockaddr *addr,
                                const struct dns_result *resolved, const char *key,
-                               uint64_t timeout_ms, upstream_connect_cb cb, int *err);
+                               uint64_t timeout_ms, const struct upstream_events *events,
+                               void *owner, int *err);
+
+/* Makes OWNER, with its EVENTS (borrowed), the user of UP (one taken from
+ * the pool). */
+void upstream_adopt(struct upstream *up, const struct upstream_events *events, void *owner);
 
 /* Drops the answer kept for a reuse from the pool: for a connection that
  * will never be pooled (a tunnel's). */
@@ -69,8 +87,8 @@ void upstream_close(struct upstream *up);
 void upstream_release(struct upstream *up);
 
 /* Takes an idle pooled connection for KEY, or NULL. The caller becomes its
- * owner and must set up->conn, and set its reading (it is left reading)
- * before returning to the loop. */
+ * owner and must adopt it (upstream_adopt), and set its reading (it is left
+ * reading) before returning to the loop. */
 struct upstream *upstream_take(struct server *srv, const char *key);
 
 /* Closes every pooled connection (shutdown). */

@@ -12,7 +12,7 @@
 #include "filters/err.h"
 #include "filters/policy.h"
 #include "proxy/admin.h"
-#include "proxy/bump.h"
+#include "proxy/conn.h"
 #include "proxy/dns.h"
 #include "proxy/log.h"
 #include "proxy/reload.h"
@@ -301,8 +301,8 @@ int workers_init(struct workers *ws, uv_loop_t *loop, struct config *cfg, int64_
       return rc;
     }
     w->loop_ready = true;
-    rc = server_init(&w->srv, &w->loop, &ws->shared, i, i > 0 ? &ws->w[0].srv : NULL, admin_addr,
-                     err, errsize);
+    rc = server_init(&w->srv, &w->loop, &ws->shared, i, i > 0 ? &ws->w[0].srv : NULL,
+                     &conn_clients, admin_addr, err, errsize);
     w->srv.report = on_report;
     w->srv.report_arg = w;
     if (rc != 0)
@@ -385,9 +385,7 @@ int workers_run(struct workers *ws, bool start) {
   for (i = 0; i < ws->n; i++)
     if (ws->w[i].started)
       uv_thread_join(&ws->w[i].thread);
-  if (ws->shared.bump != NULL)
-    bump_ctx_log_stats(ws->shared.bump, ws->shared.cfg->certs.cache_entries);
-  admit_shared_log(&ws->shared.admit);
+  server_shared_log(&ws->shared);
   return rc;
 }
 
