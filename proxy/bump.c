@@ -1,12 +1,15 @@
-/* The block page over TLS ("bump"): a CONNECT tunnel Embargo has already
- * decided to deny is answered by a TLS server of its own, with a leaf minted
- * for the requested name by the local CA, instead of an access_denied alert.
- * OpenSSL runs on memory BIOs fed from the client endpoint's reads (the
- * peeked ClientHello replayed first); ALPN offers http/1.1 only. A leaf not
+/* BUMP, the block page over TLS: a tunnel Embargo has already decided to
+ * deny (a CONNECT, or intercepted TLS, whose ClientHello was read) is
+ * answered by a TLS server of its own, with a leaf minted for the requested
+ * name by the local CA (certs/blockpage.h), instead of an access_denied
+ * alert. OpenSSL runs on memory BIOs fed from the client's reads (the
+ * ClientHello read replayed first); ALPN offers http/1.1 only. A leaf not
  * in the cache is signed on libuv's thread pool, so that minting for many
- * new names does not hold up other connections. The first
- * request gets the same 403 deny page, with Proxy-Status, that plain HTTP
- * gets; then close_notify and close. Nothing is ever dialled.
+ * new names does not hold up other connections; it comes back through
+ * conn_resume. The first request gets the same 403 deny page, with
+ * Proxy-Status, that plain HTTP gets; then close_notify and LINGER.
+ * Nothing is ever dialled. If the TLS server cannot even start, RESPONDING
+ * gives the usual refusal.
  *
  * One decision line per connection, written when the outcome is known:
  *   page served             error "http_request_denied", status 403;
@@ -14,7 +17,10 @@
  *   CA, a pinned agent)     error "client_rejected_certificate";
  *   handshake failed before the certificate   error "tls_handshake_failed";
  *   no request after the handshake            error "http_request_error". */
-#include <inttypes.h>
+#include "proxy/bump.h"
+
+#include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -25,8 +31,10 @@
 #include "certs/blockpage.h"
 #include "filters/err.h"
 #include "filters/policy.h"
-#include "proxy/conn-int.h"
-#include "proxy/log.h"
+#include "proxy/conn.h"
+#include "proxy/exchange.h"
+#include "proxy/hello.h"
+#include "proxy/message.h"
 #include "proxy/server.h"
 
 #define BUMP_REQ_MAX   8192  /* request head bytes read before answering anyway */
@@ -35,16 +43,18 @@
 /* A leaf being minted on the thread pool. */
 struct mint_job {
   uv_work_t req;
-  struct conn *c;        /* NULL once the connection is gone */
-  struct blockpage *bp;  /* the process's: outlives every loop's last callback */
+  struct conn *c;       /* NULL once the connection left BUMP */
+  struct blockpage *bp; /* the process's: outlives every loop's last callback */
   int64_t now;
   X509 *leaf; /* made by the worker; handed to the cache */
   char name[];
 };
 
+/* The phase's own state (c->priv). */
 struct bump {
   SSL *ssl;             /* owns both BIOs */
   struct mint_job *job; /* the pending mint, or NULL */
+  X509 *minted;         /* the leaf the mint brought, until the phase resumes */
   BIO *in, *out;        /* client bytes to OpenSSL; OpenSSL's bytes to the client */
   bool cert_sent;       /* our Certificate message went out */
   bool handshaken;
@@ -55,27 +65,15 @@ struct bump {
   char req[BUMP_REQ_MAX + 1];
 };
 
-/* ---- one connection ------------------------------------------------------ */
-
-/* Whether the page is in effect for c->ex->verdict (a deny). */
-static bool page_wanted(const struct conn *c) {
-  const struct rule *r = c->ex->verdict.rule;
-  enum deny_with w = c->srv->cfg->tls.deny_with;
-  if (c->srv->blockpage == NULL || c->ex->verdict.action != ACTION_DENY)
-    return false;
-  if (r != NULL && r->category->deny_with != DENY_WITH_DEFAULT)
-    w = r->category->deny_with;
-  return w == DENY_WITH_PAGE;
-}
-
-void bump_free(struct conn *c) {
-  if (c->ex->bump == NULL)
+static void bump_leave(struct conn *c) {
+  struct bump *b = c->priv;
+  if (b == NULL)
     return;
-  if (c->ex->bump->job != NULL) /* it finishes on its own, for the cache */
-    c->ex->bump->job->c = NULL;
-  SSL_free(c->ex->bump->ssl);
-  free(c->ex->bump);
-  c->ex->bump = NULL;
+  if (b->job != NULL) /* it finishes on its own, for the cache */
+    b->job->c = NULL;
+  X509_free(b->minted);
+  SSL_free(b->ssl);
+  free(b);
 }
 
 /* Records the client's alert and whether our certificate went out. */
@@ -89,115 +87,115 @@ static void on_msg(int write_p, int version, int content_type, const void *buf, 
     b->alert = p[0] << 8 | p[1];
 }
 
-/* Queues what OpenSSL wrote towards the client. 0, or -1 after closing C. */
+/* Queues what OpenSSL wrote towards the client. 0, or a negative code. */
 static int flush(struct conn *c) {
+  struct bump *b = c->priv;
   char buf[16384];
-  int n;
-  while ((n = BIO_read(c->ex->bump->out, buf, sizeof(buf))) > 0)
-    if (conn_write_client(c, buf, (size_t)n) != 0)
-      return -1;
+  int n, rc;
+  while ((n = BIO_read(b->out, buf, sizeof(buf))) > 0)
+    if ((rc = conn_write_client(c, buf, (size_t)n)) != 0)
+      return rc;
   return 0;
 }
 
 /* The one decision line, then FIN (or close when the client is gone). */
-static void finish(struct conn *c, int status, const char *error, const char *detail) {
-  respond_log(c, "deny", status, error, detail);
-  if (c->cli.eof)
-    conn_close(c);
-  else
-    conn_linger(c);
+static enum phase_rc finish(struct conn *c, int status, const char *error, const char *detail) {
+  exchange_log(c, "deny", status, error, detail);
+  return c->cli.eof ? PHASE_CLOSE : conn_goto(c, CONN_ST_LINGER);
 }
 
 /* The handshake or the request did not happen; WHAT says how it ended. */
-static void give_up(struct conn *c, const char *what) {
-  struct bump *b = c->ex->bump;
+static enum phase_rc give_up(struct conn *c, const char *what) {
+  struct bump *b = c->priv;
   char detail[200];
   if (b->handshaken) {
     snprintf(detail, sizeof(detail), "no request after the TLS handshake (%s)", what);
-    finish(c, 0, "http_request_error", detail);
-  } else if (b->cert_sent && b->alert >= 0) {
+    return finish(c, 0, "http_request_error", detail);
+  }
+  if (b->cert_sent && b->alert >= 0) {
     snprintf(detail, sizeof(detail), "client sent alert %s after the minted certificate",
              SSL_alert_desc_string_long(b->alert));
-    finish(c, 0, "client_rejected_certificate", detail);
-  } else if (b->cert_sent) {
-    snprintf(detail, sizeof(detail), "%s after the minted certificate", what);
-    finish(c, 0, "client_rejected_certificate", detail);
-  } else {
-    finish(c, 0, "tls_handshake_failed", what);
+    return finish(c, 0, "client_rejected_certificate", detail);
   }
+  if (b->cert_sent) {
+    snprintf(detail, sizeof(detail), "%s after the minted certificate", what);
+    return finish(c, 0, "client_rejected_certificate", detail);
+  }
+  return finish(c, 0, "tls_handshake_failed", what);
 }
 
 /* The request head is in (or too long to wait for): the page, close_notify, FIN. */
-static void answer(struct conn *c) {
-  struct bump *b = c->ex->bump;
+static enum phase_rc answer(struct conn *c) {
+  struct bump *b = c->priv;
   struct obuf out = {0};
   char detail[300];
   size_t line = strcspn(b->req, "\r\n");
 
-  uv_timer_stop(&c->timer);
-  respond_deny_message(c, b->why[0] ? b->why : NULL, b->dest, &out);
+  message_deny(&out, c->ex, b->why[0] ? b->why : NULL, b->dest, false);
   if (!out.failed && strncmp(b->req, "HEAD ", 5) == 0) /* the head alone (RFC 9110 9.3.2) */
     out.len = (size_t)((const char *)memmem(out.data, out.len, "\r\n\r\n", 4) + 4 - out.data);
   if (out.failed || SSL_write(b->ssl, out.data, (int)out.len) != (int)out.len) {
     obuf_free(&out);
-    give_up(c, "cannot write the page");
-    return;
+    return give_up(c, "cannot write the page");
   }
   obuf_free(&out);
   SSL_shutdown(b->ssl);
   if (flush(c) != 0)
-    return;
+    return PHASE_CLOSE;
   snprintf(detail, sizeof(detail), "block page over TLS for \"%.*s\"",
            (int)(line < 200 ? line : 200), b->req);
-  finish(c, 403, "http_request_denied", detail);
+  return finish(c, 403, "http_request_denied", detail);
 }
 
-static void read_request(struct conn *c) {
-  struct bump *b = c->ex->bump;
+static enum phase_rc read_request(struct conn *c) {
+  struct bump *b = c->priv;
   for (int i = 0; i < 64; i++) {
     size_t room = BUMP_REQ_MAX - b->req_len;
     int n = room > 0 ? SSL_read(b->ssl, b->req + b->req_len, (int)room) : 0;
     if (room == 0 || (n > 0 && memmem(b->req, b->req_len + (size_t)n, "\r\n\r\n", 4) != NULL)) {
       b->req_len += n > 0 ? (size_t)n : 0;
       b->req[b->req_len] = '\0';
-      answer(c);
-      return;
+      return answer(c);
     }
     if (n <= 0) {
       int e = SSL_get_error(b->ssl, n);
       if (flush(c) != 0)
-        return;
+        return PHASE_CLOSE;
       if (e != SSL_ERROR_WANT_READ)
-        give_up(c, e == SSL_ERROR_ZERO_RETURN ? "client sent close_notify" : "TLS error");
-      return;
+        return give_up(c, e == SSL_ERROR_ZERO_RETURN ? "client sent close_notify" : "TLS error");
+      return PHASE_MORE;
     }
     b->req_len += (size_t)n;
     b->req[b->req_len] = '\0';
   }
+  return PHASE_MORE;
 }
 
 /* Runs OpenSSL on what has arrived (once there is a certificate). */
-static void drive(struct conn *c) {
-  struct bump *b = c->ex->bump;
+static enum phase_rc drive(struct conn *c) {
+  struct bump *b = c->priv;
+  enum phase_rc rc;
   if (b->job != NULL)
-    return;
+    return PHASE_MORE;
   if (!b->handshaken) {
-    int rc = SSL_do_handshake(b->ssl);
+    int r = SSL_do_handshake(b->ssl);
     if (flush(c) != 0)
-      return;
-    if (rc != 1) {
-      int e = SSL_get_error(b->ssl, rc);
+      return PHASE_CLOSE;
+    if (r != 1) {
+      int e = SSL_get_error(b->ssl, r);
+      rc = PHASE_MORE;
       if (e != SSL_ERROR_WANT_READ) {
         unsigned long why = ERR_peek_error();
-        give_up(c, why ? ERR_reason_error_string(why) : "TLS handshake failed");
+        rc = give_up(c, why ? ERR_reason_error_string(why) : "TLS handshake failed");
       }
       ERR_clear_error();
-      return;
+      return rc;
     }
     b->handshaken = true;
   }
-  read_request(c);
+  rc = read_request(c);
   ERR_clear_error();
+  return rc;
 }
 
 /* A new SSL for C, its BIOs in B; NULL on failure. */
@@ -222,17 +220,16 @@ static SSL *new_ssl(struct conn *c, struct bump *b) {
 
 /* The leaf is ready: present it and run the handshake on what arrived.
  * LEAF (may be NULL) is the caller's reference, released here. */
-static void present(struct conn *c, X509 *leaf) {
-  struct bump *b = c->ex->bump;
+static enum phase_rc present(struct conn *c, X509 *leaf) {
+  struct bump *b = c->priv;
   bool ok = leaf != NULL && SSL_use_certificate(b->ssl, leaf) == 1 &&
             SSL_use_PrivateKey(b->ssl, blockpage_key(c->srv->blockpage)) == 1;
   X509_free(leaf); /* the SSL holds its own reference */
   if (!ok) {
     ERR_clear_error();
-    give_up(c, "no certificate could be minted");
-    return;
+    return give_up(c, "no certificate could be minted");
   }
-  drive(c);
+  return drive(c);
 }
 
 /* Worker thread: sign the leaf (blockpage_mint only reads the context). */
@@ -241,7 +238,8 @@ static void on_mint_work(uv_work_t *req) {
   job->leaf = blockpage_mint(job->bp, job->name, job->now);
 }
 
-/* Loop thread: cache the leaf, then present it if the connection still waits. */
+/* Loop thread: cache the leaf, then resume the connection if it still
+ * waits for it. */
 static void on_minted(uv_work_t *req, int status) {
   struct mint_job *job = req->data;
   struct conn *c = job->c;
@@ -251,11 +249,16 @@ static void on_minted(uv_work_t *req, int status) {
     X509_free(leaf);
     return;
   }
-  c->ex->bump->job = NULL;
-  if (c->state == CONN_ST_BUMP)
-    present(c, leaf);
-  else
-    X509_free(leaf);
+  ((struct bump *)c->priv)->job = NULL;
+  ((struct bump *)c->priv)->minted = leaf;
+  conn_resume(c, 0);
+}
+
+static enum phase_rc bump_resume(struct conn *c, int status) {
+  struct bump *b = c->priv;
+  X509 *leaf = b->minted;
+  b->minted = NULL;
+  return present(c, leaf);
 }
 
 /* Mints NAME's leaf on this thread (no thread pool to do it); a reference
@@ -266,13 +269,14 @@ static X509 *mint_here(struct blockpage *bp, const char *name, int64_t now) {
 }
 
 /* Mints NAME's leaf on the thread pool (signing it would hold the loop up
- * for every other connection). 0, or a libuv code with nothing queued. */
+ * for every other connection). 0, or a negative code with nothing queued. */
 static int queue_mint(struct conn *c, const char *name, int64_t now) {
+  struct bump *b = c->priv;
   size_t len = strlen(name);
   struct mint_job *job = calloc(1, sizeof(*job) + len + 1);
   int rc;
   if (job == NULL)
-    return UV_ENOMEM;
+    return -ENOMEM;
   job->c = c;
   job->bp = c->srv->blockpage;
   job->now = now;
@@ -282,93 +286,73 @@ static int queue_mint(struct conn *c, const char *name, int64_t now) {
     free(job);
     return rc;
   }
-  c->ex->bump->job = job;
+  b->job = job;
   return 0;
 }
 
 /* After a denied ClientHello: a TLS server fed with the hello, and a leaf
- * for its name (cached, or minted on the thread pool). Returns 0, or a
- * negative code with nothing changed. */
-static int bump_start(struct conn *c, const char *why) {
-  const char *name = peek_server_name(c);
+ * for its name (cached, or minted on the thread pool). The usual refusal
+ * (RESPONDING, described by the deny) when it cannot start. */
+static enum phase_rc bump_enter(struct conn *c) {
+  const char *name = hello_server_name(c->ex->hello, &c->ex->verdict);
   /* Certificates are checked against the real clock, not the policy's. */
   int64_t now = (int64_t)time(NULL);
   const uint8_t *hello;
   struct bump *b;
-  X509 *leaf = NULL;
+  X509 *leaf;
   size_t len = 0;
 
   if (name == NULL)
     name = c->ex->dest.name; /* no SNI: the CONNECT authority */
   if ((b = calloc(1, sizeof(*b))) == NULL)
-    return -ENOMEM;
+    return conn_goto(c, CONN_ST_RESPONDING);
   if ((b->ssl = new_ssl(c, b)) == NULL) {
     free(b);
     ERR_clear_error();
-    return EMB_ECERT;
+    return conn_goto(c, CONN_ST_RESPONDING);
   }
+  c->priv = b;
   b->alert = -1;
-  snprintf(b->why, sizeof(b->why), "%s", why ? why : "");
+  snprintf(b->why, sizeof(b->why), "%s", c->ex->decided_by ? c->ex->decided_by : "");
   /* The page names what the client asked for: the SNI, as its address bar does. */
   snprintf(b->dest, sizeof(b->dest), strchr(name, ':') ? "[%s]:%u" : "%s:%u", name,
            (unsigned)c->ex->dest.port);
-  c->ex->bump = b;
-  hello = peek_hello(c, &len);
+  hello = hello_raw(c->ex->hello, &len);
   BIO_write(b->in, hello, (int)len);
-  if (c->ex->spill_len > 0) { /* the client did not wait for our answer */
-    BIO_write(b->in, c->ex->spill + c->ex->spill_off, (int)c->ex->spill_len);
-    c->ex->spill_len = 0;
-  }
-  conn_set_state(c, CONN_ST_BUMP);
-  conn_arm_timer(c, c->srv->cfg->tls.timeout);
   if ((leaf = blockpage_lookup(c->srv->blockpage, name, now)) != NULL)
-    present(c, leaf);
-  else if (queue_mint(c, name, now) != 0) /* no thread for it: mint here */
-    present(c, mint_here(c->srv->blockpage, name, now));
-  if (c->state == CONN_ST_BUMP)
-    conn_update_reading(c);
-  return 0;
+    return present(c, leaf);
+  if (queue_mint(c, name, now) == 0)
+    return PHASE_MORE; /* input is kept in the BIO meanwhile */
+  return present(c, mint_here(c->srv->blockpage, name, now)); /* no thread for it */
 }
 
-void bump_data(struct conn *c, ssize_t nread, const char *data) {
-  struct bump *b = c->ex->bump;
-  if (nread < 0) {
-    c->cli.eof = true;
-    give_up(c, nread == UV_EOF ? "client closed the connection" : uv_strerror((int)nread));
-    return;
-  }
-  if (BIO_ctrl_pending(b->in) + (size_t)nread > BUMP_INPUT_MAX) {
-    give_up(c, "client sent too much");
-    return;
-  }
-  BIO_write(b->in, data, (int)nread);
-  drive(c);
+static enum phase_rc bump_data(struct conn *c, const char *data, size_t len, size_t *used) {
+  struct bump *b = c->priv;
+  *used = len;
+  if (BIO_ctrl_pending(b->in) + len > BUMP_INPUT_MAX)
+    return give_up(c, "client sent too much");
+  BIO_write(b->in, data, (int)len);
+  return drive(c);
 }
 
-void bump_timeout(struct conn *c) {
-  give_up(c, "timed out");
+static enum phase_rc bump_end(struct conn *c, int status) {
+  return give_up(c, status == UV_EOF ? "client closed the connection" : err_str(status));
 }
 
-/* A CONNECT denied before its tunnel opened: 200, then read the hello (the
- * verdict comes again with it, and bump_deny with it). */
-static bool accept_tunnel(struct conn *c) {
-  static const char established[] = "HTTP/1.1 200 Connection established\r\n\r\n";
-  if (!peek_wanted(c))
-    return false;
-  c->established = true;
-  if (conn_write_client(c, established, sizeof(established) - 1) == 0)
-    peek_start(c);
-  return true;
+static enum phase_rc bump_timeout(struct conn *c) {
+  return give_up(c, "timed out");
 }
 
-bool bump_deny(struct conn *c) {
-  /* Only before anything was dialled: a tunnel already relaying the
-   * destination's TLS (a second ClientHello) cannot change servers. */
-  if (!page_wanted(c) || c->up != NULL ||
-      (c->state != CONN_ST_HEAD && c->state != CONN_ST_RESOLVING && c->state != CONN_ST_PEEK))
-    return false;
-  if (c->ex->peek == NULL)
-    return !conn_transparent(c) && c->ex->head != NULL && c->ex->head->is_connect && !c->established &&
-           accept_tunnel(c);
-  return peek_hello_ok(c) && bump_start(c, c->ex->decided_by) == 0;
+static uint64_t bump_deadline(const struct conn *c) {
+  return c->since + c->srv->cfg->tls.timeout;
 }
+
+const struct phase bump_phase = {
+    .enter = bump_enter,
+    .client_data = bump_data,
+    .client_end = bump_end,
+    .resume = bump_resume,
+    .timeout = bump_timeout,
+    .leave = bump_leave,
+    .deadline = bump_deadline,
+};

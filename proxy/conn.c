@@ -1,53 +1,65 @@
-/* Client connections: accept, the state machine, timers, reading with
- * backpressure, writing, and the single teardown path. What the bytes mean
- * is the front ends' (front.c, transparent.c, peek.c); where they go is
- * route.c's. */
+/* The connection core: accept, the phase machine (moves, deadlines, the
+ * leftover input, reading with backpressure), writing to the client, the
+ * upstream in use, and the single teardown path. What the bytes mean and
+ * where they go is the phases'; the dispatcher (dispatch.c) names them and
+ * the core reaches them only through the struct phase table it is given. */
 #include "proxy/conn.h"
 
 #include <assert.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "filters/err.h"
 #include "filters/netmatch.h"
 #include "filters/policy.h"
-#include "proxy/conn-int.h"
 #include "proxy/dns.h"
+#include "proxy/hello.h"
+#include "proxy/listener.h"
 #include "proxy/log.h"
 #include "proxy/metrics.h"
 #include "proxy/server.h"
 #include "proxy/upstream.h"
 
 #define LINGER_MS 2000
-#define RESPOND_MS 30000
 
-static const char *const state_names[] = {"HEAD",   "SNIFF",      "RESOLVING", "CONNECTING",
-                                          "FORWARD", "PEEK",      "BUMP",      "TUNNEL",
-                                          "RESPONDING", "LINGER", "CLOSED"};
+static const char *const state_names[] = {[CONN_ST_HEAD] = "HEAD",
+                                          [CONN_ST_SNIFF] = "SNIFF",
+                                          [CONN_ST_ROUTE] = "ROUTE",
+                                          [CONN_ST_CONNECTING] = "CONNECTING",
+                                          [CONN_ST_FORWARD] = "FORWARD",
+                                          [CONN_ST_PEEK] = "PEEK",
+                                          [CONN_ST_BUMP] = "BUMP",
+                                          [CONN_ST_TUNNEL] = "TUNNEL",
+                                          [CONN_ST_RESPONDING] = "RESPONDING",
+                                          [CONN_ST_LINGER] = "LINGER",
+                                          [CONN_ST_CLOSED] = "CLOSED"};
 
-/* Legal moves, one bit per target state. */
-static const unsigned legal_moves[] = {
-    [CONN_ST_HEAD] = 1u << CONN_ST_RESOLVING | 1u << CONN_ST_CONNECTING | 1u << CONN_ST_FORWARD |
-                     1u << CONN_ST_PEEK | 1u << CONN_ST_RESPONDING | 1u << CONN_ST_LINGER,
-    [CONN_ST_SNIFF] = 1u << CONN_ST_HEAD | 1u << CONN_ST_PEEK | 1u << CONN_ST_RESOLVING |
-                      1u << CONN_ST_CONNECTING | 1u << CONN_ST_LINGER,
-    [CONN_ST_RESOLVING] = 1u << CONN_ST_CONNECTING | 1u << CONN_ST_PEEK | 1u << CONN_ST_RESPONDING |
-                          1u << CONN_ST_LINGER | 1u << CONN_ST_BUMP,
-    [CONN_ST_PEEK] = 1u << CONN_ST_RESOLVING | 1u << CONN_ST_CONNECTING | 1u << CONN_ST_LINGER |
-                     1u << CONN_ST_BUMP,
-    [CONN_ST_BUMP] = 1u << CONN_ST_LINGER,
-    [CONN_ST_CONNECTING] = 1u << CONN_ST_FORWARD | 1u << CONN_ST_TUNNEL | 1u << CONN_ST_RESPONDING |
-                           1u << CONN_ST_LINGER,
-    [CONN_ST_FORWARD] = 1u << CONN_ST_HEAD | 1u << CONN_ST_CONNECTING | 1u << CONN_ST_RESPONDING |
-                        1u << CONN_ST_LINGER,
-    [CONN_ST_TUNNEL] = 1u << CONN_ST_LINGER, /* a second ClientHello refused */
-    [CONN_ST_RESPONDING] = 1u << CONN_ST_HEAD | 1u << CONN_ST_LINGER,
+#define TO(st) (1u << (st))
+
+/* Legal moves, one bit per target state (CLOSED is always legal). */
+static const unsigned legal_moves[CONN_ST_COUNT_] = {
+    [CONN_ST_HEAD] = TO(CONN_ST_ROUTE) | TO(CONN_ST_RESPONDING),
+    [CONN_ST_SNIFF] = TO(CONN_ST_HEAD) | TO(CONN_ST_PEEK) | TO(CONN_ST_ROUTE),
+    [CONN_ST_ROUTE] = TO(CONN_ST_CONNECTING) | TO(CONN_ST_FORWARD) | TO(CONN_ST_PEEK) |
+                      TO(CONN_ST_BUMP) | TO(CONN_ST_RESPONDING),
+    [CONN_ST_PEEK] = TO(CONN_ST_ROUTE) | TO(CONN_ST_RESPONDING),
+    [CONN_ST_BUMP] = TO(CONN_ST_LINGER) | TO(CONN_ST_RESPONDING),
+    [CONN_ST_CONNECTING] = TO(CONN_ST_FORWARD) | TO(CONN_ST_TUNNEL) | TO(CONN_ST_RESPONDING),
+    [CONN_ST_FORWARD] =
+        TO(CONN_ST_HEAD) | TO(CONN_ST_CONNECTING) | TO(CONN_ST_RESPONDING) | TO(CONN_ST_LINGER),
+    [CONN_ST_TUNNEL] = TO(CONN_ST_RESPONDING), /* a second ClientHello refused */
+    [CONN_ST_RESPONDING] = TO(CONN_ST_HEAD) | TO(CONN_ST_LINGER),
     [CONN_ST_LINGER] = 0,
     [CONN_ST_CLOSED] = 0,
 };
 
-void conn_set_state(struct conn *c, enum conn_state st) {
-  if (st != CONN_ST_CLOSED && (legal_moves[c->state] & (1u << st)) == 0) {
+static const struct phase *phase_of(const struct conn *c) {
+  return c->phases[c->state];
+}
+
+static void set_state(struct conn *c, enum conn_state st) {
+  if (st != CONN_ST_CLOSED && (legal_moves[c->state] & TO(st)) == 0) {
     log_diag(LOG_ERR, c->id, "illegal state change %s -> %s", state_names[c->state],
              state_names[st]);
     assert(!"illegal connection state change");
@@ -58,37 +70,47 @@ void conn_set_state(struct conn *c, enum conn_state st) {
   c->state = st;
 }
 
-void conn_exchange_free(struct conn *c) {
+enum phase_rc conn_goto(struct conn *c, enum conn_state st) {
+  c->goto_state = st;
+  return PHASE_NEXT;
+}
+
+void conn_set_answer(struct conn *c, enum answer_kind kind, int status, const char *error,
+                     const char *detail) {
+  struct answer *a = &c->ex->answer;
+  a->kind = kind;
+  a->status = status;
+  a->error = error;
+  snprintf(a->detail, sizeof(a->detail), "%s", detail != NULL ? detail : "");
+}
+
+enum phase_rc conn_answer(struct conn *c, enum answer_kind kind, int status, const char *error,
+                          const char *detail) {
+  conn_set_answer(c, kind, status, error, detail);
+  return conn_goto(c, CONN_ST_RESPONDING);
+}
+
+/* ---- the exchange and the upstream ------------------------------------------- */
+
+/* Frees C's exchange (NULL-safe): the parser, answer, ClientHello and spill. */
+static void exchange_free(struct conn *c) {
   struct exchange *ex = c->ex;
   if (ex == NULL)
     return;
-  resolver_cancel(&ex->dnsq);
   http1_free(ex->req);
   free(ex->path);
   free(ex->addrs);
   free(ex->spill);
-  peek_free(c);
-  bump_free(c);
-  peek_watch_free(c);
+  hello_free(ex->hello);
   free(ex);
   c->ex = NULL;
 }
 
-void conn_tunnel_relaying(struct conn *c) {
-  if (c->state != CONN_ST_TUNNEL || c->ex == NULL || c->ex->watch != NULL)
-    return;
-  conn_exchange_free(c);
-  if (c->up != NULL)
-    upstream_forget_answer(c->up); /* a tunnel's upstream never goes back to the pool */
-}
-
-static void on_handle_closed(uv_handle_t *h) {
-  struct conn *c = h->data;
-  if (--c->handles > 0)
-    return;
-  conn_exchange_free(c);
-  policy_unref(c->policy);
-  free(c);
+void conn_drop_upstream(struct conn *c) {
+  if (c->up != NULL) {
+    upstream_close(c->up);
+    c->up = NULL;
+  }
 }
 
 void conn_release_kept(struct conn *c) {
@@ -98,17 +120,31 @@ void conn_release_kept(struct conn *c) {
   }
 }
 
-void conn_close(struct conn *c) {
+/* ---- teardown ---------------------------------------------------------------- */
+
+static void on_handle_closed(uv_handle_t *h) {
+  struct conn *c = h->data;
+  if (--c->handles > 0)
+    return;
+  exchange_free(c);
+  policy_unref(c->policy);
+  free(c);
+}
+
+/* Closes C and everything it owns: the current phase leaves, the handles
+ * close, memory is freed from their close callbacks. Idempotent. Only the
+ * core calls it, never from inside a handler. */
+static void conn_close(struct conn *c) {
   struct server *srv = c->srv;
+  const struct phase *p;
   if (c->state == CONN_ST_CLOSED)
     return;
-  conn_set_state(c, CONN_ST_CLOSED);
-  if (c->ex != NULL)
-    resolver_cancel(&c->ex->dnsq);
-  if (c->up != NULL) {
-    upstream_close(c->up);
-    c->up = NULL;
-  }
+  p = phase_of(c);
+  if (p->leave != NULL)
+    p->leave(c);
+  c->priv = NULL;
+  set_state(c, CONN_ST_CLOSED);
+  conn_drop_upstream(c);
   conn_release_kept(c);
   if (c->prev != NULL)
     c->prev->next = c->next;
@@ -120,53 +156,6 @@ void conn_close(struct conn *c) {
   admit_release(&srv->admit, &c->peer.sa);
   uv_close((uv_handle_t *)&c->cli.tcp, on_handle_closed);
   uv_close((uv_handle_t *)&c->timer, on_handle_closed);
-}
-
-/* ---- timers ------------------------------------------------------------ */
-
-static void on_timeout(uv_timer_t *t) {
-  struct conn *c = t->data;
-  switch (c->state) {
-  case CONN_ST_SNIFF:
-    transparent_timeout(c);
-    break;
-  case CONN_ST_HEAD:
-    if (c->ex->head_timing) {
-      c->close_after = true;
-      respond_error(c, 408, "http_request_error", "request head not received in time");
-    } else if (c->cli.pending > 0) {
-      conn_arm_timer(c, c->srv->cfg->timeouts.idle); /* still taking the last response */
-    } else {
-      conn_close(c); /* idle keep-alive connection */
-    }
-    break;
-  case CONN_ST_RESOLVING:
-    resolver_cancel(&c->ex->dnsq);
-    respond_error(c, 504, "dns_timeout", "DNS resolution timed out");
-    break;
-  case CONN_ST_FORWARD:
-    if (!c->ex->resp_started) {
-      c->close_after = true;
-      respond_error(c, 504, "connection_read_timeout", "destination did not respond in time");
-    } else {
-      log_diag(LOG_INFO, c->id, "response stalled; closing");
-      conn_close(c);
-    }
-    break;
-  case CONN_ST_PEEK:
-    peek_timeout(c);
-    break;
-  case CONN_ST_BUMP:
-    bump_timeout(c);
-    break;
-  default: /* tunnel idle, responding or lingering too long */
-    conn_close(c);
-    break;
-  }
-}
-
-void conn_arm_timer(struct conn *c, uint64_t ms) {
-  uv_timer_start(&c->timer, on_timeout, ms, 0);
 }
 
 /* ---- reading and backpressure --------------------------------------------- */
@@ -189,47 +178,29 @@ static bool streams_response(const struct conn *c) {
   return c->state == CONN_ST_FORWARD && c->ex->resp_started && !c->ex->resp_done;
 }
 
-static uv_buf_t upstream_buffer(const void *owner) {
-  const struct conn *c = owner;
-  return relays_bytes(c) || streams_response(c)
-             ? endpoint_relay_buffer(&c->cli, c->srv->cfg->limits.buffer_high)
-             : endpoint_read_buffer();
-}
-
 static void on_client_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
 
 /* One predicate per direction: read from a side only while the other side's
  * queue is under the high-water mark, and only in states that consume it. */
-void conn_update_reading(struct conn *c) {
+static void update_reading(struct conn *c) {
   size_t high = c->srv->cfg->limits.buffer_high;
   size_t up_pending = c->up != NULL ? c->up->ep.pending : 0;
   bool want_client, want_up;
 
-  if (c->state == CONN_ST_CLOSED)
-    return;
   switch (c->state) {
-  case CONN_ST_HEAD:
-    want_client = c->ex->spill_len == 0;
-    break;
+  case CONN_ST_HEAD: want_client = c->ex->spill_len == 0; break;
   case CONN_ST_FORWARD:
     /* Once the request is read, reading may go on (as it was) while the
      * response comes: a pipelined request then waits in the spill buffer,
      * and each request spares stopping and restarting the client's read. */
-    want_client = c->ex->spill_len == 0 &&
-                  (c->ex->req_done ? c->cli.reading : up_pending < high);
+    want_client = c->ex->spill_len == 0 && (c->ex->req_done ? c->cli.reading : up_pending < high);
     break;
-  case CONN_ST_TUNNEL:
-    want_client = up_pending < high;
-    break;
+  case CONN_ST_TUNNEL: want_client = up_pending < high; break;
   case CONN_ST_SNIFF:
   case CONN_ST_PEEK:
   case CONN_ST_BUMP: /* its input and output are bounded (bump.c) */
-  case CONN_ST_LINGER:
-    want_client = true;
-    break;
-  default:
-    want_client = false;
-    break;
+  case CONN_ST_LINGER: want_client = true; break;
+  default: want_client = false; break;
   }
   want_up = c->up != NULL && c->up->connected && c->cli.pending < high &&
             ((c->state == CONN_ST_FORWARD && !c->ex->resp_done) || c->state == CONN_ST_TUNNEL);
@@ -238,38 +209,151 @@ void conn_update_reading(struct conn *c) {
     upstream_set_reading(c->up, want_up);
 }
 
-int conn_write_client(struct conn *c, const char *data, size_t len) {
-  int rc = endpoint_write(&c->cli, data, len);
-  if (rc != 0) {
-    log_diag(LOG_INFO, c->id, "client write failed: %s", uv_strerror(rc));
-    conn_close(c);
-    return -1;
-  }
+/* ---- leftover input ------------------------------------------------------------ */
+
+/* The phase took USED of the LEN bytes at the start of the spill buffer. */
+static void spill_taken(struct exchange *ex, size_t used) {
+  ex->spill_off += used;
+  ex->spill_len -= used;
+  if (ex->spill_len == 0)
+    ex->spill_off = 0;
+}
+
+/* Keeps LEN bytes at DATA behind whatever still waits, so input is never
+ * reordered. 0 or -ENOMEM. */
+static int spill_keep(struct exchange *ex, const char *data, size_t len) {
+  char *copy;
+  if (len == 0)
+    return 0;
+  if ((copy = malloc(ex->spill_len + len)) == NULL)
+    return -ENOMEM;
+  if (ex->spill_len > 0)
+    memcpy(copy, ex->spill + ex->spill_off, ex->spill_len);
+  memcpy(copy + ex->spill_len, data, len);
+  free(ex->spill);
+  ex->spill = copy;
+  ex->spill_off = 0;
+  ex->spill_len += len;
   return 0;
 }
 
-/* ---- upstream events ------------------------------------------------------- */
+/* Feeds the spill buffer to the phase. *PROGRESS: whether it took any. */
+static enum phase_rc feed_spill(struct conn *c, bool *progress) {
+  size_t used = 0;
+  enum phase_rc rc =
+      phase_of(c)->client_data(c, c->ex->spill + c->ex->spill_off, c->ex->spill_len, &used);
+  *progress = used > 0;
+  spill_taken(c->ex, used);
+  return rc;
+}
 
-static void upstream_drained(void *owner, struct upstream *up, int status) {
-  struct conn *c = owner;
-  if (up == c->kept) {
-    if (status < 0) {
-      c->kept = NULL;
-      upstream_close(up);
-    }
-    return;
+/* ---- the phase machine ---------------------------------------------------------- */
+
+static void on_timeout(uv_timer_t *t);
+
+/* Leaves the current phase and enters c->next. */
+static enum phase_rc move(struct conn *c) {
+  const struct phase *p = phase_of(c);
+  if (p->leave != NULL)
+    p->leave(c);
+  c->priv = NULL;
+  c->resume_due = false; /* it was for the phase that left */
+  set_state(c, c->goto_state);
+  c->since = uv_now(c->srv->loop);
+  p = phase_of(c);
+  return p->enter != NULL ? p->enter(c) : PHASE_MORE;
+}
+
+/* Once the phase has settled: frees the exchange it no longer needs, arms
+ * its deadline, sets reading. */
+static void settle(struct conn *c) {
+  const struct phase *p = phase_of(c);
+  uint64_t due, now;
+
+  if (c->ex != NULL && c->ex->spill_len == 0 && p->needs_exchange != NULL &&
+      !p->needs_exchange(c)) {
+    exchange_free(c);
+    if (c->up != NULL)
+      upstream_forget_answer(c->up); /* a tunnel's upstream never goes back to the pool */
   }
-  if (status < 0 && status != UV_ECANCELED) {
-    if (c->state == CONN_ST_FORWARD)
-      forward_failed(c, uv_strerror(status));
+  due = p->deadline != NULL ? p->deadline(c) : 0;
+  if (due != c->due) {
+    c->due = due;
+    now = uv_now(c->srv->loop);
+    if (due == 0)
+      uv_timer_stop(&c->timer);
     else
-      conn_close(c);
+      uv_timer_start(&c->timer, on_timeout, due > now ? due - now : 0, 0);
+  }
+  update_reading(c);
+}
+
+/* Acts on what a handler returned (C->running is set): moves, queued
+ * events and buffered input, until the phase waits or the connection
+ * closes. */
+static void run(struct conn *c, enum phase_rc rc) {
+  bool stalled = false, progress;
+
+  for (;;) {
+    if (rc == PHASE_CLOSE)
+      break;
+    if (rc == PHASE_NEXT) {
+      rc = move(c);
+      stalled = false;
+    } else if (c->resume_due) { /* a phase without the handler keeps its word */
+      c->resume_due = false;
+      if (phase_of(c)->resume != NULL)
+        rc = phase_of(c)->resume(c, c->resume_status);
+    } else if (c->drained_due) {
+      c->drained_due = false;
+      if (phase_of(c)->drained != NULL)
+        rc = phase_of(c)->drained(c);
+    } else if (rc == PHASE_MORE && !stalled && c->ex != NULL && c->ex->spill_len > 0 &&
+               phase_of(c)->client_data != NULL) {
+      rc = feed_spill(c, &progress);
+      stalled = !progress;
+    } else {
+      break;
+    }
+  }
+  c->running = false;
+  if (rc == PHASE_CLOSE)
+    conn_close(c);
+  else
+    settle(c);
+}
+
+/* ---- events ------------------------------------------------------------------- */
+
+static void on_timeout(uv_timer_t *t) {
+  struct conn *c = t->data;
+  const struct phase *p = phase_of(c);
+  c->due = 0;
+  c->running = true;
+  run(c, p->timeout != NULL ? p->timeout(c) : PHASE_CLOSE);
+}
+
+void conn_resume(struct conn *c, int status) {
+  const struct phase *p = phase_of(c);
+  if (c->state == CONN_ST_CLOSED)
+    return;
+  if (c->running) { /* from inside a handler: once it has returned */
+    c->resume_due = true;
+    c->resume_status = status;
     return;
   }
-  if (c->state == CONN_ST_TUNNEL)
-    tunnel_maybe_close(c);
-  if (c->state != CONN_ST_CLOSED)
-    conn_update_reading(c);
+  c->running = true;
+  run(c, p->resume != NULL ? p->resume(c, status) : PHASE_WAIT);
+}
+
+static void drained(struct conn *c) {
+  const struct phase *p = phase_of(c);
+  if (c->running) { /* endpoint_uncork, from inside a handler */
+    c->drained_due = true;
+    return;
+  }
+  c->running = true;
+  run(c, p->drained != NULL ? p->drained(c) : PHASE_WAIT);
 }
 
 static void on_client_drained(struct endpoint *ep, int status) {
@@ -278,30 +362,106 @@ static void on_client_drained(struct endpoint *ep, int status) {
     conn_close(c);
     return;
   }
-  switch (c->state) {
-  case CONN_ST_RESPONDING:
-    if (c->cli.pending == 0) {
-      if (c->close_after)
-        conn_linger(c);
-      else
-        front_next_request(c);
-    } else {
-      conn_arm_timer(c, RESPOND_MS); /* a slow reader, but a reader */
-    }
-    break;
-  case CONN_ST_TUNNEL:
-    tunnel_maybe_close(c);
-    if (c->state == CONN_ST_TUNNEL)
-      conn_update_reading(c);
-    break;
-  case CONN_ST_FORWARD:
-    forward_maybe_finish(c);
-    if (c->state == CONN_ST_FORWARD)
-      conn_update_reading(c);
-    break;
-  default:
-    break;
+  drained(c);
+}
+
+/* Hands LEN bytes at DATA to the phase, behind any leftover input, and
+ * keeps what it did not take. */
+static enum phase_rc take_input(struct conn *c, const char *data, size_t len) {
+  const struct phase *p = phase_of(c);
+  size_t used = 0;
+  enum phase_rc rc;
+
+  if (p->client_data == NULL)
+    return PHASE_WAIT;
+  if (c->ex == NULL) /* a relaying tunnel takes everything */
+    return p->client_data(c, data, len, &used);
+  if (c->ex->spill_len > 0) /* behind what waits; run() feeds the whole */
+    return spill_keep(c->ex, data, len) == 0 ? PHASE_MORE : PHASE_CLOSE;
+  rc = p->client_data(c, data, len, &used);
+  if (rc != PHASE_CLOSE && c->ex != NULL && spill_keep(c->ex, data + used, len - used) != 0)
+    rc = PHASE_CLOSE;
+  return rc;
+}
+
+static void on_client_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
+  struct conn *c = s->data;
+  const struct phase *p = phase_of(c);
+
+  if (nread == 0)
+    return;
+  c->running = true;
+  if (nread < 0) {
+    c->cli.eof = true; /* nothing more comes from the client */
+    run(c, p->client_end != NULL ? p->client_end(c, (int)nread) : PHASE_CLOSE);
+    return;
   }
+  metrics_add(METRIC_BYTES_CLIENT, (uint64_t)nread);
+  run(c, take_input(c, buf->base, (size_t)nread));
+}
+
+static void upstream_connected(void *owner, struct upstream *up, int status) {
+  conn_resume(owner, status);
+}
+
+static void upstream_read(void *owner, struct upstream *up, ssize_t nread, const char *data) {
+  struct conn *c = owner;
+  const struct phase *p = phase_of(c);
+
+  if (nread > 0)
+    metrics_add(METRIC_BYTES_UPSTREAM, (uint64_t)nread);
+  if (up == c->kept) { /* an idle connection must stay silent: data or EOF retires it */
+    c->kept = NULL;
+    upstream_close(up);
+    return;
+  }
+  c->running = true;
+  if (nread < 0)
+    run(c, p->upstream_end != NULL ? p->upstream_end(c, (int)nread) : PHASE_CLOSE);
+  else
+    run(c, p->upstream_data != NULL ? p->upstream_data(c, data, (size_t)nread) : PHASE_CLOSE);
+}
+
+static void upstream_drained(void *owner, struct upstream *up, int status) {
+  struct conn *c = owner;
+  const struct phase *p = phase_of(c);
+
+  if (up == c->kept) {
+    if (status < 0) {
+      c->kept = NULL;
+      upstream_close(up);
+    }
+    return;
+  }
+  if (status < 0 && status != UV_ECANCELED) {
+    c->running = true;
+    run(c, p->upstream_end != NULL ? p->upstream_end(c, status) : PHASE_CLOSE);
+    return;
+  }
+  drained(c);
+}
+
+static uv_buf_t upstream_buffer(const void *owner) {
+  const struct conn *c = owner;
+  return relays_bytes(c) || streams_response(c)
+             ? endpoint_relay_buffer(&c->cli, c->srv->cfg->limits.buffer_high)
+             : endpoint_read_buffer();
+}
+
+static const struct upstream_events upstream_events = {
+    .connected = upstream_connected,
+    .read = upstream_read,
+    .drained = upstream_drained,
+    .buffer = upstream_buffer,
+};
+
+/* ---- what the phases ask ------------------------------------------------------- */
+
+int conn_write_client(struct conn *c, const char *data, size_t len) {
+  int rc = endpoint_write(&c->cli, data, len);
+  if (rc != 0)
+    log_diag(LOG_INFO, c->id, "client write failed: %s", err_str(rc));
+  return rc;
 }
 
 int conn_mode(const struct conn *c) {
@@ -312,37 +472,51 @@ bool conn_transparent(const struct conn *c) {
   return c->lst->mode != LISTEN_PROXY;
 }
 
-void conn_log_verdict(struct conn *c) {
-  if (c->ex->verdict.action == ACTION_LOG)
-    respond_log(c, "log", 0, NULL, c->ex->decided_by);
-  else if (c->srv->cfg->access_log)
-    respond_log(c, "access", 0, NULL, NULL);
+void conn_request_start(struct conn *c) {
+  struct server *srv = c->srv;
+  server_sync(srv);
+  if (c->policy != srv->policy) {
+    policy_unref(c->policy);
+    c->policy = policy_ref(srv->policy);
+  }
+  metrics_add(
+      c->ex->head != NULL && c->ex->head->is_connect ? METRIC_REQ_CONNECT : METRIC_REQ_FORWARD, 1);
 }
 
-int conn_input_consumed(struct conn *c, const char *data, size_t len, size_t used,
-                        bool from_spill) {
-  char *copy;
-  if (from_spill) {
-    c->ex->spill_off += used;
-    c->ex->spill_len -= used;
-    return 0;
+struct upstream *conn_take_upstream(struct conn *c, const char *key) {
+  struct upstream *up = c->kept;
+  c->kept = NULL;
+  if (up != NULL && strcmp(up->key, key) == 0) {
+    up->reused = true; /* it may have been closed meanwhile: a safe retry applies */
+    return up;
   }
-  if (used >= len)
-    return 0;
-  /* Behind whatever still waits there, so input is never reordered. */
-  if ((copy = malloc(c->ex->spill_len + len - used)) == NULL) {
-    conn_close(c);
-    return -1;
-  }
-  if (c->ex->spill_len > 0)
-    memcpy(copy, c->ex->spill + c->ex->spill_off, c->ex->spill_len);
-  memcpy(copy + c->ex->spill_len, data + used, len - used);
-  free(c->ex->spill);
-  c->ex->spill = copy;
-  c->ex->spill_off = 0;
-  c->ex->spill_len += len - used;
-  return 0;
+  if (up != NULL)
+    upstream_release(up);
+  return upstream_take(c->srv, key);
 }
+
+void conn_use_upstream(struct conn *c, struct upstream *up) {
+  c->up = up;
+  upstream_adopt(up, &upstream_events, c);
+}
+
+int conn_dial(struct conn *c, const struct sockaddr *addr, const char *key) {
+  int err = 0;
+  c->up = upstream_dial(c->srv, addr, c->ex->addrs, key, c->srv->cfg->timeouts.connect,
+                        &upstream_events, c, &err);
+  return c->up != NULL ? 0 : err;
+}
+
+bool conn_client_allowed(const struct conn *c) {
+  struct sockaddr_in tmp; /* a v4 client on a dual-stack socket is judged as v4 */
+  const struct sockaddr *sa = sockaddr_unmapped(&c->peer.sa, &tmp);
+  const uint8_t *addr = sa->sa_family == AF_INET
+                            ? (const uint8_t *)&((const struct sockaddr_in *)sa)->sin_addr
+                            : (const uint8_t *)&((const struct sockaddr_in6 *)sa)->sin6_addr;
+  return netmatch_lookup(c->srv->cfg->clients, sa->sa_family, addr, NULL) != NULL;
+}
+
+/* ---- LINGER -------------------------------------------------------------------- */
 
 static void on_linger_shutdown(uv_shutdown_t *req, int status) {
   struct conn *c = req->handle->data;
@@ -351,114 +525,30 @@ static void on_linger_shutdown(uv_shutdown_t *req, int status) {
     conn_close(c);
 }
 
-void conn_linger(struct conn *c) {
-  if (c->state == CONN_ST_CLOSED)
-    return;
-  conn_set_state(c, CONN_ST_LINGER);
-  if (c->up != NULL) {
-    upstream_close(c->up);
-    c->up = NULL;
-  }
+static enum phase_rc linger_enter(struct conn *c) {
+  conn_drop_upstream(c);
   conn_release_kept(c);
-  if (endpoint_shutdown(&c->cli, on_linger_shutdown) != 0) {
-    conn_close(c);
-    return;
-  }
-  conn_arm_timer(c, LINGER_MS);
-  conn_update_reading(c);
+  return endpoint_shutdown(&c->cli, on_linger_shutdown) == 0 ? PHASE_MORE : PHASE_CLOSE;
 }
 
-static void on_client_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
-  struct conn *c = s->data;
-
-  if (nread == 0)
-    return;
-  if (nread > 0)
-    metrics_add(METRIC_BYTES_CLIENT, (uint64_t)nread);
-  if (c->state == CONN_ST_LINGER) {
-    if (nread < 0)
-      conn_close(c);
-    return;
-  }
-  if (c->state == CONN_ST_TUNNEL) {
-    tunnel_client_data(c, nread, buf->base);
-    return;
-  }
-  if (c->state == CONN_ST_BUMP) {
-    bump_data(c, nread, buf->base);
-    return;
-  }
-  if (c->state == CONN_ST_PEEK || c->state == CONN_ST_SNIFF) {
-    if (c->state == CONN_ST_PEEK)
-      peek_data(c, nread, buf->base);
-    else
-      transparent_data(c, nread, buf->base);
-    if (c->state != CONN_ST_CLOSED) /* dialling now, perhaps: stop reading */
-      conn_update_reading(c);
-    return;
-  }
-  if (nread < 0) {
-    if (nread == UV_EOF)
-      front_eof(c);
-    else
-      conn_close(c);
-    return;
-  }
-  front_parse(c, buf->base, (size_t)nread, false);
-  if (c->state != CONN_ST_CLOSED)
-    conn_update_reading(c);
+static enum phase_rc linger_data(struct conn *c, const char *data, size_t len, size_t *used) {
+  *used = len; /* read so that the client's data does not turn our FIN into a reset */
+  return PHASE_MORE;
 }
 
-static void upstream_read(void *owner, struct upstream *up, ssize_t nread, const char *data) {
-  struct conn *c = owner;
-  if (nread > 0)
-    metrics_add(METRIC_BYTES_UPSTREAM, (uint64_t)nread);
-  if (up == c->kept) { /* an idle connection must stay silent: data or EOF retires it */
-    c->kept = NULL;
-    upstream_close(up);
-    return;
-  }
-  if (c->state == CONN_ST_TUNNEL) {
-    tunnel_upstream_data(c, nread, data);
-    return;
-  }
-  if (c->ex->resp_started) { /* body bytes: written from the read buffer */
-    forward_response_data(c, nread, data);
-    return;
-  }
-  /* What the read with the response head makes the client get (the head
-   * and the body that came with it) leaves in one write. */
-  endpoint_cork(&c->cli);
-  forward_response_data(c, nread, data);
-  if (endpoint_uncork(&c->cli) != 0 && c->state != CONN_ST_CLOSED) {
-    log_diag(LOG_INFO, c->id, "client write failed");
-    conn_close(c);
-  }
+static uint64_t linger_deadline(const struct conn *c) {
+  return c->since + LINGER_MS;
 }
 
-static void upstream_connected(void *owner, struct upstream *up, int status) {
-  route_connected(owner, up, status);
-}
-
-const struct upstream_events conn_upstream_events = {
-    .connected = upstream_connected,
-    .read = upstream_read,
-    .drained = upstream_drained,
-    .buffer = upstream_buffer,
+const struct phase conn_linger_phase = {
+    .enter = linger_enter,
+    .client_data = linger_data,
+    .deadline = linger_deadline,
 };
 
 /* ---- accept ------------------------------------------------------------- */
 
-static bool client_allowed(const struct config *cfg, const struct sockaddr *peer) {
-  struct sockaddr_in tmp; /* a v4 client on a dual-stack socket is judged as v4 */
-  const struct sockaddr *sa = sockaddr_unmapped(peer, &tmp);
-  const uint8_t *addr = sa->sa_family == AF_INET
-                            ? (const uint8_t *)&((const struct sockaddr_in *)sa)->sin_addr
-                            : (const uint8_t *)&((const struct sockaddr_in6 *)sa)->sin6_addr;
-  return netmatch_lookup(cfg->clients, sa->sa_family, addr, NULL) != NULL;
-}
-
-static struct conn *conn_new(struct listener *lst) {
+static struct conn *conn_new(struct listener *lst, const struct phase *const *phases) {
   struct server *srv = lst->srv;
   struct conn *c = calloc(1, sizeof(*c));
   if (c == NULL)
@@ -469,6 +559,7 @@ static struct conn *conn_new(struct listener *lst) {
   }
   /* The first state: a transparent connection starts by sniffing. */
   c->state = lst->mode == LISTEN_PROXY ? CONN_ST_HEAD : CONN_ST_SNIFF;
+  c->phases = phases;
   c->id = server_next_conn_id(srv);
   c->srv = srv;
   c->lst = lst;
@@ -487,39 +578,27 @@ static struct conn *conn_new(struct listener *lst) {
   return c;
 }
 
-/* An intercepted connection: find where it was going, refuse what must
- * not be served, then read its first bytes. */
-static void accept_transparent(struct conn *c) {
-  char peer[64], where[64];
-  uint64_t now = uv_now(c->srv->loop);
-
-  log_fmt_addr(&c->peer.sa, peer, sizeof(peer));
-  if (!client_allowed(c->srv->cfg, &c->peer.sa)) {
-    log_diag(LOG_INFO, c->id, "%s on %s: client address is not allowed; closing", peer,
-             c->lst->name);
+/* A client the clients: list refuses: an explicit proxy's gets a 403, an
+ * intercepted one (which expects no proxy) is closed. */
+static void refuse_client(struct conn *c) {
+  char peer[64];
+  if (conn_transparent(c)) {
+    log_diag(LOG_INFO, c->id, "%s on %s: client address is not allowed; closing",
+             log_fmt_addr(&c->peer.sa, peer, sizeof(peer)), c->lst->name);
     conn_close(c);
     return;
   }
-  if (transparent_original_dst(c) != 0 ||
-      destcheck_is_self(&c->srv->dest, (const struct sockaddr *)&c->ex->orig_dst, now)) {
-    /* Reached directly, not redirected by the firewall (or redirected to
-     * one of our own listeners): there is nowhere to forward it to. */
-    log_diag(LOG_WARN, c->id,
-             "%s reached %s listener %s directly (no firewall redirect; original destination %s); "
-             "refusing",
-             peer, listen_mode_name((enum listen_mode)c->lst->mode), c->lst->name,
-             c->ex->orig_dst.ss_family ? log_fmt_addr((const struct sockaddr *)&c->ex->orig_dst, where,
-                                                  sizeof(where))
-                                   : "unknown");
-    conn_close(c);
-    return;
-  }
-  transparent_start(c);
+  c->close_after = true;
+  c->ex->req_done = true; /* nothing of a request will be read */
+  c->running = true;
+  run(c, conn_answer(c, ANSWER_HTTP, 403, "http_request_denied",
+                     "client address is not allowed to use this proxy"));
 }
 
-static void conn_accept(struct listener *lst) {
+void conn_accept(struct listener *lst, const struct phase *const *phases) {
   struct server *srv = lst->srv;
-  struct conn *c = conn_new(lst);
+  struct conn *c = conn_new(lst, phases);
+  const struct phase *p;
   int len = sizeof(c->peer), rc;
 
   if (c == NULL) {
@@ -527,7 +606,7 @@ static void conn_accept(struct listener *lst) {
     return;
   }
   if ((rc = uv_accept((uv_stream_t *)&lst->tcp, (uv_stream_t *)&c->cli.tcp)) != 0) {
-    log_diag(LOG_WARN, 0, "accept on %s: %s", lst->name, uv_strerror(rc));
+    log_diag(LOG_WARN, 0, "accept on %s: %s", lst->name, err_str(rc));
     conn_close(c);
     return;
   }
@@ -538,34 +617,14 @@ static void conn_accept(struct listener *lst) {
     conn_close(c); /* over the per-client cap; proxy/admit logged it */
     return;
   }
-  if (conn_transparent(c)) {
-    accept_transparent(c);
+  if (!conn_client_allowed(c)) {
+    refuse_client(c);
     return;
   }
-  if (front_init(c) != 0) {
-    log_diag(LOG_ERR, c->id, "out of memory starting a connection");
-    conn_close(c);
-    return;
-  }
-  if (!client_allowed(srv->cfg, &c->peer.sa)) {
-    c->close_after = true;
-    c->ex->req_done = true;
-    respond_error(c, 403, "http_request_denied", "client address is not allowed to use this proxy");
-    return;
-  }
-  conn_arm_timer(c, srv->cfg->timeouts.idle);
-  conn_update_reading(c);
-}
-
-void conn_request_start(struct conn *c) {
-  struct server *srv = c->srv;
-  server_sync(srv);
-  if (c->policy != srv->policy) {
-    policy_unref(c->policy);
-    c->policy = policy_ref(srv->policy);
-  }
-  metrics_add(
-      c->ex->head != NULL && c->ex->head->is_connect ? METRIC_REQ_CONNECT : METRIC_REQ_FORWARD, 1);
+  p = phase_of(c);
+  c->since = uv_now(srv->loop);
+  c->running = true;
+  run(c, p->enter != NULL ? p->enter(c) : PHASE_MORE);
 }
 
 /* ---- what the worker asks of its connections ------------------------------- */
@@ -573,10 +632,11 @@ void conn_request_start(struct conn *c) {
 /* A connection between requests: nothing read of the next one, nothing
  * owed. Closing it loses nothing. */
 static bool is_idle(const struct conn *c) {
-  return c->state == CONN_ST_HEAD && c->ex->spill_len == 0 && !http1_in_message(c->ex->req);
+  return c->state == CONN_ST_HEAD && c->ex->spill_len == 0 &&
+         (c->ex->req == NULL || !http1_in_message(c->ex->req));
 }
 
-static void close_all(struct server *srv, bool idle_only) {
+void conn_close_all(struct server *srv, bool idle_only) {
   for (struct conn *c = srv->conns, *next; c != NULL; c = next) {
     next = c->next;
     if (!idle_only || is_idle(c))
@@ -584,7 +644,7 @@ static void close_all(struct server *srv, bool idle_only) {
   }
 }
 
-static void count(const struct server *srv, struct server_stats *out) {
+void conn_count(const struct server *srv, struct server_stats *out) {
   for (const struct conn *c = srv->conns; c != NULL; c = c->next) {
     size_t li = (size_t)(c->lst - srv->listeners);
     if (li < CONFIG_MAX_LISTEN)
@@ -594,17 +654,10 @@ static void count(const struct server *srv, struct server_stats *out) {
   }
 }
 
-static uint64_t oldest(const struct server *srv) {
+uint64_t conn_oldest(const struct server *srv) {
   uint64_t id = UINT64_MAX;
   for (const struct conn *c = srv->conns; c != NULL; c = c->next)
     if (c->id < id)
       id = c->id;
   return id;
 }
-
-const struct server_clients conn_clients = {
-    .accept = conn_accept,
-    .close = close_all,
-    .count = count,
-    .oldest = oldest,
-};

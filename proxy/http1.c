@@ -240,6 +240,11 @@ static const llhttp_settings_t settings = {
     .on_message_complete = on_message_complete,
 };
 
+void http1_set_callbacks(struct http1 *p, const struct http1_callbacks *cbs, void *ctx) {
+  p->cbs = cbs;
+  p->ctx = ctx;
+}
+
 struct http1 *http1_new(bool request, size_t max_head, const struct http1_callbacks *cbs,
                         void *ctx) {
   struct http1 *p = calloc(1, sizeof(*p));

@@ -69,6 +69,9 @@ struct http1;
 struct http1 *http1_new(bool request, size_t max_head, const struct http1_callbacks *cbs,
                         void *ctx);
 void http1_free(struct http1 *p); /* NULL-safe */
+/* From now on P's events go to CBS with CTX (both borrowed): a parser kept
+ * across messages may serve several owners in turn. */
+void http1_set_callbacks(struct http1 *p, const struct http1_callbacks *cbs, void *ctx);
 
 /* Feeds LEN bytes. *CONSUMED receives how many were parsed (all of them
  * unless the status is HTTP1_PAUSED or HTTP1_UPGRADE). A paused parser

@@ -1,80 +1,24 @@
-/* Responses Embargo writes itself: errors with an RFC 9209 Proxy-Status
- * field, the deny page, and the decision log lines that go with them. */
-#include <stdio.h>
+/* RESPONDING: the answers Embargo gives itself, as the phase that refused
+ * described them (struct answer): an error with an RFC 9209 Proxy-Status
+ * field or the deny page while HTTP can still be spoken, each with its
+ * decision line; after a 200 or on an intercepted connection that is not
+ * HTTP, the decision line, an access_denied alert for a TLS client and
+ * LINGER. Whatever the destination was doing is abandoned. Once the
+ * response is written: the next request (HEAD) when nothing of this one is
+ * left unread, else LINGER; a client that reads nothing for 30 s is
+ * closed. */
+#include "proxy/respond.h"
+
+#include <errno.h>
 #include <string.h>
 
-#include "filters/policy.h"
-#include "filters/timefmt.h"
-#include "proxy/conn-int.h"
-#include "proxy/log.h"
+#include "proxy/conn.h"
+#include "proxy/exchange.h"
+#include "proxy/hello.h"
+#include "proxy/message.h"
 #include "proxy/server.h"
-#include "proxy/upstream.h"
 
-static const char *reason_phrase(int status) {
-  switch (status) {
-  case 400: return "Bad Request";
-  case 403: return "Forbidden";
-  case 408: return "Request Timeout";
-  case 431: return "Request Header Fields Too Large";
-  case 500: return "Internal Server Error";
-  case 501: return "Not Implemented";
-  case 502: return "Bad Gateway";
-  case 504: return "Gateway Timeout";
-  default: return "Error";
-  }
-}
-
-/* An sf-string (RFC 8941) holds printable ASCII with '"' and '\' escaped. */
-static void sf_string(char *out, size_t size, const char *s) {
-  size_t n = 0;
-  for (; *s != '\0' && n + 3 < size; s++) {
-    unsigned char ch = (unsigned char)*s;
-    if (ch == '"' || ch == '\\')
-      out[n++] = '\\';
-    out[n++] = ch >= 0x20 && ch < 0x7f ? (char)ch : '?';
-  }
-  out[n] = '\0';
-}
-
-void respond_log(struct conn *c, const char *event, int status, const char *error,
-                 const char *detail) {
-  const struct http_head *h = c->ex->head;
-  struct decision d = {
-      .event = event,
-      .policy = c->policy,
-      .conn_id = c->id,
-      .client = (const struct sockaddr *)&c->peer,
-      .listener = c->lst->name,
-      .method = h != NULL ? h->method : NULL,
-      .status = status,
-      .error = error,
-      .detail = detail,
-      .tls = peek_evidence(c),
-      .mode = conn_transparent(c) ? listen_mode_name((enum listen_mode)conn_mode(c)) : NULL,
-      .original_dst = conn_transparent(c) ? (const struct sockaddr *)&c->ex->orig_dst : NULL,
-      .dst_mismatch = c->ex->dst_mismatch,
-      .resolved = c->ex->addrs,
-  };
-  if (h != NULL) {
-    int ua = http_head_find(h, "user-agent");
-    if (ua >= 0) {
-      d.user_agent = http_head_str(h, h->fields[ua].value);
-      d.user_agent_len = h->fields[ua].value_len;
-    }
-  }
-  if (c->ex->dest.len > 0) {
-    d.host = c->ex->dest.name;
-    d.port = c->ex->dest.port;
-  } else if (h != NULL && h->target_len > 0) { /* unparsable target: log it escaped */
-    d.host = http_head_str(h, h->target);
-    d.host_len = h->target_len;
-  }
-  if (c->ex->verdict.rule != NULL || strcmp(event, "error") != 0) {
-    d.verdict = &c->ex->verdict;
-    d.policy_now = server_now(c->srv);
-  }
-  log_decision(&d);
-}
+#define RESPOND_MS 30000
 
 /* Whether the connection can carry another request after a local response. */
 static bool can_keep(const struct conn *c, int status) {
@@ -87,112 +31,104 @@ static bool can_keep(const struct conn *c, int status) {
   return c->ex->req_done || (!h->chunked && (!h->has_length || h->content_length == 0));
 }
 
-/* Appends a whole response Embargo generated to OUT: status line,
- * Proxy-Status (ERROR, PS_EXTRA parameters if not NULL, DETAIL), headers,
- * BODY. */
-static void write_message(struct obuf *out, int status, const char *error, const char *ps_extra,
-                          const char *detail, const char *body, bool keep) {
-  char details[300];
-  sf_string(details, sizeof(details), detail);
-  obuf_printf(out, "HTTP/1.1 %d %s\r\n", status, reason_phrase(status));
-  obuf_printf(out, "Proxy-Status: embargo; error=%s; %s%sdetails=\"%s\"\r\n", error,
-              ps_extra ? ps_extra : "", ps_extra ? "; " : "", details);
-  obuf_printf(out, "Content-Type: text/plain; charset=utf-8\r\nContent-Length: %zu\r\n",
-              strlen(body));
-  obuf_printf(out, "Cache-Control: no-store\r\nConnection: %s\r\n\r\n%s",
-              keep ? "keep-alive" : "close", body);
-}
-
-static void respond(struct conn *c, int status, const char *error, const char *detail,
-                    const char *body) {
+/* Writes the answer's error response, or with DENY the deny page, then
+ * waits for it to be written. */
+static enum phase_rc write_answer(struct conn *c, bool deny) {
+  const struct answer *a = &c->ex->answer;
   struct obuf out = {0};
-  bool keep;
+  bool keep = can_keep(c, a->status);
+  int rc;
 
-  uv_timer_stop(&c->timer);
-  if (c->up != NULL) { /* whatever the destination was doing is abandoned */
-    upstream_close(c->up);
-    c->up = NULL;
-  }
-  keep = can_keep(c, status);
   c->close_after = !keep;
-  write_message(&out, status, error, c->ex->ps_extra, detail, body, keep);
+  if (deny)
+    message_deny(&out, c->ex, NULL, NULL, keep);
+  else
+    message_error(&out, a->status, a->error, c->ex->ps_extra, a->detail, NULL, keep);
   c->ex->ps_extra = NULL;
-  conn_set_state(c, CONN_ST_RESPONDING);
-  if (out.failed) {
-    obuf_free(&out);
-    conn_close(c);
-    return;
-  }
-  if (conn_write_client(c, out.data, out.len) == 0)
-    conn_arm_timer(c, 30000);
+  rc = out.failed ? -ENOMEM : conn_write_client(c, out.data, out.len);
   obuf_free(&out);
+  return rc == 0 ? PHASE_WAIT : PHASE_CLOSE;
 }
 
-void respond_error(struct conn *c, int status, const char *error, const char *detail) {
-  char body[512];
-  if (c->state == CONN_ST_CLOSED || c->state == CONN_ST_RESPONDING || c->state == CONN_ST_LINGER)
-    return;
+/* After a 200, or on an intercepted connection that is not HTTP, there is
+ * no status to send: a TLS client gets an access_denied alert (ALERT),
+ * then the connection lingers. */
+static enum phase_rc close_quietly(struct conn *c, bool alert) {
+  char bytes[HELLO_ALERT_LEN];
+  if (alert) {
+    hello_alert(c->ex->hello, bytes);
+    if (conn_write_client(c, bytes, sizeof(bytes)) != 0)
+      return PHASE_CLOSE;
+  }
+  return conn_goto(c, CONN_ST_LINGER);
+}
+
+/* The answer's detail for a log line: NULL when there is none. */
+static const char *detail(const struct answer *a) {
+  return a->detail[0] != '\0' ? a->detail : NULL;
+}
+
+static enum phase_rc http_error(struct conn *c) {
+  const struct answer *a = &c->ex->answer;
   if (c->ex->resp_started) {
     /* A response is already streaming: an error page would land inside its
      * body. The client sees a truncated message instead. */
-    respond_log(c, "error", 0, error, detail);
-    conn_close(c);
-    return;
+    exchange_log(c, "error", 0, a->error, detail(a));
+    return PHASE_CLOSE;
   }
-  snprintf(body, sizeof(body), "Embargo: %d %s\n%s\n", status, reason_phrase(status), detail);
-  respond_log(c, "error", status, error, detail);
-  respond(c, status, error, detail, body);
+  exchange_log(c, "error", a->status, a->error, detail(a));
+  return write_answer(c, false);
 }
 
-#define DENY_BODY_MAX 2048
-#define DENY_DETAIL_MAX 1024
+static enum phase_rc refuse(struct conn *c) {
+  const struct answer *a = &c->ex->answer;
+  if (exchange_http_face(c))
+    return http_error(c);
+  exchange_log(c, "error", 0, a->error, detail(a));
+  return close_quietly(c, a->status == 403 && hello_spoke_tls(c->ex->hello));
+}
 
-/* The deny page for c->ex->verdict: the Proxy-Status details and the body. WHY
- * names the option that denied when no vendor rule did; DEST is the
- * destination shown, NULL for the requested authority. */
-static void deny_text(const struct conn *c, const char *why, const char *dest, char *detail,
-                      char *body) {
-  const struct rule *r = c->ex->verdict.rule;
-  char cutoff[32] = "none", where[320];
-
-  if (dest == NULL)
-    dest = c->ex->authority[0] ? c->ex->authority : c->ex->dest.name;
-  if (r == NULL) {
-    snprintf(detail, DENY_DETAIL_MAX, "denied by %s", why ? why : "policy");
-    snprintf(body, DENY_BODY_MAX,
-             "Embargo denied this request.\n\nDestination: %s\nReason:      %s\n\n"
-             "Contact your network administrator if you believe this is wrong.\n",
-             dest, detail);
-    return;
+static enum phase_rc deny(struct conn *c) {
+  const char *why = c->ex->decided_by;
+  bool alert;
+  if (exchange_http_face(c) && c->ex->verdict.rule != NULL) {
+    exchange_log(c, "deny", 403, "http_request_denied", NULL);
+    return write_answer(c, true);
   }
-  if (r->category->cutoff != POLICY_TIME_NEVER)
-    rfc3339_format(r->category->cutoff, cutoff, sizeof(cutoff));
-  snprintf(where, sizeof(where), "%s:%u", r->where.file, r->where.line);
-  snprintf(detail, DENY_DETAIL_MAX, "%s %s traffic (%s) denied since %s by rule %s",
-           r->vendor->id, r->category->name, c->ex->verdict.matched, cutoff, where);
-  snprintf(body, DENY_BODY_MAX,
-           "Embargo denied this request.\n\n"
-           "Destination: %s\n"
-           "Vendor:      %s (%s)\n"
-           "Category:    %s\n"
-           "Cutoff:      %s\n"
-           "Rule:        %s at %s\n"
-           "Legal basis: %s\n\n"
-           "Contact your network administrator if you believe this is wrong.\n",
-           dest, r->vendor->name, r->vendor->id, r->category->name, cutoff, r->pattern, where,
-           r->vendor->reference ? r->vendor->reference : "-");
+  if (exchange_http_face(c)) {
+    conn_set_answer(c, ANSWER_HTTP, 403, "http_request_denied", why);
+    return http_error(c);
+  }
+  alert = hello_spoke_tls(c->ex->hello);
+  exchange_log(c, "deny", 0, alert ? "tls_alert_access_denied" : "tunnel_closed", why);
+  return close_quietly(c, alert);
 }
 
-void respond_deny(struct conn *c) {
-  char body[DENY_BODY_MAX], detail[DENY_DETAIL_MAX];
-  deny_text(c, NULL, NULL, detail, body);
-  respond_log(c, "deny", 403, "http_request_denied", NULL);
-  respond(c, 403, "http_request_denied", detail, body);
+static enum phase_rc respond_enter(struct conn *c) {
+  if (c->ex->answer.kind == ANSWER_NONE)
+    return PHASE_WAIT;   /* the relayed response is being written */
+  conn_drop_upstream(c); /* whatever the destination was doing is abandoned */
+  switch (c->ex->answer.kind) {
+  case ANSWER_HTTP: return http_error(c);
+  case ANSWER_REFUSE: return refuse(c);
+  default: return deny(c);
+  }
 }
 
-void respond_deny_message(const struct conn *c, const char *why, const char *dest,
-                          struct obuf *out) {
-  char body[DENY_BODY_MAX], detail[DENY_DETAIL_MAX];
-  deny_text(c, why, dest, detail, body);
-  write_message(out, 403, "http_request_denied", NULL, detail, body, false);
+static enum phase_rc respond_drained(struct conn *c) {
+  if (c->cli.pending > 0) {
+    c->since = uv_now(c->srv->loop); /* a slow reader, but a reader */
+    return PHASE_WAIT;
+  }
+  return conn_goto(c, c->close_after ? CONN_ST_LINGER : CONN_ST_HEAD);
 }
+
+static uint64_t respond_deadline(const struct conn *c) {
+  return c->since + RESPOND_MS;
+}
+
+const struct phase respond_phase = {
+    .enter = respond_enter,
+    .drained = respond_drained,
+    .deadline = respond_deadline,
+};

@@ -12,7 +12,7 @@
 #include "filters/err.h"
 #include "filters/policy.h"
 #include "proxy/admin.h"
-#include "proxy/conn.h"
+#include "proxy/dispatch.h"
 #include "proxy/dns.h"
 #include "proxy/log.h"
 #include "proxy/reload.h"
@@ -302,7 +302,7 @@ int workers_init(struct workers *ws, uv_loop_t *loop, struct config *cfg, int64_
     }
     w->loop_ready = true;
     rc = server_init(&w->srv, &w->loop, &ws->shared, i, i > 0 ? &ws->w[0].srv : NULL,
-                     &conn_clients, admin_addr, err, errsize);
+                     &dispatch_clients, admin_addr, err, errsize);
     w->srv.report = on_report;
     w->srv.report_arg = w;
     if (rc != 0)
