@@ -116,7 +116,7 @@ static bool resolvers_answering(struct workers *ws, char *reason, size_t size) {
   int why = 0;
   if (st == NULL)
     return true; /* cannot tell: not a reason to be taken out of service */
-  workers_collect(ws, st);
+  ws->admin_process->collect(ws, st);
   for (size_t i = 0; i < ws->n; i++) {
     if (st[i].dns_last_ok_ms > ok)
       ok = st[i].dns_last_ok_ms;
@@ -319,7 +319,7 @@ static bool authorised(const struct admin_conn *ac, const struct http_head *h) {
 static void do_reload(struct admin_conn *ac) {
   char err[700];
   struct obuf body = {0};
-  int rc = workers_reload(ac->adm->ws, err, sizeof(err));
+  int rc = ac->adm->ws->admin_process->reload(ac->adm->ws, err, sizeof(err));
   obuf_printf(&body, "{\"result\":\"%s\",\"policy_version\":\"%s\",\"%s\":",
               rc == 0 ? "reloaded" : "rejected", policy_version(ac->adm->ws->shared.cfg->policy),
               rc == 0 ? "detail" : "error");
@@ -342,7 +342,7 @@ static void do_get(struct admin_conn *ac, const char *path) {
     snprintf(text, sizeof(text), ready ? "ready\n" : "not ready: %s\n", reason);
     respond_text(ac, ready ? 200 : 503, ready ? "OK" : "Service Unavailable", NULL, text);
   } else if (strcmp(path, "/metrics") == 0) {
-    if ((view = malloc(sizeof(*view))) == NULL || workers_metrics_view(ws, view) != 0) {
+    if ((view = malloc(sizeof(*view))) == NULL || ws->admin_process->metrics_view(ws, view) != 0) {
       free(view);
       respond_text(ac, 503, "Service Unavailable", NULL, "out of memory\n");
       return;

@@ -12,6 +12,18 @@
 
 struct workers;
 struct admin;
+struct server_stats;
+struct metrics_view;
+
+/* What the endpoint asks of the process that runs it: the workers' figures
+ * (workers_collect), a reload (workers_reload), the metrics view
+ * (workers_metrics_view). The process hands these in (struct workers'
+ * admin_process); the endpoint calls nothing of it by name. */
+struct admin_process {
+  void (*collect)(struct workers *ws, struct server_stats *out);
+  int (*reload)(struct workers *ws, char *err, size_t errsize);
+  int (*metrics_view)(struct workers *ws, struct metrics_view *out);
+};
 
 /* Binds admin.listen of the configuration in force and starts accepting on
  * the main loop. *OUT receives the

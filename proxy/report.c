@@ -1,6 +1,6 @@
 /* `embargo report`: options, reading logs (the only user of zlib), parsing
- * their lines (the only user of jansson) into the inventory, and choosing
- * the writer. */
+ * their lines (with jansson, which only the JSON writer uses besides) into
+ * the inventory, and choosing the writer. */
 #include "proxy/report.h"
 
 #include <errno.h>
@@ -136,14 +136,6 @@ int report_add_line(struct inventory *inv, const char *line, size_t len) {
   }
   json_decref(o);
   return rc;
-}
-
-void report_put_json_string(FILE *out, const char *s) {
-  json_t *j = json_string(s);
-  if (j == NULL) /* not UTF-8: cannot happen for strings jansson decoded */
-    j = json_string("?");
-  json_dumpf(j, out, JSON_ENCODE_ANY | JSON_ENSURE_ASCII);
-  json_decref(j);
 }
 
 /* ---- one log ---------------------------------------------------------- */

@@ -29,7 +29,8 @@ int report_main(int argc, char **argv);
  * malformed. Returns 0 or -ENOMEM. */
 int report_add_line(struct inventory *inv, const char *line, size_t len);
 
-/* Writes S (UTF-8) to OUT as a JSON string, non-ASCII escaped. */
+/* Writes S (UTF-8) to OUT as a JSON string, non-ASCII escaped (a writer's,
+ * in report_text.c). */
 void report_put_json_string(FILE *out, const char *s);
 
 /* The writers: each prints the whole report of INV to OUT and returns 0,

@@ -6,8 +6,21 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <jansson.h>
+
 #include "proxy/inventory.h"
 #include "proxy/report.h"
+
+/* ---- JSON strings ------------------------------------------------------ */
+
+void report_put_json_string(FILE *out, const char *s) {
+  json_t *j = json_string(s);
+  if (j == NULL) /* not UTF-8: cannot happen for strings jansson decoded */
+    j = json_string("?");
+  json_dumpf(j, out, JSON_ENCODE_ANY | JSON_ENSURE_ASCII);
+  json_decref(j);
+}
+
 
 /* ---- a growable string ------------------------------------------------ */
 

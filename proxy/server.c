@@ -155,12 +155,6 @@ static void handles_close(struct server *srv) {
   uv_close((uv_handle_t *)&srv->wake, NULL);
 }
 
-/* Worker INDEX's share of TOTAL when it is divided among N workers: the
- * shares add up to TOTAL exactly. */
-static size_t share_of(size_t total, size_t n, size_t index) {
-  return total / n + (index < total % n ? 1 : 0);
-}
-
 static int listeners_open(struct server *srv, const struct server *first, char *err,
                           size_t errsize) {
   const struct config *cfg = srv->cfg;
@@ -284,10 +278,6 @@ void server_stats_read(const struct server *srv, struct server_stats *out) {
     out->dns_last_fail = (int)h.last_fail;
   }
   out->generation = srv->generation;
-}
-
-size_t server_pool_total(const struct server *srv) {
-  return share_of(srv->cfg->limits.pool_total, srv->shared->nworkers, srv->index);
 }
 
 uint64_t server_next_conn_id(struct server *srv) {

@@ -194,10 +194,6 @@ void server_stats_read(const struct server *srv, struct server_stats *out);
  * connection accepted under it lives). Cheap when nothing changed. */
 void server_sync(struct server *srv);
 
-/* This worker's share of limits.pool_total: the shares of the workers add
- * up to the configured number. */
-size_t server_pool_total(const struct server *srv);
-
 /* A new connection id, unique in the process; remembered as this worker's
  * newest. */
 uint64_t server_next_conn_id(struct server *srv);

@@ -199,6 +199,18 @@ static void on_idle_timeout(uv_timer_t *t) {
   upstream_close(t->data);
 }
 
+/* Worker INDEX's share of TOTAL when it is divided among N workers: the
+ * shares add up to TOTAL exactly. */
+static size_t share_of(size_t total, size_t n, size_t index) {
+  return total / n + (index < total % n ? 1 : 0);
+}
+
+/* This worker's share of limits.pool_total: the shares of the workers add
+ * up to the configured number. */
+static size_t pool_total(const struct server *srv) {
+  return share_of(srv->cfg->limits.pool_total, srv->shared->nworkers, srv->index);
+}
+
 static size_t pool_count_key(const struct server *srv, const char *key) {
   const struct upstream *u;
   size_t n = 0;
@@ -214,11 +226,11 @@ void upstream_release(struct upstream *up) {
   if (up->closing)
     return;
   if (srv->stopping || !up->connected || up->ep.eof || up->ep.pending > 0 ||
-      server_pool_total(srv) == 0 || pool_count_key(srv, up->key) >= lim->pool_per_host) {
+      pool_total(srv) == 0 || pool_count_key(srv, up->key) >= lim->pool_per_host) {
     upstream_close(up);
     return;
   }
-  if (srv->nidle >= server_pool_total(srv))
+  if (srv->nidle >= pool_total(srv))
     upstream_close(srv->idle_head); /* evict the least recently used */
   up->owner = NULL;
   up->prev = srv->idle_tail;

@@ -242,8 +242,15 @@ int workers_reload(struct workers *ws, char *err, size_t errsize) {
 
 /* ---- setting up, running, freeing ------------------------------------------ */
 
+static const struct admin_process admin_process = {
+    .collect = workers_collect,
+    .reload = workers_reload,
+    .metrics_view = workers_metrics_view,
+};
+
 static int admin_start(struct workers *ws, char *err, size_t errsize) {
   const struct config *cfg = ws->shared.cfg;
+  ws->admin_process = &admin_process;
   if (!cfg->admin.enabled)
     return 0;
   for (size_t i = 0; i < cfg->nlisten; i++) {
