@@ -2,9 +2,11 @@
  * its running configuration — the redirect of TCP 80/443 to a transparent
  * listener (NAT REDIRECT or TPROXY), and what a TCP proxy cannot see: QUIC
  * (UDP 80/443) rejected so clients fall back to TCP at once, and DNS and
- * DNS over TLS to anything but the site's resolvers rejected. For a router
- * (prerouting and forward chains) by default, or for a pod (--sidecar: the
- * output chain, Embargo's own traffic exempted by user id or mark). */
+ * DNS over TLS to anything but the site's resolvers rejected. A family
+ * (IPv4, IPv6) with no listener in that mode has its TCP 80/443 rejected,
+ * never left to pass unjudged. For a router (prerouting and forward chains)
+ * by default, or for a pod (--sidecar: the output chain, Embargo's own
+ * traffic exempted by user id or mark). */
 #ifndef EMBARGO_PROXY_RULES_H
 #define EMBARGO_PROXY_RULES_H
 
