@@ -121,6 +121,11 @@ static int make_plan(const struct config *cfg, const struct rules_opts *o, struc
                     "--uid UID (the user Embargo runs as) or set `mark:` in the config\n");
     return 2;
   }
+  if (o->sidecar && o->uid >= 0 && cfg->mark != 0)
+    fprintf(stderr,
+            "embargo: rules: --uid %ld is not used: `mark:` is set, so Embargo's own "
+            "connections are exempt by their mark\n",
+            o->uid);
   find_resolvers(cfg, o->resolv_conf, p);
   p->divert = cfg->mark == DIVERT_MARK ? DIVERT_MARK << 1 : DIVERT_MARK;
   return 0;
@@ -230,6 +235,23 @@ static void nft_tproxy(const struct config *cfg, const struct rules_opts *o,
   fprintf(out, "  }\n");
 }
 
+/* How Embargo's own connections are told apart (sidecar only), and what
+ * that costs when it is by user id. */
+static void print_exemption(const struct config *cfg, const struct rules_opts *o,
+                            const char *prefix, FILE *out) {
+  if (cfg->mark != 0) {
+    fprintf(out,
+            "%sEmbargo's own connections are exempt by their mark 0x%x (`mark:`); any other\n"
+            "%sprocess is redirected, whatever user it runs as.\n",
+            prefix, cfg->mark, prefix);
+    return;
+  }
+  fprintf(out,
+          "%sEmbargo's own connections are exempt by user id %ld (--uid): so is every other\n"
+          "%sprocess running as that user, unjudged. Set `mark:` to exempt by mark instead.\n",
+          prefix, o->uid, prefix);
+}
+
 /* The policy routing TPROXY needs, for the families in WANT (bit 0 IPv4,
  * bit 1 IPv6) that have a listener. */
 static void print_policy_routing(const struct plan *p, unsigned want, const char *prefix,
@@ -252,8 +274,7 @@ static void print_nft(const struct config *cfg, const struct rules_opts *o, cons
           cfg->source, listen_mode_name(o->mode), o->sidecar ? " --sidecar" : "");
   fprintf(out, "# Load with: nft -f FILE (replaces the table inet embargo, nothing else).\n");
   if (o->sidecar)
-    fprintf(out, "# Embargo's own connections are exempt (%s).\n",
-            cfg->mark != 0 ? "by their mark" : "by its user id");
+    print_exemption(cfg, o, "# ", out);
   if (o->mode == LISTEN_TPROXY)
     print_policy_routing(p, 3, "# ", out);
   fprintf(out, "table inet embargo\ndelete table inet embargo\ntable inet embargo {\n");
@@ -327,6 +348,8 @@ static void print_iptables(const struct config *cfg, const struct rules_opts *o,
   fprintf(out, "# Load with: %s --noflush < FILE (without --noflush the tables it names are\n"
                "# flushed first, as suits a fresh pod network namespace).\n",
           o->ipv6 ? "ip6tables-restore" : "iptables-restore");
+  if (o->sidecar)
+    print_exemption(cfg, o, "# ", out);
   if (!covered)
     fprintf(out,
             "# No %s listener for this family: nothing is redirected, and the filter\n"

@@ -18,6 +18,10 @@ a transparent listener reached directly is refused. With an IPv4
 listener only, the rules (nft, and iptables-restore/ip6tables-restore
 input) reject IPv6 TCP 80/443: a banned Host or SNI over IPv6 is refused
 before it reaches the origin, while IPv4 is judged as ever.
+Sidecar rules with `mark:` set (nft and iptables, loaded into the egress
+as into a pod) exempt Embargo by its mark, not by uid: a process running
+as uid 10001 is redirected and judged, and Embargo's own dials reach the
+origin once.
 
 Needs root (network namespaces, veth, nftables). Reported skipped, with
 the reason, where the machine cannot build the network.
@@ -161,7 +165,10 @@ class Rig(unittest.TestCase):
     MODE = None  # "intercept" or "tproxy"
     PORT = None
     LISTEN = ("0.0.0.0", "[::]")  # the transparent listeners' addresses
+    CLIENTS = "10.203.1.0/24, \"fd00:203:1::/64\""
     EXTRA_CONFIG = ""
+    FORMAT = "nft"  # or "iptables"
+    RULES_ARGS = ()  # more `embargo rules` arguments
 
     @classmethod
     def setUpClass(cls):
@@ -204,10 +211,10 @@ class Rig(unittest.TestCase):
                     "".join("  - {address: \"%s:%d\", mode: %s}\n" % (a, cls.PORT, cls.MODE)
                             for a in cls.LISTEN) +
                     "resolvers: [\"%s:53\"]\n"
-                    "clients: [10.203.1.0/24, \"fd00:203:1::/64\"]\n"
+                    "clients: [%s]\n"
                     "access_log: true\n"
                     "vendors:\n  - builtin: kaspersky\n  - file: testnet.yaml\n"
-                    % V4["origin"] + cls.EXTRA_CONFIG)
+                    % (V4["origin"], cls.CLIENTS) + cls.EXTRA_CONFIG)
         cls.log = os.path.join(cls.tmp, "decisions.jsonl")
         cls.embargo = cls.start(cls.net.e, [harness.BINARY, "run", "--config", cls.config,
                                             "--log", cls.log], "embargo")
@@ -220,17 +227,35 @@ class Rig(unittest.TestCase):
 
     @classmethod
     def load_rules(cls):
-        rules = run([harness.BINARY, "rules", "--config", cls.config, "--format", "nft",
-                     "--mode", cls.MODE]).stdout.decode()
-        path = os.path.join(cls.tmp, "rules.nft")
-        with open(path, "w") as f:
-            f.write(rules)
-        cls.net.ns(cls.net.e, "nft", "-f", path)
-        if cls.MODE == "tproxy":
-            for line in rules.splitlines():  # the policy routing the file asks for
+        """Loads what `embargo rules` prints for FORMAT (nft; iptables: the
+        IPv4 and the IPv6 rules, with iptables-restore and ip6tables-restore)
+        into the egress, and runs the policy routing the rules ask for."""
+        args = [harness.BINARY, "rules", "--config", cls.config, "--format", cls.FORMAT,
+                "--mode", cls.MODE] + list(cls.RULES_ARGS)
+        loads = [("nft", [])]
+        if cls.FORMAT == "iptables":
+            for tool in ("iptables-restore", "ip6tables-restore"):
+                if shutil.which(tool) is None:
+                    raise unittest.SkipTest("%s not installed" % tool)
+            loads = [("iptables-restore", []), ("ip6tables-restore", ["--ipv6"])]
+        cls.rules_text = cls.rules_stderr = ""
+        for tool, extra in loads:
+            p = run(args + extra)
+            text = p.stdout.decode()
+            path = os.path.join(cls.tmp, tool + ".rules")
+            with open(path, "w") as f:
+                f.write(text)
+            if tool == "nft":
+                cls.net.ns(cls.net.e, "nft", "-f", path)
+            else:
+                with open(path, "rb") as f:
+                    subprocess.run(["ip", "netns", "exec", cls.net.e, tool], stdin=f, check=True,
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=30)
+            for line in text.splitlines():  # the policy routing the file asks for
                 if line.startswith("#   ip "):
                     cls.net.ns(cls.net.e, *line[4:].split())
-        cls.rules_text = rules
+            cls.rules_text += text
+            cls.rules_stderr += p.stderr.decode()
 
     @classmethod
     def start(cls, ns, args, name):
@@ -444,32 +469,7 @@ class OneFamilyBase(Rig):
     over IPv6 never reaches the origin; IPv4 is judged as ever."""
 
     LISTEN = ("0.0.0.0",)
-    FORMAT = "nft"
     barriers = 0
-
-    @classmethod
-    def load_rules(cls):
-        if cls.FORMAT == "nft":
-            super().load_rules()
-            return
-        for tool in ("iptables-restore", "ip6tables-restore"):
-            if shutil.which(tool) is None:
-                raise unittest.SkipTest("%s not installed" % tool)
-        texts = []
-        for tool, extra in (("iptables-restore", []), ("ip6tables-restore", ["--ipv6"])):
-            text = run([harness.BINARY, "rules", "--config", cls.config, "--format", "iptables",
-                        "--mode", cls.MODE] + extra).stdout.decode()
-            path = os.path.join(cls.tmp, tool + ".rules")
-            with open(path, "w") as f:
-                f.write(text)
-            with open(path, "rb") as f:
-                subprocess.run(["ip", "netns", "exec", cls.net.e, tool], stdin=f, check=True,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=30)
-            for line in text.splitlines():  # the policy routing the file asks for
-                if line.startswith("#   ip "):
-                    cls.net.ns(cls.net.e, *line[4:].split())
-            texts.append(text)
-        cls.rules_text = "".join(texts)
 
     def barrier(self):
         """An allowed request over IPv4, through Embargo to the origin: once
@@ -552,6 +552,96 @@ class TproxyIPv4OnlyIptablesTest(OneFamilyBase):
 
 
 del OneFamilyBase
+
+
+class SidecarMarkBase(Rig):
+    """`embargo rules --sidecar` with `mark:` set, loaded into the egress as
+    into a pod (the output chain), given --uid 10001 as the shipped sidecar
+    does: Embargo's own connections are exempt by their mark, so a process
+    running as uid 10001 is redirected and judged like any other, while
+    Embargo's own marked dials reach the origin once, not looped back. Embargo
+    stays root here (`user: root`) so that setting its mark needs nothing
+    more."""
+
+    MODE = "intercept"
+    PORT = 3129
+    MARK = 0x20
+    CLIENTS = "10.203.2.0/24, \"fd00:203:2::/64\""  # the egress's own addresses
+    EXTRA_CONFIG = "mark: %d\nuser: root\n" % MARK
+    RULES_ARGS = ("--sidecar", "--uid", "10001")
+    requests = 0
+
+    @classmethod
+    def _setup(cls):
+        if shutil.which("setpriv") is None:
+            raise unittest.SkipTest("setpriv (util-linux) not installed")
+        super()._setup()
+
+    def as_uid(self, *args):
+        """ARGS run in the egress as uid and gid 10001, no other groups."""
+        return self.net.ns(self.net.e, "setpriv", "--reuid", "10001", "--regid", "10001",
+                           "--clear-groups", harness.CURL, "-sS", "--noproxy", "*",
+                           "--max-time", "20", *args, check=False, timeout=30)
+
+    def agent(self):
+        type(self).requests += 1
+        return "uid-10001-%d" % type(self).requests
+
+    def test_rules_exempt_by_mark_not_by_uid(self):
+        self.assertNotIn("skuid", self.rules_text)
+        self.assertNotIn("uid-owner", self.rules_text)
+        own = ("meta mark != 0x%x" if self.FORMAT == "nft" else "-m mark ! --mark 0x%x") % self.MARK
+        self.assertIn(own, self.rules_text)
+        self.assertIn("exempt by their mark 0x%x" % self.MARK, self.rules_text)
+        self.assertIn("--uid 10001 is not used: `mark:` is set", self.rules_stderr)
+
+    def test_banned_host_from_uid_10001_is_judged(self):
+        for fam in (V4, V6):
+            agent = self.agent()
+            addr = fam["origin"] if fam is V4 else "[%s]" % fam["origin"]
+            p = self.as_uid("-i", "-A", agent, "--resolve", "%s:80:%s" % (UPDATES, addr),
+                            "http://%s/bases/av.dat" % UPDATES)
+            self.assertTrue(p.stdout.startswith(b"HTTP/1.1 403"), (p.stdout[:300], p.stderr))
+            self.assertIn(b"Proxy-Status: embargo; error=http_request_denied", p.stdout)
+            d = self.wait_log(lambda r: r.get("user_agent") == agent, "the deny line")[-1]
+            self.assertEqual((d["event"], d["mode"], d["original_dst"]),
+                             ("deny", "intercept", "%s:80" % addr), d)
+
+    def test_banned_sni_from_uid_10001_gets_the_alert(self):
+        p = self.as_uid("-k", "--resolve", "%s:443:%s" % (UPDATES, V4["origin"]),
+                        "https://%s/bases/" % UPDATES)
+        self.assertIn("alert access denied", p.stderr.decode().lower())
+        self.wait_log(lambda r: r.get("event") == "deny" and r.get("matched_on") == "sni",
+                      "a deny line on the SNI")
+
+    def test_embargos_own_marked_dial_reaches_the_origin_once(self):
+        for fam in (V4, V6):
+            agent = self.agent()
+            addr = fam["origin"] if fam is V4 else "[%s]" % fam["origin"]
+            path = "/" + agent
+            p = self.as_uid("-A", agent, "--resolve", "allowed.test:80:%s" % addr,
+                            "http://allowed.test%s" % path)
+            self.assertEqual((p.returncode, p.stdout), (0, b"ok allowed.test %s\n"
+                                                        % path.encode()), p.stderr)
+            lines = self.wait_log(lambda r: r.get("user_agent") == agent, "the access line")
+            self.assertEqual([(r["event"], r["original_dst"]) for r in lines],
+                             [("access", "%s:80" % addr)], lines)
+            got = [r for r in self.origin_new() if r.get("path") == path]
+            self.assertEqual([r["peer"] for r in got], [fam["egress_o"]], got)
+        # Every connection the origin saw came from Embargo's dials: one each.
+        conns = [r for r in self.origin_new() if r.get("accepted")]
+        self.assertEqual(len(conns), 2, conns)
+
+
+class SidecarMarkNftTest(SidecarMarkBase):
+    pass
+
+
+class SidecarMarkIptablesTest(SidecarMarkBase):
+    FORMAT = "iptables"
+
+
+del SidecarMarkBase
 
 
 class RulesLoadTest(unittest.TestCase):
