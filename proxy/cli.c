@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <getopt.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -267,6 +268,16 @@ static int load_config(const struct options *o, struct config *cfg) {
   return EXIT_USAGE;
 }
 
+/* The user id Embargo will run as: `user:`'s when started as root (root
+ * when that user is unknown: the drop then stops the start anyway). */
+static uid_t runtime_uid(const struct config *cfg) {
+  const struct passwd *pw;
+  if (geteuid() != 0)
+    return geteuid();
+  pw = cfg->user[0] != '\0' ? getpwnam(cfg->user) : NULL;
+  return pw != NULL ? pw->pw_uid : 0;
+}
+
 static int cmd_run(const struct options *o) {
   struct config cfg;
   struct workers ws;
@@ -277,8 +288,8 @@ static int cmd_run(const struct options *o) {
   memset(&cfg, 0, sizeof(cfg));
   if ((rc = load_config(o, &cfg)) != 0)
     return rc;
-  if ((rc = log_open(cfg.log_path, cfg.log_buffer)) != 0) {
-    fprintf(stderr, "embargo: cannot open log %s: %s\n", cfg.log_path, err_str(rc));
+  if ((rc = log_open(cfg.log_path, cfg.log_buffer, runtime_uid(&cfg), err, sizeof(err))) != 0) {
+    fprintf(stderr, "embargo: cannot open the log: %s\n", err);
     config_free(&cfg);
     return EXIT_USAGE;
   }

@@ -78,12 +78,12 @@ static void on_reload_signal(uv_signal_t *h, int signum) {
 }
 
 static void on_reopen_signal(uv_signal_t *h, int signum) {
-  int rc = log_reopen();
+  char err[600];
+  int rc = log_reopen(err, sizeof(err));
   (void)h;
   (void)signum;
   if (rc != 0)
-    log_diag(LOG_ERR, 0, "cannot reopen the log %s: %s; still writing to the old file",
-             log_destination(), uv_strerror(rc));
+    log_diag(LOG_ERR, 0, "cannot reopen the log: %s; still writing to the old file", err);
   else if (strcmp(log_destination(), "-") == 0 || strcmp(log_destination(), "syslog") == 0)
     log_diag(LOG_INFO, 0, "SIGUSR1: the log goes to %s, nothing to reopen",
              strcmp(log_destination(), "-") == 0 ? "standard output" : "syslog");
