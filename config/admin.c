@@ -1,5 +1,6 @@
-/* The `admin` settings: where the admin endpoint listens and the bearer
- * token it requires. */
+/* The `admin` settings: where the admin endpoint listens, the bearer token
+ * it requires and the names it answers to; and the `readiness` settings
+ * its /readyz applies. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
@@ -10,6 +11,9 @@
 
 #include "config/load.h"
 #include "filters/err.h"
+#include "filters/normalise.h"
+
+#define COUNT(a) (sizeof(a) / sizeof((a)[0]))
 
 struct admin_spec {
   const struct ynode *listen, *token_file;
@@ -82,6 +86,37 @@ int load_admin(struct loader *ld, const struct ydoc *d, const struct ynode *valu
     return load_fail(ld, d, spec.listen, sub,
                      "'%s' is reachable beyond loopback: set admin.token_file", text);
   return 0;
+}
+
+/* A `stale_lists` value. */
+static int load_stale_lists(struct loader *ld, const struct ydoc *d, const struct ynode *value,
+                            const char *path, void *target, const struct directive *dir) {
+  static const struct {
+    const char *name;
+    enum stale_lists value;
+  } names[] = {{"warn", STALE_LISTS_WARN}, {"unready", STALE_LISTS_UNREADY}};
+  const char *text = load_text(ld, d, value, path, dir->expect);
+  if (text == NULL)
+    return EMB_ECONFIG;
+  for (size_t i = 0; i < COUNT(names); i++) {
+    if (strcmp(text, names[i].name) == 0) {
+      *(enum stale_lists *)((char *)target + dir->offset) = names[i].value;
+      return 0;
+    }
+  }
+  return load_fail(ld, d, value, path, "expected %s, got '%s'", dir->expect, text);
+}
+
+static const struct directive readiness_keys[] = {
+    {"stale_lists", load_stale_lists, offsetof(struct config_readiness, stale_lists), 0, 0, false,
+     "warn or unready"},
+};
+
+int load_readiness(struct loader *ld, const struct ydoc *d, const struct ynode *value,
+                   const char *path, void *target, const struct directive *dir) {
+  if (value == NULL || ynode_kind(value) == YNODE_NULL)
+    return 0;
+  return load_map(ld, d, value, path, readiness_keys, COUNT(readiness_keys), &ld->cfg->readiness);
 }
 
 int load_check_admin(struct loader *ld) {

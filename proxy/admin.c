@@ -11,10 +11,11 @@
 
 #include "filters/policy.h"
 #include "filters/timefmt.h"
-#include "proxy/dns.h"
+#include "proxy/freshness.h"
 #include "proxy/http1.h"
 #include "proxy/log.h"
 #include "proxy/metrics.h"
+#include "proxy/probes.h"
 #include "proxy/server.h"
 #include "proxy/workers.h"
 
@@ -85,76 +86,6 @@ static void conn_end(struct admin_conn *ac) {
 
 /* ---- pages ---------------------------------------------------------------- */
 
-static void duration_text(uint64_t seconds, char *buf, size_t size) {
-  if (seconds % 86400 == 0)
-    snprintf(buf, size, "%llud", (unsigned long long)(seconds / 86400));
-  else
-    snprintf(buf, size, "%llus", (unsigned long long)seconds);
-}
-
-/* The first stale vendor list, if any, into REASON. */
-static bool lists_fresh(const struct policy *p, int64_t now, char *reason, size_t size) {
-  for (size_t i = 0; i < policy_vendor_count(p); i++) {
-    const struct vendor *v = policy_vendor_at(p, i);
-    char reviewed[40], age[32];
-    if (v->max_age == 0 || now - v->reviewed < (int64_t)v->max_age)
-      continue;
-    rfc3339_format(v->reviewed, reviewed, sizeof(reviewed));
-    duration_text(v->max_age, age, sizeof(age));
-    snprintf(reason, size, "vendor list %s (%s) is stale: reviewed %s, max_age %s", v->id,
-             v->where.file != NULL ? v->where.file : "?", reviewed, age);
-    return false;
-  }
-  return true;
-}
-
-/* Whether the most recent DNS lookup, over every worker, got an answer;
- * otherwise REASON says when and how the last one failed. */
-static bool resolvers_answering(struct workers *ws, char *reason, size_t size) {
-  struct server_stats *st = calloc(ws->n, sizeof(*st));
-  uint64_t ok = 0, fail = 0, now = uv_hrtime() / 1000000;
-  int why = 0;
-  if (st == NULL)
-    return true; /* cannot tell: not a reason to be taken out of service */
-  workers_collect(ws, st);
-  for (size_t i = 0; i < ws->n; i++) {
-    if (st[i].dns_last_ok_ms > ok)
-      ok = st[i].dns_last_ok_ms;
-    if (st[i].dns_last_fail_ms > fail) {
-      fail = st[i].dns_last_fail_ms;
-      why = st[i].dns_last_fail;
-    }
-  }
-  free(st);
-  if (fail <= ok)
-    return true;
-  snprintf(reason, size, "resolver not answering: the last lookup failed (%s) %llus ago",
-           dns_status_name((enum dns_status)why),
-           (unsigned long long)((now > fail ? now - fail : 0) / 1000));
-  return false;
-}
-
-bool admin_ready(struct workers *ws, char *reason, size_t size) {
-  const struct config *cfg = ws->shared.cfg;
-  if (ws->draining || !ws->handles_open) {
-    snprintf(reason, size, "shutting down");
-    return false;
-  }
-  for (size_t i = 0; i < ws->n; i++) {
-    if (ws->w[i].srv.nlisteners != cfg->nlisten || cfg->nlisten == 0) {
-      snprintf(reason, size, "listeners not bound");
-      return false;
-    }
-  }
-  if (cfg->policy == NULL) {
-    snprintf(reason, size, "no policy loaded");
-    return false;
-  }
-  if (!resolvers_answering(ws, reason, size))
-    return false;
-  return lists_fresh(cfg->policy, server_shared_now(&ws->shared), reason, size);
-}
-
 static void json_str(struct obuf *out, const char *s) {
   char buf[1600];
   size_t n = log_json_escape(buf, 0, sizeof(buf), s, strlen(s), 256);
@@ -175,6 +106,8 @@ static void json_time(struct obuf *out, int64_t t) {
 
 static void policy_vendor_json(struct obuf *out, const struct vendor *v, int64_t now) {
   char age[32];
+  struct freshness f;
+  freshness_of(v, now, &f);
   obuf_add(out, "{\"id\":", 6);
   json_str(out, v->id);
   obuf_add(out, ",\"name\":", 8);
@@ -186,14 +119,22 @@ static void policy_vendor_json(struct obuf *out, const struct vendor *v, int64_t
     json_time(out, v->reviewed);
   else
     obuf_add(out, "null", 4);
-  duration_text(v->max_age, age, sizeof(age));
+  freshness_duration_text(v->max_age, age, sizeof(age));
   obuf_printf(out, ",\"max_age\":");
   if (v->max_age != 0)
     json_str(out, age);
   else
     obuf_add(out, "null", 4);
-  obuf_printf(out, ",\"stale\":%s,\"categories\":[",
-              v->max_age != 0 && now - v->reviewed >= (int64_t)v->max_age ? "true" : "false");
+  if (f.known)
+    obuf_printf(out, ",\"age_seconds\":%lld", (long long)f.age);
+  else
+    obuf_add(out, ",\"age_seconds\":null", 19);
+  obuf_add(out, ",\"stale_since\":", 15);
+  if (f.stale)
+    json_time(out, f.stale_from);
+  else
+    obuf_add(out, "null", 4);
+  obuf_printf(out, ",\"stale\":%s,\"categories\":[", f.stale ? "true" : "false");
   for (size_t c = 0; c < v->ncategories; c++) {
     const struct category *cat = &v->categories[c];
     obuf_add(out, c ? ",{\"name\":" : "{\"name\":", c ? 9 : 8);
@@ -330,17 +271,38 @@ static void do_reload(struct admin_conn *ac) {
   obuf_free(&body);
 }
 
+/* /healthz: liveness (proxy/probes.c). */
+static void page_healthz(struct admin_conn *ac) {
+  char reason[600], text[700];
+  bool live = probes_live(ac->adm->ws, reason, sizeof(reason));
+  snprintf(text, sizeof(text), live ? "ok\n" : "not live: %s\n", reason);
+  respond_text(ac, live ? 200 : 503, live ? "OK" : "Service Unavailable", NULL, text);
+}
+
+/* /readyz: readiness, then the warnings that do not take it away. */
+static void page_readyz(struct admin_conn *ac) {
+  struct obuf body = {0}, warnings = {0};
+  char reason[1200];
+  bool ready = probes_ready(ac->adm->ws, reason, sizeof(reason), &warnings);
+  if (ready)
+    obuf_add(&body, "ready\n", 6);
+  else
+    obuf_printf(&body, "not ready: %s\n", reason);
+  obuf_add(&body, warnings.data, warnings.len);
+  respond(ac, ready ? 200 : 503, ready ? "OK" : "Service Unavailable", "text/plain; charset=utf-8",
+          NULL, &body);
+  obuf_free(&warnings);
+  obuf_free(&body);
+}
+
 static void do_get(struct admin_conn *ac, const char *path) {
   struct workers *ws = ac->adm->ws;
   struct metrics_view *view;
   struct obuf body = {0};
-  char reason[600], text[700];
   if (strcmp(path, "/healthz") == 0) {
-    respond_text(ac, 200, "OK", NULL, "ok\n");
+    page_healthz(ac);
   } else if (strcmp(path, "/readyz") == 0) {
-    bool ready = admin_ready(ws, reason, sizeof(reason));
-    snprintf(text, sizeof(text), ready ? "ready\n" : "not ready: %s\n", reason);
-    respond_text(ac, ready ? 200 : 503, ready ? "OK" : "Service Unavailable", NULL, text);
+    page_readyz(ac);
   } else if (strcmp(path, "/metrics") == 0) {
     if ((view = malloc(sizeof(*view))) == NULL || workers_metrics_view(ws, view) != 0) {
       free(view);

@@ -58,6 +58,7 @@ struct options {
   const char *uid;          /* rules: Embargo's user id, exempt in a sidecar */
   const char *admin;        /* reload, status: ADDR:PORT instead of admin.listen */
   const char *token_file;   /* reload, status: instead of admin.token_file */
+  bool live;                /* status: liveness (/healthz) instead of readiness */
 };
 
 static const char usage_text[] =
@@ -76,6 +77,7 @@ static const char usage_text[] =
     "                                       decision logs (see embargo report --help)\n"
     "  embargo reload [options]             reload the running proxy's configuration\n"
     "  embargo status [options]             print readiness and key figures (exit 0: ready)\n"
+    "  embargo status --live [options]      print liveness (exit 0: the process works)\n"
     "  embargo version                      print the version\n"
     "\n"
     "Options:\n"
@@ -94,6 +96,7 @@ static const char usage_text[] =
     "      --no-resolve        check: judge names without resolving them\n"
     "      --admin ADDR:PORT   reload, status: the admin endpoint (default: admin.listen)\n"
     "      --token-file FILE   reload, status: bearer token (default: admin.token_file)\n"
+    "      --live              status: ask /healthz (liveness) instead of /readyz\n"
     "  -h, --help              this text\n";
 
 __attribute__((format(printf, 1, 2)))
@@ -129,7 +132,7 @@ static int parse_options(int argc, char **argv, struct options *o) {
       {"mode", required_argument, NULL, 'M'},    {"sidecar", no_argument, NULL, 'S'},
       {"ipv6", no_argument, NULL, '6'},          {"uid", required_argument, NULL, 'U'},
       {"admin", required_argument, NULL, 'A'},   {"token-file", required_argument, NULL, 'K'},
-      {"user", required_argument, NULL, 'u'},
+      {"user", required_argument, NULL, 'u'},   {"live", no_argument, NULL, 'L'},
       {NULL, 0, NULL, 0}};
   int ch;
 
@@ -188,6 +191,7 @@ static int parse_options(int argc, char **argv, struct options *o) {
     case 'U': o->uid = optarg; break;
     case 'A': o->admin = optarg; break;
     case 'K': o->token_file = optarg; break;
+    case 'L': o->live = true; break;
     case 'h': fputs(usage_text, stdout); exit(0);
     default: return usage_error("%s", "unknown option");
     }
@@ -560,6 +564,59 @@ static void print_figures(const char *m) {
   printf("log lines lost:  %.0f\n", metric_sum(m, "embargo_log_lines_dropped_total", NULL));
 }
 
+/* One line per vendor list with a reviewed date, from the
+ * embargo_vendor_list_* gauges of /metrics M. */
+static void print_lists(const char *m) {
+  static const char age[] = "embargo_vendor_list_age_seconds{vendor=\"";
+  for (const char *line = strstr(m, age); line != NULL; line = strstr(line + 1, age)) {
+    const char *id = line + sizeof(age) - 1, *q = strchr(id, '"');
+    char label[160];
+    double secs, max_age, stale;
+    long days;
+    if (q == NULL || q[1] != '}' || (line != m && line[-1] != '\n'))
+      continue;
+    snprintf(label, sizeof(label), "vendor=\"%.*s\"", (int)(q - id), id);
+    secs = strtod(q + 2, NULL);
+    max_age = metric_sum(m, "embargo_vendor_list_max_age_seconds", label);
+    stale = metric_sum(m, "embargo_vendor_list_stale", label);
+    days = (long)(secs / 86400);
+    printf("list %.*s:%*s", (int)(q - id), id, (int)(q - id) < 10 ? 10 - (int)(q - id) : 1, "");
+    if (secs < 0)
+      printf("reviewed %ld day(s) after the policy clock's now", -days);
+    else
+      printf("reviewed %ld day(s) ago", days);
+    if (max_age <= 0)
+      printf(", no max_age\n");
+    else if (stale > 0)
+      printf(", max_age %.0f day(s): STALE, still enforced\n", max_age / 86400);
+    else
+      printf(", max_age %.0f day(s): fresh\n", max_age / 86400);
+  }
+}
+
+/* Prints BODY after LABEL, its further lines indented under the first. */
+static void print_block(const char *label, const char *body) {
+  for (bool first = true; *body != '\0'; first = false) {
+    size_t n = strcspn(body, "\n");
+    printf("%-17s%.*s\n", first ? label : "", (int)n, body);
+    body += n + (body[n] == '\n');
+  }
+}
+
+/* `status --live`: asks /healthz; 0 when the process works. */
+static int status_live(const struct sockaddr *sa, const char *token) {
+  char err[256], *body = NULL;
+  int st =
+      adminclient_request(sa, "GET", "/healthz", token, ADMIN_TIMEOUT_MS, &body, err, sizeof(err));
+  if (st < 0) {
+    printf("embargo: not reachable: %s\n", err);
+    return 1;
+  }
+  print_block("liveness:", body);
+  free(body);
+  return st == 200 ? 0 : 1;
+}
+
 static int cli_status(const struct options *o) {
   struct sockaddr_storage addr;
   char token[256], err[256], *ready = NULL, *metrics = NULL, *policy = NULL;
@@ -567,12 +624,14 @@ static int cli_status(const struct options *o) {
   const struct sockaddr *sa = (const struct sockaddr *)&addr;
   if (rc != 0)
     return rc;
+  if (o->live)
+    return status_live(sa, token);
   st = adminclient_request(sa, "GET", "/readyz", token, ADMIN_TIMEOUT_MS, &ready, err, sizeof(err));
   if (st < 0) {
     printf("embargo: not reachable: %s\n", err);
     return 1;
   }
-  printf("readiness:       %s", ready);
+  print_block("readiness:", ready);
   if (adminclient_request(sa, "GET", "/policy", token, ADMIN_TIMEOUT_MS, &policy, err,
                           sizeof(err)) == 200) {
     const char *v = strstr(policy, "\"version\":\""), *t = strstr(policy, "\"loaded_at\":\"");
@@ -580,8 +639,10 @@ static int cli_status(const struct options *o) {
            t != NULL ? t + 13 : "?");
   }
   if (adminclient_request(sa, "GET", "/metrics", token, ADMIN_TIMEOUT_MS, &metrics, err,
-                          sizeof(err)) == 200)
+                          sizeof(err)) == 200) {
     print_figures(metrics);
+    print_lists(metrics);
+  }
   free(ready);
   free(policy);
   free(metrics);

@@ -89,6 +89,7 @@ struct metrics_listener {
 struct metrics_view {
   const struct policy *policy; /* the snapshot in force (borrowed) */
   int64_t policy_loaded_at;
+  int64_t now; /* the policy clock, for the vendor lists' ages */
   size_t nlisteners;
   struct metrics_listener listeners[CONFIG_MAX_LISTEN];
   size_t nworkers;
