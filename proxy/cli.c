@@ -26,6 +26,7 @@
 #include "proxy/report.h"
 #include "proxy/privdrop.h"
 #include "proxy/server.h"
+#include "proxy/upstream.h"
 #include "proxy/workers.h"
 
 #ifndef EMBARGO_VERSION
@@ -271,6 +272,20 @@ static int load_config(const struct options *o, struct config *cfg) {
   return EXIT_USAGE;
 }
 
+/* After the privilege drop: `mark:` needs SO_MARK to work for every dial,
+ * so a process that cannot set it does not start. */
+static int check_mark(const struct config *cfg, char *err, size_t errsize) {
+  int rc;
+  if (cfg->mark == 0 || (rc = upstream_check_mark(cfg->mark)) == 0)
+    return 0;
+  snprintf(err, errsize, "mark: cannot set SO_MARK %u on outgoing connections: %s%s", cfg->mark,
+           uv_strerror(rc),
+           rc == UV_EPERM ? " (needs CAP_NET_ADMIN: start as root, which keeps it for mark:, "
+                            "or grant it to the user Embargo runs as)"
+                          : "");
+  return rc;
+}
+
 static int cmd_run(const struct options *o) {
   struct config cfg;
   struct workers ws;
@@ -290,7 +305,9 @@ static int cmd_run(const struct options *o) {
   uv_loop_init(&loop);
   rc = workers_init(&ws, &loop, &cfg, o->now, reload_config, o, err, sizeof(err));
   if (rc == 0) /* every worker's listeners bound, files open, no worker running yet */
-    rc = privdrop_apply(cfg.user, err, sizeof(err));
+    rc = privdrop_apply(cfg.user, cfg.mark != 0, err, sizeof(err));
+  if (rc == 0)
+    rc = check_mark(&cfg, err, sizeof(err));
   if (rc != 0) {
     fprintf(stderr, "embargo: %s\n", err);
     workers_run(&ws, false);

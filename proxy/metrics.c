@@ -170,9 +170,11 @@ static const struct {
     {METRIC_DNS_BADANSWER, "embargo_dns_queries_total", "status=\"bad_answer\"", NULL},
     {METRIC_DNS_ERROR, "embargo_dns_queries_total", "status=\"error\"", NULL},
     {METRIC_CONNECT_OK, "embargo_upstream_connects_total", "result=\"ok\"",
-     "Connections dialled to destinations, by result."},
+     "Connections dialled to destinations, by result (local_error: failed for a reason of "
+     "this host, such as EPERM, EACCES, EMFILE or EADDRNOTAVAIL)."},
     {METRIC_CONNECT_TIMEOUT, "embargo_upstream_connects_total", "result=\"timeout\"", NULL},
     {METRIC_CONNECT_ERROR, "embargo_upstream_connects_total", "result=\"error\"", NULL},
+    {METRIC_CONNECT_LOCAL, "embargo_upstream_connects_total", "result=\"local_error\"", NULL},
     {METRIC_RELOAD_OK, "embargo_reloads_total", "result=\"success\"",
      "Configuration reloads (SIGHUP or POST /reload), by result."},
     {METRIC_RELOAD_FAILED, "embargo_reloads_total", "result=\"failure\"", NULL},

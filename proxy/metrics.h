@@ -36,6 +36,7 @@ enum metric_counter {
   METRIC_CONNECT_OK, /* upstream dials, by outcome */
   METRIC_CONNECT_TIMEOUT,
   METRIC_CONNECT_ERROR,
+  METRIC_CONNECT_LOCAL, /* failed for a reason of this host (upstream_error_is_local) */
   METRIC_RELOAD_OK,
   METRIC_RELOAD_FAILED,
   METRIC_NCOUNTERS

@@ -13,6 +13,8 @@
 #include "proxy/http1.h"
 #include "proxy/workers.h"
 
+#define LOCAL_DIAL_WINDOW_MS 30000 /* a local dial failure counts this long */
+
 /* Every worker's report, and which workers gave none. */
 struct reports {
   struct server_stats *st;
@@ -86,6 +88,32 @@ static bool resolvers_answering(const struct workers *ws, const struct reports *
   return false;
 }
 
+/* Whether dials work as far as this host is concerned: no dial failed for
+ * a local reason in the last LOCAL_DIAL_WINDOW_MS without one connecting
+ * since. The window lets an instance taken out of service come back. */
+static bool dials_work(const struct workers *ws, const struct reports *r, char *reason,
+                       size_t size) {
+  uint64_t ok = 0, fail = 0, now = uv_hrtime() / 1000000;
+  int why = 0;
+  for (size_t i = 0; i < ws->n; i++) {
+    const struct upstream_health *h = &r->st[i].dial;
+    if (h->last_ok_ms > ok)
+      ok = h->last_ok_ms;
+    if (h->last_local_fail_ms > fail) {
+      fail = h->last_local_fail_ms;
+      why = h->last_local_err;
+    }
+  }
+  if (fail == 0 || fail <= ok || now - fail > LOCAL_DIAL_WINDOW_MS)
+    return true;
+  snprintf(reason, size,
+           "connections to destinations fail for a reason on this host: %s (%s) %llus ago, "
+           "none connected since",
+           uv_strerror(why), uv_err_name(why),
+           (unsigned long long)((now > fail ? now - fail : 0) / 1000));
+  return false;
+}
+
 /* Stale vendor lists: each a warning, or the reason not to be ready. */
 static bool lists_acceptable(const struct workers *ws, char *reason, size_t size,
                              struct obuf *warnings) {
@@ -123,7 +151,8 @@ bool probes_ready(struct workers *ws, char *reason, size_t size, struct obuf *wa
     snprintf(reason, size, "shutting down");
     ready = false;
   } else {
-    ready = loops_work(ws, &r, reason, size) && resolvers_answering(ws, &r, reason, size);
+    ready = loops_work(ws, &r, reason, size) && resolvers_answering(ws, &r, reason, size) &&
+            dials_work(ws, &r, reason, size);
   }
   free(r.st);
   /* Warnings are worth reading whether or not something else is wrong;

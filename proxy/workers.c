@@ -307,11 +307,6 @@ int workers_init(struct workers *ws, uv_loop_t *loop, struct config *cfg, int64_
   if (rc != 0)
     return rc;
   ws->policy_loaded_at = server_shared_now(&ws->shared);
-  if (cfg->mark != 0 && (rc = upstream_check_mark(cfg->mark)) != 0) {
-    snprintf(err, errsize, "mark: cannot set SO_MARK %u on outgoing connections: %s%s", cfg->mark,
-             uv_strerror(rc), rc == UV_EPERM ? " (needs CAP_NET_ADMIN)" : "");
-    return rc;
-  }
   if ((rc = admin_start(ws, err, errsize)) != 0)
     return rc;
   /* The endpoint is not a destination: a request to it through the proxy
