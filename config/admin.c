@@ -16,7 +16,7 @@
 #define COUNT(a) (sizeof(a) / sizeof((a)[0]))
 
 struct admin_spec {
-  const struct ynode *listen, *token_file;
+  const struct ynode *listen, *token_file, *names;
 };
 
 static const struct directive admin_keys[] = {
@@ -24,7 +24,33 @@ static const struct directive admin_keys[] = {
      "\"ip:port\" like 127.0.0.1:9090"},
     {"token_file", load_node, offsetof(struct admin_spec, token_file), 0, 0, false,
      "a file holding the bearer token"},
+    {"names", load_node, offsetof(struct admin_spec, names), 0, 0, false,
+     "host names (or addresses) clients reach the endpoint by, like embargo.example.internal"},
 };
+
+/* Reads admin.names: each a host name or IP address, kept normalised. */
+static int read_names(struct loader *ld, const struct ydoc *d, const struct ynode *n,
+                      const char *path, struct config_admin *a) {
+  char sub[LOAD_PATH_MAX];
+  if (load_list(ld, d, n, path, admin_keys[2].expect) < 0)
+    return EMB_ECONFIG;
+  if (ynode_count(n) > CONFIG_MAX_ADMIN_NAMES)
+    return load_fail(ld, d, n, path, "at most %d names", CONFIG_MAX_ADMIN_NAMES);
+  for (size_t i = 0; i < ynode_count(n); i++) {
+    const struct ynode *item = ynode_item(d, n, i);
+    const char *text = load_text(ld, d, item, load_path_index(sub, path, i), admin_keys[2].expect);
+    struct host h;
+    if (text == NULL)
+      return EMB_ECONFIG;
+    if (host_normalise(text, ynode_len(item), &h) != 0)
+      return load_fail(ld, d, item, sub,
+                       "expected a host name or an IP address without a port, "
+                       "got '%s'",
+                       text);
+    snprintf(a->names[a->nnames++], sizeof(a->names[0]), "%s", h.name);
+  }
+  return 0;
+}
 
 /* Reads the token: the file's content less trailing white space. */
 static int read_token(struct loader *ld, const struct ydoc *d, const struct ynode *n,
@@ -65,13 +91,18 @@ int load_admin(struct loader *ld, const struct ydoc *d, const struct ynode *valu
   memset(a, 0, sizeof(*a));
   if (value == NULL || ynode_kind(value) == YNODE_NULL)
     return 0; /* `admin:` with nothing: off */
-  if ((rc = load_map(ld, d, value, path, admin_keys, 2, &spec)) < 0)
+  if ((rc = load_map(ld, d, value, path, admin_keys, COUNT(admin_keys), &spec)) < 0)
     return rc;
+  if (spec.names != NULL && read_names(ld, d, spec.names, load_path_key(sub, path, "names"), a) < 0)
+    return EMB_ECONFIG;
   if (spec.token_file != NULL &&
       read_token(ld, d, spec.token_file, load_path_key(sub, path, "token_file"), a) < 0)
     return EMB_ECONFIG;
+  if (spec.listen == NULL && (spec.token_file != NULL || spec.names != NULL))
+    return load_fail(ld, d, value, path, "%s needs listen",
+                     spec.token_file != NULL ? "token_file" : "names");
   if (spec.listen == NULL)
-    return spec.token_file != NULL ? load_fail(ld, d, value, path, "token_file needs listen") : 0;
+    return 0;
   const char *text =
       load_text(ld, d, spec.listen, load_path_key(sub, path, "listen"), admin_keys[0].expect);
   if (text == NULL)

@@ -3,14 +3,19 @@
  * their loops when a page needs them. */
 #include "proxy/admin.h"
 
+#include <netinet/in.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <uv.h>
 
+#include "config/config.h"
+#include "filters/normalise.h"
 #include "filters/policy.h"
 #include "filters/timefmt.h"
+#include "proxy/admingate.h"
 #include "proxy/freshness.h"
 #include "proxy/http1.h"
 #include "proxy/log.h"
@@ -19,15 +24,16 @@
 #include "proxy/server.h"
 #include "proxy/workers.h"
 
-#define ADMIN_MAX_HEAD   8192
-#define ADMIN_MAX_CONNS  64
-#define ADMIN_TIMEOUT_MS 10000 /* a whole request must arrive in this time */
-#define ADMIN_LINGER_MS  2000  /* after the response: wait for the client's FIN */
+#define ADMIN_MAX_HEAD       8192
+#define ADMIN_MAX_CONNS      64
+#define ADMIN_MAX_PER_CLIENT 8    /* connections of one client address */
+#define ADMIN_HEAD_MS        3000 /* a request head must arrive in this time */
+#define ADMIN_LINGER_MS      2000 /* after the response: wait for the client's FIN */
 
 struct admin_conn;
 
 struct admin {
-  struct workers *ws;         /* borrowed: the process (main thread) */
+  struct workers *ws; /* borrowed: the process (main thread) */
   uv_tcp_t tcp;
   struct sockaddr_storage addr;
   struct admin_conn *conns;
@@ -46,7 +52,8 @@ struct admin_conn {
   uv_write_t write;
   struct obuf out; /* the response, alive until the write callback */
   struct http1 *req;
-  struct http_head *head; /* set by on_head; the parser's */
+  struct http_head *head;              /* set by on_head; the parser's */
+  struct sockaddr_storage peer, local; /* the client's address, and the endpoint's it reached */
   int handles;
   bool answered;
   bool closing;
@@ -257,6 +264,30 @@ static bool authorised(const struct admin_conn *ac, const struct http_head *h) {
                      strlen(token));
 }
 
+/* Answers a request the gate refuses (proxy/admingate.c); true if it did. */
+static bool gate_refuses(struct admin_conn *ac, const struct http_head *h) {
+  switch (
+      admingate_check(h, (const struct sockaddr *)&ac->local, &ac->adm->ws->shared.cfg->admin)) {
+  case ADMINGATE_OK: return false;
+  case ADMINGATE_NO_HOST:
+    respond_text(ac, 400, "Bad Request", NULL, "a Host header is required\n");
+    break;
+  case ADMINGATE_FOREIGN_HOST:
+    respond_text(ac, 421, "Misdirected Request", NULL,
+                 "Host does not name this endpoint: use its address, localhost on loopback, or "
+                 "a name listed in admin.names\n");
+    break;
+  case ADMINGATE_FOREIGN_ORIGIN:
+    respond_text(ac, 403, "Forbidden", NULL, "requests from another origin are refused\n");
+    break;
+  case ADMINGATE_SIMPLE_POST:
+    respond_text(ac, 415, "Unsupported Media Type", NULL,
+                 "POST needs Content-Type: application/json\n");
+    break;
+  }
+  return true;
+}
+
 static void do_reload(struct admin_conn *ac) {
   char err[700];
   struct obuf body = {0};
@@ -332,6 +363,8 @@ static void handle_request(struct admin_conn *ac) {
   if (q != NULL)
     n = (size_t)(q - target);
   snprintf(path, sizeof(path), "%.*s", (int)(n < sizeof(path) ? n : sizeof(path) - 1), target);
+  if (gate_refuses(ac, h))
+    return;
   if (!authorised(ac, h)) {
     respond_text(ac, 401, "Unauthorized", "WWW-Authenticate: Bearer realm=\"embargo\"\r\n",
                  "a bearer token is required\n");
@@ -390,9 +423,59 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
     handle_request(ac);
 }
 
+static bool same_client(const struct sockaddr_storage *a, const struct sockaddr_storage *b) {
+  if (a->ss_family != b->ss_family)
+    return false;
+  if (a->ss_family == AF_INET)
+    return ((const struct sockaddr_in *)a)->sin_addr.s_addr ==
+           ((const struct sockaddr_in *)b)->sin_addr.s_addr;
+  return memcmp(&((const struct sockaddr_in6 *)a)->sin6_addr,
+                &((const struct sockaddr_in6 *)b)->sin6_addr, 16) == 0;
+}
+
+/* The oldest connection other than FRESH still waiting for its request
+ * (of FRESH's client only, with SAME_CLIENT), or NULL; *COUNT receives how
+ * many connections (waiting or not) that client has besides FRESH. The
+ * list is newest first. */
+static struct admin_conn *oldest_waiting(struct admin *a, const struct admin_conn *fresh,
+                                         bool same_client_only, size_t *count) {
+  struct admin_conn *oldest = NULL;
+  *count = 0;
+  for (struct admin_conn *c = a->conns; c != NULL; c = c->next) {
+    if (c == fresh || (same_client_only && !same_client(&c->peer, &fresh->peer)))
+      continue;
+    (*count)++;
+    if (!c->answered)
+      oldest = c;
+  }
+  return oldest;
+}
+
+/* Makes room for FRESH (already counted): beyond ADMIN_MAX_PER_CLIENT
+ * connections of its client, or ADMIN_MAX_CONNS in all, the oldest one
+ * still waiting for its request is closed, so a probe always gets in
+ * while idle sockets cannot hold the endpoint. False when nothing could
+ * be closed (every other connection is being answered): FRESH must go. */
+static bool make_room(struct admin *a, struct admin_conn *fresh) {
+  size_t count;
+  struct admin_conn *victim = oldest_waiting(a, fresh, true, &count);
+  if (count >= ADMIN_MAX_PER_CLIENT) {
+    if (victim == NULL)
+      return false;
+    conn_end(victim);
+  }
+  if (a->nconns > ADMIN_MAX_CONNS) {
+    if ((victim = oldest_waiting(a, fresh, false, &count)) == NULL)
+      return false;
+    conn_end(victim);
+  }
+  return true;
+}
+
 static void on_connection(uv_stream_t *s, int status) {
   struct admin *a = s->data;
   struct admin_conn *ac;
+  int len = sizeof(ac->peer);
   if (status < 0 || a->closing)
     return;
   if ((ac = calloc(1, sizeof(*ac))) == NULL ||
@@ -411,11 +494,15 @@ static void on_connection(uv_stream_t *s, int status) {
     a->conns->prev = ac;
   a->conns = ac;
   a->nconns++;
-  if (uv_accept(s, (uv_stream_t *)&ac->tcp) != 0 || a->nconns > ADMIN_MAX_CONNS) {
+  if (uv_accept(s, (uv_stream_t *)&ac->tcp) != 0 ||
+      uv_tcp_getpeername(&ac->tcp, (struct sockaddr *)&ac->peer, &len) != 0 ||
+      (len = sizeof(ac->local),
+       uv_tcp_getsockname(&ac->tcp, (struct sockaddr *)&ac->local, &len)) != 0 ||
+      !make_room(a, ac)) {
     conn_end(ac);
     return;
   }
-  uv_timer_start(&ac->timer, on_timeout, ADMIN_TIMEOUT_MS, 0);
+  uv_timer_start(&ac->timer, on_timeout, ADMIN_HEAD_MS, 0);
   uv_read_start((uv_stream_t *)&ac->tcp, on_alloc, on_read);
 }
 

@@ -1,9 +1,11 @@
 /* The admin endpoint: a small HTTP/1.1 server on the main thread's loop, on its
- * own listener (admin.listen), one request per connection, bounded and
- * timed out. Paths: GET /healthz (liveness), /readyz (readiness: see
- * proxy/probes.c), /metrics, /policy; POST /reload.
- * With admin.token_file set, every request needs "Authorization: Bearer
- * TOKEN" (401 otherwise). */
+ * own listener (admin.listen), one request per connection, its head within
+ * 3 s, at most 8 connections per client address and 64 in all (beyond
+ * either, the oldest connection still waiting for its request is closed,
+ * so a probe always gets in). Paths: GET /healthz (liveness), /readyz
+ * (readiness), /metrics, /policy; POST /reload. Requests a web page could
+ * make are refused (proxy/admingate.c). With admin.token_file set, every
+ * request needs "Authorization: Bearer TOKEN" (401 otherwise). */
 #ifndef EMBARGO_PROXY_ADMIN_H
 #define EMBARGO_PROXY_ADMIN_H
 

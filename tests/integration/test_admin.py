@@ -19,12 +19,19 @@ from harness import EmbargoTestCase, RawClient, free_port, http_get
 PROMTOOL = shutil.which("promtool")
 
 
-def admin_get(port, path, method="GET", token=None, timeout=10):
-    """One request to the admin endpoint; returns (status, headers text, body bytes)."""
-    lines = ["%s %s HTTP/1.1" % (method, path), "Host: 127.0.0.1", "Connection: close",
-             "Content-Length: 0"]
+def admin_get(port, path, method="GET", token=None, timeout=10, headers=None):
+    """One request to the admin endpoint; returns (status, headers text, body bytes).
+    HEADERS (name: value; None leaves a field out) replace the defaults: Host
+    127.0.0.1:PORT and, for a POST, Content-Type: application/json (the
+    endpoint refuses the types a web page could send)."""
+    fields = {"Host": "127.0.0.1:%d" % port, "Connection": "close", "Content-Length": "0"}
+    if method == "POST":
+        fields["Content-Type"] = "application/json"
     if token is not None:
-        lines.append("Authorization: Bearer " + token)
+        fields["Authorization"] = "Bearer " + token
+    fields.update(headers or {})
+    lines = ["%s %s HTTP/1.1" % (method, path)]
+    lines += ["%s: %s" % (k, v) for k, v in fields.items() if v is not None]
     with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
         s.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
         data = b""

@@ -1,5 +1,5 @@
-/* Config keys for running unattended: admin.listen and admin.token_file,
- * readiness.stale_lists,
+/* Config keys for running unattended: admin.listen, admin.token_file and
+ * admin.names, readiness.stale_lists,
  * timeouts.shutdown_grace, log_buffer, a vendor list's reviewed and
  * max_age, and the snapshot's sources and version. */
 #define _POSIX_C_SOURCE 200809L
@@ -67,6 +67,26 @@ Test(config_admin, short_token_is_refused) {
 Test(config_admin, admin_on_a_proxy_port_is_refused) {
   expect_error("listen: [0.0.0.0:3128]\nadmin: {listen: 127.0.0.1:3128}\n",
                "@/main.yaml:2:17: admin.listen: 127.0.0.1:3128 is the proxy listener 0.0.0.0:3128");
+}
+
+Test(config_admin, names_are_kept_normalised) {
+  cr_assert_eq(load("admin:\n  listen: 127.0.0.1:9090\n  names: [Embargo.Example.Internal., "
+                    "\"::1\", 10.0.0.7]\n"),
+               0, "%s", err);
+  cr_assert_eq(cfg.admin.nnames, 3);
+  cr_expect_str_eq(cfg.admin.names[0], "embargo.example.internal");
+  cr_expect_str_eq(cfg.admin.names[1], "::1");
+  cr_expect_str_eq(cfg.admin.names[2], "10.0.0.7");
+}
+
+Test(config_admin, a_name_with_a_port_is_refused) {
+  expect_error("admin:\n  listen: 127.0.0.1:9090\n  names: [embargo.example:9090]\n",
+               "@/main.yaml:3:11: admin.names[0]: expected a host name or an IP address without a "
+               "port, got 'embargo.example:9090'");
+}
+
+Test(config_admin, names_need_listen) {
+  expect_error("admin:\n  names: [embargo.example]\n", "@/main.yaml:2:3: admin: names needs listen");
 }
 
 Test(config_admin, stale_lists_default_to_a_warning) {
