@@ -272,6 +272,53 @@ static int load_config(const struct options *o, struct config *cfg) {
   return EXIT_USAGE;
 }
 
+/* ---- files a reload reads as the runtime user ------------------------------ */
+
+#define RELOAD_FILES_MAX 64
+
+/* The files a reload reads again: the configuration and the vendor lists
+ * (the policy's sources), the token file and the block-page CA. */
+struct reload_files {
+  const char *path[RELOAD_FILES_MAX];
+  size_t n;
+  char ca[2][sizeof(((struct config *)0)->certs.ca_dir) + 16];
+};
+
+static void reload_files_of(const struct config *cfg, struct reload_files *rf) {
+  const struct policy *p = cfg->policy;
+  rf->n = 0;
+  for (size_t i = 0; i < policy_source_count(p) && rf->n < RELOAD_FILES_MAX - 3; i++) {
+    const char *name = policy_source_at(p, i)->name;
+    if (strncmp(name, "builtin:", 8) != 0)
+      rf->path[rf->n++] = name;
+  }
+  if (cfg->admin.token_file[0] != '\0')
+    rf->path[rf->n++] = cfg->admin.token_file;
+  if (cfg->certs.ca_dir[0] != '\0') {
+    snprintf(rf->ca[0], sizeof(rf->ca[0]), "%s/%s", cfg->certs.ca_dir, CA_KEY_FILE);
+    snprintf(rf->ca[1], sizeof(rf->ca[1]), "%s/%s", cfg->certs.ca_dir, CA_CERT_FILE);
+    rf->path[rf->n++] = rf->ca[0];
+    rf->path[rf->n++] = rf->ca[1];
+  }
+}
+
+static void warn_diag(void *arg, const char *msg) {
+  (void)arg;
+  log_diag(LOG_WARN, 0, "%s", msg);
+}
+
+static void warn_stderr(void *arg, const char *msg) {
+  (void)arg;
+  fprintf(stderr, "embargo: warning: %s\n", msg);
+}
+
+/* Warns about each file a reload reads that CFG's `user` will not read. */
+static void warn_unreadable(const struct config *cfg, privdrop_warn_fn warn) {
+  struct reload_files rf;
+  reload_files_of(cfg, &rf);
+  privdrop_warn_unreadable(cfg->user, rf.path, rf.n, warn, NULL);
+}
+
 /* After the privilege drop: `mark:` needs SO_MARK to work for every dial,
  * so a process that cannot set it does not start. */
 static int check_mark(const struct config *cfg, char *err, size_t errsize) {
@@ -304,6 +351,8 @@ static int cmd_run(const struct options *o) {
   signal(SIGPIPE, SIG_IGN);
   uv_loop_init(&loop);
   rc = workers_init(&ws, &loop, &cfg, o->now, reload_config, o, err, sizeof(err));
+  if (rc == 0 && geteuid() == 0)
+    warn_unreadable(&cfg, warn_diag);
   if (rc == 0) /* every worker's listeners bound, files open, no worker running yet */
     rc = privdrop_apply(cfg.user, cfg.mark != 0, err, sizeof(err));
   if (rc == 0)
@@ -393,6 +442,8 @@ static int cmd_config(int argc, char **argv) {
   }
   printf("%s: OK\n", argv[1]);
   config_print_summary(&cfg, stdout);
+  fflush(stdout);
+  warn_unreadable(&cfg, warn_stderr);
   config_free(&cfg);
   return 0;
 }

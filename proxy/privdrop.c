@@ -1,15 +1,19 @@
 /* Switching from root to the configured user once listeners are bound,
- * keeping only the capabilities the configuration needs. */
+ * keeping only the capabilities the configuration needs, and telling
+ * beforehand which files that user will not be able to read. */
 #include "proxy/privdrop.h"
 
 #include <errno.h>
 #include <grp.h>
+#include <limits.h>
 #include <linux/capability.h>
 #include <pwd.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -112,4 +116,83 @@ int privdrop_apply(const char *user, bool keep_net_admin, char *err, size_t errs
            keep != 0 ? "keeping CAP_NET_ADMIN (for mark:, SO_MARK) and no other capability"
                      : "no capabilities");
   return 0;
+}
+
+/* ---- what the runtime user can read ---------------------------------------- */
+
+/* Whether UID/GID get BIT (4 read, 1 search) on ST by its mode: the owner's
+ * bits for the owner, the group's for the group, the others' otherwise, as
+ * the kernel decides without ACLs. */
+static bool mode_allows(const struct stat *st, uid_t uid, gid_t gid, unsigned bit) {
+  if (st->st_uid == uid)
+    return (st->st_mode & (bit << 6)) != 0;
+  if (st->st_gid == gid)
+    return (st->st_mode & (bit << 3)) != 0;
+  return (st->st_mode & bit) != 0;
+}
+
+/* Checks every directory on the way to the absolute path ABS and ABS
+ * itself. Returns true when UID/GID may read it; otherwise WHY says what
+ * stops it. A path that does not exist is not this check's business. */
+static bool path_readable(const char *abs, uid_t uid, gid_t gid, char *why, size_t whysize) {
+  char buf[PATH_MAX];
+  struct stat st;
+  size_t len = strlen(abs);
+  if (len >= sizeof(buf))
+    return true;
+  memcpy(buf, abs, len + 1);
+  for (size_t i = 1; i <= len; i++) {
+    if (buf[i] != '/' && buf[i] != '\0')
+      continue;
+    char saved = buf[i];
+    buf[i] = '\0';
+    bool last = i == len, ok = true;
+    if (stat(buf, &st) == 0) {
+      ok = last ? mode_allows(&st, uid, gid, 4)
+                : !S_ISDIR(st.st_mode) || mode_allows(&st, uid, gid, 1);
+      if (!ok)
+        snprintf(why, whysize, "%s %s (mode %04o, owner %u:%u)",
+                 last ? "no read permission on" : "no search permission on directory", buf,
+                 (unsigned)(st.st_mode & 07777), (unsigned)st.st_uid, (unsigned)st.st_gid);
+    }
+    buf[i] = saved;
+    if (!ok)
+      return false;
+  }
+  return true;
+}
+
+/* PATH made absolute (from the working directory) into BUF. */
+static const char *absolute(const char *path, char *buf, size_t size) {
+  char cwd[PATH_MAX];
+  if (path[0] == '/' || getcwd(cwd, sizeof(cwd)) == NULL)
+    return path;
+  snprintf(buf, size, "%s/%s", cwd, path);
+  return buf;
+}
+
+size_t privdrop_warn_unreadable(const char *user, const char *const *files, size_t n,
+                                privdrop_warn_fn warn, void *arg) {
+  const struct passwd *pw = user != NULL && user[0] != '\0' ? getpwnam(user) : NULL;
+  char abs[PATH_MAX + 256], real[PATH_MAX], why[PATH_MAX + 128], msg[3 * PATH_MAX];
+  size_t warned = 0;
+  if (pw == NULL || pw->pw_uid == 0)
+    return 0; /* an unknown user stops the start anyway; root reads everything */
+  for (size_t i = 0; i < n; i++) {
+    const char *path = absolute(files[i], abs, sizeof(abs));
+    /* The path as written, then as resolved: a symbolic link on the way
+     * needs both. */
+    bool ok = path_readable(path, pw->pw_uid, pw->pw_gid, why, sizeof(why));
+    if (ok && realpath(path, real) != NULL && strcmp(real, path) != 0)
+      ok = path_readable(real, pw->pw_uid, pw->pw_gid, why, sizeof(why));
+    if (ok)
+      continue;
+    snprintf(msg, sizeof(msg),
+             "%s will not be readable by user %s (uid %u, gid %u) once Embargo started as root "
+             "runs as it, so a reload would fail: %s",
+             files[i], pw->pw_name, (unsigned)pw->pw_uid, (unsigned)pw->pw_gid, why);
+    warn(arg, msg);
+    warned++;
+  }
+  return warned;
 }

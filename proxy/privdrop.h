@@ -20,4 +20,17 @@
  * every capability). Returns 0 or a negative code with the reason in ERR. */
 int privdrop_apply(const char *user, bool keep_net_admin, char *err, size_t errsize);
 
+/* Called with one message naming a file and the user. */
+typedef void (*privdrop_warn_fn)(void *arg, const char *msg);
+
+/* For each of the N paths in FILES that USER (an account other than root;
+ * for root or an unknown user nothing is checked) could not read, judged by
+ * the mode bits of the file and of every directory on the way with the
+ * user's uid and primary group (what privdrop_apply leaves; ACLs are not
+ * read), calls WARN with a message naming the file, the user and what stops
+ * it. A reload reads the configuration, the vendor lists, the token file
+ * and the CA as that user. Returns the number of warnings. */
+size_t privdrop_warn_unreadable(const char *user, const char *const *files, size_t n,
+                                privdrop_warn_fn warn, void *arg);
+
 #endif

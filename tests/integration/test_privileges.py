@@ -1,4 +1,5 @@
-"""What Embargo keeps when started as root and running as its `user:`.
+"""What Embargo keeps, and warns about, when started as root and running as
+its `user:`.
 
 - Defect 2: `mark:` with the privilege drop broke every dial. The SO_MARK
   check ran as root, then the drop to `nobody` lost CAP_NET_ADMIN and every
@@ -8,6 +9,9 @@
   that fail for a reason of this host are counted
   (embargo_upstream_connects_total{result="local_error"}) and make /readyz
   unready while they last.
+- Defect 8: a reload reads files as the runtime user, and nothing said so
+  before it failed. Now the start (as root) and `embargo config check`
+  warn about every config, list, token or CA file that user cannot read.
 
 Needs root (the privilege drop happens only when started as root; the
 local-failure test also makes a network namespace); reported skipped
@@ -248,6 +252,73 @@ class LocalDialFailures(unittest.TestCase):
         self.assertEqual(self.curl("http://127.0.0.1:%d/" % self.origin_port), "200")
         st, body = self.admin("/readyz")
         self.assertEqual((st, body), (200, "ready\n"))
+
+
+class ReadabilityWarnings(unittest.TestCase):
+    """Defect 8: a reload reads files as the runtime user. A config in a
+    0700 directory was read at start (as root) and the first reload failed
+    ("cannot read: Permission denied") with no warning before."""
+
+    def setUp(self):
+        needs_root()
+        self.tmp = tempfile.mkdtemp(prefix="embargo-read-")
+        self.addCleanup(shutil.rmtree, self.tmp, True)
+        os.chmod(self.tmp, 0o755)
+        self.private = os.path.join(self.tmp, "private")
+        os.mkdir(self.private, 0o700)
+        with open(os.path.join(self.private, "acme.yaml"), "w") as f:
+            f.write("vendor: acme\ncategories:\n  updates:\n    cutoff: 2024-07-01T00:00:00Z\n"
+                    "    hosts: [upd.acme.test]\n")
+        with open(os.path.join(self.private, "token"), "w") as f:
+            f.write("0123456789abcdef0123\n")
+        os.chmod(os.path.join(self.private, "token"), 0o600)
+        self.admin_port = free_port()
+        self.config = os.path.join(self.private, "embargo.yaml")
+        with open(self.config, "w") as f:
+            f.write("vendors: [{builtin: kaspersky}, {file: acme.yaml}]\n"
+                    "admin: {listen: 127.0.0.1:%d, token_file: token}\n" % self.admin_port)
+
+    def expected(self, text):
+        """The files and why, in TEXT: the config, the list and the token
+        behind the 0700 directory."""
+        for name in ("embargo.yaml", "acme.yaml", "token"):
+            self.assertIn("%s will not be readable by user nobody (uid %d, gid %d) once Embargo "
+                          "started as root runs as it, so a reload would fail: no search "
+                          "permission on directory %s (mode 0700, owner 0:0)"
+                          % (os.path.join(self.private, name), pwd.getpwnam("nobody").pw_uid,
+                             pwd.getpwnam("nobody").pw_gid, self.private), text)
+
+    def test_config_check_names_the_files_and_the_user(self):
+        p = subprocess.run([harness.BINARY, "config", "check", self.config],
+                           stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, timeout=60)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.expected(p.stderr.decode())
+        # Made readable, only the token (0600, root's) is left.
+        os.chmod(self.private, 0o755)
+        p = subprocess.run([harness.BINARY, "config", "check", self.config],
+                           stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, timeout=60)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertEqual(p.stderr.decode().strip().splitlines(), [
+            "embargo: warning: %s will not be readable by user nobody (uid %d, gid %d) once "
+            "Embargo started as root runs as it, so a reload would fail: no read permission on "
+            "%s (mode 0600, owner 0:0)" % (os.path.join(self.private, "token"),
+                                           pwd.getpwnam("nobody").pw_uid,
+                                           pwd.getpwnam("nobody").pw_gid,
+                                           os.path.join(self.private, "token"))])
+
+    def test_start_as_root_warns_before_the_drop_and_the_reload_fails_as_said(self):
+        e = Embargo(self.tmp, "", free_port())
+        e.config_path = self.config  # the private one, not the harness's
+        e.start()
+        self.addCleanup(e.check_clean_exit)
+        text = e.wait_stderr("running as user nobody")
+        self.expected(text.split("running as user nobody")[0])
+        st, _, body = admin_get(self.admin_port, "/reload", method="POST",
+                                token="0123456789abcdef0123")
+        self.assertEqual(st, 422, body)
+        self.assertIn(b"cannot read: Permission denied", body)
 
 
 if __name__ == "__main__":
