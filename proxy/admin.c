@@ -319,7 +319,8 @@ static void page_readyz(struct admin_conn *ac) {
     obuf_add(&body, "ready\n", 6);
   else
     obuf_printf(&body, "not ready: %s\n", reason);
-  obuf_add(&body, warnings.data, warnings.len);
+  if (warnings.len > 0)
+    obuf_add(&body, warnings.data, warnings.len);
   respond(ac, ready ? 200 : 503, ready ? "OK" : "Service Unavailable", "text/plain; charset=utf-8",
           NULL, &body);
   obuf_free(&warnings);
