@@ -4,8 +4,8 @@
  * max_age, and the snapshot's sources and version. */
 #define _POSIX_C_SOURCE 200809L
 
-#include <criterion/criterion.h>
 #include <arpa/inet.h>
+#include <criterion/criterion.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -86,7 +86,8 @@ Test(config_admin, a_name_with_a_port_is_refused) {
 }
 
 Test(config_admin, names_need_listen) {
-  expect_error("admin:\n  names: [embargo.example]\n", "@/main.yaml:2:3: admin: names needs listen");
+  expect_error("admin:\n  names: [embargo.example]\n",
+               "@/main.yaml:2:3: admin: names needs listen");
 }
 
 Test(config_admin, stale_lists_default_to_a_warning) {
