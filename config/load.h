@@ -110,9 +110,13 @@ int load_note_source(struct loader *ld, const char *name, const char *data, size
 /* Sets the snapshot's version from its sources' digests (sources.c). */
 int load_set_version(struct loader *ld);
 
-/* The `admin` mapping (admin.c): listen, token_file. */
+/* The `admin` mapping (admin.c): listen, token_file, names. */
 int load_admin(struct loader *ld, const struct ydoc *d, const struct ynode *value,
                const char *path, void *target, const struct directive *dir);
+
+/* The `readiness` mapping (admin.c): stale_lists. */
+int load_readiness(struct loader *ld, const struct ydoc *d, const struct ynode *value,
+                   const char *path, void *target, const struct directive *dir);
 
 /* Checks the admin settings against the rest once every document is
  * applied: not on a proxy listener's address, a token beyond loopback. */
