@@ -177,20 +177,45 @@ static void print_vendor(const struct policy *p, const struct vendor *v, FILE *f
     print_time(f, v->reviewed + (int64_t)v->max_age);
     fputc('\n', f);
   }
-  for (size_t i = 0; i < v->ncategories; i++) {
-    const struct category *c = &v->categories[i];
-    fprintf(f, "    %-14s cutoff ", c->name);
-    print_time(f, c->cutoff);
-    fprintf(f, "  before: %s, after: %s, %zu host patterns", action_name(c->before),
-            action_name(c->after), rules_in(p, c, RULE_HOST));
-    if (rules_in(p, c, RULE_NETWORK) > 0)
-      fprintf(f, ", %zu networks", rules_in(p, c, RULE_NETWORK));
-    if (rules_in(p, c, RULE_JA4) > 0)
-      fprintf(f, ", %zu JA4 fingerprints", rules_in(p, c, RULE_JA4));
-    if (c->deny_with != DENY_WITH_DEFAULT)
-      fprintf(f, ", deny with %s", c->deny_with == DENY_WITH_PAGE ? "page" : "alert");
-    fputc('\n', f);
-  }
+  for (size_t i = 0; i < v->ncategories; i++)
+    config_print_category(p, &v->categories[i], "    ", f);
+  if (v->nleft_out > 0)
+    fprintf(f, "    left out:      %zu names of public lists, each with its reason (embargo "
+               "config show %s)\n",
+            v->nleft_out, v->id);
+}
+
+/* Who set an action, after it: "" for the list, " (preset us-federal)",
+ * " (override at FILE:LINE:COL)". */
+static void print_from(const struct category *c, enum action_from from, FILE *f) {
+  if (from == ACTION_FROM_PRESET)
+    fprintf(f, " (preset %s)", c->preset);
+  else if (from == ACTION_FROM_OVERRIDE)
+    fprintf(f, " (override at %s:%u:%u)", c->override_where.file, c->override_where.line,
+            c->override_where.col);
+}
+
+void config_print_category(const struct policy *p, const struct category *c,
+                           const char *indent, void *file) {
+  FILE *f = file;
+  fprintf(f, "%s%-14s cutoff ", indent, c->name);
+  print_time(f, c->cutoff);
+  fprintf(f, "  before: %s", action_name(c->before));
+  print_from(c, c->before_from, f);
+  fprintf(f, ", after: %s", action_name(c->after));
+  print_from(c, c->after_from, f);
+  fprintf(f, ", %zu host patterns", rules_in(p, c, RULE_HOST));
+  if (rules_in(p, c, RULE_NETWORK) > 0)
+    fprintf(f, ", %zu networks", rules_in(p, c, RULE_NETWORK));
+  if (rules_in(p, c, RULE_JA4) > 0)
+    fprintf(f, ", %zu JA4 fingerprints", rules_in(p, c, RULE_JA4));
+  if (rules_in(p, c, RULE_PATH) > 0)
+    fprintf(f, ", %zu path patterns", rules_in(p, c, RULE_PATH));
+  if (c->deny_with != DENY_WITH_DEFAULT)
+    fprintf(f, ", deny with %s", c->deny_with == DENY_WITH_PAGE ? "page" : "alert");
+  fputc('\n', f);
+  if (c->preset != NULL && c->basis != NULL)
+    fprintf(f, "%s  %-14s preset %s: %s\n", indent, "", c->preset, c->basis);
 }
 
 static void print_exceptions(const struct policy *p, FILE *f) {
@@ -215,9 +240,11 @@ void config_print_summary(const struct config *cfg, void *file) {
   print_tls(&cfg->tls, f);
   print_certs(&cfg->certs, f);
   print_dns(cfg, f);
-  fprintf(f, "Vendors:        %zu, %zu host patterns, %zu networks, %zu JA4 in all\n",
+  fprintf(f, "Profile:        %s\n", policy_profile(p));
+  fprintf(f, "Vendors:        %zu, %zu host patterns, %zu networks, %zu JA4, %zu path patterns "
+             "in all\n",
           policy_vendor_count(p), policy_host_count(p), policy_network_count(p),
-          policy_ja4_count(p));
+          policy_ja4_count(p), policy_path_count(p));
   for (size_t i = 0; i < policy_vendor_count(p); i++)
     print_vendor(p, policy_vendor_at(p, i), f);
   print_exceptions(p, f);
