@@ -100,6 +100,9 @@ int load_parse_uint(const char *text, uint64_t min, uint64_t max, uint64_t *out)
  * (-EFBIG past LOAD_FILE_MAX). */
 int load_read_file(const char *path, char **data, size_t *len);
 
+/* Loads every built-in vendor list, in the order built in (vendors.c). */
+int load_builtin_lists(struct loader *ld);
+
 /* Builds cfg->policy from ld->vendors and ld->exceptions (vendors.c). */
 int load_policy(struct loader *ld);
 

@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <inttypes.h>
 #include <stdio.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "certs/ca.h"
@@ -273,4 +274,55 @@ size_t config_workers(const struct config *cfg) {
 uint64_t config_memory_bound(const struct config *cfg) {
   return (uint64_t)cfg->limits.max_connections * config_connection_memory(cfg) +
          cfg->dns.cache_memory;
+}
+
+/* Whether CFG loads the built-in list of V (by id, from the binary). */
+static const struct vendor *loaded_builtin(const struct config *cfg, const struct vendor *v) {
+  const struct vendor *mine = policy_find_vendor(cfg->policy, v->id);
+  return mine != NULL && strcmp(mine->where.file, v->where.file) == 0 ? mine : NULL;
+}
+
+static void print_entry(const struct policy *p, const struct vendor *v, bool loaded, FILE *f) {
+  fprintf(f, "#\n# %s: %s (%s)\n", v->id, v->name,
+          loaded ? "loaded" : "not loaded: name it under `vendors:` to load it");
+  if (v->reference != NULL)
+    fprintf(f, "#   reference: %s\n", v->reference);
+  if (v->reviewed != 0) {
+    fprintf(f, "#   reviewed:  ");
+    print_time(f, v->reviewed);
+    if (v->max_age != 0) {
+      fprintf(f, ", stale from ");
+      print_time(f, v->reviewed + (int64_t)v->max_age);
+    }
+    fputc('\n', f);
+  }
+  for (size_t i = 0; i < v->ncategories; i++)
+    config_print_category(p, &v->categories[i], "#     ", f);
+  if (v->nleft_out > 0)
+    fprintf(f, "#   left out:  %zu names of public domain lists, each with its reason\n",
+            v->nleft_out);
+}
+
+int config_print_catalogue(const struct config *cfg, void *file) {
+  FILE *f = file;
+  struct policy *cat = NULL;
+  char err[512];
+  int rc = config_load_catalogue(cfg->profile, &cat, err, sizeof(err));
+  if (rc < 0) {
+    fprintf(stderr, "embargo: %s\n", err);
+    return rc;
+  }
+  fprintf(f, "\n# ---- Built-in vendor lists, as profile %s sets them ----\n"
+             "# `embargo config show NAME` prints one with the source of every entry;\n"
+             "# `embargo --config FILE config show` shows them as FILE sets them.\n"
+             "# Profiles:\n",
+          cfg->profile);
+  for (size_t i = 0; i < config_profile_count(); i++)
+    fprintf(f, "#   %-14s %s\n", config_profile_name(i), config_profile_summary(i));
+  for (size_t i = 0; i < policy_vendor_count(cat); i++) {
+    const struct vendor *v = policy_vendor_at(cat, i), *mine = loaded_builtin(cfg, v);
+    print_entry(mine != NULL ? cfg->policy : cat, mine != NULL ? mine : v, mine != NULL, f);
+  }
+  policy_unref(cat);
+  return 0;
 }

@@ -754,6 +754,10 @@ static int load_profile_lists(struct loader *ld) {
     }
     return 0;
   }
+  return load_builtin_lists(ld);
+}
+
+int load_builtin_lists(struct loader *ld) {
   size_t plen = strlen(VENDOR_DIR), elen = strlen(VENDOR_EXT);
   for (const struct embedded_file *f = embedded_files; f->path != NULL; f++) {
     size_t len = strlen(f->path);
