@@ -412,6 +412,43 @@ static int cmd_config(const struct options *o, int argc, char **argv) {
   return 0;
 }
 
+/* Adds the vendors of P not in INFO yet to INFO (at most MAX). */
+static size_t add_vendor_info(const struct policy *p, struct report_vendor_info *info, size_t n,
+                              size_t max) {
+  for (size_t i = 0; p != NULL && i < policy_vendor_count(p) && n < max; i++) {
+    const struct vendor *v = policy_vendor_at(p, i);
+    size_t k = 0;
+    while (k < n && strcmp(info[k].id, v->id) != 0)
+      k++;
+    if (k == n)
+      info[n++] = (struct report_vendor_info){v->id, v->name, v->reference};
+  }
+  return n;
+}
+
+/* `report`: the legal basis of each vendor comes from the configuration's
+ * lists (--config), then the built-in ones. */
+static int cmd_report(const struct options *o, int argc, char **argv) {
+  struct report_vendor_info info[256];
+  struct policy *catalogue = NULL;
+  struct config cfg;
+  char err[512];
+  size_t n = 0;
+  int rc;
+
+  memset(&cfg, 0, sizeof(cfg));
+  if (o->config != NULL && (rc = load_config(o, &cfg)) != 0)
+    return rc;
+  n = add_vendor_info(cfg.policy, info, n, sizeof(info) / sizeof(info[0]));
+  if (config_load_catalogue(NULL, &catalogue, err, sizeof(err)) != 0)
+    fprintf(stderr, "embargo: report: built-in lists: %s\n", err);
+  n = add_vendor_info(catalogue, info, n, sizeof(info) / sizeof(info[0]));
+  rc = report_main(argc, argv, info, n);
+  policy_unref(catalogue);
+  config_free(&cfg);
+  return rc;
+}
+
 /* `ca init --dir DIR [--subject SITE] [--permit DOMAIN]... [--days N]`. */
 static int cmd_ca_init(int argc, char **argv) {
   static const struct option longopts[] = {
@@ -645,7 +682,7 @@ int cli_main(int argc, char **argv) {
   if (strcmp(cmd, "ca") == 0)
     return cmd_ca(argc - optind, argv + optind);
   if (strcmp(cmd, "report") == 0)
-    return report_main(argc - optind + 1, argv + optind - 1);
+    return cmd_report(&o, argc - optind + 1, argv + optind - 1);
   if (strcmp(cmd, "reload") == 0 || strcmp(cmd, "status") == 0) {
     int first = optind - 1;
     if ((rc = parse_options(argc - first, argv + first, &o)) != 0)

@@ -91,7 +91,7 @@ static int get_sni(const json_t *o, struct inventory_fact *f) {
 
 /* Reads the fields of a decision record into F (borrowing O's strings). */
 static enum line_kind fact_from_json(const json_t *o, struct inventory_fact *f) {
-  const char *cutoff;
+  const char *cutoff, *event;
   const json_t *after;
   size_t i;
 
@@ -110,6 +110,9 @@ static enum line_kind fact_from_json(const json_t *o, struct inventory_fact *f) 
     return LINE_MALFORMED;
   if (cutoff != NULL && inventory_parse_time(cutoff, strlen(cutoff), &f->cutoff_ms) != 0)
     return LINE_MALFORMED;
+  if (get_string(o, "event", &event) != 0)
+    return LINE_MALFORMED;
+  f->denied = event != NULL && strcmp(event, "deny") == 0;
   if ((after = json_object_get(o, "after_cutoff")) != NULL) {
     if (!json_is_boolean(after))
       return LINE_MALFORMED;
@@ -327,11 +330,20 @@ static int read_inputs(struct inventory *inv, const char *const *inputs, size_t 
   return rc;
 }
 
-int report_main(int argc, char **argv) {
+const struct report_vendor_info *report_vendor_info(const struct report_meta *m,
+                                                    const char *id) {
+  for (size_t i = 0; i < m->nvendors; i++)
+    if (strcmp(m->vendors[i].id, id) == 0)
+      return &m->vendors[i];
+  return NULL;
+}
+
+int report_main(int argc, char **argv, const struct report_vendor_info *vendors,
+                size_t nvendors) {
   static const char *const std_in[] = {"-"};
   struct report_opts o;
   struct inventory inv;
-  struct report_meta meta;
+  struct report_meta meta = {.vendors = vendors, .nvendors = nvendors};
   struct timespec ts;
   int rc, status = 0;
 
