@@ -436,8 +436,12 @@ static int cmd_report(const struct options *o, int argc, char **argv) {
   size_t n = 0;
   int rc;
 
+  struct options with = *o;
+  for (int i = 1; i + 1 < argc; i++) /* report's own --config (it ignores the option) */
+    if (strcmp(argv[i], "--config") == 0 || strcmp(argv[i], "-c") == 0)
+      with.config = argv[i + 1];
   memset(&cfg, 0, sizeof(cfg));
-  if (o->config != NULL && (rc = load_config(o, &cfg)) != 0)
+  if (with.config != NULL && (rc = load_config(&with, &cfg)) != 0)
     return rc;
   n = add_vendor_info(cfg.policy, info, n, sizeof(info) / sizeof(info[0]));
   if (config_load_catalogue(NULL, &catalogue, err, sizeof(err)) != 0)

@@ -35,6 +35,7 @@ static const char report_usage[] =
     "  --until RFC3339      only lines before this time\n"
     "  --vendor ID          only this vendor\n"
     "  --format FORMAT      table (default), csv, json or html\n"
+    "  -c, --config FILE    also name the legal basis of this configuration's lists\n"
     "  -h, --help           this text\n";
 
 /* ---- one line --------------------------------------------------------- */
@@ -268,14 +269,15 @@ static int parse_opts(int argc, char **argv, struct report_opts *o) {
   static const struct option longopts[] = {
       {"since", required_argument, NULL, 's'},  {"until", required_argument, NULL, 'u'},
       {"vendor", required_argument, NULL, 'V'}, {"format", required_argument, NULL, 'f'},
-      {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0}};
+      {"help", no_argument, NULL, 'h'},         {"config", required_argument, NULL, 'c'},
+      {NULL, 0, NULL, 0}};
   int ch;
 
   o->filter = (struct inventory_filter){INVENTORY_TIME_NONE, INVENTORY_TIME_NONE, NULL};
   o->write = report_write_table;
   argv[0] = prog; /* getopt's own messages name it */
   optind = 0;     /* a new argument vector: reinitialise getopt */
-  while ((ch = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+  while ((ch = getopt_long(argc, argv, "hc:", longopts, NULL)) != -1) {
     switch (ch) {
     case 's':
     case 'u':
@@ -286,6 +288,7 @@ static int parse_opts(int argc, char **argv, struct report_opts *o) {
                            optarg);
       break;
     case 'V': o->filter.vendor = optarg; break;
+    case 'c': break; /* read by the caller: the lists whose legal basis is named */
     case 'f':
       if (parse_format(optarg, &o->write) != 0)
         return EXIT_USAGE;
