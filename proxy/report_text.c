@@ -317,22 +317,22 @@ cleanup:
 /* ---- CSV -------------------------------------------------------------- */
 
 /* One RFC 4180 field. A text starting with = + - @ gets a leading ' so that
- * a spreadsheet shows a hostile user agent instead of running it. */
+ * a spreadsheet shows a hostile user agent instead of running it; in a
+ * quoted field the ' goes inside the quotes, which must open the field. */
 static void csv_field(FILE *out, const char *s, bool text) {
   const char *p;
+  bool quote = strpbrk(s, ",\"\r\n") != NULL;
+  if (quote)
+    fputc('"', out);
   if (text && strchr("=+-@\t\r", s[0]) != NULL && s[0] != '\0')
     fputc('\'', out);
-  if (strpbrk(s, ",\"\r\n") == NULL) {
-    fputs(s, out);
-    return;
-  }
-  fputc('"', out);
   for (p = s; *p != '\0'; p++) {
     if (*p == '"')
       fputc('"', out);
     fputc(*p, out);
   }
-  fputc('"', out);
+  if (quote)
+    fputc('"', out);
 }
 
 struct csv {
