@@ -73,19 +73,19 @@ static void row_init(struct row *r) {
  * leading "'" so that a spreadsheet shows a hostile name instead of running
  * it as a formula. */
 static void csv_cell(const char *s, FILE *out) {
-  if (s[0] != '\0' && strchr("=+-@\t\r", s[0]) != NULL)
+  bool defuse = s[0] != '\0' && strchr("=+-@\t\r", s[0]) != NULL;
+  bool quote = strpbrk(s, ",\"\r\n") != NULL;
+  if (quote) /* the quote opens the field: the defusing "'" goes inside it */
+    fputc('"', out);
+  if (defuse)
     fputc('\'', out);
-  if (strpbrk(s, ",\"\r\n") == NULL) {
-    fputs(s, out);
-    return;
-  }
-  fputc('"', out);
   for (; *s != '\0'; s++) {
     if (*s == '"')
       fputc('"', out);
     fputc(*s, out);
   }
-  fputc('"', out);
+  if (quote)
+    fputc('"', out);
 }
 
 static void write_csv(const char *const *cells, FILE *out) {
