@@ -165,7 +165,7 @@ static void decided_by(const struct verdict *v, char *buf, size_t size) {
 static void deny_text(const struct conn *c, const char *why, const char *dest, char *detail,
                       char *body) {
   const struct rule *r = c->ex->verdict.rule;
-  char cutoff[32] = "none", where[320], by[400];
+  char cutoff[32] = "none", where[320], by[128]; /* by: a long override path is cut */
 
   if (dest == NULL)
     dest = c->ex->authority[0] ? c->ex->authority : c->ex->dest.name;
