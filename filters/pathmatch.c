@@ -17,6 +17,8 @@
 #include "filters/err.h"
 
 #define MIN_FILE_LITERALS 4 /* literal characters the last segment must hold */
+/* The longest pattern: "**" and 16 segments of 127 characters, each after a '/'. */
+#define PATTERN_MAX (2 + PATHMATCH_MAX_SEGMENTS * (PATHMATCH_MAX_SEGMENT + 1))
 
 struct pattern {
   char *text;                              /* lowercased, owned */
@@ -215,9 +217,23 @@ static const char *parse(const char *pattern, size_t len, struct pattern *p) {
   return NULL;
 }
 
+/* Copies PATTERN lowercased into OUT (PATTERN_MAX + 1 bytes): patterns are
+ * checked in the form they are matched in. NULL or why it cannot be. */
+static const char *fold(const char *pattern, size_t len, char *out) {
+  if (len > PATTERN_MAX)
+    return "longer than a pattern of 16 segments of 127 characters";
+  for (size_t i = 0; i < len; i++)
+    out[i] = lower(pattern[i]);
+  out[len] = '\0';
+  return NULL;
+}
+
 int pathmatch_check(const char *pattern, size_t len, const char **why) {
   struct pattern p;
-  const char *reason = parse(pattern, len, &p);
+  char folded[PATTERN_MAX + 1];
+  const char *reason = fold(pattern, len, folded);
+  if (reason == NULL)
+    reason = parse(folded, len, &p);
   if (why != NULL)
     *why = reason;
   return reason == NULL ? 0 : EMB_EBADPATTERN;
@@ -242,12 +258,12 @@ size_t pathmatch_count(const struct pathmatch *m) {
 
 int pathmatch_add(struct pathmatch *m, const char *pattern, size_t len, void *data) {
   struct pattern p;
+  if (pathmatch_check(pattern, len, NULL) != 0)
+    return EMB_EBADPATTERN;
   char *text = malloc(len + 1);
   if (text == NULL)
     return -ENOMEM;
-  for (size_t i = 0; i < len; i++)
-    text[i] = lower(pattern[i]);
-  text[len] = '\0';
+  fold(pattern, len, text);
   int rc = parse(text, len, &p) == NULL ? 0 : EMB_EBADPATTERN;
   for (size_t i = 0; rc == 0 && i < m->n; i++)
     if (strcmp(m->pats[i].text, text) == 0)

@@ -293,3 +293,9 @@ Test(presets, the_summary_says_who_set_each_action) {
   cr_expect_not_null(strstr(text, "left out:      36 names of public lists"), "%s", text);
   free(text);
 }
+
+Test(presets, a_path_pattern_whose_set_breaks_when_folded_is_refused_with_its_position) {
+  expect_vendor_error("    cutoff: 2024-09-29T00:00:00Z\n    paths: [\"**/index/u[T-g]0607g.xml\"]\n",
+                      "@/acme.yaml:5:13: categories.updates.paths[0]: invalid path pattern "
+                      "'**/index/u[T-g]0607g.xml': malformed set (expected like [a-z0-9])");
+}

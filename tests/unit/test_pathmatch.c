@@ -189,3 +189,17 @@ Test(pathmatch, duplicates_ignore_case) {
 Test(pathmatch, an_empty_matcher_matches_nothing) {
   cr_expect_null(lookup("/index/u0607g.xml"));
 }
+
+/* Patterns are judged in the lowercase form they are added in: a set range
+ * valid only before lowercasing ('T'-'g' becomes 't'-'g') is refused by the
+ * check as by the add (found by fuzz_pathmatch). */
+Test(pathmatch, check_and_add_agree_on_case_folded_sets) {
+  const char *p = "**/index/u[T-g]0607g.xml";
+  const char *why = NULL;
+  cr_expect_eq(pathmatch_check(p, strlen(p), &why), EMB_EBADPATTERN);
+  cr_expect_eq(pathmatch_add(m, p, strlen(p), &tags[0]), EMB_EBADPATTERN);
+  p = "**/index/u[A-F]0607g.xml"; /* 'a'-'f' after folding: fine both ways */
+  cr_expect_eq(pathmatch_check(p, strlen(p), &why), 0);
+  cr_expect_eq(pathmatch_add(m, p, strlen(p), &tags[0]), 0);
+  cr_expect_eq(lookup("/index/ub0607g.xml"), &tags[0]);
+}
