@@ -14,6 +14,7 @@ refuses an unknown profile, vendor or category with file:line:col, and
 `embargo config show` lists every built-in list.
 """
 
+import json
 import os
 import subprocess
 import tempfile
@@ -222,6 +223,44 @@ class UpdatePathTest(VendorCase):
                         % (self.url("allowed.test", path), self.origin.port)).encode())
                 r = c.read_response()
                 self.assertEqual(r.status, status, (path, r))
+
+
+class ReportByVendorAndCategoryTest(VendorCase):
+    """`embargo report` over what the proxy logged under us-federal: grouped
+    by vendor and category, each vendor with its legal basis."""
+
+    CONFIG_KW = {"extra": "profile: us-federal"}
+
+    def report(self, *fmt):
+        p = subprocess.run([harness.BINARY, "report"] + list(fmt) + [self.embargo.log_path],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        return p.stdout.decode("utf-8")
+
+    def test_report_groups_by_vendor_and_category_with_the_legal_basis(self):
+        for host in (HIK_CLOUD, HIK_CLOUD, TIKTOK):
+            self.assertEqual(self.get(self.url(host)).status, 403)
+        self.assert_served(HUAWEI_FW)
+        self.embargo.wait_records(lambda x: x.get("vendor") in ("hikvision", "tiktok", "huawei"),
+                                  count=4)
+        doc = json.loads(self.report("--format", "json"))
+        cats = {(v["vendor"], k["category"]): (k["attempts"], k["denied"], k["clients"])
+                for v in doc["vendors"] for k in v["cutoffs"]}
+        self.assertEqual(cats[("hikvision", "cloud")], (2, 2, 1))
+        self.assertEqual(cats[("tiktok", "app")], (1, 1, 1))
+        self.assertEqual(cats[("huawei", "firmware")], (1, 0, 1))
+        refs = {v["vendor"]: v["reference"] for v in doc["vendors"]}
+        self.assertTrue(refs["hikvision"].startswith("NDAA FY2019 (Pub. L. 115-232) §889"), refs)
+        self.assertIn("FAR 52.204-27", refs["tiktok"])
+        page = self.report("--format", "html")
+        self.assertIn("<h2>By vendor and category</h2>", page)
+        for vendor in ("hikvision", "tiktok", "huawei"):
+            section = page.split('data-vendor="%s"' % vendor, 1)[1].split("</section>", 1)[0]
+            self.assertIn('<b>Legal basis:</b> <span class="reference">%s</span>'
+                          % refs[vendor].replace("&", "&amp;"), section)
+        table = self.report()
+        self.assertIn("  cloud: cutoff 2020-08-13T04:00:00.000Z, 2 attempts, 2 after cutoff, "
+                      "2 denied, 1 machine\n", table)
 
 
 # ---- the command line ----------------------------------------------------------------
