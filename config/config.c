@@ -82,6 +82,7 @@ static const struct directive top_keys[] = {
   {"readiness", load_readiness, 0, 0, 0, false, "a mapping with stale_lists"},
   {"access_log", load_bool, offsetof(struct config, access_log), 0, 0, false, "true or false"},
   {"monitor", load_bool, offsetof(struct config, monitor), 0, 0, false, "true or false"},
+  {"profile", load_profile, 0, 0, 0, false, "us-commercial or us-federal"},
   {"vendors", record_vendors, 0, 0, 0, false, "vendor lists"},
   {"exceptions", record_exceptions, 0, 0, 0, false, "exceptions"},
 };

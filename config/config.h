@@ -155,6 +155,7 @@ struct config {
   struct config_readiness readiness;
   bool access_log;                /* log every request, not only decisions */
   bool monitor;
+  char profile[32];               /* the regime preset: "us-commercial" (default), "us-federal" */
   struct policy *policy;          /* owned reference */
   char source[512];               /* file the config came from, or "(built-in)" */
 };
@@ -168,6 +169,29 @@ int config_load_default(struct config *cfg, char *err, size_t errsize);
  * as `builtin: kaspersky`). Returns 0 or a negative code; ERR receives
  * "file:line:col: key: reason". On error CFG holds nothing to free. */
 int config_load_file(struct config *cfg, const char *path, char *err, size_t errsize);
+
+/* Prints one category line of a summary (cutoff, actions and who set them,
+ * entry counts), and the basis of its preset, each line after INDENT. */
+void config_print_category(const struct policy *p, const struct category *c,
+                           const char *indent, void *file /* FILE * */);
+
+/* The regime presets `profile:` accepts, in order: their names and a line
+ * on what each does. NULL past the end. */
+size_t config_profile_count(void);
+const char *config_profile_name(size_t i);
+const char *config_profile_summary(size_t i);
+
+/* Loads every built-in vendor list, with the presets of PROFILE (NULL: the
+ * default profile), into a new snapshot *OUT (caller unrefs): the catalogue
+ * `config show` prints and `report` names legal bases from. Returns 0 or a
+ * negative code with the reason in ERR. */
+int config_load_catalogue(const char *profile, struct policy **out, char *err, size_t errsize);
+
+/* Prints the catalogue of built-in vendor lists as YAML comments: per
+ * vendor its reference, review date and categories with cutoffs, actions
+ * (and who set them: list, preset, override) and entry counts; whether CFG
+ * loads it. Returns 0 or a negative code (the reason printed to stderr). */
+int config_print_catalogue(const struct config *cfg, void *file /* FILE * */);
 
 /* True for 127.0.0.0/8, ::1 and ::ffff:127.x.y.z. */
 bool config_is_loopback(const struct sockaddr *sa);

@@ -100,6 +100,9 @@ int load_parse_uint(const char *text, uint64_t min, uint64_t max, uint64_t *out)
  * (-EFBIG past LOAD_FILE_MAX). */
 int load_read_file(const char *path, char **data, size_t *len);
 
+/* Loads every built-in vendor list, in the order built in (vendors.c). */
+int load_builtin_lists(struct loader *ld);
+
 /* Builds cfg->policy from ld->vendors and ld->exceptions (vendors.c). */
 int load_policy(struct loader *ld);
 
@@ -109,6 +112,33 @@ int load_note_source(struct loader *ld, const char *name, const char *data, size
 
 /* Sets the snapshot's version from its sources' digests (sources.c). */
 int load_set_version(struct loader *ld);
+
+/* A regime preset (presets.c): the built-in lists it loads when the config
+ * names none (LISTS, NULL-terminated; NULL: every built-in list) and what
+ * it is for. */
+struct profile_def {
+  const char *name;
+  const char *const *lists;
+  const char *summary;
+};
+
+/* The profile called NAME, or NULL. */
+const struct profile_def *profile_find(const char *name);
+
+/* The top-level `profile` key: checks the name, sets cfg->profile. */
+int load_profile(struct loader *ld, const struct ydoc *d, const struct ynode *value,
+                 const char *path, void *target, const struct directive *dir);
+
+/* Reads a category's `presets:` mapping (PRESETS may be NULL): every
+ * profile named must exist and every entry must be valid; the entry of the
+ * profile in force (cfg->profile) sets C's actions, marked as a preset. */
+int load_presets(struct loader *ld, const struct ydoc *d, const struct ynode *presets,
+                 const char *path, struct category *c);
+
+/* Applies a `vendors:` entry's `override:` mapping (may be NULL) to V's
+ * categories: an unknown category is an error at its key. */
+int load_override(struct loader *ld, const struct ydoc *d, const struct ynode *override,
+                  const char *path, struct vendor *v);
 
 /* The `admin` mapping (admin.c): listen, token_file, names. */
 int load_admin(struct loader *ld, const struct ydoc *d, const struct ynode *value,

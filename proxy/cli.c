@@ -53,7 +53,8 @@ struct options {
   bool no_resolve;    /* check: judge names without resolving them */
   bool monitor;
   bool verbose;
-  const char *rules_format; /* rules: nft | iptables */
+  const char *format;       /* rules: nft | iptables; check: text | csv | json */
+  const char *file;         /* check: destinations one a line ("-": standard input) */
   const char *rules_mode;   /* rules: intercept | tproxy */
   bool sidecar;             /* rules: a pod's output chain */
   bool ipv6;                /* rules: ip6tables-restore input */
@@ -66,9 +67,12 @@ struct options {
 static const char usage_text[] =
     "Usage:\n"
     "  embargo [run] [options]              run the proxy\n"
-    "  embargo check [options] DEST...      show the verdict for NAME, IP or NAME:PORT\n"
+    "  embargo check [options] DEST...      show the verdict for NAME, IP, NAME:PORT or URL\n"
+    "  embargo check --file FILE [--format text|csv|json] [options]\n"
+    "                                       one verdict line per destination of FILE (- stdin)\n"
     "  embargo config check FILE            validate FILE and print a summary\n"
-    "  embargo config show [VENDOR]         print the built-in config (or vendor list)\n"
+    "  embargo config show [VENDOR]         print the built-in config and the catalogue of\n"
+    "                                       built-in vendor lists (or one list)\n"
     "  embargo ca init --dir DIR [--subject SITE] [--permit DOMAIN]... [--days N]\n"
     "                                       create the block-page CA (DIR/ca.key, DIR/ca.crt)\n"
     "  embargo ca show DIR                  print the CA's fingerprint, validity and how to\n"
@@ -96,6 +100,8 @@ static const char usage_text[] =
     "      --sni NAME          check: also judge this TLS server name (repeatable)\n"
     "      --ja4 FINGERPRINT   check: also judge this JA4 client fingerprint\n"
     "      --no-resolve        check: judge names without resolving them\n"
+    "      --file FILE         check: destinations one a line (- for standard input)\n"
+    "      --format FORMAT     check: one line per destination, text, csv or json (JSON Lines)\n"
     "      --admin ADDR:PORT   reload, status: the admin endpoint (default: admin.listen)\n"
     "      --token-file FILE   reload, status: bearer token (default: admin.token_file)\n"
     "      --live              status: ask /healthz (liveness) instead of /readyz\n"
@@ -134,7 +140,8 @@ static int parse_options(int argc, char **argv, struct options *o) {
       {"mode", required_argument, NULL, 'M'},    {"sidecar", no_argument, NULL, 'S'},
       {"ipv6", no_argument, NULL, '6'},          {"uid", required_argument, NULL, 'U'},
       {"admin", required_argument, NULL, 'A'},   {"token-file", required_argument, NULL, 'K'},
-      {"user", required_argument, NULL, 'u'},   {"live", no_argument, NULL, 'L'},
+      {"user", required_argument, NULL, 'u'},    {"live", no_argument, NULL, 'L'},
+      {"file", required_argument, NULL, 'f'},
       {NULL, 0, NULL, 0}};
   int ch;
 
@@ -186,7 +193,8 @@ static int parse_options(int argc, char **argv, struct options *o) {
       break;
     case 'j': o->ja4 = optarg; break;
     case 'N': o->no_resolve = true; break;
-    case 'F': o->rules_format = optarg; break;
+    case 'F': o->format = optarg; break;
+    case 'f': o->file = optarg; break;
     case 'M': o->rules_mode = optarg; break;
     case 'S': o->sidecar = true; break;
     case '6': o->ipv6 = true; break;
@@ -388,6 +396,20 @@ static int cmd_run(const struct options *o) {
   return rc == 0 ? 0 : 1;
 }
 
+static int parse_check_format(const char *name, enum check_format *out) {
+  static const struct {
+    const char *name;
+    enum check_format format;
+  } formats[] = {{"text", CHECK_FORMAT_TEXT}, {"csv", CHECK_FORMAT_CSV}, {"json", CHECK_FORMAT_JSON}};
+  for (size_t i = 0; i < sizeof(formats) / sizeof(formats[0]); i++) {
+    if (strcmp(name, formats[i].name) == 0) {
+      *out = formats[i].format;
+      return 0;
+    }
+  }
+  return -1;
+}
+
 static int cmd_check(const struct options *o, int argc, char **argv) {
   struct config cfg;
   struct check_opts co = {.now = o->now ? o->now : (int64_t)time(NULL),
@@ -398,8 +420,12 @@ static int cmd_check(const struct options *o, int argc, char **argv) {
   size_t k;
   int rc;
 
-  if (argc == 0)
-    return usage_error("%s", "check: name at least one destination");
+  bool batch = o->file != NULL || o->format != NULL;
+
+  if (argc == 0 && o->file == NULL)
+    return usage_error("%s", "check: name at least one destination, or --file FILE");
+  if (o->format != NULL && parse_check_format(o->format, &co.format) != 0)
+    return usage_error("check: --format: expected text, csv or json, got \"%s\"", o->format);
   for (k = 0; k < o->nsni; k++) {
     struct host sh;
     int err = host_normalise_sni(o->sni[k], strlen(o->sni[k]), &sh); /* as a ClientHello's */
@@ -413,16 +439,20 @@ static int cmd_check(const struct options *o, int argc, char **argv) {
   memset(&cfg, 0, sizeof(cfg));
   if ((rc = load_config(o, &cfg)) != 0)
     return rc;
-  rc = check_run(&cfg, &co, argc, argv);
+  rc = batch ? check_batch(&cfg, &co, o->file, argc, argv) : check_run(&cfg, &co, argc, argv);
   config_free(&cfg);
   return rc;
 }
 
-/* `config show [NAME]`: prints the built-in configuration, or the built-in
- * vendor list NAME, as compiled in: a starting point for a file of one's own. */
-static int cmd_config_show(int argc, char **argv) {
+/* `config show [NAME]`: prints the built-in configuration followed by the
+ * catalogue of built-in vendor lists (as the configuration O names sets
+ * them), or the built-in vendor list NAME, as compiled in: a starting point
+ * for a file of one's own. */
+static int cmd_config_show(const struct options *o, int argc, char **argv) {
   char path[128];
   const struct embedded_file *f;
+  struct config cfg;
+  int rc;
 
   if (argc > 1)
     return usage_error("%s", "usage: embargo config show [VENDOR]");
@@ -435,15 +465,22 @@ static int cmd_config_show(int argc, char **argv) {
     return EXIT_USAGE;
   }
   fwrite(f->data, 1, f->len, stdout);
-  return 0;
+  if (argc == 1)
+    return 0;
+  memset(&cfg, 0, sizeof(cfg));
+  if ((rc = load_config(o, &cfg)) != 0)
+    return rc;
+  rc = config_print_catalogue(&cfg, stdout) == 0 ? 0 : 1;
+  config_free(&cfg);
+  return rc;
 }
 
-static int cmd_config(int argc, char **argv) {
+static int cmd_config(const struct options *o, int argc, char **argv) {
   struct config cfg;
   char err[1024];
 
   if (argc >= 1 && strcmp(argv[0], "show") == 0)
-    return cmd_config_show(argc - 1, argv + 1);
+    return cmd_config_show(o, argc - 1, argv + 1);
   if (argc != 2 || strcmp(argv[0], "check") != 0)
     return usage_error("%s", "usage: embargo config check FILE | embargo config show [VENDOR]");
   memset(&cfg, 0, sizeof(cfg));
@@ -457,6 +494,47 @@ static int cmd_config(int argc, char **argv) {
   warn_unreadable(&cfg, warn_stderr);
   config_free(&cfg);
   return 0;
+}
+
+/* Adds the vendors of P not in INFO yet to INFO (at most MAX). */
+static size_t add_vendor_info(const struct policy *p, struct report_vendor_info *info, size_t n,
+                              size_t max) {
+  for (size_t i = 0; p != NULL && i < policy_vendor_count(p) && n < max; i++) {
+    const struct vendor *v = policy_vendor_at(p, i);
+    size_t k = 0;
+    while (k < n && strcmp(info[k].id, v->id) != 0)
+      k++;
+    if (k == n)
+      info[n++] = (struct report_vendor_info){v->id, v->name, v->reference};
+  }
+  return n;
+}
+
+/* `report`: the legal basis of each vendor comes from the configuration's
+ * lists (--config), then the built-in ones. */
+static int cmd_report(const struct options *o, int argc, char **argv) {
+  struct report_vendor_info info[256];
+  struct policy *catalogue = NULL;
+  struct config cfg;
+  char err[512];
+  size_t n = 0;
+  int rc;
+
+  struct options with = *o;
+  for (int i = 1; i + 1 < argc; i++) /* report's own --config (it ignores the option) */
+    if (strcmp(argv[i], "--config") == 0 || strcmp(argv[i], "-c") == 0)
+      with.config = argv[i + 1];
+  memset(&cfg, 0, sizeof(cfg));
+  if (with.config != NULL && (rc = load_config(&with, &cfg)) != 0)
+    return rc;
+  n = add_vendor_info(cfg.policy, info, n, sizeof(info) / sizeof(info[0]));
+  if (config_load_catalogue(NULL, &catalogue, err, sizeof(err)) != 0)
+    fprintf(stderr, "embargo: report: built-in lists: %s\n", err);
+  n = add_vendor_info(catalogue, info, n, sizeof(info) / sizeof(info[0]));
+  rc = report_main(argc, argv, info, n);
+  policy_unref(catalogue);
+  config_free(&cfg);
+  return rc;
 }
 
 /* `ca init --dir DIR [--subject SITE] [--permit DOMAIN]... [--days N]`. */
@@ -523,10 +601,10 @@ static int cmd_rules(const struct options *o) {
   char *end = NULL;
   int rc;
 
-  if (o->rules_format == NULL || (strcmp(o->rules_format, "nft") != 0 &&
-                                  strcmp(o->rules_format, "iptables") != 0))
+  if (o->format == NULL ||
+      (strcmp(o->format, "nft") != 0 && strcmp(o->format, "iptables") != 0))
     return usage_error("%s", "rules: --format nft or --format iptables");
-  ro.format = strcmp(o->rules_format, "nft") == 0 ? RULES_NFT : RULES_IPTABLES;
+  ro.format = strcmp(o->format, "nft") == 0 ? RULES_NFT : RULES_IPTABLES;
   if (o->rules_mode == NULL || listen_mode_parse(o->rules_mode, &ro.mode) != 0 ||
       ro.mode == LISTEN_PROXY)
     return usage_error("%s", "rules: --mode intercept or --mode tproxy");
@@ -745,11 +823,11 @@ int cli_main(int argc, char **argv) {
     return 0;
   }
   if (strcmp(cmd, "config") == 0)
-    return cmd_config(argc - optind, argv + optind);
+    return cmd_config(&o, argc - optind, argv + optind);
   if (strcmp(cmd, "ca") == 0)
     return cmd_ca(argc - optind, argv + optind);
   if (strcmp(cmd, "report") == 0)
-    return report_main(argc - optind + 1, argv + optind - 1);
+    return cmd_report(&o, argc - optind + 1, argv + optind - 1);
   if (strcmp(cmd, "reload") == 0 || strcmp(cmd, "status") == 0) {
     int first = optind - 1;
     if ((rc = parse_options(argc - first, argv + first, &o)) != 0)

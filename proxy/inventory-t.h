@@ -66,6 +66,7 @@ struct inventory_cutoff {
   char *category;    /* owned */
   int64_t cutoff_ms; /* INVENTORY_TIME_NONE: no cutoff */
   uint64_t attempts, after_cutoff;
+  uint64_t denied;   /* attempts Embargo denied ("event":"deny") */
 };
 
 /* Attempts on one UTC day. */
@@ -123,6 +124,7 @@ struct inventory_fact {
   size_t nsni;
   const char *ja4;
   const char *user_agent;
+  int denied;        /* 1: a "deny" line, 0: any other event */
 };
 
 #endif

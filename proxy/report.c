@@ -35,6 +35,7 @@ static const char report_usage[] =
     "  --until RFC3339      only lines before this time\n"
     "  --vendor ID          only this vendor\n"
     "  --format FORMAT      table (default), csv, json or html\n"
+    "  -c, --config FILE    also name the legal basis of this configuration's lists\n"
     "  -h, --help           this text\n";
 
 /* ---- one line --------------------------------------------------------- */
@@ -91,7 +92,7 @@ static int get_sni(const json_t *o, struct inventory_fact *f) {
 
 /* Reads the fields of a decision record into F (borrowing O's strings). */
 static enum line_kind fact_from_json(const json_t *o, struct inventory_fact *f) {
-  const char *cutoff;
+  const char *cutoff, *event;
   const json_t *after;
   size_t i;
 
@@ -110,6 +111,9 @@ static enum line_kind fact_from_json(const json_t *o, struct inventory_fact *f) 
     return LINE_MALFORMED;
   if (cutoff != NULL && inventory_parse_time(cutoff, strlen(cutoff), &f->cutoff_ms) != 0)
     return LINE_MALFORMED;
+  if (get_string(o, "event", &event) != 0)
+    return LINE_MALFORMED;
+  f->denied = event != NULL && strcmp(event, "deny") == 0;
   if ((after = json_object_get(o, "after_cutoff")) != NULL) {
     if (!json_is_boolean(after))
       return LINE_MALFORMED;
@@ -265,14 +269,15 @@ static int parse_opts(int argc, char **argv, struct report_opts *o) {
   static const struct option longopts[] = {
       {"since", required_argument, NULL, 's'},  {"until", required_argument, NULL, 'u'},
       {"vendor", required_argument, NULL, 'V'}, {"format", required_argument, NULL, 'f'},
-      {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0}};
+      {"help", no_argument, NULL, 'h'},         {"config", required_argument, NULL, 'c'},
+      {NULL, 0, NULL, 0}};
   int ch;
 
   o->filter = (struct inventory_filter){INVENTORY_TIME_NONE, INVENTORY_TIME_NONE, NULL};
   o->write = report_write_table;
   argv[0] = prog; /* getopt's own messages name it */
   optind = 0;     /* a new argument vector: reinitialise getopt */
-  while ((ch = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+  while ((ch = getopt_long(argc, argv, "hc:", longopts, NULL)) != -1) {
     switch (ch) {
     case 's':
     case 'u':
@@ -283,6 +288,7 @@ static int parse_opts(int argc, char **argv, struct report_opts *o) {
                            optarg);
       break;
     case 'V': o->filter.vendor = optarg; break;
+    case 'c': break; /* read by the caller: the lists whose legal basis is named */
     case 'f':
       if (parse_format(optarg, &o->write) != 0)
         return EXIT_USAGE;
@@ -327,11 +333,20 @@ static int read_inputs(struct inventory *inv, const char *const *inputs, size_t 
   return rc;
 }
 
-int report_main(int argc, char **argv) {
+const struct report_vendor_info *report_vendor_info(const struct report_meta *m,
+                                                    const char *id) {
+  for (size_t i = 0; i < m->nvendors; i++)
+    if (strcmp(m->vendors[i].id, id) == 0)
+      return &m->vendors[i];
+  return NULL;
+}
+
+int report_main(int argc, char **argv, const struct report_vendor_info *vendors,
+                size_t nvendors) {
   static const char *const std_in[] = {"-"};
   struct report_opts o;
   struct inventory inv;
-  struct report_meta meta;
+  struct report_meta meta = {.vendors = vendors, .nvendors = nvendors};
   struct timespec ts;
   int rc, status = 0;
 

@@ -147,13 +147,25 @@ void respond_error(struct conn *c, int status, const char *error, const char *de
 #define DENY_BODY_MAX 2048
 #define DENY_DETAIL_MAX 1024
 
+/* ", by preset NAME" or ", by override at FILE:LINE" when the action that
+ * applied was not the list's own, else "". */
+static void decided_by(const struct verdict *v, char *buf, size_t size) {
+  const struct category *c = v->rule->category;
+  buf[0] = '\0';
+  if (v->from == ACTION_FROM_PRESET)
+    snprintf(buf, size, ", by preset %s", c->preset);
+  else if (v->from == ACTION_FROM_OVERRIDE)
+    snprintf(buf, size, ", by override at %s:%u", c->override_where.file,
+             c->override_where.line);
+}
+
 /* The deny page for c->ex->verdict: the Proxy-Status details and the body. WHY
  * names the option that denied when no vendor rule did; DEST is the
  * destination shown, NULL for the requested authority. */
 static void deny_text(const struct conn *c, const char *why, const char *dest, char *detail,
                       char *body) {
   const struct rule *r = c->ex->verdict.rule;
-  char cutoff[32] = "none", where[320];
+  char cutoff[32] = "none", where[320], by[128]; /* by: a long override path is cut */
 
   if (dest == NULL)
     dest = c->ex->authority[0] ? c->ex->authority : c->ex->dest.name;
@@ -168,18 +180,20 @@ static void deny_text(const struct conn *c, const char *why, const char *dest, c
   if (r->category->cutoff != POLICY_TIME_NEVER)
     rfc3339_format(r->category->cutoff, cutoff, sizeof(cutoff));
   snprintf(where, sizeof(where), "%s:%u", r->where.file, r->where.line);
-  snprintf(detail, DENY_DETAIL_MAX, "%s %s traffic (%s) denied since %s by rule %s",
-           r->vendor->id, r->category->name, c->ex->verdict.matched, cutoff, where);
+  decided_by(&c->ex->verdict, by, sizeof(by));
+  snprintf(detail, DENY_DETAIL_MAX, "%s %s traffic (%s) denied %s %s by rule %s%s",
+           r->vendor->id, r->category->name, c->ex->verdict.matched,
+           c->ex->verdict.after_cutoff ? "since" : "before its cutoff", cutoff, where, by);
   snprintf(body, DENY_BODY_MAX,
            "Embargo denied this request.\n\n"
            "Destination: %s\n"
            "Vendor:      %s (%s)\n"
            "Category:    %s\n"
            "Cutoff:      %s\n"
-           "Rule:        %s at %s\n"
+           "Rule:        %s at %s%s\n"
            "Legal basis: %s\n\n"
            "Contact your network administrator if you believe this is wrong.\n",
-           dest, r->vendor->name, r->vendor->id, r->category->name, cutoff, r->pattern, where,
+           dest, r->vendor->name, r->vendor->id, r->category->name, cutoff, r->pattern, where, by,
            r->vendor->reference ? r->vendor->reference : "-");
 }
 

@@ -35,6 +35,11 @@ static void gather(const struct conn *c, struct judge_input *in) {
     in->dial = c->ex->addrs->addrs;
     in->ndial = c->ex->addrs->naddrs;
   }
+  /* A plain-HTTP request's path names update files whatever the host. */
+  if (c->ex->head != NULL && !c->ex->head->is_connect && c->ex->path != NULL) {
+    in->path = c->ex->path;
+    in->path_len = c->ex->path_len;
+  }
   peek_judge_input(c, in);
   /* An intercepted TLS connection's name is its SNI: judged as such (an
    * exception for it must name it), its original destination as the
