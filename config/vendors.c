@@ -28,6 +28,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "config/bundle.h"
 #include "config/embedded.h"
 #include "config/load.h"
 #include "filters/dommatch.h"
@@ -521,6 +522,10 @@ static int load_vendor_doc(struct loader *ld, const struct ydoc *d) {
                      policy_find_vendor(ld->cfg->policy, id)->where);
   if (v == NULL)
     return rc;
+  if (ld->doc_bundle != NULL) {
+    v->bundle_serial = ld->doc_bundle->serial;
+    v->bundle_created = ld->doc_bundle->created;
+  }
   if (read_review(ld, d, &spec, v) < 0)
     return EMB_ECONFIG;
   return add_categories(ld, d, spec.categories, v, conf);
@@ -547,6 +552,10 @@ static int load_builtin(struct loader *ld, const struct ydoc *d, const struct yn
   const char *name = load_text(ld, d, n, path, ref_keys[0].expect);
   if (name == NULL)
     return EMB_ECONFIG;
+  /* A signed bundle in force has the say over the compiled-in lists. */
+  const struct bundle_file *bf = is_short_name(name) ? bundle_find(ld->bundle, name) : NULL;
+  if (bf != NULL)
+    return load_bundle_list(ld, bf);
   snprintf(file, sizeof(file), "%s%s%s", VENDOR_DIR, name, VENDOR_EXT);
   const struct embedded_file *f = is_short_name(name) ? embedded_find(file) : NULL;
   if (f == NULL)
@@ -602,6 +611,15 @@ cleanup:
   ydoc_free(doc);
   free(data);
   free(full);
+  return rc;
+}
+
+int load_vendor_data(struct loader *ld, const char *label, const char *data, size_t len) {
+  struct ydoc *doc = NULL;
+  int rc = ydoc_load(label, data, len, &doc, ld->err, ld->errsize);
+  if (rc == 0)
+    rc = load_vendor_doc(ld, doc);
+  ydoc_free(doc);
   return rc;
 }
 

@@ -53,6 +53,11 @@ struct vendor {
   struct origin where;
   int64_t reviewed;      /* when the list was last reviewed; 0: not said */
   uint64_t max_age;      /* seconds after `reviewed` the list goes stale; 0: never */
+  /* The signed bundle the list was read from (`lists`): its serial and
+   * creation time, a measure of the list's age besides `reviewed`; both 0
+   * for a compiled-in list or a file. */
+  uint64_t bundle_serial;
+  int64_t bundle_created;
 };
 
 /* A file the snapshot was built from, with the SHA-256 of its bytes. */
