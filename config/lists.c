@@ -16,6 +16,8 @@
 #include "config/bundle.h"
 #include "config/load.h"
 #include "filters/err.h"
+#include "filters/policy.h"
+#include "filters/timefmt.h"
 
 #define DAY_MS (24u * 3600 * 1000)
 
@@ -295,4 +297,38 @@ int load_bundle_list(struct loader *ld, const struct bundle_file *f) {
   rc = load_vendor_data(ld, label, f->data, f->len);
   ld->doc_bundle = NULL;
   return rc;
+}
+
+int config_check_bundle(const struct bundle *b, char *err, size_t errsize) {
+  struct config tmp;
+  struct loader ld = {.cfg = &tmp, .err = err, .errsize = errsize, .bundle = b};
+  int rc = 0;
+  memset(&tmp, 0, sizeof(tmp));
+  if ((tmp.policy = policy_new()) == NULL) {
+    snprintf(err, errsize, "out of memory");
+    return -ENOMEM;
+  }
+  for (size_t i = 0; rc == 0 && i < b->nfiles; i++)
+    rc = load_bundle_list(&ld, &b->files[i]);
+  config_free(&tmp);
+  return rc;
+}
+
+void lists_print_summary(const struct config *cfg, void *file) {
+  const struct config_lists *l = &cfg->lists;
+  FILE *f = file;
+  char created[32];
+  if (!l->enabled)
+    return;
+  fprintf(f, "Lists:          %s%s, every %llus, signed by %s, cached in %s\n",
+          l->url[0] ? "fetched from " : "not fetched (no url)", l->url,
+          (unsigned long long)(l->interval / 1000), l->pubkey_file, l->cache_dir);
+  if (l->serial == 0) {
+    fprintf(f, "  bundle:       none yet: the compiled-in lists apply\n");
+  } else {
+    rfc3339_format(l->created, created, sizeof(created));
+    fprintf(f, "  bundle:       serial %llu, created %s\n", (unsigned long long)l->serial, created);
+  }
+  if (l->note[0] != '\0')
+    fprintf(f, "  warning:      %s\n", l->note);
 }

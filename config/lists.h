@@ -25,6 +25,18 @@ struct lists_url {
 int lists_url_split(const char *url, const char *scheme, struct lists_url *out, char *why,
                     size_t whysize);
 
+struct bundle;
+/* Reads every file of B as a vendor list into one scratch snapshot, as a
+ * configuration naming them all with `builtin:` would: 0, or EMB_ECONFIG
+ * with "bundle:SERIAL/NAME.yaml:line:col: key: reason" in ERR (or a
+ * duplicate vendor id across files). */
+int config_check_bundle(const struct bundle *b, char *err, size_t errsize);
+
+struct config;
+/* Writes the `lists` settings and the bundle in force (for `config check`)
+ * to F (a FILE *); nothing without `lists`. */
+void lists_print_summary(const struct config *cfg, void *file);
+
 /* DIR/lists.bundle into BUF. False if it does not fit. */
 bool lists_cache_path(const char *dir, char *buf, size_t size);
 

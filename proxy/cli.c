@@ -15,12 +15,14 @@
 #include "certs/ca.h"
 #include "config/config.h"
 #include "config/embedded.h"
+#include "config/lists.h"
 #include "filters/err.h"
 #include "filters/normalise.h"
 #include "filters/policy.h"
 #include "filters/timefmt.h"
 #include "proxy/adminclient.h"
 #include "proxy/check.h"
+#include "proxy/lists_cli.h"
 #include "proxy/log.h"
 #include "proxy/rules.h"
 #include "proxy/report.h"
@@ -74,6 +76,7 @@ static const char usage_text[] =
     "                [--uid UID]            print the firewall rules for the configuration\n"
     "  embargo report [options] [LOG...]    which clients tried to reach each vendor, from\n"
     "                                       decision logs (see embargo report --help)\n"
+    "  embargo lists keygen|sign|verify|fetch  signed list bundles (see embargo lists)\n"
     "  embargo reload [options]             reload the running proxy's configuration\n"
     "  embargo status [options]             print readiness and key figures (exit 0: ready)\n"
     "  embargo version                      print the version\n"
@@ -255,7 +258,10 @@ static int load_config_err(const struct options *o, struct config *cfg, char *er
 /* load_config_err for a reload (server_load_fn). */
 static int reload_config(const void *arg, struct config *out, char *err, size_t errsize) {
   memset(out, 0, sizeof(*out));
-  return load_config_err(arg, out, err, errsize);
+  int rc = load_config_err(arg, out, err, errsize);
+  if (rc == 0 && out->lists.note[0] != '\0')
+    log_diag(LOG_WARN, 0, "lists: %s", out->lists.note);
+  return rc;
 }
 
 /* load_config_err, the error printed. Returns 0 or EXIT_USAGE. */
@@ -297,6 +303,16 @@ static int cmd_run(const struct options *o) {
              cfg.monitor ? ", monitor mode (nothing is denied)" : "");
     log_diag(LOG_INFO, 0, "memory bound: %llu MiB of buffered data (see embargo config check)",
              (unsigned long long)(config_memory_bound(&cfg) >> 20));
+    if (cfg.lists.note[0] != '\0')
+      log_diag(LOG_WARN, 0, "lists: %s", cfg.lists.note);
+    else if (cfg.lists.serial != 0)
+      log_diag(LOG_INFO, 0, "lists: vendor lists from bundle serial %llu in %s",
+               (unsigned long long)cfg.lists.serial, cfg.lists.cache_dir);
+    if (cfg.lists.url[0] != '\0' && access(cfg.lists.cache_dir, W_OK | X_OK) != 0)
+      log_diag(LOG_WARN, 0,
+               "lists: cannot write to lists.cache_dir %s as this user (%s): fetched bundles "
+               "can be neither cached nor applied",
+               cfg.lists.cache_dir, strerror(errno));
     rc = workers_run(&ws, true);
   }
   workers_free(&ws);
@@ -372,6 +388,7 @@ static int cmd_config(int argc, char **argv) {
   }
   printf("%s: OK\n", argv[1]);
   config_print_summary(&cfg, stdout);
+  lists_print_summary(&cfg, stdout);
   config_free(&cfg);
   return 0;
 }
@@ -610,6 +627,8 @@ int cli_main(int argc, char **argv) {
     return cmd_ca(argc - optind, argv + optind);
   if (strcmp(cmd, "report") == 0)
     return report_main(argc - optind + 1, argv + optind - 1);
+  if (strcmp(cmd, "lists") == 0)
+    return lists_main(o.config, argc - optind, argv + optind);
   if (strcmp(cmd, "reload") == 0 || strcmp(cmd, "status") == 0) {
     int first = optind - 1;
     if ((rc = parse_options(argc - first, argv + first, &o)) != 0)

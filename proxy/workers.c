@@ -14,6 +14,7 @@
 #include "proxy/admin.h"
 #include "proxy/bump.h"
 #include "proxy/dns.h"
+#include "proxy/lists.h"
 #include "proxy/log.h"
 #include "proxy/reload.h"
 #include "proxy/upstream.h"
@@ -105,6 +106,8 @@ static void handles_close(struct workers *ws) {
   uv_mutex_unlock(&ws->mu);
   admin_close(ws->admin);
   ws->admin = NULL;
+  lists_schedule_close(ws->lists);
+  ws->lists = NULL;
 }
 
 /* Every worker's loop has ended: the main loop ends too. */
@@ -380,6 +383,8 @@ int workers_run(struct workers *ws, bool start) {
   rc = start_threads(ws);
   if (rc == 0)
     log_start(ws);
+  if (rc == 0 && lists_schedule_start(ws->loop, ws, &ws->lists) != 0)
+    log_diag(LOG_ERR, 0, "lists: out of memory; the vendor lists are not updated");
   on_worker_exited(&ws->exited); /* every thread may have failed to start */
   uv_run(ws->loop, UV_RUN_DEFAULT);
   for (i = 0; i < ws->n; i++)
