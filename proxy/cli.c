@@ -22,6 +22,7 @@
 #include "filters/timefmt.h"
 #include "proxy/adminclient.h"
 #include "proxy/check.h"
+#include "proxy/export.h"
 #include "proxy/lists_cli.h"
 #include "proxy/log.h"
 #include "proxy/rules.h"
@@ -77,6 +78,9 @@ static const char usage_text[] =
     "  embargo report [options] [LOG...]    which clients tried to reach each vendor, from\n"
     "                                       decision logs (see embargo report --help)\n"
     "  embargo lists keygen|sign|verify|fetch  signed list bundles (see embargo lists)\n"
+    "  embargo export --format rpz|unbound|dnsmasq|hosts|nft-set|squid [--vendor V]\n"
+    "                 [--category C] [--action deny|log|any]\n"
+    "                                       print the policy in force for another layer\n"
     "  embargo reload [options]             reload the running proxy's configuration\n"
     "  embargo status [options]             print readiness and key figures (exit 0: ready)\n"
     "  embargo version                      print the version\n"
@@ -629,6 +633,8 @@ int cli_main(int argc, char **argv) {
     return report_main(argc - optind + 1, argv + optind - 1);
   if (strcmp(cmd, "lists") == 0)
     return lists_main(o.config, argc - optind, argv + optind);
+  if (strcmp(cmd, "export") == 0)
+    return export_main(o.config, o.now, argc - optind + 1, argv + optind - 1);
   if (strcmp(cmd, "reload") == 0 || strcmp(cmd, "status") == 0) {
     int first = optind - 1;
     if ((rc = parse_options(argc - first, argv + first, &o)) != 0)
