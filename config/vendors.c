@@ -6,6 +6,8 @@
  *   name: Kaspersky Lab               display name (default: the id)
  *   reference: "..."                  legal basis shown on deny pages
  *   confidence: strong                default for the lists below (strong|hint)
+ *   domains: [kaspersky.com, ...]     registered domains: where to look for names
+ *                                     the lists miss (embargo report --unmatched)
  *   categories:                       (required)
  *     updates:                        category name
  *       cutoff: 2024-09-29T00:00:00-04:00   RFC 3339 (required)
@@ -34,6 +36,7 @@
 #include "filters/dommatch.h"
 #include "filters/err.h"
 #include "filters/netmatch.h"
+#include "filters/normalise.h"
 #include "filters/timefmt.h"
 
 #define VENDOR_DIR "config/vendors/"
@@ -49,6 +52,7 @@ struct vendor_ref {
 
 struct vendor_spec {
   const struct ynode *vendor, *name, *reference, *confidence, *categories, *reviewed, *max_age;
+  const struct ynode *domains;
 };
 
 struct category_spec {
@@ -89,6 +93,7 @@ static const struct directive vendor_keys[] = {
   NODE("categories", vendor_spec, categories, true, "a mapping of category names"),
   NODE("reviewed", vendor_spec, reviewed, false, REVIEWED_EXPECT),
   NODE("max_age", vendor_spec, max_age, false, "a duration like 90d"),
+  NODE("domains", vendor_spec, domains, false, "registered domains like kaspersky.com"),
 };
 
 static const struct directive category_keys[] = {
@@ -493,6 +498,43 @@ static int add_categories(struct loader *ld, const struct ydoc *d, const struct 
   return 0;
 }
 
+/* `domains`: names (not patterns), each once; joined into v->domains. */
+static int load_domains(struct loader *ld, const struct ydoc *d, const struct ynode *list,
+                        struct vendor *v) {
+  char sub[LOAD_PATH_MAX], joined[4096] = " "; /* " a b c ": each name between spaces */
+  size_t used = 1;
+  if (list == NULL)
+    return 0;
+  if (load_list(ld, d, list, "domains", "registered domains like kaspersky.com") < 0)
+    return EMB_ECONFIG;
+  for (size_t i = 0; i < ynode_count(list); i++) {
+    const struct ynode *item = ynode_item(d, list, i);
+    const char *text = load_text(ld, d, item, load_path_index(sub, "domains", i), "a domain");
+    struct host h;
+    char padded[HOST_NAME_MAX_LEN + 3];
+    if (text == NULL)
+      return EMB_ECONFIG;
+    if (host_normalise(text, ynode_len(item), &h) != 0 || h.kind != HOST_NAME ||
+        strchr(h.name, '.') == NULL || strcmp(h.name, text) != 0)
+      return load_fail(ld, d, item, sub,
+                       "expected a registered domain like kaspersky.com (lowercase, no "
+                       "pattern), got '%s'", text);
+    snprintf(padded, sizeof(padded), " %s ", h.name);
+    if (strstr(joined, padded) != NULL)
+      return load_fail(ld, d, item, sub, "duplicate domain '%s'", text);
+    if (used + h.len + 1 >= sizeof(joined))
+      return load_fail(ld, d, item, sub, "too many domains (at most %zu bytes in all)",
+                       sizeof(joined) - 1);
+    used += (size_t)snprintf(joined + used, sizeof(joined) - used, "%s ", h.name);
+  }
+  if (used > 1) {
+    joined[used - 1] = '\0'; /* the trailing space */
+    if ((v->domains = policy_strdup(ld->cfg->policy, joined + 1)) == NULL)
+      return -ENOMEM;
+  }
+  return 0;
+}
+
 /* Loads one vendor list document into the policy. */
 static int load_vendor_doc(struct loader *ld, const struct ydoc *d) {
   struct vendor_spec spec = {0};
@@ -526,7 +568,7 @@ static int load_vendor_doc(struct loader *ld, const struct ydoc *d) {
     v->bundle_serial = ld->doc_bundle->serial;
     v->bundle_created = ld->doc_bundle->created;
   }
-  if (read_review(ld, d, &spec, v) < 0)
+  if (read_review(ld, d, &spec, v) < 0 || load_domains(ld, d, spec.domains, v) < 0)
     return EMB_ECONFIG;
   return add_categories(ld, d, spec.categories, v, conf);
 }

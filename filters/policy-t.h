@@ -58,6 +58,11 @@ struct vendor {
    * for a compiled-in list or a file. */
   uint64_t bundle_serial;
   int64_t bundle_created;
+  /* The vendor's registered domains (`domains:`), normalised and joined by
+   * single spaces, interned in the snapshot; NULL when the list names none.
+   * Names under them that no host rule matches are the list's blind spots
+   * (`embargo report --unmatched`). */
+  const char *domains;
 };
 
 /* A file the snapshot was built from, with the SHA-256 of its bytes. */

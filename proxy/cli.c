@@ -27,6 +27,7 @@
 #include "proxy/log.h"
 #include "proxy/rules.h"
 #include "proxy/report.h"
+#include "proxy/unmatched.h"
 #include "proxy/privdrop.h"
 #include "proxy/server.h"
 #include "proxy/workers.h"
@@ -630,7 +631,9 @@ int cli_main(int argc, char **argv) {
   if (strcmp(cmd, "ca") == 0)
     return cmd_ca(argc - optind, argv + optind);
   if (strcmp(cmd, "report") == 0)
-    return report_main(argc - optind + 1, argv + optind - 1);
+    return unmatched_wanted(argc - optind + 1, argv + optind - 1)
+               ? unmatched_main(o.config, argc - optind + 1, argv + optind - 1)
+               : report_main(argc - optind + 1, argv + optind - 1);
   if (strcmp(cmd, "lists") == 0)
     return lists_main(o.config, argc - optind, argv + optind);
   if (strcmp(cmd, "export") == 0)
