@@ -21,6 +21,7 @@ struct ca;
 #define CONFIG_MAX_RESOLVERS 8
 #define CONFIG_MAX_WORKERS 64 /* event loops (threads) */
 #define CONFIG_MAX_PORTS 64
+#define CONFIG_MAX_ADMIN_NAMES 8
 
 /* What a listener accepts. */
 enum listen_mode {
@@ -59,6 +60,20 @@ struct config_admin {
   char where[320];                /* "file:line:col" of admin.listen, for errors */
   char token_file[1024];          /* admin.token_file as read (relative to the config), or "" */
   char token[256];                /* its content (trailing white space cut), or "" */
+  /* Host names (or addresses) clients use for the endpoint besides its own
+   * address and localhost: the only Host and Origin names it answers. */
+  char names[CONFIG_MAX_ADMIN_NAMES][254]; /* normalised (lowercase, no trailing dot) */
+  size_t nnames;
+};
+
+/* What a vendor list past its max_age does to readiness (`readiness:`). */
+enum stale_lists {
+  STALE_LISTS_WARN,   /* a warning in /readyz, the metrics and the log; still ready */
+  STALE_LISTS_UNREADY /* /readyz answers 503 */
+};
+
+struct config_readiness {
+  enum stale_lists stale_lists;
 };
 
 struct config_limits {
@@ -159,6 +174,7 @@ struct config {
   size_t log_buffer;              /* bytes of decision lines queued before lines are dropped */
   size_t workers;                 /* event loops, one thread each; 0: one per CPU online */
   struct config_admin admin;
+  struct config_readiness readiness;
   bool access_log;                /* log every request, not only decisions */
   bool monitor;
   struct policy *policy;          /* owned reference */

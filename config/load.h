@@ -116,7 +116,7 @@ int load_note_source(struct loader *ld, const char *name, const char *data, size
 /* Sets the snapshot's version from its sources' digests (sources.c). */
 int load_set_version(struct loader *ld);
 
-/* The `admin` mapping (admin.c): listen, token_file. */
+/* The `admin` mapping (admin.c): listen, token_file, names. */
 int load_admin(struct loader *ld, const struct ydoc *d, const struct ynode *value,
                const char *path, void *target, const struct directive *dir);
 
@@ -134,6 +134,10 @@ int load_bundle_list(struct loader *ld, const struct bundle_file *f);
 
 /* Reads the LEN bytes at DATA, named LABEL, as a vendor list (vendors.c). */
 int load_vendor_data(struct loader *ld, const char *label, const char *data, size_t len);
+
+/* The `readiness` mapping (admin.c): stale_lists. */
+int load_readiness(struct loader *ld, const struct ydoc *d, const struct ynode *value,
+                   const char *path, void *target, const struct directive *dir);
 
 /* Checks the admin settings against the rest once every document is
  * applied: not on a proxy listener's address, a token beyond loopback. */

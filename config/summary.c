@@ -95,9 +95,14 @@ static void print_limits(const struct config *cfg, FILE *f) {
           cfg->log_path[0] == '-' && cfg->log_path[1] == '\0' ? "standard output"
                                                               : cfg->log_path,
           cfg->access_log ? "on" : "off");
-  fprintf(f, "User:           %s when started as root\n", cfg->user[0] ? cfg->user : "(none)");
+  fprintf(f, "User:           %s when started as root%s\n", cfg->user[0] ? cfg->user : "(none)",
+          cfg->mark != 0 ? ", keeping CAP_NET_ADMIN for mark (SO_MARK)" : ", no capabilities");
   fprintf(f, "Monitor:        %s\n", cfg->monitor ? "on (nothing is denied; denials are logged)"
                                                   : "off (denials are enforced)");
+  fprintf(f, "Readiness:      a vendor list past its max_age %s (readiness.stale_lists: %s)\n",
+          cfg->readiness.stale_lists == STALE_LISTS_UNREADY ? "makes /readyz answer 503"
+                                                            : "is a warning, still ready",
+          cfg->readiness.stale_lists == STALE_LISTS_UNREADY ? "unready" : "warn");
 }
 
 struct action_field {
@@ -173,7 +178,7 @@ static void print_vendor(const struct policy *p, const struct vendor *v, FILE *f
   if (v->max_age != 0) {
     fprintf(f, "    reviewed: ");
     print_time(f, v->reviewed);
-    fprintf(f, ", stale (not ready) from ");
+    fprintf(f, ", stale from ");
     print_time(f, v->reviewed + (int64_t)v->max_age);
     fputc('\n', f);
   }

@@ -1,12 +1,14 @@
 /* The admin endpoint: a small HTTP/1.1 server on the main thread's loop, on its
- * own listener (admin.listen), one request per connection, bounded and
- * timed out. Paths: GET /healthz, /readyz, /metrics, /policy; POST /reload.
- * With admin.token_file set, every request needs "Authorization: Bearer
- * TOKEN" (401 otherwise). */
+ * own listener (admin.listen), one request per connection, its head within
+ * 3 s, at most 8 connections per client address and 64 in all (beyond
+ * either, the oldest connection still waiting for its request is closed,
+ * so a probe always gets in). Paths: GET /healthz (liveness), /readyz
+ * (readiness), /metrics, /policy; POST /reload. Requests a web page could
+ * make are refused (proxy/admingate.c). With admin.token_file set, every
+ * request needs "Authorization: Bearer TOKEN" (401 otherwise). */
 #ifndef EMBARGO_PROXY_ADMIN_H
 #define EMBARGO_PROXY_ADMIN_H
 
-#include <stdbool.h>
 #include <stddef.h>
 #include <sys/socket.h>
 
@@ -25,11 +27,5 @@ const struct sockaddr *admin_address(const struct admin *a);
 /* Closes the listener and every admin connection; A frees itself from
  * the last close callback. NULL-safe; A must not be used afterwards. */
 void admin_close(struct admin *a);
-
-/* Whether the proxy is ready to serve: every worker's listeners bound, a
- * policy loaded, the resolver answering (the most recent lookup of any
- * worker), every vendor list younger than its max_age, not shutting down.
- * When not, REASON receives why. */
-bool admin_ready(struct workers *ws, char *reason, size_t size);
 
 #endif

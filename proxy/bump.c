@@ -59,7 +59,6 @@ struct bump {
   bool cert_sent;       /* our Certificate message went out */
   bool handshaken;
   int alert;                         /* the client's alert (level << 8 | description), or -1 */
-  char why[48];                      /* the tls_inspect option that denied, or "" */
   char dest[HOST_NAME_MAX_LEN + 10]; /* the name the certificate is for, with the port */
   size_t req_len;
   char req[BUMP_REQ_MAX + 1];
@@ -206,7 +205,7 @@ static void answer(struct conn *c) {
   size_t line = strcspn(b->req, "\r\n");
 
   uv_timer_stop(&c->timer);
-  respond_deny_message(c, b->why[0] ? b->why : NULL, b->dest, &out);
+  respond_deny_message(c, NULL, b->dest, &out);
   if (!out.failed && strncmp(b->req, "HEAD ", 5) == 0) /* the head alone (RFC 9110 9.3.2) */
     out.len = (size_t)((const char *)memmem(out.data, out.len, "\r\n\r\n", 4) + 4 - out.data);
   if (out.failed || SSL_write(b->ssl, out.data, (int)out.len) != (int)out.len) {
@@ -382,10 +381,9 @@ static int queue_mint(struct conn *c, const char *name, int64_t now) {
 }
 
 /* After a denied ClientHello: a TLS server fed with the hello, and a leaf
- * for its name (cached, or minted on the thread pool). Returns 0, or a
- * negative code with nothing changed. */
-static int bump_start(struct conn *c, const char *why) {
-  const char *name = peek_server_name(c);
+ * for NAME (peek_denied_name; cached, or minted on the thread pool).
+ * Returns 0, or a negative code with nothing changed. */
+static int bump_start(struct conn *c, const char *name) {
   /* Certificates are checked against the real clock, not the policy's. */
   int64_t now = (int64_t)time(NULL);
   const uint8_t *hello;
@@ -393,8 +391,6 @@ static int bump_start(struct conn *c, const char *why) {
   X509 *leaf = NULL;
   size_t len = 0;
 
-  if (name == NULL)
-    name = c->ex->dest.name; /* no SNI: the CONNECT authority */
   if ((b = calloc(1, sizeof(*b))) == NULL)
     return -ENOMEM;
   if ((b->ssl = new_ssl(c, b)) == NULL) {
@@ -403,7 +399,6 @@ static int bump_start(struct conn *c, const char *why) {
     return EMB_ECERT;
   }
   b->alert = -1;
-  snprintf(b->why, sizeof(b->why), "%s", why ? why : "");
   /* The page names what the client asked for: the SNI, as its address bar does. */
   snprintf(b->dest, sizeof(b->dest), strchr(name, ':') ? "[%s]:%u" : "%s:%u", name,
            (unsigned)c->ex->dest.port);
@@ -457,6 +452,7 @@ static bool accept_tunnel(struct conn *c) {
 }
 
 bool bump_deny(struct conn *c) {
+  const char *name;
   /* Only before anything was dialled: a tunnel already relaying the
    * destination's TLS (a second ClientHello) cannot change servers. */
   if (!page_wanted(c) || c->up != NULL ||
@@ -465,5 +461,8 @@ bool bump_deny(struct conn *c) {
   if (c->ex->peek == NULL)
     return !conn_transparent(c) && c->ex->head != NULL && c->ex->head->is_connect && !c->established &&
            accept_tunnel(c);
-  return peek_hello_ok(c) && bump_start(c, c->ex->decided_by) == 0;
+  /* A leaf only for a name judged deny itself: the CA never signs for a
+   * name Embargo would let through. */
+  name = peek_hello_ok(c) ? peek_denied_name(c) : NULL;
+  return name != NULL && bump_start(c, name) == 0;
 }

@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <getopt.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -30,6 +31,7 @@
 #include "proxy/unmatched.h"
 #include "proxy/privdrop.h"
 #include "proxy/server.h"
+#include "proxy/upstream.h"
 #include "proxy/workers.h"
 
 #ifndef EMBARGO_VERSION
@@ -62,6 +64,7 @@ struct options {
   const char *uid;          /* rules: Embargo's user id, exempt in a sidecar */
   const char *admin;        /* reload, status: ADDR:PORT instead of admin.listen */
   const char *token_file;   /* reload, status: instead of admin.token_file */
+  bool live;                /* status: liveness (/healthz) instead of readiness */
 };
 
 static const char usage_text[] =
@@ -84,6 +87,7 @@ static const char usage_text[] =
     "                                       print the policy in force for another layer\n"
     "  embargo reload [options]             reload the running proxy's configuration\n"
     "  embargo status [options]             print readiness and key figures (exit 0: ready)\n"
+    "  embargo status --live [options]      print liveness (exit 0: the process works)\n"
     "  embargo version                      print the version\n"
     "\n"
     "Options:\n"
@@ -102,6 +106,7 @@ static const char usage_text[] =
     "      --no-resolve        check: judge names without resolving them\n"
     "      --admin ADDR:PORT   reload, status: the admin endpoint (default: admin.listen)\n"
     "      --token-file FILE   reload, status: bearer token (default: admin.token_file)\n"
+    "      --live              status: ask /healthz (liveness) instead of /readyz\n"
     "  -h, --help              this text\n";
 
 __attribute__((format(printf, 1, 2)))
@@ -137,7 +142,7 @@ static int parse_options(int argc, char **argv, struct options *o) {
       {"mode", required_argument, NULL, 'M'},    {"sidecar", no_argument, NULL, 'S'},
       {"ipv6", no_argument, NULL, '6'},          {"uid", required_argument, NULL, 'U'},
       {"admin", required_argument, NULL, 'A'},   {"token-file", required_argument, NULL, 'K'},
-      {"user", required_argument, NULL, 'u'},
+      {"user", required_argument, NULL, 'u'},   {"live", no_argument, NULL, 'L'},
       {NULL, 0, NULL, 0}};
   int ch;
 
@@ -196,6 +201,7 @@ static int parse_options(int argc, char **argv, struct options *o) {
     case 'U': o->uid = optarg; break;
     case 'A': o->admin = optarg; break;
     case 'K': o->token_file = optarg; break;
+    case 'L': o->live = true; break;
     case 'h': fputs(usage_text, stdout); exit(0);
     default: return usage_error("%s", "unknown option");
     }
@@ -278,6 +284,77 @@ static int load_config(const struct options *o, struct config *cfg) {
   return EXIT_USAGE;
 }
 
+/* The user id Embargo will run as: `user:`'s when started as root (root
+ * when that user is unknown: the drop then stops the start anyway). */
+static uid_t runtime_uid(const struct config *cfg) {
+  const struct passwd *pw;
+  if (geteuid() != 0)
+    return geteuid();
+  pw = cfg->user[0] != '\0' ? getpwnam(cfg->user) : NULL;
+  return pw != NULL ? pw->pw_uid : 0;
+}
+
+/* ---- files a reload reads as the runtime user ------------------------------ */
+
+#define RELOAD_FILES_MAX 64
+
+/* The files a reload reads again: the configuration and the vendor lists
+ * (the policy's sources), the token file and the block-page CA. */
+struct reload_files {
+  const char *path[RELOAD_FILES_MAX];
+  size_t n;
+  char ca[2][sizeof(((struct config *)0)->certs.ca_dir) + 16];
+};
+
+static void reload_files_of(const struct config *cfg, struct reload_files *rf) {
+  const struct policy *p = cfg->policy;
+  rf->n = 0;
+  for (size_t i = 0; i < policy_source_count(p) && rf->n < RELOAD_FILES_MAX - 3; i++) {
+    const char *name = policy_source_at(p, i)->name;
+    if (strncmp(name, "builtin:", 8) != 0)
+      rf->path[rf->n++] = name;
+  }
+  if (cfg->admin.token_file[0] != '\0')
+    rf->path[rf->n++] = cfg->admin.token_file;
+  if (cfg->certs.ca_dir[0] != '\0') {
+    snprintf(rf->ca[0], sizeof(rf->ca[0]), "%s/%s", cfg->certs.ca_dir, CA_KEY_FILE);
+    snprintf(rf->ca[1], sizeof(rf->ca[1]), "%s/%s", cfg->certs.ca_dir, CA_CERT_FILE);
+    rf->path[rf->n++] = rf->ca[0];
+    rf->path[rf->n++] = rf->ca[1];
+  }
+}
+
+static void warn_diag(void *arg, const char *msg) {
+  (void)arg;
+  log_diag(LOG_WARN, 0, "%s", msg);
+}
+
+static void warn_stderr(void *arg, const char *msg) {
+  (void)arg;
+  fprintf(stderr, "embargo: warning: %s\n", msg);
+}
+
+/* Warns about each file a reload reads that CFG's `user` will not read. */
+static void warn_unreadable(const struct config *cfg, privdrop_warn_fn warn) {
+  struct reload_files rf;
+  reload_files_of(cfg, &rf);
+  privdrop_warn_unreadable(cfg->user, rf.path, rf.n, warn, NULL);
+}
+
+/* After the privilege drop: `mark:` needs SO_MARK to work for every dial,
+ * so a process that cannot set it does not start. */
+static int check_mark(const struct config *cfg, char *err, size_t errsize) {
+  int rc;
+  if (cfg->mark == 0 || (rc = upstream_check_mark(cfg->mark)) == 0)
+    return 0;
+  snprintf(err, errsize, "mark: cannot set SO_MARK %u on outgoing connections: %s%s", cfg->mark,
+           uv_strerror(rc),
+           rc == UV_EPERM ? " (needs CAP_NET_ADMIN: start as root, which keeps it for mark:, "
+                            "or grant it to the user Embargo runs as)"
+                          : "");
+  return rc;
+}
+
 static int cmd_run(const struct options *o) {
   struct config cfg;
   struct workers ws;
@@ -288,16 +365,20 @@ static int cmd_run(const struct options *o) {
   memset(&cfg, 0, sizeof(cfg));
   if ((rc = load_config(o, &cfg)) != 0)
     return rc;
-  if ((rc = log_open(cfg.log_path, cfg.log_buffer)) != 0) {
-    fprintf(stderr, "embargo: cannot open log %s: %s\n", cfg.log_path, err_str(rc));
+  if ((rc = log_open(cfg.log_path, cfg.log_buffer, runtime_uid(&cfg), err, sizeof(err))) != 0) {
+    fprintf(stderr, "embargo: cannot open the log: %s\n", err);
     config_free(&cfg);
     return EXIT_USAGE;
   }
   signal(SIGPIPE, SIG_IGN);
   uv_loop_init(&loop);
   rc = workers_init(&ws, &loop, &cfg, o->now, reload_config, o, err, sizeof(err));
+  if (rc == 0 && geteuid() == 0)
+    warn_unreadable(&cfg, warn_diag);
   if (rc == 0) /* every worker's listeners bound, files open, no worker running yet */
-    rc = privdrop_apply(cfg.user, err, sizeof(err));
+    rc = privdrop_apply(cfg.user, cfg.mark != 0, err, sizeof(err));
+  if (rc == 0)
+    rc = check_mark(&cfg, err, sizeof(err));
   if (rc != 0) {
     fprintf(stderr, "embargo: %s\n", err);
     workers_run(&ws, false);
@@ -394,6 +475,8 @@ static int cmd_config(int argc, char **argv) {
   printf("%s: OK\n", argv[1]);
   config_print_summary(&cfg, stdout);
   lists_print_summary(&cfg, stdout);
+  fflush(stdout);
+  warn_unreadable(&cfg, warn_stderr);
   config_free(&cfg);
   return 0;
 }
@@ -582,6 +665,59 @@ static void print_figures(const char *m) {
   printf("log lines lost:  %.0f\n", metric_sum(m, "embargo_log_lines_dropped_total", NULL));
 }
 
+/* One line per vendor list with a reviewed date, from the
+ * embargo_vendor_list_* gauges of /metrics M. */
+static void print_lists(const char *m) {
+  static const char age[] = "embargo_vendor_list_age_seconds{vendor=\"";
+  for (const char *line = strstr(m, age); line != NULL; line = strstr(line + 1, age)) {
+    const char *id = line + sizeof(age) - 1, *q = strchr(id, '"');
+    char label[160];
+    double secs, max_age, stale;
+    long days;
+    if (q == NULL || q[1] != '}' || (line != m && line[-1] != '\n'))
+      continue;
+    snprintf(label, sizeof(label), "vendor=\"%.*s\"", (int)(q - id), id);
+    secs = strtod(q + 2, NULL);
+    max_age = metric_sum(m, "embargo_vendor_list_max_age_seconds", label);
+    stale = metric_sum(m, "embargo_vendor_list_stale", label);
+    days = (long)(secs / 86400);
+    printf("list %.*s:%*s", (int)(q - id), id, (int)(q - id) < 10 ? 10 - (int)(q - id) : 1, "");
+    if (secs < 0)
+      printf("reviewed %ld day(s) after the policy clock's now", -days);
+    else
+      printf("reviewed %ld day(s) ago", days);
+    if (max_age <= 0)
+      printf(", no max_age\n");
+    else if (stale > 0)
+      printf(", max_age %.0f day(s): STALE, still enforced\n", max_age / 86400);
+    else
+      printf(", max_age %.0f day(s): fresh\n", max_age / 86400);
+  }
+}
+
+/* Prints BODY after LABEL, its further lines indented under the first. */
+static void print_block(const char *label, const char *body) {
+  for (bool first = true; *body != '\0'; first = false) {
+    size_t n = strcspn(body, "\n");
+    printf("%-17s%.*s\n", first ? label : "", (int)n, body);
+    body += n + (body[n] == '\n');
+  }
+}
+
+/* `status --live`: asks /healthz; 0 when the process works. */
+static int status_live(const struct sockaddr *sa, const char *token) {
+  char err[256], *body = NULL;
+  int st =
+      adminclient_request(sa, "GET", "/healthz", token, ADMIN_TIMEOUT_MS, &body, err, sizeof(err));
+  if (st < 0) {
+    printf("embargo: not reachable: %s\n", err);
+    return 1;
+  }
+  print_block("liveness:", body);
+  free(body);
+  return st == 200 ? 0 : 1;
+}
+
 static int cli_status(const struct options *o) {
   struct sockaddr_storage addr;
   char token[256], err[256], *ready = NULL, *metrics = NULL, *policy = NULL;
@@ -589,12 +725,14 @@ static int cli_status(const struct options *o) {
   const struct sockaddr *sa = (const struct sockaddr *)&addr;
   if (rc != 0)
     return rc;
+  if (o->live)
+    return status_live(sa, token);
   st = adminclient_request(sa, "GET", "/readyz", token, ADMIN_TIMEOUT_MS, &ready, err, sizeof(err));
   if (st < 0) {
     printf("embargo: not reachable: %s\n", err);
     return 1;
   }
-  printf("readiness:       %s", ready);
+  print_block("readiness:", ready);
   if (adminclient_request(sa, "GET", "/policy", token, ADMIN_TIMEOUT_MS, &policy, err,
                           sizeof(err)) == 200) {
     const char *v = strstr(policy, "\"version\":\""), *t = strstr(policy, "\"loaded_at\":\"");
@@ -602,8 +740,10 @@ static int cli_status(const struct options *o) {
            t != NULL ? t + 13 : "?");
   }
   if (adminclient_request(sa, "GET", "/metrics", token, ADMIN_TIMEOUT_MS, &metrics, err,
-                          sizeof(err)) == 200)
+                          sizeof(err)) == 200) {
     print_figures(metrics);
+    print_lists(metrics);
+  }
   free(ready);
   free(policy);
   free(metrics);

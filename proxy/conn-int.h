@@ -143,9 +143,15 @@ void peek_watch_free(struct conn *c); /* NULL-safe */
 bool peek_hello_ok(const struct conn *c);
 /* The hello bytes read (borrowed, valid while c->peek is). */
 const uint8_t *peek_hello(const struct conn *c, size_t *len);
-/* The server name to present a certificate for: the SNI that matched,
- * else the first one; NULL without SNI. */
-const char *peek_server_name(const struct conn *c);
+/* The name a block-page certificate may be minted for: a name the verdict
+ * (c->verdict, a vendor rule's deny) judged deny itself and the client asks
+ * for. The SNI that matched; or the destination (the CONNECT authority, an
+ * intercepted connection's claimed name or, without one, its original
+ * address) when the rule matched the destination (its name, CNAME chain or
+ * addresses) and the hello names no server or names it too. NULL for any
+ * other deny (a JA4 rule, a configured outcome, a denied destination
+ * behind a hello for another name): that one gets the alert. */
+const char *peek_denied_name(const struct conn *c);
 
 /* ---- bump.c: the block page over TLS ---- */
 

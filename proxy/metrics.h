@@ -45,6 +45,7 @@ enum metric_counter {
   METRIC_CONNECT_OK, /* upstream dials, by outcome */
   METRIC_CONNECT_TIMEOUT,
   METRIC_CONNECT_ERROR,
+  METRIC_CONNECT_LOCAL, /* failed for a reason of this host (upstream_error_is_local) */
   METRIC_RELOAD_OK,
   METRIC_RELOAD_FAILED,
   METRIC_NCOUNTERS
@@ -98,6 +99,7 @@ struct metrics_listener {
 struct metrics_view {
   const struct policy *policy; /* the snapshot in force (borrowed) */
   int64_t policy_loaded_at;
+  int64_t now; /* the policy clock, for the vendor lists' ages */
   size_t nlisteners;
   struct metrics_listener listeners[CONFIG_MAX_LISTEN];
   size_t nworkers;

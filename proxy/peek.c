@@ -323,11 +323,33 @@ const uint8_t *peek_hello(const struct conn *c, size_t *len) {
   return tls_hello_raw(&c->ex->peek->hello, len);
 }
 
-const char *peek_server_name(const struct conn *c) {
-  const struct peek *pk = c->ex->peek;
-  if (c->ex->verdict.on == MATCH_SNI && c->ex->verdict.matched[0] != '\0')
-    return c->ex->verdict.matched;
-  return pk->ev.nsni > 0 ? pk->ev.sni[0] : NULL;
+/* Whether the hello names no server, or names NAME among its servers. */
+static bool hello_asks_for(const struct peek *pk, const char *name) {
+  size_t i;
+  for (i = 0; i < pk->ev.nsni; i++)
+    if (strcmp(pk->ev.sni[i], name) == 0)
+      return true;
+  return pk->ev.nsni == 0;
+}
+
+const char *peek_denied_name(const struct conn *c) {
+  const struct verdict *v = &c->ex->verdict;
+  if (c->ex->peek == NULL || v->action != ACTION_DENY || v->rule == NULL ||
+      c->ex->decided_by != NULL) /* not the rule's deny: an outcome made it one */
+    return NULL;
+  switch (v->on) {
+  case MATCH_SNI: return v->matched[0] != '\0' ? v->matched : NULL;
+  case MATCH_ADDRESS:
+    /* An intercepted connection's address is where it was going, not what
+     * the name it claims resolved to: that name was not judged deny. */
+    if (conn_transparent(c) && c->ex->dest.kind == HOST_NAME)
+      return NULL;
+    break;
+  case MATCH_HOST:
+  case MATCH_CNAME: break;
+  default: return NULL; /* a JA4 rule judged the client, not a name */
+  }
+  return hello_asks_for(c->ex->peek, c->ex->dest.name) ? c->ex->dest.name : NULL;
 }
 
 int peek_forward(struct conn *c, struct endpoint *up) {

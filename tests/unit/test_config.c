@@ -404,8 +404,8 @@ Test(config, unknown_key) {
   expect_error("lisen: [\"0.0.0.0:3128\"]\n",
                "@/main.yaml:1:1: lisen: unknown key (expected one of: listen, resolvers, "
                "clients, connect_ports, timeouts, limits, tls_inspect, dns, transparent, mark, "
-               "internal, certs, log, user, log_buffer, workers, admin, access_log, monitor, vendors, "
-               "exceptions, lists)");
+               "internal, certs, log, user, log_buffer, workers, admin, readiness, access_log, "
+               "monitor, vendors, exceptions, lists)");
 }
 
 Test(config, unknown_nested_key) {

@@ -1,0 +1,102 @@
+/* Vendor list freshness: ages, the stale ones, the daily warning. */
+#include "proxy/freshness.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "filters/policy.h"
+#include "filters/timefmt.h"
+#include "proxy/log.h"
+
+void freshness_of(const struct vendor *v, int64_t now, struct freshness *out) {
+  memset(out, 0, sizeof(*out));
+  out->known = v->reviewed != 0;
+  if (!out->known)
+    return;
+  out->age = now - v->reviewed;
+  out->limited = v->max_age != 0;
+  if (!out->limited)
+    return;
+  out->stale_from = v->reviewed + (int64_t)v->max_age;
+  out->stale = now >= out->stale_from;
+}
+
+void freshness_duration_text(uint64_t seconds, char *buf, size_t size) {
+  if (seconds % 86400 == 0)
+    snprintf(buf, size, "%llud", (unsigned long long)(seconds / 86400));
+  else
+    snprintf(buf, size, "%llus", (unsigned long long)seconds);
+}
+
+void freshness_describe(const struct vendor *v, int64_t now, char *buf, size_t size) {
+  char reviewed[40], since[40], age[32];
+  struct freshness f;
+  freshness_of(v, now, &f);
+  rfc3339_format(v->reviewed, reviewed, sizeof(reviewed));
+  rfc3339_format(f.stale_from, since, sizeof(since));
+  freshness_duration_text(v->max_age, age, sizeof(age));
+  snprintf(buf, size,
+           "vendor list %s (%s) is stale: reviewed %s, max_age %s, past it since %s; still "
+           "enforced",
+           v->id, v->where.file != NULL ? v->where.file : "?", reviewed, age, since);
+}
+
+bool freshness_any_stale(const struct policy *p, int64_t now, char *reason, size_t size) {
+  for (size_t i = 0; i < policy_vendor_count(p); i++) {
+    const struct vendor *v = policy_vendor_at(p, i);
+    struct freshness f;
+    freshness_of(v, now, &f);
+    if (!f.stale)
+      continue;
+    if (reason != NULL)
+      freshness_describe(v, now, reason, size);
+    return true;
+  }
+  return false;
+}
+
+/* FNV-1a over the ids of the stale lists: tells a new set from the last. */
+static uint64_t stale_set_of(const struct policy *p, int64_t now, size_t *count) {
+  uint64_t h = 1469598103934665603ull;
+  *count = 0;
+  for (size_t i = 0; i < policy_vendor_count(p); i++) {
+    const struct vendor *v = policy_vendor_at(p, i);
+    struct freshness f;
+    freshness_of(v, now, &f);
+    if (!f.stale)
+      continue;
+    (*count)++;
+    for (const char *s = v->id; *s; s++)
+      h = (h ^ (unsigned char)*s) * 1099511628211ull;
+    h = (h ^ '\n') * 1099511628211ull;
+  }
+  return h;
+}
+
+size_t freshness_log_stale(const struct policy *p, int64_t now, uint64_t now_ms,
+                           struct freshness_log *st) {
+  char text[1200];
+  size_t n;
+  uint64_t set = stale_set_of(p, now, &n);
+  bool due = st->warned_ms == 0 || set != st->stale_set ||
+             now_ms - st->warned_ms >= FRESHNESS_WARN_EVERY_MS;
+  if (n == 0) {
+    st->stale_set = set; /* a list going stale again later is news */
+    st->warned_ms = 0;
+    return 0;
+  }
+  if (!due)
+    return n;
+  for (size_t i = 0; i < policy_vendor_count(p); i++) {
+    const struct vendor *v = policy_vendor_at(p, i);
+    struct freshness f;
+    freshness_of(v, now, &f);
+    if (!f.stale)
+      continue;
+    freshness_describe(v, now, text, sizeof(text));
+    log_diag(LOG_WARN, 0, "%s; review it and update it (this warning repeats daily)", text);
+  }
+  st->warned_ms = now_ms != 0 ? now_ms : 1;
+  st->stale_set = set;
+  return n;
+}

@@ -1,0 +1,54 @@
+/* How old each vendor list is, measured from its `reviewed` date on the
+ * policy clock, whether it is past its `max_age`, and the warning in the
+ * log about lists that are. A stale list is still enforced: this module
+ * only describes it; /readyz (proxy/admin.c) decides what it costs. */
+#ifndef EMBARGO_PROXY_FRESHNESS_H
+#define EMBARGO_PROXY_FRESHNESS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "filters/policy-t.h"
+
+struct policy;
+
+/* One vendor list's age at a given time. */
+struct freshness {
+  bool known;         /* the list says when it was reviewed */
+  int64_t age;        /* seconds since then (negative: reviewed after the time asked) */
+  bool limited;       /* it has a max_age */
+  bool stale;         /* past reviewed + max_age */
+  int64_t stale_from; /* reviewed + max_age, when limited */
+};
+
+/* V's freshness at NOW (policy clock, seconds since the epoch). */
+void freshness_of(const struct vendor *v, int64_t now, struct freshness *out);
+
+/* "180d" for whole days, else "3600s". */
+void freshness_duration_text(uint64_t seconds, char *buf, size_t size);
+
+/* Describes stale V at NOW: "vendor list ID (FILE) is stale: reviewed T,
+ * max_age D, past it since T2; still enforced". */
+void freshness_describe(const struct vendor *v, int64_t now, char *buf, size_t size);
+
+/* Whether P has a vendor list past its max_age at NOW; the first one is
+ * described into REASON (may be NULL). */
+bool freshness_any_stale(const struct policy *p, int64_t now, char *reason, size_t size);
+
+/* What freshness_log_stale remembers between calls. */
+struct freshness_log {
+  uint64_t warned_ms; /* monotonic time of the last warnings; 0: never */
+  uint64_t stale_set; /* a hash of the stale lists then warned about */
+};
+
+#define FRESHNESS_WARN_EVERY_MS (24ull * 3600 * 1000)
+
+/* Writes one warning on standard error per vendor list of P past its
+ * max_age at NOW, when the set of stale lists differs from the one last
+ * warned about or a day (NOW_MS, a monotonic clock in ms) has passed since.
+ * Returns the number of stale lists. */
+size_t freshness_log_stale(const struct policy *p, int64_t now, uint64_t now_ms,
+                           struct freshness_log *st);
+
+#endif
