@@ -299,20 +299,30 @@ static uid_t runtime_uid(const struct config *cfg) {
 #define RELOAD_FILES_MAX 64
 
 /* The files a reload reads again: the configuration and the vendor lists
- * (the policy's sources), the token file and the block-page CA. */
+ * (the policy's sources), the token file, the block-page CA, and the list
+ * bundle's public key, trust anchors and cache. */
 struct reload_files {
   const char *path[RELOAD_FILES_MAX];
   size_t n;
   char ca[2][sizeof(((struct config *)0)->certs.ca_dir) + 16];
+  char bundle[sizeof(((struct config *)0)->lists.cache_dir) + 16];
 };
 
 static void reload_files_of(const struct config *cfg, struct reload_files *rf) {
   const struct policy *p = cfg->policy;
   rf->n = 0;
-  for (size_t i = 0; i < policy_source_count(p) && rf->n < RELOAD_FILES_MAX - 3; i++) {
+  for (size_t i = 0; i < policy_source_count(p) && rf->n < RELOAD_FILES_MAX - 6; i++) {
     const char *name = policy_source_at(p, i)->name;
-    if (strncmp(name, "builtin:", 8) != 0)
+    if (strncmp(name, "builtin:", 8) != 0 && strncmp(name, "bundle:", 7) != 0)
       rf->path[rf->n++] = name;
+  }
+  if (cfg->lists.enabled) {
+    rf->path[rf->n++] = cfg->lists.pubkey_file;
+    if (cfg->lists.ca_file[0] != '\0')
+      rf->path[rf->n++] = cfg->lists.ca_file;
+    if (cfg->lists.serial != 0 && lists_cache_path(cfg->lists.cache_dir, rf->bundle,
+                                                   sizeof(rf->bundle)))
+      rf->path[rf->n++] = rf->bundle;
   }
   if (cfg->admin.token_file[0] != '\0')
     rf->path[rf->n++] = cfg->admin.token_file;

@@ -238,6 +238,27 @@ class ListsCommandsTest(unittest.TestCase):
         self.assertEqual(p.returncode, 1)
         self.assertIn(b"kaspersky.yaml: SHA-256 ", p.stderr)
 
+    def test_config_check_shows_the_bundle_and_warns_of_a_key_a_reload_cannot_read(self):
+        cache = os.path.join(self.tmp, "cache")
+        os.mkdir(cache)
+        sign(VENDORS, self.key, 9, os.path.join(cache, "lists.bundle"))
+        cfg = os.path.join(self.tmp, "embargo.yaml")
+        with open(cfg, "w") as f:
+            f.write("lists:\n  pubkey: lists.key.pub\n  cache_dir: cache\n")
+        for path in (self.tmp, cache):
+            os.chmod(path, 0o755)
+        p = embargo("config", "check", cfg)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertIn("  bundle:       serial 9, created ", p.stdout.decode())
+        self.assertIn("Lists:          not fetched (no url)", p.stdout.decode())
+        self.assertNotIn(b"will not be readable", p.stderr)
+        if os.geteuid() != 0:
+            self.skipTest("the warning is about a start as root dropping to `user`: needs root")
+        os.chmod(self.pub, 0o600)
+        p = embargo("config", "check", cfg)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertIn("lists.key.pub will not be readable by user nobody", p.stderr.decode())
+
     def test_sign_refuses_a_list_that_does_not_load(self):
         d = os.path.join(self.tmp, "bad")
         os.mkdir(d)
