@@ -250,7 +250,7 @@ static char *assemble(const char *manifest, size_t mlen, const unsigned char sig
   char *out;
   for (size_t i = 0; i < n; i++)
     total += sorted[i]->len;
-  if ((out = malloc(total)) == NULL)
+  if ((out = malloc(total + 1)) == NULL) /* sprintf ends the signature line with a NUL */
     return NULL;
   EVP_EncodeBlock(b64, sig, SIG_LEN);
   memcpy(out, manifest, mlen);
