@@ -145,6 +145,8 @@ class ExportTest(unittest.TestCase):
         p = run([harness.BINARY, "export", "-c", self.config, "--now", NOW, "--format", fmt] +
                 list(extra))
         self.assertEqual(p.returncode, 0, p.stderr)
+        for marker in harness.SANITIZER_MARKERS:
+            self.assertNotIn(marker, p.stderr.decode())
         path = os.path.join(self.tmp, "export." + fmt)
         with open(path, "wb") as f:
             f.write(p.stdout)

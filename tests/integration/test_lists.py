@@ -42,7 +42,11 @@ def run(cmd, check=True, timeout=60, **kw):
 
 
 def embargo(*args, check=False):
-    return run([harness.BINARY] + list(args), check=check)
+    p = run([harness.BINARY] + list(args), check=check)
+    for marker in harness.SANITIZER_MARKERS:
+        if marker.encode() in p.stderr:
+            raise AssertionError("embargo %s: %s" % (" ".join(args), p.stderr.decode()))
+    return p
 
 
 def skip_reason():

@@ -25,6 +25,8 @@ class UnmatchedTest(EmbargoTestCase):
                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                            stderr=subprocess.PIPE, timeout=60)
         self.assertEqual(p.returncode, 0, p.stderr)
+        for marker in harness.SANITIZER_MARKERS:
+            self.assertNotIn(marker, p.stderr.decode())
         return p.stdout.decode()
 
     def test_report_unmatched_names_a_vendor_domain_host_no_category_matched(self):
