@@ -13,6 +13,7 @@
 #include <time.h>
 
 #include "certs/ca.h"
+#include "config/bundle.h"
 #include "config/embedded.h"
 #include "config/load.h"
 #include "filters/err.h"
@@ -85,6 +86,7 @@ static const struct directive top_keys[] = {
   {"profile", load_profile, 0, 0, 0, false, "us-commercial or us-federal"},
   {"vendors", record_vendors, 0, 0, 0, false, "vendor lists"},
   {"exceptions", record_exceptions, 0, 0, 0, false, "exceptions"},
+  {"lists", load_lists, 0, 0, 0, false, "a mapping with url, pubkey, interval and cache_dir"},
 };
 
 #define TIMEOUT(key, field)                                                                \
@@ -546,8 +548,10 @@ static int apply_file(struct loader *ld, const char *path, struct ydoc **doc, ch
   return apply_doc(ld, *doc, *dir);
 }
 
-/* Loads the built-in default, then PATH over it if not NULL, into CFG. */
-static int load_config(struct config *cfg, const char *path, char *err, size_t errsize) {
+/* Loads the built-in default, then PATH over it if not NULL, into CFG; the
+ * vendor lists from FETCHED if not NULL, else from the cached bundle. */
+static int load_config(struct config *cfg, const char *path, const struct bundle *fetched,
+                       char *err, size_t errsize) {
   struct config tmp = {0};
   struct loader ld = {.cfg = &tmp, .err = err, .errsize = errsize};
   struct ydoc *builtin = NULL, *user = NULL;
@@ -567,6 +571,8 @@ static int load_config(struct config *cfg, const char *path, char *err, size_t e
   if (rc == 0)
     rc = load_check_admin(&ld);
   if (rc == 0)
+    rc = load_lists_bundle(&ld, fetched);
+  if (rc == 0)
     rc = load_policy(&ld);
   if (rc == 0)
     rc = check_page_has_ca(&ld);
@@ -575,6 +581,7 @@ static int load_config(struct config *cfg, const char *path, char *err, size_t e
 cleanup:
   ydoc_free(builtin);
   ydoc_free(user);
+  bundle_free(ld.own_bundle);
   free(dir);
   if (rc < 0) {
     config_free(&tmp);
@@ -587,11 +594,16 @@ cleanup:
 }
 
 int config_load_default(struct config *cfg, char *err, size_t errsize) {
-  return load_config(cfg, NULL, err, errsize);
+  return load_config(cfg, NULL, NULL, err, errsize);
 }
 
 int config_load_file(struct config *cfg, const char *path, char *err, size_t errsize) {
-  return load_config(cfg, path, err, errsize);
+  return load_config(cfg, path, NULL, err, errsize);
+}
+
+int config_load_bundle(struct config *cfg, const char *path, const struct bundle *bundle,
+                       char *err, size_t errsize) {
+  return load_config(cfg, path, bundle, err, errsize);
 }
 
 void config_free(struct config *cfg) {

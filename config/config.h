@@ -125,6 +125,28 @@ struct config_dns {
   size_t cache_memory;    /* bytes kept in all, default 16 MiB */
 };
 
+/* Signed list bundles (`lists`): where Embargo fetches them, the key they
+ * must be signed with, where the last good one is kept, and the bundle the
+ * vendor lists of this configuration were read from. */
+struct config_lists {
+  bool enabled;                  /* a `lists` mapping was given */
+  char url[512];                 /* https://...; "": the proxy does not fetch (the cache only) */
+  char pubkey_file[512];         /* as resolved (relative to the config file) */
+  unsigned char pubkey[32];      /* the Ed25519 public key read from it */
+  char cache_dir[512];           /* as resolved; the last good bundle is lists.bundle there */
+  uint64_t interval;             /* ms between fetches, default 6h */
+  char ca_file[512];             /* trust anchors for the bundle server; "": the system's */
+  char proxy[512];               /* http://host:port to fetch through (CONNECT); "": direct */
+  char where[320];               /* "file:line:col" of the mapping, for messages */
+  /* The bundle the vendor lists were read from; serial 0: none (compiled-in
+   * lists). CREATED is the bundle's creation time, which each vendor list
+   * read from it also carries (struct vendor's bundle_created). */
+  uint64_t serial;
+  int64_t created;
+  char digest[65];               /* SHA-256 of its manifest */
+  char note[1100];               /* why a cached bundle was not used, or "" */
+};
+
 struct config {
   struct config_listen listen[CONFIG_MAX_LISTEN];
   size_t nlisten;
@@ -158,6 +180,7 @@ struct config {
   char profile[32];               /* the regime preset: "us-commercial" (default), "us-federal" */
   struct policy *policy;          /* owned reference */
   char source[512];               /* file the config came from, or "(built-in)" */
+  struct config_lists lists;
 };
 
 /* Fills CFG from the built-in default config. Returns 0 or a negative code
@@ -192,6 +215,13 @@ int config_load_catalogue(const char *profile, struct policy **out, char *err, s
  * (and who set them: list, preset, override) and entry counts; whether CFG
  * loads it. Returns 0 or a negative code (the reason printed to stderr). */
 int config_print_catalogue(const struct config *cfg, void *file /* FILE * */);
+
+struct bundle;
+/* config_load_file (PATH NULL: config_load_default) with the vendor lists of
+ * BUNDLE (borrowed; checked by the caller against lists.pubkey) in place of
+ * the cached bundle: tries a bundle just fetched before it is cached. */
+int config_load_bundle(struct config *cfg, const char *path, const struct bundle *bundle,
+                       char *err, size_t errsize);
 
 /* True for 127.0.0.0/8, ::1 and ::ffff:127.x.y.z. */
 bool config_is_loopback(const struct sockaddr *sa);

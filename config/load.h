@@ -31,6 +31,12 @@ struct loader {
   /* Where `deny_with: page` was first set ("file:line:col: key"), checked
    * against certs.ca_dir once everything is read; "" when nowhere. */
   char page_where[LOAD_PATH_MAX + 600];
+  /* The signed bundle `builtin:` lists come from (NULL: the compiled-in
+   * ones), owned when read from the cache (own_bundle), and the bundle of
+   * the vendor list being read (NULL: not from a bundle). */
+  const struct bundle *bundle;
+  struct bundle *own_bundle;
+  const struct bundle *doc_bundle;
 };
 
 struct directive;
@@ -143,6 +149,24 @@ int load_override(struct loader *ld, const struct ydoc *d, const struct ynode *o
 /* The `admin` mapping (admin.c): listen, token_file, names. */
 int load_admin(struct loader *ld, const struct ydoc *d, const struct ynode *value,
                const char *path, void *target, const struct directive *dir);
+
+/* The `lists` mapping (lists.c): url, pubkey, interval, cache_dir, ca_file, proxy. */
+int load_lists(struct loader *ld, const struct ydoc *d, const struct ynode *value,
+               const char *path, void *target, const struct directive *dir);
+
+/* With `lists` set: FETCHED (borrowed), or else the cached bundle, becomes
+ * the bundle `builtin:` lists are read from (lists.c). */
+int load_lists_bundle(struct loader *ld, const struct bundle *fetched);
+
+struct bundle_file;
+/* Reads F, a file of ld->bundle, as a vendor list (lists.c); *OUT (may be
+ * NULL) receives its vendor. */
+int load_bundle_list(struct loader *ld, const struct bundle_file *f, struct vendor **out);
+
+/* Reads the LEN bytes at DATA, named LABEL, as a vendor list (vendors.c);
+ * *OUT (may be NULL) receives its vendor. */
+int load_vendor_data(struct loader *ld, const char *label, const char *data, size_t len,
+                     struct vendor **out);
 
 /* The `readiness` mapping (admin.c): stale_lists. */
 int load_readiness(struct loader *ld, const struct ydoc *d, const struct ynode *value,

@@ -10,6 +10,8 @@
  *   confidence: strong                default for the lists below (strong|hint)
  *   left_out:                         public-list names deliberately not listed
  *     - { names: [kaspersky.de, ...], reason: "..." }
+ *   domains: [kaspersky.com, ...]     registered domains: where to look for names
+ *                                     the lists miss (embargo report --unmatched)
  *   categories:                       (required)
  *     updates:                        category name
  *       cutoff: 2024-09-29T00:00:00-04:00   RFC 3339 (required)
@@ -39,12 +41,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "config/bundle.h"
 #include "config/embedded.h"
 #include "config/load.h"
 #include "filters/dommatch.h"
 #include "filters/err.h"
 #include "filters/netmatch.h"
 #include "filters/pathmatch.h"
+#include "filters/normalise.h"
 #include "filters/timefmt.h"
 
 #define VENDOR_DIR "config/vendors/"
@@ -62,6 +66,7 @@ struct vendor_ref {
 struct vendor_spec {
   const struct ynode *vendor, *name, *reference, *confidence, *categories, *reviewed, *max_age;
   const struct ynode *left_out;
+  const struct ynode *domains;
 };
 
 struct category_spec {
@@ -112,6 +117,7 @@ static const struct directive vendor_keys[] = {
   NODE("max_age", vendor_spec, max_age, false, "a duration like 90d"),
   NODE("left_out", vendor_spec, left_out, false,
        "a list of { names: [NAME, ...], reason: TEXT } entries"),
+  NODE("domains", vendor_spec, domains, false, "registered domains like kaspersky.com"),
 };
 
 static const struct directive left_out_keys[] = {
@@ -592,6 +598,43 @@ static int add_left_out(struct loader *ld, const struct ydoc *d, const struct yn
   return 0;
 }
 
+/* `domains`: names (not patterns), each once; joined into v->domains. */
+static int load_domains(struct loader *ld, const struct ydoc *d, const struct ynode *list,
+                        struct vendor *v) {
+  char sub[LOAD_PATH_MAX], joined[4096] = " "; /* " a b c ": each name between spaces */
+  size_t used = 1;
+  if (list == NULL)
+    return 0;
+  if (load_list(ld, d, list, "domains", "registered domains like kaspersky.com") < 0)
+    return EMB_ECONFIG;
+  for (size_t i = 0; i < ynode_count(list); i++) {
+    const struct ynode *item = ynode_item(d, list, i);
+    const char *text = load_text(ld, d, item, load_path_index(sub, "domains", i), "a domain");
+    struct host h;
+    char padded[HOST_NAME_MAX_LEN + 3];
+    if (text == NULL)
+      return EMB_ECONFIG;
+    if (host_normalise(text, ynode_len(item), &h) != 0 || h.kind != HOST_NAME ||
+        strchr(h.name, '.') == NULL || strcmp(h.name, text) != 0)
+      return load_fail(ld, d, item, sub,
+                       "expected a registered domain like kaspersky.com (lowercase, no "
+                       "pattern), got '%s'", text);
+    snprintf(padded, sizeof(padded), " %s ", h.name);
+    if (strstr(joined, padded) != NULL)
+      return load_fail(ld, d, item, sub, "duplicate domain '%s'", text);
+    if (used + h.len + 1 >= sizeof(joined))
+      return load_fail(ld, d, item, sub, "too many domains (at most %zu bytes in all)",
+                       sizeof(joined) - 1);
+    used += (size_t)snprintf(joined + used, sizeof(joined) - used, "%s ", h.name);
+  }
+  if (used > 1) {
+    joined[used - 1] = '\0'; /* the trailing space */
+    if ((v->domains = policy_strdup(ld->cfg->policy, joined + 1)) == NULL)
+      return -ENOMEM;
+  }
+  return 0;
+}
+
 /* Loads one vendor list document into the policy; *OUT (if not NULL)
  * receives the vendor. */
 static int load_vendor_doc(struct loader *ld, const struct ydoc *d, struct vendor **out) {
@@ -622,7 +665,12 @@ static int load_vendor_doc(struct loader *ld, const struct ydoc *d, struct vendo
                      policy_find_vendor(ld->cfg->policy, id)->where);
   if (v == NULL)
     return rc;
-  if (read_review(ld, d, &spec, v) < 0 || add_left_out(ld, d, spec.left_out, v) < 0)
+  if (ld->doc_bundle != NULL) {
+    v->bundle_serial = ld->doc_bundle->serial;
+    v->bundle_created = ld->doc_bundle->created;
+  }
+  if (read_review(ld, d, &spec, v) < 0 || add_left_out(ld, d, spec.left_out, v) < 0 ||
+      load_domains(ld, d, spec.domains, v) < 0)
     return EMB_ECONFIG;
   if (out != NULL)
     *out = v;
@@ -645,7 +693,7 @@ static const char *builtin_names(char *buf, size_t size) {
 
 /* The embedded file of the built-in list NAME, or NULL. */
 static const struct embedded_file *find_builtin(const char *name) {
-  char file[LOAD_PATH_MAX];
+  char file[LOAD_PATH_MAX + sizeof(VENDOR_DIR) + sizeof(VENDOR_EXT)];
   if (!is_short_name(name))
     return NULL;
   snprintf(file, sizeof(file), "%s%s%s", VENDOR_DIR, name, VENDOR_EXT);
@@ -666,17 +714,30 @@ static int load_embedded(struct loader *ld, const struct embedded_file *f, struc
   return rc;
 }
 
+/* Whether a built-in list NAME exists: in the signed bundle in force, or
+ * compiled in. */
+static bool builtin_exists(const struct loader *ld, const char *name) {
+  return is_short_name(name) && (bundle_find(ld->bundle, name) != NULL || find_builtin(name) != NULL);
+}
+
+/* Loads the built-in list NAME (builtin_exists): the signed bundle's copy
+ * when one is in force, since it has the say over the compiled-in lists;
+ * *OUT (may be NULL) receives its vendor. */
+static int load_builtin_list(struct loader *ld, const char *name, struct vendor **out) {
+  const struct bundle_file *bf = bundle_find(ld->bundle, name);
+  return bf != NULL ? load_bundle_list(ld, bf, out) : load_embedded(ld, find_builtin(name), out);
+}
+
 static int load_builtin(struct loader *ld, const struct ydoc *d, const struct ynode *n,
                         const char *path, struct vendor **out) {
   char names[256];
   const char *name = load_text(ld, d, n, path, ref_keys[0].expect);
   if (name == NULL)
     return EMB_ECONFIG;
-  const struct embedded_file *f = find_builtin(name);
-  if (f == NULL)
+  if (!builtin_exists(ld, name))
     return load_fail(ld, d, n, path, "no built-in vendor list '%s' (built in: %s)", name,
                      builtin_names(names, sizeof(names)));
-  return load_embedded(ld, f, out);
+  return load_builtin_list(ld, name, out);
 }
 
 /* Relative paths resolve against the directory of the file that names them. */
@@ -721,6 +782,16 @@ cleanup:
   return rc;
 }
 
+int load_vendor_data(struct loader *ld, const char *label, const char *data, size_t len,
+                     struct vendor **out) {
+  struct ydoc *doc = NULL;
+  int rc = ydoc_load(label, data, len, &doc, ld->err, ld->errsize);
+  if (rc == 0)
+    rc = load_vendor_doc(ld, doc, out);
+  ydoc_free(doc);
+  return rc;
+}
+
 static int load_vendor_ref(struct loader *ld, const struct ydoc *d, const struct ynode *item,
                            const char *path) {
   struct vendor_ref ref = {0};
@@ -747,8 +818,7 @@ static int load_profile_lists(struct loader *ld) {
     return 0;
   if (prof->lists != NULL) {
     for (const char *const *name = prof->lists; *name != NULL; name++) {
-      const struct embedded_file *f = find_builtin(*name);
-      int rc = f != NULL ? load_embedded(ld, f, NULL) : 0;
+      int rc = builtin_exists(ld, *name) ? load_builtin_list(ld, *name, NULL) : 0;
       if (rc < 0)
         return rc;
     }
@@ -759,12 +829,22 @@ static int load_profile_lists(struct loader *ld) {
 
 int load_builtin_lists(struct loader *ld) {
   size_t plen = strlen(VENDOR_DIR), elen = strlen(VENDOR_EXT);
+  char name[LOAD_PATH_MAX];
+  int rc;
   for (const struct embedded_file *f = embedded_files; f->path != NULL; f++) {
     size_t len = strlen(f->path);
     if (strncmp(f->path, VENDOR_DIR, plen) != 0 || len <= plen + elen)
       continue;
-    int rc = load_embedded(ld, f, NULL);
-    if (rc < 0)
+    snprintf(name, sizeof(name), "%.*s", (int)(len - plen - elen), f->path + plen);
+    if ((rc = load_builtin_list(ld, name, NULL)) < 0)
+      return rc;
+  }
+  /* The lists a signed bundle adds to the compiled-in ones. */
+  for (size_t i = 0; ld->bundle != NULL && i < ld->bundle->nfiles; i++) {
+    const struct bundle_file *bf = &ld->bundle->files[i];
+    size_t len = strlen(bf->name);
+    snprintf(name, sizeof(name), "%.*s", (int)(len > elen ? len - elen : 0), bf->name);
+    if (find_builtin(name) == NULL && (rc = load_bundle_list(ld, bf, NULL)) < 0)
       return rc;
   }
   return 0;

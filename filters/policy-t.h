@@ -74,6 +74,16 @@ struct vendor {
   uint64_t max_age;      /* seconds after `reviewed` the list goes stale; 0: never */
   struct left_out *left_out; /* owned by the snapshot */
   size_t nleft_out;
+  /* The signed bundle the list was read from (`lists`): its serial and
+   * creation time, a measure of the list's age besides `reviewed`; both 0
+   * for a compiled-in list or a file. */
+  uint64_t bundle_serial;
+  int64_t bundle_created;
+  /* The vendor's registered domains (`domains:`), normalised and joined by
+   * single spaces, interned in the snapshot; NULL when the list names none.
+   * Names under them that no host rule matches are the list's blind spots
+   * (`embargo report --unmatched`). */
+  const char *domains;
 };
 
 /* A file the snapshot was built from, with the SHA-256 of its bytes. */

@@ -16,15 +16,19 @@
 #include "certs/ca.h"
 #include "config/config.h"
 #include "config/embedded.h"
+#include "config/lists.h"
 #include "filters/err.h"
 #include "filters/normalise.h"
 #include "filters/policy.h"
 #include "filters/timefmt.h"
 #include "proxy/adminclient.h"
 #include "proxy/check.h"
+#include "proxy/export.h"
+#include "proxy/lists_cli.h"
 #include "proxy/log.h"
 #include "proxy/rules.h"
 #include "proxy/report.h"
+#include "proxy/unmatched.h"
 #include "proxy/privdrop.h"
 #include "proxy/server.h"
 #include "proxy/upstream.h"
@@ -81,6 +85,10 @@ static const char usage_text[] =
     "                [--uid UID]            print the firewall rules for the configuration\n"
     "  embargo report [options] [LOG...]    which clients tried to reach each vendor, from\n"
     "                                       decision logs (see embargo report --help)\n"
+    "  embargo lists keygen|sign|verify|fetch  signed list bundles (see embargo lists)\n"
+    "  embargo export --format rpz|unbound|dnsmasq|hosts|nft-set|squid [--vendor V]\n"
+    "                 [--category C] [--action deny|log|any]\n"
+    "                                       print the policy in force for another layer\n"
     "  embargo reload [options]             reload the running proxy's configuration\n"
     "  embargo status [options]             print readiness and key figures (exit 0: ready)\n"
     "  embargo status --live [options]      print liveness (exit 0: the process works)\n"
@@ -269,7 +277,10 @@ static int load_config_err(const struct options *o, struct config *cfg, char *er
 /* load_config_err for a reload (server_load_fn). */
 static int reload_config(const void *arg, struct config *out, char *err, size_t errsize) {
   memset(out, 0, sizeof(*out));
-  return load_config_err(arg, out, err, errsize);
+  int rc = load_config_err(arg, out, err, errsize);
+  if (rc == 0 && out->lists.note[0] != '\0')
+    log_diag(LOG_WARN, 0, "lists: %s", out->lists.note);
+  return rc;
 }
 
 /* load_config_err, the error printed. Returns 0 or EXIT_USAGE. */
@@ -296,20 +307,30 @@ static uid_t runtime_uid(const struct config *cfg) {
 #define RELOAD_FILES_MAX 64
 
 /* The files a reload reads again: the configuration and the vendor lists
- * (the policy's sources), the token file and the block-page CA. */
+ * (the policy's sources), the token file, the block-page CA, and the list
+ * bundle's public key, trust anchors and cache. */
 struct reload_files {
   const char *path[RELOAD_FILES_MAX];
   size_t n;
   char ca[2][sizeof(((struct config *)0)->certs.ca_dir) + 16];
+  char bundle[sizeof(((struct config *)0)->lists.cache_dir) + 16];
 };
 
 static void reload_files_of(const struct config *cfg, struct reload_files *rf) {
   const struct policy *p = cfg->policy;
   rf->n = 0;
-  for (size_t i = 0; i < policy_source_count(p) && rf->n < RELOAD_FILES_MAX - 3; i++) {
+  for (size_t i = 0; i < policy_source_count(p) && rf->n < RELOAD_FILES_MAX - 6; i++) {
     const char *name = policy_source_at(p, i)->name;
-    if (strncmp(name, "builtin:", 8) != 0)
+    if (strncmp(name, "builtin:", 8) != 0 && strncmp(name, "bundle:", 7) != 0)
       rf->path[rf->n++] = name;
+  }
+  if (cfg->lists.enabled) {
+    rf->path[rf->n++] = cfg->lists.pubkey_file;
+    if (cfg->lists.ca_file[0] != '\0')
+      rf->path[rf->n++] = cfg->lists.ca_file;
+    if (cfg->lists.serial != 0 && lists_cache_path(cfg->lists.cache_dir, rf->bundle,
+                                                   sizeof(rf->bundle)))
+      rf->path[rf->n++] = rf->bundle;
   }
   if (cfg->admin.token_file[0] != '\0')
     rf->path[rf->n++] = cfg->admin.token_file;
@@ -386,6 +407,16 @@ static int cmd_run(const struct options *o) {
              cfg.monitor ? ", monitor mode (nothing is denied)" : "");
     log_diag(LOG_INFO, 0, "memory bound: %llu MiB of buffered data (see embargo config check)",
              (unsigned long long)(config_memory_bound(&cfg) >> 20));
+    if (cfg.lists.note[0] != '\0')
+      log_diag(LOG_WARN, 0, "lists: %s", cfg.lists.note);
+    else if (cfg.lists.serial != 0)
+      log_diag(LOG_INFO, 0, "lists: vendor lists from bundle serial %llu in %s",
+               (unsigned long long)cfg.lists.serial, cfg.lists.cache_dir);
+    if (cfg.lists.url[0] != '\0' && access(cfg.lists.cache_dir, W_OK | X_OK) != 0)
+      log_diag(LOG_WARN, 0,
+               "lists: cannot write to lists.cache_dir %s as this user (%s): fetched bundles "
+               "can be neither cached nor applied",
+               cfg.lists.cache_dir, strerror(errno));
     rc = workers_run(&ws, true);
   }
   workers_free(&ws);
@@ -490,6 +521,7 @@ static int cmd_config(const struct options *o, int argc, char **argv) {
   }
   printf("%s: OK\n", argv[1]);
   config_print_summary(&cfg, stdout);
+  lists_print_summary(&cfg, stdout);
   fflush(stdout);
   warn_unreadable(&cfg, warn_stderr);
   config_free(&cfg);
@@ -827,7 +859,13 @@ int cli_main(int argc, char **argv) {
   if (strcmp(cmd, "ca") == 0)
     return cmd_ca(argc - optind, argv + optind);
   if (strcmp(cmd, "report") == 0)
-    return cmd_report(&o, argc - optind + 1, argv + optind - 1);
+    return unmatched_wanted(argc - optind + 1, argv + optind - 1)
+               ? unmatched_main(o.config, argc - optind + 1, argv + optind - 1)
+               : cmd_report(&o, argc - optind + 1, argv + optind - 1);
+  if (strcmp(cmd, "lists") == 0)
+    return lists_main(o.config, argc - optind, argv + optind);
+  if (strcmp(cmd, "export") == 0)
+    return export_main(o.config, o.now, argc - optind + 1, argv + optind - 1);
   if (strcmp(cmd, "reload") == 0 || strcmp(cmd, "status") == 0) {
     int first = optind - 1;
     if ((rc = parse_options(argc - first, argv + first, &o)) != 0)

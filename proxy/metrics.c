@@ -169,6 +169,18 @@ static const struct {
     {METRIC_DNS_SERVFAIL, "embargo_dns_queries_total", "status=\"servfail\"", NULL},
     {METRIC_DNS_BADANSWER, "embargo_dns_queries_total", "status=\"bad_answer\"", NULL},
     {METRIC_DNS_ERROR, "embargo_dns_queries_total", "status=\"error\"", NULL},
+#define LISTS_ROW(id, result) {id, "embargo_lists_fetch_total", "result=\"" result "\"", NULL}
+    {METRIC_LISTS_APPLIED, "embargo_lists_fetch_total", "result=\"applied\"",
+     "Updates of the vendor lists from lists.url, by outcome (only applied changes the lists)."},
+    LISTS_ROW(METRIC_LISTS_UNCHANGED, "unchanged"),
+    LISTS_ROW(METRIC_LISTS_FETCH_FAILED, "fetch_failed"),
+    LISTS_ROW(METRIC_LISTS_MALFORMED, "malformed"),
+    LISTS_ROW(METRIC_LISTS_BAD_SIGNATURE, "bad_signature"),
+    LISTS_ROW(METRIC_LISTS_BAD_DIGEST, "bad_digest"),
+    LISTS_ROW(METRIC_LISTS_ROLLBACK, "rollback"),
+    LISTS_ROW(METRIC_LISTS_INVALID, "invalid"),
+    LISTS_ROW(METRIC_LISTS_CACHE_FAILED, "cache_failed"),
+#undef LISTS_ROW
     {METRIC_CONNECT_OK, "embargo_upstream_connects_total", "result=\"ok\"",
      "Connections dialled to destinations, by result (local_error: failed for a reason of "
      "this host, such as EPERM, EACCES, EMFILE or EADDRNOTAVAIL)."},

@@ -36,6 +36,8 @@ static const char report_usage[] =
     "  --vendor ID          only this vendor\n"
     "  --format FORMAT      table (default), csv, json or html\n"
     "  -c, --config FILE    also name the legal basis of this configuration's lists\n"
+    "  --unmatched          instead, the names under each vendor's domains that no\n"
+    "                       category matched, with their clients (see --unmatched --help)\n"
     "  -h, --help           this text\n";
 
 /* ---- one line --------------------------------------------------------- */
@@ -135,8 +137,19 @@ int report_add_line(struct inventory *inv, const char *line, size_t len) {
   o = json_loadb(line, len, JSON_ALLOW_NUL, &jerr);
   switch (o != NULL ? fact_from_json(o, &f) : LINE_MALFORMED) {
   case LINE_MALFORMED: inv->counts.malformed++; break;
-  case LINE_NO_VENDOR: inv->counts.no_vendor++; break;
-  case LINE_ATTEMPT: rc = inventory_add(inv, &f) < 0 ? -ENOMEM : 0; break;
+  case LINE_NO_VENDOR:
+    inv->counts.no_vendor++;
+    if (inv->also != NULL && f.host != NULL) {
+      if (get_time(o, "time", &f.time_ms) != 0)
+        f.time_ms = 0;
+      rc = inv->also(inv->also_arg, &f);
+    }
+    break;
+  case LINE_ATTEMPT:
+    rc = inventory_add(inv, &f) < 0 ? -ENOMEM : 0;
+    if (rc == 0 && inv->also != NULL && f.host != NULL)
+      rc = inv->also(inv->also_arg, &f);
+    break;
   }
   json_decref(o);
   return rc;
@@ -316,8 +329,7 @@ static void print_summary(const struct inventory_counts *c) {
           (unsigned long long)c->malformed);
 }
 
-/* Reads every input; returns 0, -EIO when one failed, -ENOMEM. */
-static int read_inputs(struct inventory *inv, const char *const *inputs, size_t n) {
+int report_read_logs(struct inventory *inv, const char *const *inputs, size_t n) {
   char *buf = malloc(READ_BUF);
   int rc = 0;
   size_t i;
@@ -357,7 +369,7 @@ int report_main(int argc, char **argv, const struct report_vendor_info *vendors,
   meta.inputs = optind < argc ? (const char *const *)argv + optind : std_in;
   meta.ninputs = optind < argc ? (size_t)(argc - optind) : 1;
   inventory_init(&inv, &o.filter, random_seed());
-  rc = read_inputs(&inv, meta.inputs, meta.ninputs);
+  rc = report_read_logs(&inv, meta.inputs, meta.ninputs);
   if (rc == -ENOMEM) {
     fprintf(stderr, "embargo: report: out of memory\n");
     status = EXIT_FAILED;

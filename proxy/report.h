@@ -40,6 +40,11 @@ int report_main(int argc, char **argv, const struct report_vendor_info *vendors,
 const struct report_vendor_info *report_vendor_info(const struct report_meta *m,
                                                     const char *id);
 
+/* Reads every line of the logs INPUTS (plain or gzip; "-" is standard
+ * input) into INV. Returns 0, -EIO when a log could not be read whole (named
+ * on standard error; the other logs are still read), or -ENOMEM. */
+int report_read_logs(struct inventory *inv, const char *const *inputs, size_t n);
+
 /* Feeds one log line (without its newline) to INV: counts it in
  * INV->counts.lines and, as the case may be, attempts, no_vendor, outside or
  * malformed. Returns 0 or -ENOMEM. */

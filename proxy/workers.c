@@ -16,6 +16,7 @@
 #include "proxy/bump.h"
 #include "proxy/dns.h"
 #include "proxy/freshness.h"
+#include "proxy/lists.h"
 #include "proxy/log.h"
 #include "proxy/reload.h"
 #include "proxy/upstream.h"
@@ -108,6 +109,8 @@ static void handles_close(struct workers *ws) {
   uv_mutex_unlock(&ws->mu);
   admin_close(ws->admin);
   ws->admin = NULL;
+  lists_schedule_close(ws->lists);
+  ws->lists = NULL;
 }
 
 /* Every worker's loop has ended: the main loop ends too. */
@@ -409,6 +412,8 @@ int workers_run(struct workers *ws, bool start) {
   if (rc == 0) {
     log_start(ws);
     uv_timer_start(&ws->freshness, on_freshness, 0, FRESHNESS_CHECK_MS);
+    if (lists_schedule_start(ws->loop, ws, &ws->lists) != 0)
+      log_diag(LOG_ERR, 0, "lists: out of memory; the vendor lists are not updated");
   }
   on_worker_exited(&ws->exited); /* every thread may have failed to start */
   uv_run(ws->loop, UV_RUN_DEFAULT);

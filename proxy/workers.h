@@ -46,6 +46,7 @@ struct workers {
   uv_timer_t freshness;      /* looks for stale vendor lists every hour */
   struct freshness_log freshness_log; /* what it last warned about */
   struct admin *admin;       /* the admin endpoint, or NULL (owned) */
+  struct lists_schedule *lists; /* list bundle updates (proxy/lists.h), or NULL (owned) */
   int64_t policy_loaded_at;  /* policy clock when the policy in force was loaded */
   char reload_error[1024];   /* why the last reload failed; "" if it did not */
   bool sync_ready;           /* mu and reported were initialised */
