@@ -52,6 +52,26 @@ Test(freshness, a_list_without_reviewed_has_no_age) {
   cr_expect(!freshness_any_stale(cfg.policy, REVIEWED + 1000 * DAY, NULL, 0));
 }
 
+Test(freshness, a_list_from_a_newer_bundle_is_as_old_as_the_bundle) {
+  struct vendor *v = (struct vendor *)load_acme("reviewed: 2025-06-01\nmax_age: 90d\n");
+  struct freshness f;
+  char text[600];
+  v->bundle_serial = 7;
+  v->bundle_created = REVIEWED + 60 * DAY; /* republished, unchanged, two months on */
+  freshness_of(v, REVIEWED + 100 * DAY, &f);
+  cr_expect(f.known && !f.stale, "fresh for max_age after the bundle was made");
+  cr_expect_eq(f.since, REVIEWED + 60 * DAY);
+  cr_expect_eq(f.age, 40 * DAY);
+  freshness_of(v, REVIEWED + 150 * DAY, &f);
+  cr_expect(f.stale);
+  freshness_describe(v, REVIEWED + 150 * DAY, text, sizeof(text));
+  cr_expect(strstr(text, "published 2025-07-31T00:00:00Z (bundle 7), max_age 90d") != NULL, "%s",
+            text);
+  v->bundle_created = REVIEWED - DAY; /* an older bundle does not make the list older */
+  freshness_of(v, REVIEWED + 10 * DAY, &f);
+  cr_expect_eq(f.age, 10 * DAY);
+}
+
 Test(freshness, describes_a_stale_list) {
   const struct vendor *v = load_acme("reviewed: 2025-06-01\nmax_age: 90d\n");
   char text[600], want[600];
