@@ -62,7 +62,11 @@ USER 10001:10001
 # Kubernetes sidecar example configures; 9090: admin endpoint, when a mounted
 # config puts admin.listen on a non-loopback address.
 EXPOSE 3128 3129 9090
+# Liveness (`embargo status --live`, the admin endpoint's /healthz): the
+# process works, its event loops answer and its listeners are bound. Never a
+# date, a stale vendor list or the resolver: those are readiness
+# (`embargo status`, /readyz), which must not get a working egress restarted.
 HEALTHCHECK --interval=30s --timeout=5s --start-period=10s --retries=3 \
-  CMD ["/usr/local/bin/embargo-entrypoint", "status"]
+  CMD ["/usr/local/bin/embargo-entrypoint", "status", "--live"]
 ENTRYPOINT ["/usr/local/bin/embargo-entrypoint"]
 CMD ["run"]

@@ -1,5 +1,6 @@
-/* The `admin` settings: where the admin endpoint listens and the bearer
- * token it requires. */
+/* The `admin` settings: where the admin endpoint listens, the bearer token
+ * it requires and the names it answers to; and the `readiness` settings
+ * its /readyz applies. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
@@ -10,9 +11,12 @@
 
 #include "config/load.h"
 #include "filters/err.h"
+#include "filters/normalise.h"
+
+#define COUNT(a) (sizeof(a) / sizeof((a)[0]))
 
 struct admin_spec {
-  const struct ynode *listen, *token_file;
+  const struct ynode *listen, *token_file, *names;
 };
 
 static const struct directive admin_keys[] = {
@@ -20,7 +24,33 @@ static const struct directive admin_keys[] = {
      "\"ip:port\" like 127.0.0.1:9090"},
     {"token_file", load_node, offsetof(struct admin_spec, token_file), 0, 0, false,
      "a file holding the bearer token"},
+    {"names", load_node, offsetof(struct admin_spec, names), 0, 0, false,
+     "host names (or addresses) clients reach the endpoint by, like embargo.example.internal"},
 };
+
+/* Reads admin.names: each a host name or IP address, kept normalised. */
+static int read_names(struct loader *ld, const struct ydoc *d, const struct ynode *n,
+                      const char *path, struct config_admin *a) {
+  char sub[LOAD_PATH_MAX];
+  if (load_list(ld, d, n, path, admin_keys[2].expect) < 0)
+    return EMB_ECONFIG;
+  if (ynode_count(n) > CONFIG_MAX_ADMIN_NAMES)
+    return load_fail(ld, d, n, path, "at most %d names", CONFIG_MAX_ADMIN_NAMES);
+  for (size_t i = 0; i < ynode_count(n); i++) {
+    const struct ynode *item = ynode_item(d, n, i);
+    const char *text = load_text(ld, d, item, load_path_index(sub, path, i), admin_keys[2].expect);
+    struct host h;
+    if (text == NULL)
+      return EMB_ECONFIG;
+    if (host_normalise(text, ynode_len(item), &h) != 0)
+      return load_fail(ld, d, item, sub,
+                       "expected a host name or an IP address without a port, "
+                       "got '%s'",
+                       text);
+    snprintf(a->names[a->nnames++], sizeof(a->names[0]), "%s", h.name);
+  }
+  return 0;
+}
 
 /* Reads the token: the file's content less trailing white space. */
 static int read_token(struct loader *ld, const struct ydoc *d, const struct ynode *n,
@@ -61,13 +91,18 @@ int load_admin(struct loader *ld, const struct ydoc *d, const struct ynode *valu
   memset(a, 0, sizeof(*a));
   if (value == NULL || ynode_kind(value) == YNODE_NULL)
     return 0; /* `admin:` with nothing: off */
-  if ((rc = load_map(ld, d, value, path, admin_keys, 2, &spec)) < 0)
+  if ((rc = load_map(ld, d, value, path, admin_keys, COUNT(admin_keys), &spec)) < 0)
     return rc;
+  if (spec.names != NULL && read_names(ld, d, spec.names, load_path_key(sub, path, "names"), a) < 0)
+    return EMB_ECONFIG;
   if (spec.token_file != NULL &&
       read_token(ld, d, spec.token_file, load_path_key(sub, path, "token_file"), a) < 0)
     return EMB_ECONFIG;
+  if (spec.listen == NULL && (spec.token_file != NULL || spec.names != NULL))
+    return load_fail(ld, d, value, path, "%s needs listen",
+                     spec.token_file != NULL ? "token_file" : "names");
   if (spec.listen == NULL)
-    return spec.token_file != NULL ? load_fail(ld, d, value, path, "token_file needs listen") : 0;
+    return 0;
   const char *text =
       load_text(ld, d, spec.listen, load_path_key(sub, path, "listen"), admin_keys[0].expect);
   if (text == NULL)
@@ -82,6 +117,37 @@ int load_admin(struct loader *ld, const struct ydoc *d, const struct ynode *valu
     return load_fail(ld, d, spec.listen, sub,
                      "'%s' is reachable beyond loopback: set admin.token_file", text);
   return 0;
+}
+
+/* A `stale_lists` value. */
+static int load_stale_lists(struct loader *ld, const struct ydoc *d, const struct ynode *value,
+                            const char *path, void *target, const struct directive *dir) {
+  static const struct {
+    const char *name;
+    enum stale_lists value;
+  } names[] = {{"warn", STALE_LISTS_WARN}, {"unready", STALE_LISTS_UNREADY}};
+  const char *text = load_text(ld, d, value, path, dir->expect);
+  if (text == NULL)
+    return EMB_ECONFIG;
+  for (size_t i = 0; i < COUNT(names); i++) {
+    if (strcmp(text, names[i].name) == 0) {
+      *(enum stale_lists *)((char *)target + dir->offset) = names[i].value;
+      return 0;
+    }
+  }
+  return load_fail(ld, d, value, path, "expected %s, got '%s'", dir->expect, text);
+}
+
+static const struct directive readiness_keys[] = {
+    {"stale_lists", load_stale_lists, offsetof(struct config_readiness, stale_lists), 0, 0, false,
+     "warn or unready"},
+};
+
+int load_readiness(struct loader *ld, const struct ydoc *d, const struct ynode *value,
+                   const char *path, void *target, const struct directive *dir) {
+  if (value == NULL || ynode_kind(value) == YNODE_NULL)
+    return 0;
+  return load_map(ld, d, value, path, readiness_keys, COUNT(readiness_keys), &ld->cfg->readiness);
 }
 
 int load_check_admin(struct loader *ld) {

@@ -13,9 +13,12 @@
 #include <time.h>
 
 #include "certs/ca.h"
+#include "config/bundle.h"
 #include "config/embedded.h"
+#include "config/lists.h"
 #include "config/load.h"
 #include "filters/err.h"
+#include "filters/policy.h"
 
 #define DEFAULT_PATH "config/default.yaml"
 #define BUILTIN_PREFIX "builtin:"
@@ -78,11 +81,14 @@ static const struct directive top_keys[] = {
    "a byte count from 4096 to 1073741824"},
   {"workers", load_size, offsetof(struct config, workers), 1, CONFIG_MAX_WORKERS, false,
    "a count from 1 to 64"},
-  {"admin", load_admin, 0, 0, 0, false, "a mapping with listen and token_file"},
+  {"admin", load_admin, 0, 0, 0, false, "a mapping with listen, token_file and names"},
+  {"readiness", load_readiness, 0, 0, 0, false, "a mapping with stale_lists"},
   {"access_log", load_bool, offsetof(struct config, access_log), 0, 0, false, "true or false"},
   {"monitor", load_bool, offsetof(struct config, monitor), 0, 0, false, "true or false"},
+  {"profile", load_profile, 0, 0, 0, false, "us-commercial or us-federal"},
   {"vendors", record_vendors, 0, 0, 0, false, "vendor lists"},
   {"exceptions", record_exceptions, 0, 0, 0, false, "exceptions"},
+  {"lists", load_lists, 0, 0, 0, false, "a mapping with url, pubkey, interval and cache_dir"},
 };
 
 #define TIMEOUT(key, field)                                                                \
@@ -544,8 +550,10 @@ static int apply_file(struct loader *ld, const char *path, struct ydoc **doc, ch
   return apply_doc(ld, *doc, *dir);
 }
 
-/* Loads the built-in default, then PATH over it if not NULL, into CFG. */
-static int load_config(struct config *cfg, const char *path, char *err, size_t errsize) {
+/* Loads the built-in default, then PATH over it if not NULL, into CFG; the
+ * vendor lists from FETCHED if not NULL, else from the cached bundle. */
+static int load_config(struct config *cfg, const char *path, const struct bundle *fetched,
+                       char *err, size_t errsize) {
   struct config tmp = {0};
   struct loader ld = {.cfg = &tmp, .err = err, .errsize = errsize};
   struct ydoc *builtin = NULL, *user = NULL;
@@ -565,6 +573,8 @@ static int load_config(struct config *cfg, const char *path, char *err, size_t e
   if (rc == 0)
     rc = load_check_admin(&ld);
   if (rc == 0)
+    rc = load_lists_bundle(&ld, fetched);
+  if (rc == 0)
     rc = load_policy(&ld);
   if (rc == 0)
     rc = check_page_has_ca(&ld);
@@ -573,6 +583,7 @@ static int load_config(struct config *cfg, const char *path, char *err, size_t e
 cleanup:
   ydoc_free(builtin);
   ydoc_free(user);
+  bundle_free(ld.own_bundle);
   free(dir);
   if (rc < 0) {
     config_free(&tmp);
@@ -585,11 +596,49 @@ cleanup:
 }
 
 int config_load_default(struct config *cfg, char *err, size_t errsize) {
-  return load_config(cfg, NULL, err, errsize);
+  return load_config(cfg, NULL, NULL, err, errsize);
 }
 
 int config_load_file(struct config *cfg, const char *path, char *err, size_t errsize) {
-  return load_config(cfg, path, err, errsize);
+  return load_config(cfg, path, NULL, err, errsize);
+}
+
+int config_load_bundle(struct config *cfg, const char *path, const struct bundle *bundle,
+                       char *err, size_t errsize) {
+  return load_config(cfg, path, bundle, err, errsize);
+}
+
+int config_check_bundle(const struct bundle *b, char *err, size_t errsize) {
+  struct config tmp;
+  struct loader ld = {.cfg = &tmp, .err = err, .errsize = errsize, .bundle = b};
+  int rc = 0;
+  memset(&tmp, 0, sizeof(tmp));
+  if ((tmp.policy = policy_new()) == NULL) {
+    snprintf(err, errsize, "out of memory");
+    return -ENOMEM;
+  }
+  for (size_t i = 0; rc == 0 && i < b->nfiles; i++)
+    rc = load_bundle_list(&ld, &b->files[i], NULL);
+  config_free(&tmp);
+  return rc;
+}
+
+int config_load_catalogue(const char *profile, struct policy **out, char *err, size_t errsize) {
+  struct config tmp = {0};
+  struct loader ld = {.cfg = &tmp, .err = err, .errsize = errsize};
+  int rc = -ENOMEM;
+  snprintf(err, errsize, "out of memory");
+  snprintf(tmp.profile, sizeof(tmp.profile), "%s", profile != NULL ? profile : profile_default());
+  if ((tmp.policy = policy_new()) != NULL)
+    rc = policy_set_profile(tmp.policy, tmp.profile);
+  if (rc == 0)
+    rc = load_builtin_lists(&ld);
+  if (rc < 0) {
+    policy_unref(tmp.policy);
+    return rc;
+  }
+  *out = tmp.policy;
+  return 0;
 }
 
 void config_free(struct config *cfg) {

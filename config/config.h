@@ -21,6 +21,7 @@ struct ca;
 #define CONFIG_MAX_RESOLVERS 8
 #define CONFIG_MAX_WORKERS 64 /* event loops (threads) */
 #define CONFIG_MAX_PORTS 64
+#define CONFIG_MAX_ADMIN_NAMES 8
 
 /* What a listener accepts. */
 enum listen_mode {
@@ -59,6 +60,20 @@ struct config_admin {
   char where[320];                /* "file:line:col" of admin.listen, for errors */
   char token_file[1024];          /* admin.token_file as read (relative to the config), or "" */
   char token[256];                /* its content (trailing white space cut), or "" */
+  /* Host names (or addresses) clients use for the endpoint besides its own
+   * address and localhost: the only Host and Origin names it answers. */
+  char names[CONFIG_MAX_ADMIN_NAMES][254]; /* normalised (lowercase, no trailing dot) */
+  size_t nnames;
+};
+
+/* What a vendor list past its max_age does to readiness (`readiness:`). */
+enum stale_lists {
+  STALE_LISTS_WARN,   /* a warning in /readyz, the metrics and the log; still ready */
+  STALE_LISTS_UNREADY /* /readyz answers 503 */
+};
+
+struct config_readiness {
+  enum stale_lists stale_lists;
 };
 
 struct config_limits {
@@ -110,6 +125,28 @@ struct config_dns {
   size_t cache_memory;    /* bytes kept in all, default 16 MiB */
 };
 
+/* Signed list bundles (`lists`): where Embargo fetches them, the key they
+ * must be signed with, where the last good one is kept, and the bundle the
+ * vendor lists of this configuration were read from. */
+struct config_lists {
+  bool enabled;                  /* a `lists` mapping was given */
+  char url[512];                 /* https://...; "": the proxy does not fetch (the cache only) */
+  char pubkey_file[512];         /* as resolved (relative to the config file) */
+  unsigned char pubkey[32];      /* the Ed25519 public key read from it */
+  char cache_dir[512];           /* as resolved; the last good bundle is lists.bundle there */
+  uint64_t interval;             /* ms between fetches, default 6h */
+  char ca_file[512];             /* trust anchors for the bundle server; "": the system's */
+  char proxy[512];               /* http://host:port to fetch through (CONNECT); "": direct */
+  char where[320];               /* "file:line:col" of the mapping, for messages */
+  /* The bundle the vendor lists were read from; serial 0: none (compiled-in
+   * lists). CREATED is the bundle's creation time, which each vendor list
+   * read from it also carries (struct vendor's bundle_created). */
+  uint64_t serial;
+  int64_t created;
+  char digest[65];               /* SHA-256 of its manifest */
+  char note[1100];               /* why a cached bundle was not used, or "" */
+};
+
 struct config {
   struct config_listen listen[CONFIG_MAX_LISTEN];
   size_t nlisten;
@@ -137,10 +174,13 @@ struct config {
   size_t log_buffer;              /* bytes of decision lines queued before lines are dropped */
   size_t workers;                 /* event loops, one thread each; 0: one per CPU online */
   struct config_admin admin;
+  struct config_readiness readiness;
   bool access_log;                /* log every request, not only decisions */
   bool monitor;
+  char profile[32];               /* the regime preset: "us-commercial" (default), "us-federal" */
   struct policy *policy;          /* owned reference */
   char source[512];               /* file the config came from, or "(built-in)" */
+  struct config_lists lists;
 };
 
 /* Fills CFG from the built-in default config. Returns 0 or a negative code
@@ -152,6 +192,36 @@ int config_load_default(struct config *cfg, char *err, size_t errsize);
  * as `builtin: kaspersky`). Returns 0 or a negative code; ERR receives
  * "file:line:col: key: reason". On error CFG holds nothing to free. */
 int config_load_file(struct config *cfg, const char *path, char *err, size_t errsize);
+
+/* Prints one category line of a summary (cutoff, actions and who set them,
+ * entry counts), and the basis of its preset, each line after INDENT. */
+void config_print_category(const struct policy *p, const struct category *c,
+                           const char *indent, void *file /* FILE * */);
+
+/* The regime presets `profile:` accepts, in order: their names and a line
+ * on what each does. NULL past the end. */
+size_t config_profile_count(void);
+const char *config_profile_name(size_t i);
+const char *config_profile_summary(size_t i);
+
+/* Loads every built-in vendor list, with the presets of PROFILE (NULL: the
+ * default profile), into a new snapshot *OUT (caller unrefs): the catalogue
+ * `config show` prints and `report` names legal bases from. Returns 0 or a
+ * negative code with the reason in ERR. */
+int config_load_catalogue(const char *profile, struct policy **out, char *err, size_t errsize);
+
+/* Prints the catalogue of built-in vendor lists as YAML comments: per
+ * vendor its reference, review date and categories with cutoffs, actions
+ * (and who set them: list, preset, override) and entry counts; whether CFG
+ * loads it. Returns 0 or a negative code (the reason printed to stderr). */
+int config_print_catalogue(const struct config *cfg, void *file /* FILE * */);
+
+struct bundle;
+/* config_load_file (PATH NULL: config_load_default) with the vendor lists of
+ * BUNDLE (borrowed; checked by the caller against lists.pubkey) in place of
+ * the cached bundle: tries a bundle just fetched before it is cached. */
+int config_load_bundle(struct config *cfg, const char *path, const struct bundle *bundle,
+                       char *err, size_t errsize);
 
 /* True for 127.0.0.0/8, ::1 and ::ffff:127.x.y.z. */
 bool config_is_loopback(const struct sockaddr *sa);

@@ -31,6 +31,12 @@ struct loader {
   /* Where `deny_with: page` was first set ("file:line:col: key"), checked
    * against certs.ca_dir once everything is read; "" when nowhere. */
   char page_where[LOAD_PATH_MAX + 600];
+  /* The signed bundle `builtin:` lists come from (NULL: the compiled-in
+   * ones), owned when read from the cache (own_bundle), and the bundle of
+   * the vendor list being read (NULL: not from a bundle). */
+  const struct bundle *bundle;
+  struct bundle *own_bundle;
+  const struct bundle *doc_bundle;
 };
 
 struct directive;
@@ -100,6 +106,9 @@ int load_parse_uint(const char *text, uint64_t min, uint64_t max, uint64_t *out)
  * (-EFBIG past LOAD_FILE_MAX). */
 int load_read_file(const char *path, char **data, size_t *len);
 
+/* Loads every built-in vendor list, in the order built in (vendors.c). */
+int load_builtin_lists(struct loader *ld);
+
 /* Builds cfg->policy from ld->vendors and ld->exceptions (vendors.c). */
 int load_policy(struct loader *ld);
 
@@ -110,9 +119,61 @@ int load_note_source(struct loader *ld, const char *name, const char *data, size
 /* Sets the snapshot's version from its sources' digests (sources.c). */
 int load_set_version(struct loader *ld);
 
-/* The `admin` mapping (admin.c): listen, token_file. */
+/* A regime preset (presets.c): the built-in lists it loads when the config
+ * names none (LISTS, NULL-terminated; NULL: every built-in list) and what
+ * it is for. */
+struct profile_def {
+  const char *name;
+  const char *const *lists;
+  const char *summary;
+};
+
+/* The profile in force when the config names none. */
+const char *profile_default(void);
+
+/* The profile called NAME, or NULL. */
+const struct profile_def *profile_find(const char *name);
+
+/* The top-level `profile` key: checks the name, sets cfg->profile. */
+int load_profile(struct loader *ld, const struct ydoc *d, const struct ynode *value,
+                 const char *path, void *target, const struct directive *dir);
+
+/* Reads a category's `presets:` mapping (PRESETS may be NULL): every
+ * profile named must exist and every entry must be valid; the entry of the
+ * profile in force (cfg->profile) sets C's actions, marked as a preset. */
+int load_presets(struct loader *ld, const struct ydoc *d, const struct ynode *presets,
+                 const char *path, struct category *c);
+
+/* Applies a `vendors:` entry's `override:` mapping (may be NULL) to V's
+ * categories: an unknown category is an error at its key. */
+int load_override(struct loader *ld, const struct ydoc *d, const struct ynode *override,
+                  const char *path, struct vendor *v);
+
+/* The `admin` mapping (admin.c): listen, token_file, names. */
 int load_admin(struct loader *ld, const struct ydoc *d, const struct ynode *value,
                const char *path, void *target, const struct directive *dir);
+
+/* The `lists` mapping (lists.c): url, pubkey, interval, cache_dir, ca_file, proxy. */
+int load_lists(struct loader *ld, const struct ydoc *d, const struct ynode *value,
+               const char *path, void *target, const struct directive *dir);
+
+/* With `lists` set: FETCHED (borrowed), or else the cached bundle, becomes
+ * the bundle `builtin:` lists are read from (lists.c). */
+int load_lists_bundle(struct loader *ld, const struct bundle *fetched);
+
+struct bundle_file;
+/* Reads F, a file of ld->bundle, as a vendor list (vendors.c); *OUT (may be
+ * NULL) receives its vendor. */
+int load_bundle_list(struct loader *ld, const struct bundle_file *f, struct vendor **out);
+
+/* Reads the LEN bytes at DATA, named LABEL, as a vendor list (vendors.c);
+ * *OUT (may be NULL) receives its vendor. */
+int load_vendor_data(struct loader *ld, const char *label, const char *data, size_t len,
+                     struct vendor **out);
+
+/* The `readiness` mapping (admin.c): stale_lists. */
+int load_readiness(struct loader *ld, const struct ydoc *d, const struct ynode *value,
+                   const char *path, void *target, const struct directive *dir);
 
 /* Checks the admin settings against the rest once every document is
  * applied: not on a proxy listener's address, a token beyond loopback. */

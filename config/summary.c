@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <inttypes.h>
 #include <stdio.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "certs/ca.h"
@@ -95,9 +96,14 @@ static void print_limits(const struct config *cfg, FILE *f) {
           cfg->log_path[0] == '-' && cfg->log_path[1] == '\0' ? "standard output"
                                                               : cfg->log_path,
           cfg->access_log ? "on" : "off");
-  fprintf(f, "User:           %s when started as root\n", cfg->user[0] ? cfg->user : "(none)");
+  fprintf(f, "User:           %s when started as root%s\n", cfg->user[0] ? cfg->user : "(none)",
+          cfg->mark != 0 ? ", keeping CAP_NET_ADMIN for mark (SO_MARK)" : ", no capabilities");
   fprintf(f, "Monitor:        %s\n", cfg->monitor ? "on (nothing is denied; denials are logged)"
                                                   : "off (denials are enforced)");
+  fprintf(f, "Readiness:      a vendor list past its max_age %s (readiness.stale_lists: %s)\n",
+          cfg->readiness.stale_lists == STALE_LISTS_UNREADY ? "makes /readyz answer 503"
+                                                            : "is a warning, still ready",
+          cfg->readiness.stale_lists == STALE_LISTS_UNREADY ? "unready" : "warn");
 }
 
 struct action_field {
@@ -173,24 +179,49 @@ static void print_vendor(const struct policy *p, const struct vendor *v, FILE *f
   if (v->max_age != 0) {
     fprintf(f, "    reviewed: ");
     print_time(f, v->reviewed);
-    fprintf(f, ", stale (not ready) from ");
+    fprintf(f, ", stale from ");
     print_time(f, v->reviewed + (int64_t)v->max_age);
     fputc('\n', f);
   }
-  for (size_t i = 0; i < v->ncategories; i++) {
-    const struct category *c = &v->categories[i];
-    fprintf(f, "    %-14s cutoff ", c->name);
-    print_time(f, c->cutoff);
-    fprintf(f, "  before: %s, after: %s, %zu host patterns", action_name(c->before),
-            action_name(c->after), rules_in(p, c, RULE_HOST));
-    if (rules_in(p, c, RULE_NETWORK) > 0)
-      fprintf(f, ", %zu networks", rules_in(p, c, RULE_NETWORK));
-    if (rules_in(p, c, RULE_JA4) > 0)
-      fprintf(f, ", %zu JA4 fingerprints", rules_in(p, c, RULE_JA4));
-    if (c->deny_with != DENY_WITH_DEFAULT)
-      fprintf(f, ", deny with %s", c->deny_with == DENY_WITH_PAGE ? "page" : "alert");
-    fputc('\n', f);
-  }
+  for (size_t i = 0; i < v->ncategories; i++)
+    config_print_category(p, &v->categories[i], "    ", f);
+  if (v->nleft_out > 0)
+    fprintf(f, "    left out:      %zu names of public lists, each with its reason (embargo "
+               "config show %s)\n",
+            v->nleft_out, v->id);
+}
+
+/* Who set an action, after it: "" for the list, " (preset us-federal)",
+ * " (override at FILE:LINE:COL)". */
+static void print_from(const struct category *c, enum action_from from, FILE *f) {
+  if (from == ACTION_FROM_PRESET)
+    fprintf(f, " (preset %s)", c->preset);
+  else if (from == ACTION_FROM_OVERRIDE)
+    fprintf(f, " (override at %s:%u:%u)", c->override_where.file, c->override_where.line,
+            c->override_where.col);
+}
+
+void config_print_category(const struct policy *p, const struct category *c,
+                           const char *indent, void *file) {
+  FILE *f = file;
+  fprintf(f, "%s%-14s cutoff ", indent, c->name);
+  print_time(f, c->cutoff);
+  fprintf(f, "  before: %s", action_name(c->before));
+  print_from(c, c->before_from, f);
+  fprintf(f, ", after: %s", action_name(c->after));
+  print_from(c, c->after_from, f);
+  fprintf(f, ", %zu host patterns", rules_in(p, c, RULE_HOST));
+  if (rules_in(p, c, RULE_NETWORK) > 0)
+    fprintf(f, ", %zu networks", rules_in(p, c, RULE_NETWORK));
+  if (rules_in(p, c, RULE_JA4) > 0)
+    fprintf(f, ", %zu JA4 fingerprints", rules_in(p, c, RULE_JA4));
+  if (rules_in(p, c, RULE_PATH) > 0)
+    fprintf(f, ", %zu path patterns", rules_in(p, c, RULE_PATH));
+  if (c->deny_with != DENY_WITH_DEFAULT)
+    fprintf(f, ", deny with %s", c->deny_with == DENY_WITH_PAGE ? "page" : "alert");
+  fputc('\n', f);
+  if (c->preset != NULL && c->basis != NULL)
+    fprintf(f, "%s  %-14s preset %s: %s\n", indent, "", c->preset, c->basis);
 }
 
 static void print_exceptions(const struct policy *p, FILE *f) {
@@ -215,9 +246,11 @@ void config_print_summary(const struct config *cfg, void *file) {
   print_tls(&cfg->tls, f);
   print_certs(&cfg->certs, f);
   print_dns(cfg, f);
-  fprintf(f, "Vendors:        %zu, %zu host patterns, %zu networks, %zu JA4 in all\n",
+  fprintf(f, "Profile:        %s\n", policy_profile(p));
+  fprintf(f, "Vendors:        %zu, %zu host patterns, %zu networks, %zu JA4, %zu path patterns "
+             "in all\n",
           policy_vendor_count(p), policy_host_count(p), policy_network_count(p),
-          policy_ja4_count(p));
+          policy_ja4_count(p), policy_path_count(p));
   for (size_t i = 0; i < policy_vendor_count(p); i++)
     print_vendor(p, policy_vendor_at(p, i), f);
   print_exceptions(p, f);
@@ -246,4 +279,55 @@ size_t config_workers(const struct config *cfg) {
 uint64_t config_memory_bound(const struct config *cfg) {
   return (uint64_t)cfg->limits.max_connections * config_connection_memory(cfg) +
          cfg->dns.cache_memory;
+}
+
+/* Whether CFG loads the built-in list of V (by id, from the binary). */
+static const struct vendor *loaded_builtin(const struct config *cfg, const struct vendor *v) {
+  const struct vendor *mine = policy_find_vendor(cfg->policy, v->id);
+  return mine != NULL && strcmp(mine->where.file, v->where.file) == 0 ? mine : NULL;
+}
+
+static void print_entry(const struct policy *p, const struct vendor *v, bool loaded, FILE *f) {
+  fprintf(f, "#\n# %s: %s (%s)\n", v->id, v->name,
+          loaded ? "loaded" : "not loaded: name it under `vendors:` to load it");
+  if (v->reference != NULL)
+    fprintf(f, "#   reference: %s\n", v->reference);
+  if (v->reviewed != 0) {
+    fprintf(f, "#   reviewed:  ");
+    print_time(f, v->reviewed);
+    if (v->max_age != 0) {
+      fprintf(f, ", stale from ");
+      print_time(f, v->reviewed + (int64_t)v->max_age);
+    }
+    fputc('\n', f);
+  }
+  for (size_t i = 0; i < v->ncategories; i++)
+    config_print_category(p, &v->categories[i], "#     ", f);
+  if (v->nleft_out > 0)
+    fprintf(f, "#   left out:  %zu names of public domain lists, each with its reason\n",
+            v->nleft_out);
+}
+
+int config_print_catalogue(const struct config *cfg, void *file) {
+  FILE *f = file;
+  struct policy *cat = NULL;
+  char err[512];
+  int rc = config_load_catalogue(cfg->profile, &cat, err, sizeof(err));
+  if (rc < 0) {
+    fprintf(stderr, "embargo: %s\n", err);
+    return rc;
+  }
+  fprintf(f, "\n# ---- Built-in vendor lists, as profile %s sets them ----\n"
+             "# `embargo config show NAME` prints one with the source of every entry;\n"
+             "# `embargo --config FILE config show` shows them as FILE sets them.\n"
+             "# Profiles:\n",
+          cfg->profile);
+  for (size_t i = 0; i < config_profile_count(); i++)
+    fprintf(f, "#   %-14s %s\n", config_profile_name(i), config_profile_summary(i));
+  for (size_t i = 0; i < policy_vendor_count(cat); i++) {
+    const struct vendor *v = policy_vendor_at(cat, i), *mine = loaded_builtin(cfg, v);
+    print_entry(mine != NULL ? cfg->policy : cat, mine != NULL ? mine : v, mine != NULL, f);
+  }
+  policy_unref(cat);
+  return 0;
 }

@@ -5,7 +5,13 @@
  *   vendor: kaspersky                 short id used in logs (required)
  *   name: Kaspersky Lab               display name (default: the id)
  *   reference: "..."                  legal basis shown on deny pages
+ *   reviewed: 2026-11-28              when the entries were last checked
+ *   max_age: 180d                     stale this long after `reviewed`
  *   confidence: strong                default for the lists below (strong|hint)
+ *   left_out:                         public-list names deliberately not listed
+ *     - { names: [kaspersky.de, ...], reason: "..." }
+ *   domains: [kaspersky.com, ...]     registered domains: where to look for names
+ *                                     the lists miss (embargo report --unmatched)
  *   categories:                       (required)
  *     updates:                        category name
  *       cutoff: 2024-09-29T00:00:00-04:00   RFC 3339 (required)
@@ -20,6 +26,13 @@
  *       ja4:                          JA4 client fingerprints, matched exactly
  *         - t13d1516h2_8daaf6152771_e5627efa2ab1
  *         - { fingerprint: t13d1516h2_8daaf6152771_e5627efa2ab1, confidence: hint }
+ *       paths: [...]                  request-path patterns (pathmatch.h)
+ *       presets:                      actions a regime preset (`profile:`) sets
+ *         us-federal: { after: deny, basis: "NDAA FY2019 §889(a)(1)(B)" }
+ * A `vendors:` entry of the config names a list (`builtin: NAME` or `file:
+ * PATH`) and may override its categories' actions (presets.c):
+ *   - { builtin: hikvision, override: { cloud: { after: deny } } }
+ * Without a `vendors:` key, the profile's lists are loaded.
  * A hint is recorded but never denies (policy.h). Host patterns are always
  * strong: a name is the vendor's own word for the service.
  */
@@ -28,11 +41,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "config/bundle.h"
 #include "config/embedded.h"
 #include "config/load.h"
 #include "filters/dommatch.h"
 #include "filters/err.h"
 #include "filters/netmatch.h"
+#include "filters/pathmatch.h"
+#include "filters/normalise.h"
 #include "filters/timefmt.h"
 
 #define VENDOR_DIR "config/vendors/"
@@ -44,14 +60,23 @@
 struct vendor_ref {
   const struct ynode *builtin;
   const struct ynode *file;
+  const struct ynode *override;
 };
 
 struct vendor_spec {
   const struct ynode *vendor, *name, *reference, *confidence, *categories, *reviewed, *max_age;
+  const struct ynode *left_out;
+  const struct ynode *domains;
 };
 
 struct category_spec {
   const struct ynode *cutoff, *before, *after, *confidence, *hosts, *networks, *ja4, *deny_with;
+  const struct ynode *paths, *presets;
+};
+
+/* One `left_out` entry. */
+struct left_out_spec {
+  const struct ynode *names, *reason;
 };
 
 /* One `networks` or `ja4` entry written as a mapping. */
@@ -78,6 +103,8 @@ struct exception_spec {
 static const struct directive ref_keys[] = {
   NODE("builtin", vendor_ref, builtin, false, "the name of a built-in list like kaspersky"),
   NODE("file", vendor_ref, file, false, "a path to a vendor list"),
+  NODE("override", vendor_ref, override, false,
+       "a mapping of category names to { before: ACTION, after: ACTION }"),
 };
 
 static const struct directive vendor_keys[] = {
@@ -88,6 +115,14 @@ static const struct directive vendor_keys[] = {
   NODE("categories", vendor_spec, categories, true, "a mapping of category names"),
   NODE("reviewed", vendor_spec, reviewed, false, REVIEWED_EXPECT),
   NODE("max_age", vendor_spec, max_age, false, "a duration like 90d"),
+  NODE("left_out", vendor_spec, left_out, false,
+       "a list of { names: [NAME, ...], reason: TEXT } entries"),
+  NODE("domains", vendor_spec, domains, false, "registered domains like kaspersky.com"),
+};
+
+static const struct directive left_out_keys[] = {
+  NODE("names", left_out_spec, names, true, "a list of names"),
+  NODE("reason", left_out_spec, reason, true, "why these names are not listed"),
 };
 
 static const struct directive category_keys[] = {
@@ -99,6 +134,9 @@ static const struct directive category_keys[] = {
   NODE("networks", category_spec, networks, false, "network prefixes"),
   NODE("ja4", category_spec, ja4, false, "JA4 fingerprints"),
   NODE("deny_with", category_spec, deny_with, false, "alert or page"),
+  NODE("paths", category_spec, paths, false, "request-path patterns like \"**/index/u0607g.xml\""),
+  NODE("presets", category_spec, presets, false,
+       "a mapping of profile names to { before, after, basis }"),
 };
 
 #define NETWORK_EXPECT "a network like 91.198.230.0/24"
@@ -253,6 +291,34 @@ static int add_hosts(struct loader *ld, const struct ydoc *d, const struct ynode
     int rc = policy_add_host(ld->cfg->policy, v, c, pattern, ynode_origin(d, item), &first);
     if (rc == EMB_EDUPLICATE)
       return duplicate(ld, d, item, sub, "pattern", pattern, first);
+    if (rc < 0)
+      return rc;
+  }
+  return 0;
+}
+
+/* Adds the `paths` list (may be NULL) of V/C, lowercased: matching ignores case. */
+static int add_paths(struct loader *ld, const struct ydoc *d, const struct ynode *paths,
+                     const char *path, const struct vendor *v, const struct category *c) {
+  char sub[LOAD_PATH_MAX], lower[PATHMATCH_MAX_SEGMENTS * (PATHMATCH_MAX_SEGMENT + 1) + 4];
+  if (paths == NULL)
+    return 0;
+  if (load_list(ld, d, paths, path, "request-path patterns") < 0)
+    return EMB_ECONFIG;
+  for (size_t i = 0; i < ynode_count(paths); i++) {
+    struct origin first = {0};
+    const char *why = "invalid";
+    const struct ynode *item = ynode_item(d, paths, i);
+    const char *text = load_text(ld, d, item, load_path_index(sub, path, i), "a path pattern");
+    if (text == NULL)
+      return EMB_ECONFIG;
+    if (pathmatch_check(text, ynode_len(item), &why) < 0 || ynode_len(item) >= sizeof(lower))
+      return load_fail(ld, d, item, sub, "invalid path pattern '%s': %s", text, why);
+    for (size_t k = 0; k <= ynode_len(item); k++)
+      lower[k] = (char)(text[k] >= 'A' && text[k] <= 'Z' ? text[k] - 'A' + 'a' : text[k]);
+    int rc = policy_add_path(ld->cfg->policy, v, c, lower, ynode_origin(d, item), &first);
+    if (rc == EMB_EDUPLICATE)
+      return duplicate(ld, d, item, sub, "path pattern", lower, first);
     if (rc < 0)
       return rc;
   }
@@ -447,6 +513,8 @@ static int add_rules(struct loader *ld, const struct ydoc *d, const struct categ
                      v, c, conf);
   if (rc == 0)
     rc = add_entries(ld, d, spec->ja4, load_path_key(key, sub, "ja4"), &ja4_kind, v, c, conf);
+  if (rc == 0)
+    rc = add_paths(ld, d, spec->paths, load_path_key(key, sub, "paths"), v, c);
   return rc;
 }
 
@@ -456,7 +524,7 @@ static int add_category(struct loader *ld, const struct ydoc *d, const struct yn
                         size_t i, const char *path, struct vendor *v, enum confidence conf) {
   struct category_spec spec = {0};
   struct category want = {.before = ACTION_LOG, .after = ACTION_DENY};
-  char sub[LOAD_PATH_MAX];
+  char sub[LOAD_PATH_MAX], key[LOAD_PATH_MAX];
   const struct ynode *name = ynode_key(d, cats, i);
   const char *text = load_text(ld, d, name, path, "a category name");
   if (text == NULL)
@@ -468,6 +536,8 @@ static int add_category(struct loader *ld, const struct ydoc *d, const struct yn
                     &spec);
   if (rc == 0)
     rc = read_category(ld, d, &spec, sub, &want, &conf);
+  if (rc == 0)
+    rc = load_presets(ld, d, spec.presets, load_path_key(key, sub, "presets"), &want);
   if (rc < 0)
     return rc;
   struct category *c = policy_add_category(ld->cfg->policy, v, text, want.cutoff, want.before,
@@ -477,6 +547,10 @@ static int add_category(struct loader *ld, const struct ydoc *d, const struct yn
   if (c == NULL)
     return rc;
   c->deny_with = want.deny_with;
+  c->before_from = want.before_from;
+  c->after_from = want.after_from;
+  c->preset = want.preset;
+  c->basis = want.basis;
   return add_rules(ld, d, &spec, sub, v, c, conf);
 }
 
@@ -492,8 +566,78 @@ static int add_categories(struct loader *ld, const struct ydoc *d, const struct 
   return 0;
 }
 
-/* Loads one vendor list document into the policy. */
-static int load_vendor_doc(struct loader *ld, const struct ydoc *d) {
+/* Records the `left_out` list (may be NULL) of V. */
+static int add_left_out(struct loader *ld, const struct ydoc *d, const struct ynode *list,
+                        struct vendor *v) {
+  char sub[LOAD_PATH_MAX], key[LOAD_PATH_MAX];
+  if (list == NULL)
+    return 0;
+  if (load_list(ld, d, list, "left_out", vendor_keys[7].expect) < 0)
+    return EMB_ECONFIG;
+  for (size_t i = 0; i < ynode_count(list); i++) {
+    struct left_out_spec spec = {0};
+    const struct ynode *item = ynode_item(d, list, i);
+    load_path_index(sub, "left_out", i);
+    int rc = load_map(ld, d, item, sub, left_out_keys, COUNT(left_out_keys), &spec);
+    const char *reason = rc == 0 ? load_text(ld, d, spec.reason, load_path_key(key, sub, "reason"),
+                                             left_out_keys[1].expect)
+                                 : NULL;
+    if (reason == NULL ||
+        load_list(ld, d, spec.names, load_path_key(key, sub, "names"), "names") < 0)
+      return EMB_ECONFIG;
+    for (size_t k = 0; k < ynode_count(spec.names); k++) {
+      char at[LOAD_PATH_MAX];
+      const struct ynode *n = ynode_item(d, spec.names, k);
+      const char *name = load_text(ld, d, n, load_path_index(at, key, k), "a name");
+      if (name == NULL)
+        return EMB_ECONFIG;
+      if ((rc = policy_add_left_out(ld->cfg->policy, v, name, reason, ynode_origin(d, n))) < 0)
+        return rc;
+    }
+  }
+  return 0;
+}
+
+/* `domains`: names (not patterns), each once; joined into v->domains. */
+static int load_domains(struct loader *ld, const struct ydoc *d, const struct ynode *list,
+                        struct vendor *v) {
+  char sub[LOAD_PATH_MAX], joined[4096] = " "; /* " a b c ": each name between spaces */
+  size_t used = 1;
+  if (list == NULL)
+    return 0;
+  if (load_list(ld, d, list, "domains", "registered domains like kaspersky.com") < 0)
+    return EMB_ECONFIG;
+  for (size_t i = 0; i < ynode_count(list); i++) {
+    const struct ynode *item = ynode_item(d, list, i);
+    const char *text = load_text(ld, d, item, load_path_index(sub, "domains", i), "a domain");
+    struct host h;
+    char padded[HOST_NAME_MAX_LEN + 3];
+    if (text == NULL)
+      return EMB_ECONFIG;
+    if (host_normalise(text, ynode_len(item), &h) != 0 || h.kind != HOST_NAME ||
+        strchr(h.name, '.') == NULL || strcmp(h.name, text) != 0)
+      return load_fail(ld, d, item, sub,
+                       "expected a registered domain like kaspersky.com (lowercase, no "
+                       "pattern), got '%s'", text);
+    snprintf(padded, sizeof(padded), " %s ", h.name);
+    if (strstr(joined, padded) != NULL)
+      return load_fail(ld, d, item, sub, "duplicate domain '%s'", text);
+    if (used + h.len + 1 >= sizeof(joined))
+      return load_fail(ld, d, item, sub, "too many domains (at most %zu bytes in all)",
+                       sizeof(joined) - 1);
+    used += (size_t)snprintf(joined + used, sizeof(joined) - used, "%s ", h.name);
+  }
+  if (used > 1) {
+    joined[used - 1] = '\0'; /* the trailing space */
+    if ((v->domains = policy_strdup(ld->cfg->policy, joined + 1)) == NULL)
+      return -ENOMEM;
+  }
+  return 0;
+}
+
+/* Loads one vendor list document into the policy; *OUT (if not NULL)
+ * receives the vendor. */
+static int load_vendor_doc(struct loader *ld, const struct ydoc *d, struct vendor **out) {
   struct vendor_spec spec = {0};
   enum confidence conf = CONFIDENCE_STRONG;
   const char *id, *name, *reference;
@@ -521,8 +665,15 @@ static int load_vendor_doc(struct loader *ld, const struct ydoc *d) {
                      policy_find_vendor(ld->cfg->policy, id)->where);
   if (v == NULL)
     return rc;
-  if (read_review(ld, d, &spec, v) < 0)
+  if (ld->doc_bundle != NULL) {
+    v->bundle_serial = ld->doc_bundle->serial;
+    v->bundle_created = ld->doc_bundle->created;
+  }
+  if (read_review(ld, d, &spec, v) < 0 || add_left_out(ld, d, spec.left_out, v) < 0 ||
+      load_domains(ld, d, spec.domains, v) < 0)
     return EMB_ECONFIG;
+  if (out != NULL)
+    *out = v;
   return add_categories(ld, d, spec.categories, v, conf);
 }
 
@@ -540,27 +691,53 @@ static const char *builtin_names(char *buf, size_t size) {
   return buf;
 }
 
-static int load_builtin(struct loader *ld, const struct ydoc *d, const struct ynode *n,
-                        const char *path) {
-  char file[LOAD_PATH_MAX], names[256];
-  struct ydoc *doc = NULL;
-  const char *name = load_text(ld, d, n, path, ref_keys[0].expect);
-  if (name == NULL)
-    return EMB_ECONFIG;
+/* The embedded file of the built-in list NAME, or NULL. */
+static const struct embedded_file *find_builtin(const char *name) {
+  char file[LOAD_PATH_MAX + sizeof(VENDOR_DIR) + sizeof(VENDOR_EXT)];
+  if (!is_short_name(name))
+    return NULL;
   snprintf(file, sizeof(file), "%s%s%s", VENDOR_DIR, name, VENDOR_EXT);
-  const struct embedded_file *f = is_short_name(name) ? embedded_find(file) : NULL;
-  if (f == NULL)
-    return load_fail(ld, d, n, path, "no built-in vendor list '%s' (built in: %s)", name,
-                     builtin_names(names, sizeof(names)));
+  return embedded_find(file);
+}
+
+/* Loads the built-in list in F; *OUT (may be NULL) receives its vendor. */
+static int load_embedded(struct loader *ld, const struct embedded_file *f, struct vendor **out) {
   char label[LOAD_PATH_MAX + 16];
-  snprintf(label, sizeof(label), "builtin:%s", file);
+  struct ydoc *doc = NULL;
+  snprintf(label, sizeof(label), "builtin:%s", f->path);
   int rc = load_note_source(ld, label, f->data, f->len);
   if (rc == 0)
     rc = ydoc_load(label, f->data, f->len, &doc, ld->err, ld->errsize);
   if (rc == 0)
-    rc = load_vendor_doc(ld, doc);
+    rc = load_vendor_doc(ld, doc, out);
   ydoc_free(doc);
   return rc;
+}
+
+/* Whether a built-in list NAME exists: in the signed bundle in force, or
+ * compiled in. */
+static bool builtin_exists(const struct loader *ld, const char *name) {
+  return is_short_name(name) && (bundle_find(ld->bundle, name) != NULL || find_builtin(name) != NULL);
+}
+
+/* Loads the built-in list NAME (builtin_exists): the signed bundle's copy
+ * when one is in force, since it has the say over the compiled-in lists;
+ * *OUT (may be NULL) receives its vendor. */
+static int load_builtin_list(struct loader *ld, const char *name, struct vendor **out) {
+  const struct bundle_file *bf = bundle_find(ld->bundle, name);
+  return bf != NULL ? load_bundle_list(ld, bf, out) : load_embedded(ld, find_builtin(name), out);
+}
+
+static int load_builtin(struct loader *ld, const struct ydoc *d, const struct ynode *n,
+                        const char *path, struct vendor **out) {
+  char names[256];
+  const char *name = load_text(ld, d, n, path, ref_keys[0].expect);
+  if (name == NULL)
+    return EMB_ECONFIG;
+  if (!builtin_exists(ld, name))
+    return load_fail(ld, d, n, path, "no built-in vendor list '%s' (built in: %s)", name,
+                     builtin_names(names, sizeof(names)));
+  return load_builtin_list(ld, name, out);
 }
 
 /* Relative paths resolve against the directory of the file that names them. */
@@ -577,7 +754,7 @@ static char *resolve_path(const char *dir, const char *path) {
 }
 
 static int load_vendor_file(struct loader *ld, const struct ydoc *d, const struct ynode *n,
-                            const char *path) {
+                            const char *path, struct vendor **out) {
   char *full = NULL, *data = NULL;
   size_t len = 0;
   struct ydoc *doc = NULL;
@@ -597,11 +774,33 @@ static int load_vendor_file(struct loader *ld, const struct ydoc *d, const struc
   if (rc == 0)
     rc = ydoc_load(full, data, len, &doc, ld->err, ld->errsize);
   if (rc == 0)
-    rc = load_vendor_doc(ld, doc);
+    rc = load_vendor_doc(ld, doc, out);
 cleanup:
   ydoc_free(doc);
   free(data);
   free(full);
+  return rc;
+}
+
+int load_vendor_data(struct loader *ld, const char *label, const char *data, size_t len,
+                     struct vendor **out) {
+  struct ydoc *doc = NULL;
+  int rc = ydoc_load(label, data, len, &doc, ld->err, ld->errsize);
+  if (rc == 0)
+    rc = load_vendor_doc(ld, doc, out);
+  ydoc_free(doc);
+  return rc;
+}
+
+int load_bundle_list(struct loader *ld, const struct bundle_file *f, struct vendor **out) {
+  char label[BUNDLE_NAME_MAX + 48];
+  int rc;
+  snprintf(label, sizeof(label), "bundle:%llu/%s", (unsigned long long)ld->bundle->serial, f->name);
+  if ((rc = load_note_source(ld, label, f->data, f->len)) != 0)
+    return rc;
+  ld->doc_bundle = ld->bundle;
+  rc = load_vendor_data(ld, label, f->data, f->len, out);
+  ld->doc_bundle = NULL;
   return rc;
 }
 
@@ -614,16 +813,60 @@ static int load_vendor_ref(struct loader *ld, const struct ydoc *d, const struct
     return rc;
   if ((ref.builtin == NULL) == (ref.file == NULL))
     return load_fail(ld, d, item, path, "expected one of `builtin: NAME` or `file: PATH`");
+  struct vendor *v = NULL;
   if (ref.builtin != NULL)
-    return load_builtin(ld, d, ref.builtin, load_path_key(sub, path, "builtin"));
-  return load_vendor_file(ld, d, ref.file, load_path_key(sub, path, "file"));
+    rc = load_builtin(ld, d, ref.builtin, load_path_key(sub, path, "builtin"), &v);
+  else
+    rc = load_vendor_file(ld, d, ref.file, load_path_key(sub, path, "file"), &v);
+  if (rc == 0)
+    rc = load_override(ld, d, ref.override, load_path_key(sub, path, "override"), v);
+  return rc;
+}
+
+/* No `vendors:` anywhere: the profile's lists, in the order built in. */
+static int load_profile_lists(struct loader *ld) {
+  const struct profile_def *prof = profile_find(ld->cfg->profile);
+  if (prof == NULL) /* the default config names one; a file's is checked */
+    return 0;
+  if (prof->lists != NULL) {
+    for (const char *const *name = prof->lists; *name != NULL; name++) {
+      int rc = builtin_exists(ld, *name) ? load_builtin_list(ld, *name, NULL) : 0;
+      if (rc < 0)
+        return rc;
+    }
+    return 0;
+  }
+  return load_builtin_lists(ld);
+}
+
+int load_builtin_lists(struct loader *ld) {
+  size_t plen = strlen(VENDOR_DIR), elen = strlen(VENDOR_EXT);
+  char name[LOAD_PATH_MAX];
+  int rc;
+  for (const struct embedded_file *f = embedded_files; f->path != NULL; f++) {
+    size_t len = strlen(f->path);
+    if (strncmp(f->path, VENDOR_DIR, plen) != 0 || len <= plen + elen)
+      continue;
+    snprintf(name, sizeof(name), "%.*s", (int)(len - plen - elen), f->path + plen);
+    if ((rc = load_builtin_list(ld, name, NULL)) < 0)
+      return rc;
+  }
+  /* The lists a signed bundle adds to the compiled-in ones. */
+  for (size_t i = 0; ld->bundle != NULL && i < ld->bundle->nfiles; i++) {
+    const struct bundle_file *bf = &ld->bundle->files[i];
+    size_t len = strlen(bf->name);
+    snprintf(name, sizeof(name), "%.*s", (int)(len > elen ? len - elen : 0), bf->name);
+    if (find_builtin(name) == NULL && (rc = load_bundle_list(ld, bf, NULL)) < 0)
+      return rc;
+  }
+  return 0;
 }
 
 static int load_vendors(struct loader *ld) {
   const struct ydoc *d = ld->vendors_doc;
   char sub[LOAD_PATH_MAX];
   if (ld->vendors == NULL)
-    return 0;
+    return load_profile_lists(ld);
   if (load_list(ld, d, ld->vendors, "vendors", "`builtin: NAME` or `file: PATH` entries") < 0)
     return EMB_ECONFIG;
   for (size_t i = 0; i < ynode_count(ld->vendors); i++) {
@@ -680,7 +923,9 @@ static int load_exceptions(struct loader *ld) {
 
 int load_policy(struct loader *ld) {
   policy_set_monitor(ld->cfg->policy, ld->cfg->monitor);
-  int rc = load_vendors(ld);
+  int rc = policy_set_profile(ld->cfg->policy, ld->cfg->profile);
+  if (rc == 0)
+    rc = load_vendors(ld);
   if (rc == 0)
     rc = load_exceptions(ld);
   if (rc == 0)

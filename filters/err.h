@@ -23,7 +23,10 @@
   XX(CONFIG, "configuration error")                                          \
   XX(DENIED, "denied by policy")                                             \
   XX(TOOBIG, "too large")                                                   \
-  XX(CERT, "certificate authority error")
+  XX(CERT, "certificate authority error")                                    \
+  XX(BADBUNDLE, "malformed list bundle")                                     \
+  XX(BADSIG, "list bundle signature does not verify")                        \
+  XX(BADDIGEST, "list bundle file does not match its manifest")
 
 enum {
   EMB_ERR_FIRST_ = EMB_ERR_BASE,

@@ -33,6 +33,13 @@ enum deny_with {
   DENY_WITH_PAGE
 };
 
+/* Who set a category's `before` or `after` action. */
+enum action_from {
+  ACTION_FROM_LIST,    /* the vendor list itself */
+  ACTION_FROM_PRESET,  /* the preset of the configured `profile:` */
+  ACTION_FROM_OVERRIDE /* an `override:` of the site's config */
+};
+
 /* A category of one vendor's traffic ("updates", "telemetry",
  * "new-installs", ...) with its cutoff. */
 struct category {
@@ -40,7 +47,19 @@ struct category {
   int64_t cutoff;      /* seconds since the epoch; POLICY_TIME_NEVER: no cutoff */
   enum action before;  /* action while now < cutoff (default ACTION_LOG) */
   enum action after;   /* action from the cutoff on (default ACTION_DENY) */
+  enum action_from before_from, after_from; /* who set each */
+  const char *preset;  /* the profile whose preset set an action, or NULL */
+  const char *basis;   /* that preset's legal basis, or NULL */
+  struct origin override_where; /* the override that set an action (file NULL: none) */
   enum deny_with deny_with; /* its own `deny_with:`, or DENY_WITH_DEFAULT */
+  struct origin where;
+};
+
+/* A name of a public domain list (v2fly/domain-list-community) a vendor list
+ * leaves out on purpose, with the reason (`left_out:`). */
+struct left_out {
+  const char *name;
+  const char *reason;
   struct origin where;
 };
 
@@ -53,6 +72,18 @@ struct vendor {
   struct origin where;
   int64_t reviewed;      /* when the list was last reviewed; 0: not said */
   uint64_t max_age;      /* seconds after `reviewed` the list goes stale; 0: never */
+  struct left_out *left_out; /* owned by the snapshot */
+  size_t nleft_out;
+  /* The signed bundle the list was read from (`lists`): its serial and
+   * creation time, a measure of the list's age besides `reviewed`; both 0
+   * for a compiled-in list or a file. */
+  uint64_t bundle_serial;
+  int64_t bundle_created;
+  /* The vendor's registered domains (`domains:`), normalised and joined by
+   * single spaces, interned in the snapshot; NULL when the list names none.
+   * Names under them that no host rule matches are the list's blind spots
+   * (`embargo report --unmatched`). */
+  const char *domains;
 };
 
 /* A file the snapshot was built from, with the SHA-256 of its bytes. */
@@ -64,7 +95,8 @@ struct policy_source {
 enum rule_kind {
   RULE_HOST,    /* a host pattern, matched against names */
   RULE_NETWORK, /* a CIDR prefix, matched against addresses */
-  RULE_JA4      /* a JA4 TLS client fingerprint */
+  RULE_JA4,     /* a JA4 TLS client fingerprint */
+  RULE_PATH     /* a request-path pattern, matched on plain-HTTP requests */
 };
 
 /* How much a match on a rule proves. A hint is recorded but never denies:
@@ -109,6 +141,8 @@ struct facts {
   const struct ip_addr *addrs;    /* addresses the connection may go to */
   size_t naddrs;
   const char *ja4;                /* JA4 fingerprint of the ClientHello */
+  const char *path;               /* a plain-HTTP request's target ("/a/b?q"), as sent */
+  size_t path_len;
 };
 
 /* Which fact decided a verdict. */
@@ -118,7 +152,8 @@ enum match_on {
   MATCH_SNI,     /* one of facts.sni */
   MATCH_CNAME,   /* one of facts.cnames */
   MATCH_ADDRESS, /* one of facts.addrs, or an IP-literal host */
-  MATCH_JA4      /* facts.ja4 */
+  MATCH_JA4,     /* facts.ja4 */
+  MATCH_PATH     /* facts.path */
 };
 
 enum verdict_reason {
@@ -134,6 +169,7 @@ struct verdict {
   bool monitor;             /* monitor mode turned a deny into a log */
   bool after_cutoff;        /* now >= the category's cutoff */
   bool hint;                /* a hint-confidence rule: capped at ACTION_LOG */
+  enum action_from from;    /* who set the category action that applied */
   enum match_on on;         /* which fact matched */
   /* The name, address or fingerprint that matched, copied: a verdict is
    * kept (and logged) after the facts it was decided on are gone, such as

@@ -51,8 +51,10 @@ struct policy {
   struct dommatch *allow;   /* pattern -> struct exception_rule * */
   struct netmatch *nets;    /* prefix -> struct rule * (RULE_NETWORK) */
   struct dommatch *ja4s;    /* fingerprint -> struct rule * (RULE_JA4) */
-  size_t counts[3];         /* rules per enum rule_kind */
+  struct pathmatch *paths;  /* path pattern -> struct rule * (RULE_PATH) */
+  size_t counts[4];         /* rules per enum rule_kind */
   bool monitor;
+  const char *profile;      /* interned; NULL: none set */
   struct ptrvec sources;    /* struct policy_source *, in load order */
   char version[24];
 };
@@ -115,7 +117,9 @@ struct policy *policy_new(void) {
   p->allow = dommatch_new();
   p->nets = netmatch_new();
   p->ja4s = dommatch_new();
-  if (p->hosts == NULL || p->allow == NULL || p->nets == NULL || p->ja4s == NULL) {
+  p->paths = pathmatch_new();
+  if (p->hosts == NULL || p->allow == NULL || p->nets == NULL || p->ja4s == NULL ||
+      p->paths == NULL) {
     policy_unref(p);
     return NULL;
   }
@@ -278,6 +282,39 @@ int policy_add_ja4(struct policy *p, const struct vendor *v, const struct catego
   return rule_added(p, node, dommatch_add(p->ja4s, ja4, strlen(ja4), &node->rule), dup_where);
 }
 
+int policy_add_path(struct policy *p, const struct vendor *v, const struct category *c,
+                    const char *pattern, struct origin where, struct origin *dup_where) {
+  struct rule_node *node = rule_new(p, RULE_PATH, v, c, pattern, where);
+  if (node == NULL)
+    return -ENOMEM;
+  return rule_added(p, node, pathmatch_add(p->paths, pattern, strlen(pattern), &node->rule),
+                    dup_where);
+}
+
+int policy_add_left_out(struct policy *p, struct vendor *v, const char *name,
+                        const char *reason, struct origin where) {
+  struct left_out *items;
+  if (intern_origin(p, &where) < 0)
+    return -ENOMEM;
+  /* Arena memory cannot grow in place: copy into a block one larger. */
+  items = arena_alloc(p, (v->nleft_out + 1) * sizeof(*items));
+  if (items == NULL)
+    return -ENOMEM;
+  if (v->nleft_out > 0)
+    memcpy(items, v->left_out, v->nleft_out * sizeof(*items));
+  items[v->nleft_out] = (struct left_out){
+      .name = policy_strdup(p, name), .reason = policy_strdup(p, reason), .where = where};
+  if (items[v->nleft_out].name == NULL || items[v->nleft_out].reason == NULL)
+    return -ENOMEM;
+  v->left_out = items;
+  v->nleft_out++;
+  return 0;
+}
+
+struct category *policy_edit_category(struct vendor *v, const char *name) {
+  return (struct category *)policy_find_category(v, name);
+}
+
 static void find_dup_exception(const struct policy *p, const char *pattern,
                                struct origin *dup_where) {
   for (size_t i = 0; dup_where != NULL && i < p->exceptions.n; i++) {
@@ -308,6 +345,15 @@ int policy_add_exception(struct policy *p, const char *pattern, int64_t expires,
 
 void policy_set_monitor(struct policy *p, bool monitor) {
   p->monitor = monitor;
+}
+
+int policy_set_profile(struct policy *p, const char *profile) {
+  p->profile = policy_strdup(p, profile);
+  return p->profile != NULL ? 0 : -ENOMEM;
+}
+
+const char *policy_profile(const struct policy *p) {
+  return p->profile != NULL ? p->profile : "";
 }
 
 int policy_add_source(struct policy *p, const char *name, const char *sha256) {
@@ -357,6 +403,7 @@ void policy_unref(struct policy *p) {
   dommatch_free(p->allow);
   netmatch_free(p->nets);
   dommatch_free(p->ja4s);
+  pathmatch_free(p->paths);
   arena_free(p->arena);
   free(p);
 }
@@ -390,6 +437,7 @@ static void judge(const struct rule *rule, const struct exception_rule *e, int64
   v->reason = VERDICT_VENDOR;
   v->after_cutoff = now >= c->cutoff;
   v->rule_action = v->after_cutoff ? c->after : c->before;
+  v->from = v->after_cutoff ? c->after_from : c->before_from;
   v->action = v->rule_action;
   v->hint = rule->confidence == CONFIDENCE_HINT;
   if (v->hint && v->action == ACTION_DENY)
@@ -450,6 +498,22 @@ static void judge_address(const struct policy *p, const struct ip_addr *a,
   keep_stricter(best, &cand);
 }
 
+/* Judges a plain-HTTP request's path against the path rules; the matched
+ * text is the path as sent (truncated to fit). */
+static void judge_path(const struct policy *p, const char *path, size_t len,
+                       const struct exception_rule *inherited, int64_t now,
+                       struct verdict *best) {
+  struct verdict cand = {.on = MATCH_PATH};
+  const struct rule *rule = pathmatch_lookup(p->paths, path, len);
+  if (rule == NULL)
+    return;
+  judge(rule, inherited, now, &cand);
+  size_t n = len < sizeof(cand.matched) - 1 ? len : sizeof(cand.matched) - 1;
+  memcpy(cand.matched, path, n);
+  cand.matched[n] = '\0';
+  keep_stricter(best, &cand);
+}
+
 void policy_decide(const struct policy *p, const struct facts *facts, int64_t now,
                    struct verdict *out) {
   const struct host *h = facts->host;
@@ -491,6 +555,8 @@ void policy_decide(const struct policy *p, const struct facts *facts, int64_t no
       keep_stricter(out, &cand);
     }
   }
+  if (facts->path != NULL)
+    judge_path(p, facts->path, facts->path_len, host_exc, now, out);
   if (p->monitor && out->action == ACTION_DENY) {
     out->action = ACTION_LOG;
     out->monitor = true;
@@ -521,13 +587,22 @@ size_t policy_ja4_count(const struct policy *p) {
   return p->counts[RULE_JA4];
 }
 
+size_t policy_path_count(const struct policy *p) {
+  return p->counts[RULE_PATH];
+}
+
 size_t policy_rule_count(const struct policy *p) {
   return p->rules.n;
 }
 
 const char *match_on_name(enum match_on on) {
-  static const char *const names[] = {"none", "host", "sni", "cname", "address", "ja4"};
+  static const char *const names[] = {"none", "host", "sni", "cname", "address", "ja4", "path"};
   return (unsigned)on < sizeof(names) / sizeof(names[0]) ? names[on] : "?";
+}
+
+const char *action_from_name(enum action_from from) {
+  static const char *const names[] = {"list", "preset", "override"};
+  return (unsigned)from < sizeof(names) / sizeof(names[0]) ? names[from] : "?";
 }
 
 size_t policy_exception_count(const struct policy *p) {

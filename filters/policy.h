@@ -6,6 +6,7 @@
 #define EMBARGO_FILTERS_POLICY_H
 
 #include "filters/netmatch.h"
+#include "filters/pathmatch.h"
 #include "filters/policy-t.h"
 
 struct policy;
@@ -44,9 +45,24 @@ int policy_add_network(struct policy *p, const struct vendor *v, const struct ca
 int policy_add_ja4(struct policy *p, const struct vendor *v, const struct category *c,
                    const char *ja4, enum confidence confidence, struct origin where,
                    struct origin *dup_where);
+/* Adds a request-path pattern rule (RULE_PATH) for V/C (see pathmatch.h).
+ * EMB_EBADPATTERN, EMB_EDUPLICATE (*dup_where as above), -ENOMEM. */
+int policy_add_path(struct policy *p, const struct vendor *v, const struct category *c,
+                    const char *pattern, struct origin where, struct origin *dup_where);
+/* Records a name V leaves out on purpose, with REASON (both copied).
+ * Returns 0 or -ENOMEM. */
+int policy_add_left_out(struct policy *p, struct vendor *v, const char *name,
+                        const char *reason, struct origin where);
+/* V's category NAME, to be edited while the snapshot is built (presets and
+ * overrides); NULL if absent. */
+struct category *policy_edit_category(struct vendor *v, const char *name);
 int policy_add_exception(struct policy *p, const char *pattern, int64_t expires,
                          const char *reason, struct origin where, struct origin *dup_where);
 void policy_set_monitor(struct policy *p, bool monitor);
+/* The regime preset (`profile:`) the snapshot was built with (copied). */
+int policy_set_profile(struct policy *p, const char *profile);
+/* The profile, or "" if none was set. */
+const char *policy_profile(const struct policy *p);
 
 /* Records a source file of the snapshot (NAME copied, SHA256 its digest in
  * hex). Returns 0 or -ENOMEM. */
@@ -69,7 +85,9 @@ void policy_unref(struct policy *p); /* NULL-safe; frees on the last unref */
  * log over allow; at equal strength the first in the order host, SNI, CNAME
  * chain, addresses, JA4). Names match host rules, addresses match network
  * rules (longest prefix; an IP-literal host counts as an address too), the
- * JA4 string matches JA4 rules. For one name, the most specific host rule
+ * JA4 string matches JA4 rules, and last, after every other fact, a
+ * plain-HTTP request's path matches path rules (pathmatch.h) whatever the
+ * host. For one name, the most specific host rule
  * gives the action from its category:
  * `before` while NOW < cutoff, `after` from the cutoff on. An unexpired
  * exception (expires > NOW) matching the host overrides a vendor rule: the
@@ -77,7 +95,8 @@ void policy_unref(struct policy *p); /* NULL-safe; frees on the last unref */
  * is recorded. With no vendor match the verdict is ACTION_ALLOW,
  * VERDICT_NO_MATCH. IP-literal hosts only match exact host patterns equal to
  * their text. An exception matching the requested host also covers its
- * CNAME chain and addresses; an SNI name needs its own. A hint-confidence
+ * CNAME chain, addresses and path; an SNI name needs its own. OUT->from says
+ * whether the list, a preset or an override set the action that applied. A hint-confidence
  * rule never yields more than ACTION_LOG. Monitor mode turns ACTION_DENY into ACTION_LOG and sets
  * out->monitor (out->rule_action keeps ACTION_DENY). */
 void policy_decide(const struct policy *p, const struct facts *facts, int64_t now,
@@ -91,7 +110,11 @@ size_t policy_host_count(const struct policy *p);
 size_t policy_exception_count(const struct policy *p);
 size_t policy_network_count(const struct policy *p);
 size_t policy_ja4_count(const struct policy *p);
-const char *match_on_name(enum match_on on); /* "host", "sni", "cname", "address", "ja4" */
+size_t policy_path_count(const struct policy *p);
+/* "host", "sni", "cname", "address", "ja4", "path" */
+const char *match_on_name(enum match_on on);
+/* "list", "preset", "override" */
+const char *action_from_name(enum action_from from);
 /* Rule I in declaration order, or NULL past the end. */
 /* Every rule of every kind, in declaration order. */
 size_t policy_rule_count(const struct policy *p);

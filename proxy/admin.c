@@ -3,30 +3,37 @@
  * their loops when a page needs them. */
 #include "proxy/admin.h"
 
+#include <netinet/in.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <uv.h>
 
+#include "config/config.h"
+#include "filters/normalise.h"
 #include "filters/policy.h"
 #include "filters/timefmt.h"
-#include "proxy/dns.h"
+#include "proxy/admingate.h"
+#include "proxy/freshness.h"
 #include "proxy/http1.h"
 #include "proxy/log.h"
 #include "proxy/metrics.h"
+#include "proxy/probes.h"
 #include "proxy/server.h"
 #include "proxy/workers.h"
 
-#define ADMIN_MAX_HEAD   8192
-#define ADMIN_MAX_CONNS  64
-#define ADMIN_TIMEOUT_MS 10000 /* a whole request must arrive in this time */
-#define ADMIN_LINGER_MS  2000  /* after the response: wait for the client's FIN */
+#define ADMIN_MAX_HEAD       8192
+#define ADMIN_MAX_CONNS      64
+#define ADMIN_MAX_PER_CLIENT 8    /* connections of one client address */
+#define ADMIN_HEAD_MS        3000 /* a request head must arrive in this time */
+#define ADMIN_LINGER_MS      2000 /* after the response: wait for the client's FIN */
 
 struct admin_conn;
 
 struct admin {
-  struct workers *ws;         /* borrowed: the process (main thread) */
+  struct workers *ws; /* borrowed: the process (main thread) */
   uv_tcp_t tcp;
   struct sockaddr_storage addr;
   struct admin_conn *conns;
@@ -45,7 +52,8 @@ struct admin_conn {
   uv_write_t write;
   struct obuf out; /* the response, alive until the write callback */
   struct http1 *req;
-  struct http_head *head; /* set by on_head; the parser's */
+  struct http_head *head;              /* set by on_head; the parser's */
+  struct sockaddr_storage peer, local; /* the client's address, and the endpoint's it reached */
   int handles;
   bool answered;
   bool closing;
@@ -85,76 +93,6 @@ static void conn_end(struct admin_conn *ac) {
 
 /* ---- pages ---------------------------------------------------------------- */
 
-static void duration_text(uint64_t seconds, char *buf, size_t size) {
-  if (seconds % 86400 == 0)
-    snprintf(buf, size, "%llud", (unsigned long long)(seconds / 86400));
-  else
-    snprintf(buf, size, "%llus", (unsigned long long)seconds);
-}
-
-/* The first stale vendor list, if any, into REASON. */
-static bool lists_fresh(const struct policy *p, int64_t now, char *reason, size_t size) {
-  for (size_t i = 0; i < policy_vendor_count(p); i++) {
-    const struct vendor *v = policy_vendor_at(p, i);
-    char reviewed[40], age[32];
-    if (v->max_age == 0 || now - v->reviewed < (int64_t)v->max_age)
-      continue;
-    rfc3339_format(v->reviewed, reviewed, sizeof(reviewed));
-    duration_text(v->max_age, age, sizeof(age));
-    snprintf(reason, size, "vendor list %s (%s) is stale: reviewed %s, max_age %s", v->id,
-             v->where.file != NULL ? v->where.file : "?", reviewed, age);
-    return false;
-  }
-  return true;
-}
-
-/* Whether the most recent DNS lookup, over every worker, got an answer;
- * otherwise REASON says when and how the last one failed. */
-static bool resolvers_answering(struct workers *ws, char *reason, size_t size) {
-  struct server_stats *st = calloc(ws->n, sizeof(*st));
-  uint64_t ok = 0, fail = 0, now = uv_hrtime() / 1000000;
-  int why = 0;
-  if (st == NULL)
-    return true; /* cannot tell: not a reason to be taken out of service */
-  ws->admin_process->collect(ws, st);
-  for (size_t i = 0; i < ws->n; i++) {
-    if (st[i].dns_last_ok_ms > ok)
-      ok = st[i].dns_last_ok_ms;
-    if (st[i].dns_last_fail_ms > fail) {
-      fail = st[i].dns_last_fail_ms;
-      why = st[i].dns_last_fail;
-    }
-  }
-  free(st);
-  if (fail <= ok)
-    return true;
-  snprintf(reason, size, "resolver not answering: the last lookup failed (%s) %llus ago",
-           dns_status_name((enum dns_status)why),
-           (unsigned long long)((now > fail ? now - fail : 0) / 1000));
-  return false;
-}
-
-bool admin_ready(struct workers *ws, char *reason, size_t size) {
-  const struct config *cfg = ws->shared.cfg;
-  if (ws->draining || !ws->handles_open) {
-    snprintf(reason, size, "shutting down");
-    return false;
-  }
-  for (size_t i = 0; i < ws->n; i++) {
-    if (ws->w[i].srv.nlisteners != cfg->nlisten || cfg->nlisten == 0) {
-      snprintf(reason, size, "listeners not bound");
-      return false;
-    }
-  }
-  if (cfg->policy == NULL) {
-    snprintf(reason, size, "no policy loaded");
-    return false;
-  }
-  if (!resolvers_answering(ws, reason, size))
-    return false;
-  return lists_fresh(cfg->policy, server_shared_now(&ws->shared), reason, size);
-}
-
 static void json_str(struct obuf *out, const char *s) {
   char buf[1600];
   size_t n = log_json_escape(buf, 0, sizeof(buf), s, strlen(s), 256);
@@ -175,6 +113,8 @@ static void json_time(struct obuf *out, int64_t t) {
 
 static void policy_vendor_json(struct obuf *out, const struct vendor *v, int64_t now) {
   char age[32];
+  struct freshness f;
+  freshness_of(v, now, &f);
   obuf_add(out, "{\"id\":", 6);
   json_str(out, v->id);
   obuf_add(out, ",\"name\":", 8);
@@ -186,14 +126,22 @@ static void policy_vendor_json(struct obuf *out, const struct vendor *v, int64_t
     json_time(out, v->reviewed);
   else
     obuf_add(out, "null", 4);
-  duration_text(v->max_age, age, sizeof(age));
+  freshness_duration_text(v->max_age, age, sizeof(age));
   obuf_printf(out, ",\"max_age\":");
   if (v->max_age != 0)
     json_str(out, age);
   else
     obuf_add(out, "null", 4);
-  obuf_printf(out, ",\"stale\":%s,\"categories\":[",
-              v->max_age != 0 && now - v->reviewed >= (int64_t)v->max_age ? "true" : "false");
+  if (f.known)
+    obuf_printf(out, ",\"age_seconds\":%lld", (long long)f.age);
+  else
+    obuf_add(out, ",\"age_seconds\":null", 19);
+  obuf_add(out, ",\"stale_since\":", 15);
+  if (f.stale)
+    json_time(out, f.stale_from);
+  else
+    obuf_add(out, "null", 4);
+  obuf_printf(out, ",\"stale\":%s,\"categories\":[", f.stale ? "true" : "false");
   for (size_t c = 0; c < v->ncategories; c++) {
     const struct category *cat = &v->categories[c];
     obuf_add(out, c ? ",{\"name\":" : "{\"name\":", c ? 9 : 8);
@@ -316,10 +264,34 @@ static bool authorised(const struct admin_conn *ac, const struct http_head *h) {
                      strlen(token));
 }
 
+/* Answers a request the gate refuses (proxy/admingate.c); true if it did. */
+static bool gate_refuses(struct admin_conn *ac, const struct http_head *h) {
+  switch (
+      admingate_check(h, (const struct sockaddr *)&ac->local, &ac->adm->ws->shared.cfg->admin)) {
+  case ADMINGATE_OK: return false;
+  case ADMINGATE_NO_HOST:
+    respond_text(ac, 400, "Bad Request", NULL, "a Host header is required\n");
+    break;
+  case ADMINGATE_FOREIGN_HOST:
+    respond_text(ac, 421, "Misdirected Request", NULL,
+                 "Host does not name this endpoint: use its address, localhost on loopback, or "
+                 "a name listed in admin.names\n");
+    break;
+  case ADMINGATE_FOREIGN_ORIGIN:
+    respond_text(ac, 403, "Forbidden", NULL, "requests from another origin are refused\n");
+    break;
+  case ADMINGATE_SIMPLE_POST:
+    respond_text(ac, 415, "Unsupported Media Type", NULL,
+                 "POST needs Content-Type: application/json\n");
+    break;
+  }
+  return true;
+}
+
 static void do_reload(struct admin_conn *ac) {
   char err[700];
   struct obuf body = {0};
-  int rc = ac->adm->ws->admin_process->reload(ac->adm->ws, err, sizeof(err));
+  int rc = ac->adm->ws->ops->reload(ac->adm->ws, err, sizeof(err));
   obuf_printf(&body, "{\"result\":\"%s\",\"policy_version\":\"%s\",\"%s\":",
               rc == 0 ? "reloaded" : "rejected", policy_version(ac->adm->ws->shared.cfg->policy),
               rc == 0 ? "detail" : "error");
@@ -330,19 +302,41 @@ static void do_reload(struct admin_conn *ac) {
   obuf_free(&body);
 }
 
+/* /healthz: liveness (proxy/probes.c). */
+static void page_healthz(struct admin_conn *ac) {
+  char reason[600], text[700];
+  bool live = probes_live(ac->adm->ws, reason, sizeof(reason));
+  snprintf(text, sizeof(text), live ? "ok\n" : "not live: %s\n", reason);
+  respond_text(ac, live ? 200 : 503, live ? "OK" : "Service Unavailable", NULL, text);
+}
+
+/* /readyz: readiness, then the warnings that do not take it away. */
+static void page_readyz(struct admin_conn *ac) {
+  struct obuf body = {0}, warnings = {0};
+  char reason[1200];
+  bool ready = probes_ready(ac->adm->ws, reason, sizeof(reason), &warnings);
+  if (ready)
+    obuf_add(&body, "ready\n", 6);
+  else
+    obuf_printf(&body, "not ready: %s\n", reason);
+  if (warnings.len > 0)
+    obuf_add(&body, warnings.data, warnings.len);
+  respond(ac, ready ? 200 : 503, ready ? "OK" : "Service Unavailable", "text/plain; charset=utf-8",
+          NULL, &body);
+  obuf_free(&warnings);
+  obuf_free(&body);
+}
+
 static void do_get(struct admin_conn *ac, const char *path) {
   struct workers *ws = ac->adm->ws;
   struct metrics_view *view;
   struct obuf body = {0};
-  char reason[600], text[700];
   if (strcmp(path, "/healthz") == 0) {
-    respond_text(ac, 200, "OK", NULL, "ok\n");
+    page_healthz(ac);
   } else if (strcmp(path, "/readyz") == 0) {
-    bool ready = admin_ready(ws, reason, sizeof(reason));
-    snprintf(text, sizeof(text), ready ? "ready\n" : "not ready: %s\n", reason);
-    respond_text(ac, ready ? 200 : 503, ready ? "OK" : "Service Unavailable", NULL, text);
+    page_readyz(ac);
   } else if (strcmp(path, "/metrics") == 0) {
-    if ((view = malloc(sizeof(*view))) == NULL || ws->admin_process->metrics_view(ws, view) != 0) {
+    if ((view = malloc(sizeof(*view))) == NULL || ws->ops->metrics_view(ws, view) != 0) {
       free(view);
       respond_text(ac, 503, "Service Unavailable", NULL, "out of memory\n");
       return;
@@ -370,6 +364,8 @@ static void handle_request(struct admin_conn *ac) {
   if (q != NULL)
     n = (size_t)(q - target);
   snprintf(path, sizeof(path), "%.*s", (int)(n < sizeof(path) ? n : sizeof(path) - 1), target);
+  if (gate_refuses(ac, h))
+    return;
   if (!authorised(ac, h)) {
     respond_text(ac, 401, "Unauthorized", "WWW-Authenticate: Bearer realm=\"embargo\"\r\n",
                  "a bearer token is required\n");
@@ -428,9 +424,59 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
     handle_request(ac);
 }
 
+static bool same_client(const struct sockaddr_storage *a, const struct sockaddr_storage *b) {
+  if (a->ss_family != b->ss_family)
+    return false;
+  if (a->ss_family == AF_INET)
+    return ((const struct sockaddr_in *)a)->sin_addr.s_addr ==
+           ((const struct sockaddr_in *)b)->sin_addr.s_addr;
+  return memcmp(&((const struct sockaddr_in6 *)a)->sin6_addr,
+                &((const struct sockaddr_in6 *)b)->sin6_addr, 16) == 0;
+}
+
+/* The oldest connection other than FRESH still waiting for its request
+ * (of FRESH's client only, with SAME_CLIENT), or NULL; *COUNT receives how
+ * many connections (waiting or not) that client has besides FRESH. The
+ * list is newest first. */
+static struct admin_conn *oldest_waiting(struct admin *a, const struct admin_conn *fresh,
+                                         bool same_client_only, size_t *count) {
+  struct admin_conn *oldest = NULL;
+  *count = 0;
+  for (struct admin_conn *c = a->conns; c != NULL; c = c->next) {
+    if (c == fresh || (same_client_only && !same_client(&c->peer, &fresh->peer)))
+      continue;
+    (*count)++;
+    if (!c->answered)
+      oldest = c;
+  }
+  return oldest;
+}
+
+/* Makes room for FRESH (already counted): beyond ADMIN_MAX_PER_CLIENT
+ * connections of its client, or ADMIN_MAX_CONNS in all, the oldest one
+ * still waiting for its request is closed, so a probe always gets in
+ * while idle sockets cannot hold the endpoint. False when nothing could
+ * be closed (every other connection is being answered): FRESH must go. */
+static bool make_room(struct admin *a, struct admin_conn *fresh) {
+  size_t count;
+  struct admin_conn *victim = oldest_waiting(a, fresh, true, &count);
+  if (count >= ADMIN_MAX_PER_CLIENT) {
+    if (victim == NULL)
+      return false;
+    conn_end(victim);
+  }
+  if (a->nconns > ADMIN_MAX_CONNS) {
+    if ((victim = oldest_waiting(a, fresh, false, &count)) == NULL)
+      return false;
+    conn_end(victim);
+  }
+  return true;
+}
+
 static void on_connection(uv_stream_t *s, int status) {
   struct admin *a = s->data;
   struct admin_conn *ac;
+  int len = sizeof(ac->peer);
   if (status < 0 || a->closing)
     return;
   if ((ac = calloc(1, sizeof(*ac))) == NULL ||
@@ -449,11 +495,15 @@ static void on_connection(uv_stream_t *s, int status) {
     a->conns->prev = ac;
   a->conns = ac;
   a->nconns++;
-  if (uv_accept(s, (uv_stream_t *)&ac->tcp) != 0 || a->nconns > ADMIN_MAX_CONNS) {
+  if (uv_accept(s, (uv_stream_t *)&ac->tcp) != 0 ||
+      uv_tcp_getpeername(&ac->tcp, (struct sockaddr *)&ac->peer, &len) != 0 ||
+      (len = sizeof(ac->local),
+       uv_tcp_getsockname(&ac->tcp, (struct sockaddr *)&ac->local, &len)) != 0 ||
+      !make_room(a, ac)) {
     conn_end(ac);
     return;
   }
-  uv_timer_start(&ac->timer, on_timeout, ADMIN_TIMEOUT_MS, 0);
+  uv_timer_start(&ac->timer, on_timeout, ADMIN_HEAD_MS, 0);
   uv_read_start((uv_stream_t *)&ac->tcp, on_alloc, on_read);
 }
 

@@ -1,6 +1,7 @@
 /* Admin endpoint client: blocking sockets are fine for a one-shot command. */
 #include "proxy/adminclient.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -114,21 +115,51 @@ static int read_all(int fd, char **out, size_t *outlen, long long deadline) {
   return 0;
 }
 
+/* The address to connect to for ADDR: a wildcard (0.0.0.0, ::) listens
+ * on loopback too, and the endpoint answers only to its own address in the
+ * Host header, so the loopback address of the family is used. HOST
+ * receives the Host value: "ip:port" or "[v6]:port". */
+static void endpoint_of(const struct sockaddr *addr, struct sockaddr_storage *to, char *host,
+                        size_t size) {
+  char ip[INET6_ADDRSTRLEN] = "";
+  memcpy(to, addr,
+         addr->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in));
+  if (to->ss_family == AF_INET6) {
+    struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)to;
+    if (IN6_IS_ADDR_UNSPECIFIED(&in6->sin6_addr))
+      in6->sin6_addr = in6addr_loopback;
+    inet_ntop(AF_INET6, &in6->sin6_addr, ip, sizeof(ip));
+    snprintf(host, size, "[%s]:%u", ip, (unsigned)ntohs(in6->sin6_port));
+  } else {
+    struct sockaddr_in *in = (struct sockaddr_in *)to;
+    if (in->sin_addr.s_addr == htonl(INADDR_ANY))
+      in->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    inet_ntop(AF_INET, &in->sin_addr, ip, sizeof(ip));
+    snprintf(host, size, "%s:%u", ip, (unsigned)ntohs(in->sin_port));
+  }
+}
+
 int adminclient_request(const struct sockaddr *addr, const char *method, const char *path,
                         const char *token, unsigned timeout_ms, char **body, char *err,
                         size_t errsize) {
   long long deadline = ms_now() + timeout_ms;
-  char req[1024], *resp = NULL, *start;
+  char req[1024], host[INET6_ADDRSTRLEN + 16], *resp = NULL, *start;
+  struct sockaddr_storage to;
   size_t resp_len = 0;
   int fd, rc, status = 0;
 
   *body = NULL;
+  endpoint_of(addr, &to, host, sizeof(host));
+  /* A POST says application/json: the endpoint refuses the types a web
+   * page could send without a preflight. */
   snprintf(req, sizeof(req),
-           "%s %s HTTP/1.1\r\nHost: embargo\r\nContent-Length: 0\r\nConnection: close\r\n"
+           "%s %s HTTP/1.1\r\nHost: %s\r\n%sContent-Length: 0\r\nConnection: close\r\n"
            "%s%s%s\r\n",
-           method, path, token != NULL && token[0] ? "Authorization: Bearer " : "",
-           token != NULL ? token : "", token != NULL && token[0] ? "\r\n" : "");
-  if ((fd = connect_to(addr, deadline)) < 0) {
+           method, path, host,
+           strcmp(method, "POST") == 0 ? "Content-Type: application/json\r\n" : "",
+           token != NULL && token[0] ? "Authorization: Bearer " : "", token != NULL ? token : "",
+           token != NULL && token[0] ? "\r\n" : "");
+  if ((fd = connect_to((const struct sockaddr *)&to, deadline)) < 0) {
     snprintf(err, errsize, "cannot connect: %s", strerror(-fd));
     return fd;
   }

@@ -59,7 +59,6 @@ struct bump {
   bool cert_sent;       /* our Certificate message went out */
   bool handshaken;
   int alert;                         /* the client's alert (level << 8 | description), or -1 */
-  char why[48];                      /* the tls_inspect option that denied, or "" */
   char dest[HOST_NAME_MAX_LEN + 10]; /* the name the certificate is for, with the port */
   size_t req_len;
   char req[BUMP_REQ_MAX + 1];
@@ -131,7 +130,7 @@ static enum phase_rc answer(struct conn *c) {
   char detail[300];
   size_t line = strcspn(b->req, "\r\n");
 
-  message_deny(&out, c->ex, b->why[0] ? b->why : NULL, b->dest, false);
+  message_deny(&out, c->ex, NULL, b->dest, false);
   if (!out.failed && strncmp(b->req, "HEAD ", 5) == 0) /* the head alone (RFC 9110 9.3.2) */
     out.len = (size_t)((const char *)memmem(out.data, out.len, "\r\n\r\n", 4) + 4 - out.data);
   if (out.failed || SSL_write(b->ssl, out.data, (int)out.len) != (int)out.len) {
@@ -291,10 +290,11 @@ static int queue_mint(struct conn *c, const char *name, int64_t now) {
 }
 
 /* After a denied ClientHello: a TLS server fed with the hello, and a leaf
- * for its name (cached, or minted on the thread pool). The usual refusal
- * (RESPONDING, described by the deny) when it cannot start. */
+ * for the name judged deny (exchange_page_name; cached, or minted on the
+ * thread pool). The usual refusal (RESPONDING, described by the deny) when
+ * it cannot start. */
 static enum phase_rc bump_enter(struct conn *c) {
-  const char *name = hello_server_name(c->ex->hello, &c->ex->verdict);
+  const char *name = exchange_page_name(c);
   /* Certificates are checked against the real clock, not the policy's. */
   int64_t now = (int64_t)time(NULL);
   const uint8_t *hello;
@@ -303,7 +303,7 @@ static enum phase_rc bump_enter(struct conn *c) {
   size_t len = 0;
 
   if (name == NULL)
-    name = c->ex->dest.name; /* no SNI: the CONNECT authority */
+    return conn_goto(c, CONN_ST_RESPONDING);
   if ((b = calloc(1, sizeof(*b))) == NULL)
     return conn_goto(c, CONN_ST_RESPONDING);
   if ((b->ssl = new_ssl(c, b)) == NULL) {
@@ -313,7 +313,6 @@ static enum phase_rc bump_enter(struct conn *c) {
   }
   c->priv = b;
   b->alert = -1;
-  snprintf(b->why, sizeof(b->why), "%s", c->ex->decided_by ? c->ex->decided_by : "");
   /* The page names what the client asked for: the SNI, as its address bar does. */
   snprintf(b->dest, sizeof(b->dest), strchr(name, ':') ? "[%s]:%u" : "%s:%u", name,
            (unsigned)c->ex->dest.port);

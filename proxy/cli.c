@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <getopt.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -15,17 +16,22 @@
 #include "certs/ca.h"
 #include "config/config.h"
 #include "config/embedded.h"
+#include "config/lists.h"
 #include "filters/err.h"
 #include "filters/normalise.h"
 #include "filters/policy.h"
 #include "filters/timefmt.h"
 #include "proxy/adminclient.h"
 #include "proxy/check.h"
+#include "proxy/export.h"
+#include "proxy/lists_cli.h"
 #include "proxy/log.h"
 #include "proxy/rules.h"
 #include "proxy/report.h"
+#include "proxy/unmatched.h"
 #include "proxy/privdrop.h"
 #include "proxy/server.h"
+#include "proxy/upstream.h"
 #include "proxy/workers.h"
 
 #ifndef EMBARGO_VERSION
@@ -51,21 +57,26 @@ struct options {
   bool no_resolve;    /* check: judge names without resolving them */
   bool monitor;
   bool verbose;
-  const char *rules_format; /* rules: nft | iptables */
+  const char *format;       /* rules: nft | iptables; check: text | csv | json */
+  const char *file;         /* check: destinations one a line ("-": standard input) */
   const char *rules_mode;   /* rules: intercept | tproxy */
   bool sidecar;             /* rules: a pod's output chain */
   bool ipv6;                /* rules: ip6tables-restore input */
   const char *uid;          /* rules: Embargo's user id, exempt in a sidecar */
   const char *admin;        /* reload, status: ADDR:PORT instead of admin.listen */
   const char *token_file;   /* reload, status: instead of admin.token_file */
+  bool live;                /* status: liveness (/healthz) instead of readiness */
 };
 
 static const char usage_text[] =
     "Usage:\n"
     "  embargo [run] [options]              run the proxy\n"
-    "  embargo check [options] DEST...      show the verdict for NAME, IP or NAME:PORT\n"
+    "  embargo check [options] DEST...      show the verdict for NAME, IP, NAME:PORT or URL\n"
+    "  embargo check --file FILE [--format text|csv|json] [options]\n"
+    "                                       one verdict line per destination of FILE (- stdin)\n"
     "  embargo config check FILE            validate FILE and print a summary\n"
-    "  embargo config show [VENDOR]         print the built-in config (or vendor list)\n"
+    "  embargo config show [VENDOR]         print the built-in config and the catalogue of\n"
+    "                                       built-in vendor lists (or one list)\n"
     "  embargo ca init --dir DIR [--subject SITE] [--permit DOMAIN]... [--days N]\n"
     "                                       create the block-page CA (DIR/ca.key, DIR/ca.crt)\n"
     "  embargo ca show DIR                  print the CA's fingerprint, validity and how to\n"
@@ -74,8 +85,13 @@ static const char usage_text[] =
     "                [--uid UID]            print the firewall rules for the configuration\n"
     "  embargo report [options] [LOG...]    which clients tried to reach each vendor, from\n"
     "                                       decision logs (see embargo report --help)\n"
+    "  embargo lists keygen|sign|verify|fetch  signed list bundles (see embargo lists)\n"
+    "  embargo export --format rpz|unbound|dnsmasq|hosts|nft-set|squid [--vendor V]\n"
+    "                 [--category C] [--action deny|log|any]\n"
+    "                                       print the policy in force for another layer\n"
     "  embargo reload [options]             reload the running proxy's configuration\n"
     "  embargo status [options]             print readiness and key figures (exit 0: ready)\n"
+    "  embargo status --live [options]      print liveness (exit 0: the process works)\n"
     "  embargo version                      print the version\n"
     "\n"
     "Options:\n"
@@ -92,8 +108,11 @@ static const char usage_text[] =
     "      --sni NAME          check: also judge this TLS server name (repeatable)\n"
     "      --ja4 FINGERPRINT   check: also judge this JA4 client fingerprint\n"
     "      --no-resolve        check: judge names without resolving them\n"
+    "      --file FILE         check: destinations one a line (- for standard input)\n"
+    "      --format FORMAT     check: one line per destination, text, csv or json (JSON Lines)\n"
     "      --admin ADDR:PORT   reload, status: the admin endpoint (default: admin.listen)\n"
     "      --token-file FILE   reload, status: bearer token (default: admin.token_file)\n"
+    "      --live              status: ask /healthz (liveness) instead of /readyz\n"
     "  -h, --help              this text\n";
 
 __attribute__((format(printf, 1, 2)))
@@ -129,7 +148,8 @@ static int parse_options(int argc, char **argv, struct options *o) {
       {"mode", required_argument, NULL, 'M'},    {"sidecar", no_argument, NULL, 'S'},
       {"ipv6", no_argument, NULL, '6'},          {"uid", required_argument, NULL, 'U'},
       {"admin", required_argument, NULL, 'A'},   {"token-file", required_argument, NULL, 'K'},
-      {"user", required_argument, NULL, 'u'},
+      {"user", required_argument, NULL, 'u'},    {"live", no_argument, NULL, 'L'},
+      {"file", required_argument, NULL, 'f'},
       {NULL, 0, NULL, 0}};
   int ch;
 
@@ -181,13 +201,15 @@ static int parse_options(int argc, char **argv, struct options *o) {
       break;
     case 'j': o->ja4 = optarg; break;
     case 'N': o->no_resolve = true; break;
-    case 'F': o->rules_format = optarg; break;
+    case 'F': o->format = optarg; break;
+    case 'f': o->file = optarg; break;
     case 'M': o->rules_mode = optarg; break;
     case 'S': o->sidecar = true; break;
     case '6': o->ipv6 = true; break;
     case 'U': o->uid = optarg; break;
     case 'A': o->admin = optarg; break;
     case 'K': o->token_file = optarg; break;
+    case 'L': o->live = true; break;
     case 'h': fputs(usage_text, stdout); exit(0);
     default: return usage_error("%s", "unknown option");
     }
@@ -255,7 +277,10 @@ static int load_config_err(const struct options *o, struct config *cfg, char *er
 /* load_config_err for a reload (server_load_fn). */
 static int reload_config(const void *arg, struct config *out, char *err, size_t errsize) {
   memset(out, 0, sizeof(*out));
-  return load_config_err(arg, out, err, errsize);
+  int rc = load_config_err(arg, out, err, errsize);
+  if (rc == 0 && out->lists.note[0] != '\0')
+    log_diag(LOG_WARN, 0, "lists: %s", out->lists.note);
+  return rc;
 }
 
 /* load_config_err, the error printed. Returns 0 or EXIT_USAGE. */
@@ -265,6 +290,87 @@ static int load_config(const struct options *o, struct config *cfg) {
     return 0;
   fprintf(stderr, "embargo: %s\n", err);
   return EXIT_USAGE;
+}
+
+/* The user id Embargo will run as: `user:`'s when started as root (root
+ * when that user is unknown: the drop then stops the start anyway). */
+static uid_t runtime_uid(const struct config *cfg) {
+  const struct passwd *pw;
+  if (geteuid() != 0)
+    return geteuid();
+  pw = cfg->user[0] != '\0' ? getpwnam(cfg->user) : NULL;
+  return pw != NULL ? pw->pw_uid : 0;
+}
+
+/* ---- files a reload reads as the runtime user ------------------------------ */
+
+#define RELOAD_FILES_MAX 64
+
+/* The files a reload reads again: the configuration and the vendor lists
+ * (the policy's sources), the token file, the block-page CA, and the list
+ * bundle's public key, trust anchors and cache. */
+struct reload_files {
+  const char *path[RELOAD_FILES_MAX];
+  size_t n;
+  char ca[2][sizeof(((struct config *)0)->certs.ca_dir) + 16];
+  char bundle[sizeof(((struct config *)0)->lists.cache_dir) + 16];
+};
+
+static void reload_files_of(const struct config *cfg, struct reload_files *rf) {
+  const struct policy *p = cfg->policy;
+  rf->n = 0;
+  for (size_t i = 0; i < policy_source_count(p) && rf->n < RELOAD_FILES_MAX - 6; i++) {
+    const char *name = policy_source_at(p, i)->name;
+    if (strncmp(name, "builtin:", 8) != 0 && strncmp(name, "bundle:", 7) != 0)
+      rf->path[rf->n++] = name;
+  }
+  if (cfg->lists.enabled) {
+    rf->path[rf->n++] = cfg->lists.pubkey_file;
+    if (cfg->lists.ca_file[0] != '\0')
+      rf->path[rf->n++] = cfg->lists.ca_file;
+    if (cfg->lists.serial != 0 && lists_cache_path(cfg->lists.cache_dir, rf->bundle,
+                                                   sizeof(rf->bundle)))
+      rf->path[rf->n++] = rf->bundle;
+  }
+  if (cfg->admin.token_file[0] != '\0')
+    rf->path[rf->n++] = cfg->admin.token_file;
+  if (cfg->certs.ca_dir[0] != '\0') {
+    snprintf(rf->ca[0], sizeof(rf->ca[0]), "%s/%s", cfg->certs.ca_dir, CA_KEY_FILE);
+    snprintf(rf->ca[1], sizeof(rf->ca[1]), "%s/%s", cfg->certs.ca_dir, CA_CERT_FILE);
+    rf->path[rf->n++] = rf->ca[0];
+    rf->path[rf->n++] = rf->ca[1];
+  }
+}
+
+static void warn_diag(void *arg, const char *msg) {
+  (void)arg;
+  log_diag(LOG_WARN, 0, "%s", msg);
+}
+
+static void warn_stderr(void *arg, const char *msg) {
+  (void)arg;
+  fprintf(stderr, "embargo: warning: %s\n", msg);
+}
+
+/* Warns about each file a reload reads that CFG's `user` will not read. */
+static void warn_unreadable(const struct config *cfg, privdrop_warn_fn warn) {
+  struct reload_files rf;
+  reload_files_of(cfg, &rf);
+  privdrop_warn_unreadable(cfg->user, rf.path, rf.n, warn, NULL);
+}
+
+/* After the privilege drop: `mark:` needs SO_MARK to work for every dial,
+ * so a process that cannot set it does not start. */
+static int check_mark(const struct config *cfg, char *err, size_t errsize) {
+  int rc;
+  if (cfg->mark == 0 || (rc = upstream_check_mark(cfg->mark)) == 0)
+    return 0;
+  snprintf(err, errsize, "mark: cannot set SO_MARK %u on outgoing connections: %s%s", cfg->mark,
+           uv_strerror(rc),
+           rc == UV_EPERM ? " (needs CAP_NET_ADMIN: start as root, which keeps it for mark:, "
+                            "or grant it to the user Embargo runs as)"
+                          : "");
+  return rc;
 }
 
 static int cmd_run(const struct options *o) {
@@ -277,16 +383,20 @@ static int cmd_run(const struct options *o) {
   memset(&cfg, 0, sizeof(cfg));
   if ((rc = load_config(o, &cfg)) != 0)
     return rc;
-  if ((rc = log_open(cfg.log_path, cfg.log_buffer)) != 0) {
-    fprintf(stderr, "embargo: cannot open log %s: %s\n", cfg.log_path, err_str(rc));
+  if ((rc = log_open(cfg.log_path, cfg.log_buffer, runtime_uid(&cfg), err, sizeof(err))) != 0) {
+    fprintf(stderr, "embargo: cannot open the log: %s\n", err);
     config_free(&cfg);
     return EXIT_USAGE;
   }
   signal(SIGPIPE, SIG_IGN);
   uv_loop_init(&loop);
   rc = workers_init(&ws, &loop, &cfg, o->now, reload_config, o, err, sizeof(err));
+  if (rc == 0 && geteuid() == 0)
+    warn_unreadable(&cfg, warn_diag);
   if (rc == 0) /* every worker's listeners bound, files open, no worker running yet */
-    rc = privdrop_apply(cfg.user, err, sizeof(err));
+    rc = privdrop_apply(cfg.user, cfg.mark != 0, err, sizeof(err));
+  if (rc == 0)
+    rc = check_mark(&cfg, err, sizeof(err));
   if (rc != 0) {
     fprintf(stderr, "embargo: %s\n", err);
     workers_run(&ws, false);
@@ -297,6 +407,16 @@ static int cmd_run(const struct options *o) {
              cfg.monitor ? ", monitor mode (nothing is denied)" : "");
     log_diag(LOG_INFO, 0, "memory bound: %llu MiB of buffered data (see embargo config check)",
              (unsigned long long)(config_memory_bound(&cfg) >> 20));
+    if (cfg.lists.note[0] != '\0')
+      log_diag(LOG_WARN, 0, "lists: %s", cfg.lists.note);
+    else if (cfg.lists.serial != 0)
+      log_diag(LOG_INFO, 0, "lists: vendor lists from bundle serial %llu in %s",
+               (unsigned long long)cfg.lists.serial, cfg.lists.cache_dir);
+    if (cfg.lists.url[0] != '\0' && access(cfg.lists.cache_dir, W_OK | X_OK) != 0)
+      log_diag(LOG_WARN, 0,
+               "lists: cannot write to lists.cache_dir %s as this user (%s): fetched bundles "
+               "can be neither cached nor applied",
+               cfg.lists.cache_dir, strerror(errno));
     rc = workers_run(&ws, true);
   }
   workers_free(&ws);
@@ -305,6 +425,20 @@ static int cmd_run(const struct options *o) {
   log_close();
   config_free(&cfg);
   return rc == 0 ? 0 : 1;
+}
+
+static int parse_check_format(const char *name, enum check_format *out) {
+  static const struct {
+    const char *name;
+    enum check_format format;
+  } formats[] = {{"text", CHECK_FORMAT_TEXT}, {"csv", CHECK_FORMAT_CSV}, {"json", CHECK_FORMAT_JSON}};
+  for (size_t i = 0; i < sizeof(formats) / sizeof(formats[0]); i++) {
+    if (strcmp(name, formats[i].name) == 0) {
+      *out = formats[i].format;
+      return 0;
+    }
+  }
+  return -1;
 }
 
 static int cmd_check(const struct options *o, int argc, char **argv) {
@@ -317,8 +451,12 @@ static int cmd_check(const struct options *o, int argc, char **argv) {
   size_t k;
   int rc;
 
-  if (argc == 0)
-    return usage_error("%s", "check: name at least one destination");
+  bool batch = o->file != NULL || o->format != NULL;
+
+  if (argc == 0 && o->file == NULL)
+    return usage_error("%s", "check: name at least one destination, or --file FILE");
+  if (o->format != NULL && parse_check_format(o->format, &co.format) != 0)
+    return usage_error("check: --format: expected text, csv or json, got \"%s\"", o->format);
   for (k = 0; k < o->nsni; k++) {
     struct host sh;
     int err = host_normalise_sni(o->sni[k], strlen(o->sni[k]), &sh); /* as a ClientHello's */
@@ -332,16 +470,20 @@ static int cmd_check(const struct options *o, int argc, char **argv) {
   memset(&cfg, 0, sizeof(cfg));
   if ((rc = load_config(o, &cfg)) != 0)
     return rc;
-  rc = check_run(&cfg, &co, argc, argv);
+  rc = batch ? check_batch(&cfg, &co, o->file, argc, argv) : check_run(&cfg, &co, argc, argv);
   config_free(&cfg);
   return rc;
 }
 
-/* `config show [NAME]`: prints the built-in configuration, or the built-in
- * vendor list NAME, as compiled in: a starting point for a file of one's own. */
-static int cmd_config_show(int argc, char **argv) {
+/* `config show [NAME]`: prints the built-in configuration followed by the
+ * catalogue of built-in vendor lists (as the configuration O names sets
+ * them), or the built-in vendor list NAME, as compiled in: a starting point
+ * for a file of one's own. */
+static int cmd_config_show(const struct options *o, int argc, char **argv) {
   char path[128];
   const struct embedded_file *f;
+  struct config cfg;
+  int rc;
 
   if (argc > 1)
     return usage_error("%s", "usage: embargo config show [VENDOR]");
@@ -354,15 +496,22 @@ static int cmd_config_show(int argc, char **argv) {
     return EXIT_USAGE;
   }
   fwrite(f->data, 1, f->len, stdout);
-  return 0;
+  if (argc == 1)
+    return 0;
+  memset(&cfg, 0, sizeof(cfg));
+  if ((rc = load_config(o, &cfg)) != 0)
+    return rc;
+  rc = config_print_catalogue(&cfg, stdout) == 0 ? 0 : 1;
+  config_free(&cfg);
+  return rc;
 }
 
-static int cmd_config(int argc, char **argv) {
+static int cmd_config(const struct options *o, int argc, char **argv) {
   struct config cfg;
   char err[1024];
 
   if (argc >= 1 && strcmp(argv[0], "show") == 0)
-    return cmd_config_show(argc - 1, argv + 1);
+    return cmd_config_show(o, argc - 1, argv + 1);
   if (argc != 2 || strcmp(argv[0], "check") != 0)
     return usage_error("%s", "usage: embargo config check FILE | embargo config show [VENDOR]");
   memset(&cfg, 0, sizeof(cfg));
@@ -372,8 +521,52 @@ static int cmd_config(int argc, char **argv) {
   }
   printf("%s: OK\n", argv[1]);
   config_print_summary(&cfg, stdout);
+  lists_print_summary(&cfg, stdout);
+  fflush(stdout);
+  warn_unreadable(&cfg, warn_stderr);
   config_free(&cfg);
   return 0;
+}
+
+/* Adds the vendors of P not in INFO yet to INFO (at most MAX). */
+static size_t add_vendor_info(const struct policy *p, struct report_vendor_info *info, size_t n,
+                              size_t max) {
+  for (size_t i = 0; p != NULL && i < policy_vendor_count(p) && n < max; i++) {
+    const struct vendor *v = policy_vendor_at(p, i);
+    size_t k = 0;
+    while (k < n && strcmp(info[k].id, v->id) != 0)
+      k++;
+    if (k == n)
+      info[n++] = (struct report_vendor_info){v->id, v->name, v->reference};
+  }
+  return n;
+}
+
+/* `report`: the legal basis of each vendor comes from the configuration's
+ * lists (--config), then the built-in ones. */
+static int cmd_report(const struct options *o, int argc, char **argv) {
+  struct report_vendor_info info[256];
+  struct policy *catalogue = NULL;
+  struct config cfg;
+  char err[512];
+  size_t n = 0;
+  int rc;
+
+  struct options with = *o;
+  for (int i = 1; i + 1 < argc; i++) /* report's own --config (it ignores the option) */
+    if (strcmp(argv[i], "--config") == 0 || strcmp(argv[i], "-c") == 0)
+      with.config = argv[i + 1];
+  memset(&cfg, 0, sizeof(cfg));
+  if (with.config != NULL && (rc = load_config(&with, &cfg)) != 0)
+    return rc;
+  n = add_vendor_info(cfg.policy, info, n, sizeof(info) / sizeof(info[0]));
+  if (config_load_catalogue(NULL, &catalogue, err, sizeof(err)) != 0)
+    fprintf(stderr, "embargo: report: built-in lists: %s\n", err);
+  n = add_vendor_info(catalogue, info, n, sizeof(info) / sizeof(info[0]));
+  rc = report_main(argc, argv, info, n);
+  policy_unref(catalogue);
+  config_free(&cfg);
+  return rc;
 }
 
 /* `ca init --dir DIR [--subject SITE] [--permit DOMAIN]... [--days N]`. */
@@ -440,10 +633,10 @@ static int cmd_rules(const struct options *o) {
   char *end = NULL;
   int rc;
 
-  if (o->rules_format == NULL || (strcmp(o->rules_format, "nft") != 0 &&
-                                  strcmp(o->rules_format, "iptables") != 0))
+  if (o->format == NULL ||
+      (strcmp(o->format, "nft") != 0 && strcmp(o->format, "iptables") != 0))
     return usage_error("%s", "rules: --format nft or --format iptables");
-  ro.format = strcmp(o->rules_format, "nft") == 0 ? RULES_NFT : RULES_IPTABLES;
+  ro.format = strcmp(o->format, "nft") == 0 ? RULES_NFT : RULES_IPTABLES;
   if (o->rules_mode == NULL || listen_mode_parse(o->rules_mode, &ro.mode) != 0 ||
       ro.mode == LISTEN_PROXY)
     return usage_error("%s", "rules: --mode intercept or --mode tproxy");
@@ -560,6 +753,59 @@ static void print_figures(const char *m) {
   printf("log lines lost:  %.0f\n", metric_sum(m, "embargo_log_lines_dropped_total", NULL));
 }
 
+/* One line per vendor list with a reviewed date, from the
+ * embargo_vendor_list_* gauges of /metrics M. */
+static void print_lists(const char *m) {
+  static const char age[] = "embargo_vendor_list_age_seconds{vendor=\"";
+  for (const char *line = strstr(m, age); line != NULL; line = strstr(line + 1, age)) {
+    const char *id = line + sizeof(age) - 1, *q = strchr(id, '"');
+    char label[160];
+    double secs, max_age, stale;
+    long days;
+    if (q == NULL || q[1] != '}' || (line != m && line[-1] != '\n'))
+      continue;
+    snprintf(label, sizeof(label), "vendor=\"%.*s\"", (int)(q - id), id);
+    secs = strtod(q + 2, NULL);
+    max_age = metric_sum(m, "embargo_vendor_list_max_age_seconds", label);
+    stale = metric_sum(m, "embargo_vendor_list_stale", label);
+    days = (long)(secs / 86400);
+    printf("list %.*s:%*s", (int)(q - id), id, (int)(q - id) < 10 ? 10 - (int)(q - id) : 1, "");
+    if (secs < 0)
+      printf("reviewed %ld day(s) after the policy clock's now", -days);
+    else
+      printf("reviewed %ld day(s) ago", days);
+    if (max_age <= 0)
+      printf(", no max_age\n");
+    else if (stale > 0)
+      printf(", max_age %.0f day(s): STALE, still enforced\n", max_age / 86400);
+    else
+      printf(", max_age %.0f day(s): fresh\n", max_age / 86400);
+  }
+}
+
+/* Prints BODY after LABEL, its further lines indented under the first. */
+static void print_block(const char *label, const char *body) {
+  for (bool first = true; *body != '\0'; first = false) {
+    size_t n = strcspn(body, "\n");
+    printf("%-17s%.*s\n", first ? label : "", (int)n, body);
+    body += n + (body[n] == '\n');
+  }
+}
+
+/* `status --live`: asks /healthz; 0 when the process works. */
+static int status_live(const struct sockaddr *sa, const char *token) {
+  char err[256], *body = NULL;
+  int st =
+      adminclient_request(sa, "GET", "/healthz", token, ADMIN_TIMEOUT_MS, &body, err, sizeof(err));
+  if (st < 0) {
+    printf("embargo: not reachable: %s\n", err);
+    return 1;
+  }
+  print_block("liveness:", body);
+  free(body);
+  return st == 200 ? 0 : 1;
+}
+
 static int cli_status(const struct options *o) {
   struct sockaddr_storage addr;
   char token[256], err[256], *ready = NULL, *metrics = NULL, *policy = NULL;
@@ -567,12 +813,14 @@ static int cli_status(const struct options *o) {
   const struct sockaddr *sa = (const struct sockaddr *)&addr;
   if (rc != 0)
     return rc;
+  if (o->live)
+    return status_live(sa, token);
   st = adminclient_request(sa, "GET", "/readyz", token, ADMIN_TIMEOUT_MS, &ready, err, sizeof(err));
   if (st < 0) {
     printf("embargo: not reachable: %s\n", err);
     return 1;
   }
-  printf("readiness:       %s", ready);
+  print_block("readiness:", ready);
   if (adminclient_request(sa, "GET", "/policy", token, ADMIN_TIMEOUT_MS, &policy, err,
                           sizeof(err)) == 200) {
     const char *v = strstr(policy, "\"version\":\""), *t = strstr(policy, "\"loaded_at\":\"");
@@ -580,8 +828,10 @@ static int cli_status(const struct options *o) {
            t != NULL ? t + 13 : "?");
   }
   if (adminclient_request(sa, "GET", "/metrics", token, ADMIN_TIMEOUT_MS, &metrics, err,
-                          sizeof(err)) == 200)
+                          sizeof(err)) == 200) {
     print_figures(metrics);
+    print_lists(metrics);
+  }
   free(ready);
   free(policy);
   free(metrics);
@@ -605,11 +855,17 @@ int cli_main(int argc, char **argv) {
     return 0;
   }
   if (strcmp(cmd, "config") == 0)
-    return cmd_config(argc - optind, argv + optind);
+    return cmd_config(&o, argc - optind, argv + optind);
   if (strcmp(cmd, "ca") == 0)
     return cmd_ca(argc - optind, argv + optind);
   if (strcmp(cmd, "report") == 0)
-    return report_main(argc - optind + 1, argv + optind - 1);
+    return unmatched_wanted(argc - optind + 1, argv + optind - 1)
+               ? unmatched_main(o.config, argc - optind + 1, argv + optind - 1)
+               : cmd_report(&o, argc - optind + 1, argv + optind - 1);
+  if (strcmp(cmd, "lists") == 0)
+    return lists_main(o.config, argc - optind, argv + optind);
+  if (strcmp(cmd, "export") == 0)
+    return export_main(o.config, o.now, argc - optind + 1, argv + optind - 1);
   if (strcmp(cmd, "reload") == 0 || strcmp(cmd, "status") == 0) {
     int first = optind - 1;
     if ((rc = parse_options(argc - first, argv + first, &o)) != 0)

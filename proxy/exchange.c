@@ -46,6 +46,11 @@ static void gather(const struct conn *c, struct judge_input *in) {
     in->dial = ex->addrs->addrs;
     in->ndial = ex->addrs->naddrs;
   }
+  /* A plain-HTTP request's path names update files whatever the host. */
+  if (ex->head != NULL && !ex->head->is_connect && ex->path != NULL) {
+    in->path = ex->path;
+    in->path_len = ex->path_len;
+  }
   hello_judge_input(ex->hello, in);
   /* An intercepted TLS connection's name is its SNI: judged as such (an
    * exception for it must name it), its original destination as the
@@ -92,8 +97,32 @@ static enum phase_rc deny(struct conn *c) {
       return PHASE_CLOSE;
     return conn_goto(c, CONN_ST_PEEK);
   }
-  /* BUMP falls back on the answer described above if it cannot start. */
-  return conn_goto(c, hello_ok(ex->hello) ? CONN_ST_BUMP : CONN_ST_RESPONDING);
+  /* A leaf only for a name judged deny itself: the CA never signs for a
+   * name Embargo would let through. BUMP falls back on the answer
+   * described above if it cannot start. */
+  return conn_goto(c, hello_ok(ex->hello) && exchange_page_name(c) != NULL ? CONN_ST_BUMP
+                                                                           : CONN_ST_RESPONDING);
+}
+
+const char *exchange_page_name(const struct conn *c) {
+  const struct exchange *ex = c->ex;
+  const struct verdict *v = &ex->verdict;
+  if (ex->hello == NULL || v->action != ACTION_DENY || v->rule == NULL ||
+      ex->decided_by != NULL) /* not the rule's deny: an outcome made it one */
+    return NULL;
+  switch (v->on) {
+  case MATCH_SNI: return v->matched[0] != '\0' ? v->matched : NULL;
+  case MATCH_ADDRESS:
+    /* An intercepted connection's address is where it was going, not what
+     * the name it claims resolved to: that name was not judged deny. */
+    if (conn_transparent(c) && ex->dest.kind == HOST_NAME)
+      return NULL;
+    break;
+  case MATCH_HOST:
+  case MATCH_CNAME: break;
+  default: return NULL; /* a JA4 rule judged the client, not a name */
+  }
+  return hello_asks_for(ex->hello, ex->dest.name) ? ex->dest.name : NULL;
 }
 
 bool exchange_judge(struct conn *c, enum phase_rc *refusal) {

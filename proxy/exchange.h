@@ -19,6 +19,16 @@
  * PHASE_CLOSE when the 200 could not be written. */
 bool exchange_judge(struct conn *c, enum phase_rc *refusal);
 
+/* The name a block-page certificate may be minted for: a name the verdict
+ * (a vendor rule's deny) judged deny itself and the client asks for. The
+ * SNI that matched; or the destination (the CONNECT authority, an
+ * intercepted connection's claimed name or, without one, its original
+ * address) when the rule matched the destination (its name, CNAME chain or
+ * addresses) and the hello names no server or names it too. NULL for any
+ * other deny (a JA4 rule, a configured outcome, a denied destination
+ * behind a hello for another name): that one gets the alert. */
+const char *exchange_page_name(const struct conn *c);
+
 /* Whether the client can still be answered with an HTTP response: a
  * request head was read, no 200 was sent, no ClientHello read. */
 bool exchange_http_face(const struct conn *c);

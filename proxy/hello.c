@@ -248,12 +248,6 @@ bool hello_asks_for(const struct hello *h, const char *name) {
   return h->ev.nsni == 0;
 }
 
-const char *hello_server_name(const struct hello *h, const struct verdict *v) {
-  if (v->on == MATCH_SNI && v->matched[0] != '\0')
-    return v->matched;
-  return h->ev.nsni > 0 ? h->ev.sni[0] : NULL;
-}
-
 bool hello_offers_tls13(const struct hello *h) {
   size_t i;
   if (!h->decided)

@@ -72,10 +72,6 @@ const char *const *hello_names(const struct hello *h, size_t *n);
 /* Whether NAME is among the hello's server names, or it names none. */
 bool hello_asks_for(const struct hello *h, const char *name);
 
-/* The server name to present a certificate for under verdict V: the SNI
- * that matched, else the first one; NULL without SNI. */
-const char *hello_server_name(const struct hello *h, const struct verdict *v);
-
 /* Whether the hello offers TLS 1.3 (a HelloRetryRequest may follow). */
 bool hello_offers_tls13(const struct hello *h);
 

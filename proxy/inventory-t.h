@@ -66,6 +66,7 @@ struct inventory_cutoff {
   char *category;    /* owned */
   int64_t cutoff_ms; /* INVENTORY_TIME_NONE: no cutoff */
   uint64_t attempts, after_cutoff;
+  uint64_t denied;   /* attempts Embargo denied ("event":"deny") */
 };
 
 /* Attempts on one UTC day. */
@@ -103,8 +104,15 @@ struct inventory_counts {
   uint64_t malformed; /* lines that are not a decision record */
 };
 
+struct inventory_fact;
+
 struct inventory {
   struct inventory_filter filter;
+  /* When set, every line that names a host also goes to ALSO with ALSO_ARG
+   * (its fact; time_ms 0 when the line has none), after it is counted:
+   * `embargo report --unmatched`. Returns 0 or -ENOMEM. */
+  int (*also)(void *also_arg, const struct inventory_fact *f);
+  void *also_arg;
   struct inventory_map vendors; /* id -> struct inventory_vendor, owned */
   struct inventory_counts counts;
   int64_t first_ms, last_ms; /* of the attempts counted */
@@ -123,6 +131,7 @@ struct inventory_fact {
   size_t nsni;
   const char *ja4;
   const char *user_agent;
+  int denied;        /* 1: a "deny" line, 0: any other event */
 };
 
 #endif

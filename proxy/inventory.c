@@ -174,7 +174,7 @@ static int client_add_category(struct inventory_client *c, const char *name, boo
 }
 
 static int vendor_add_cutoff(struct inventory_vendor *v, const char *name, int64_t cutoff,
-                             bool after) {
+                             bool after, bool denied) {
   char cat[INVENTORY_NAME_MAX + 4];
   struct inventory_cutoff *k;
   uint32_t i;
@@ -195,11 +195,12 @@ static int vendor_add_cutoff(struct inventory_vendor *v, const char *name, int64
     if ((k->category = strdup(cat)) == NULL)
       return -ENOMEM;
     k->cutoff_ms = cutoff;
-    k->attempts = k->after_cutoff = 0;
+    k->attempts = k->after_cutoff = k->denied = 0;
     v->ncutoffs++;
   }
   v->cutoffs[i].attempts++;
   v->cutoffs[i].after_cutoff += after;
+  v->cutoffs[i].denied += denied;
   return 0;
 }
 
@@ -362,7 +363,7 @@ int inventory_add(struct inventory *inv, const struct inventory_fact *f) {
   v->attempts++;
   v->after_cutoff += after;
   if (f->category != NULL)
-    rc |= vendor_add_cutoff(v, f->category, f->cutoff_ms, after);
+    rc |= vendor_add_cutoff(v, f->category, f->cutoff_ms, after, f->denied == 1);
   rc |= vendor_add_day(v, inventory_day_of(f->time_ms));
   rc |= client_add(c, f, after);
   return rc != 0 ? -ENOMEM : 0;
@@ -494,4 +495,25 @@ struct inventory_client **inventory_clients(const struct inventory_vendor *v, si
 
 size_t inventory_client_count(const struct inventory_vendor *v) {
   return v->clients.len;
+}
+
+size_t inventory_category_clients(const struct inventory_vendor *v, const char *category,
+                                  bool *partial) {
+  char cat[INVENTORY_NAME_MAX + 4];
+  size_t n = 0;
+  bounded_copy(cat, category, INVENTORY_NAME_MAX);
+  *partial = false;
+  for (size_t i = 0; i < v->clients.cap; i++) {
+    const struct inventory_client *c = v->clients.slots[i].val;
+    if (c == NULL)
+      continue;
+    *partial = *partial || c->cats_not_kept > 0;
+    for (uint32_t k = 0; k < c->ncats; k++) {
+      if (strcmp(c->cats[k].name, cat) == 0) {
+        n++;
+        break;
+      }
+    }
+  }
+  return n;
 }

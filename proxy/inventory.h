@@ -52,4 +52,10 @@ struct inventory_client **inventory_clients(const struct inventory_vendor *v, si
 /* A vendor's client count. */
 size_t inventory_client_count(const struct inventory_vendor *v);
 
+/* How many of V's clients were seen reaching CATEGORY. *PARTIAL is set when
+ * a client's categories were not all kept (INVENTORY_MAX_CATEGORIES), so
+ * the count may be low. */
+size_t inventory_category_clients(const struct inventory_vendor *v, const char *category,
+                                  bool *partial);
+
 #endif

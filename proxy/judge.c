@@ -81,7 +81,8 @@ void judge_destination(const struct config *cfg, const struct policy *p, struct 
                        struct judgement *out) {
   struct fact_store st;
   struct ip_addr addrs[DNS_MAX_ADDRS + JUDGE_MAX_SNI_ADDRS];
-  struct facts facts = {.host = in->host, .sni = in->sni, .nsni = in->nsni, .ja4 = in->ja4};
+  struct facts facts = {.host = in->host, .sni = in->sni, .nsni = in->nsni, .ja4 = in->ja4,
+                        .path = in->path, .path_len = in->path_len};
   size_t i;
 
   memset(out, 0, sizeof(*out));

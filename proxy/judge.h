@@ -39,6 +39,8 @@ struct judge_input {
   const struct ip_addr *sni_addrs;   /* its IP-literal server names: judged as addresses, */
   size_t nsni_addrs;                 /* and refused when internal, like a destination */
   const char *ja4;                   /* JA4 fingerprint of the ClientHello */
+  const char *path;                  /* a plain-HTTP request's target, judged against path rules */
+  size_t path_len;
   struct judge_outcome outcomes[JUDGE_MAX_OUTCOMES];
   size_t noutcomes;
 };

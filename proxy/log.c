@@ -7,9 +7,11 @@
 #include <netinet/in.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "filters/err.h"
 #include "filters/policy.h"
 #include "filters/timefmt.h"
 #include "proxy/dns.h"
@@ -26,35 +28,81 @@
 
 static enum log_level diag_level = LOG_INFO;
 static char log_path[512] = "-"; /* what log_open was given, for log_reopen */
+static uid_t log_owner;          /* besides root, who may own the log file */
 
-static int open_file(const char *path) {
-  int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
-  return fd < 0 ? -errno : fd;
+/* Why the file open as FD (PATH) is not one to write to, in ERR; 0 if it is.
+ * A file of another user, or with other names (hard links), may be one the
+ * runtime user planted to have Embargo, as root, write where it cannot. */
+static int check_file(int fd, const char *path, char *err, size_t errsize) {
+  struct stat st;
+  if (fstat(fd, &st) != 0) {
+    snprintf(err, errsize, "%s: %s", path, strerror(errno));
+    return -errno;
+  }
+  if (st.st_uid != 0 && st.st_uid != log_owner) {
+    snprintf(err, errsize,
+             "%s belongs to uid %u, neither root nor the user Embargo runs as (uid %u): refused",
+             path, (unsigned)st.st_uid, (unsigned)log_owner);
+    return -EPERM;
+  }
+  if (S_ISREG(st.st_mode) && st.st_nlink > 1) {
+    snprintf(err, errsize, "%s has %lu names (hard links): refused", path,
+             (unsigned long)st.st_nlink);
+    return -EPERM;
+  }
+  return 0;
 }
 
-int log_open(const char *path, size_t bound) {
-  int fd = STDOUT_FILENO, sys = 0;
+/* Opens PATH for appending, never through a symbolic link (its last
+ * component: a link there is refused, dangling or not, so nothing is
+ * created elsewhere), and only a file check_file accepts. Returns the
+ * descriptor, or a negative errno with the reason in ERR. */
+static int open_file(const char *path, char *err, size_t errsize) {
+  int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY, 0640);
+  int rc;
+  if (fd < 0) {
+    rc = -errno;
+    if (rc == -ELOOP)
+      snprintf(err, errsize, "%s is a symbolic link: refused (name the file itself)", path);
+    else
+      snprintf(err, errsize, "%s: %s", path, strerror(-rc));
+    return rc;
+  }
+  if ((rc = check_file(fd, path, err, errsize)) != 0) {
+    close(fd);
+    return rc;
+  }
+  return fd;
+}
+
+int log_open(const char *path, size_t bound, uid_t owner, char *err, size_t errsize) {
+  int fd = STDOUT_FILENO, sys = 0, rc;
   if (path == NULL)
     path = "-";
+  log_owner = owner;
   if (strcmp(path, "syslog") == 0)
     sys = 1, fd = -1;
-  else if (strcmp(path, "-") != 0 && (fd = open_file(path)) < 0)
+  else if (strcmp(path, "-") != 0 && (fd = open_file(path, err, errsize)) < 0)
     return fd;
   snprintf(log_path, sizeof(log_path), "%s", path);
-  int rc = logq_start(fd, sys, bound);
-  if (rc != 0 && fd > STDERR_FILENO)
-    close(fd);
+  if ((rc = logq_start(fd, sys, bound)) != 0) {
+    snprintf(err, errsize, "%s: %s", path, err_str(rc));
+    if (fd > STDERR_FILENO)
+      close(fd);
+  }
   return rc;
 }
 
-int log_reopen(void) {
+int log_reopen(char *err, size_t errsize) {
   int fd, rc;
   if (strcmp(log_path, "-") == 0 || strcmp(log_path, "syslog") == 0)
     return 0;
-  if ((fd = open_file(log_path)) < 0)
+  if ((fd = open_file(log_path, err, errsize)) < 0)
     return fd;
-  if ((rc = logq_swap_fd(fd)) != 0)
+  if ((rc = logq_swap_fd(fd)) != 0) {
+    snprintf(err, errsize, "%s: %s", log_path, err_str(rc));
     close(fd);
+  }
   return rc;
 }
 
@@ -285,6 +333,12 @@ static void j_verdict(struct jline *j, const struct verdict *v) {
     j_time(j, "cutoff", r->category->cutoff);
   j_bool(j, "after_cutoff", v->after_cutoff);
   j_str(j, "rule_action", action_name(v->rule_action));
+  if (v->from == ACTION_FROM_PRESET)
+    j_str(j, "preset", r->category->preset);
+  if (v->from == ACTION_FROM_OVERRIDE) {
+    j_bool(j, "override", 1);
+    j_origin(j, "override_rule", &r->category->override_where);
+  }
   if (v->exception != NULL) {
     j_str(j, "exception", v->exception->pattern);
     j_origin(j, "exception_rule", &v->exception->where);

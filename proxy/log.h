@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
+#include <sys/types.h>
 
 #include "filters/policy-t.h"
 
@@ -17,14 +18,18 @@ enum log_level { LOG_ERR, LOG_WARN, LOG_INFO, LOG_DEBUG };
 
 /* Opens the decision log: "-" or NULL is standard output, "syslog" sends
  * each line to syslog (facility daemon, level info), anything else is a
- * file opened for appending. Lines (diagnostics too) go through a writer
- * thread: at most BOUND bytes of decision lines are queued, and a line that
- * does not fit is dropped and counted, so a stalled reader never blocks the
- * proxy. Returns 0 or a negative errno. */
-int log_open(const char *path, size_t bound);
-/* Reopens the log file (SIGUSR1, after logrotate moved it). Standard output
- * and syslog need nothing. Returns 0 or a negative errno (the old file stays). */
-int log_reopen(void);
+ * file opened for appending (created 0640 if missing). A file path that is
+ * a symbolic link, a file owned by anyone but root or OWNER (the user
+ * Embargo runs as), and a regular file with more than one name are
+ * refused. Lines (diagnostics too) go through a writer thread: at most
+ * BOUND bytes of decision lines are queued, and a line that does not fit is
+ * dropped and counted, so a stalled reader never blocks the proxy. Returns
+ * 0, or a negative errno with the reason (naming the file) in ERR. */
+int log_open(const char *path, size_t bound, uid_t owner, char *err, size_t errsize);
+/* Reopens the log file (SIGUSR1, after logrotate moved it), under the same
+ * rules. Standard output and syslog need nothing. Returns 0, or a negative
+ * errno with the reason in ERR; the old file then stays in use. */
+int log_reopen(char *err, size_t errsize);
 /* The destination log_open was given ("-", "syslog" or a path). */
 const char *log_destination(void);
 /* Flushes (waiting at most 2 s for a stalled reader) and stops the writer. */

@@ -56,11 +56,23 @@ void message_error(struct obuf *out, int status, const char *error, const char *
               keep ? "keep-alive" : "close", body);
 }
 
+/* ", by preset NAME" or ", by override at FILE:LINE" when the action that
+ * applied was not the list's own, else "". */
+static void decided_by(const struct verdict *v, char *buf, size_t size) {
+  const struct category *c = v->rule->category;
+  buf[0] = '\0';
+  if (v->from == ACTION_FROM_PRESET)
+    snprintf(buf, size, ", by preset %s", c->preset);
+  else if (v->from == ACTION_FROM_OVERRIDE)
+    snprintf(buf, size, ", by override at %s:%u", c->override_where.file,
+             c->override_where.line);
+}
+
 /* The deny page for EX's verdict: the Proxy-Status details and the body. */
 static void deny_text(const struct exchange *ex, const char *why, const char *dest, char *detail,
                       char *body) {
   const struct rule *r = ex->verdict.rule;
-  char cutoff[32] = "none", where[320];
+  char cutoff[32] = "none", where[320], by[128]; /* by: a long override path is cut */
 
   if (dest == NULL)
     dest = ex->authority[0] ? ex->authority : ex->dest.name;
@@ -75,18 +87,20 @@ static void deny_text(const struct exchange *ex, const char *why, const char *de
   if (r->category->cutoff != POLICY_TIME_NEVER)
     rfc3339_format(r->category->cutoff, cutoff, sizeof(cutoff));
   snprintf(where, sizeof(where), "%s:%u", r->where.file, r->where.line);
-  snprintf(detail, DENY_DETAIL_MAX, "%s %s traffic (%s) denied since %s by rule %s", r->vendor->id,
-           r->category->name, ex->verdict.matched, cutoff, where);
+  decided_by(&ex->verdict, by, sizeof(by));
+  snprintf(detail, DENY_DETAIL_MAX, "%s %s traffic (%s) denied %s %s by rule %s%s",
+           r->vendor->id, r->category->name, ex->verdict.matched,
+           ex->verdict.after_cutoff ? "since" : "before its cutoff", cutoff, where, by);
   snprintf(body, DENY_BODY_MAX,
            "Embargo denied this request.\n\n"
            "Destination: %s\n"
            "Vendor:      %s (%s)\n"
            "Category:    %s\n"
            "Cutoff:      %s\n"
-           "Rule:        %s at %s\n"
+           "Rule:        %s at %s%s\n"
            "Legal basis: %s\n\n"
            "Contact your network administrator if you believe this is wrong.\n",
-           dest, r->vendor->name, r->vendor->id, r->category->name, cutoff, r->pattern, where,
+           dest, r->vendor->name, r->vendor->id, r->category->name, cutoff, r->pattern, where, by,
            r->vendor->reference ? r->vendor->reference : "-");
 }
 

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "filters/policy.h"
+#include "proxy/freshness.h"
 #include "proxy/http1.h"
 #include "proxy/logq.h"
 
@@ -168,10 +169,24 @@ static const struct {
     {METRIC_DNS_SERVFAIL, "embargo_dns_queries_total", "status=\"servfail\"", NULL},
     {METRIC_DNS_BADANSWER, "embargo_dns_queries_total", "status=\"bad_answer\"", NULL},
     {METRIC_DNS_ERROR, "embargo_dns_queries_total", "status=\"error\"", NULL},
+#define LISTS_ROW(id, result) {id, "embargo_lists_fetch_total", "result=\"" result "\"", NULL}
+    {METRIC_LISTS_APPLIED, "embargo_lists_fetch_total", "result=\"applied\"",
+     "Updates of the vendor lists from lists.url, by outcome (only applied changes the lists)."},
+    LISTS_ROW(METRIC_LISTS_UNCHANGED, "unchanged"),
+    LISTS_ROW(METRIC_LISTS_FETCH_FAILED, "fetch_failed"),
+    LISTS_ROW(METRIC_LISTS_MALFORMED, "malformed"),
+    LISTS_ROW(METRIC_LISTS_BAD_SIGNATURE, "bad_signature"),
+    LISTS_ROW(METRIC_LISTS_BAD_DIGEST, "bad_digest"),
+    LISTS_ROW(METRIC_LISTS_ROLLBACK, "rollback"),
+    LISTS_ROW(METRIC_LISTS_INVALID, "invalid"),
+    LISTS_ROW(METRIC_LISTS_CACHE_FAILED, "cache_failed"),
+#undef LISTS_ROW
     {METRIC_CONNECT_OK, "embargo_upstream_connects_total", "result=\"ok\"",
-     "Connections dialled to destinations, by result."},
+     "Connections dialled to destinations, by result (local_error: failed for a reason of "
+     "this host, such as EPERM, EACCES, EMFILE or EADDRNOTAVAIL)."},
     {METRIC_CONNECT_TIMEOUT, "embargo_upstream_connects_total", "result=\"timeout\"", NULL},
     {METRIC_CONNECT_ERROR, "embargo_upstream_connects_total", "result=\"error\"", NULL},
+    {METRIC_CONNECT_LOCAL, "embargo_upstream_connects_total", "result=\"local_error\"", NULL},
     {METRIC_RELOAD_OK, "embargo_reloads_total", "result=\"success\"",
      "Configuration reloads (SIGHUP or POST /reload), by result."},
     {METRIC_RELOAD_FAILED, "embargo_reloads_total", "result=\"failure\"", NULL},
@@ -393,6 +408,41 @@ static void render_policy(struct obuf *out, const struct metrics_view *v) {
         policy_monitor(p) ? 1 : 0);
 }
 
+/* One series per vendor list with a `reviewed` date (AGE), with a max_age
+ * (MAX_AGE, STALE). */
+enum freshness_series { FRESH_AGE, FRESH_MAX_AGE, FRESH_STALE };
+
+static void render_freshness_series(struct obuf *out, const struct metrics_view *v,
+                                    enum freshness_series which) {
+  static const struct {
+    const char *name, *help;
+  } rows[] = {
+      [FRESH_AGE] = {"embargo_vendor_list_age_seconds",
+                     "Seconds since each vendor list was reviewed (its reviewed date, policy "
+                     "clock)."},
+      [FRESH_MAX_AGE] = {"embargo_vendor_list_max_age_seconds",
+                         "Each vendor list's max_age: past it the list is stale (still "
+                         "enforced)."},
+      [FRESH_STALE] = {"embargo_vendor_list_stale",
+                       "1 when a vendor list is past its max_age (still enforced)."},
+  };
+  const struct policy *p = v->policy;
+  family(out, rows[which].name, "gauge", rows[which].help);
+  for (size_t i = 0; i < policy_vendor_count(p); i++) {
+    const struct vendor *vd = policy_vendor_at(p, i);
+    struct freshness f;
+    freshness_of(vd, v->now, &f);
+    if (!f.known || (which != FRESH_AGE && !f.limited))
+      continue;
+    obuf_printf(out, "%s{vendor=\"", rows[which].name);
+    label_value(out, vd->id);
+    obuf_printf(out, "\"} %" PRId64 "\n",
+                which == FRESH_AGE       ? f.age
+                : which == FRESH_MAX_AGE ? (int64_t)vd->max_age
+                                         : (int64_t)f.stale);
+  }
+}
+
 static void render_log(struct obuf *out) {
   family(out, "embargo_log_lines_dropped_total", "counter",
          "Log lines dropped because the log reader did not keep up, by stream.");
@@ -411,6 +461,9 @@ void metrics_render(struct obuf *out, const struct metrics_view *view) {
     render_histogram(out, (enum metric_hist)h);
   render_dns(out, view);
   render_policy(out, view);
+  render_freshness_series(out, view, FRESH_AGE);
+  render_freshness_series(out, view, FRESH_MAX_AGE);
+  render_freshness_series(out, view, FRESH_STALE);
   render_log(out);
   gauge(out, "embargo_shutting_down", "1 once a stop signal was received.",
         view->shutting_down ? 1 : 0);

@@ -33,9 +33,19 @@ enum metric_counter {
   METRIC_DNS_SERVFAIL,
   METRIC_DNS_BADANSWER,
   METRIC_DNS_ERROR,
+  METRIC_LISTS_APPLIED, /* list bundle updates, by outcome (enum lists_result's order) */
+  METRIC_LISTS_UNCHANGED,
+  METRIC_LISTS_FETCH_FAILED,
+  METRIC_LISTS_MALFORMED,
+  METRIC_LISTS_BAD_SIGNATURE,
+  METRIC_LISTS_BAD_DIGEST,
+  METRIC_LISTS_ROLLBACK,
+  METRIC_LISTS_INVALID,
+  METRIC_LISTS_CACHE_FAILED,
   METRIC_CONNECT_OK, /* upstream dials, by outcome */
   METRIC_CONNECT_TIMEOUT,
   METRIC_CONNECT_ERROR,
+  METRIC_CONNECT_LOCAL, /* failed for a reason of this host (upstream_error_is_local) */
   METRIC_RELOAD_OK,
   METRIC_RELOAD_FAILED,
   METRIC_NCOUNTERS
@@ -89,6 +99,7 @@ struct metrics_listener {
 struct metrics_view {
   const struct policy *policy; /* the snapshot in force (borrowed) */
   int64_t policy_loaded_at;
+  int64_t now; /* the policy clock, for the vendor lists' ages */
   size_t nlisteners;
   struct metrics_listener listeners[CONFIG_MAX_LISTEN];
   size_t nworkers;

@@ -43,6 +43,7 @@ static const struct restart_field {
     FIELD("admin.listen", admin.enabled),
     FIELD("admin.listen", admin.listen_text),
     FIELD("admin.token_file", admin.token),
+    FIELD("admin.names", admin.names),
 #undef FIELD
 };
 

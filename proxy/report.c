@@ -35,6 +35,9 @@ static const char report_usage[] =
     "  --until RFC3339      only lines before this time\n"
     "  --vendor ID          only this vendor\n"
     "  --format FORMAT      table (default), csv, json or html\n"
+    "  -c, --config FILE    also name the legal basis of this configuration's lists\n"
+    "  --unmatched          instead, the names under each vendor's domains that no\n"
+    "                       category matched, with their clients (see --unmatched --help)\n"
     "  -h, --help           this text\n";
 
 /* ---- one line --------------------------------------------------------- */
@@ -91,7 +94,7 @@ static int get_sni(const json_t *o, struct inventory_fact *f) {
 
 /* Reads the fields of a decision record into F (borrowing O's strings). */
 static enum line_kind fact_from_json(const json_t *o, struct inventory_fact *f) {
-  const char *cutoff;
+  const char *cutoff, *event;
   const json_t *after;
   size_t i;
 
@@ -110,6 +113,9 @@ static enum line_kind fact_from_json(const json_t *o, struct inventory_fact *f) 
     return LINE_MALFORMED;
   if (cutoff != NULL && inventory_parse_time(cutoff, strlen(cutoff), &f->cutoff_ms) != 0)
     return LINE_MALFORMED;
+  if (get_string(o, "event", &event) != 0)
+    return LINE_MALFORMED;
+  f->denied = event != NULL && strcmp(event, "deny") == 0;
   if ((after = json_object_get(o, "after_cutoff")) != NULL) {
     if (!json_is_boolean(after))
       return LINE_MALFORMED;
@@ -131,8 +137,19 @@ int report_add_line(struct inventory *inv, const char *line, size_t len) {
   o = json_loadb(line, len, JSON_ALLOW_NUL, &jerr);
   switch (o != NULL ? fact_from_json(o, &f) : LINE_MALFORMED) {
   case LINE_MALFORMED: inv->counts.malformed++; break;
-  case LINE_NO_VENDOR: inv->counts.no_vendor++; break;
-  case LINE_ATTEMPT: rc = inventory_add(inv, &f) < 0 ? -ENOMEM : 0; break;
+  case LINE_NO_VENDOR:
+    inv->counts.no_vendor++;
+    if (inv->also != NULL && f.host != NULL) {
+      if (get_time(o, "time", &f.time_ms) != 0)
+        f.time_ms = 0;
+      rc = inv->also(inv->also_arg, &f);
+    }
+    break;
+  case LINE_ATTEMPT:
+    rc = inventory_add(inv, &f) < 0 ? -ENOMEM : 0;
+    if (rc == 0 && inv->also != NULL && f.host != NULL)
+      rc = inv->also(inv->also_arg, &f);
+    break;
   }
   json_decref(o);
   return rc;
@@ -257,14 +274,15 @@ static int parse_opts(int argc, char **argv, struct report_opts *o) {
   static const struct option longopts[] = {
       {"since", required_argument, NULL, 's'},  {"until", required_argument, NULL, 'u'},
       {"vendor", required_argument, NULL, 'V'}, {"format", required_argument, NULL, 'f'},
-      {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0}};
+      {"help", no_argument, NULL, 'h'},         {"config", required_argument, NULL, 'c'},
+      {NULL, 0, NULL, 0}};
   int ch;
 
   o->filter = (struct inventory_filter){INVENTORY_TIME_NONE, INVENTORY_TIME_NONE, NULL};
   o->write = report_write_table;
   argv[0] = prog; /* getopt's own messages name it */
   optind = 0;     /* a new argument vector: reinitialise getopt */
-  while ((ch = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+  while ((ch = getopt_long(argc, argv, "hc:", longopts, NULL)) != -1) {
     switch (ch) {
     case 's':
     case 'u':
@@ -275,6 +293,7 @@ static int parse_opts(int argc, char **argv, struct report_opts *o) {
                            optarg);
       break;
     case 'V': o->filter.vendor = optarg; break;
+    case 'c': break; /* read by the caller: the lists whose legal basis is named */
     case 'f':
       if (parse_format(optarg, &o->write) != 0)
         return EXIT_USAGE;
@@ -302,8 +321,7 @@ static void print_summary(const struct inventory_counts *c) {
           (unsigned long long)c->malformed);
 }
 
-/* Reads every input; returns 0, -EIO when one failed, -ENOMEM. */
-static int read_inputs(struct inventory *inv, const char *const *inputs, size_t n) {
+int report_read_logs(struct inventory *inv, const char *const *inputs, size_t n) {
   char *buf = malloc(READ_BUF);
   int rc = 0;
   size_t i;
@@ -319,11 +337,12 @@ static int read_inputs(struct inventory *inv, const char *const *inputs, size_t 
   return rc;
 }
 
-int report_main(int argc, char **argv) {
+int report_main(int argc, char **argv, const struct report_vendor_info *vendors,
+                size_t nvendors) {
   static const char *const std_in[] = {"-"};
   struct report_opts o;
   struct inventory inv;
-  struct report_meta meta;
+  struct report_meta meta = {.vendors = vendors, .nvendors = nvendors};
   struct timespec ts;
   int rc, status = 0;
 
@@ -334,7 +353,7 @@ int report_main(int argc, char **argv) {
   meta.inputs = optind < argc ? (const char *const *)argv + optind : std_in;
   meta.ninputs = optind < argc ? (size_t)(argc - optind) : 1;
   inventory_init(&inv, &o.filter, random_seed());
-  rc = read_inputs(&inv, meta.inputs, meta.ninputs);
+  rc = report_read_logs(&inv, meta.inputs, meta.ninputs);
   if (rc == -ENOMEM) {
     fprintf(stderr, "embargo: report: out of memory\n");
     status = EXIT_FAILED;

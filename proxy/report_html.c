@@ -231,24 +231,64 @@ static void client_row(const struct inventory_client *c, FILE *out) {
   fputs("</tr>\n", out);
 }
 
-static void vendor_cutoffs(const struct inventory_vendor *v, FILE *out) {
+/* One row per category of V: the grouping by vendor and category. */
+static void category_rows(const struct inventory_vendor *v, bool with_vendor, FILE *out) {
   char t[40];
-  uint32_t i;
-  fputs("<ul class=\"cutoffs\">\n", out);
-  for (i = 0; i < v->ncutoffs; i++) {
+  for (uint32_t i = 0; i < v->ncutoffs; i++) {
     const struct inventory_cutoff *k = &v->cutoffs[i];
-    fputs("<li>", out);
+    bool partial;
+    size_t machines = inventory_category_clients(v, k->category, &partial);
+    fputs("<tr class=\"category\">", out);
+    if (with_vendor) {
+      fputs("<td class=\"vendor\">", out);
+      html_text(out, v->id);
+      fputs("</td>", out);
+    }
+    fputs("<td class=\"name\">", out);
     html_text(out, k->category);
     fprintf(out,
-            ": cutoff %s &mdash; %llu attempts, <span class=\"after\">%llu after cutoff</span>"
-            "</li>\n",
+            "</td><td class=\"time cutoff\">%s</td><td class=\"num attempts\">%llu</td>"
+            "<td class=\"num after\">%llu</td><td class=\"num denied\">%llu</td>"
+            "<td class=\"num machines\">%zu%s</td></tr>\n",
             fmt_time(k->cutoff_ms, t, sizeof(t)), (unsigned long long)k->attempts,
-            (unsigned long long)k->after_cutoff);
+            (unsigned long long)k->after_cutoff, (unsigned long long)k->denied, machines,
+            partial ? "+" : "");
   }
-  fputs("</ul>\n", out);
 }
 
-static int write_vendor(const struct inventory_vendor *v, FILE *out) {
+static const char category_head[] =
+    "<th>Category</th><th>Cutoff (UTC)</th><th>Attempts</th><th>After cutoff</th>"
+    "<th>Denied</th><th>Machines</th></tr></thead><tbody>\n";
+
+static void vendor_cutoffs(const struct inventory_vendor *v, FILE *out) {
+  fprintf(out, "<table class=\"cutoffs\"><thead><tr>%s", category_head);
+  category_rows(v, false, out);
+  fputs("</tbody></table>\n", out);
+}
+
+/* The vendor's legal basis, as its list gives it. */
+static void legal_basis(const struct inventory_vendor *v, const struct report_meta *m,
+                        FILE *out) {
+  const struct report_vendor_info *info = report_vendor_info(m, v->id);
+  fputs("<p class=\"basis\"><b>Legal basis:</b> <span class=\"reference\">", out);
+  if (info != NULL && info->reference != NULL)
+    html_text(out, info->reference);
+  else
+    fputs(info != NULL ? "not given by its list"
+                       : "not known (a list neither built in nor in the configuration given "
+                         "with --config)",
+          out);
+  fputs("</span>", out);
+  if (info != NULL && strcmp(info->name, v->id) != 0) {
+    fputs(" (", out);
+    html_text(out, info->name);
+    fputs(")", out);
+  }
+  fputs("</p>\n", out);
+}
+
+static int write_vendor(const struct inventory_vendor *v, const struct report_meta *m,
+                        FILE *out) {
   struct inventory_client **cs;
   size_t nc, k;
 
@@ -263,6 +303,7 @@ static int write_vendor(const struct inventory_vendor *v, FILE *out) {
       "</h2>\n<p class=\"summary\"><b class=\"clients\">%zu</b> machine%s, "
       "<b class=\"attempts\">%llu</b> attempts, <b class=\"after\">%llu</b> after cutoff.</p>\n",
       nc, nc == 1 ? "" : "s", (unsigned long long)v->attempts, (unsigned long long)v->after_cutoff);
+  legal_basis(v, m, out);
   vendor_cutoffs(v, out);
   write_chart(v, out);
   fputs("<table class=\"clients\"><thead><tr><th>Client</th><th>First seen (UTC)</th>"
@@ -305,10 +346,12 @@ static void write_head(const struct inventory *inv, const struct report_meta *m,
   fprintf(out, " (%llu log lines read, <span class=\"total\">%llu</span> attempts).</p>\n",
           (unsigned long long)inv->counts.lines, (unsigned long long)inv->counts.attempts);
   fputs("<p class=\"explain\">Each row below is a machine on this network that tried to reach "
-        "the update, licensing or telemetry servers of a vendor Embargo blocks. "
+        "the update, licensing, cloud or telemetry servers of a vendor on Embargo's lists. "
         "<b>After cutoff</b> counts the attempts made after the legal cutoff date of the "
-        "category reached, which Embargo denies (or only records, in monitor mode). These "
-        "machines still run the vendor's software: someone needs to visit them.</p>\n",
+        "category reached; <b>Denied</b> those Embargo refused (a category whose law asks "
+        "for no block, such as covered equipment's firmware, is only recorded). These "
+        "machines still run the vendor's software or equipment: someone needs to visit "
+        "them. Each vendor's section names the legal basis its list gives.</p>\n",
         out);
 }
 
@@ -324,6 +367,16 @@ static void write_foot(const struct inventory_counts *n, FILE *out) {
           (unsigned long long)n->outside, (unsigned long long)n->malformed);
 }
 
+/* Every vendor's categories in one table, before the vendors' sections. */
+static void overview(struct inventory_vendor *const *vs, size_t nv, FILE *out) {
+  fprintf(out, "<h2>By vendor and category</h2>\n<table class=\"overview\"><thead><tr>"
+               "<th>Vendor</th>%s",
+          category_head);
+  for (size_t i = 0; i < nv; i++)
+    category_rows(vs[i], true, out);
+  fputs("</tbody></table>\n", out);
+}
+
 int report_write_html(const struct inventory *inv, const struct report_meta *m, FILE *out) {
   struct inventory_vendor **vs;
   size_t nv, i;
@@ -334,8 +387,10 @@ int report_write_html(const struct inventory *inv, const struct report_meta *m, 
   write_head(inv, m, out);
   if (nv == 0)
     fputs("<p class=\"none\">No attempt to reach a vendor was found in the logs read.</p>\n", out);
+  else
+    overview(vs, nv, out);
   for (i = 0; i < nv && rc == 0; i++)
-    rc = write_vendor(vs[i], out);
+    rc = write_vendor(vs[i], m, out);
   free(vs);
   if (rc != 0)
     return rc;

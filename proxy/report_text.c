@@ -247,22 +247,41 @@ static int table_row(const struct inventory_vendor *v, const struct inventory_cl
   return 0;
 }
 
-/* The per-vendor totals and cutoffs below the table. */
-static void vendor_summary(const struct inventory_vendor *v, FILE *out) {
+/* Prints S with control characters shown as '?'. */
+static void put_clean(const char *s, FILE *out) {
+  for (; *s != '\0'; s++)
+    fputc((unsigned char)*s < 0x20 || *s == 0x7f ? '?' : *s, out);
+}
+
+/* The per-vendor totals, legal basis and categories below the table. */
+static void vendor_summary(const struct inventory_vendor *v, const struct report_meta *m,
+                           FILE *out) {
+  const struct report_vendor_info *info = report_vendor_info(m, v->id);
   char a[40], b[40];
   uint32_t i;
 
-  fprintf(out, "%s: %zu client%s, %llu attempts, %llu after cutoff, %s to %s\n", v->id,
+  put_clean(v->id, out);
+  fprintf(out, ": %zu client%s, %llu attempts, %llu after cutoff, %s to %s\n",
           inventory_client_count(v), inventory_client_count(v) == 1 ? "" : "s",
           (unsigned long long)v->attempts, (unsigned long long)v->after_cutoff,
           inventory_format_time(v->first_ms, a, sizeof(a)),
           inventory_format_time(v->last_ms, b, sizeof(b)));
+  fprintf(out, "  legal basis: %s\n",
+          info == NULL ? "not known (a list neither built in nor in --config)"
+          : info->reference != NULL ? info->reference
+                                    : "not given by its list");
   for (i = 0; i < v->ncutoffs; i++) {
     const struct inventory_cutoff *k = &v->cutoffs[i];
-    fprintf(out, "  %s: cutoff %s, %llu attempts, %llu after cutoff\n", k->category,
+    bool partial;
+    size_t machines = inventory_category_clients(v, k->category, &partial);
+    fputs("  ", out);
+    put_clean(k->category, out);
+    fprintf(out, ": cutoff %s, %llu attempts, %llu after cutoff, %llu denied, %zu%s machine%s\n",
             k->cutoff_ms == INVENTORY_TIME_NONE ? "none"
                                                 : inventory_format_time(k->cutoff_ms, a, sizeof(a)),
-            (unsigned long long)k->attempts, (unsigned long long)k->after_cutoff);
+            (unsigned long long)k->attempts, (unsigned long long)k->after_cutoff,
+            (unsigned long long)k->denied, machines, partial ? "+" : "",
+            machines == 1 && !partial ? "" : "s");
   }
 }
 
@@ -299,7 +318,7 @@ int report_write_table(const struct inventory *inv, const struct report_meta *m,
     goto cleanup;
   }
   for (i = 0; i < nv; i++)
-    vendor_summary(vs[i], out);
+    vendor_summary(vs[i], m, out);
   free(vs);
   limits_note(out);
   rc = ferror(out) ? -EIO : 0;
@@ -311,22 +330,22 @@ cleanup:
 /* ---- CSV -------------------------------------------------------------- */
 
 /* One RFC 4180 field. A text starting with = + - @ gets a leading ' so that
- * a spreadsheet shows a hostile user agent instead of running it. */
+ * a spreadsheet shows a hostile user agent instead of running it; in a
+ * quoted field the ' goes inside the quotes, which must open the field. */
 static void csv_field(FILE *out, const char *s, bool text) {
   const char *p;
+  bool quote = strpbrk(s, ",\"\r\n") != NULL;
+  if (quote)
+    fputc('"', out);
   if (text && strchr("=+-@\t\r", s[0]) != NULL && s[0] != '\0')
     fputc('\'', out);
-  if (strpbrk(s, ",\"\r\n") == NULL) {
-    fputs(s, out);
-    return;
-  }
-  fputc('"', out);
   for (p = s; *p != '\0'; p++) {
     if (*p == '"')
       fputc('"', out);
     fputc(*p, out);
   }
-  fputc('"', out);
+  if (quote)
+    fputc('"', out);
 }
 
 struct csv {
@@ -416,12 +435,24 @@ static void json_client(const struct inventory_client *c, FILE *out) {
   fputs("}", out);
 }
 
-static void json_vendor_head(const struct inventory_vendor *v, FILE *out) {
+static void json_vendor_head(const struct inventory_vendor *v, const struct report_meta *m,
+                             FILE *out) {
+  const struct report_vendor_info *info = report_vendor_info(m, v->id);
   char day[16];
   uint32_t i;
 
   fputs("{\"vendor\":", out);
   report_put_json_string(out, v->id);
+  fputs(",\"name\":", out);
+  if (info != NULL)
+    report_put_json_string(out, info->name);
+  else
+    fputs("null", out);
+  fputs(",\"reference\":", out);
+  if (info != NULL && info->reference != NULL)
+    report_put_json_string(out, info->reference);
+  else
+    fputs("null", out);
   fprintf(out, ",\"clients_count\":%zu,\"attempts\":%llu,\"after_cutoff\":%llu,",
           inventory_client_count(v), (unsigned long long)v->attempts,
           (unsigned long long)v->after_cutoff);
@@ -434,9 +465,14 @@ static void json_vendor_head(const struct inventory_vendor *v, FILE *out) {
     report_put_json_string(out, v->cutoffs[i].category);
     fputc(',', out);
     json_time(out, "cutoff", v->cutoffs[i].cutoff_ms);
-    fprintf(out, ",\"attempts\":%llu,\"after_cutoff\":%llu}",
+    bool partial;
+    size_t machines = inventory_category_clients(v, v->cutoffs[i].category, &partial);
+    fprintf(out,
+            ",\"attempts\":%llu,\"after_cutoff\":%llu,\"denied\":%llu,\"clients\":%zu,"
+            "\"clients_partial\":%s}",
             (unsigned long long)v->cutoffs[i].attempts,
-            (unsigned long long)v->cutoffs[i].after_cutoff);
+            (unsigned long long)v->cutoffs[i].after_cutoff,
+            (unsigned long long)v->cutoffs[i].denied, machines, partial ? "true" : "false");
   }
   fprintf(out, "],\"cutoffs_not_kept\":%llu,\"days\":[", (unsigned long long)v->cutoffs_not_kept);
   for (i = 0; i < v->ndays; i++)
@@ -446,7 +482,7 @@ static void json_vendor_head(const struct inventory_vendor *v, FILE *out) {
   fprintf(out, "],\"days_not_kept\":%llu,\"clients\":[\n", (unsigned long long)v->days_not_kept);
 }
 
-static int json_vendors(const struct inventory *inv, FILE *out) {
+static int json_vendors(const struct inventory *inv, const struct report_meta *m, FILE *out) {
   struct inventory_vendor **vs;
   struct inventory_client **cs;
   size_t nv, nc, i, k;
@@ -459,7 +495,7 @@ static int json_vendors(const struct inventory *inv, FILE *out) {
       return -ENOMEM;
     }
     fputs(i ? ",\n" : "\n", out);
-    json_vendor_head(vs[i], out);
+    json_vendor_head(vs[i], m, out);
     for (k = 0; k < nc; k++) {
       fputs(k ? ",\n" : "", out);
       json_client(cs[k], out);
@@ -511,7 +547,7 @@ static void json_head(const struct inventory *inv, const struct report_meta *m, 
 int report_write_json(const struct inventory *inv, const struct report_meta *m, FILE *out) {
   int rc;
   json_head(inv, m, out);
-  if ((rc = json_vendors(inv, out)) != 0)
+  if ((rc = json_vendors(inv, m, out)) != 0)
     return rc;
   fputs("]}\n", out);
   return ferror(out) ? -EIO : 0;

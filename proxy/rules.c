@@ -27,6 +27,26 @@ struct plan {
   uint32_t divert;        /* tproxy mark (differs from Embargo's own) */
 };
 
+/* Whether the transparent listeners take family F (0 IPv4, 1 IPv6). */
+static bool covers(const struct plan *p, int f) {
+  return f == 0 ? p->v4 : p->v6;
+}
+
+/* "meta nfproto ipv4 " when only IPv4 has a listener (and so on); "" for both. */
+static const char *nft_covered(const struct plan *p) {
+  return p->v4 && p->v6 ? "" : p->v4 ? "meta nfproto ipv4 " : "meta nfproto ipv6 ";
+}
+
+/* Why a family's TCP 80/443 is rejected: nothing would judge it. */
+static void note_uncovered(const struct rules_opts *o, const struct plan *p, int f,
+                           const char *prefix, FILE *out) {
+  fprintf(out,
+          "%s# The %s listener has no IPv%c address: IPv%c TCP 80/443 is rejected here rather\n"
+          "%s# than let through unjudged (add a listener on %s:%u to judge it).\n",
+          prefix, listen_mode_name(o->mode), f ? '6' : '4', f ? '6' : '4', prefix,
+          f ? "[::]" : "0.0.0.0", p->port);
+}
+
 static uint16_t port_of(const struct sockaddr_storage *ss) {
   return ntohs(ss->ss_family == AF_INET6 ? ((const struct sockaddr_in6 *)ss)->sin6_port
                                          : ((const struct sockaddr_in *)ss)->sin_port);
@@ -101,6 +121,11 @@ static int make_plan(const struct config *cfg, const struct rules_opts *o, struc
                     "--uid UID (the user Embargo runs as) or set `mark:` in the config\n");
     return 2;
   }
+  if (o->sidecar && o->uid >= 0 && cfg->mark != 0)
+    fprintf(stderr,
+            "embargo: rules: --uid %ld is not used: `mark:` is set, so Embargo's own "
+            "connections are exempt by their mark\n",
+            o->uid);
   find_resolvers(cfg, o->resolv_conf, p);
   p->divert = cfg->mark == DIVERT_MARK ? DIVERT_MARK << 1 : DIVERT_MARK;
   return 0;
@@ -139,6 +164,13 @@ static void nft_filter_chain(const struct config *cfg, const struct rules_opts *
           o->sidecar ? "output" : "forward");
   if (o->sidecar)
     fprintf(out, "    oif \"lo\" accept\n");
+  for (f = 0; f < 2; f++) {
+    if (covers(p, f))
+      continue;
+    note_uncovered(o, p, f, "    ", out);
+    fprintf(out, "    meta nfproto ipv%c %stcp dport { 80, 443 } reject with tcp reset\n",
+            f ? '6' : '4', not_own);
+  }
   fprintf(out, "    # QUIC: a TCP proxy cannot see it; refused at once, clients fall back to TCP.\n");
   fprintf(out, "    %smeta l4proto udp udp dport { 80, 443 } reject with icmpx admin-prohibited\n",
           not_own);
@@ -165,7 +197,6 @@ static void nft_redirect(const struct config *cfg, const struct rules_opts *o,
                          const struct plan *p, FILE *out) {
   char own[64];
   const char *not_own = nft_not_own(cfg, o, own, sizeof(own));
-  const char *family = p->v4 && p->v6 ? "" : p->v4 ? "meta nfproto ipv4 " : "meta nfproto ipv6 ";
 
   /* dstnat (-100) by number: older nft names it only for prerouting. */
   fprintf(out, "  chain embargo_redirect {\n    type nat hook %s priority -100; policy accept;\n",
@@ -173,7 +204,7 @@ static void nft_redirect(const struct config *cfg, const struct rules_opts *o,
   fprintf(out, "    fib daddr type local return   # traffic for this host itself\n");
   if (o->sidecar)
     fprintf(out, "    oif \"lo\" return\n");
-  fprintf(out, "    %s%stcp dport { 80, 443 } redirect to :%u\n", family, not_own, p->port);
+  fprintf(out, "    %s%stcp dport { 80, 443 } redirect to :%u\n", nft_covered(p), not_own, p->port);
   fprintf(out, "  }\n");
 }
 
@@ -188,7 +219,8 @@ static void nft_tproxy(const struct config *cfg, const struct rules_opts *o,
     fprintf(out, "  chain embargo_mark {\n    type route hook output priority mangle; policy accept;\n");
     fprintf(out, "    oif \"lo\" return\n");
     fprintf(out, "    fib daddr type local return\n");
-    fprintf(out, "    %stcp dport { 80, 443 } meta mark set 0x%x\n", not_own, p->divert);
+    fprintf(out, "    %s%stcp dport { 80, 443 } meta mark set 0x%x\n", nft_covered(p), not_own,
+            p->divert);
     fprintf(out, "  }\n");
   }
   fprintf(out, "  chain embargo_divert {\n    type filter hook prerouting priority mangle; policy accept;\n");
@@ -203,13 +235,33 @@ static void nft_tproxy(const struct config *cfg, const struct rules_opts *o,
   fprintf(out, "  }\n");
 }
 
-static void print_policy_routing(const struct plan *p, const char *prefix, FILE *out) {
+/* How Embargo's own connections are told apart (sidecar only), and what
+ * that costs when it is by user id. */
+static void print_exemption(const struct config *cfg, const struct rules_opts *o,
+                            const char *prefix, FILE *out) {
+  if (cfg->mark != 0) {
+    fprintf(out,
+            "%sEmbargo's own connections are exempt by their mark 0x%x (`mark:`); any other\n"
+            "%sprocess is redirected, whatever user it runs as.\n",
+            prefix, cfg->mark, prefix);
+    return;
+  }
+  fprintf(out,
+          "%sEmbargo's own connections are exempt by user id %ld (--uid): so is every other\n"
+          "%sprocess running as that user, unjudged. Set `mark:` to exempt by mark instead.\n",
+          prefix, o->uid, prefix);
+}
+
+/* The policy routing TPROXY needs, for the families in WANT (bit 0 IPv4,
+ * bit 1 IPv6) that have a listener. */
+static void print_policy_routing(const struct plan *p, unsigned want, const char *prefix,
+                                 FILE *out) {
   fprintf(out, "%sTPROXY needs packets with mark 0x%x delivered locally; also run:\n", prefix,
           p->divert);
-  if (p->v4)
+  if (p->v4 && (want & 1))
     fprintf(out, "%s  ip rule add fwmark 0x%x lookup %d\n%s  ip route add local 0.0.0.0/0 dev lo table %d\n",
             prefix, p->divert, DIVERT_TABLE, prefix, DIVERT_TABLE);
-  if (p->v6)
+  if (p->v6 && (want & 2))
     fprintf(out, "%s  ip -6 rule add fwmark 0x%x lookup %d\n%s  ip -6 route add local ::/0 dev lo table %d\n",
             prefix, p->divert, DIVERT_TABLE, prefix, DIVERT_TABLE);
 }
@@ -222,10 +274,9 @@ static void print_nft(const struct config *cfg, const struct rules_opts *o, cons
           cfg->source, listen_mode_name(o->mode), o->sidecar ? " --sidecar" : "");
   fprintf(out, "# Load with: nft -f FILE (replaces the table inet embargo, nothing else).\n");
   if (o->sidecar)
-    fprintf(out, "# Embargo's own connections are exempt (%s).\n",
-            cfg->mark != 0 ? "by their mark" : "by its user id");
+    print_exemption(cfg, o, "# ", out);
   if (o->mode == LISTEN_TPROXY)
-    print_policy_routing(p, "# ", out);
+    print_policy_routing(p, 3, "# ", out);
   fprintf(out, "table inet embargo\ndelete table inet embargo\ntable inet embargo {\n");
   if (o->mode == LISTEN_INTERCEPT)
     nft_redirect(cfg, o, p, out);
@@ -260,6 +311,13 @@ static void ipt_filter(const struct config *cfg, const struct rules_opts *o, con
   fprintf(out, "*filter\n:EMBARGO_FILTER - [0:0]\n-A %s -j EMBARGO_FILTER\n", hook);
   if (o->sidecar)
     fprintf(out, "-A EMBARGO_FILTER -o lo -j RETURN\n");
+  if (!covers(p, f)) {
+    note_uncovered(o, p, f, "", out);
+    fprintf(out,
+            "-A EMBARGO_FILTER %s-p tcp -m multiport --dports 80,443 -j REJECT --reject-with "
+            "tcp-reset\n",
+            not_own);
+  }
   fprintf(out, "# QUIC: a TCP proxy cannot see it; refused at once, clients fall back to TCP.\n");
   fprintf(out, "-A EMBARGO_FILTER %s-p udp -m multiport --dports 80,443 -j REJECT --reject-with %s\n",
           not_own, reject);
@@ -280,6 +338,7 @@ static void print_iptables(const struct config *cfg, const struct rules_opts *o,
   const char *local = "-m addrtype --dst-type LOCAL -j RETURN";
   char own[64];
   const char *not_own = ipt_not_own(cfg, o, own, sizeof(own));
+  bool covered = covers(p, o->ipv6 ? 1 : 0);
 
   fprintf(out, "# Embargo %s rules for %s (%s), IPv%c, from `embargo rules --format iptables "
                "--mode %s%s%s`.\n",
@@ -289,23 +348,28 @@ static void print_iptables(const struct config *cfg, const struct rules_opts *o,
   fprintf(out, "# Load with: %s --noflush < FILE (without --noflush the tables it names are\n"
                "# flushed first, as suits a fresh pod network namespace).\n",
           o->ipv6 ? "ip6tables-restore" : "iptables-restore");
-  if ((o->ipv6 && !p->v6) || (!o->ipv6 && !p->v4))
-    fprintf(out, "# The %s listener has no IPv%c address: no redirect for this family.\n",
-            listen_mode_name(o->mode), o->ipv6 ? '6' : '4');
+  if (o->sidecar)
+    print_exemption(cfg, o, "# ", out);
+  if (!covered)
+    fprintf(out,
+            "# No %s listener for this family: nothing is redirected, and the filter\n"
+            "# table rejects its TCP 80/443.\n",
+            listen_mode_name(o->mode));
   if (o->mode == LISTEN_INTERCEPT) {
     fprintf(out, "*nat\n:EMBARGO_REDIRECT - [0:0]\n-A %s -p tcp -j EMBARGO_REDIRECT\n",
             o->sidecar ? "OUTPUT" : "PREROUTING");
     fprintf(out, "-A EMBARGO_REDIRECT %s\n", local);
     if (o->sidecar)
       fprintf(out, "-A EMBARGO_REDIRECT -o lo -j RETURN\n");
-    if (o->ipv6 ? p->v6 : p->v4)
+    if (covered)
       fprintf(out, "-A EMBARGO_REDIRECT %s-p tcp -m multiport --dports 80,443 -j REDIRECT --to-ports %u\n",
               not_own, p->port);
     fprintf(out, "COMMIT\n");
   } else {
-    print_policy_routing(p, "# ", out);
+    if (covered)
+      print_policy_routing(p, o->ipv6 ? 2 : 1, "# ", out);
     fprintf(out, "*mangle\n:EMBARGO_DIVERT - [0:0]\n");
-    if (o->sidecar) {
+    if (o->sidecar && covered) {
       fprintf(out, ":EMBARGO_OUTPUT - [0:0]\n-A OUTPUT -p tcp -j EMBARGO_OUTPUT\n");
       fprintf(out, "-A EMBARGO_OUTPUT -o lo -j RETURN\n-A EMBARGO_OUTPUT %s\n", local);
       fprintf(out, "-A EMBARGO_OUTPUT %s-p tcp -m multiport --dports 80,443 -j MARK --set-mark 0x%x\n",
@@ -314,7 +378,7 @@ static void print_iptables(const struct config *cfg, const struct rules_opts *o,
     fprintf(out, "-A PREROUTING -p tcp -m socket --transparent -j EMBARGO_DIVERT\n");
     fprintf(out, "-A EMBARGO_DIVERT -j MARK --set-mark 0x%x\n-A EMBARGO_DIVERT -j ACCEPT\n",
             p->divert);
-    if (o->ipv6 ? p->v6 : p->v4)
+    if (covered)
       fprintf(out, "-A PREROUTING -p tcp -m multiport --dports 80,443 -j TPROXY --on-port %u "
                    "--tproxy-mark 0x%x/0x%x\n",
               p->port, p->divert, p->divert);

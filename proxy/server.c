@@ -277,6 +277,7 @@ void server_stats_read(const struct server *srv, struct server_stats *out) {
     out->dns_last_fail_ms = h.last_fail_ms;
     out->dns_last_fail = (int)h.last_fail;
   }
+  out->dial = srv->dial;
   out->generation = srv->generation;
 }
 

@@ -21,6 +21,7 @@
 #include "proxy/destcheck.h"
 #include "proxy/dnscache.h"
 #include "proxy/listener.h"
+#include "proxy/upstream.h"
 
 struct blockpage;
 struct resolver;
@@ -80,6 +81,7 @@ struct server_stats {
   struct dnscache_stats dns;
   uint64_t dns_last_ok_ms, dns_last_fail_ms; /* monotonic ms (libuv's clock); 0: none */
   int dns_last_fail;                         /* enum dns_status */
+  struct upstream_health dial;               /* dial outcomes (proxy/upstream.c) */
   uint64_t generation;                       /* the reload it serves under */
 };
 
@@ -123,6 +125,7 @@ struct server {
   struct conn *conns;            /* every live one, opaque here (the clients' layer's list) */
   struct upstream *idle_head, *idle_tail; /* pooled upstreams, LRU order */
   size_t nidle;
+  struct upstream_health dial;   /* dial outcomes, for readiness (proxy/upstream.c) */
   struct destcheck dest;         /* internal and own-listener refusals */
   struct admit admit;            /* this worker's side of admission */
   char via_host[64];             /* copies of shared's */

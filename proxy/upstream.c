@@ -77,12 +77,48 @@ static void on_drained(struct endpoint *ep, int status) {
     up->events->drained(up->owner, up, status);
 }
 
-/* One dial's outcome and duration, for the metrics. */
-static void count_dial(const struct upstream *up, int status) {
-  metrics_add(status == 0 ? METRIC_CONNECT_OK
-                          : status == UV_ETIMEDOUT ? METRIC_CONNECT_TIMEOUT : METRIC_CONNECT_ERROR,
+#define LOCAL_WARN_EVERY_MS 10000
+
+bool upstream_error_is_local(int status) {
+  static const int local[] = {UV_EPERM,         UV_EACCES,     UV_EMFILE, UV_ENFILE,
+                              UV_EADDRNOTAVAIL, UV_EADDRINUSE, UV_ENOMEM, UV_ENOBUFS};
+  for (size_t i = 0; i < sizeof(local) / sizeof(local[0]); i++)
+    if (status == local[i])
+      return true;
+  return false;
+}
+
+/* A dial failed for a local reason: readiness hears of it, and standard
+ * error at most every 10 s per worker (descriptor exhaustion has its own
+ * warning in proxy/admit.c). */
+static void note_local_failure(struct upstream *up, int status, uint64_t now) {
+  struct upstream_health *h = &up->srv->dial;
+  h->last_local_fail_ms = now;
+  h->last_local_err = status;
+  if (status == UV_EMFILE || status == UV_ENFILE ||
+      (h->last_warned_ms != 0 && now - h->last_warned_ms < LOCAL_WARN_EVERY_MS))
+    return;
+  h->last_warned_ms = now;
+  log_diag(LOG_WARN, 0,
+           "cannot connect to %s: %s, a cause on this host (a firewall rule, a missing "
+           "capability, no free descriptor or local port); /readyz reports it while it lasts",
+           up->key, uv_strerror(status));
+}
+
+/* One dial's outcome and duration, for the metrics and readiness. */
+static void count_dial(struct upstream *up, int status) {
+  uint64_t now = uv_now(up->srv->loop);
+  bool local = status != 0 && upstream_error_is_local(status);
+  metrics_add(status == 0              ? METRIC_CONNECT_OK
+              : status == UV_ETIMEDOUT ? METRIC_CONNECT_TIMEOUT
+              : local                  ? METRIC_CONNECT_LOCAL
+                                       : METRIC_CONNECT_ERROR,
               1);
-  metrics_observe_ms(METRIC_H_CONNECT, uv_now(up->srv->loop) - up->dial_started);
+  metrics_observe_ms(METRIC_H_CONNECT, now - up->dial_started);
+  if (status == 0)
+    up->srv->dial.last_ok_ms = now;
+  else if (local)
+    note_local_failure(up, status, now);
 }
 
 static void on_connect_timeout(uv_timer_t *t) {
@@ -168,14 +204,10 @@ struct upstream *upstream_dial(struct server *srv, const struct sockaddr *addr,
   up->timer.data = up;
   up->connect_req.data = up;
   up->ep.drained = on_drained;
-  if (srv->cfg->mark != 0 && (rc = open_marked(up, addr->sa_family, srv->cfg->mark)) != 0) {
-    up->dialing = false;
-    upstream_close(up);
-    *err = rc;
-    return NULL;
-  }
-  if ((rc = uv_tcp_connect(&up->connect_req, &up->ep.tcp, addr, on_connected)) != 0) {
+  if ((srv->cfg->mark != 0 && (rc = open_marked(up, addr->sa_family, srv->cfg->mark)) != 0) ||
+      (rc = uv_tcp_connect(&up->connect_req, &up->ep.tcp, addr, on_connected)) != 0) {
     admit_note_error(&srv->admit, rc); /* out of descriptors is said on stderr */
+    count_dial(up, rc);
     up->dialing = false;
     upstream_close(up);
     *err = rc;

@@ -34,6 +34,22 @@ struct upstream_events {
   uv_buf_t (*buffer)(const void *owner);
 };
 
+/* One worker's dial outcomes, for readiness; written on its loop. Times are
+ * libuv's monotonic clock in milliseconds, 0 for never. */
+struct upstream_health {
+  uint64_t last_ok_ms;         /* the last dial that connected */
+  uint64_t last_local_fail_ms; /* the last dial that failed for a local reason */
+  int last_local_err;          /* its libuv code */
+  uint64_t last_warned_ms;     /* the last warning on standard error about one */
+};
+
+/* Whether a dial that failed with STATUS (a libuv code) failed for a reason
+ * of this host rather than of the destination or the network: a firewall
+ * rule or a missing capability (EPERM, EACCES), no descriptor (EMFILE,
+ * ENFILE), no local port or address (EADDRNOTAVAIL, EADDRINUSE), no memory
+ * or buffers (ENOMEM, ENOBUFS). */
+bool upstream_error_is_local(int status);
+
 struct upstream {
   struct endpoint ep;
   uv_timer_t timer;        /* connect timeout, then idle timeout in the pool */

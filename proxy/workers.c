@@ -4,6 +4,7 @@
 #include "proxy/workers.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,11 +15,14 @@
 #include "proxy/admin.h"
 #include "proxy/dispatch.h"
 #include "proxy/dns.h"
+#include "proxy/freshness.h"
+#include "proxy/lists.h"
 #include "proxy/log.h"
 #include "proxy/reload.h"
 #include "proxy/upstream.h"
 
-#define REPORT_WAIT_NS (1000ull * 1000 * 1000) /* a worker answers within this, or is skipped */
+#define REPORT_WAIT_NS     (1000ull * 1000 * 1000) /* a worker answers within this, or is skipped */
+#define FRESHNESS_CHECK_MS (3600ull * 1000)        /* stale lists are looked for this often */
 
 static void command_all(struct workers *ws, unsigned cmd) {
   for (size_t i = 0; i < ws->n; i++)
@@ -78,12 +82,12 @@ static void on_reload_signal(uv_signal_t *h, int signum) {
 }
 
 static void on_reopen_signal(uv_signal_t *h, int signum) {
-  int rc = log_reopen();
+  char err[600];
+  int rc = log_reopen(err, sizeof(err));
   (void)h;
   (void)signum;
   if (rc != 0)
-    log_diag(LOG_ERR, 0, "cannot reopen the log %s: %s; still writing to the old file",
-             log_destination(), uv_strerror(rc));
+    log_diag(LOG_ERR, 0, "cannot reopen the log: %s; still writing to the old file", err);
   else if (strcmp(log_destination(), "-") == 0 || strcmp(log_destination(), "syslog") == 0)
     log_diag(LOG_INFO, 0, "SIGUSR1: the log goes to %s, nothing to reopen",
              strcmp(log_destination(), "-") == 0 ? "standard output" : "syslog");
@@ -94,7 +98,7 @@ static void on_reopen_signal(uv_signal_t *h, int signum) {
 static void handles_close(struct workers *ws) {
   uv_handle_t *hs[] = {(uv_handle_t *)&ws->sigint, (uv_handle_t *)&ws->sigterm,
                        (uv_handle_t *)&ws->sighup, (uv_handle_t *)&ws->sigusr1,
-                       (uv_handle_t *)&ws->grace};
+                       (uv_handle_t *)&ws->grace,  (uv_handle_t *)&ws->freshness};
   if (!ws->handles_open)
     return;
   ws->handles_open = false;
@@ -105,6 +109,8 @@ static void handles_close(struct workers *ws) {
   uv_mutex_unlock(&ws->mu);
   admin_close(ws->admin);
   ws->admin = NULL;
+  lists_schedule_close(ws->lists);
+  ws->lists = NULL;
 }
 
 /* Every worker's loop has ended: the main loop ends too. */
@@ -121,6 +127,15 @@ static void on_worker_exited(uv_async_t *h) {
   handles_close(ws);
 }
 
+/* Warns about vendor lists past their max_age: at start, after a reload,
+ * then once a day (looked at every hour, so a list going stale while
+ * Embargo runs is reported within the hour). */
+static void on_freshness(uv_timer_t *t) {
+  struct workers *ws = t->data;
+  freshness_log_stale(ws->shared.cfg->policy, server_shared_now(&ws->shared), uv_now(ws->loop),
+                      &ws->freshness_log);
+}
+
 static void handles_start(struct workers *ws) {
   uv_signal_t *sigs[] = {&ws->sigint, &ws->sigterm, &ws->sighup, &ws->sigusr1};
   for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++) {
@@ -133,6 +148,8 @@ static void handles_start(struct workers *ws) {
   uv_signal_start(&ws->sigusr1, on_reopen_signal, SIGUSR1);
   uv_timer_init(ws->loop, &ws->grace);
   ws->grace.data = ws;
+  uv_timer_init(ws->loop, &ws->freshness);
+  ws->freshness.data = ws;
   uv_async_init(ws->loop, &ws->exited, on_worker_exited);
   ws->exited.data = ws;
   ws->handles_open = true;
@@ -155,8 +172,8 @@ static void on_report(struct server *srv, void *arg) {
   uv_mutex_unlock(&w->ws->mu);
 }
 
-void workers_collect(struct workers *ws, struct server_stats *out) {
-  uint64_t waited = 0, t0 = uv_hrtime();
+uint64_t workers_collect(struct workers *ws, struct server_stats *out) {
+  uint64_t waited = 0, t0 = uv_hrtime(), silent = 0;
   size_t i;
   uv_mutex_lock(&ws->mu);
   ws->pending = 0;
@@ -173,11 +190,24 @@ void workers_collect(struct workers *ws, struct server_stats *out) {
     waited = uv_hrtime() - t0;
   }
   for (i = 0; i < ws->n; i++) {
+    if ((ws->w[i].asked || ws->w[i].exited) && i < 64)
+      silent |= (uint64_t)1 << i;
     ws->w[i].asked = false;
     out[i] = ws->w[i].stats;
   }
   ws->pending = 0;
   uv_mutex_unlock(&ws->mu);
+  return silent;
+}
+
+uint64_t workers_stopped(struct workers *ws) {
+  uint64_t stopped = 0;
+  uv_mutex_lock(&ws->mu);
+  for (size_t i = 0; i < ws->n && i < 64; i++)
+    if (ws->w[i].exited)
+      stopped |= (uint64_t)1 << i;
+  uv_mutex_unlock(&ws->mu);
+  return stopped;
 }
 
 int workers_metrics_view(struct workers *ws, struct metrics_view *v) {
@@ -191,6 +221,7 @@ int workers_metrics_view(struct workers *ws, struct metrics_view *v) {
   memset(v, 0, sizeof(*v));
   v->policy = ws->shared.cfg->policy;
   v->policy_loaded_at = ws->policy_loaded_at;
+  v->now = server_shared_now(&ws->shared);
   v->nlisteners = first->nlisteners;
   v->nworkers = ws->n;
   for (l = 0; l < first->nlisteners; l++) {
@@ -234,6 +265,7 @@ int workers_reload(struct workers *ws, char *err, size_t errsize) {
   }
   ws->policy_loaded_at = server_shared_now(&ws->shared);
   ws->reload_error[0] = '\0';
+  on_freshness(&ws->freshness); /* a list the reload brought may be stale */
   /* Each worker also looks before every accept and request; the command
    * makes an idle one let go of the old configuration now. */
   command_all(ws, SERVER_CMD_SYNC);
@@ -242,15 +274,8 @@ int workers_reload(struct workers *ws, char *err, size_t errsize) {
 
 /* ---- setting up, running, freeing ------------------------------------------ */
 
-static const struct admin_process admin_process = {
-    .collect = workers_collect,
-    .reload = workers_reload,
-    .metrics_view = workers_metrics_view,
-};
-
 static int admin_start(struct workers *ws, char *err, size_t errsize) {
   const struct config *cfg = ws->shared.cfg;
-  ws->admin_process = &admin_process;
   if (!cfg->admin.enabled)
     return 0;
   for (size_t i = 0; i < cfg->nlisten; i++) {
@@ -264,12 +289,20 @@ static int admin_start(struct workers *ws, char *err, size_t errsize) {
   return admin_open(ws, &ws->admin, err, errsize);
 }
 
+static const struct workers_ops ops = {
+    .reload = workers_reload,
+    .collect = workers_collect,
+    .stopped = workers_stopped,
+    .metrics_view = workers_metrics_view,
+};
+
 int workers_init(struct workers *ws, uv_loop_t *loop, struct config *cfg, int64_t now_override,
                  server_load_fn load, const void *load_arg, char *err, size_t errsize) {
   const struct sockaddr *admin_addr = NULL;
   int rc;
 
   memset(ws, 0, sizeof(*ws));
+  ws->ops = &ops;
   ws->loop = loop;
   ws->load = load;
   ws->load_arg = load_arg;
@@ -285,11 +318,6 @@ int workers_init(struct workers *ws, uv_loop_t *loop, struct config *cfg, int64_
   if (rc != 0)
     return rc;
   ws->policy_loaded_at = server_shared_now(&ws->shared);
-  if (cfg->mark != 0 && (rc = upstream_check_mark(cfg->mark)) != 0) {
-    snprintf(err, errsize, "mark: cannot set SO_MARK %u on outgoing connections: %s%s", cfg->mark,
-             uv_strerror(rc), rc == UV_EPERM ? " (needs CAP_NET_ADMIN)" : "");
-    return rc;
-  }
   if ((rc = admin_start(ws, err, errsize)) != 0)
     return rc;
   /* The endpoint is not a destination: a request to it through the proxy
@@ -321,6 +349,10 @@ int workers_init(struct workers *ws, uv_loop_t *loop, struct config *cfg, int64_
 static void worker_main(void *arg) {
   struct worker *w = arg;
   struct workers *ws = w->ws;
+  char name[16];
+  /* "embargo w0", ... in top -H, ps -L and /proc/PID/task/TID/comm. */
+  snprintf(name, sizeof(name), "embargo w%zu", w->srv.index);
+  pthread_setname_np(pthread_self(), name);
   server_run(&w->srv);
   uv_mutex_lock(&ws->mu);
   w->exited = true;
@@ -385,8 +417,12 @@ int workers_run(struct workers *ws, bool start) {
     return 0;
   }
   rc = start_threads(ws);
-  if (rc == 0)
+  if (rc == 0) {
     log_start(ws);
+    uv_timer_start(&ws->freshness, on_freshness, 0, FRESHNESS_CHECK_MS);
+    if (lists_schedule_start(ws->loop, ws, &ws->lists) != 0)
+      log_diag(LOG_ERR, 0, "lists: out of memory; the vendor lists are not updated");
+  }
   on_worker_exited(&ws->exited); /* every thread may have failed to start */
   uv_run(ws->loop, UV_RUN_DEFAULT);
   for (i = 0; i < ws->n; i++)

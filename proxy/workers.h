@@ -10,6 +10,7 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "proxy/freshness_log.h"
 #include "proxy/metrics.h"
 #include "proxy/server.h"
 
@@ -28,6 +29,19 @@ struct worker {
   bool loop_ready, started;
 };
 
+/* What the modules the process runs (the admin endpoint and its probes,
+ * the list schedule) ask of it: a reload, every worker's figures, the
+ * workers stopped, the metrics view. They reach it through ws->ops only
+ * and name nothing of workers.c. */
+struct metrics_view;
+
+struct workers_ops {
+  int (*reload)(struct workers *ws, char *err, size_t errsize);
+  uint64_t (*collect)(struct workers *ws, struct server_stats *out);
+  uint64_t (*stopped)(struct workers *ws);
+  int (*metrics_view)(struct workers *ws, struct metrics_view *out);
+};
+
 struct workers {
   uv_loop_t *loop;           /* the main thread's */
   struct server_shared shared;
@@ -42,8 +56,11 @@ struct workers {
   uv_async_t exited;         /* a worker's loop ended */
   uv_signal_t sigint, sigterm, sighup, sigusr1;
   uv_timer_t grace;          /* the drain deadline */
+  uv_timer_t freshness;      /* looks for stale vendor lists every hour */
+  struct freshness_log freshness_log; /* what it last warned about */
   struct admin *admin;       /* the admin endpoint, or NULL (owned) */
-  const struct admin_process *admin_process; /* what the endpoint asks of the process */
+  const struct workers_ops *ops; /* the above, for the modules the process runs */
+  struct lists_schedule *lists; /* list bundle updates (proxy/lists.h), or NULL (owned) */
   int64_t policy_loaded_at;  /* policy clock when the policy in force was loaded */
   char reload_error[1024];   /* why the last reload failed; "" if it did not */
   bool sync_ready;           /* mu and reported were initialised */
@@ -78,8 +95,13 @@ int workers_reload(struct workers *ws, char *err, size_t errsize);
 
 /* On the main thread: every worker's figures into OUT (ws->n entries),
  * each read on its own loop; waits at most a second (a worker that does
- * not answer in time, or has stopped, gives its last figures). */
-void workers_collect(struct workers *ws, struct server_stats *out);
+ * not answer in time, or has stopped, gives its last figures). Returns the
+ * workers that gave no fresh figures, bit N for worker N (of the first 64):
+ * its loop did not answer within the second, or has ended. */
+uint64_t workers_collect(struct workers *ws, struct server_stats *out);
+
+/* The workers whose loop has ended, bit N for worker N (of the first 64). */
+uint64_t workers_stopped(struct workers *ws);
 
 /* On the main thread: the view metrics_render shows (gauges collected from
  * every worker). Returns 0 or -ENOMEM. */

@@ -7,7 +7,9 @@
 #   scripts/deps.sh init       runtime, plus iptables (the image's `init` target,
 #                              which loads `embargo rules` output in a pod)
 #   scripts/deps.sh container  what building and running the image with podman needs
-#   scripts/deps.sh test       build, plus what the test suite needs (container included)
+#   scripts/deps.sh test       build, plus what the test suite needs (container included;
+#                              Unbound and Squid load `embargo export` output; their
+#                              system services are not started by the install)
 #   scripts/deps.sh bench      build, plus the origin, peers and load generator of
 #                              tests/bench/run.sh; their system services are not
 #                              started by the install
@@ -25,7 +27,7 @@ init_pkgs=("${runtime_pkgs[@]}" iptables)
 container_pkgs=(podman runc debootstrap)
 test_pkgs=(libcriterion-dev curl dnsmasq-base python3 python3-yaml openssl clang
            libclang-rt-14-dev iproute2 procps chromium libnss3-tools nftables iptables prometheus
-           "${container_pkgs[@]}")
+           unbound squid "${container_pkgs[@]}")
 bench_pkgs=(nginx squid tinyproxy haproxy wrk curl openssl python3 procps)
 
 case "${1:-build}" in
@@ -52,11 +54,12 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 export DEBIAN_FRONTEND=noninteractive
 # The benchmark starts its own nginx, Squid, tinyproxy and HAProxy on loopback
-# ports; their packages would otherwise start system-wide services on public
-# ports (Squid on 3128, nginx on 80). policy-rc.d is Debian's switch for that
-# (invoke-rc.d and deb-systemd-invoke honour it); an existing one is kept.
+# ports, and the tests their own Unbound and Squid; their packages would
+# otherwise start system-wide services on public ports (Squid on 3128, nginx
+# on 80, Unbound on 53). policy-rc.d is Debian's switch for that (invoke-rc.d
+# and deb-systemd-invoke honour it); an existing one is kept.
 policy=/usr/sbin/policy-rc.d
-if [ "${1:-build}" = bench ] && [ ! -e "$policy" ]; then
+if { [ "${1:-build}" = bench ] || [ "${1:-build}" = test ]; } && [ ! -e "$policy" ]; then
   trap '$SUDO rm -f "$policy"' EXIT
   printf '#!/bin/sh\nexit 101\n' | $SUDO tee "$policy" >/dev/null
   $SUDO chmod 755 "$policy"

@@ -19,12 +19,19 @@ from harness import EmbargoTestCase, RawClient, free_port, http_get
 PROMTOOL = shutil.which("promtool")
 
 
-def admin_get(port, path, method="GET", token=None, timeout=10):
-    """One request to the admin endpoint; returns (status, headers text, body bytes)."""
-    lines = ["%s %s HTTP/1.1" % (method, path), "Host: 127.0.0.1", "Connection: close",
-             "Content-Length: 0"]
+def admin_get(port, path, method="GET", token=None, timeout=10, headers=None):
+    """One request to the admin endpoint; returns (status, headers text, body bytes).
+    HEADERS (name: value; None leaves a field out) replace the defaults: Host
+    127.0.0.1:PORT and, for a POST, Content-Type: application/json (the
+    endpoint refuses the types a web page could send)."""
+    fields = {"Host": "127.0.0.1:%d" % port, "Connection": "close", "Content-Length": "0"}
+    if method == "POST":
+        fields["Content-Type"] = "application/json"
     if token is not None:
-        lines.append("Authorization: Bearer " + token)
+        fields["Authorization"] = "Bearer " + token
+    fields.update(headers or {})
+    lines = ["%s %s HTTP/1.1" % (method, path)]
+    lines += ["%s: %s" % (k, v) for k, v in fields.items() if v is not None]
     with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
         s.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
         data = b""
@@ -261,12 +268,14 @@ categories:
 
 
 class ReadinessTest(EmbargoTestCase):
-    """A vendor list older than its max_age makes /readyz answer 503; the
-    time is the policy clock (--now)."""
+    """A vendor list older than its max_age is a warning in /readyz, which
+    stays 200, unless readiness.stale_lists is unready; the time is the
+    policy clock (--now)."""
 
     @classmethod
     def setUpClass(cls):
         cls.list_dir = harness.tempfile.mkdtemp(prefix="embargo-lists-")
+        os.chmod(cls.list_dir, 0o755)  # read again by reloads, as `nobody`
         cls.list_path = os.path.join(cls.list_dir, "acme.yaml")
         with open(cls.list_path, "w") as f:
             f.write(STALE_LIST)
@@ -281,26 +290,44 @@ class ReadinessTest(EmbargoTestCase):
         super().tearDownClass()
         shutil.rmtree(cls.list_dir, ignore_errors=True)
 
+    def stale_reason(self):
+        return (b"vendor list acme (%s) is stale: reviewed 2024-06-01T00:00:00Z, max_age 90d, "
+                b"past it since 2024-08-30T00:00:00Z; still enforced" % self.list_path.encode())
+
     def test_fresh_list_is_ready(self):
         st, _, body = admin_get(self.ADMIN_PORT, "/readyz")
         self.assertEqual((st, body), (200, b"ready\n"))
         p = json.loads(admin_get(self.ADMIN_PORT, "/policy")[2])
         acme = p["vendors"][0]
-        self.assertEqual((acme["reviewed"], acme["max_age"], acme["stale"]),
-                         ("2024-06-01T00:00:00Z", "90d", False))
+        self.assertEqual((acme["reviewed"], acme["max_age"], acme["stale"], acme["stale_since"]),
+                         ("2024-06-01T00:00:00Z", "90d", False, None))
 
-    def test_stale_list_is_not_ready(self):
+    def test_stale_list_is_a_warning_and_still_enforced(self):
         port = free_port()
         e = self.start_embargo(now="2024-08-30T00:00:01Z", extra=admin_extra(port))
         st, _, body = admin_get(port, "/readyz")
+        self.assertEqual(st, 200, body)
+        self.assertEqual(body, b"ready\nwarning: " + self.stale_reason() + b"\n")
+        p = subprocess.run([harness.BINARY, "status", "--admin", "127.0.0.1:%d" % port],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=30)
+        self.assertEqual(p.returncode, 0, p.stdout)
+        self.assertIn(b"list acme:", p.stdout)
+        self.assertIn(b"STALE, still enforced", p.stdout)
+        # Still serving: a stale list is reported, not dropped.
+        self.assertEqual(http_get(e.port, "http://upd.acme.test/").status, 403)
+
+    def test_stale_list_is_not_ready_when_the_config_says_so(self):
+        port = free_port()
+        e = self.start_embargo(now="2024-08-30T00:00:01Z",
+                               extra=admin_extra(port) + "readiness: {stale_lists: unready}\n")
+        st, _, body = admin_get(port, "/readyz")
         self.assertEqual(st, 503)
-        self.assertIn(b"not ready: vendor list acme (%s) is stale: reviewed 2024-06-01T00:00:00Z, "
-                      b"max_age 90d" % self.list_path.encode(), body)
+        self.assertIn(b"not ready: " + self.stale_reason(), body)
         p = subprocess.run([harness.BINARY, "status", "--admin", "127.0.0.1:%d" % port],
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=30)
         self.assertEqual(p.returncode, 1)
         self.assertIn(b"stale", p.stdout)
-        # Still serving: a stale list is reported, not dropped.
+        self.assertEqual(admin_get(port, "/healthz")[0], 200, "never a liveness failure")
         self.assertEqual(http_get(e.port, "http://upd.acme.test/").status, 403)
 
 

@@ -6,7 +6,9 @@ verification and the log says client_rejected_certificate; openssl s_client
 shows the minted leaf (SAN, issuer, validity, key usage checked with openssl
 x509); an allowed name reaches the real TLS origin with its own certificate;
 a category's deny_with overrides the global one; name constraints are
-enforced by the client; `ca show` and CA errors; headless Chromium with the
+enforced by the client; no leaf is minted for a name not itself denied (a
+denied authority behind a hello for another name, a JA4 deny): those get
+the alert; `ca show` and CA errors; headless Chromium with the
 CA trusted renders the page (screenshot and DOM); an intercept listener (in
 a network namespace of the test's own) serves the page on redirected 443."""
 
@@ -100,7 +102,8 @@ class BlockPageCase(EmbargoTestCase):
             shutil.rmtree(cls.ca_tmp, ignore_errors=True)
 
     @classmethod
-    def new_embargo(cls, deny_with="page", ca_dir=None, cache_entries=None, **kw):
+    def new_embargo(cls, deny_with="page", ca_dir=None, cache_entries=None, more_vendors=(),
+                    **kw):
         extra = ["certs:", "  ca_dir: %s" % (ca_dir or cls.ca_dir)]
         if cache_entries:
             extra.append("  cache_entries: %d" % cache_entries)
@@ -108,7 +111,8 @@ class BlockPageCase(EmbargoTestCase):
                   "  deny_with: %s" % deny_with]
         kw["tls_inspect_ports"] = None
         kw["extra"] = "\n".join(extra)
-        kw["vendors"] = ["builtin: kaspersky", "file: %s" % cls.vendor_file]
+        kw["vendors"] = ["builtin: kaspersky", "file: %s" % cls.vendor_file] + [
+            "file: %s" % v for v in more_vendors]
         return super(BlockPageCase, cls).new_embargo(**kw)
 
     def curl_https(self, host, cacert=None, embargo=None, extra=(), path="/blocked/path"):
@@ -127,6 +131,23 @@ class BlockPageCase(EmbargoTestCase):
                     (error is None or x.get("error") == error)]
             return recs[0] if recs else None
         return wait_until(got, 10.0, 0.02, "a deny line for %s" % host)
+
+    def s_client(self, connect, servername, embargo=None):
+        """openssl s_client through the proxy (a CONNECT to CONNECT, then a
+        hello naming SERVERNAME), showing every certificate it is sent; its
+        output."""
+        req = b"GET /x HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n" % servername.encode()
+        p = subprocess.run([harness.OPENSSL, "s_client", "-proxy",
+                            "127.0.0.1:%d" % (embargo or self.embargo).port, "-connect", connect,
+                            "-servername", servername, "-showcerts", "-ign_eof"],
+                           input=req, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                           timeout=30, env=client_env())
+        return p.stdout.decode("utf-8", "replace")
+
+    def assert_alert_and_no_certificate(self, out):
+        self.assertIn("alert access denied", out)
+        self.assertNotIn("BEGIN CERTIFICATE", out, "a certificate was presented")
+        self.assertNotIn("Embargo denied", out)
 
     def assert_page(self, p, host, rule_text):
         self.assertEqual(p.returncode, 0, p.stderr)
@@ -253,6 +274,37 @@ class BlockPageTest(BlockPageCase):
         d = self.deny_record("allowed.test")
         self.assertEqual((d["matched_on"], d["matched"], d["status"]), ("sni", DENIED, 403), d)
         time.sleep(0.2)
+        self.assertEqual(self.tls_origin.connections, 0, "the origin was dialled")
+
+    def test_authority_denied_with_a_hello_for_another_name_gets_the_alert(self):
+        # The CONNECT names a denied update server, its ClientHello a name
+        # Embargo lets through: no leaf is minted for that name.
+        out = self.s_client("dnl-01.geo.kaspersky.com:443", "www.bank.example")
+        self.assert_alert_and_no_certificate(out)
+        d = self.deny_record("dnl-01.geo.kaspersky.com")
+        self.assertEqual((d["matched_on"], d["sni"], d["error"]),
+                         ("host", ["www.bank.example"], "tls_alert_access_denied"), d)
+        self.assertIn("sni_mismatch", d["tags"], d)
+        self.assertNotIn("status", d)
+
+    def test_ja4_deny_with_an_allowed_sni_gets_the_alert(self):
+        # 1. The fingerprint of `openssl s_client`, from the deny line of a page.
+        out = self.s_client("%s:443" % DENIED, DENIED)
+        self.assertIn("HTTP/1.1 403 Forbidden", out)
+        ja4 = self.deny_record(DENIED)["ja4"]
+        # 2. A vendor list naming it; 3. the same client to an allowed name.
+        path = os.path.join(self.ca_tmp, "ja4-vendor.yaml")
+        with open(path, "w") as f:
+            f.write("vendor: testja4\nname: JA4 Test Vendor\nreference: \"integration test\"\n"
+                    "categories:\n  updater:\n    cutoff: 2000-01-01T00:00:00Z\n"
+                    "    deny_with: page\n    ja4:\n      - %s\n" % ja4)
+        e = self.start_embargo(more_vendors=[path])
+        port = self.tls_origin.port
+        out = self.s_client("allowed.test:%d" % port, "allowed.test", embargo=e)
+        self.assert_alert_and_no_certificate(out)
+        d = self.deny_record("allowed.test", embargo=e)
+        self.assertEqual((d["matched_on"], d["matched"], d["sni"], d["error"]),
+                         ("ja4", ja4, ["allowed.test"], "tls_alert_access_denied"), d)
         self.assertEqual(self.tls_origin.connections, 0, "the origin was dialled")
 
     def test_category_deny_with_alert_overrides_page(self):

@@ -65,6 +65,11 @@ def config_check(files):
         return p.returncode, p.stdout.decode("utf-8", "replace")
 
 
+def healthcheck_command():
+    """The Dockerfile's HEALTHCHECK command (its JSON list), as text."""
+    return re.search(r'(?m)^\s*CMD (\[.*\])\s*$', dockerfile().split("\nHEALTHCHECK ", 1)[1]).group(1)
+
+
 def pod_specs(docs):
     """(name, pod spec) of every workload in DOCS."""
     for d in docs:
@@ -260,12 +265,16 @@ class DeployTest(unittest.TestCase):
         self.assertTrue(explicit, listen)
         ports = {p["containerPort"] for p in proxy[0]["ports"]}
         self.assertEqual(ports, {3129} | {int(l.rsplit(":", 1)[1]) for l in explicit})
-        # Probes run the image's HEALTHCHECK command: `embargo status` on the
-        # loopback admin endpoint.
+        # Probes run `embargo status` on the loopback admin endpoint: the
+        # liveness probe is the image's HEALTHCHECK command, `status --live`
+        # (/healthz), and readiness is `status` (/readyz). A stale list or a
+        # resolver hiccup must never restart the sidecar its pod's traffic
+        # is redirected to.
         self.assertTrue(config["admin"]["listen"].startswith("127.0.0.1:"))
-        hc = re.search(r'(?m)^\s*CMD (\[.*\])\s*$', dockerfile().split("\nHEALTHCHECK ", 1)[1]).group(1)
-        self.assertEqual(proxy[0]["readinessProbe"]["exec"]["command"], yaml.safe_load(hc))
-        self.assertEqual(proxy[0]["livenessProbe"]["exec"]["command"], yaml.safe_load(hc))
+        hc = yaml.safe_load(healthcheck_command())
+        self.assertEqual(proxy[0]["livenessProbe"]["exec"]["command"], hc)
+        self.assertEqual(hc[-2:], ["status", "--live"], hc)
+        self.assertEqual(proxy[0]["readinessProbe"]["exec"]["command"], hc[:-1])
 
     def test_sidecar_config_passes_config_check(self):
         pod = self.sidecar()
@@ -293,6 +302,13 @@ class DeployTest(unittest.TestCase):
         self.assertEqual(int(port), ports["admin"])
         self.assertNotEqual(host, "127.0.0.1", "the kubelet probes the pod address")
         self.assertEqual([int(l.rsplit(":", 1)[1]) for l in config["listen"]], [ports["proxy"]])
+
+    def test_image_healthcheck_is_liveness(self):
+        """The image's HEALTHCHECK asks liveness (/healthz through `status
+        --live`), never readiness: a date or a resolver hiccup must not mark
+        a working egress unhealthy."""
+        self.assertEqual(yaml.safe_load(healthcheck_command()),
+                         ["/usr/local/bin/embargo-entrypoint", "status", "--live"])
 
     def test_egress_service_selects_the_deployment_and_publishes_only_the_proxy(self):
         dep, pod = self.egress()

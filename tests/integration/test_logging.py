@@ -1,12 +1,23 @@
 """The decision log stays one JSON object per line whatever bytes clients
 send: control bytes, quotes, backslashes and non-ASCII in the target, the
-method and the authority; very long targets are truncated, still JSON."""
+method and the authority; very long targets are truncated, still JSON.
+
+The log file is only ever the file named: a symbolic link planted at its
+path (dangling or not), a file of another user and a hard link are refused
+at start, and a symbolic link planted before SIGUSR1 is refused while the
+old file stays in use; whatever they point at is left untouched."""
 
 import json
+import os
+import pwd
+import re
+import shutil
+import signal
 import struct
+import tempfile
 
 import harness
-from harness import EmbargoTestCase, RawClient
+from harness import EmbargoTestCase, RawClient, http_get, wait_until
 
 def client_hello(sni):
     """A minimal TLS ClientHello whose server_name is the raw bytes SNI."""
@@ -101,6 +112,119 @@ class HostileBytesTest(EmbargoTestCase):
         for x in recs:
             if x["event"] == "error":
                 self.assertIsInstance(x.get("status"), int, x)
+
+
+class LogFileTest(EmbargoTestCase):
+    """A log directory the runtime user can write (as SIGUSR1 reopening
+    needs) lets it plant things at the log's path; Embargo, started as root,
+    must not write through them."""
+
+    PRECIOUS = b"root's own file\n"
+    agents = 0
+
+    def setUp(self):
+        super().setUp()
+        # Outside the class's directory, which only root may enter.
+        self.dir = tempfile.mkdtemp(prefix="embargo-logdir-")
+        self.addCleanup(shutil.rmtree, self.dir, True)
+        self.target = os.path.join(self.dir, "target")
+        with open(self.target, "wb") as f:
+            f.write(self.PRECIOUS)
+        os.chmod(self.target, 0o600)
+
+    def embargo_at(self, workdir):
+        e = harness.Embargo(workdir, harness.make_config(), self.dns.port)
+        self.addCleanup(e.stop)
+        return e
+
+    def agent(self):
+        type(self).agents += 1
+        return "log-file-test/%d" % type(self).agents
+
+    def assert_refused_at_start(self, e, reason):
+        """E does not start, saying REASON; if it does, it is shown writing
+        where it should not (a denied request's line)."""
+        try:
+            e.start()
+        except RuntimeError as err:
+            msg = str(err)
+            self.assertIn("exited with 2 at start", msg)
+            self.assertRegex(msg, r"embargo: cannot open the log: %s" % reason)
+            for m in harness.SANITIZER_MARKERS:
+                self.assertNotIn(m, msg)
+            return
+        agent = self.agent()
+        http_get(e.port, "http://s07.upd.kaspersky.com/", headers=[("User-Agent", agent)])
+        wait_until(lambda: agent.encode() in open(self.target, "rb").read(), 10,
+                   what="the decision line in the planted file's target")
+        self.fail("embargo started and wrote its log to %s" % self.target)
+
+    def assert_untouched(self):
+        with open(self.target, "rb") as f:
+            self.assertEqual(f.read(), self.PRECIOUS)
+
+    def test_symlink_at_the_log_path_is_refused_at_start(self):
+        e = self.embargo_at(self.dir)
+        os.symlink(self.target, e.log_path)
+        self.assert_refused_at_start(e, re.escape(e.log_path) + " is a symbolic link: refused")
+        self.assert_untouched()
+
+    def test_dangling_symlink_creates_nothing(self):
+        e = self.embargo_at(self.dir)
+        elsewhere = os.path.join(self.dir, "created-elsewhere")
+        os.symlink(elsewhere, e.log_path)
+        try:
+            e.start()
+        except RuntimeError as err:
+            self.assertIn("is a symbolic link: refused", str(err))
+        else:
+            self.fail("embargo started with its log a dangling symbolic link")
+        self.assertFalse(os.path.lexists(elsewhere), "a file was created through the link")
+
+    def test_hard_link_at_the_log_path_is_refused_at_start(self):
+        e = self.embargo_at(self.dir)
+        os.link(self.target, e.log_path)
+        self.assert_refused_at_start(e, re.escape(e.log_path) + r" has 2 names \(hard links\)")
+        self.assert_untouched()
+
+    def test_log_file_of_another_user_is_refused_at_start(self):
+        if os.geteuid() != 0:
+            self.skipTest("needs root to give the log file to another user")
+        e = self.embargo_at(self.dir)
+        with open(e.log_path, "wb") as f:
+            f.write(self.PRECIOUS)
+        os.chown(e.log_path, 54321, 54321)
+        self.target = e.log_path
+        self.assert_refused_at_start(e, re.escape(e.log_path) + " belongs to uid 54321, "
+                                     r"neither root nor the user Embargo runs as \(uid \d+\)")
+        self.assert_untouched()
+
+    def test_sigusr1_refuses_a_planted_symlink_and_keeps_the_old_file(self):
+        if os.geteuid() != 0:
+            self.skipTest("needs root: Embargo drops to nobody, who owns the log directory")
+        nobody = pwd.getpwnam("nobody")
+        logdir = os.path.join(self.dir, "logs")
+        os.mkdir(logdir, 0o755)
+        os.chown(logdir, nobody.pw_uid, nobody.pw_gid)  # SIGUSR1 reopening needs this
+        os.chmod(self.dir, 0o755)
+        os.chmod(self.target, 0o666)  # so that only the link check keeps nobody out
+        e = self.embargo_at(logdir).start()
+        self.addCleanup(e.check_clean_exit)
+        rotated = e.log_path + ".1"
+        os.rename(e.log_path, rotated)
+        os.symlink(self.target, e.log_path)
+        e.proc.send_signal(signal.SIGUSR1)
+        err = e.wait_stderr(re.compile("cannot reopen the log|reopened"))
+        self.assertIn("cannot reopen the log: %s is a symbolic link: refused (name the file "
+                      "itself); still writing to the old file" % e.log_path, err)
+        agent = self.agent()
+        r = http_get(e.port, "http://s07.upd.kaspersky.com/", headers=[("User-Agent", agent)])
+        self.assertEqual(r.status, 403)
+        wait_until(lambda: agent in harness.read_text(rotated) or
+                   agent in harness.read_text(self.target), 10, what="the decision line")
+        self.assertIn(agent, harness.read_text(rotated))
+        self.assert_untouched()
+        self.assertTrue(os.path.islink(e.log_path))
 
 
 if __name__ == "__main__":

@@ -845,5 +845,27 @@ class ReportOfProxyLogTest(harness.EmbargoTestCase):
         self.assertEqual(client["last_seen"], max(x["time"] for x in records))
 
 
+class ReportCsvFormulaTest(unittest.TestCase):
+    """A defused CSV cell stays one cell: the "'" that stops a spreadsheet
+    from running a hostile user agent as a formula goes inside the quotes,
+    not before them (where it made the quotes literal and the commas split
+    the cell)."""
+
+    def test_a_formula_with_commas_and_quotes_stays_one_cell(self):
+        agent = '=HYPERLINK("http://x.example/?a,b","c")'
+        line = json.dumps({"time": "2026-12-01T00:00:00Z", "event": "deny", "vendor": "kaspersky",
+                           "client": "10.0.0.1:5", "category": "updates", "host": "-x,y",
+                           "user_agent": agent})
+        p = subprocess.run([harness.BINARY, "report", "--format", "csv"],
+                           input=(line + "\n").encode(), stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, timeout=60)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        header, row = list(csv.reader(io.StringIO(p.stdout.decode(), newline="")))
+        self.assertEqual(len(row), len(header), row)
+        cells = dict(zip(header, row))
+        self.assertEqual(cells["user_agents"], "'" + agent)
+        self.assertEqual(cells["destinations"], "'-x,y")
+
+
 if __name__ == "__main__":
     harness.main()

@@ -282,7 +282,7 @@ static inline void fx_start(const char *mode, int64_t now, const char *extra) {
   snprintf(fx.dir, sizeof(fx.dir), "/tmp/embargo-conn-XXXXXX");
   cr_assert_not_null(mkdtemp(fx.dir));
   snprintf(fx.log, sizeof(fx.log), "%s/decisions.log", fx.dir);
-  cr_assert_eq(log_open(fx.log, 1 << 20), 0);
+  cr_assert_eq(log_open(fx.log, 1 << 20, getuid(), err, sizeof(err)), 0, "%s", err);
   cr_assert_eq(uv_loop_init(&fx.loop), 0);
   fx_dns_start();
   fx_put("acme.yaml", FX_VENDOR);

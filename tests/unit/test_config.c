@@ -404,8 +404,8 @@ Test(config, unknown_key) {
   expect_error("lisen: [\"0.0.0.0:3128\"]\n",
                "@/main.yaml:1:1: lisen: unknown key (expected one of: listen, resolvers, "
                "clients, connect_ports, timeouts, limits, tls_inspect, dns, transparent, mark, "
-               "internal, certs, log, user, log_buffer, workers, admin, access_log, monitor, vendors, "
-               "exceptions)");
+               "internal, certs, log, user, log_buffer, workers, admin, readiness, access_log, "
+               "monitor, profile, vendors, exceptions, lists)");
 }
 
 Test(config, unknown_nested_key) {
@@ -588,9 +588,10 @@ Test(config, vendor_entry_needs_builtin_or_file) {
 }
 
 Test(config, unknown_builtin_vendor) {
-  expect_error("vendors:\n  - builtin: huawei\n",
-               "@/main.yaml:2:14: vendors[0].builtin: no built-in vendor list 'huawei' "
-               "(built in: kaspersky)");
+  expect_error("vendors:\n  - builtin: huawai\n",
+               "@/main.yaml:2:14: vendors[0].builtin: no built-in vendor list 'huawai' "
+               "(built in: kaspersky, autel, dahua, deepseek, dji, hikvision, huawei, hytera, "
+               "tiktok, tp-link, zte)");
 }
 
 Test(config, missing_vendor_file) {
@@ -646,7 +647,8 @@ Test(config, unknown_action) {
 Test(config, unknown_category_key) {
   expect_vendor_error("    cutoff: 2024-09-29T00:00:00Z\n    host: [a.example]\n",
                       "@/acme.yaml:5:5: categories.updates.host: unknown key (expected one "
-                      "of: cutoff, before, after, confidence, hosts, networks, ja4, deny_with)");
+                      "of: cutoff, before, after, confidence, hosts, networks, ja4, deny_with, paths, "
+                      "presets)");
 }
 
 Test(config, bad_pattern) {

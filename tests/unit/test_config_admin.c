@@ -1,10 +1,11 @@
-/* Config keys for running unattended: admin.listen and admin.token_file,
+/* Config keys for running unattended: admin.listen, admin.token_file and
+ * admin.names, readiness.stale_lists,
  * timeouts.shutdown_grace, log_buffer, a vendor list's reviewed and
  * max_age, and the snapshot's sources and version. */
 #define _POSIX_C_SOURCE 200809L
 
-#include <criterion/criterion.h>
 #include <arpa/inet.h>
+#include <criterion/criterion.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -66,6 +67,43 @@ Test(config_admin, short_token_is_refused) {
 Test(config_admin, admin_on_a_proxy_port_is_refused) {
   expect_error("listen: [0.0.0.0:3128]\nadmin: {listen: 127.0.0.1:3128}\n",
                "@/main.yaml:2:17: admin.listen: 127.0.0.1:3128 is the proxy listener 0.0.0.0:3128");
+}
+
+Test(config_admin, names_are_kept_normalised) {
+  cr_assert_eq(load("admin:\n  listen: 127.0.0.1:9090\n  names: [Embargo.Example.Internal., "
+                    "\"::1\", 10.0.0.7]\n"),
+               0, "%s", err);
+  cr_assert_eq(cfg.admin.nnames, 3);
+  cr_expect_str_eq(cfg.admin.names[0], "embargo.example.internal");
+  cr_expect_str_eq(cfg.admin.names[1], "::1");
+  cr_expect_str_eq(cfg.admin.names[2], "10.0.0.7");
+}
+
+Test(config_admin, a_name_with_a_port_is_refused) {
+  expect_error("admin:\n  listen: 127.0.0.1:9090\n  names: [embargo.example:9090]\n",
+               "@/main.yaml:3:11: admin.names[0]: expected a host name or an IP address without a "
+               "port, got 'embargo.example:9090'");
+}
+
+Test(config_admin, names_need_listen) {
+  expect_error("admin:\n  names: [embargo.example]\n",
+               "@/main.yaml:2:3: admin: names needs listen");
+}
+
+Test(config_admin, stale_lists_default_to_a_warning) {
+  cr_assert_eq(load("listen: [127.0.0.1:3128]\n"), 0, "%s", err);
+  cr_expect_eq(cfg.readiness.stale_lists, STALE_LISTS_WARN);
+  config_free(&cfg);
+  cr_assert_eq(load("readiness: {stale_lists: unready}\n"), 0, "%s", err);
+  cr_expect_eq(cfg.readiness.stale_lists, STALE_LISTS_UNREADY);
+}
+
+Test(config_admin, stale_lists_takes_warn_or_unready) {
+  expect_error("readiness:\n  stale_lists: fail\n",
+               "@/main.yaml:2:16: readiness.stale_lists: expected warn or unready, got 'fail'");
+  config_free(&cfg);
+  expect_error("readiness:\n  stale: warn\n",
+               "@/main.yaml:2:3: readiness.stale: unknown key (expected one of: stale_lists)");
 }
 
 Test(config_admin, reviewed_and_max_age_in_days) {

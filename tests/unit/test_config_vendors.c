@@ -109,7 +109,7 @@ Test(vendor_rules, summary_counts_networks_and_fingerprints) {
   fclose(f);
   cr_expect_not_null(strstr(text, "0 host patterns, 1 networks, 1 JA4 fingerprints\n"), "%s",
                      text);
-  cr_expect_not_null(strstr(text, "1, 0 host patterns, 1 networks, 1 JA4 in all\n"), "%s",
+  cr_expect_not_null(strstr(text, "1, 0 host patterns, 1 networks, 1 JA4, 0 path patterns in all\n"), "%s",
                      text);
   free(text);
 }

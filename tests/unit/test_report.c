@@ -346,3 +346,33 @@ Test(report, many_clients_grow_the_tables_and_stay_findable) {
   cr_expect_eq(client(&inv, "v", "10.19.135.1")->attempts, 2);
   inventory_free(&inv);
 }
+
+Test(report, categories_count_denials_and_machines) {
+  struct inventory inv;
+  static const char *const lines[] = {
+      "{\"time\":\"2026-12-01T00:00:00Z\",\"event\":\"deny\",\"client\":\"10.0.0.1:5\","
+      "\"vendor\":\"hikvision\",\"category\":\"cloud\",\"cutoff\":\"2020-08-13T04:00:00Z\"}",
+      "{\"time\":\"2026-12-01T00:00:01Z\",\"event\":\"deny\",\"client\":\"10.0.0.2:5\","
+      "\"vendor\":\"hikvision\",\"category\":\"cloud\",\"cutoff\":\"2020-08-13T04:00:00Z\"}",
+      "{\"time\":\"2026-12-01T00:00:02Z\",\"event\":\"log\",\"client\":\"10.0.0.1:6\","
+      "\"vendor\":\"hikvision\",\"category\":\"cloud\",\"cutoff\":\"2020-08-13T04:00:00Z\"}",
+      "{\"time\":\"2026-12-01T00:00:03Z\",\"event\":\"log\",\"client\":\"10.0.0.1:7\","
+      "\"vendor\":\"hikvision\",\"category\":\"firmware\",\"cutoff\":\"2020-08-13T04:00:00Z\"}",
+  };
+  bool partial = true;
+
+  inventory_init(&inv, &no_filter, 1);
+  for (size_t i = 0; i < ARRAY_LEN(lines); i++)
+    cr_assert_eq(report_add_line(&inv, lines[i], strlen(lines[i])), 0);
+  const struct inventory_vendor *v = vendor(&inv, "hikvision");
+  cr_assert_eq(v->ncutoffs, 2);
+  cr_expect_str_eq(v->cutoffs[0].category, "cloud");
+  cr_expect_eq(v->cutoffs[0].attempts, 3);
+  cr_expect_eq(v->cutoffs[0].denied, 2);
+  cr_expect_eq(v->cutoffs[1].denied, 0);
+  cr_expect_eq(inventory_category_clients(v, "cloud", &partial), 2);
+  cr_expect_not(partial);
+  cr_expect_eq(inventory_category_clients(v, "firmware", &partial), 1);
+  cr_expect_eq(inventory_category_clients(v, "p2p", &partial), 0);
+  inventory_free(&inv);
+}
