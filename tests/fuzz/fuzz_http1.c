@@ -19,7 +19,7 @@
 
 #include "filters/normalise.h"
 #include "filters/policy.h"
-#include "proxy/http1.h"
+#include "proxy/base/http1.h"
 
 #define MAX_REQS 64
 #define BODY_MAX 4096

@@ -7,8 +7,8 @@
 #include <string.h>
 
 #include "config/config.h"
-#include "proxy/admingate.h"
-#include "proxy/http1.h"
+#include "proxy/process/admingate.h"
+#include "proxy/base/http1.h"
 
 struct parsed {
   struct http_head *head;

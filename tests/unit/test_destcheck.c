@@ -6,7 +6,7 @@
 #include <string.h>
 
 #include "filters/netmatch.h"
-#include "proxy/destcheck.h"
+#include "proxy/decide/destcheck.h"
 
 static struct sockaddr_storage sa(const char *text) {
   struct sockaddr_storage ss;

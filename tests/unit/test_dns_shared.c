@@ -14,8 +14,8 @@
 #include <unistd.h>
 #include <uv.h>
 
-#include "proxy/dns.h"
-#include "proxy/dnscache.h"
+#include "proxy/base/dns.h"
+#include "proxy/base/dnscache.h"
 
 static int hole_fd = -1;
 static char servers[64];

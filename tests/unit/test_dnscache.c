@@ -6,7 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "proxy/dnscache.h"
+#include "proxy/base/dnscache.h"
 
 #define SEC UINT64_C(1000)
 

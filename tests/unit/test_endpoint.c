@@ -8,7 +8,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "proxy/endpoint.h"
+#include "proxy/base/endpoint.h"
 
 #define BIG (4u << 20)
 

@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "proxy/export.h"
+#include "proxy/cmd/export.h"
 #include "tests/unit/config_fixture.h"
 
 #define NOW INT64_C(1748736000) /* 2025-06-01T00:00:00Z */

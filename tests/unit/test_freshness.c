@@ -10,8 +10,8 @@
 #include <unistd.h>
 
 #include "filters/policy.h"
-#include "proxy/freshness.h"
-#include "proxy/freshness_log.h"
+#include "proxy/base/freshness.h"
+#include "proxy/process/freshness_log.h"
 #include "tests/unit/config_fixture.h"
 
 TestSuite(freshness, .init = setup, .fini = teardown);

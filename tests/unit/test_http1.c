@@ -6,7 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "proxy/http1.h"
+#include "proxy/base/http1.h"
 
 /* What the callbacks saw. */
 struct seen {

@@ -4,7 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "proxy/log.h"
+#include "proxy/base/log.h"
 
 #define CANARY 0x5a
 #define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))

@@ -8,8 +8,8 @@
 #include <string.h>
 
 #include "filters/policy.h"
-#include "proxy/http1.h"
-#include "proxy/metrics.h"
+#include "proxy/base/http1.h"
+#include "proxy/base/metrics.h"
 
 static struct metrics_view view;
 static struct policy *policy;

@@ -3,8 +3,8 @@
  * with the evidence kept in the exchange; bytes that are not TLS, and a
  * hello that never comes, with their configured outcomes. */
 #include "conn_fixture.h"
-#include "proxy/hello.h"
-#include "proxy/judge.h"
+#include "proxy/conn/hello.h"
+#include "proxy/decide/judge.h"
 
 TestSuite(peek, .fini = fx_finish);
 

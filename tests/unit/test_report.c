@@ -6,8 +6,8 @@
 #include <string.h>
 
 #include "filters/err.h"
-#include "proxy/inventory.h"
-#include "proxy/report.h"
+#include "proxy/report/inventory.h"
+#include "proxy/report/report.h"
 
 #define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 

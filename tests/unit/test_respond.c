@@ -4,7 +4,7 @@
  * LINGER after one that does not, and on a connection that cannot be
  * answered in HTTP the access_denied alert for a TLS client. */
 #include "conn_fixture.h"
-#include "proxy/hello.h"
+#include "proxy/conn/hello.h"
 
 TestSuite(respond, .fini = fx_finish);
 

@@ -9,9 +9,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "proxy/inventory.h"
-#include "proxy/report.h"
-#include "proxy/unmatched.h"
+#include "proxy/report/inventory.h"
+#include "proxy/report/report.h"
+#include "proxy/report/unmatched.h"
 #include "tests/unit/config_fixture.h"
 
 static const char acme[] = "vendor: acme\n"
