@@ -212,6 +212,7 @@ class TokenTest(EmbargoTestCase):
     @classmethod
     def setUpClass(cls):
         cls.token_dir = harness.tempfile.mkdtemp(prefix="embargo-token-")
+        cls.addClassCleanup(shutil.rmtree, cls.token_dir, True)
         cls.token_path = os.path.join(cls.token_dir, "admin.token")
         with open(cls.token_path, "w") as f:
             f.write(cls.TOKEN + "\n")
@@ -220,11 +221,6 @@ class TokenTest(EmbargoTestCase):
         # Started as root, embargo runs as `nobody`: a reload reads as that user.
         os.chmod(cls.tmp, 0o755)
         os.chmod(cls.token_dir, 0o755)
-
-    @classmethod
-    def tearDownClass(cls):
-        super().tearDownClass()
-        shutil.rmtree(cls.token_dir, ignore_errors=True)
 
     def test_token_is_required_on_every_path(self):
         for path in ("/healthz", "/readyz", "/metrics", "/policy"):
@@ -267,6 +263,7 @@ class ReadinessTest(EmbargoTestCase):
     @classmethod
     def setUpClass(cls):
         cls.list_dir = harness.tempfile.mkdtemp(prefix="embargo-lists-")
+        cls.addClassCleanup(shutil.rmtree, cls.list_dir, True)
         cls.list_path = os.path.join(cls.list_dir, "acme.yaml")
         with open(cls.list_path, "w") as f:
             f.write(STALE_LIST)
@@ -275,11 +272,6 @@ class ReadinessTest(EmbargoTestCase):
                          "extra": admin_extra(cls.ADMIN_PORT)}
         cls.NOW = "2024-08-29T12:00:00Z"  # 89.5 days after the review
         super().setUpClass()
-
-    @classmethod
-    def tearDownClass(cls):
-        super().tearDownClass()
-        shutil.rmtree(cls.list_dir, ignore_errors=True)
 
     def test_fresh_list_is_ready(self):
         st, _, body = admin_get(self.ADMIN_PORT, "/readyz")

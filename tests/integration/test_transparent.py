@@ -24,6 +24,7 @@ import hashlib
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -114,7 +115,24 @@ class Net:
                 "net.ipv6.conf.all.forwarding=1")
         return self
 
+    def pids(self):
+        """PIDs of processes still inside the namespaces made here."""
+        out = []
+        for n in self.made:
+            p = subprocess.run(["ip", "netns", "pids", n], stdin=subprocess.DEVNULL,
+                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, timeout=30)
+            out += [int(x) for x in p.stdout.split()]
+        return out
+
     def close(self):
+        """Removes the namespaces; a process left inside one (started there
+        by this test, and not stopped by its own PID) is killed first, so
+        that nothing outlives the network it was part of."""
+        for pid in self.pids():
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
         for n in reversed(self.made):
             subprocess.run(["ip", "netns", "del", n], timeout=30)
         self.made = []
@@ -130,7 +148,8 @@ class Proc:
         self._e = open(self.err_path, "wb")
         env = dict(os.environ, PYTHONPATH=os.path.dirname(os.path.abspath(__file__)))
         self.p = subprocess.Popen(["ip", "netns", "exec", ns] + args, stdin=subprocess.DEVNULL,
-                                  stdout=self._o, stderr=self._e, env=env)
+                                  stdout=self._o, stderr=self._e, env=env,
+                                  preexec_fn=harness.tied_to_parent)
 
     def text(self):
         return harness.read_text(self.out)
@@ -157,17 +176,22 @@ class TransparentBase(unittest.TestCase):
 
     @classmethod
     def setUpClass(cls):
+        """Builds the network and starts the origin, dnsmasq and embargo in
+        it. What is undone is registered as class cleanups before anything
+        is made, so a set-up that fails part way (a peer that does not
+        start in time) leaves nothing running: unittest runs class cleanups
+        when setUpClass raises, and after tearDownClass."""
         reason = skip_reason()
         if reason:
             raise unittest.SkipTest(reason)
         cls.tmp = tempfile.mkdtemp(prefix="embargo-netns-")
+        cls.addClassCleanup(shutil.rmtree, cls.tmp, True)
         cls.procs = []
+        cls.embargo = None
         cls.net = Net()
-        try:
-            cls._setup()
-        except BaseException:
-            cls._teardown()
-            raise
+        cls.addClassCleanup(cls.net.close)
+        cls.addClassCleanup(cls._stop_procs)
+        cls._setup()
 
     @classmethod
     def _setup(cls):
@@ -231,24 +255,21 @@ class TransparentBase(unittest.TestCase):
         return p
 
     @classmethod
-    def _teardown(cls):
-        for p in reversed(getattr(cls, "procs", [])):
+    def _stop_procs(cls):
+        for p in reversed(cls.procs):
             p.stop()
-        cls.net.close()
-        shutil.rmtree(cls.tmp, ignore_errors=True)
 
     @classmethod
     def tearDownClass(cls):
-        try:
-            rc = cls.embargo.stop()
-            err = cls.embargo.stderr()
-            for m in SANITIZER_MARKERS:
-                if m in err:
-                    raise AssertionError("embargo stderr has %r:\n%s" % (m, err[-5000:]))
-            if rc != 0:
-                raise AssertionError("embargo exited %s:\n%s" % (rc, err[-5000:]))
-        finally:
-            cls._teardown()
+        """Checks that embargo exits cleanly; the class cleanups then stop
+        the rest and remove the network."""
+        rc = cls.embargo.stop()
+        err = cls.embargo.stderr()
+        for m in SANITIZER_MARKERS:
+            if m in err:
+                raise AssertionError("embargo stderr has %r:\n%s" % (m, err[-5000:]))
+        if rc != 0:
+            raise AssertionError("embargo exited %s:\n%s" % (rc, err[-5000:]))
 
     def run(self, result=None):
         before = (len(result.failures) + len(result.errors)) if result is not None else 0
