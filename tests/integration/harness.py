@@ -768,10 +768,11 @@ class Origin(http.server.ThreadingHTTPServer):
         return self
 
     def stop(self):
-        self.shutdown()
-        self.server_close()
+        """Stops serving (if it was started) and closes the socket; idempotent."""
         if self._thread is not None:
+            self.shutdown()  # waits for serve_forever: only once it ran
             self._thread.join(timeout=10)
+        self.server_close()
 
 
 def make_cert(workdir, name="allowed.test"):

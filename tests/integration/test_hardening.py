@@ -224,7 +224,9 @@ class ClientHelloEdgeCases(EmbargoTestCase):
         return wait_until(got, 10.0, 0.02, "a CONNECT decision log line")
 
     def assert_origin_untouched(self):
-        time.sleep(0.2)  # a dial that was started would have been accepted by now
+        """A dial started before the refusal would be counted before the
+        origin's barrier."""
+        self.tls_origin.barrier()
         self.assertEqual(self.tls_origin.connections, getattr(self, "origin_mark", 0),
                          "the TLS origin saw a connection")
 
@@ -370,40 +372,40 @@ class HelloRetryRequestTest(EmbargoTestCase):
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        cls.s_server = None
-        try:
-            cls.cert, cls.key = harness.make_cert(cls.tmp, "allowed.test")
-            cls.hrr_port = harness.free_port()
-            cls.s_server_log = open(os.path.join(cls.tmp, "s_server.log"), "wb")
-            cls.s_server = subprocess.Popen(
-                [harness.OPENSSL, "s_server", "-accept", "%s:%d" % (LOOPBACK, cls.hrr_port),
-                 "-cert", cls.cert, "-key", cls.key, "-groups", "P-256", "-tls1_3", "-www",
-                 "-naccept", "100"], stdin=subprocess.DEVNULL, stdout=cls.s_server_log,
-                stderr=subprocess.STDOUT)
-            def listening():
-                try:
-                    socket.create_connection((LOOPBACK, cls.hrr_port), 1).close()
-                    return True
-                except OSError:
-                    return False
-            wait_until(listening, 10, what="openssl s_server to listen")
-            cls.hrr_embargo = cls.new_embargo(connect_ports=[cls.hrr_port],
-                                              tls_inspect_ports=[cls.hrr_port])
-        except BaseException:
-            cls.tearDownClass()
-            raise
+        cls.cert, cls.key = harness.make_cert(cls.tmp, "allowed.test")
+        cls.hrr_port = harness.free_port()
+        cls.s_server_log = open(os.path.join(cls.tmp, "s_server.log"), "wb")
+        cls.addClassCleanup(cls.s_server_log.close)
+        cls.s_server = subprocess.Popen(
+            [harness.OPENSSL, "s_server", "-accept", "%s:%d" % (LOOPBACK, cls.hrr_port),
+             "-cert", cls.cert, "-key", cls.key, "-groups", "P-256", "-tls1_3", "-www",
+             "-naccept", "100"], stdin=subprocess.DEVNULL, stdout=cls.s_server_log,
+            stderr=subprocess.STDOUT, preexec_fn=harness.tied_to_parent)
+        cls.addClassCleanup(cls.stop_s_server)
+
+        def listening():
+            try:
+                socket.create_connection((LOOPBACK, cls.hrr_port), 1).close()
+                return True
+            except OSError:
+                return False
+        wait_until(listening, 10, what="openssl s_server to listen")
+        cls.hrr_embargo = None
+        cls.addClassCleanup(lambda: cls.hrr_embargo is not None and cls.hrr_embargo.stop())
+        cls.hrr_embargo = cls.new_embargo(connect_ports=[cls.hrr_port],
+                                          tls_inspect_ports=[cls.hrr_port])
+
+    @classmethod
+    def stop_s_server(cls):
+        if cls.s_server.poll() is None:
+            cls.s_server.terminate()
+            cls.s_server.wait(timeout=10)
 
     @classmethod
     def tearDownClass(cls):
         try:
-            e = getattr(cls, "hrr_embargo", None)
-            if e is not None:
-                e.check_clean_exit()
+            cls.hrr_embargo.check_clean_exit()
         finally:
-            if getattr(cls, "s_server", None) is not None:
-                cls.s_server.terminate()
-                cls.s_server.wait(timeout=10)
-                cls.s_server_log.close()
             super().tearDownClass()
 
     def test_second_hello_with_the_same_name_completes_the_handshake(self):
@@ -594,15 +596,10 @@ class DescriptorExhaustion(EmbargoTestCase):
 
     @classmethod
     def setUpClass(cls):
-        cls.echo = LiveEcho().start()
+        cls.echo = LiveEcho()  # before the embargo whose connect_ports name it
+        cls.addClassCleanup(cls.echo.stop)
+        cls.echo.start()
         super().setUpClass()
-
-    @classmethod
-    def tearDownClass(cls):
-        try:
-            super().tearDownClass()
-        finally:
-            cls.echo.stop()
 
     @classmethod
     def connect_ports(cls):

@@ -58,6 +58,7 @@ class ReloadTest(EmbargoTestCase):
     @classmethod
     def setUpClass(cls):
         cls.list_dir = harness.tempfile.mkdtemp(prefix="embargo-reload-")
+        cls.addClassCleanup(harness.shutil.rmtree, cls.list_dir, True)
         cls.list_path = os.path.join(cls.list_dir, "acme.yaml")
         write_atomically(cls.list_path, BANS_OTHER)
         cls.ADMIN_PORT = free_port()
@@ -65,11 +66,6 @@ class ReloadTest(EmbargoTestCase):
                          "extra": "admin: {listen: 127.0.0.1:%d}\n" % cls.ADMIN_PORT}
         super().setUpClass()
         readable_by_all(cls.tmp, cls.list_dir)
-
-    @classmethod
-    def tearDownClass(cls):
-        super().tearDownClass()
-        harness.shutil.rmtree(cls.list_dir, ignore_errors=True)
 
     def reloads(self):
         return self.embargo.stderr_text().count("info: reloaded ")

@@ -215,8 +215,10 @@ class InspectAssertions(EmbargoTestCase):
         self.assertEqual(d["error"], "tls_alert_access_denied", d)
         self.assertNotIn("status", d)
 
-    def assert_origin_untouched(self, settle=0.2):
-        time.sleep(settle)  # a dial that was started would have been accepted by now
+    def assert_origin_untouched(self):
+        """A dial started before the refusal would be counted before the
+        origin's barrier."""
+        self.tls_origin.barrier()
         self.assertEqual(self.tls_origin.connections, 0, "the TLS origin saw a connection")
 
     def openssl_client(self, proxy_port, servername=None, extra=()):

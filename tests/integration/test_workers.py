@@ -35,6 +35,7 @@ class WorkersTest(EmbargoTestCase):
     @classmethod
     def setUpClass(cls):
         cls.list_dir = harness.tempfile.mkdtemp(prefix="embargo-workers-")
+        cls.addClassCleanup(harness.shutil.rmtree, cls.list_dir, True)
         cls.list_path = os.path.join(cls.list_dir, "acme.yaml")
         write_atomically(cls.list_path, ALLOWS_OTHER)
         cls.ADMIN_PORT = free_port()
@@ -42,11 +43,6 @@ class WorkersTest(EmbargoTestCase):
                          "extra": WORKERS + "admin: {listen: 127.0.0.1:%d}\n" % cls.ADMIN_PORT}
         super().setUpClass()
         readable_by_all(cls.tmp, cls.list_dir)
-
-    @classmethod
-    def tearDownClass(cls):
-        super().tearDownClass()
-        harness.shutil.rmtree(cls.list_dir, ignore_errors=True)
 
     def metrics(self, port=None):
         st, _, body = admin_get(port or self.ADMIN_PORT, "/metrics")
