@@ -553,16 +553,23 @@ class ConnectionLimits(EmbargoTestCase):
         mine = self.held(2, port=e.port)
         for c in mine:
             c.send(b"GET http://allowed.test:%d/ HTTP/1.1\r\nHo" % self.origin.port)
-        # Let the proxy take them: with several workers each has its own
-        # accept queue, so a later connection may be accepted first.
-        time.sleep(0.3)
-        refused = 0
-        for _ in range(30):
+        # The proxy has taken them (each worker has its own accept queue, so
+        # a later connection could otherwise be taken first).
+        harness.wait_until(lambda: sum(harness.listen_backlogs(e.port)) == 0, 10,
+                           what="the proxy to accept the first two connections")
+        # Each further one carries a whole request: refused, it is closed
+        # unanswered; served (no cap), its answer comes at once.
+        for i in range(30):
             c = RawClient(e.port)
             self.addCleanup(c.close)
-            if c.at_eof(5.0):
-                refused += 1
-        self.assertEqual(refused, 30)
+            try:
+                c.send(b"GET http://allowed.test:%d/health HTTP/1.1\r\nHost: allowed.test\r\n"
+                       b"Connection: close\r\n\r\n" % self.origin.port)
+                data, eof = harness.read_to_eof(c.sock, timeout=10)
+            except (ConnectionResetError, BrokenPipeError):
+                data, eof = b"", True
+            self.assertEqual((data[:40], eof), (b"", True),
+                             "connection %d over the per-client cap was served" % (i + 3))
         e.wait_stderr("max_connections_per_client")
         lines = stderr_lines(e, "max_connections_per_client")
         self.assertGreaterEqual(len(lines), 1, e.stderr_text())
