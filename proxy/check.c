@@ -144,12 +144,14 @@ static void print_verdict(const struct host *h, const struct judgement *j, const
       [JUDGE_PORT] = "http_request_denied", [JUDGE_INTERNAL] = "destination_ip_prohibited",
       [JUDGE_SELF] = "destination_ip_prohibited"};
   const struct verdict *v = &j->verdict;
+  char where[HOST_NAME_MAX_LEN + 16]; /* "name:port", "[v6]:port" */
+
+  host_format(h, where, sizeof(where));
   if (j->refusal != JUDGE_PASS) {
-    printf("%s:%u: DENY\n  refused:   %s (%s)\n", h->name, h->port, j->detail,
-           refusals[j->refusal]);
+    printf("%s: DENY\n  refused:   %s (%s)\n", where, j->detail, refusals[j->refusal]);
     return;
   }
-  printf("%s:%u: %s%s\n", h->name, h->port,
+  printf("%s: %s%s\n", where,
          v->action == ACTION_DENY  ? "DENY"
          : v->action == ACTION_LOG ? "ALLOW (logged)"
                                    : "ALLOW",
@@ -166,7 +168,7 @@ static int check_one(const struct config *cfg, struct destcheck *dc, const struc
   struct dns_result res;
   const char *implied = NULL;
   enum dns_status st = DNS_OK;
-  int err = authority_parse(dest, strlen(dest), 443, &h);
+  int err = destination_parse(dest, strlen(dest), 443, &h);
 
   if (err != 0) {
     printf("%s: invalid destination: %s\n", dest, err_str(err));

@@ -18,7 +18,9 @@ struct check_opts {
   bool resolve;           /* resolve names through cfg's resolver */
 };
 
-/* Prints a verdict for each of DESTS (NAME, IP, NAME:PORT, [v6]:PORT).
+/* Prints a verdict for each of DESTS (NAME, IP, NAME:PORT, [v6]:PORT, or a
+ * bare IPv6 address: destination_parse), each headed "NAME:PORT: VERDICT"
+ * ("[v6]:PORT: ..." for an IPv6 address).
  * Returns 0 if all are allowed, 1 if any is denied or does not resolve (the
  * proxy would open no connection), 2 if any is invalid. */
 int check_run(const struct config *cfg, const struct check_opts *o, int ndests,

@@ -120,6 +120,24 @@ class CliTest(unittest.TestCase):
         self.assertIn("nx.test:443: ALLOW, UNREACHABLE", out)
         self.assertIn("resolved:  failed (NXDOMAIN)", out)
 
+    def test_check_takes_a_bare_ipv6_address(self):
+        """`embargo check fe80::1` answered "invalid destination: non-canonical
+        IP literal": only [fe80::1] worked. An address with more than one
+        colon is not host:port."""
+        rc, out, err = self.check("--no-resolve", "fe80::1")
+        self.assertEqual(rc, 1, out + err)
+        self.assertIn("[fe80::1]:443: DENY", out)
+        self.assertIn("internal address fe80::1 (destination_ip_prohibited)", out)
+        rc, out, err = self.check("--no-resolve", "2001:db8::1")
+        self.assertEqual(rc, 0, out + err)
+        self.assertIn("[2001:db8::1]:443: ALLOW", out)
+        self.assertNotIn("invalid", out + err)
+        # The bracketed forms, with a port, as before.
+        rc, out, err = self.check("--no-resolve", "[2001:db8::1]:443", "[fe80::1]")
+        self.assertEqual(rc, 1, out + err)
+        self.assertIn("[2001:db8::1]:443: ALLOW", out)
+        self.assertIn("[fe80::1]:443: DENY", out)
+
     def test_check_invalid_destination_exits_2(self):
         rc, out, err = self.check("0x7f.1")
         self.assertEqual(rc, 2, out + err)
