@@ -150,6 +150,33 @@ def listen_backlogs(port, host=LOOPBACK):
     return out
 
 
+def socket_held(local_port, remote_port):
+    """Whether a process still holds the TCP socket from 127.0.0.1:LOCAL_PORT
+    to 127.0.0.1:REMOTE_PORT open (in /proc/net/tcp with an inode: a socket
+    that was closed is either gone or orphaned, inode 0, while its FIN
+    handshake ends). Used to wait until a proxy has closed a connection,
+    which a half-close on the wire does not tell."""
+    want = ("0100007F:%04X" % local_port, "0100007F:%04X" % remote_port)
+    with open("/proc/net/tcp") as f:
+        for line in f.readlines()[1:]:
+            fields = line.split()
+            if (fields[1], fields[2]) == want and fields[9] != "0":
+                return True
+    return False
+
+
+def accept_paused(port, pauses_since, pauses_now):
+    """Whether every listening socket on 127.0.0.1:PORT that still holds
+    connections has paused accepting since a mark: PAUSES_NOW - PAUSES_SINCE
+    (embargo_accept_pauses_total{reason="max_connections"}, read after and
+    before) is at least their number. A positive barrier for "connections
+    over limits.max_connections are left waiting": each worker has then
+    tried its queue and stopped (one connection each may sit accepted by
+    libuv, waiting for a slot)."""
+    waiting = [n for n in listen_backlogs(port) if n > 0]
+    return bool(waiting) and pauses_now - pauses_since >= len(waiting)
+
+
 def read_text(path):
     """The whole file at PATH decoded as UTF-8 (bad bytes replaced); "" when
     it cannot be read."""

@@ -10,6 +10,7 @@ import time
 
 import harness
 from harness import EmbargoTestCase, RawClient, free_port
+from test_admin import admin_get, parse_metrics
 
 
 class MalformedInputTest(EmbargoTestCase):
@@ -186,8 +187,14 @@ class MalformedInputTest(EmbargoTestCase):
 class UpstreamFailureTest(EmbargoTestCase):
     """The destination misbehaves: errors come from the proxy, which stays up."""
 
+    ADMIN_PORT = free_port()
     CONFIG_KW = {"timeouts": {"response": "1s", "idle": "1s"},
-                 "limits": {"max_connections": 8}}
+                 "limits": {"max_connections": 8},
+                 "extra": "admin: {listen: 127.0.0.1:%d}" % ADMIN_PORT}
+
+    def limit_pauses(self):
+        m = parse_metrics(admin_get(self.ADMIN_PORT, "/metrics")[2].decode())
+        return m['embargo_accept_pauses_total{reason="max_connections"}']
 
     def test_malformed_response_is_502(self):
         r = self.get(self.url(path="/garbage"))
@@ -236,12 +243,20 @@ class UpstreamFailureTest(EmbargoTestCase):
                 c = RawClient(self.embargo.port)
                 c.send(b"GET http://allowed.test/ HTTP/1.1\r\nHo")
                 held.append(c)
+            harness.wait_until(lambda: sum(harness.listen_backlogs(self.embargo.port)) == 0, 10,
+                               what="the proxy to take the first eight")
+            pauses = self.limit_pauses()
             extra = RawClient(self.embargo.port)
             held.append(extra)
             extra.send(b"GET %s HTTP/1.1\r\nHost: allowed.test\r\nConnection: close\r\n\r\n"
                        % self.url(path="/waited").encode())
-            # Over limits.max_connections: not served (and not closed) until a slot frees.
-            self.assertFalse(extra.at_eof(1.0), "a connection over limits.max_connections was served")
+            # Over limits.max_connections: not served (and not closed) until a
+            # slot frees, once the proxy has paused on it.
+            harness.wait_until(lambda: self.limit_pauses() > pauses, 10,
+                               what="the proxy to pause accepting")
+            self.assertEqual(select.select([extra.sock], [], [], 0)[0], [],
+                             "a connection over limits.max_connections was served or closed")
+            self.assertEqual(self.origin.heads, [])
             held[0].close()
             extra.sock.settimeout(harness.IO_TIMEOUT)
             self.assertEqual(extra.read_response().status, 200)

@@ -27,6 +27,7 @@ policy (a different, failing result) instead of dialling.
 
 import os
 import pwd
+import select
 import socket
 import struct
 import subprocess
@@ -37,6 +38,7 @@ import unittest
 
 import harness
 import test_tls_inspect as ti
+from test_admin import admin_get, parse_metrics
 from harness import (LOOPBACK, Embargo, EmbargoTestCase, RawClient, http_get, make_config,
                      wait_until)
 
@@ -483,7 +485,13 @@ def stderr_lines(embargo, needle):
 class ConnectionLimits(EmbargoTestCase):
     """Defect 8 and the per-client cap."""
 
-    CONFIG_KW = {"limits": {"max_connections": 3}}
+    ADMIN_PORT = harness.free_port()
+    CONFIG_KW = {"limits": {"max_connections": 3},
+                 "extra": "admin: {listen: 127.0.0.1:%d}" % ADMIN_PORT}
+
+    def limit_pauses(self):
+        m = parse_metrics(admin_get(self.ADMIN_PORT, "/metrics")[2].decode())
+        return m['embargo_accept_pauses_total{reason="max_connections"}']
 
     def held(self, n, port=None, source=LOOPBACK):
         """N connections with a partial request head (held by the proxy)."""
@@ -501,19 +509,20 @@ class ConnectionLimits(EmbargoTestCase):
         holders = self.held(3)
         for c in holders:
             c.send(b"GET http://allowed.test:%d/ HTTP/1.1\r\nHo" % self.origin.port)
-        time.sleep(0.3)  # let the proxy take them
+        harness.wait_until(lambda: sum(harness.listen_backlogs(self.embargo.port)) == 0, 10,
+                           what="the proxy to take the first three")
+        pauses = self.limit_pauses()
         t0 = time.monotonic()
         flood = []
         for _ in range(200):
             c = socket.create_connection((LOOPBACK, self.embargo.port), timeout=5)
             self.addCleanup(c.close)
             flood.append(c)
-        time.sleep(1.0)
-        # Waiting, not closed: no EOF on any of them.
-        for c in flood[:20]:
-            c.settimeout(0.05)
-            with self.assertRaises(socket.timeout):
-                c.recv(1)
+        harness.wait_until(lambda: harness.accept_paused(self.embargo.port, pauses,
+                                                         self.limit_pauses()),
+                           10, what="every worker to pause on the flood")
+        # Waiting, not closed: no EOF (nor anything else) on any of them.
+        self.assertEqual(select.select(flood, [], [], 0)[0], [])
         self.embargo.wait_stderr("connection limit")
         lines = stderr_lines(self.embargo, "connection limit")
         elapsed = time.monotonic() - t0
@@ -549,7 +558,8 @@ class ConnectionLimits(EmbargoTestCase):
         """Per-client cap: limits.max_connections_per_client connections from
         one address, then further ones are closed (warned about once a
         second); another client address is still served."""
-        e = self.start_embargo(limits={"max_connections": 100, "max_connections_per_client": 2})
+        e = self.start_embargo(limits={"max_connections": 100, "max_connections_per_client": 2},
+                               extra="")
         mine = self.held(2, port=e.port)
         for c in mine:
             c.send(b"GET http://allowed.test:%d/ HTTP/1.1\r\nHo" % self.origin.port)
