@@ -1526,7 +1526,18 @@ class CaseResult(unittest.TextTestResult):
 
 
 def _interrupted(signum, frame):
+    """SIGTERM in the test program: an interrupt, so that cleanups run."""
     raise KeyboardInterrupt("signal %d" % signum)
+
+
+def _default_sigterm():
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+# A process forked from the test program (a multiprocessing worker, which its
+# pool ends with SIGTERM) dies of the signal at once, as if no handler were
+# set: one interrupted while holding the pool's queue lock hangs the pool.
+os.register_at_fork(after_in_child=_default_sigterm)
 
 
 def _test_classes(base=unittest.TestCase):

@@ -43,6 +43,7 @@ def note(*procs):
 
 %(body)s
 
+
 if __name__ == "__main__":
     harness.main()
 """
@@ -126,6 +127,23 @@ class Skips(unittest.TestCase):
 %(more)s
 """
 
+POOL = """\
+import multiprocessing
+
+
+def square(n):
+    time.sleep(0.001)
+    return n * n
+
+
+class Pool(unittest.TestCase):
+    def test_fork_pools_end_their_workers(self):
+        for _ in range(30):
+            with multiprocessing.get_context("fork").Pool(4) as pool:
+                self.assertEqual(pool.map(square, range(200), chunksize=16),
+                                 [n * n for n in range(200)])
+"""
+
 MORE_PASSING = """
 class Runs(unittest.TestCase):
     def test_ok(self):
@@ -181,10 +199,14 @@ class ChildProgramCase(unittest.TestCase):
         env.update(extra)
         return env
 
-    def run_child(self, body, **env):
-        p = subprocess.run([sys.executable, self.program(body), "--binary", harness.BINARY],
-                           stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                           stderr=subprocess.PIPE, timeout=120, env=self.env(**env))
+    def run_child(self, body, timeout=120, **env):
+        try:
+            p = subprocess.run([sys.executable, self.program(body), "--binary", harness.BINARY],
+                               stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, timeout=timeout, env=self.env(**env))
+        except subprocess.TimeoutExpired as e:
+            self.fail("the child program did not end within %d s:\n%s"
+                      % (timeout, (e.stdout or b"").decode("utf-8", "replace")))
         return p.returncode, p.stdout.decode(), p.stderr.decode()
 
     def started(self):
@@ -306,6 +328,28 @@ class SkipsAreCounted(ChildProgramCase):
         self.assertEqual(rc, 0, out + err)
         self.assertIn("SKIP child_test.py: Runs.test_skipped: not today", out)
         self.assertIn("SUMMARY child_test.py: OK: 4 cases: 1 passed, 0 failed, 3 skipped", out)
+
+
+class ForkedWorkers(ChildProgramCase):
+    def test_forked_workers_still_die_of_sigterm(self):
+        """The program turns SIGTERM into an interrupt so that cleanups run;
+        a multiprocessing pool ends its forked workers with SIGTERM, and they
+        must die of it (a worker interrupted while holding the pool's queue
+        lock hung the program until ctest's timeout)."""
+        rc, out, err = self.run_child(POOL, timeout=60)
+        self.assertEqual(rc, 0, out + err)
+        self.assertIn("SUMMARY child_test.py: OK: 1 case: 1 passed", out)
+
+
+class ForkedWorkers(ChildProgramCase):
+    def test_forked_workers_still_die_of_sigterm(self):
+        """The program turns SIGTERM into an interrupt so that cleanups run;
+        a multiprocessing pool ends its forked workers with SIGTERM, and they
+        must die of it (a worker interrupted while holding the pool's queue
+        lock hung the program until ctest's timeout)."""
+        rc, out, err = self.run_child(POOL, timeout=60)
+        self.assertEqual(rc, 0, out + err)
+        self.assertIn("SUMMARY child_test.py: OK: 1 case: 1 passed", out)
 
 
 if __name__ == "__main__":
