@@ -82,7 +82,7 @@ def unit_program(t, stage, name, status, out):
             passed += 1
     if status != "run" and failed == 0:
         failed = 1
-        t.failures.append(("%s %s" % (stage, name), "exited %s after %d case(s) passed"
+        t.failures.append(("%s %s" % (stage, name), "failed outside its cases (%s) after %d passed"
                            % (status, passed)))
     for reason, cases in skipped.items():
         t.skips.append(("%s %s" % (stage, name), "%s: %s" % (", ".join(cases), reason)))
@@ -90,17 +90,19 @@ def unit_program(t, stage, name, status, out):
 
 
 def counted_program(t, stage, kind, name, status, out, line_re=SUMMARY):
-    """An integration program's (or the container stage's) SKIP and
-    SUMMARY lines; STATUS is "run", "fail" or "notrun" (skipped)."""
+    """An integration program's (NAME, in STAGE) or a whole stage's (NAME
+    None) SKIP, FAIL and summary lines; STATUS is "run", "fail" or "notrun"
+    (skipped)."""
+    where = stage if name is None else "%s %s" % (stage, name)
     counts = None
     for line in out.splitlines():
         m = SKIP_LINE.match(line)
         if m:
-            t.skips.append(("%s %s" % (stage, name), m.group(2)))
+            t.skips.append((where, m.group(2)))
             continue
         m = FAIL_LINE.match(line)
         if m:
-            t.failures.append(("%s %s" % (stage, name), m.group(2)))
+            t.failures.append((where, m.group(2)))
             continue
         m = line_re.match(line)
         if m:
@@ -108,13 +110,13 @@ def counted_program(t, stage, kind, name, status, out, line_re=SUMMARY):
             counts = Counts(int(g[-3]), int(g[-2]), int(g[-1]))
     if counts is None:
         why = "no summary line: it crashed, timed out or was killed"
-        t.failures.append(("%s %s" % (stage, name), why))
+        t.failures.append((where, why))
         t.add(stage, kind, 0, 1, 0)
         return
     failed = counts.failed
     if status == "fail" and failed == 0:
         failed = 1
-        t.failures.append(("%s %s" % (stage, name), "exited non-zero after its summary"))
+        t.failures.append((where, "exited non-zero after its summary"))
     t.add(stage, kind, counts.passed, failed, counts.skipped)
 
 
@@ -142,8 +144,7 @@ def ctest_stage(t, stage, path):
 
 def line_stage(t, stage, path):
     out = open(path, encoding="utf-8", errors="replace").read()
-    status = "run"
-    counted_program(t, stage, stage, stage, status, out, STAGE_LINE)
+    counted_program(t, stage, "cases", None, "run", out, STAGE_LINE)
 
 
 def main():
