@@ -221,7 +221,7 @@ class UpstreamFailureTest(EmbargoTestCase):
         self.assertEqual(r.status, 504, r)
         self.assert_proxy_status(r, "connection_read_timeout")
         self.assertEqual([h["path"] for h in self.origin.heads], ["/gate/silent"])
-        self.assertEqual(self.origin.done, [], "the origin answered before the 504")
+        self.assertNotIn("/gate/silent", self.origin.done, "the origin answered before the 504")
         gate.set()
         self.assert_healthy()
 
