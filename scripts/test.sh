@@ -31,6 +31,7 @@ run_ctest() {
 stage_ctest() {
   if scripts/build.sh "$1" -DEMBARGO_TESTS=ON; then
     run_ctest "$2" "$3" || status=1
+    [ -s "$results/$3.xml" ] || { echo "ctest wrote no report" >"$results/$3.failed"; status=1; }
   else
     echo "the $1 build failed" >"$results/$3.failed"
     status=1
