@@ -10,6 +10,7 @@
 
 #include <arpa/inet.h>
 #include <criterion/criterion.h>
+#include <unistd.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <string.h>
@@ -314,10 +315,10 @@ Test(judge, a_claimed_name_that_does_not_lead_to_the_original_destination_mismat
 /* Writes D through the log writer into a new file; returns the one line,
  * parsed (caller frees). */
 static json_t *logged(const struct decision *d) {
-  char path[128], line[8192];
+  char path[128], line[8192], why[256];
   json_error_t jerr;
   snprintf(path, sizeof(path), "%s/decisions.jsonl", dir);
-  cr_assert_eq(log_open(path, 1 << 16), 0);
+  cr_assert_eq(log_open(path, 1 << 16, geteuid(), why, sizeof(why)), 0, "%s", why);
   log_decision(d);
   log_close();
   FILE *f = fopen(path, "r");
