@@ -20,6 +20,7 @@
 #include "proxy/conn/conn.h"
 #include "proxy/base/dns.h"
 #include "proxy/conn/exchange.h"
+#include "proxy/decide/judge.h"
 #include "proxy/base/log.h"
 #include "proxy/worker/server.h"
 #include "proxy/worker/upstream.h"
@@ -50,24 +51,6 @@ static enum phase_rc after_resolution(struct conn *c) {
   return conn_goto(c, CONN_ST_CONNECTING);
 }
 
-/* Whether ADDR (an original destination) is among R's addresses. */
-static bool answer_has(const struct dns_result *r, const struct sockaddr *addr) {
-  struct sockaddr_in t1, t2;
-  size_t i;
-  addr = sockaddr_unmapped(addr, &t1);
-  for (i = 0; i < r->naddrs; i++) {
-    const struct sockaddr *a = sockaddr_unmapped((const struct sockaddr *)&r->addrs[i], &t2);
-    if (a->sa_family != addr->sa_family)
-      continue;
-    if (a->sa_family == AF_INET ? memcmp(&((const struct sockaddr_in *)a)->sin_addr,
-                                         &((const struct sockaddr_in *)addr)->sin_addr, 4) == 0
-                                : memcmp(&((const struct sockaddr_in6 *)a)->sin6_addr,
-                                         &((const struct sockaddr_in6 *)addr)->sin6_addr, 16) == 0)
-      return true;
-  }
-  return false;
-}
-
 /* Keeps the answer to a transparent connection's claimed name: its CNAME
  * chain as evidence, whether it leads to the original destination, which
  * is the one address to dial. 0 or -ENOMEM. */
@@ -77,7 +60,8 @@ static int keep_transparent(struct exchange *ex, enum dns_status status,
     return -ENOMEM;
   if (status == DNS_OK)
     memcpy(ex->addrs, res, sizeof(*res));
-  ex->dst_mismatch = status != DNS_OK || !answer_has(res, (const struct sockaddr *)&ex->orig_dst);
+  ex->dst_mismatch =
+      judge_dst_mismatch(status == DNS_OK ? res : NULL, (const struct sockaddr *)&ex->orig_dst);
   memset(ex->addrs->addrs, 0, sizeof(ex->addrs->addrs));
   memcpy(&ex->addrs->addrs[0], &ex->orig_dst, sizeof(ex->orig_dst));
   ex->addrs->naddrs = 1;
