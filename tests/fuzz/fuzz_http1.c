@@ -1,5 +1,5 @@
-/* Fuzzes the HTTP front end's parsing and rewriting (proxy/http1.c with the
- * URL normaliser and the policy) the way proxy/front.c drives them: client
+/* Fuzzes the HTTP front end's parsing and rewriting (proxy/base/http1.c with the
+ * URL normaliser and the policy) the way proxy/conn/front.c drives them: client
  * bytes in any chunking; the parser pauses at each head, which is judged on
  * its target; an allowed request is rewritten and forwarded with its body
  * re-framed, a denied one is answered with a 403 and its body dropped; a
