@@ -76,9 +76,11 @@ struct conn;
  * for the events of a connection in that state, then acts on what they
  * return: it leaves the old phase and enters the new one after a move,
  * feeds buffered input to a phase that returned PHASE_MORE, re-arms the
- * timer to the phase's deadline, and sets reading once. A NULL handler
- * means: enter, drained, resume: PHASE_WAIT (enter: PHASE_MORE);
- * client_end, upstream_data, upstream_end, timeout: PHASE_CLOSE. A phase's
+ * timer to the phase's deadline, and sets reading once. A NULL handler:
+ * enter counts as PHASE_MORE; drained and resume as PHASE_WAIT (queued
+ * behind another handler, they leave its word standing); client_end,
+ * upstream_data, upstream_end and timeout as PHASE_CLOSE; a phase without
+ * client_data is given no input. A phase's
  * own state (c->priv) is made by its enter and freed by its leave, which
  * also runs when the connection closes in that state (c->priv may then be
  * NULL). */

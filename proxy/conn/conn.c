@@ -14,10 +14,10 @@
 #include "filters/netmatch.h"
 #include "filters/policy.h"
 #include "proxy/base/dns.h"
-#include "proxy/conn/hello.h"
-#include "proxy/worker/listener.h"
 #include "proxy/base/log.h"
 #include "proxy/base/metrics.h"
+#include "proxy/conn/hello.h"
+#include "proxy/worker/listener.h"
 #include "proxy/worker/server.h"
 #include "proxy/worker/upstream.h"
 
@@ -93,7 +93,7 @@ enum phase_rc conn_answer(struct conn *c, enum answer_kind kind, int status, con
 /* ---- the exchange and the upstream ------------------------------------------- */
 
 /* Frees C's exchange (NULL-safe): the parser, answer, ClientHello and spill. */
-static void exchange_free(struct conn *c) {
+static void free_exchange(struct conn *c) {
   struct exchange *ex = c->ex;
   if (ex == NULL)
     return;
@@ -126,7 +126,7 @@ static void on_handle_closed(uv_handle_t *h) {
   struct conn *c = h->data;
   if (--c->handles > 0)
     return;
-  exchange_free(c);
+  free_exchange(c);
   policy_unref(c->policy);
   free(c);
 }
@@ -272,7 +272,7 @@ static void settle(struct conn *c) {
 
   if (c->ex != NULL && c->ex->spill_len == 0 && p->needs_exchange != NULL &&
       !p->needs_exchange(c)) {
-    exchange_free(c);
+    free_exchange(c);
     if (c->up != NULL)
       upstream_forget_answer(c->up); /* a tunnel's upstream never goes back to the pool */
   }

@@ -9,9 +9,9 @@
 #include <stdio.h>
 
 #include "filters/err.h"
-#include "proxy/conn/conn.h"
 #include "proxy/base/dns.h"
 #include "proxy/base/log.h"
+#include "proxy/conn/conn.h"
 #include "proxy/worker/upstream.h"
 
 /* The pool key of the current exchange's destination into BUF. */

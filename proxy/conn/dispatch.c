@@ -29,9 +29,9 @@
 #include "proxy/conn/peek.h"
 #include "proxy/conn/respond.h"
 #include "proxy/conn/route.h"
-#include "proxy/worker/server.h"
 #include "proxy/conn/transparent.h"
 #include "proxy/conn/tunnel.h"
+#include "proxy/worker/server.h"
 
 /* CLOSED: no event reaches a closed connection. */
 static const struct phase closed_phase = {0};

@@ -9,12 +9,12 @@
 #include <string.h>
 
 #include "filters/policy.h"
-#include "proxy/conn/conn.h"
 #include "proxy/base/dns.h"
+#include "proxy/base/log.h"
+#include "proxy/conn/conn.h"
 #include "proxy/conn/hello.h"
 #include "proxy/decide/judge.h"
 #include "proxy/worker/listener.h"
-#include "proxy/base/log.h"
 #include "proxy/worker/server.h"
 
 bool exchange_http_face(const struct conn *c) {

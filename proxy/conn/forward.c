@@ -15,9 +15,9 @@
 #include <string.h>
 
 #include "filters/err.h"
-#include "proxy/conn/conn.h"
 #include "proxy/base/dns.h"
 #include "proxy/base/log.h"
+#include "proxy/conn/conn.h"
 #include "proxy/worker/server.h"
 #include "proxy/worker/upstream.h"
 

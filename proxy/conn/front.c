@@ -14,8 +14,8 @@
 
 #include "filters/err.h"
 #include "filters/normalise.h"
-#include "proxy/conn/conn.h"
 #include "proxy/base/log.h"
+#include "proxy/conn/conn.h"
 #include "proxy/worker/server.h"
 
 /* ---- parser callbacks (ctx is the conn) ----------------------------------- */

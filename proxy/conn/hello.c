@@ -14,9 +14,9 @@
 #include "filters/normalise.h"
 #include "filters/policy.h"
 #include "filters/tls_hello.h"
-#include "proxy/decide/judge.h"
 #include "proxy/base/log.h"
 #include "proxy/base/metrics.h"
+#include "proxy/decide/judge.h"
 
 struct hello {
   struct tls_hello parse;

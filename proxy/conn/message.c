@@ -7,8 +7,8 @@
 
 #include "filters/policy.h"
 #include "filters/timefmt.h"
-#include "proxy/conn/conn-t.h"
 #include "proxy/base/http1.h"
+#include "proxy/conn/conn-t.h"
 
 #define DENY_BODY_MAX   2048
 #define DENY_DETAIL_MAX 1024
@@ -64,8 +64,7 @@ static void decided_by(const struct verdict *v, char *buf, size_t size) {
   if (v->from == ACTION_FROM_PRESET)
     snprintf(buf, size, ", by preset %s", c->preset);
   else if (v->from == ACTION_FROM_OVERRIDE)
-    snprintf(buf, size, ", by override at %s:%u", c->override_where.file,
-             c->override_where.line);
+    snprintf(buf, size, ", by override at %s:%u", c->override_where.file, c->override_where.line);
 }
 
 /* The deny page for EX's verdict: the Proxy-Status details and the body. */
@@ -88,8 +87,8 @@ static void deny_text(const struct exchange *ex, const char *why, const char *de
     rfc3339_format(r->category->cutoff, cutoff, sizeof(cutoff));
   snprintf(where, sizeof(where), "%s:%u", r->where.file, r->where.line);
   decided_by(&ex->verdict, by, sizeof(by));
-  snprintf(detail, DENY_DETAIL_MAX, "%s %s traffic (%s) denied %s %s by rule %s%s",
-           r->vendor->id, r->category->name, ex->verdict.matched,
+  snprintf(detail, DENY_DETAIL_MAX, "%s %s traffic (%s) denied %s %s by rule %s%s", r->vendor->id,
+           r->category->name, ex->verdict.matched,
            ex->verdict.after_cutoff ? "since" : "before its cutoff", cutoff, where, by);
   snprintf(body, DENY_BODY_MAX,
            "Embargo denied this request.\n\n"

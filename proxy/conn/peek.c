@@ -9,11 +9,11 @@
 
 #include <string.h>
 
+#include "proxy/base/log.h"
+#include "proxy/base/metrics.h"
 #include "proxy/conn/conn.h"
 #include "proxy/conn/exchange.h"
 #include "proxy/conn/hello.h"
-#include "proxy/base/log.h"
-#include "proxy/base/metrics.h"
 #include "proxy/worker/server.h"
 
 static enum phase_rc peek_enter(struct conn *c) {

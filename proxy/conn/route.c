@@ -17,11 +17,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "proxy/conn/conn.h"
 #include "proxy/base/dns.h"
+#include "proxy/base/log.h"
+#include "proxy/conn/conn.h"
 #include "proxy/conn/exchange.h"
 #include "proxy/decide/judge.h"
-#include "proxy/base/log.h"
 #include "proxy/worker/server.h"
 #include "proxy/worker/upstream.h"
 

@@ -12,10 +12,10 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include "proxy/base/log.h"
 #include "proxy/conn/conn.h"
 #include "proxy/conn/exchange.h"
 #include "proxy/worker/listener.h"
-#include "proxy/base/log.h"
 #include "proxy/worker/server.h"
 
 /* From linux/netfilter_ipv4.h and linux/netfilter_ipv6/ip6_tables.h, whose

@@ -26,18 +26,18 @@
 
 #include "config/config.h"
 #include "filters/err.h"
+#include "proxy/base/log.h"
 #include "proxy/conn/bump.h"
 #include "proxy/conn/conn.h"
 #include "proxy/conn/dial.h"
 #include "proxy/conn/forward.h"
 #include "proxy/conn/front.h"
-#include "proxy/base/log.h"
 #include "proxy/conn/peek.h"
 #include "proxy/conn/respond.h"
 #include "proxy/conn/route.h"
-#include "proxy/worker/server.h"
 #include "proxy/conn/transparent.h"
 #include "proxy/conn/tunnel.h"
+#include "proxy/worker/server.h"
 #include "proxy/worker/upstream.h"
 
 /* 2024-09-29T00:00:00Z: the test vendor's updates are denied from then. */
