@@ -17,7 +17,9 @@ what the code really does and fails on:
     python3 tests/layering.py --source DIR --objects BUILD_DIR
 
 Exit status 0 when the layering holds, 1 when it does not (every violation
-printed), 2 on a usage error (no table, no objects).
+printed), 2 on a usage error (no table, no objects). The four checks are
+counted as cases for scripts/tally.py: a FAIL line per check that failed,
+then "SUMMARY layering: STATUS: 4 cases: P passed, F failed, 0 skipped".
 """
 
 import argparse
@@ -157,7 +159,7 @@ def check(root, objects_dir, table):
 
     for rel in files:
         if folder_of(rel, table) is None:
-            problems.append("%s: not in any folder of the layers table" % rel)
+            problems.append(("folders", "%s: not in any folder of the layers table" % rel))
 
     def allowed(src, dst):
         a, b = folder_of(src, table), folder_of(dst, table)
@@ -171,8 +173,9 @@ def check(root, objects_dir, table):
                 continue  # a generated or system header
             if not allowed(rel, inc):
                 line = text.count("\n", 0, m.start()) + 1
-                problems.append("%s:%d: includes %s (%s may not use %s)"
-                                % (rel, line, inc, folder_of(rel, table), folder_of(inc, table)))
+                problems.append(("includes", "%s:%d: includes %s (%s may not use %s)"
+                                 % (rel, line, inc, folder_of(rel, table),
+                                    folder_of(inc, table))))
 
     mods = read_symbols(objects_dir, root)
     if not mods:
@@ -192,13 +195,14 @@ def check(root, objects_dir, table):
         for d in sorted(calls[m]):
             if not allowed(m + ".c", d + ".c"):
                 syms = calls[m][d]
-                problems.append("%s.c uses %s (%s%s): %s may not use %s"
-                                % (m, d, ", ".join(syms[:3]), ", ..." if len(syms) > 3 else "",
-                                   folder_of(m + ".c", table), folder_of(d + ".c", table)))
+                problems.append(("symbols", "%s.c uses %s (%s%s): %s may not use %s"
+                                 % (m, d, ", ".join(syms[:3]), ", ..." if len(syms) > 3 else "",
+                                    folder_of(m + ".c", table), folder_of(d + ".c", table))))
     for comp in strongly_connected({m: set(ds) for m, ds in calls.items()}):
         edges = ["%s -> %s (%s)" % (a, b, calls[a][b][0])
                  for a in comp for b in comp if b in calls[a]]
-        problems.append("modules in a loop: %s\n    %s" % (", ".join(comp), "\n    ".join(edges)))
+        problems.append(("loops", "modules in a loop: %s\n    %s"
+                         % (", ".join(comp), "\n    ".join(edges))))
     return problems
 
 
@@ -210,13 +214,19 @@ def main():
     root = os.path.abspath(args.source)
     table = read_table(os.path.join(root, "ARCHITECTURE.md"))
     problems = check(root, os.path.abspath(args.objects), table)
-    for p in problems:
-        print("layering: " + p)
+    for _, text in problems:
+        print("layering: " + text)
+    kinds = ("folders", "includes", "symbols", "loops")
+    failed = [k for k in kinds if any(kind == k for kind, _ in problems)]
+    for k in failed:
+        print("FAIL layering: %s: %d problem(s)" % (k, sum(kind == k for kind, _ in problems)))
     if problems:
         print("layering: FAILED, %d problem(s)" % len(problems))
-        return 1
-    print("layering: OK (%d folders)" % len(table))
-    return 0
+    else:
+        print("layering: OK (%d folders)" % len(table))
+    print("SUMMARY layering: %s: %d cases: %d passed, %d failed, 0 skipped"
+          % ("FAILED" if failed else "OK", len(kinds), len(kinds) - len(failed), len(failed)))
+    return 1 if problems else 0
 
 
 if __name__ == "__main__":
