@@ -45,6 +45,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import socket
 import ssl
 import struct
@@ -249,7 +250,7 @@ def excerpt_matches(doc_lines, real_lines):
 # Messages the docs quote in their text, in a code span (which may wrap):
 # NAME -> the span as the docs have it. In a quote, `...` and `…` stand for
 # what the docs leave out, hex digits before `…` for an abbreviated id or
-# digest, and N for a number. Each has a generator (`quote_NAME`) returning
+# digest, and the PLACEHOLDERS words for a value. Each has a generator (`quote_NAME`) returning
 # what the binary printed; the quote must be a code span of the docs and
 # match a line of that output.
 QUOTES = {
@@ -275,7 +276,17 @@ QUOTES = {
     "verify-digest": "kaspersky.yaml: SHA-256 …, the manifest says …",
     "mint-totals": "block-page certificates: N minted, N from the cache, N evicted, N cached "
                    "(bound N)",
+    "client-rejected": "client sent alert unknown CA after the minted certificate",
+    "reload-rejected": "reload rejected, policy VERSION stays in force: ...",
+    "restart-key": "reload: KEY changed, which needs a restart; keeping the running value",
+    "reopen-failed": "cannot reopen the log: ...; still writing to the old file",
+    "bundle-reloaded": "reloaded …: policy NEW (was OLD)",
+    "bundle-in-force": "lists: bundle serial N in force: policy NEW",
 }
+
+# Words in capitals that stand for a value in a quote.
+PLACEHOLDERS = {"N": r"\d+", "VERSION": "[0-9a-f]{16}", "NEW": "[0-9a-f]{16}",
+                "OLD": "[0-9a-f]{16}", "KEY": r"[a-z_.]+"}
 
 
 def collapse(text):
@@ -294,11 +305,12 @@ def code_spans(doc):
 def quote_pattern(quote):
     """A regular expression for QUOTE's placeholders."""
     out = []
-    for tok in re.split(r"([0-9a-f]*…|\.\.\.|\bN\b)", quote):
+    words = "|".join(PLACEHOLDERS)
+    for tok in re.split(r"([0-9a-f]*…|\.\.\.|\b(?:%s)\b)" % words, quote):
         if tok in ("...", "…"):
             out.append(".*?")
-        elif tok == "N":
-            out.append(r"\d+")
+        elif tok in PLACEHOLDERS:
+            out.append(PLACEHOLDERS[tok])
         elif tok.endswith("…"):
             out.append("[0-9a-f]+")
         else:
@@ -700,28 +712,33 @@ class DocsExamplesTest(EmbargoTestCase):
         return (manifest.decode() + "\nsignature " + sig.decode() +
                 "\n<kaspersky.yaml's %d bytes>\n" % len(listed))
 
-    def example_lists_refused(self, block):
-        # The cache holds a good bundle (serial 1764305432); the server
-        # offers a later one whose kaspersky.yaml was changed after signing.
+    def lists_embargo(self, tamper):
+        """An embargo whose cache holds a good bundle (serial 1764305432),
+        fetching every second from a server that offers a later one
+        (1764305500), whose kaspersky.yaml was changed after signing with
+        TAMPER."""
         d = self.signing_dir()
         cache = os.path.join(d, "cache")
         os.mkdir(cache)
         self.sign(d, 1764305432, os.path.join(cache, "lists.bundle"))
-        tampered = self.sign(d, 1764305500, os.path.join(d, "next.bundle"), tamper=True)
+        offered = self.sign(d, 1764305500, os.path.join(d, "next.bundle"), tamper=tamper)
         cert, ckey = os.path.join(d, "server.crt"), os.path.join(d, "server.key")
         subprocess.run([harness.OPENSSL, "req", "-x509", "-newkey", "ec", "-pkeyopt",
                         "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", ckey, "-out", cert,
                         "-days", "2", "-subj", "/CN=lists.test", "-addext",
                         "subjectAltName=IP:127.0.0.1"], check=True, stdin=subprocess.DEVNULL,
                        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=30)
-        server = BundleServer(cert, ckey, tampered)
+        server = BundleServer(cert, ckey, offered)
         server.start()
         self.addCleanup(server.stop)
-        e = self.start_embargo(extra="user: root\nlists:\n"
-                               "  url: https://127.0.0.1:%d/embargo/lists.bundle\n"
-                               "  pubkey: %s\n  cache_dir: %s\n  ca_file: %s\n  interval: 1s\n"
-                               % (server.port, os.path.join(d, "lists.key.pub"), cache, cert))
-        text = e.wait_stderr("bundle refused")
+        return self.start_embargo(extra="user: root\nlists:\n"
+                                  "  url: https://127.0.0.1:%d/embargo/lists.bundle\n"
+                                  "  pubkey: %s\n  cache_dir: %s\n  ca_file: %s\n"
+                                  "  interval: 1s\n"
+                                  % (server.port, os.path.join(d, "lists.key.pub"), cache, cert))
+
+    def example_lists_refused(self, block):
+        text = self.lists_embargo(tamper=True).wait_stderr("bundle refused")
         return [l for l in text.split("\n") if "bundle refused" in l][0]
 
     def example_report(self, block):
@@ -818,8 +835,9 @@ class DocsExamplesTest(EmbargoTestCase):
         real = getattr(self, "quote_" + name.replace("-", "_"))()
         pattern = re.compile(quote_pattern(collapse(quote)))
         lines = [collapse(l) for l in real.split("\n")]
-        self.assertTrue(any(pattern.search(l) for l in lines),
-                        "the docs quote %r; the binary printed:\n%s" % (quote, real))
+        if not any(pattern.search(l) for l in lines):
+            self.fail("the binary printed:\n%s\nthe docs quote %r, which it did not print"
+                      % (real, quote))
 
     def quote_resolver_port(self):
         p = run(["run", "--listen", "127.0.0.1:%d" % free_port(), "--resolver",
@@ -919,6 +937,50 @@ class DocsExamplesTest(EmbargoTestCase):
         self.assertEqual(p.returncode, 0, p.stderr)
         e.check_clean_exit()
         return e.stderr_text()
+
+    def quote_client_rejected(self):
+        # A client that does not trust the block-page CA.
+        ca = os.path.join(self.tmp, "untrusted-ca")
+        self.assertEqual(run(["ca", "init", "--dir", ca, "--permit", "kaspersky.com"]).returncode,
+                         0)
+        e = self.start_embargo(extra="certs:\n  ca_dir: %s\ntls_inspect:\n  deny_with: page\n"
+                               % ca)
+        mark = e.log_mark()
+        p = harness.curl(["--proxy", e.proxy_url, "https://s07.upd.kaspersky.com/"])
+        self.assertNotEqual(p.returncode, 0)
+        rec = e.wait_records(lambda r: r.get("error") == "client_rejected_certificate",
+                             since=mark)[-1]
+        return rec["detail"]
+
+    def reloaded(self, e, text, needle):
+        """Writes TEXT as E's configuration, sends SIGHUP, and waits for
+        NEEDLE on E's standard error; returns it."""
+        with open(e.config_path, "w") as f:
+            f.write(text)
+        e.proc.send_signal(signal.SIGHUP)
+        return e.wait_stderr(needle)
+
+    def quote_reload_rejected(self):
+        e = self.start_embargo(extra="user: root")
+        return self.reloaded(e, e.config_text + "no_such_key: 1\n", "reload rejected")
+
+    def quote_restart_key(self):
+        e = self.start_embargo(extra="user: root")
+        return self.reloaded(e, e.config_text + "log_buffer: 1048576\n", "needs a restart")
+
+    def quote_reopen_failed(self):
+        # The log's path made a symbolic link, then SIGUSR1.
+        e = self.start_embargo(extra="user: root")
+        os.rename(e.log_path, e.log_path + ".1")
+        os.symlink(e.log_path + ".1", e.log_path)
+        e.proc.send_signal(signal.SIGUSR1)
+        return e.wait_stderr("cannot reopen the log")
+
+    def quote_bundle_reloaded(self):
+        return self.lists_embargo(tamper=False).wait_stderr("in force: policy")
+
+    def quote_bundle_in_force(self):
+        return self.lists_embargo(tamper=False).wait_stderr("in force: policy")
 
 def _add_example_tests():
     """One test per example the docs mark."""
