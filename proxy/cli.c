@@ -853,6 +853,11 @@ int cli_main(int argc, char **argv) {
   memset(&o, 0, sizeof(o));
   if ((rc = parse_options(argc, argv, &o)) != 0)
     return rc;
+#ifdef EMBARGO_DEFAULT_CONFIG
+  /* An installed host's file (the Debian package's), when there is one. */
+  if (o.config == NULL && access(EMBARGO_DEFAULT_CONFIG, F_OK) == 0)
+    o.config = EMBARGO_DEFAULT_CONFIG;
+#endif
   if (o.verbose)
     log_set_level(LOG_DEBUG);
   if (optind < argc)
