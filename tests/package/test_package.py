@@ -128,6 +128,11 @@ def systemd_image():
                                  p.stderr[-5000:])
     finally:
         shutil.rmtree(ctx, ignore_errors=True)
+    # Images of earlier Containerfiles are not used again.
+    listed = podman("images", "--format", "{{.Repository}}:{{.Tag}}", IMAGE).stdout.split()
+    for old in listed:
+        if old != tag:
+            podman("rmi", old)
     timings["systemd image"] = time.monotonic() - t0
     return tag
 
@@ -423,6 +428,25 @@ class InstalledPackageTest(unittest.TestCase):
         score, level = exposure(out, "embargo.service")
         self.assertIn(level, GOOD_LEVELS, out)
         self.assertLess(score, 5.0)
+
+    def test_10_a_configuration_error_is_told_and_not_restarted(self):
+        """Exit status 2 is RestartPreventExitStatus: the unit fails once,
+        with the file:line:col error in the journal, instead of looping."""
+        self.ok("cp /etc/embargo/embargo.yaml /root/embargo.yaml.good && "
+                "printf 'timeouts: {connect: soon}\n' >> /etc/embargo/embargo.yaml")
+        try:
+            mark = len(self.journal())
+            self.assertNotEqual(self.sh("systemctl restart embargo", timeout=60).returncode, 0)
+            self.assertEqual((self.show("ActiveState"), self.show("Result"),
+                              self.show("ExecMainStatus"), self.show("NRestarts")),
+                             ("failed", "exit-code", "2", "0"))
+            self.assertRegex(self.journal()[mark:],
+                             r"/etc/embargo/embargo.yaml:\d+:\d+: timeouts")
+        finally:
+            self.ok("cp /root/embargo.yaml.good /etc/embargo/embargo.yaml && "
+                    "systemctl reset-failed embargo")
+        self.ok("systemctl start embargo")
+        self.assertEqual(self.show("SubState"), "running")
 
     def test_99_purge_removes_the_user_and_leaves_nothing_running(self):
         self.ok("DEBIAN_FRONTEND=noninteractive apt-get purge -y embargo", timeout=300)
