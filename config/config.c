@@ -167,13 +167,19 @@ static const struct directive internal_keys[] = {
 
 #define COUNT(a) (sizeof(a) / sizeof((a)[0]))
 
-#define KEYS(path, table) {KEYS_CONFIG, path, table, COUNT(table)}
+#define KEYS(path, table)                                                                          \
+  { KEYS_CONFIG, path, table, COUNT(table) }
 const struct key_table load_config_key_tables[] = {
-  KEYS("", top_keys),              KEYS("listen[]", listen_keys),
-  KEYS("timeouts", timeout_keys),  KEYS("limits", limit_keys),
-  KEYS("tls_inspect", tls_keys),   KEYS("transparent", transparent_keys),
-  KEYS("dns", dns_keys),           KEYS("certs", certs_keys),
-  KEYS("internal", internal_keys), {KEYS_CONFIG, NULL, NULL, 0},
+    KEYS("", top_keys),
+    KEYS("listen[]", listen_keys),
+    KEYS("timeouts", timeout_keys),
+    KEYS("limits", limit_keys),
+    KEYS("tls_inspect", tls_keys),
+    KEYS("transparent", transparent_keys),
+    KEYS("dns", dns_keys),
+    KEYS("certs", certs_keys),
+    KEYS("internal", internal_keys),
+    {KEYS_CONFIG, NULL, NULL, 0},
 };
 
 static int apply_timeouts(struct loader *ld, const struct ydoc *d, const struct ynode *value,
