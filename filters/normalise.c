@@ -252,6 +252,19 @@ int authority_parse(const char *in, size_t len, uint16_t default_port, struct ho
   return 0;
 }
 
+int destination_parse(const char *in, size_t len, uint16_t default_port, struct host *out) {
+  const char *colon = memchr(in, ':', len);
+  int err;
+
+  if (len == 0 || in[0] == '[' || colon == NULL ||
+      memchr(colon + 1, ':', len - (size_t)(colon - in) - 1) == NULL)
+    return authority_parse(in, len, default_port, out);
+  if ((err = host_normalise(in, len, out)) != 0)
+    return err;
+  out->port = default_port;
+  return 0;
+}
+
 static bool is_scheme_char(char c) {
   return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || is_digit(c) || c == '+' ||
          c == '-' || c == '.';

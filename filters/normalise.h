@@ -58,6 +58,14 @@ int host_normalise_sni(const char *in, size_t len, struct host *out);
 int authority_parse(const char *in, size_t len, uint16_t default_port,
                     struct host *out);
 
+/* Parses a destination as an admin types it (`embargo check`): what
+ * authority_parse accepts, and a bare IPv6 literal ("fe80::1",
+ * "2001:db8::1"), which is the address itself with DEFAULT_PORT: a text
+ * with more than one ':' and no brackets is never host:port. Rejects what
+ * those reject. Never used for peer bytes: a CONNECT target or a Host
+ * header must bracket an IPv6 literal (authority_parse). */
+int destination_parse(const char *in, size_t len, uint16_t default_port, struct host *out);
+
 /* Parses an absolute-form request target "http://authority[/path][?query]".
  * The scheme is case-insensitive; only "http" is accepted (EMB_ESCHEME
  * otherwise). On success *path points into IN at the origin-form remainder

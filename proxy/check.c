@@ -168,13 +168,16 @@ static void print_verdict(const struct check_dest *d, const struct judgement *j,
       [JUDGE_PORT] = "http_request_denied", [JUDGE_INTERNAL] = "destination_ip_prohibited",
       [JUDGE_SELF] = "destination_ip_prohibited"};
   const struct verdict *v = &j->verdict;
+  char where[HOST_NAME_MAX_LEN + 16]; /* "name:port", "[v6]:port" */
+
+  host_format(h, where, sizeof(where));
   if (j->refusal != JUDGE_PASS) {
-    printf("%s%s:%u: DENY\n  refused:   %s (%s)\n", d->http ? "http://" : "", h->name,
-           h->port, j->detail, refusals[j->refusal]);
+    printf("%s%s: DENY\n  refused:   %s (%s)\n", d->http ? "http://" : "", where, j->detail,
+           refusals[j->refusal]);
     return;
   }
-  printf("%s%s:%u%.*s: %s%s\n", d->http ? "http://" : "", h->name, h->port,
-         d->http ? (int)d->path_len : 0, d->path ? d->path : "",
+  printf("%s%s%.*s: %s%s\n", d->http ? "http://" : "", where, d->http ? (int)d->path_len : 0,
+         d->path ? d->path : "",
          v->action == ACTION_DENY  ? "DENY"
          : v->action == ACTION_LOG ? "ALLOW (logged)"
                                    : "ALLOW",
@@ -201,7 +204,7 @@ int check_parse_dest(const char *text, size_t len, struct check_dest *out) {
     size_t n = strcspn(text + hl, "/?#");
     return authority_parse(text + hl, n < len - hl ? n : len - hl, 443, &out->host);
   }
-  return authority_parse(text, len, 443, &out->host);
+  return destination_parse(text, len, 443, &out->host);
 }
 
 enum dns_status check_judge(const struct config *cfg, struct destcheck *dc,

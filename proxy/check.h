@@ -31,9 +31,10 @@ struct check_opts {
   enum check_format format; /* batch mode's output */
 };
 
-/* A destination as `check` reads it: NAME, IP, NAME:PORT, [v6]:PORT (a
- * CONNECT, default port 443), http://HOST[:PORT]/PATH (a plain-HTTP request,
- * its path judged too) or https://HOST[:PORT]/... (a CONNECT to HOST). */
+/* A destination as `check` reads it: NAME, IP, NAME:PORT, [v6]:PORT or a
+ * bare IPv6 address (destination_parse; a CONNECT, default port 443),
+ * http://HOST[:PORT]/PATH (a plain-HTTP request, its path judged too) or
+ * https://HOST[:PORT]/... (a CONNECT to HOST). */
 struct check_dest {
   struct host host;
   bool http;        /* a plain-HTTP request */
@@ -67,7 +68,8 @@ void check_format_by(const struct verdict *v, char *buf, size_t size);
 /* Sets up DC with CFG's internal ranges and listeners. 0, or -1 (printed). */
 int check_destcheck_init(const struct config *cfg, struct destcheck *dc);
 
-/* Prints a verdict for each of DESTS (NAME, IP, NAME:PORT, [v6]:PORT).
+/* Prints a verdict for each of DESTS (as check_parse_dest reads them), each
+ * headed "NAME:PORT: VERDICT" ("[v6]:PORT: ..." for an IPv6 address).
  * Returns 0 if all are allowed, 1 if any is denied or does not resolve (the
  * proxy would open no connection), 2 if any is invalid. */
 int check_run(const struct config *cfg, const struct check_opts *o, int ndests,

@@ -154,11 +154,20 @@ static void ifaddrs_refresh(struct destcheck *dc, uint64_t now_ms) {
   freeifaddrs(all);
 }
 
-/* Whether SA is an address of this host: loopback, unspecified, or bound to
- * one of its interfaces. */
-static bool is_local_address(struct destcheck *dc, const struct sockaddr *sa, uint64_t now_ms) {
+/* Whether SA is bound to one of this host's interfaces. */
+static bool is_interface_address(struct destcheck *dc, const struct sockaddr *sa, uint64_t now_ms) {
   int i;
+  ifaddrs_refresh(dc, now_ms);
+  for (i = 0; i < dc->nifaddrs; i++)
+    if (same_ip((const struct sockaddr *)&dc->ifaddrs[i], sa))
+      return true;
+  return false;
+}
 
+/* Whether SA is an address of this host: loopback, unspecified, or bound to
+ * one of its interfaces. (The internal check leaves loopback and
+ * unspecified to its table of ranges, the one place that refuses them.) */
+static bool is_local_address(struct destcheck *dc, const struct sockaddr *sa, uint64_t now_ms) {
   if (sa->sa_family == AF_INET) {
     uint32_t a = ntohl(((const struct sockaddr_in *)sa)->sin_addr.s_addr);
     if ((a >> 24) == 127 || a == 0)
@@ -167,11 +176,7 @@ static bool is_local_address(struct destcheck *dc, const struct sockaddr *sa, ui
              IN6_IS_ADDR_UNSPECIFIED(&((const struct sockaddr_in6 *)sa)->sin6_addr)) {
     return true;
   }
-  ifaddrs_refresh(dc, now_ms);
-  for (i = 0; i < dc->nifaddrs; i++)
-    if (same_ip((const struct sockaddr *)&dc->ifaddrs[i], sa))
-      return true;
-  return false;
+  return is_interface_address(dc, sa, now_ms);
 }
 
 /* Whether internal.allow names exactly this address (a /32 or /128 entry). */
@@ -214,11 +219,11 @@ bool destcheck_is_internal(struct destcheck *dc, const struct sockaddr *addr, ui
     memset(&inner, 0, sizeof(inner));
     inner.sin_family = AF_INET;
     memcpy(&inner.sin_addr, v4, 4);
-    if (is_local_address(dc, (const struct sockaddr *)&inner, now_ms))
+    if (is_interface_address(dc, (const struct sockaddr *)&inner, now_ms))
       return true;
   }
   return netmatch_lookup(dc->internal, family, ip, NULL) != NULL ||
-         is_local_address(dc, addr, now_ms);
+         is_interface_address(dc, addr, now_ms);
 }
 
 bool destcheck_is_self(struct destcheck *dc, const struct sockaddr *addr, uint64_t now_ms) {

@@ -75,4 +75,11 @@ bool judge_denies(const struct judgement *j);
 /* Adds an outcome to IN (ignored past JUDGE_MAX_OUTCOMES). */
 void judge_add_outcome(struct judge_input *in, enum action action, const char *option);
 
+/* Whether a transparent connection's claimed name does not lead to where
+ * the client was going: ANSWER (the name's answer, NULL when it did not
+ * resolve) holds no address equal to ORIG_DST (ports aside; IPv4-mapped
+ * IPv6 addresses compare as the IPv4 address they carry). The caller then
+ * adds the transparent.on_dst_mismatch outcome. */
+bool judge_dst_mismatch(const struct dns_result *answer, const struct sockaddr *orig_dst);
+
 #endif

@@ -252,25 +252,6 @@ bool route_second_hello(struct conn *c, bool changed) {
   return true;
 }
 
-/* Whether ADDR (an original destination) is among R's addresses. */
-static bool answer_has(const struct dns_result *r, const struct sockaddr *addr) {
-  struct sockaddr_in t1, t2;
-  size_t i;
-  addr = sockaddr_unmapped(addr, &t1);
-  for (i = 0; i < r->naddrs; i++) {
-    const struct sockaddr *a = sockaddr_unmapped((const struct sockaddr *)&r->addrs[i], &t2);
-    if (a->sa_family != addr->sa_family)
-      continue;
-    if (a->sa_family == AF_INET
-            ? memcmp(&((const struct sockaddr_in *)a)->sin_addr,
-                     &((const struct sockaddr_in *)addr)->sin_addr, 4) == 0
-            : memcmp(&((const struct sockaddr_in6 *)a)->sin6_addr,
-                     &((const struct sockaddr_in6 *)addr)->sin6_addr, 16) == 0)
-      return true;
-  }
-  return false;
-}
-
 /* A transparent connection's claimed name resolved (or not): its CNAME
  * chain is kept as evidence, whether it leads to the original destination
  * is recorded, and the original destination is the one address to dial. */
@@ -282,7 +263,8 @@ static void transparent_resolved(struct conn *c, enum dns_status status,
   }
   if (status == DNS_OK)
     memcpy(c->ex->addrs, res, sizeof(*res));
-  c->ex->dst_mismatch = status != DNS_OK || !answer_has(res, (const struct sockaddr *)&c->ex->orig_dst);
+  c->ex->dst_mismatch =
+      judge_dst_mismatch(status == DNS_OK ? res : NULL, (const struct sockaddr *)&c->ex->orig_dst);
   memset(c->ex->addrs->addrs, 0, sizeof(c->ex->addrs->addrs));
   memcpy(&c->ex->addrs->addrs[0], &c->ex->orig_dst, sizeof(c->ex->orig_dst));
   c->ex->addrs->naddrs = 1;

@@ -3,7 +3,8 @@
 # SECONDS (default 60), single process, on a temporary copy of its committed
 # seed corpus (tests/fuzz/corpus/<name>/; never written to). Exits non-zero if
 # any target crashes, leaks or times out; crash inputs are kept in the
-# printed artifact directory.
+# printed artifact directory. Ends with a FAIL line per failed target and
+# `fuzz: N passed, M failed, 0 skipped`, counted in targets.
 #
 # usage: scripts/fuzz.sh [SECONDS]
 set -euo pipefail
@@ -20,7 +21,7 @@ fuzzers=$(cd "$root/tests/fuzz" && ls fuzz_*.c 2>/dev/null | sed 's/\.c$//')
 # shellcheck disable=SC2086
 cmake --build "$build" -j2 --target $fuzzers
 
-status=0
+status=0 passed=0 failed=0
 for f in $fuzzers; do
   name=${f#fuzz_}
   corpus=$work/$name/corpus
@@ -34,12 +35,15 @@ for f in $fuzzers; do
       -print_final_stats=1 -artifact_prefix="$artifacts/" "$corpus" \
       >"$work/$name/log" 2>&1; then
     grep -E "^(Done [0-9]+ runs|stat::number_of_executed_units|stat::peak_rss_mb)" "$work/$name/log" || true
+    passed=$((passed + 1))
   else
-    status=1
+    status=1 failed=$((failed + 1))
     tail -n 40 "$work/$name/log"
     echo "!! $f failed; artifacts in $artifacts" >&2
+    echo "FAIL fuzz: $f: artifacts in $artifacts"
   fi
 done
+echo "fuzz: $passed passed, $failed failed, 0 skipped"
 
 if [ "$status" -eq 0 ]; then
   rm -rf "$work"

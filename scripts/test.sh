@@ -5,54 +5,63 @@
 # run with podman (skipped, with the reason, where podman cannot run
 # containers), followed by a bounded fuzzing run.
 #   scripts/test.sh                       everything
-#   FUZZ_SECONDS=0 scripts/test.sh        skip fuzzing
-#   EMBARGO_CONTAINER=0 scripts/test.sh   skip the container stage (reported as skipped)
+#   FUZZ_SECONDS=0 scripts/test.sh        no fuzzing (reported as skipped)
+#   EMBARGO_CONTAINER=0 scripts/test.sh   no container stage (reported as skipped)
+# It ends with every program and stage that skipped cases, and why, those
+# that failed, and the line `tests: N passed, M failed, K skipped` counted
+# in cases (scripts/tally.py).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 scripts/deps.sh test || exit 1
 
 jobs=$(nproc)
-log=$(mktemp "${TMPDIR:-/tmp}/embargo-test.XXXXXX")
-trap 'rm -f "$log"' EXIT
+results=$(mktemp -d "${TMPDIR:-/tmp}/embargo-test.XXXXXX")
+trap 'rm -rf "$results"' EXIT
 status=0
 
-# Runs ctest in build dir $1, appending its output to $log.
+# Runs ctest in build dir $1, its JUnit report (every program's output in
+# it, whole) to $results/$2.xml.
 run_ctest() {
-  (cd "$1" && ctest --output-on-failure -j"$jobs") 2>&1 | tee -a "$log"
-  return "${PIPESTATUS[0]}"
+  (cd "$1" && ctest --output-on-failure -j"$jobs" --output-junit "$results/$2.xml" \
+     --test-output-size-passed 8388608 --test-output-size-failed 8388608 \
+     --test-output-truncation middle)
+}
+
+# Builds flavour $1 into dir $2 and runs its tests as stage $3.
+stage_ctest() {
+  if scripts/build.sh "$1" -DEMBARGO_TESTS=ON; then
+    run_ctest "$2" "$3" || status=1
+    [ -s "$results/$3.xml" ] || { echo "ctest wrote no report" >"$results/$3.failed"; status=1; }
+  else
+    echo "the $1 build failed" >"$results/$3.failed"
+    status=1
+  fi
 }
 
 echo "== release build: unit and integration tests"
-scripts/build.sh release -DEMBARGO_TESTS=ON && run_ctest build || status=1
+stage_ctest release build release
 
 echo "== ASan+UBSan build: unit and integration tests"
 export ASAN_OPTIONS=detect_leaks=1:halt_on_error=1:abort_on_error=0
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
-scripts/build.sh asan -DEMBARGO_TESTS=ON && run_ctest build-asan || status=1
+stage_ctest asan build-asan asan
 
 # The image is the release build in a container: one run is enough.
 echo "== container image: build with podman, run, serve and deny through it"
-python3 tests/container/test_container.py 2>&1 | tee -a "$log"
+python3 tests/container/test_container.py 2>&1 | tee "$results/container.log"
 [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
 
-fuzz_passed=0 fuzz_failed=0
-if [ "${FUZZ_SECONDS:-40}" != "0" ]; then
-  echo "== fuzzing (${FUZZ_SECONDS:-40}s per target)"
-  if scripts/fuzz.sh "${FUZZ_SECONDS:-40}"; then fuzz_passed=1; else fuzz_failed=1; status=1; fi
+fuzz_seconds=${FUZZ_SECONDS:-40}
+if [ "$fuzz_seconds" != "0" ]; then
+  echo "== fuzzing (${fuzz_seconds}s per target)"
+  scripts/fuzz.sh "$fuzz_seconds" 2>&1 | tee "$results/fuzz.log"
+  [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
+else
+  targets=$(find tests/fuzz -maxdepth 1 -name 'fuzz_*.c' | wc -l)
+  echo "== fuzzing skipped (FUZZ_SECONDS=0)"
+  { echo "SKIP fuzz: $targets targets: FUZZ_SECONDS=0"
+    echo "fuzz: 0 passed, 0 failed, $targets skipped"; } | tee "$results/fuzz.log"
 fi
 
-# One closing line over every stage: ctest's own summaries, the container
-# stage's line, plus fuzzing.
-passed=$(grep -Eo '[0-9]+% tests passed, [0-9]+ tests failed out of [0-9]+' "$log" |
-         awk '{ p += $9 - $4 } END { print p + 0 }')
-failed=$(grep -Eo '[0-9]+% tests passed, [0-9]+ tests failed out of [0-9]+' "$log" |
-         awk '{ f += $4 } END { print f + 0 }')
-read -r c_passed c_failed c_skipped < <(
-  grep -E '^container: [0-9]+ passed, [0-9]+ failed, [0-9]+ skipped$' "$log" | tail -n 1 |
-    awk '{ print $2 + 0, $4 + 0, $6 + 0 } END { if (NR == 0) print 0, 0, 0 }')
-passed=$((passed + c_passed)) failed=$((failed + c_failed))
-[ "$status" -ne 0 ] && [ "$failed" -eq 0 ] && [ "$fuzz_failed" -eq 0 ] && failed=1
-skipped=""
-[ "$c_skipped" -gt 0 ] && skipped=", $c_skipped skipped"
-echo "tests: $((passed + fuzz_passed)) passed, $((failed + fuzz_failed)) failed$skipped"
+python3 scripts/tally.py "$results" || status=1
 exit "$status"

@@ -133,21 +133,30 @@ class ContainerTest(unittest.TestCase):
 
     @classmethod
     def setUpClass(cls):
+        """Each step's undoing is registered as a class cleanup before the
+        step runs: unittest runs them when this raises part way, and after
+        tearDownClass."""
         reason = podman_unusable()
         if reason:
             raise unittest.SkipTest(reason)
         cls.name = "embargo-test-%d" % os.getpid()
         cls.tmp = tempfile.mkdtemp(prefix="embargo-container-")
-        cls.dns = cls.origin = None
-        cls.started = False
-        try:
-            cls.build_output = build_image()
-            cls.dns = Dnsmasq(cls.tmp).start()
-            cls.origin = Origin().start()
-            cls.start_container()
-        except BaseException:
-            cls.tearDownClass()
-            raise
+        cls.addClassCleanup(shutil.rmtree, cls.tmp, True)
+        cls.build_output = build_image()
+        cls.dns = Dnsmasq(cls.tmp)
+        cls.addClassCleanup(cls.dns.stop)
+        cls.dns.start()
+        cls.origin = Origin()
+        cls.addClassCleanup(cls.origin.stop)
+        cls.origin.start()
+        cls.addClassCleanup(cls.remove_container)
+        cls.start_container()
+
+    @classmethod
+    def remove_container(cls):
+        """Removes the container if it was made (podman answers an error
+        otherwise, which is fine)."""
+        podman("rm", "--force", "--time", "5", cls.name, timeout=60)
 
     @classmethod
     def start_container(cls):
@@ -180,23 +189,11 @@ class ContainerTest(unittest.TestCase):
                "-e", "EMBARGO_LISTEN=127.0.0.1:%d" % cls.port,
                "-e", "EMBARGO_LOG=%s/decisions.jsonl" % LOG_DIR_MOUNT,
                IMAGE, check=True)
-        cls.started = True
         wait_until(lambda: "listening on" in cls.logs() or not cls.running(), START_TIMEOUT,
                    0.1, "the container to listen")
         if not cls.running():
             raise AssertionError("the container exited at start:\n" + cls.logs())
         timings["container start"] = time.monotonic() - t0
-
-    @classmethod
-    def tearDownClass(cls):
-        if getattr(cls, "started", False):
-            podman("rm", "--force", "--time", "5", cls.name, timeout=60)
-            cls.started = False
-        for s in (getattr(cls, "origin", None), getattr(cls, "dns", None)):
-            if s is not None:
-                s.stop()
-        if getattr(cls, "tmp", None):
-            shutil.rmtree(cls.tmp, ignore_errors=True)
 
     @classmethod
     def logs(cls):
@@ -254,8 +251,6 @@ class ContainerTest(unittest.TestCase):
         self.assertEqual(test[:1], ["CMD"], hc)
         self.assertGreater(len(test), 1, hc)
         p = podman("exec", self.name, *test[1:], timeout=60)
-        if p.returncode != 0 and 'unknown command "status"' in p.stderr:
-            self.skipTest("embargo status not implemented in this build")
         self.assertEqual(p.returncode, 0, "HEALTHCHECK %s: exit %d\n%s%s"
                          % (test[1:], p.returncode, p.stdout, p.stderr))
         self.assertTrue(self.admin, "status passed although the image refused the admin key")
@@ -313,13 +308,12 @@ class ContainerTest(unittest.TestCase):
         self.assertIn("EMBARGO_CONFIG=/etc/embargo/missing.yaml: no such file", p.stderr)
 
     def test_09_stops_cleanly_on_sigterm(self):
-        t0 = time.monotonic()
         podman("stop", "--time", "20", self.name, timeout=60, check=True)
-        elapsed = time.monotonic() - t0
+        # Exit status 0: embargo stopped on the SIGTERM; had podman killed
+        # it after the 20 s grace, it would be 137.
         code = podman("inspect", "--format", "{{.State.ExitCode}}", self.name,
                       check=True).stdout.strip()
         self.assertEqual(code, "0", self.logs())
-        self.assertLess(elapsed, 15, "SIGTERM did not stop embargo (killed after the grace time?)")
 
     def test_10_init_image_loads_the_sidecar_rules_into_a_network_namespace(self):
         """Runs the sidecar manifest's init container script, as its pod spec
@@ -337,14 +331,6 @@ class ContainerTest(unittest.TestCase):
         pod = [d for d in docs if d["kind"] == "Deployment"][0]["spec"]["template"]["spec"]
         init = pod["initContainers"][0]
         caps = init["securityContext"]["capabilities"]["add"]
-        parsed = yaml.safe_load(config)
-        if "admin" in parsed and not image_accepts("admin:\n  listen: 127.0.0.1:9090\n"):
-            # The rules do not depend on the admin endpoint: check them with
-            # the rest of the configuration rather than not at all.
-            del parsed["admin"]
-            config = yaml.safe_dump(parsed)
-            print("\n  (the image does not know `admin` yet: sidecar config used without it)",
-                  file=sys.stderr, end=" ")
         path = os.path.join(self.tmp, "sidecar.yaml")
         with open(path, "w") as f:
             f.write(config)
@@ -358,8 +344,8 @@ class ContainerTest(unittest.TestCase):
         self.assertEqual(init["command"], ["/bin/sh", "-c"])
         script = init["args"][0]
         p = podman(*base, "embargo", "rules", timeout=60)
-        if p.returncode != 0 and 'unknown command "rules"' in p.stderr:
-            self.skipTest("embargo rules not implemented in this build")
+        self.assertEqual(p.returncode, 0, "embargo rules in the init image:\n%s%s"
+                         % (p.stdout, p.stderr))
         # The script ends with `set -e` in force: the rulesets are read back
         # only if every command of it succeeded.
         p = podman(*base, "/bin/sh", "-c",
@@ -380,23 +366,17 @@ class ContainerTest(unittest.TestCase):
 
 
 def main():
+    """Runs the cases (harness.run_cases: SKIP and FAIL lines, a SUMMARY),
+    then prints the stage's timings and the line the suite's summary
+    counts. Exits 1 if a case failed, else 0 (a skipped stage is reported,
+    not failed)."""
     start = time.monotonic()
-    prog = unittest.main(module="__main__", argv=sys.argv[:1] + sys.argv[1:], exit=False,
-                         verbosity=2)
-    r = prog.result
-    total = time.monotonic() - start
-    failed = len(r.failures) + len(r.errors) + len(r.unexpectedSuccesses)
-    skipped = len(r.skipped)
-    if r.testsRun == 0 and r.skipped and not failed:
-        # Skipped in setUpClass (podman unusable): every test in it is skipped.
-        skipped = unittest.defaultTestLoader.loadTestsFromTestCase(ContainerTest).countTestCases()
-        print("container stage skipped: %s" % r.skipped[0][1])
-    passed = max(r.testsRun - failed - len(r.skipped), 0)
-    print("container stage: %.0fs (%s)" % (total, ", ".join(
+    passed, failed, skipped = harness.run_cases("container", sys.argv[:1] + sys.argv[1:])
+    print("container stage: %.0fs (%s)" % (time.monotonic() - start, ", ".join(
         "%s %.0fs" % kv for kv in timings.items()) or "no build"))
     print("container: %d passed, %d failed, %d skipped" % (passed, failed, skipped))
     sys.stdout.flush()
-    sys.exit(0 if r.wasSuccessful() else 1)
+    sys.exit(1 if failed else 0)
 
 
 if __name__ == "__main__":

@@ -23,6 +23,7 @@ import os
 import random
 import re
 import shutil
+import signal
 import socket
 import socketserver
 import ssl
@@ -64,6 +65,22 @@ SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "runtime error:", "LeakSanitizer
 
 STARTUP_TIMEOUT = 20.0  # seconds; sanitizer builds start slowly
 IO_TIMEOUT = 20.0
+
+
+_PR_SET_PDEATHSIG = 1
+
+
+def tied_to_parent():
+    """A Popen preexec_fn: the child gets SIGTERM when the test program
+    that started it dies (killed, interrupted), so a server a test started
+    never outlives it. Only for processes started from the main thread
+    (the signal follows the thread that started the child)."""
+    import ctypes
+    parent = os.getppid()
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+    if os.getppid() != parent:  # the parent died before prctl took effect
+        os._exit(1)
 
 
 def client_env():
@@ -116,6 +133,48 @@ def log_mark():
             break
         time.sleep(0.0005)
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ms // 1000)) + ".%03dZ" % (ms % 1000)
+
+
+def listen_backlogs(port, host=LOOPBACK):
+    """The accept-queue length of each TCP socket listening on HOST:PORT
+    (IPv4): connections the kernel completed that its owner has not taken
+    with accept() yet (the rx_queue of a listening socket in
+    /proc/net/tcp). Several with SO_REUSEPORT, one per worker."""
+    want = "%s:%04X" % ("".join("%02X" % b for b in reversed(socket.inet_aton(host))), port)
+    out = []
+    with open("/proc/net/tcp") as f:
+        for line in f.readlines()[1:]:
+            fields = line.split()
+            if fields[1] == want and fields[3] == "0A":  # TCP_LISTEN
+                out.append(int(fields[4].split(":")[1], 16))
+    return out
+
+
+def socket_held(local_port, remote_port):
+    """Whether a process still holds the TCP socket from 127.0.0.1:LOCAL_PORT
+    to 127.0.0.1:REMOTE_PORT open (in /proc/net/tcp with an inode: a socket
+    that was closed is either gone or orphaned, inode 0, while its FIN
+    handshake ends). Used to wait until a proxy has closed a connection,
+    which a half-close on the wire does not tell."""
+    want = ("0100007F:%04X" % local_port, "0100007F:%04X" % remote_port)
+    with open("/proc/net/tcp") as f:
+        for line in f.readlines()[1:]:
+            fields = line.split()
+            if (fields[1], fields[2]) == want and fields[9] != "0":
+                return True
+    return False
+
+
+def accept_paused(port, pauses_since, pauses_now):
+    """Whether every listening socket on 127.0.0.1:PORT that still holds
+    connections has paused accepting since a mark: PAUSES_NOW - PAUSES_SINCE
+    (embargo_accept_pauses_total{reason="max_connections"}, read after and
+    before) is at least their number. A positive barrier for "connections
+    over limits.max_connections are left waiting": each worker has then
+    tried its queue and stopped (one connection each may sit accepted by
+    libuv, waiting for a slot)."""
+    waiting = [n for n in listen_backlogs(port) if n > 0]
+    return bool(waiting) and pauses_now - pauses_since >= len(waiting)
 
 
 def read_text(path):
@@ -404,17 +463,17 @@ class Dnsmasq:
         args += ["--cname=%s,%s" % (a, t) for a, t in self.cnames]
         args += list(self.extra_args)
         self._stderr = open(self.stderr_path, "wb")
-        self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=self._stderr,
-                                     stderr=self._stderr)
         try:
+            self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=self._stderr,
+                                         stderr=self._stderr, preexec_fn=tied_to_parent)
             wait_until(lambda: self.proc.poll() is not None or
                        dns_query(self.port, "ready.test", timeout=0.2) is not None,
                        10.0, 0.05, "dnsmasq to answer")
-        except AssertionError:
-            self.stop()
+            if self.proc.poll() is not None:
+                raise RuntimeError("dnsmasq exited: %s" % self.stderr_text())
+        except BaseException:
+            self.stop()  # whatever went wrong, nothing is left running
             raise
-        if self.proc.poll() is not None:
-            raise RuntimeError("dnsmasq exited: %s" % self.stderr_text())
         return self
 
     def stderr_text(self):
@@ -506,7 +565,8 @@ class OriginHandler(http.server.BaseHTTPRequestHandler):
         pass
 
     def _record(self):
-        self.server.record_head(self)
+        if self.path != Origin.BARRIER_PATH:
+            self.server.record_head(self)
 
     def _send_body(self, body, ctype="text/plain", status=200, extra=()):
         if isinstance(body, str):
@@ -603,6 +663,11 @@ class OriginHandler(http.server.BaseHTTPRequestHandler):
             elif parts[0] == "slow":
                 time.sleep(int(parts[1]) / 1000.0)
                 self._send_body("slow\n")
+            elif parts[0] == "gate":
+                # Answers once the test opens the gate (Origin.gate), so a
+                # test orders events without a clock.
+                opened = self.server.gate(parts[1]).wait(60)
+                self._send_body("gate %s %s\n" % (parts[1], "open" if opened else "timeout"))
             elif parts[0] == "headers":
                 self._send_body(json.dumps({
                     "request_line": self.requestline,
@@ -616,6 +681,7 @@ class OriginHandler(http.server.BaseHTTPRequestHandler):
                                                  ("X-End-To-End", "kept")))
             else:
                 self._send_body("ok %s\n" % path)
+            self.server.record_done(path)
         except (BrokenPipeError, ConnectionResetError, ssl.SSLError, socket.timeout):
             self.close_connection = True
 
@@ -637,11 +703,13 @@ class OriginHandler(http.server.BaseHTTPRequestHandler):
 
 class Origin(http.server.ThreadingHTTPServer):
     """Threaded HTTP/1.1 origin on 127.0.0.1 that counts connections and
-    records every request head it receives."""
+    records every request head it receives, and the path of every response
+    it finished writing (`done`)."""
 
     daemon_threads = True
     allow_reuse_address = True
     request_queue_size = 128
+    BARRIER_PATH = "/.origin-barrier"
 
     def __init__(self, host=LOOPBACK, port=0):
         super().__init__((host, port), OriginHandler)
@@ -650,14 +718,51 @@ class Origin(http.server.ThreadingHTTPServer):
         self.lock = threading.Lock()
         self.connections = 0
         self.heads = []
+        self.done = []
         self.errors = []
         self.bytes_sent = 0
+        self._gates = {}
         self._thread = None
 
     def process_request(self, request, client_address):
         with self.lock:
             self.connections += 1
         super().process_request(request, client_address)
+
+    def gate(self, name):
+        """The event GET /gate/NAME waits on (at most 60 s) before it answers."""
+        with self.lock:
+            return self._gates.setdefault(name, threading.Event())
+
+    def record_done(self, path):
+        if path != self.BARRIER_PATH:
+            with self.lock:
+                self.done.append(path)
+
+    def barrier(self):
+        """A positive barrier for "nothing reached this origin": makes one
+        request to it directly, on a new connection, and returns once it is
+        answered. One thread accepts, in the order connections reached the
+        listening socket, so every connection that reached it before this
+        call has been counted in `connections` when it returns; the barrier's
+        own connection is taken out of the count, and its request is not
+        recorded."""
+        s = socket.create_connection((self.host, self.port), timeout=IO_TIMEOUT)
+        try:
+            if isinstance(self, TLSOrigin):
+                ctx = ssl.create_default_context()
+                ctx.check_hostname = False
+                ctx.verify_mode = ssl.CERT_NONE
+                s = ctx.wrap_socket(s)
+            s.sendall(("GET %s HTTP/1.1\r\nHost: barrier\r\nConnection: close\r\n\r\n"
+                       % self.BARRIER_PATH).encode())
+            data, _ = read_to_eof(s)
+        finally:
+            s.close()
+        if not data.startswith(b"HTTP/1.1 200"):
+            raise AssertionError("origin barrier: no answer: %r" % data[:200])
+        with self.lock:
+            self.connections -= 1
 
     def handle_error(self, request, client_address):
         pass  # peers that go away mid-response are expected in these tests
@@ -680,6 +785,7 @@ class Origin(http.server.ThreadingHTTPServer):
         with self.lock:
             self.connections = 0
             self.heads = []
+            self.done = []
             self.bytes_sent = 0
 
     def start(self):
@@ -689,10 +795,11 @@ class Origin(http.server.ThreadingHTTPServer):
         return self
 
     def stop(self):
-        self.shutdown()
-        self.server_close()
+        """Stops serving (if it was started) and closes the socket; idempotent."""
         if self._thread is not None:
+            self.shutdown()  # waits for serve_forever: only once it ran
             self._thread.join(timeout=10)
+        self.server_close()
 
 
 def make_cert(workdir, name="allowed.test"):
@@ -801,25 +908,6 @@ def yaml_str(s):
     return json.dumps(s)  # a JSON string is a valid YAML double-quoted scalar
 
 
-_accepts_cache = {}
-
-
-def binary_accepts(snippet):
-    """Whether `embargo config check` accepts the YAML SNIPPET (lets the
-    suite follow config keys as they are added)."""
-    if snippet not in _accepts_cache:
-        fd, path = tempfile.mkstemp(suffix=".yaml", prefix="embargo-probe-")
-        try:
-            with os.fdopen(fd, "w") as f:
-                f.write(snippet)
-            p = subprocess.run([BINARY, "config", "check", path], stdin=subprocess.DEVNULL,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=30)
-            _accepts_cache[snippet] = p.returncode == 0
-        finally:
-            os.unlink(path)
-    return _accepts_cache[snippet]
-
-
 INTERNAL_ALLOW_LOOPBACK = "internal:\n  allow: [127.0.0.0/8]\n"
 
 
@@ -831,12 +919,10 @@ def make_config(connect_ports=(443,), timeouts=None, limits=None, clients=None,
     embargo refuses as internal unless `internal.allow` covers it."""
     lines = ["# integration test configuration",
              "connect_ports: [%s]" % ", ".join(str(p) for p in connect_ports)]
-    if allow_loopback and binary_accepts(INTERNAL_ALLOW_LOOPBACK):
+    if allow_loopback:
         lines.append(INTERNAL_ALLOW_LOOPBACK.rstrip("\n"))
     if tls_inspect_ports is not None:
-        snippet = "tls_inspect:\n  ports: [%s]\n" % ", ".join(str(p) for p in tls_inspect_ports)
-        if binary_accepts(snippet):
-            lines.append(snippet.rstrip("\n"))
+        lines.append("tls_inspect:\n  ports: [%s]" % ", ".join(str(p) for p in tls_inspect_ports))
     t = {"request_head": "5s", "resolve": "3s", "connect": "3s", "response": "20s",
          "idle": "20s", "tunnel_idle": "20s", "upstream_idle": "20s"}
     t.update(timeouts or {})
@@ -919,20 +1005,26 @@ class Embargo:
         env.update(self.env or {})
         self._stderr = open(self.stderr_path, "wb")
         self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=self._stderr,
-                                     stderr=self._stderr, env=env)
+                                     stderr=self._stderr, env=env, preexec_fn=tied_to_parent)
+        try:
+            self._wait_listening()
+        except BaseException:
+            self.stop()  # whatever went wrong (an interrupt too), nothing is left running
+            raise
+        return self
+
+    def _wait_listening(self):
         deadline = time.monotonic() + STARTUP_TIMEOUT
         for _ in range(int(STARTUP_TIMEOUT / 0.02) + 1):
             if self.proc.poll() is not None:
-                self._stderr.close()
                 raise RuntimeError("embargo exited with %s at start:\n%s"
                                    % (self.proc.returncode, self.stderr_text()))
             if "listening on" in self.stderr_text():
-                break
+                return
             if time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError("embargo did not start listening:\n" + self.stderr_text())
+                break
             time.sleep(0.02)
-        return self
+        raise RuntimeError("embargo did not start listening:\n" + self.stderr_text())
 
     def alive(self):
         return self.proc is not None and self.proc.poll() is None
@@ -1250,26 +1342,41 @@ class EmbargoTestCase(unittest.TestCase):
 
     @classmethod
     def setUpClass(cls):
+        """Starts the class's peers and its embargo. Each is stopped by a
+        class cleanup registered before it is started, so that a set-up
+        that fails part way (here or in a subclass, after this returns)
+        stops whatever it had started: unittest runs class cleanups when
+        setUpClass raises, and after tearDownClass."""
         cls._cleanups_cls = []
+        cls.embargo = None
         cls.tmp = tempfile.mkdtemp(prefix="embargo-it-")
-        try:
-            cls.dns = Dnsmasq(cls.tmp, cnames=cls.DNS_CNAMES, records=cls.DNS_RECORDS).start()
-            cls._cleanups_cls.append(cls.dns.stop)
-            cls.origin = Origin().start()
-            cls._cleanups_cls.append(cls.origin.stop)
-            cls.tls_origin = None
-            if cls.TLS:
-                cls.cert, cls.key = make_cert(cls.tmp)
-                cls.tls_origin = TLSOrigin(cls.cert, cls.key).start()
-                cls._cleanups_cls.append(cls.tls_origin.stop)
-            cls.tunnels = {}
-            for mode in cls.TUNNEL_SERVERS:
-                cls.tunnels[mode] = TCPServer(mode).start()
-                cls._cleanups_cls.append(cls.tunnels[mode].stop)
-            cls.embargo = cls.new_embargo()
-        except BaseException:
-            cls._run_class_cleanups()
-            raise
+        cls.addClassCleanup(cls._run_class_cleanups)  # runs last: removes tmp too
+        cls.dns = Dnsmasq(cls.tmp, cnames=cls.DNS_CNAMES, records=cls.DNS_RECORDS)
+        cls.addClassCleanup(cls.dns.stop)
+        cls.dns.start()
+        cls.origin = Origin()
+        cls.addClassCleanup(cls.origin.stop)
+        cls.origin.start()
+        cls.tls_origin = None
+        if cls.TLS:
+            cls.cert, cls.key = make_cert(cls.tmp)
+            cls.tls_origin = TLSOrigin(cls.cert, cls.key)
+            cls.addClassCleanup(cls.tls_origin.stop)
+            cls.tls_origin.start()
+        cls.tunnels = {}
+        for mode in cls.TUNNEL_SERVERS:
+            cls.tunnels[mode] = TCPServer(mode)
+            cls.addClassCleanup(cls.tunnels[mode].stop)
+            cls.tunnels[mode].start()
+        cls.addClassCleanup(cls._stop_class_embargo)
+        cls.embargo = cls.new_embargo()
+
+    @classmethod
+    def _stop_class_embargo(cls):
+        """Stops the class's embargo if tearDownClass did not (a set-up
+        that failed after it started)."""
+        if cls.embargo is not None:
+            cls.embargo.stop()
 
     @classmethod
     def connect_ports(cls):
@@ -1295,26 +1402,29 @@ class EmbargoTestCase(unittest.TestCase):
 
     @classmethod
     def _run_class_cleanups(cls):
-        for fn in reversed(cls._cleanups_cls):
+        """Runs what subclasses added to _cleanups_cls, newest first, then
+        removes the class's directory. Idempotent."""
+        for fn in reversed(getattr(cls, "_cleanups_cls", [])):
             try:
                 fn()
             except Exception as e:  # keep cleaning up
                 sys.stderr.write("cleanup failed: %r\n" % (e,))
         cls._cleanups_cls = []
-        shutil.rmtree(cls.tmp, ignore_errors=True)
+        if getattr(cls, "tmp", None):
+            shutil.rmtree(cls.tmp, ignore_errors=True)
 
     @classmethod
     def tearDownClass(cls):
-        try:
-            e = getattr(cls, "embargo", None)
-            if e is not None:
-                try:
-                    e.check_clean_exit()
-                except AssertionError:
-                    sys.stderr.write(e.diagnostics() + "\n")
-                    raise
-        finally:
-            cls._run_class_cleanups()
+        """Checks that the class's embargo exits cleanly; the class cleanups
+        (run by unittest after this, even when it raises) stop everything
+        else."""
+        e = getattr(cls, "embargo", None)
+        if e is not None:
+            try:
+                e.check_clean_exit()
+            except AssertionError:
+                sys.stderr.write(e.diagnostics() + "\n")
+                raise
 
     # Per-test extra embargo processes are stopped and checked in cleanup.
     def start_embargo(self, **kw):
@@ -1371,9 +1481,184 @@ class EmbargoTestCase(unittest.TestCase):
                         ps.startswith("embargo;error=%s" % error), ps)
 
 
+SKIP_EXIT = 77  # a program whose every case was skipped (ctest's SKIP_RETURN_CODE)
+
+
+class CaseResult(unittest.TextTestResult):
+    """A TextTestResult that also records which cases were started, so that
+    cases a failed or skipped setUpClass kept from running are counted."""
+
+    current = None  # the case running now (its cleanups are due if interrupted)
+
+    def __init__(self, *args, **kw):
+        super().__init__(*args, **kw)
+        self.started = []
+
+    def startTest(self, test):
+        self.started.append(test.id())
+        CaseResult.current = test
+        super().startTest(test)
+
+    def stopTest(self, test):
+        super().stopTest(test)
+        CaseResult.current = None
+
+
+def _interrupted(signum, frame):
+    """SIGTERM in the test program: an interrupt, so that cleanups run."""
+    raise KeyboardInterrupt("signal %d" % signum)
+
+
+def _default_sigterm():
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+# A process forked from the test program (a multiprocessing worker, which its
+# pool ends with SIGTERM) dies of the signal at once, as if no handler were
+# set: one interrupted while holding the pool's queue lock hangs the pool.
+os.register_at_fork(after_in_child=_default_sigterm)
+
+
+def _test_classes(base=unittest.TestCase):
+    for sub in base.__subclasses__():
+        yield sub
+        yield from _test_classes(sub)
+
+
+def clean_up_after_interrupt():
+    """What unittest leaves undone when a program is interrupted (SIGINT, or
+    SIGTERM, which main turns into the same): the running case's cleanups,
+    then every class's pending class cleanups. unittest runs them itself
+    when a case or a setUpClass raises an ordinary exception."""
+    test = CaseResult.current
+    if test is not None:
+        test.doCleanups()
+    for cls in _test_classes():
+        if getattr(cls, "_class_cleanups", None):
+            cls.doClassCleanups()
+
+
+def _leaf_tests(suite):
+    for t in suite:
+        if isinstance(t, unittest.TestSuite):
+            yield from _leaf_tests(t)
+        else:
+            yield t
+
+
+_HOLDER_RE = re.compile(r"^(setUpClass|tearDownClass|setUpModule|tearDownModule) \((.+)\)$")
+
+
+class _CaseProgram(unittest.TestProgram):
+    """unittest's main that notes the ids of the cases it is about to run
+    (a suite forgets its cases as it runs them)."""
+
+    def runTests(self):
+        self.case_ids = [t.id() for t in _leaf_tests(self.test)]
+        super().runTests()
+
+
+def case_outcomes(case_ids, result):
+    """Every case of CASE_IDS as {test id: (outcome, reason)} after RESULT
+    (a CaseResult) ran it, outcome "passed", "failed" or "skipped"; a
+    setUpClass that failed or skipped stands for each case of its class
+    (setUpModule: of its module). A failure outside any case (tearDownClass,
+    a class cleanup) is one failed case of its own, keyed by its
+    description."""
+    cases = list(case_ids)
+    out = {tid: ("passed", "") if tid in result.started else ("skipped", "not run")
+           for tid in cases}
+
+    def ids_of(test):
+        if isinstance(test, unittest.case._SubTest):
+            test = test.test_case
+        if isinstance(test, unittest.TestCase):
+            return [test.id()]
+        m = _HOLDER_RE.match(getattr(test, "description", ""))
+        if m and m.group(1) in ("setUpClass", "setUpModule"):
+            prefix = m.group(2) + "."
+            return [tid for tid in cases if tid.startswith(prefix)]
+        return [getattr(test, "description", str(test))]
+
+    for test, reason in result.skipped:
+        for tid in ids_of(test):
+            if out.get(tid, ("",))[0] != "failed":
+                out[tid] = ("skipped", reason)
+    for test, trace in result.failures + result.errors:
+        for tid in ids_of(test):
+            out[tid] = ("failed", trace.strip().splitlines()[-1] if trace.strip() else "")
+    for test in result.unexpectedSuccesses:
+        for tid in ids_of(test):
+            out[tid] = ("failed", "unexpected success")
+    return out
+
+
+def _skip_lines(name, outcomes):
+    """One line per reason: the skipped cases (grouped by class) and why."""
+    by_reason = collections.OrderedDict()
+    for tid, (outcome, reason) in sorted(outcomes.items()):
+        if outcome == "skipped":
+            by_reason.setdefault(reason, []).append(tid.split(".", 1)[-1])
+    lines = []
+    for reason, tids in by_reason.items():
+        classes = collections.OrderedDict()
+        for tid in tids:
+            cls, _, meth = tid.rpartition(".")
+            classes.setdefault(cls or tid, []).append(meth)
+        what = ", ".join("%s (%d case%s)" % (c, len(m), "" if len(m) == 1 else "s")
+                         if len(m) > 1 else "%s.%s" % (c, m[0]) for c, m in classes.items())
+        lines.append("SKIP %s: %s: %s" % (name, what, reason))
+    return lines
+
+
+def run_cases(name, argv):
+    """Runs the unittest cases of __main__ with ARGV (verbosity 2). Prints
+    a SKIP line per reason something was skipped, a FAIL line per failed
+    case, then
+
+        SUMMARY NAME: STATUS: N cases: P passed, F failed, S skipped in Ts
+
+    (STATUS OK, FAILED or SKIPPED), counted in cases. Returns
+    (passed, failed, skipped)."""
+    start = time.monotonic()
+    runner = unittest.TextTestRunner(verbosity=2, resultclass=CaseResult)
+    signal.signal(signal.SIGTERM, _interrupted)
+    try:
+        prog = _CaseProgram(module="__main__", argv=argv, exit=False, testRunner=runner)
+    except KeyboardInterrupt:
+        clean_up_after_interrupt()
+        print("SUMMARY %s: FAILED: interrupted" % name)
+        sys.stdout.flush()
+        raise
+    outcomes = case_outcomes(prog.case_ids, prog.result)
+    counts = collections.Counter(o for o, _ in outcomes.values())
+    passed, failed, skipped = counts["passed"], counts["failed"], counts["skipped"]
+    for line in _skip_lines(name, outcomes):
+        print(line)
+    for tid, (outcome, why) in sorted(outcomes.items()):
+        if outcome == "failed":
+            print("FAIL %s: %s: %s" % (name, tid.split(".", 1)[-1], why[:200]))
+    status = "FAILED" if failed else "SKIPPED" if skipped and not passed else "OK"
+    print("SUMMARY %s: %s: %d case%s: %d passed, %d failed, %d skipped in %.1fs"
+          % (name, status, len(outcomes), "" if len(outcomes) == 1 else "s", passed, failed,
+             skipped, time.monotonic() - start))
+    sys.stdout.flush()
+    return passed, failed, skipped
+
+
+def exit_status(passed, failed, skipped):
+    """1 if a case failed; SKIP_EXIT if every case was skipped; else 0. A
+    program where some cases passed and others were skipped exits 0: its
+    SUMMARY line carries the skipped count."""
+    if failed:
+        return 1
+    return SKIP_EXIT if skipped and not passed else 0
+
+
 def main():
-    """unittest main that takes --binary PATH; prints a summary line and
-    exits non-zero on any failure."""
+    """unittest main that takes --binary PATH; prints SKIP and SUMMARY lines
+    (run_cases) and exits with exit_status: 0, 1, or 77 when every case was
+    skipped."""
     global BINARY
     argv = [sys.argv[0]]
     args = sys.argv[1:]
@@ -1394,14 +1679,6 @@ def main():
     name = os.path.basename(sys.argv[0])
     if not BINARY or not os.access(BINARY, os.X_OK):
         print("%s: embargo binary not found; pass --binary PATH" % name, file=sys.stderr)
-        print("SUMMARY %s: FAILED (no binary)" % name)
+        print("SUMMARY %s: FAILED: no binary" % name)
         sys.exit(2)
-    start = time.monotonic()
-    prog = unittest.main(module="__main__", argv=argv, exit=False, verbosity=2)
-    r = prog.result
-    ok = r.wasSuccessful()
-    print("SUMMARY %s: %s: ran %d, failures %d, errors %d, skipped %d in %.1fs"
-          % (name, "OK" if ok else "FAILED", r.testsRun, len(r.failures), len(r.errors),
-             len(r.skipped), time.monotonic() - start))
-    sys.stdout.flush()
-    sys.exit(0 if ok else 1)
+    sys.exit(exit_status(*run_cases(name, argv)))

@@ -219,6 +219,7 @@ class TokenTest(EmbargoTestCase):
     @classmethod
     def setUpClass(cls):
         cls.token_dir = harness.tempfile.mkdtemp(prefix="embargo-token-")
+        cls.addClassCleanup(shutil.rmtree, cls.token_dir, True)
         cls.token_path = os.path.join(cls.token_dir, "admin.token")
         with open(cls.token_path, "w") as f:
             f.write(cls.TOKEN + "\n")
@@ -227,11 +228,6 @@ class TokenTest(EmbargoTestCase):
         # Started as root, embargo runs as `nobody`: a reload reads as that user.
         os.chmod(cls.tmp, 0o755)
         os.chmod(cls.token_dir, 0o755)
-
-    @classmethod
-    def tearDownClass(cls):
-        super().tearDownClass()
-        shutil.rmtree(cls.token_dir, ignore_errors=True)
 
     def test_token_is_required_on_every_path(self):
         for path in ("/healthz", "/readyz", "/metrics", "/policy"):
@@ -275,6 +271,7 @@ class ReadinessTest(EmbargoTestCase):
     @classmethod
     def setUpClass(cls):
         cls.list_dir = harness.tempfile.mkdtemp(prefix="embargo-lists-")
+        cls.addClassCleanup(shutil.rmtree, cls.list_dir, True)
         os.chmod(cls.list_dir, 0o755)  # read again by reloads, as `nobody`
         cls.list_path = os.path.join(cls.list_dir, "acme.yaml")
         with open(cls.list_path, "w") as f:
@@ -284,11 +281,6 @@ class ReadinessTest(EmbargoTestCase):
                          "extra": admin_extra(cls.ADMIN_PORT)}
         cls.NOW = "2024-08-29T12:00:00Z"  # 89.5 days after the review
         super().setUpClass()
-
-    @classmethod
-    def tearDownClass(cls):
-        super().tearDownClass()
-        shutil.rmtree(cls.list_dir, ignore_errors=True)
 
     def stale_reason(self):
         return (b"vendor list acme (%s) is stale: reviewed 2024-06-01T00:00:00Z, max_age 90d, "

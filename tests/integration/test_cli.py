@@ -3,6 +3,7 @@
 configurations and busy ports. Every invocation must be sanitizer-clean."""
 
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -11,6 +12,53 @@ import unittest
 
 import harness
 from harness import SANITIZER_MARKERS, Dnsmasq
+
+
+# Every range Embargo refuses as a destination (proxy/destcheck.c): first,
+# last and an address inside each, refused; the neighbours just outside,
+# allowed; in both families and in the IPv6 forms that stand for an IPv4
+# address. (address, refused, why). The allowed ones are not this host's.
+REFUSED_RANGES = (
+    ("0.0.0.0", True, "0.0.0.0/8"), ("0.1.2.3", True, "0.0.0.0/8"),
+    ("0.255.255.255", True, "0.0.0.0/8"), ("1.0.0.0", False, "above 0.0.0.0/8"),
+    ("126.255.255.255", False, "below 127.0.0.0/8"), ("127.0.0.0", True, "127.0.0.0/8"),
+    ("127.255.255.255", True, "127.0.0.0/8"), ("128.0.0.0", False, "above 127.0.0.0/8"),
+    ("169.253.255.255", False, "below 169.254.0.0/16"), ("169.254.0.0", True, "169.254.0.0/16"),
+    ("169.254.1.1", True, "169.254.0.0/16"), ("169.254.255.255", True, "169.254.0.0/16"),
+    ("169.255.0.0", False, "above 169.254.0.0/16"),
+    ("223.255.255.255", False, "below 224.0.0.0/4"), ("224.0.0.0", True, "224.0.0.0/4"),
+    ("224.0.0.1", True, "224.0.0.0/4"), ("239.255.255.255", True, "224.0.0.0/4"),
+    ("240.0.0.0", False, "above 224.0.0.0/4"),
+    ("255.255.255.254", False, "below 255.255.255.255"), ("255.255.255.255", True, "broadcast"),
+    ("169.254.169.254", True, "cloud metadata"), ("100.100.100.200", True, "cloud metadata"),
+    ("100.100.100.201", False, "next to cloud metadata"),
+    ("168.63.129.16", True, "cloud metadata"), ("168.63.129.17", False, "next to it"),
+    ("::", True, "::/96"), ("::1", True, "::/96"), ("::2", True, "::/96"),
+    ("::ffff:ffff", True, "::/96"), ("::1:0:0", False, "above ::/96"),
+    ("fe7f:ffff:ffff:ffff:ffff:ffff:ffff:ffff", False, "below fe80::/10"),
+    ("fe80::", True, "fe80::/10"), ("fe80::1", True, "fe80::/10"),
+    ("febf:ffff:ffff:ffff:ffff:ffff:ffff:ffff", True, "fe80::/10"),
+    ("fec0::", False, "above fe80::/10"),
+    ("feff:ffff:ffff:ffff:ffff:ffff:ffff:ffff", False, "below ff00::/8"),
+    ("ff00::", True, "ff00::/8"), ("ff02::1", True, "ff00::/8"),
+    ("ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff", True, "ff00::/8"),
+    ("fd00:ec2::254", True, "cloud metadata"), ("fd00:ec2::255", False, "next to it"),
+    ("::ffff:0.1.2.3", True, "mapped 0.0.0.0/8"), ("::ffff:169.254.1.1", True, "mapped"),
+    ("::ffff:224.0.0.1", True, "mapped"), ("::ffff:192.0.2.1", False, "mapped, outside"),
+    ("64:ff9b::1:203", True, "NAT64 of 0.1.2.3"), ("64:ff9b::7f00:1", True, "NAT64 of 127.0.0.1"),
+    ("64:ff9b::a9fe:101", True, "NAT64 of 169.254.1.1"),
+    ("64:ff9b::e000:1", True, "NAT64 of 224.0.0.1"),
+    ("64:ff9b::ffff:ffff", True, "NAT64 of 255.255.255.255"),
+    ("64:ff9b::c000:201", False, "NAT64 of 192.0.2.1"),
+    ("64:ff9b:1:a9fe:1:100::", True, "local NAT64 of 169.254.1.1"),
+    ("64:ff9b:1:c000:2:100::", False, "local NAT64 of 192.0.2.1"),
+    ("2002:1:203::", True, "6to4 of 0.1.2.3"), ("2002:a9fe:101::1", True, "6to4 of 169.254.1.1"),
+    ("2002:e000:1::1", True, "6to4 of 224.0.0.1"),
+    ("2002:ffff:ffff::1", True, "6to4 of 255.255.255.255"),
+    ("2002:c000:201::1", False, "6to4 of 192.0.2.1"),
+    ("::ffff:0:e000:1", True, "SIIT of 224.0.0.1"), ("::ffff:0:c000:201", False, "SIIT of 192.0.2.1"),
+    ("192.0.2.1", False, "global"), ("2001:db8::1", False, "global"),
+)
 
 
 class CliTest(unittest.TestCase):
@@ -95,6 +143,20 @@ class CliTest(unittest.TestCase):
         self.assertIn("internal address 169.254.169.254 (destination_ip_prohibited)", out)
         self.assertNotIn("ALLOW", out)
 
+    def test_check_refuses_every_internal_range_and_nothing_beside(self):
+        """The built-in configuration, one `embargo check` over every refused
+        range's edges and neighbours (REFUSED_RANGES)."""
+        rc, out, err = self.check("--no-resolve", *[a for a, _, _ in REFUSED_RANGES],
+                                  allow_loopback=False)
+        self.assertEqual(rc, 1, out + err)
+        verdicts = re.findall(r"(?m)^(\S+): (DENY|ALLOW)", out)
+        self.assertEqual(len(verdicts), len(REFUSED_RANGES), out)
+        for (addr, refused, why), (shown, verdict) in zip(REFUSED_RANGES, verdicts):
+            with self.subTest(addr=addr, why=why, shown=shown):
+                self.assertEqual(verdict, "DENY" if refused else "ALLOW", out)
+        self.assertEqual(out.count("(destination_ip_prohibited)"),
+                         sum(1 for _, refused, _ in REFUSED_RANGES if refused), out)
+
     def test_check_refuses_loopback_answer_with_builtin_config(self):
         rc, out, _ = self.check("allowed.test", allow_loopback=False)
         self.assertEqual(rc, 1, out)
@@ -119,6 +181,24 @@ class CliTest(unittest.TestCase):
         self.assertEqual(rc, 1, out)
         self.assertIn("nx.test:443: ALLOW, UNREACHABLE", out)
         self.assertIn("resolved:  failed (NXDOMAIN)", out)
+
+    def test_check_takes_a_bare_ipv6_address(self):
+        """`embargo check fe80::1` answered "invalid destination: non-canonical
+        IP literal": only [fe80::1] worked. An address with more than one
+        colon is not host:port."""
+        rc, out, err = self.check("--no-resolve", "fe80::1")
+        self.assertEqual(rc, 1, out + err)
+        self.assertIn("[fe80::1]:443: DENY", out)
+        self.assertIn("internal address fe80::1 (destination_ip_prohibited)", out)
+        rc, out, err = self.check("--no-resolve", "2001:db8::1")
+        self.assertEqual(rc, 0, out + err)
+        self.assertIn("[2001:db8::1]:443: ALLOW", out)
+        self.assertNotIn("invalid", out + err)
+        # The bracketed forms, with a port, as before.
+        rc, out, err = self.check("--no-resolve", "[2001:db8::1]:443", "[fe80::1]")
+        self.assertEqual(rc, 1, out + err)
+        self.assertIn("[2001:db8::1]:443: ALLOW", out)
+        self.assertIn("[fe80::1]:443: DENY", out)
 
     def test_check_invalid_destination_exits_2(self):
         rc, out, err = self.check("0x7f.1")

@@ -28,13 +28,6 @@ UID = 10001
 CONFIG_MOUNT = "/etc/embargo"
 RULES_COMMAND = ["embargo", "rules", "--format", "iptables", "--mode", "intercept", "--sidecar"]
 
-# Config constructs newer than some builds: a snippet per construct, probed
-# with `embargo config check` before a whole file using it is checked.
-NEWER_KEYS = {
-    "admin": "admin:\n  listen: 127.0.0.1:9090\n",
-    "listen mode intercept": "listen:\n  - {address: 0.0.0.0:3129, mode: intercept}\n",
-}
-
 
 def project_version():
     with open(os.path.join(ROOT, "CMakeLists.txt")) as f:
@@ -150,18 +143,7 @@ class DeployTest(unittest.TestCase):
 
     def check_config_files(self, where, files):
         """Runs `embargo config check` on FILES["embargo.yaml"] (with the
-        other FILES beside it), or skips naming the keys this build does not
-        accept."""
-        parsed = yaml.safe_load(files["embargo.yaml"])
-        unknown = []
-        if "admin" in parsed and not harness.binary_accepts(NEWER_KEYS["admin"]):
-            unknown.append("admin")
-        if any(isinstance(l, dict) for l in parsed.get("listen", [])) and \
-                not harness.binary_accepts(NEWER_KEYS["listen mode intercept"]):
-            unknown.append("listen: {address, mode}")
-        if unknown:
-            self.skipTest("%s: this build's config check does not accept %s yet"
-                          % (where, ", ".join(unknown)))
+        other FILES beside it): a key this build refuses is a failure."""
         rc, out = config_check(files)
         self.assertEqual(rc, 0, "%s:\n%s" % (where, out))
 

@@ -4,11 +4,13 @@ the proxy itself, DNS and connect failures, and the client ACL. Every case
 gets its status, an RFC 9209 Proxy-Status, an error log line, and a
 follow-up request on a fresh connection still succeeds."""
 
+import select
 import socket
 import time
 
 import harness
 from harness import EmbargoTestCase, RawClient, free_port
+from test_admin import admin_get, parse_metrics
 
 
 class MalformedInputTest(EmbargoTestCase):
@@ -84,19 +86,22 @@ class MalformedInputTest(EmbargoTestCase):
             elapsed = time.monotonic() - t0
         self.assertEqual(r.status, 408, r)
         self.assert_proxy_status(r, "http_request_error")
-        self.assertGreater(elapsed, 0.8)
-        self.assertLess(elapsed, 10.0)
+        self.assertGreater(elapsed, 0.8)  # not before timeouts.request_head (1 s)
         self.assertEqual(self.origin.connections, 0)
         self.assert_healthy()
 
     def test_slow_heads_do_not_stall_other_clients(self):
-        stalled = [RawClient(self.embargo.port) for _ in range(5)]
+        # Heads may take 30 s here: a healthy request served while every
+        # slow one is still pending (unanswered, open) did not wait on them.
+        e = self.start_embargo(timeouts={"request_head": "30s", "resolve": "1s"})
+        stalled = [RawClient(e.port) for _ in range(5)]
         try:
             for c in stalled:
                 c.send(b"GET http://allowed.test/ HTTP/1.1\r\nHo")
-            t0 = time.monotonic()
-            self.assert_healthy()
-            self.assertLess(time.monotonic() - t0, 0.9, "a healthy request waited on slow ones")
+            self.assert_healthy(e)
+            ready, _, _ = select.select([c.sock for c in stalled], [], [], 0)
+            self.assertEqual(ready, [], "a slow head was answered or closed before the "
+                             "healthy request: it waited on them")
         finally:
             for c in stalled:
                 c.close()
@@ -149,9 +154,8 @@ class MalformedInputTest(EmbargoTestCase):
         self.assertIn("nx.test", self.dns.queries(self.dns_mark))
 
     def test_dns_timeout_is_504(self):
-        t0 = time.monotonic()
+        # dns_timeout: the resolver's own timeout answered, not the client's.
         self._assert_error(self._get(b"http://slow.hole.example/"), 504, "dns_timeout")
-        self.assertLess(time.monotonic() - t0, 10.0)
 
     def test_connection_refused_is_502(self):
         closed = free_port()
@@ -183,8 +187,14 @@ class MalformedInputTest(EmbargoTestCase):
 class UpstreamFailureTest(EmbargoTestCase):
     """The destination misbehaves: errors come from the proxy, which stays up."""
 
+    ADMIN_PORT = free_port()
     CONFIG_KW = {"timeouts": {"response": "1s", "idle": "1s"},
-                 "limits": {"max_connections": 8}}
+                 "limits": {"max_connections": 8},
+                 "extra": "admin: {listen: 127.0.0.1:%d}" % ADMIN_PORT}
+
+    def limit_pauses(self):
+        m = parse_metrics(admin_get(self.ADMIN_PORT, "/metrics")[2].decode())
+        return m['embargo_accept_pauses_total{reason="max_connections"}']
 
     def test_malformed_response_is_502(self):
         r = self.get(self.url(path="/garbage"))
@@ -203,11 +213,16 @@ class UpstreamFailureTest(EmbargoTestCase):
         self.assert_healthy()
 
     def test_silent_destination_is_504(self):
-        t0 = time.monotonic()
-        r = self.get(self.url(path="/slow/3000"))
+        # The origin answers only once the gate opens, after the 504: the
+        # answer came from timeouts.response, never from the origin.
+        gate = self.origin.gate("silent")
+        self.addCleanup(gate.set)
+        r = self.get(self.url(path="/gate/silent"))
         self.assertEqual(r.status, 504, r)
         self.assert_proxy_status(r, "connection_read_timeout")
-        self.assertLess(time.monotonic() - t0, 2.9)
+        self.assertEqual([h["path"] for h in self.origin.heads], ["/gate/silent"])
+        self.assertNotIn("/gate/silent", self.origin.done, "the origin answered before the 504")
+        gate.set()
         self.assert_healthy()
 
     def test_idle_keepalive_connection_is_closed_after_idle_timeout(self):
@@ -228,12 +243,20 @@ class UpstreamFailureTest(EmbargoTestCase):
                 c = RawClient(self.embargo.port)
                 c.send(b"GET http://allowed.test/ HTTP/1.1\r\nHo")
                 held.append(c)
+            harness.wait_until(lambda: sum(harness.listen_backlogs(self.embargo.port)) == 0, 10,
+                               what="the proxy to take the first eight")
+            pauses = self.limit_pauses()
             extra = RawClient(self.embargo.port)
             held.append(extra)
             extra.send(b"GET %s HTTP/1.1\r\nHost: allowed.test\r\nConnection: close\r\n\r\n"
                        % self.url(path="/waited").encode())
-            # Over limits.max_connections: not served (and not closed) until a slot frees.
-            self.assertFalse(extra.at_eof(1.0), "a connection over limits.max_connections was served")
+            # Over limits.max_connections: not served (and not closed) until a
+            # slot frees, once the proxy has paused on it.
+            harness.wait_until(lambda: self.limit_pauses() > pauses, 10,
+                               what="the proxy to pause accepting")
+            self.assertEqual(select.select([extra.sock], [], [], 0)[0], [],
+                             "a connection over limits.max_connections was served or closed")
+            self.assertEqual(self.origin.heads, [])
             held[0].close()
             extra.sock.settimeout(harness.IO_TIMEOUT)
             self.assertEqual(extra.read_response().status, 200)

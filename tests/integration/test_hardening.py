@@ -27,6 +27,7 @@ policy (a different, failing result) instead of dialling.
 
 import os
 import pwd
+import select
 import socket
 import struct
 import subprocess
@@ -37,6 +38,7 @@ import unittest
 
 import harness
 import test_tls_inspect as ti
+from test_admin import admin_get, parse_metrics
 from harness import (LOOPBACK, Embargo, EmbargoTestCase, RawClient, http_get, make_config,
                      wait_until)
 
@@ -224,7 +226,9 @@ class ClientHelloEdgeCases(EmbargoTestCase):
         return wait_until(got, 10.0, 0.02, "a CONNECT decision log line")
 
     def assert_origin_untouched(self):
-        time.sleep(0.2)  # a dial that was started would have been accepted by now
+        """A dial started before the refusal would be counted before the
+        origin's barrier."""
+        self.tls_origin.barrier()
         self.assertEqual(self.tls_origin.connections, getattr(self, "origin_mark", 0),
                          "the TLS origin saw a connection")
 
@@ -370,40 +374,40 @@ class HelloRetryRequestTest(EmbargoTestCase):
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        cls.s_server = None
-        try:
-            cls.cert, cls.key = harness.make_cert(cls.tmp, "allowed.test")
-            cls.hrr_port = harness.free_port()
-            cls.s_server_log = open(os.path.join(cls.tmp, "s_server.log"), "wb")
-            cls.s_server = subprocess.Popen(
-                [harness.OPENSSL, "s_server", "-accept", "%s:%d" % (LOOPBACK, cls.hrr_port),
-                 "-cert", cls.cert, "-key", cls.key, "-groups", "P-256", "-tls1_3", "-www",
-                 "-naccept", "100"], stdin=subprocess.DEVNULL, stdout=cls.s_server_log,
-                stderr=subprocess.STDOUT)
-            def listening():
-                try:
-                    socket.create_connection((LOOPBACK, cls.hrr_port), 1).close()
-                    return True
-                except OSError:
-                    return False
-            wait_until(listening, 10, what="openssl s_server to listen")
-            cls.hrr_embargo = cls.new_embargo(connect_ports=[cls.hrr_port],
-                                              tls_inspect_ports=[cls.hrr_port])
-        except BaseException:
-            cls.tearDownClass()
-            raise
+        cls.cert, cls.key = harness.make_cert(cls.tmp, "allowed.test")
+        cls.hrr_port = harness.free_port()
+        cls.s_server_log = open(os.path.join(cls.tmp, "s_server.log"), "wb")
+        cls.addClassCleanup(cls.s_server_log.close)
+        cls.s_server = subprocess.Popen(
+            [harness.OPENSSL, "s_server", "-accept", "%s:%d" % (LOOPBACK, cls.hrr_port),
+             "-cert", cls.cert, "-key", cls.key, "-groups", "P-256", "-tls1_3", "-www",
+             "-naccept", "100"], stdin=subprocess.DEVNULL, stdout=cls.s_server_log,
+            stderr=subprocess.STDOUT, preexec_fn=harness.tied_to_parent)
+        cls.addClassCleanup(cls.stop_s_server)
+
+        def listening():
+            try:
+                socket.create_connection((LOOPBACK, cls.hrr_port), 1).close()
+                return True
+            except OSError:
+                return False
+        wait_until(listening, 10, what="openssl s_server to listen")
+        cls.hrr_embargo = None
+        cls.addClassCleanup(lambda: cls.hrr_embargo is not None and cls.hrr_embargo.stop())
+        cls.hrr_embargo = cls.new_embargo(connect_ports=[cls.hrr_port],
+                                          tls_inspect_ports=[cls.hrr_port])
+
+    @classmethod
+    def stop_s_server(cls):
+        if cls.s_server.poll() is None:
+            cls.s_server.terminate()
+            cls.s_server.wait(timeout=10)
 
     @classmethod
     def tearDownClass(cls):
         try:
-            e = getattr(cls, "hrr_embargo", None)
-            if e is not None:
-                e.check_clean_exit()
+            cls.hrr_embargo.check_clean_exit()
         finally:
-            if getattr(cls, "s_server", None) is not None:
-                cls.s_server.terminate()
-                cls.s_server.wait(timeout=10)
-                cls.s_server_log.close()
             super().tearDownClass()
 
     def test_second_hello_with_the_same_name_completes_the_handshake(self):
@@ -481,7 +485,13 @@ def stderr_lines(embargo, needle):
 class ConnectionLimits(EmbargoTestCase):
     """Defect 8 and the per-client cap."""
 
-    CONFIG_KW = {"limits": {"max_connections": 3}}
+    ADMIN_PORT = harness.free_port()
+    CONFIG_KW = {"limits": {"max_connections": 3},
+                 "extra": "admin: {listen: 127.0.0.1:%d}" % ADMIN_PORT}
+
+    def limit_pauses(self):
+        m = parse_metrics(admin_get(self.ADMIN_PORT, "/metrics")[2].decode())
+        return m['embargo_accept_pauses_total{reason="max_connections"}']
 
     def held(self, n, port=None, source=LOOPBACK):
         """N connections with a partial request head (held by the proxy)."""
@@ -499,19 +509,20 @@ class ConnectionLimits(EmbargoTestCase):
         holders = self.held(3)
         for c in holders:
             c.send(b"GET http://allowed.test:%d/ HTTP/1.1\r\nHo" % self.origin.port)
-        time.sleep(0.3)  # let the proxy take them
+        harness.wait_until(lambda: sum(harness.listen_backlogs(self.embargo.port)) == 0, 10,
+                           what="the proxy to take the first three")
+        pauses = self.limit_pauses()
         t0 = time.monotonic()
         flood = []
         for _ in range(200):
             c = socket.create_connection((LOOPBACK, self.embargo.port), timeout=5)
             self.addCleanup(c.close)
             flood.append(c)
-        time.sleep(1.0)
-        # Waiting, not closed: no EOF on any of them.
-        for c in flood[:20]:
-            c.settimeout(0.05)
-            with self.assertRaises(socket.timeout):
-                c.recv(1)
+        harness.wait_until(lambda: harness.accept_paused(self.embargo.port, pauses,
+                                                         self.limit_pauses()),
+                           10, what="every worker to pause on the flood")
+        # Waiting, not closed: no EOF (nor anything else) on any of them.
+        self.assertEqual(select.select(flood, [], [], 0)[0], [])
         self.embargo.wait_stderr("connection limit")
         lines = stderr_lines(self.embargo, "connection limit")
         elapsed = time.monotonic() - t0
@@ -547,20 +558,28 @@ class ConnectionLimits(EmbargoTestCase):
         """Per-client cap: limits.max_connections_per_client connections from
         one address, then further ones are closed (warned about once a
         second); another client address is still served."""
-        e = self.start_embargo(limits={"max_connections": 100, "max_connections_per_client": 2})
+        e = self.start_embargo(limits={"max_connections": 100, "max_connections_per_client": 2},
+                               extra="")
         mine = self.held(2, port=e.port)
         for c in mine:
             c.send(b"GET http://allowed.test:%d/ HTTP/1.1\r\nHo" % self.origin.port)
-        # Let the proxy take them: with several workers each has its own
-        # accept queue, so a later connection may be accepted first.
-        time.sleep(0.3)
-        refused = 0
-        for _ in range(30):
+        # The proxy has taken them (each worker has its own accept queue, so
+        # a later connection could otherwise be taken first).
+        harness.wait_until(lambda: sum(harness.listen_backlogs(e.port)) == 0, 10,
+                           what="the proxy to accept the first two connections")
+        # Each further one carries a whole request: refused, it is closed
+        # unanswered; served (no cap), its answer comes at once.
+        for i in range(30):
             c = RawClient(e.port)
             self.addCleanup(c.close)
-            if c.at_eof(5.0):
-                refused += 1
-        self.assertEqual(refused, 30)
+            try:
+                c.send(b"GET http://allowed.test:%d/health HTTP/1.1\r\nHost: allowed.test\r\n"
+                       b"Connection: close\r\n\r\n" % self.origin.port)
+                data, eof = harness.read_to_eof(c.sock, timeout=10)
+            except (ConnectionResetError, BrokenPipeError):
+                data, eof = b"", True
+            self.assertEqual((data[:40], eof), (b"", True),
+                             "connection %d over the per-client cap was served" % (i + 3))
         e.wait_stderr("max_connections_per_client")
         lines = stderr_lines(e, "max_connections_per_client")
         self.assertGreaterEqual(len(lines), 1, e.stderr_text())
@@ -594,15 +613,10 @@ class DescriptorExhaustion(EmbargoTestCase):
 
     @classmethod
     def setUpClass(cls):
-        cls.echo = LiveEcho().start()
+        cls.echo = LiveEcho()  # before the embargo whose connect_ports name it
+        cls.addClassCleanup(cls.echo.stop)
+        cls.echo.start()
         super().setUpClass()
-
-    @classmethod
-    def tearDownClass(cls):
-        try:
-            super().tearDownClass()
-        finally:
-            cls.echo.stop()
 
     @classmethod
     def connect_ports(cls):

@@ -58,6 +58,7 @@ class ReloadTest(EmbargoTestCase):
     @classmethod
     def setUpClass(cls):
         cls.list_dir = harness.tempfile.mkdtemp(prefix="embargo-reload-")
+        cls.addClassCleanup(harness.shutil.rmtree, cls.list_dir, True)
         cls.list_path = os.path.join(cls.list_dir, "acme.yaml")
         write_atomically(cls.list_path, BANS_OTHER)
         cls.ADMIN_PORT = free_port()
@@ -65,11 +66,6 @@ class ReloadTest(EmbargoTestCase):
                          "extra": "admin: {listen: 127.0.0.1:%d}\n" % cls.ADMIN_PORT}
         super().setUpClass()
         readable_by_all(cls.tmp, cls.list_dir)
-
-    @classmethod
-    def tearDownClass(cls):
-        super().tearDownClass()
-        harness.shutil.rmtree(cls.list_dir, ignore_errors=True)
 
     def reloads(self):
         return self.embargo.stderr_text().count("info: reloaded ")
@@ -246,8 +242,9 @@ class StopTest(EmbargoTestCase):
         with c:
             first = bytes(c.buf)  # body bytes read with the head
             e.proc.send_signal(signal.SIGTERM)
-            time.sleep(0.3)
-            # No new connections once stopping.
+            # No new connections once stopping: the listening socket is gone.
+            wait_until(lambda: harness.listen_backlogs(e.port) == [], 10,
+                       what="the listener to close")
             with self.assertRaises(OSError):
                 socket.create_connection(("127.0.0.1", e.port), timeout=2).recv(1)
             got, digest, _ = self.read_slowly(c, SIZE - len(first),
@@ -264,15 +261,18 @@ class StopTest(EmbargoTestCase):
         with c:
             e.proc.send_signal(signal.SIGTERM)
             self.read_slowly(c, 1 << 20)
-            t0 = time.monotonic()
             e.proc.send_signal(signal.SIGINT)
-            e.proc.wait(timeout=10)
+            e.proc.wait(timeout=30)
             got, _, eof = self.read_slowly(c, SIZE, pause=0)
-        self.assertLess(time.monotonic() - t0, 5)
+        # At once: the download was cut with most of it unsent, by the
+        # second signal (not the 60 s grace, nor the download's end).
         self.assertTrue(eof)
         self.assertLess(got, SIZE - (1 << 20))
         self.assertEqual(e.proc.returncode, 0)
-        self.assertIn("received signal 2 again; closing 1 connection(s) now", e.stderr_text())
+        err = e.stderr_text()
+        self.assertIn("received signal 2 again; closing 1 connection(s) now", err)
+        self.assertNotIn("is over", err)
+        self.assertNotIn("every connection has finished", err)
 
     def test_grace_period_ends_a_stalled_download(self):
         e = self.start_embargo(timeouts={"shutdown_grace": "1s"})
@@ -283,21 +283,27 @@ class StopTest(EmbargoTestCase):
             e.proc.wait(timeout=10)
             elapsed = time.monotonic() - t0
         self.assertGreaterEqual(elapsed, 0.9)
-        self.assertLess(elapsed, 5)
+        # Ended by the grace timer (not the download's end, nor a signal).
         self.assertEqual(e.proc.returncode, 0)
-        self.assertIn("shutdown_grace (1000ms) is over; closing 1 connection(s)", e.stderr_text())
+        err = e.stderr_text()
+        self.assertIn("shutdown_grace (1000ms) is over; closing 1 connection(s)", err)
+        self.assertNotIn("again", err)
+        self.assertNotIn("every connection has finished", err)
 
     def test_idle_keep_alive_connections_do_not_hold_the_stop(self):
         e = self.start_embargo(timeouts={"shutdown_grace": "60s"})
         with RawClient(e.port, timeout=10) as c:
             c.send(("GET %s HTTP/1.1\r\nHost: allowed.test\r\n\r\n" % self.url()).encode())
             self.assertEqual(c.read_response().status, 200)
-            t0 = time.monotonic()
             e.proc.send_signal(signal.SIGTERM)
-            e.proc.wait(timeout=10)
-            self.assertLess(time.monotonic() - t0, 3)
+            e.proc.wait(timeout=30)
             self.assertTrue(c.at_eof())
+        # It exited as soon as no connection was left (not when the 60 s
+        # grace ran out): the idle one was closed, not waited for.
         self.assertEqual(e.proc.returncode, 0)
+        err = e.stderr_text()
+        self.assertIn("every connection has finished; exiting", err)
+        self.assertNotIn("is over", err)
 
 
 class ReopenTest(EmbargoTestCase):
@@ -332,12 +338,9 @@ class StalledLogReaderTest(EmbargoTestCase):
         admin_port = free_port()
         port = free_port()
         cfg = os.path.join(self.tmp, "stalled.yaml")
-        # Without these keys (a build from before them) the test still runs,
-        # and fails where that build hangs.
         snippet = "log_buffer: 65536\nadmin: {listen: 127.0.0.1:%d}\n" % admin_port
-        counted = harness.binary_accepts(snippet)
         with open(cfg, "w") as f:
-            f.write(harness.make_config(extra=snippet if counted else ""))
+            f.write(harness.make_config(extra=snippet))
         err_path = os.path.join(self.tmp, "stalled.stderr")
         r_fd, w_fd = os.pipe()  # the reader end is never read
         with open(err_path, "wb") as err:
@@ -349,15 +352,13 @@ class StalledLogReaderTest(EmbargoTestCase):
         try:
             wait_until(lambda: "listening on" in harness.read_text(err_path), 20,
                        what="embargo listening")
-            t0 = time.monotonic()
+            # Every request is answered while the reader reads nothing.
             for i in range(self.DENIED):
                 r = quick_get(port, "http://s07.upd.kaspersky.com/%d" % i)
                 self.assertEqual(r.status, 403, i)
             for i in range(20):
                 r = quick_get(port, self.url(path="/after/%d" % i))
                 self.assertEqual(r.status, 200, i)
-            self.assertLess(time.monotonic() - t0, 60)
-            self.assertTrue(counted, "this build has no log_buffer or admin endpoint")
             m = parse_metrics(admin_get(admin_port, "/metrics")[2].decode())
             dropped = m['embargo_log_lines_dropped_total{stream="decision"}']
             self.assertGreater(dropped, 0)

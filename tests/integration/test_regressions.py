@@ -30,6 +30,7 @@ Most tests talk to a scripted origin that parses requests itself, so they
 see exactly the bytes the proxy forwarded.
 """
 
+import select
 import socket
 import threading
 import time
@@ -89,6 +90,7 @@ class ScriptedOrigin:
         self.connections = 0
         self.requests = []
         self.closed = []  # connection numbers whose handler has finished
+        self.waiting = {}  # connection number: its reader, while waiting for a head
         self._stop = threading.Event()
         self._threads = []
         self._conns = []
@@ -119,6 +121,33 @@ class ScriptedOrigin:
     def snapshot(self):
         with self.lock:
             return [dict(r) for r in self.requests]
+
+    def _drained(self):
+        with self.lock:
+            conns = list(self._conns)
+            done = set(self.closed)
+            waiting = dict(self.waiting)
+        for n, conn in enumerate(conns, 1):
+            if n in done:
+                continue
+            reader = waiting.get(n)
+            if reader is None or reader.buf:
+                return False  # parsing, answering, or holding part of a head
+            try:
+                if select.select([conn], [], [], 0)[0]:
+                    return False  # bytes (or the end) not read yet
+            except (OSError, ValueError):
+                pass  # closed under us: nothing more to read
+        return True
+
+    def wait_drained(self):
+        """A positive barrier for "nothing else reached this origin": waits
+        until every connection's handler has ended, or waits for the next
+        head with nothing buffered and nothing unread on its socket. Bytes
+        the proxy wrote before this call (on loopback, a write lands in the
+        receiving socket at once) have then all been parsed, and any request
+        among them recorded."""
+        wait_until(self._drained, 10.0, 0.01, "the scripted origin to parse what it was sent")
 
     def _serve(self):
         harness.serve_until_stopped(self._stop, self.sock.accept, self._accepted, seconds=600)
@@ -151,7 +180,13 @@ class ScriptedOrigin:
                 self.closed.append(conn_no)
 
     def _one(self, conn, reader, conn_no, n):
-        head = reader.read_head()
+        with self.lock:
+            self.waiting[conn_no] = reader
+        try:
+            head = reader.read_head()
+        finally:
+            with self.lock:
+                self.waiting.pop(conn_no, None)
         if head is None:
             return False
         lines = head.decode("latin-1").split("\r\n")
@@ -324,14 +359,11 @@ class RegressionTest(EmbargoTestCase):
         """A request in origin form, as it would be hidden in a body."""
         return b"GET /smuggled HTTP/1.1\r\nHost: allowed.test:%d\r\n\r\n" % origin.port
 
-    def settle(self):
-        """Gives anything the proxy might still (wrongly) send time to arrive."""
-        time.sleep(0.5)
-
     def upload_then_after(self, o, body, extra):
         """On one connection, POST /upload with BODY and the header lines
         EXTRA, then GET /after; both must be answered 200 by origin O. The
-        requests O saw, once /after has arrived and settle() has passed."""
+        requests O saw, once /after has arrived and O has parsed everything
+        it was sent (wait_drained)."""
         with RawClient(self.embargo.port) as c:
             c.send(self.request(o, "/upload", "POST", body=body, extra=extra))
             r1 = c.read_response()
@@ -340,7 +372,7 @@ class RegressionTest(EmbargoTestCase):
         self.assertEqual((r1.status, r1.body), (200, b"ok /upload\n"), r1)
         self.assertEqual((r2.status, r2.body), (200, b"ok /after\n"), r2)
         wait_until(lambda: "/after" in o.paths(), 5.0, what="the origin to see /after")
-        self.settle()
+        o.wait_drained()
         return o.snapshot()
 
     # -- 1. Connection naming framing fields
@@ -396,7 +428,7 @@ class RegressionTest(EmbargoTestCase):
         self.assertEqual((r1.status, r1.body), (200, b"ok /ws\n"), r1)
         self.assertEqual((r2.status, r2.body), (200, b"ok /after\n"), r2)
         self.assertEqual(rest, b"", "more than one response per request")
-        self.settle()
+        o.wait_drained()
         reqs = o.snapshot()
         self.assertEqual([r["path"] for r in reqs], ["/ws", "/after"])
         self.assertIsNone(field(reqs[0]["headers"], "Upgrade"), reqs[0])
@@ -419,7 +451,7 @@ class RegressionTest(EmbargoTestCase):
             self.assertEqual((r.status, r.body), (200, b"ok GET /warm\n"), r)
             c.send(self.request(o, path, method, extra=b"Content-Length: 0\r\n"))
             r = c.read_response()
-        self.settle()
+        o.wait_drained()
         return o, r
 
     def test_post_after_origin_closed_the_kept_upstream_goes_on_a_new_connection(self):
@@ -562,7 +594,7 @@ class RegressionTest(EmbargoTestCase):
             r = c.read_response()
         self.assertEqual(r.status, 400, r)
         self.assert_proxy_status(r, "http_request_error")
-        self.settle()
+        o.wait_drained()
         self.assertEqual(o.paths(), ["/warm"], "the refused request reached the origin")
 
 
@@ -575,7 +607,6 @@ class RegressionTest(EmbargoTestCase):
         self.assertEqual(r.status, 403, r)
         self.assert_proxy_status(r, "destination_ip_prohibited")
         self.assertIn(b"the destination is this proxy", r.body)
-        self.settle()
         self.embargo.wait_records(lambda x: x.get("host") == "mapped.test", since=self.log_mark)
         self.embargo.log_barrier()
         recs = [x for x in self.new_records() if x.get("host") == "mapped.test"]
@@ -677,7 +708,7 @@ class V4MappedTest(EmbargoTestCase):
         d = self.embargo.wait_records(lambda x: x.get("host") == "mapped.test")[-1]
         self.assertEqual((d["event"], d["error"], d["status"]),
                          ("error", "destination_ip_prohibited", 403), d)
-        time.sleep(0.3)
+        self.origin.barrier()
         self.assertEqual(self.origin.connections, 0, "the origin saw a connection")
         self.assertEqual(self.origin.heads, [])
 

@@ -135,15 +135,13 @@ class ResolutionTest(EmbargoTestCase):
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        try:
-            # Origins inside the test networks, on the class origin's port.
-            cls.strong_origin = Origin(host=STRONG_ADDR, port=cls.origin.port).start()
-            cls._cleanups_cls.append(cls.strong_origin.stop)
-            cls.hint_origin = Origin(host=HINT_ADDR, port=cls.origin.port).start()
-            cls._cleanups_cls.append(cls.hint_origin.stop)
-        except BaseException:
-            cls.tearDownClass()
-            raise
+        # Origins inside the test networks, on the class origin's port.
+        cls.strong_origin = Origin(host=STRONG_ADDR, port=cls.origin.port)
+        cls.addClassCleanup(cls.strong_origin.stop)
+        cls.strong_origin.start()
+        cls.hint_origin = Origin(host=HINT_ADDR, port=cls.origin.port)
+        cls.addClassCleanup(cls.hint_origin.stop)
+        cls.hint_origin.start()
 
     def setUp(self):
         super().setUp()
@@ -155,7 +153,10 @@ class ResolutionTest(EmbargoTestCase):
         return e.wait_records(lambda x: x.get("event") == "deny" and x.get("host") == host)[-1]
 
     def assert_nothing_dialled(self):
-        time.sleep(0.1)
+        """After a refusal: a connection to either origin made before the
+        refusal was answered would be counted before each origin's barrier."""
+        self.origin.barrier()
+        self.strong_origin.barrier()
         self.assertEqual(self.origin.connections, 0, "the origin saw a connection")
         self.assertEqual(self.strong_origin.connections, 0, "the strong-net origin saw one")
 
@@ -260,11 +261,10 @@ class ResolutionTest(EmbargoTestCase):
         self.assertEqual(self.origin.connections, 0)
 
     def test_dns_timeout_is_504(self):
-        t0 = time.monotonic()
+        # dns_timeout: the resolver's own timeout answered, not the client's.
         r = self.get("http://slow.hole.example/")
         self.assertEqual(r.status, 504, r)
         self.assert_proxy_status(r, "dns_timeout")
-        self.assertLess(time.monotonic() - t0, 10.0)
 
     # -- internal destinations (loopback not allowed here)
 
@@ -282,7 +282,7 @@ class ResolutionTest(EmbargoTestCase):
         d = e.wait_records(lambda x: x.get("host") == "allowed.test")[-1]
         self.assertEqual((d["event"], d["error"], d["status"]),
                          ("error", "destination_ip_prohibited", 403), d)
-        time.sleep(0.1)
+        self.origin.barrier()
         self.assertEqual(self.origin.connections, 0, "the origin saw a connection")
 
     def test_literal_loopback_and_metadata_refused_by_default(self):
@@ -291,7 +291,7 @@ class ResolutionTest(EmbargoTestCase):
         r = http_get(e.port, "http://127.0.0.1:%d/in" % self.origin.port)
         self.assertEqual(r.status, 403, r)
         self.assert_proxy_status(r, "destination_ip_prohibited")
-        time.sleep(0.1)
+        self.origin.barrier()
         self.assertEqual(self.origin.connections, 0, "the origin saw a connection")
         # ... and only then the cloud metadata address (refused before any dial).
         r = http_get(e.port, "http://169.254.169.254/latest/meta-data/")
@@ -306,7 +306,7 @@ class ResolutionTest(EmbargoTestCase):
         r = http_get(e.port, self.url("clean-alias.test", "/in"))
         self.assertEqual(r.status, 403, r)
         self.assert_proxy_status(r, "destination_ip_prohibited")
-        time.sleep(0.1)
+        self.origin.barrier()
         self.assertEqual(self.origin.connections, 0)
 
     # -- the cache
@@ -331,20 +331,34 @@ class ResolutionTest(EmbargoTestCase):
     # that connection was opened for: the CNAME chain and the addresses, at
     # the current policy time, with a log line for every log decision.
 
+    def before_the_cutoff(self, margins=(5, 20, 60)):
+        """An embargo whose policy clock starts MARGIN seconds before the
+        updates cutoff, and the log line of its first request to alias.test,
+        made before the cutoff: an embargo that started too slowly (a loaded
+        machine, a sanitizer build) to answer before it is stopped and the
+        next, larger margin tried."""
+        cutoff = calendar.timegm(time.strptime(KASPERSKY_UPDATES_CUTOFF, "%Y-%m-%dT%H:%M:%SZ"))
+        for margin in margins:
+            now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(cutoff - margin))
+            e = self.start_embargo(now=now)
+            mark = e.log_mark()
+            r = http_get(e.port, self.url("alias.test", "/before"))
+            d = e.wait_records(lambda x: x.get("host") == "alias.test", since=mark)[-1]
+            if not d["after_cutoff"]:
+                self.assertEqual((r.status, r.body), (200, b"ok /before\n"), r)
+                self.assertEqual((d["event"], d["matched_on"]), ("log", "cname"), d)
+                return e, d, cutoff
+            e.check_clean_exit()
+        self.fail("no embargo answered before the cutoff, even %d s ahead of it" % margins[-1])
+
     def test_pooled_request_rejudged_on_cname_after_cutoff(self):
-        e = self.start_embargo(now="2024-09-29T03:59:55Z")
-        r = http_get(e.port, self.url("alias.test", "/before"))
-        self.assertEqual((r.status, r.body), (200, b"ok /before\n"), r)
-        d = e.wait_records(lambda x: x.get("host") == "alias.test")[-1]
-        self.assertEqual((d["event"], d["matched_on"]), ("log", "cname"), d)
-        if d["after_cutoff"]:
-            self.skipTest("the embargo started too slowly to see the cutoff pass")
+        e, d, cutoff = self.before_the_cutoff()
         self.assertEqual(self.origin.connections, 1)
+        self.assertEqual([h["path"] for h in self.origin.heads], ["/before"])
         # Wait until the policy clock has passed the updates cutoff.
         t = time.strptime(d["policy_time"], "%Y-%m-%dT%H:%M:%SZ")
-        left = calendar.timegm(time.strptime(KASPERSKY_UPDATES_CUTOFF, "%Y-%m-%dT%H:%M:%SZ")) - \
-            calendar.timegm(t)
-        self.assertLessEqual(left, 5)
+        left = cutoff - calendar.timegm(t)
+        self.assertGreater(left, 0)
         time.sleep(left + 1.2)
         r = http_get(e.port, self.url("alias.test", "/after"))
         self.assertEqual(r.status, 403, "an alias of an update server was served after the "
@@ -412,34 +426,32 @@ class CacheExpiryTest(EmbargoTestCase):
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        cls.moving = None
-        try:
-            cls.slow = SlowDns(cls.DELAY).start()
-            cls._cleanups_cls.append(cls.slow.stop)
-            cls.hosts_path = os.path.join(cls.tmp, "moving.hosts")
-            cls.write_hosts("127.0.0.1")
-            cls.dns2 = Dnsmasq(cls.tmp, hosts=(), name="dnsmasq-moving", extra_args=[
-                "--addn-hosts=" + cls.hosts_path, "--local-ttl=30",
-                "--server=/slow.example/%s#%d" % (LOOPBACK, cls.slow.port)]).start()
-            cls._cleanups_cls.append(cls.dns2.stop)
-            cls.origin_b = Origin(host="127.0.0.2", port=cls.origin.port).start()
-            cls._cleanups_cls.append(cls.origin_b.stop)
-            cfg = make_config(timeouts={"resolve": "5s"},
-                              extra="access_log: true\ndns:\n  min_ttl: 0s\n  max_ttl: 1s")
-            cls.moving = Embargo(cls.tmp, cfg, cls.dns2.port).start()
-        except BaseException:
-            cls.tearDownClass()
-            raise
+        cls.slow = SlowDns(cls.DELAY)
+        cls.addClassCleanup(cls.slow.stop)
+        cls.slow.start()
+        cls.hosts_path = os.path.join(cls.tmp, "moving.hosts")
+        cls.write_hosts("127.0.0.1")
+        cls.dns2 = Dnsmasq(cls.tmp, hosts=(), name="dnsmasq-moving", extra_args=[
+            "--addn-hosts=" + cls.hosts_path, "--local-ttl=30",
+            "--server=/slow.example/%s#%d" % (LOOPBACK, cls.slow.port)])
+        cls.addClassCleanup(cls.dns2.stop)
+        cls.dns2.start()
+        cls.origin_b = Origin(host="127.0.0.2", port=cls.origin.port)
+        cls.addClassCleanup(cls.origin_b.stop)
+        cls.origin_b.start()
+        cfg = make_config(timeouts={"resolve": "5s"},
+                          extra="access_log: true\ndns:\n  min_ttl: 0s\n  max_ttl: 1s")
+        cls.moving = Embargo(cls.tmp, cfg, cls.dns2.port)
+        cls.addClassCleanup(cls.moving.stop)
+        cls.moving.start()
 
     @classmethod
     def tearDownClass(cls):
         try:
-            if getattr(cls, "moving", None) is not None:
-                try:
-                    cls.moving.check_clean_exit()
-                except AssertionError:
-                    sys.stderr.write(cls.moving.diagnostics() + "\n")
-                    raise
+            cls.moving.check_clean_exit()
+        except AssertionError:
+            sys.stderr.write(cls.moving.diagnostics() + "\n")
+            raise
         finally:
             super().tearDownClass()
 

@@ -215,8 +215,10 @@ class InspectAssertions(EmbargoTestCase):
         self.assertEqual(d["error"], "tls_alert_access_denied", d)
         self.assertNotIn("status", d)
 
-    def assert_origin_untouched(self, settle=0.2):
-        time.sleep(settle)  # a dial that was started would have been accepted by now
+    def assert_origin_untouched(self):
+        """A dial started before the refusal would be counted before the
+        origin's barrier."""
+        self.tls_origin.barrier()
         self.assertEqual(self.tls_origin.connections, 0, "the TLS origin saw a connection")
 
     def openssl_client(self, proxy_port, servername=None, extra=()):
@@ -518,7 +520,8 @@ class UninspectableTest(InspectAssertions):
             self.assertTrue(c.at_eof(10.0), "tunnel still open 10 s after the 200")
             elapsed = time.monotonic() - t0
         self.assertGreater(elapsed, 0.8)
-        self.assertLess(elapsed, 6.0)
+        # Closed by tls_inspect.timeout (the log says so), not by the 20 s
+        # tunnel_idle or the client's own read timeout.
         d = self.tunnel_record(embargo=e)
         self.assertEqual((d["event"], d["action"]), ("deny", "deny"), d)
         self.assertEqual(d["tls"], "timeout", d)

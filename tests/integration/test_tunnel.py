@@ -186,9 +186,12 @@ class TunnelTest(EmbargoTestCase):
     def test_tunnel_is_not_logged_for_allowed_host(self):
         echo = self.tunnels["echo"]
         with self._open_tunnel(echo.port) as c:
+            client_port = c.sock.getsockname()[1]
             c.sock.shutdown(socket.SHUT_WR)
             self.assertEqual(c.read_to_eof(), b"ECHO ")
-        time.sleep(0.05)  # a tunnel_closed line is made as the connection closes
+            # A tunnel_closed line would be made as the proxy closes its side.
+            wait_until(lambda: not harness.socket_held(self.embargo.port, client_port), 10,
+                       what="the proxy to close the tunnel")
         self.embargo.log_barrier()
         self.assertEqual(self.new_records(), [])
         self.assert_healthy()

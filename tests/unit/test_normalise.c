@@ -281,6 +281,61 @@ Test(normalise, rejects_malformed_authorities) {
     expect_authority_err(&cases[i]);
 }
 
+static void expect_destination(const struct auth_case *c) {
+  struct host h;
+  int err = destination_parse(c->in, strlen(c->in), 443, &h);
+  cr_expect_eq(err, 0, "destination_parse(\"%s\") = %s", c->in, err_name(err));
+  if (err != 0)
+    return;
+  cr_expect_eq(h.kind, c->kind, "\"%s\": kind", c->in);
+  cr_expect_str_eq(h.name, c->name, "\"%s\"", c->in);
+  cr_expect_eq(h.port, c->port, "\"%s\": port %u", c->in, h.port);
+}
+
+Test(destination, a_bare_ipv6_literal_is_an_address_with_the_default_port) {
+  static const struct auth_case cases[] = {
+      {"fe80::1", HOST_IPV6, "fe80::1", 443},
+      {"2001:db8::1", HOST_IPV6, "2001:db8::1", 443},
+      {"FF02::1", HOST_IPV6, "ff02::1", 443},
+      {"::1", HOST_IPV6, "::1", 443},
+      {"::", HOST_IPV6, "::", 443},
+      {"64:ff9b::a9fe:a9fe", HOST_IPV6, "64:ff9b::a9fe:a9fe", 443},
+      {"::ffff:10.0.0.1", HOST_IPV4, "10.0.0.1", 443},
+      /* more than one colon: never host:port, so the last group is not a port */
+      {"2001:db8::1:443", HOST_IPV6, "2001:db8::1:443", 443},
+  };
+  for (size_t i = 0; i < ARRAY_LEN(cases); i++)
+    expect_destination(&cases[i]);
+}
+
+Test(destination, other_forms_are_authorities) {
+  static const struct auth_case cases[] = {
+      {"Example.COM", HOST_NAME, "example.com", 443},
+      {"example.com:8080", HOST_NAME, "example.com", 8080},
+      {"10.0.0.1", HOST_IPV4, "10.0.0.1", 443},
+      {"10.0.0.1:22", HOST_IPV4, "10.0.0.1", 22},
+      {"[fe80::1]", HOST_IPV6, "fe80::1", 443},
+      {"[2001:db8::1]:8443", HOST_IPV6, "2001:db8::1", 8443},
+  };
+  for (size_t i = 0; i < ARRAY_LEN(cases); i++)
+    expect_destination(&cases[i]);
+}
+
+Test(destination, rejects_what_is_neither) {
+  static const struct err_case cases[] = {
+      {"fe80::1%eth0", EMB_EBADIP},    {"a:b:c", EMB_EBADIP},
+      {"2001:db8::g", EMB_EBADIP},     {"fe80::1:", EMB_EBADIP},
+      {"[fe80::1", EMB_EBADHOST},      {"", EMB_EBADHOST},
+      {"example.com:0", EMB_EBADPORT}, {"user@example.com", EMB_EUSERINFO},
+  };
+  for (size_t i = 0; i < ARRAY_LEN(cases); i++) {
+    struct host h;
+    int err = destination_parse(cases[i].in, strlen(cases[i].in), 443, &h);
+    cr_expect_eq(err, cases[i].err, "destination_parse(\"%s\") = %s, want %s", cases[i].in,
+                 err_name(err), err_name(cases[i].err));
+  }
+}
+
 struct url_case {
   const char *in;
   const char *name;
