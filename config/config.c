@@ -167,6 +167,21 @@ static const struct directive internal_keys[] = {
 
 #define COUNT(a) (sizeof(a) / sizeof((a)[0]))
 
+#define KEYS(path, table)                                                                          \
+  { KEYS_CONFIG, path, table, COUNT(table) }
+const struct key_table load_config_key_tables[] = {
+    KEYS("", top_keys),
+    KEYS("listen[]", listen_keys),
+    KEYS("timeouts", timeout_keys),
+    KEYS("limits", limit_keys),
+    KEYS("tls_inspect", tls_keys),
+    KEYS("transparent", transparent_keys),
+    KEYS("dns", dns_keys),
+    KEYS("certs", certs_keys),
+    KEYS("internal", internal_keys),
+    {KEYS_CONFIG, NULL, NULL, 0},
+};
+
 static int apply_timeouts(struct loader *ld, const struct ydoc *d, const struct ynode *value,
                           const char *path, void *target, const struct directive *dir) {
   return load_map(ld, d, value, path, timeout_keys, COUNT(timeout_keys),

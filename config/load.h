@@ -55,6 +55,27 @@ struct directive {
   const char *expect; /* what a valid value looks like: "a duration like 10s" */
 };
 
+/* Which file a directive table reads: the configuration, or a vendor list. */
+enum key_file { KEYS_CONFIG, KEYS_VENDOR_LIST };
+
+/* A directive table and the key path it applies under, for `embargo config
+ * keys`: "" for the top of the file, "timeouts" for a mapping, "listen[]"
+ * for the mapping form of a list's items, an upper-case word where a name
+ * of the file's own stands ("categories.NAME"). Every module that has
+ * tables lists them all in one array ending with a NULL table. */
+struct key_table {
+  enum key_file file;
+  const char *path;
+  const struct directive *table;
+  size_t n;
+};
+
+extern const struct key_table load_config_key_tables[]; /* config.c */
+extern const struct key_table load_admin_key_tables[];  /* admin.c */
+extern const struct key_table load_lists_key_tables[];  /* lists.c */
+extern const struct key_table load_vendor_key_tables[]; /* vendors.c */
+extern const struct key_table load_preset_key_tables[]; /* presets.c */
+
 /* Writes "file:line:col: PATH: reason" (N's position) into ld->err and
  * returns EMB_ECONFIG. */
 int load_fail(struct loader *ld, const struct ydoc *d, const struct ynode *n, const char *path,

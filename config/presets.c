@@ -80,6 +80,12 @@ static const struct directive override_keys[] = {
     NODE("after", after, "allow, log or deny"),
 };
 
+const struct key_table load_preset_key_tables[] = {
+    {KEYS_CONFIG, "vendors[].override.CATEGORY", override_keys, COUNT(override_keys)},
+    {KEYS_VENDOR_LIST, "categories.NAME.presets.PROFILE", preset_keys, COUNT(preset_keys)},
+    {KEYS_CONFIG, NULL, NULL, 0},
+};
+
 /* Reads an optional action at N into *OUT and marks it set by FROM. */
 static int read_action(struct loader *ld, const struct ydoc *d, const struct ynode *n,
                        const char *path, enum action *out, enum action_from *from,

@@ -166,6 +166,17 @@ static const struct directive exception_keys[] = {
   NODE("reason", exception_spec, reason, false, "a short text"),
 };
 
+const struct key_table load_vendor_key_tables[] = {
+    {KEYS_CONFIG, "vendors[]", ref_keys, COUNT(ref_keys)},
+    {KEYS_CONFIG, "exceptions[]", exception_keys, COUNT(exception_keys)},
+    {KEYS_VENDOR_LIST, "", vendor_keys, COUNT(vendor_keys)},
+    {KEYS_VENDOR_LIST, "left_out[]", left_out_keys, COUNT(left_out_keys)},
+    {KEYS_VENDOR_LIST, "categories.NAME", category_keys, COUNT(category_keys)},
+    {KEYS_VENDOR_LIST, "categories.NAME.networks[]", network_keys, COUNT(network_keys)},
+    {KEYS_VENDOR_LIST, "categories.NAME.ja4[]", ja4_keys, COUNT(ja4_keys)},
+    {KEYS_CONFIG, NULL, NULL, 0},
+};
+
 /* Ids and category names: lowercase letters, digits, '-' and '_'. */
 static bool is_short_name(const char *s) {
   if (*s == '\0')

@@ -16,6 +16,7 @@
 #include "certs/ca.h"
 #include "config/config.h"
 #include "config/embedded.h"
+#include "config/keys.h"
 #include "config/lists.h"
 #include "filters/err.h"
 #include "filters/normalise.h"
@@ -77,6 +78,8 @@ static const char usage_text[] =
     "  embargo config check FILE            validate FILE and print a summary\n"
     "  embargo config show [VENDOR]         print the built-in config and the catalogue of\n"
     "                                       built-in vendor lists (or one list)\n"
+    "  embargo config keys [vendor-list]    print every key a config file (or a vendor list)\n"
+    "                                       may hold\n"
     "  embargo ca init --dir DIR [--subject SITE] [--permit DOMAIN]... [--days N]\n"
     "                                       create the block-page CA (DIR/ca.key, DIR/ca.crt)\n"
     "  embargo ca show DIR                  print the CA's fingerprint, validity and how to\n"
@@ -512,6 +515,10 @@ static int cmd_config(const struct options *o, int argc, char **argv) {
 
   if (argc >= 1 && strcmp(argv[0], "show") == 0)
     return cmd_config_show(o, argc - 1, argv + 1);
+  if (argc >= 1 && strcmp(argv[0], "keys") == 0)
+    return argc <= 2 && config_keys_print(argc == 2 ? argv[1] : NULL, stdout) == 0
+               ? 0
+               : usage_error("%s", "usage: embargo config keys [config|vendor-list]");
   if (argc != 2 || strcmp(argv[0], "check") != 0)
     return usage_error("%s", "usage: embargo config check FILE | embargo config show [VENDOR]");
   memset(&cfg, 0, sizeof(cfg));
@@ -846,6 +853,11 @@ int cli_main(int argc, char **argv) {
   memset(&o, 0, sizeof(o));
   if ((rc = parse_options(argc, argv, &o)) != 0)
     return rc;
+#ifdef EMBARGO_DEFAULT_CONFIG
+  /* An installed host's file (the Debian package's), when there is one. */
+  if (o.config == NULL && access(EMBARGO_DEFAULT_CONFIG, F_OK) == 0)
+    o.config = EMBARGO_DEFAULT_CONFIG;
+#endif
   if (o.verbose)
     log_set_level(LOG_DEBUG);
   if (optind < argc)
