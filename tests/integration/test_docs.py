@@ -860,7 +860,7 @@ class DocsExamplesTest(EmbargoTestCase):
         # /etc/embargo stands for a directory of the test's, mode 0700 like
         # the docs' (its parent lets anyone through).
         if os.geteuid() != 0:
-            self.skipTest("the readability warnings are for a process started as root")
+            self.skipTest("the quoted warning names a directory owned by root (owner 0:0)")
         top = tempfile.mkdtemp(prefix="embargo-docs-")  # the class's directory is 0700
         self.addCleanup(shutil.rmtree, top, True)
         os.chmod(top, 0o755)
