@@ -22,6 +22,7 @@ struct ca;
 #define CONFIG_MAX_WORKERS 64 /* event loops (threads) */
 #define CONFIG_MAX_PORTS 64
 #define CONFIG_MAX_ADMIN_NAMES 8
+#define CONFIG_MAX_CLIENT_PROFILES 8
 
 /* What a listener accepts. */
 enum listen_mode {
@@ -147,6 +148,14 @@ struct config_lists {
   char note[1100];               /* why a cached bundle was not used, or "" */
 };
 
+/* A profile for the clients of some groups (`client_profiles:`): its
+ * presets set their categories' actions, and without `vendors:` its lists
+ * load for them. The groups are the policy snapshot's. */
+struct config_client_profile {
+  char profile[32];
+  uint64_t groups;
+};
+
 struct config {
   struct config_listen listen[CONFIG_MAX_LISTEN];
   size_t nlisten;
@@ -178,6 +187,8 @@ struct config {
   bool access_log;                /* log every request, not only decisions */
   bool monitor;
   char profile[32];               /* the regime preset: "us-commercial" (default), "us-federal" */
+  struct config_client_profile client_profiles[CONFIG_MAX_CLIENT_PROFILES];
+  size_t nclient_profiles;
   struct policy *policy;          /* owned reference */
   char source[512];               /* file the config came from, or "(built-in)" */
   struct config_lists lists;

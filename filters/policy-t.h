@@ -55,7 +55,8 @@ enum scope_by {
 };
 
 struct category_scope {
-  uint64_t groups; /* the client groups it is for */
+  uint64_t groups; /* for a client in one of these groups */
+  uint64_t also;   /* and, unless 0, in one of these too (an override over a profile's scope) */
   enum scope_by by;
   enum action before, after;
   enum action_from before_from, after_from;

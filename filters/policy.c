@@ -694,8 +694,9 @@ int action_strength(enum action a) {
 /* C's first scope for a client of GROUPS, or NULL. */
 static const struct category_scope *find_scope(const struct category *c, uint64_t groups) {
   for (size_t i = 0; groups != 0 && i < c->nscopes; i++) {
-    if (c->scopes[i].groups & groups)
-      return &c->scopes[i];
+    const struct category_scope *s = &c->scopes[i];
+    if ((s->groups & groups) && (s->also == 0 || (s->also & groups)))
+      return s;
   }
   return NULL;
 }
