@@ -509,6 +509,17 @@ static int add_rules(struct loader *ld, const struct ydoc *d, const struct categ
   return rc;
 }
 
+static bool same_text(const char *a, const char *b) {
+  return a == b || (a != NULL && b != NULL && strcmp(a, b) == 0);
+}
+
+/* Whether S sets exactly C's own actions, by the same hands. */
+static bool same_actions(const struct category *c, const struct category_scope *s) {
+  return c->before == s->before && c->after == s->after && c->before_from == s->before_from &&
+         c->after_from == s->after_from && same_text(c->preset, s->preset) &&
+         same_text(c->basis, s->basis);
+}
+
 /* Adds category pair I of the CATS mapping to V, with its rules; CONF is the
  * vendor's default confidence. */
 static int add_category(struct loader *ld, const struct ydoc *d, const struct ynode *cats,
@@ -550,6 +561,8 @@ static int add_category(struct loader *ld, const struct ydoc *d, const struct yn
   c->preset = want.preset;
   c->basis = want.basis;
   for (size_t k = 0; k < cfg->nclient_profiles; k++) {
+    if (same_actions(c, &scoped[k]))
+      continue; /* the profile asks nothing else of this category */
     if ((rc = policy_add_scope(ld->cfg->policy, c, c->nscopes, &scoped[k])) < 0)
       return rc;
   }
