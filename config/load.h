@@ -200,8 +200,7 @@ int load_groups(struct loader *ld);
 int load_clients(struct loader *ld, const struct ydoc *d, const struct ynode *n, const char *path,
                  uint64_t *out);
 
-/* The action fields of C as a scope's, and back. */
-struct category_scope load_own_actions(const struct category *c);
+/* Sets C's own actions from S's (category_actions the other way). */
 void load_set_own_actions(struct category *c, const struct category_scope *s);
 
 /* The `admin` mapping (admin.c): listen, token_file, names. */

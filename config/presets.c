@@ -97,8 +97,8 @@ static int read_action(struct loader *ld, const struct ydoc *d, const struct yno
 
 /* Applies SPEC, read from MAP at PATH, to A as set by WHO. */
 static int apply_actions(struct loader *ld, const struct ydoc *d, const struct ynode *map,
-                         const struct action_spec *spec, const char *path, struct category_scope *a,
-                         enum action_from who) {
+                         const struct action_spec *spec, const char *path,
+                         struct category_scope *a, enum action_from who) {
   char sub[LOAD_PATH_MAX];
   if (spec->before == NULL && spec->after == NULL)
     return load_fail(ld, d, map, path, "sets no action (expected before, after or both)");
@@ -111,16 +111,6 @@ static int apply_actions(struct loader *ld, const struct ydoc *d, const struct y
     rc = read_action(ld, d, spec->after, load_path_key(sub, path, "after"), &a->after,
                      &a->after_from, who);
   return rc;
-}
-
-struct category_scope load_own_actions(const struct category *c) {
-  return (struct category_scope){.before = c->before,
-                                 .after = c->after,
-                                 .before_from = c->before_from,
-                                 .after_from = c->after_from,
-                                 .preset = c->preset,
-                                 .basis = c->basis,
-                                 .override_where = c->override_where};
 }
 
 void load_set_own_actions(struct category *c, const struct category_scope *s) {
@@ -165,7 +155,7 @@ static void use_preset(const struct config *cfg, const char *name,
 int load_presets(struct loader *ld, const struct ydoc *d, const struct ynode *presets,
                  const char *path, struct category *c, struct category_scope *scoped) {
   char sub[LOAD_PATH_MAX];
-  const struct category_scope list = load_own_actions(c);
+  const struct category_scope list = category_actions(c);
   if (presets == NULL)
     return 0;
   if (ynode_kind(presets) != YNODE_MAP)
@@ -219,7 +209,7 @@ static int override_actions(struct loader *ld, const struct ydoc *d, const struc
 static int override_all(struct loader *ld, const struct ydoc *d, const struct ynode *val,
                         const struct action_spec *spec, const char *sub, struct origin where,
                         struct category *c) {
-  struct category_scope own = load_own_actions(c);
+  struct category_scope own = category_actions(c);
   int rc = override_actions(ld, d, val, spec, sub, where, &own);
   load_set_own_actions(c, &own);
   for (size_t k = 0; rc == 0 && k < c->nscopes; k++)
@@ -249,7 +239,7 @@ static int override_groups(struct loader *ld, const struct ydoc *d, const struct
     if (rc < 0)
       return rc;
   }
-  struct category_scope s = load_own_actions(c);
+  struct category_scope s = category_actions(c);
   s.groups = groups;
   s.by = SCOPE_BY_OVERRIDE;
   int rc = override_actions(ld, d, val, spec, sub, where, &s);

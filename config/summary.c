@@ -230,12 +230,7 @@ static void print_scopes(const struct policy *p, const struct category *c, const
 void config_print_category(const struct policy *p, const struct category *c,
                            const char *indent, void *file) {
   FILE *f = file;
-  const struct category_scope own = {.before = c->before,
-                                     .after = c->after,
-                                     .before_from = c->before_from,
-                                     .after_from = c->after_from,
-                                     .preset = c->preset,
-                                     .override_where = c->override_where};
+  const struct category_scope own = category_actions(c);
   fprintf(f, "%s%-14s cutoff ", indent, c->name);
   print_time(f, c->cutoff);
   print_actions(&own, f);

@@ -150,11 +150,10 @@ static const struct {
 };
 
 static const struct directive exception_keys[] = {
-    NODE("host", exception_spec, host, true, "a host pattern"),
-    NODE("expires", exception_spec, expires, false, CUTOFF_EXPECT),
-    NODE("reason", exception_spec, reason, false, "a short text"),
-    NODE("clients", exception_spec, clients, false,
-         "a list of client group names of client_groups"),
+  NODE("host", exception_spec, host, true, "a host pattern"),
+  NODE("expires", exception_spec, expires, false, CUTOFF_EXPECT),
+  NODE("reason", exception_spec, reason, false, "a short text"),
+  NODE("clients", exception_spec, clients, false, "a list of client group names of client_groups"),
 };
 
 /* Ids and category names: lowercase letters, digits, '-' and '_'. */
@@ -541,7 +540,7 @@ static int add_category(struct loader *ld, const struct ydoc *d, const struct yn
   if (rc == 0)
     rc = read_category(ld, d, &spec, sub, &want, &conf);
   for (size_t k = 0; rc == 0 && k < cfg->nclient_profiles; k++) {
-    scoped[k] = load_own_actions(&want); /* the list's, unless its preset says otherwise */
+    scoped[k] = category_actions(&want); /* the list's, unless its preset says otherwise */
     scoped[k].groups = cfg->client_profiles[k].groups;
     scoped[k].by = SCOPE_BY_PROFILE;
   }

@@ -570,10 +570,7 @@ int policy_add_scope(struct policy *p, struct category *c, size_t at,
   return 0;
 }
 
-struct category_scope verdict_actions(const struct verdict *v) {
-  const struct category *c = v->rule->category;
-  if (v->scope != NULL)
-    return *v->scope;
+struct category_scope category_actions(const struct category *c) {
   return (struct category_scope){.before = c->before,
                                  .after = c->after,
                                  .before_from = c->before_from,
@@ -581,6 +578,10 @@ struct category_scope verdict_actions(const struct verdict *v) {
                                  .preset = c->preset,
                                  .basis = c->basis,
                                  .override_where = c->override_where};
+}
+
+struct category_scope verdict_actions(const struct verdict *v) {
+  return v->scope != NULL ? *v->scope : category_actions(v->rule->category);
 }
 
 void policy_set_monitor(struct policy *p, bool monitor) {

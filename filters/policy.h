@@ -91,6 +91,8 @@ void policy_format_groups(const struct policy *p, uint64_t groups, char *buf, si
  * Returns 0 or -ENOMEM. */
 int policy_add_scope(struct policy *p, struct category *c, size_t at,
                      const struct category_scope *s);
+/* C's own actions (what clients in none of its scopes get), as a scope's. */
+struct category_scope category_actions(const struct category *c);
 /* The actions that applied to V's rule: V's scope, or its category's own.
  * V must have a rule. */
 struct category_scope verdict_actions(const struct verdict *v);
