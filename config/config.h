@@ -35,6 +35,9 @@ struct config_listen {
   char text[64];                  /* as written: "0.0.0.0:3128", "[::1]:3128" */
   struct sockaddr_storage addr;
   enum listen_mode mode;
+  /* A PROXY protocol header (v1 or v2) comes first on every connection,
+   * from a source in proxy_protocol_from (`proxy_protocol: true`). */
+  bool proxy_protocol;
 };
 
 /* "proxy", "intercept", "tproxy". */
@@ -167,6 +170,10 @@ struct config {
    * ("10.0.0.0/8", interned in POLICY) for an allowed client, NULL otherwise. */
   struct netmatch *clients;
   char clients_text[512];         /* for summaries */
+  /* The sources that may send a PROXY protocol header (`proxy_protocol_from`,
+   * owned; NULL when not set): required when a listener has proxy_protocol. */
+  struct netmatch *proxy_protocol_from;
+  char proxy_protocol_from_text[512]; /* for summaries */
   uint16_t connect_ports[CONFIG_MAX_PORTS];
   size_t nconnect_ports;
   struct config_tls tls;

@@ -40,6 +40,10 @@ struct loader {
   /* Where `deny_with: page` was first set ("file:line:col: key"), checked
    * against certs.ca_dir once everything is read; "" when nowhere. */
   char page_where[LOAD_PATH_MAX + 600];
+  /* Where a listener first asks for the PROXY protocol ("file:line:col:
+   * key"), checked against proxy_protocol_from once everything is read;
+   * "" when none does. */
+  char proxy_protocol_where[LOAD_PATH_MAX + 600];
   /* The signed bundle `builtin:` lists come from (NULL: the compiled-in
    * ones), owned when read from the cache (own_bundle), and the bundle of
    * the vendor list being read (NULL: not from a bundle). */

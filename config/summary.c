@@ -61,8 +61,12 @@ static void print_time(FILE *f, int64_t t) {
 static void print_network(const struct config *cfg, FILE *f) {
   fprintf(f, "Listeners:      ");
   for (size_t i = 0; i < cfg->nlisten; i++)
-    fprintf(f, "%s%s", i ? ", " : "", cfg->listen[i].text);
+    fprintf(f, "%s%s%s", i ? ", " : "", cfg->listen[i].text,
+            cfg->listen[i].proxy_protocol ? " (PROXY protocol)" : "");
   fprintf(f, "%s\n", cfg->nlisten ? "" : "none");
+  if (cfg->proxy_protocol_from != NULL)
+    fprintf(f, "PROXY sources:  %s (proxy_protocol_from)\n",
+            cfg->proxy_protocol_from_text[0] ? cfg->proxy_protocol_from_text : "none");
   fprintf(f, "Resolvers:      %s\n",
           cfg->resolvers[0] ? cfg->resolvers : "system (/etc/resolv.conf)");
   fprintf(f, "Clients:        %s\n", cfg->clients_text[0] ? cfg->clients_text : "none");
