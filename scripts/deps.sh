@@ -25,9 +25,11 @@ init_pkgs=("${runtime_pkgs[@]}" iptables)
 # podman runs the image without a Docker daemon (with runc); debootstrap makes
 # the base image locally when no registry is reachable (scripts/container.sh).
 container_pkgs=(podman runc debootstrap)
+# nodejs (with npm) runs the Kubernetes schema check of deploy/kubernetes/,
+# which installs its npm packages into the build tree itself.
 test_pkgs=(libcriterion-dev curl dnsmasq-base python3 python3-yaml openssl clang
            libclang-rt-14-dev iproute2 procps chromium libnss3-tools nftables iptables prometheus
-           unbound squid "${container_pkgs[@]}")
+           unbound squid nodejs "${container_pkgs[@]}")
 bench_pkgs=(nginx squid tinyproxy haproxy wrk curl openssl python3 procps)
 
 case "${1:-build}" in
@@ -39,6 +41,11 @@ case "${1:-build}" in
   bench) want=("${build_pkgs[@]}" "${bench_pkgs[@]}") ;;
   *) echo "usage: $0 [build|runtime|init|container|test|bench]" >&2; exit 2 ;;
 esac
+# Debian's nodejs leaves npm to a package of its own; other builds of nodejs
+# bring it along.
+if [ "${1:-build}" = test ] && ! command -v npm >/dev/null; then
+  want+=(npm)
+fi
 
 missing=()
 for p in "${want[@]}"; do
