@@ -97,8 +97,8 @@ static int read_action(struct loader *ld, const struct ydoc *d, const struct yno
 
 /* Applies SPEC, read from MAP at PATH, to A as set by WHO. */
 static int apply_actions(struct loader *ld, const struct ydoc *d, const struct ynode *map,
-                         const struct action_spec *spec, const char *path,
-                         struct category_scope *a, enum action_from who) {
+                         const struct action_spec *spec, const char *path, struct category_scope *a,
+                         enum action_from who) {
   char sub[LOAD_PATH_MAX];
   if (spec->before == NULL && spec->after == NULL)
     return load_fail(ld, d, map, path, "sets no action (expected before, after or both)");

@@ -27,13 +27,17 @@ struct pp_case {
 
 #define B(s) .bytes = s, .len = sizeof(s) - 1
 /* A valid header relayed for a client, with its TLV count. */
-#define PROXY(n, wire, s, d, sp, dp, tlvs)                                                      \
-  {.name = n, wire, .status = PROXYPROTO_DONE, .command = PROXYPROTO_PROXY, .src = s, .dst = d, \
-   .sport = sp, .dport = dp, .ntlvs = tlvs}
+#define PROXY(n, wire, s, d, sp, dp, tlvs)                                                         \
+  {                                                                                                \
+    .name = n, wire, .status = PROXYPROTO_DONE, .command = PROXYPROTO_PROXY, .src = s, .dst = d,   \
+    .sport = sp, .dport = dp, .ntlvs = tlvs                                                        \
+  }
 /* A valid header that names no client. */
-#define NOCLIENT(n, wire, cmd) {.name = n, wire, .status = PROXYPROTO_DONE, .command = cmd}
+#define NOCLIENT(n, wire, cmd)                                                                     \
+  { .name = n, wire, .status = PROXYPROTO_DONE, .command = cmd }
 /* A broken header and a part of the reason it is refused for. */
-#define BAD(n, wire, why) {.name = n, wire, .status = PROXYPROTO_ERROR, .error = why}
+#define BAD(n, wire, why)                                                                          \
+  { .name = n, wire, .status = PROXYPROTO_ERROR, .error = why }
 
 static const struct pp_case valid[] = {
     PROXY("v1 TCP4", B("PROXY TCP4 192.168.0.1 192.168.0.11 56324 443\r\n"), "192.168.0.1",
