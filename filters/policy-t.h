@@ -13,7 +13,7 @@
 /* Client groups (`client_groups:`): named sets of client networks. A set of
  * groups is a bit mask, bit I for the I-th group declared; 0 is no group
  * (for a client) or every client (for what is scoped). */
-#define POLICY_MAX_GROUPS 64
+#define POLICY_MAX_GROUPS 64 /* CLIENTGROUPS_MAX (filters/clientgroups.h) */
 
 enum action {
   ACTION_ALLOW, /* let it through, record nothing beyond the access log */

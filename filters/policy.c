@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "filters/clientgroups.h"
 #include "filters/dommatch.h"
 #include "filters/netmatch.h"
 #include <stdio.h>
@@ -17,6 +18,8 @@
 #include "filters/err.h"
 
 #define ARENA_BLOCK 4096
+
+_Static_assert(POLICY_MAX_GROUPS == CLIENTGROUPS_MAX, "a set of groups is one 64-bit mask");
 
 /* Bump allocator for everything that must not move once handed out:
  * strings, vendors, rules. Freed all at once with the snapshot. */
@@ -59,15 +62,6 @@ struct excset {
   struct dommatch *allow; /* pattern -> struct exception_rule * */
 };
 
-/* One network of the client groups, with every group whose networks hold
- * it: a longest-prefix lookup then yields all of a client's groups, since
- * the prefixes that hold one address nest. */
-struct group_net {
-  struct cidr net;
-  uint64_t groups;   /* every group that holds it */
-  uint64_t declared; /* the groups that name it */
-};
-
 struct policy {
   atomic_uint refs;
   struct arena_block *arena;
@@ -82,10 +76,7 @@ struct policy {
   const char *profile;      /* interned; NULL: none set */
   struct ptrvec sources;    /* struct policy_source *, in load order */
   char version[24];
-  const char *groups[POLICY_MAX_GROUPS]; /* group names, interned */
-  size_t ngroups;
-  struct netmatch *group_nets; /* prefix -> struct group_net * */
-  struct ptrvec group_list;    /* struct group_net *, in declaration order */
+  struct clientgroups *groups; /* owned */
 };
 
 static const char *const action_names[] = {
@@ -161,8 +152,8 @@ struct policy *policy_new(void) {
   if (p == NULL)
     return NULL;
   atomic_init(&p->refs, 1);
-  p->group_nets = netmatch_new();
-  if (ruleset_init(&p->all, NULL) < 0 || excset_of(p, 0) == NULL || p->group_nets == NULL) {
+  p->groups = clientgroups_new();
+  if (ruleset_init(&p->all, NULL) < 0 || excset_of(p, 0) == NULL || p->groups == NULL) {
     policy_unref(p);
     return NULL;
   }
@@ -449,107 +440,35 @@ int policy_add_exception_for(struct policy *p, const char *pattern, int64_t expi
 /* ---- client groups ---------------------------------------------------------- */
 
 int policy_add_group(struct policy *p, const char *name, size_t *index) {
-  if (policy_group_find(p, name) >= 0)
-    return EMB_EDUPLICATE;
-  if (p->ngroups == POLICY_MAX_GROUPS)
-    return EMB_ETOOBIG;
-  if ((p->groups[p->ngroups] = policy_strdup(p, name)) == NULL)
-    return -ENOMEM;
-  *index = p->ngroups++;
-  return 0;
-}
-
-int policy_group_find(const struct policy *p, const char *name) {
-  for (size_t i = 0; i < p->ngroups; i++) {
-    if (strcmp(p->groups[i], name) == 0)
-      return (int)i;
-  }
-  return -1;
-}
-
-size_t policy_group_count(const struct policy *p) {
-  return p->ngroups;
-}
-
-const char *policy_group_name(const struct policy *p, size_t i) {
-  return i < p->ngroups ? p->groups[i] : NULL;
-}
-
-/* The network of the client groups equal to NET, or NULL. */
-static struct group_net *find_group_net(const struct policy *p, const struct cidr *net) {
-  for (size_t i = 0; i < p->group_list.n; i++) {
-    struct group_net *g = p->group_list.items[i];
-    if (g->net.bits == net->bits && cidr_contains(&g->net, net))
-      return g;
-  }
-  return NULL;
+  return clientgroups_add(p->groups, name, index);
 }
 
 int policy_add_group_network(struct policy *p, size_t index, const struct cidr *net) {
-  const uint64_t bit = UINT64_C(1) << index;
-  struct group_net *same = find_group_net(p, net);
-  if (same != NULL && (same->declared & bit))
-    return EMB_EDUPLICATE;
-  if (same == NULL) {
-    if (p->group_list.n == POLICY_MAX_GROUP_NETWORKS)
-      return EMB_ETOOBIG;
-    struct group_net *g = arena_alloc(p, sizeof(*g));
-    if (g == NULL)
-      return -ENOMEM;
-    g->net = *net;
-    /* A network is in the groups of every network that holds it. */
-    for (size_t i = 0; i < p->group_list.n; i++) {
-      const struct group_net *o = p->group_list.items[i];
-      if (cidr_contains(&o->net, net))
-        g->groups |= o->groups;
-    }
-    int rc = netmatch_add(p->group_nets, net, g);
-    if (rc == 0)
-      rc = ptrvec_push(&p->group_list, g);
-    if (rc < 0)
-      return rc;
-  }
-  (same != NULL ? same : (struct group_net *)p->group_list.items[p->group_list.n - 1])->declared |=
-      bit;
-  /* NET and the networks inside it are in group INDEX. */
-  for (size_t i = 0; i < p->group_list.n; i++) {
-    struct group_net *g = p->group_list.items[i];
-    if (cidr_contains(net, &g->net))
-      g->groups |= bit;
-  }
-  return 0;
+  return clientgroups_add_network(p->groups, index, net);
+}
+
+int policy_group_find(const struct policy *p, const char *name) {
+  return clientgroups_find(p->groups, name);
+}
+
+size_t policy_group_count(const struct policy *p) {
+  return clientgroups_count(p->groups);
+}
+
+const char *policy_group_name(const struct policy *p, size_t i) {
+  return clientgroups_name(p->groups, i);
 }
 
 void policy_group_networks(const struct policy *p, size_t i, char *buf, size_t size) {
-  size_t used = 0;
-  buf[0] = '\0';
-  for (size_t k = 0; k < p->group_list.n && used < size; k++) {
-    const struct group_net *g = p->group_list.items[k];
-    char text[64];
-    if (!(g->declared & (UINT64_C(1) << i)))
-      continue;
-    cidr_format(&g->net, text, sizeof(text));
-    used += (size_t)snprintf(buf + used, size - used, "%s%s", used ? ", " : "", text);
-  }
+  clientgroups_networks(p->groups, i, buf, size);
 }
 
 uint64_t policy_client_groups(const struct policy *p, int family, const uint8_t *addr) {
-  const struct group_net *g = netmatch_lookup(p->group_nets, family, addr, NULL);
-  return g != NULL ? g->groups : 0;
+  return clientgroups_of(p->groups, family, addr);
 }
 
 void policy_format_groups(const struct policy *p, uint64_t groups, char *buf, size_t size) {
-  size_t used = 0;
-  buf[0] = '\0';
-  for (size_t i = 0; i < p->ngroups && used < size; i++) {
-    if (groups & (UINT64_C(1) << i))
-      used += (size_t)snprintf(buf + used, size - used, "%s%s", used ? ", " : "", p->groups[i]);
-  }
-}
-
-/* The name of the first group of GROUPS, or NULL for none. */
-static const char *first_group(const struct policy *p, uint64_t groups) {
-  return groups != 0 ? p->groups[__builtin_ctzll(groups)] : NULL;
+  clientgroups_format(p->groups, groups, buf, size);
 }
 
 int policy_add_scope(struct policy *p, struct category *c, size_t at,
@@ -641,14 +560,13 @@ void policy_unref(struct policy *p) {
   for (size_t i = 0; i < p->excsets.n; i++)
     dommatch_free(((struct excset *)p->excsets.items[i])->allow);
   ruleset_free(&p->all);
-  netmatch_free(p->group_nets);
+  clientgroups_free(p->groups);
   free(p->vendors.items);
   free(p->rules.items);
   free(p->exceptions.items);
   free(p->sources.items);
   free(p->scoped.items);
   free(p->excsets.items);
-  free(p->group_list.items);
   arena_free(p->arena);
   free(p);
 }
@@ -724,12 +642,12 @@ static void judge(const struct judging *jg, const struct rule *rule, const struc
   v->hint = rule->confidence == CONFIDENCE_HINT;
   if (v->hint && v->action == ACTION_DENY)
     v->action = ACTION_LOG;
-  v->client_group = first_group(jg->p, (s != NULL ? s->groups : rule->vendor->groups) & groups);
+  v->client_group = clientgroups_first(jg->p->groups, (s != NULL ? s->groups : rule->vendor->groups) & groups);
   if (e != NULL) {
     v->reason = VERDICT_EXCEPTION;
     v->exception = e;
     v->action = ACTION_LOG;
-    v->client_group = first_group(jg->p, e->groups & groups);
+    v->client_group = clientgroups_first(jg->p->groups, e->groups & groups);
   }
 }
 

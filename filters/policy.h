@@ -5,6 +5,7 @@
 #ifndef EMBARGO_FILTERS_POLICY_H
 #define EMBARGO_FILTERS_POLICY_H
 
+#include "filters/clientgroups.h"
 #include "filters/netmatch.h"
 #include "filters/pathmatch.h"
 #include "filters/policy-t.h"
@@ -72,7 +73,7 @@ int policy_add_exception_for(struct policy *p, const char *pattern, int64_t expi
  * past POLICY_MAX_GROUP_NETWORKS networks in all, -ENOMEM. Networks of
  * different groups may overlap and nest: a client is in every group one of
  * whose networks holds its address. */
-#define POLICY_MAX_GROUP_NETWORKS 4096
+#define POLICY_MAX_GROUP_NETWORKS CLIENTGROUPS_MAX_NETWORKS
 int policy_add_group(struct policy *p, const char *name, size_t *index);
 int policy_add_group_network(struct policy *p, size_t index, const struct cidr *net);
 size_t policy_group_count(const struct policy *p);
