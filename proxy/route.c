@@ -29,6 +29,7 @@ static void gather(const struct conn *c, struct judge_input *in) {
 
   memset(in, 0, sizeof(*in));
   in->host = &c->ex->dest;
+  in->client = &c->peer.sa;
   in->connect = !conn_transparent(c) && c->ex->head != NULL && c->ex->head->is_connect;
   if (c->ex->addrs != NULL) {
     in->resolved = c->ex->addrs;

@@ -31,9 +31,11 @@ container_pkgs=(podman runc debootstrap)
 # The Debian package: built with debhelper's cmake buildsystem, its man pages
 # with scdoc, checked with lintian; `man -l` renders the pages.
 package_pkgs=(debhelper dpkg-dev scdoc lintian man-db)
+# nodejs (with npm) runs the Kubernetes schema check of deploy/kubernetes/,
+# which installs its npm packages into the build tree itself.
 test_pkgs=(libcriterion-dev curl dnsmasq-base python3 python3-yaml openssl clang
            libclang-rt-14-dev iproute2 procps chromium libnss3-tools nftables iptables prometheus
-           unbound squid bash-completion "${container_pkgs[@]}" "${package_pkgs[@]}")
+           unbound squid bash-completion nodejs "${container_pkgs[@]}" "${package_pkgs[@]}")
 bench_pkgs=(nginx squid tinyproxy haproxy wrk curl openssl python3 procps)
 
 case "${1:-build}" in
@@ -46,6 +48,11 @@ case "${1:-build}" in
   bench) want=("${build_pkgs[@]}" "${bench_pkgs[@]}") ;;
   *) echo "usage: $0 [build|runtime|init|container|package|test|bench]" >&2; exit 2 ;;
 esac
+# Debian's nodejs leaves npm to a package of its own; other builds of nodejs
+# bring it along.
+if [ "${1:-build}" = test ] && ! command -v npm >/dev/null; then
+  want+=(npm)
+fi
 
 missing=()
 for p in "${want[@]}"; do
