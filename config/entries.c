@@ -40,6 +40,11 @@ static const struct directive ref_keys[] = {
     NODE("clients", clients, "a list of client group names of client_groups"),
 };
 
+const struct key_table load_entry_key_tables[] = {
+    {KEYS_CONFIG, "vendors[]", ref_keys, COUNT(ref_keys)},
+    {KEYS_CONFIG, NULL, NULL, 0},
+};
+
 /* One entry of `vendors:`, read. */
 struct entry {
   struct vendor_ref ref;

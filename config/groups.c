@@ -32,6 +32,11 @@ static const struct directive client_profile_keys[] = {
      "a list of " CLIENTS_EXPECT},
 };
 
+const struct key_table load_group_key_tables[] = {
+    {KEYS_CONFIG, "client_profiles[]", client_profile_keys, COUNT(client_profile_keys)},
+    {KEYS_CONFIG, NULL, NULL, 0},
+};
+
 int load_record_groups(struct loader *ld, const struct ydoc *d, const struct ynode *value,
                        const char *path, void *target, const struct directive *dir) {
   ld->groups_doc = d;

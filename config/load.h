@@ -88,6 +88,8 @@ extern const struct key_table load_admin_key_tables[];  /* admin.c */
 extern const struct key_table load_lists_key_tables[];  /* lists.c */
 extern const struct key_table load_vendor_key_tables[]; /* vendors.c */
 extern const struct key_table load_preset_key_tables[]; /* presets.c */
+extern const struct key_table load_entry_key_tables[];  /* entries.c */
+extern const struct key_table load_group_key_tables[];  /* groups.c */
 
 /* Writes "file:line:col: PATH: reason" (N's position) into ld->err and
  * returns EMB_ECONFIG. */

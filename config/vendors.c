@@ -157,7 +157,6 @@ static const struct directive exception_keys[] = {
 };
 
 const struct key_table load_vendor_key_tables[] = {
-    {KEYS_CONFIG, "vendors[]", ref_keys, COUNT(ref_keys)},
     {KEYS_CONFIG, "exceptions[]", exception_keys, COUNT(exception_keys)},
     {KEYS_VENDOR_LIST, "", vendor_keys, COUNT(vendor_keys)},
     {KEYS_VENDOR_LIST, "left_out[]", left_out_keys, COUNT(left_out_keys)},
