@@ -143,6 +143,12 @@ static const struct directive readiness_keys[] = {
      "warn or unready"},
 };
 
+const struct key_table load_admin_key_tables[] = {
+    {KEYS_CONFIG, "admin", admin_keys, COUNT(admin_keys)},
+    {KEYS_CONFIG, "readiness", readiness_keys, COUNT(readiness_keys)},
+    {KEYS_CONFIG, NULL, NULL, 0},
+};
+
 int load_readiness(struct loader *ld, const struct ydoc *d, const struct ynode *value,
                    const char *path, void *target, const struct directive *dir) {
   if (value == NULL || ynode_kind(value) == YNODE_NULL)

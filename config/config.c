@@ -45,6 +45,9 @@ static int apply_internal(struct loader *ld, const struct ydoc *d, const struct 
 static int apply_internal_allow(struct loader *ld, const struct ydoc *d,
                                 const struct ynode *value, const char *path, void *target,
                                 const struct directive *dir);
+static int apply_proxy_protocol_from(struct loader *ld, const struct ydoc *d,
+                                     const struct ynode *value, const char *path, void *target,
+                                     const struct directive *dir);
 static int apply_transparent(struct loader *ld, const struct ydoc *d, const struct ynode *value,
                              const char *path, void *target, const struct directive *dir);
 static int apply_mark(struct loader *ld, const struct ydoc *d, const struct ynode *value,
@@ -89,6 +92,12 @@ static const struct directive top_keys[] = {
   {"vendors", record_vendors, 0, 0, 0, false, "vendor lists"},
   {"exceptions", record_exceptions, 0, 0, 0, false, "exceptions"},
   {"lists", load_lists, 0, 0, 0, false, "a mapping with url, pubkey, interval and cache_dir"},
+  {"client_groups", load_record_groups, 0, 0, 0, false,
+   "a mapping of group names to networks like lab: [10.9.0.0/16]"},
+  {"client_profiles", load_record_client_profiles, 0, 0, 0, false,
+   "{ profile: NAME, clients: [GROUP, ...] } entries"},
+  {"proxy_protocol_from", apply_proxy_protocol_from, 0, 0, 0, false,
+   "networks of the load balancers like 10.0.0.0/24"},
 };
 
 #define TIMEOUT(key, field)                                                                \
@@ -139,9 +148,18 @@ static const struct directive transparent_keys[] = {
 };
 
 /* One listener entry as a mapping. */
+struct listen_spec {
+  const struct ynode *address, *mode;
+  bool proxy_protocol;
+};
+
 static const struct directive listen_keys[] = {
-  {"address", load_node, 0, 0, 0, true, "\"ip:port\" or \"[v6]:port\""},
-  {"mode", load_node, sizeof(const struct ynode *), 0, 0, false, "proxy, intercept or tproxy"},
+  {"address", load_node, offsetof(struct listen_spec, address), 0, 0, true,
+   "\"ip:port\" or \"[v6]:port\""},
+  {"mode", load_node, offsetof(struct listen_spec, mode), 0, 0, false,
+   "proxy, intercept or tproxy"},
+  {"proxy_protocol", load_bool, offsetof(struct listen_spec, proxy_protocol), 0, 0, false,
+   "true or false"},
 };
 
 #define TTL(key, field, lo)                                                                \
@@ -168,6 +186,21 @@ static const struct directive internal_keys[] = {
 };
 
 #define COUNT(a) (sizeof(a) / sizeof((a)[0]))
+
+#define KEYS(path, table)                                                                          \
+  { KEYS_CONFIG, path, table, COUNT(table) }
+const struct key_table load_config_key_tables[] = {
+    KEYS("", top_keys),
+    KEYS("listen[]", listen_keys),
+    KEYS("timeouts", timeout_keys),
+    KEYS("limits", limit_keys),
+    KEYS("tls_inspect", tls_keys),
+    KEYS("transparent", transparent_keys),
+    KEYS("dns", dns_keys),
+    KEYS("certs", certs_keys),
+    KEYS("internal", internal_keys),
+    {KEYS_CONFIG, NULL, NULL, 0},
+};
 
 static int apply_timeouts(struct loader *ld, const struct ydoc *d, const struct ynode *value,
                           const char *path, void *target, const struct directive *dir) {
@@ -298,22 +331,29 @@ int listen_mode_parse(const char *s, enum listen_mode *out) {
 /* A listener: "ip:port" (an explicit proxy) or {address, mode}. */
 static int read_listener(struct loader *ld, const struct ydoc *d, const struct ynode *item,
                          const char *path, struct config_listen *l) {
-  const struct ynode *fields[2] = {NULL, NULL}; /* address, mode */
+  struct listen_spec spec = {0};
   const struct ynode *addr = item;
   char sub[LOAD_PATH_MAX];
 
   l->mode = LISTEN_PROXY;
+  l->proxy_protocol = false;
   if (ynode_kind(item) == YNODE_MAP) {
-    if (load_map(ld, d, item, path, listen_keys, COUNT(listen_keys), fields) < 0)
+    if (load_map(ld, d, item, path, listen_keys, COUNT(listen_keys), &spec) < 0)
       return EMB_ECONFIG;
-    addr = fields[0];
-    if (fields[1] != NULL) {
-      const char *m = load_text(ld, d, fields[1], load_path_key(sub, path, "mode"),
+    addr = spec.address;
+    l->proxy_protocol = spec.proxy_protocol;
+    if (l->proxy_protocol && ld->proxy_protocol_where[0] == '\0') {
+      struct origin o = ynode_origin(d, item);
+      snprintf(ld->proxy_protocol_where, sizeof(ld->proxy_protocol_where), "%s:%u:%u: %s",
+               o.file, o.line, o.col, load_path_key(sub, path, "proxy_protocol"));
+    }
+    if (spec.mode != NULL) {
+      const char *m = load_text(ld, d, spec.mode, load_path_key(sub, path, "mode"),
                                 "proxy, intercept or tproxy");
       if (m == NULL)
         return EMB_ECONFIG;
       if (listen_mode_parse(m, &l->mode) != 0)
-        return load_fail(ld, d, fields[1], load_path_key(sub, path, "mode"),
+        return load_fail(ld, d, spec.mode, load_path_key(sub, path, "mode"),
                          "expected proxy, intercept or tproxy, got '%s'", m);
     }
     path = load_path_key(sub, path, "address");
@@ -336,6 +376,7 @@ static int apply_listen(struct loader *ld, const struct ydoc *d, const struct yn
                      "at least one listener is needed (an empty list serves nothing)");
   if (n > CONFIG_MAX_LISTEN)
     return load_fail(ld, d, value, path, "at most %d listeners", CONFIG_MAX_LISTEN);
+  ld->proxy_protocol_where[0] = '\0'; /* these listeners replace any read before */
   for (size_t i = 0; i < n; i++) {
     const struct ynode *item = ynode_item(d, value, i);
     if (read_listener(ld, d, item, load_path_index(sub, path, i), &cfg->listen[i]) < 0)
@@ -424,6 +465,27 @@ static int apply_clients(struct loader *ld, const struct ydoc *d, const struct y
   struct config *cfg = ld->cfg;
   return read_networks(ld, d, value, path, dir->expect, &cfg->clients, cfg->clients_text,
                        sizeof(cfg->clients_text));
+}
+
+static int apply_proxy_protocol_from(struct loader *ld, const struct ydoc *d,
+                                     const struct ynode *value, const char *path, void *target,
+                                     const struct directive *dir) {
+  struct config *cfg = ld->cfg;
+  return read_networks(ld, d, value, path, dir->expect, &cfg->proxy_protocol_from,
+                       cfg->proxy_protocol_from_text, sizeof(cfg->proxy_protocol_from_text));
+}
+
+/* A listener with proxy_protocol needs the sources that may send it: a
+ * header from anyone else would let them pick their own client address. */
+static int check_proxy_protocol(struct loader *ld) {
+  const struct netmatch *from = ld->cfg->proxy_protocol_from;
+  if (ld->proxy_protocol_where[0] == '\0' || (from != NULL && netmatch_count(from) > 0))
+    return 0;
+  snprintf(ld->err, ld->errsize,
+           "%s: needs proxy_protocol_from: the networks of the load balancers that may send "
+           "the header (a header from any other source is refused)",
+           ld->proxy_protocol_where);
+  return EMB_ECONFIG;
 }
 
 static int apply_internal_allow(struct loader *ld, const struct ydoc *d,
@@ -579,6 +641,8 @@ static int load_config(struct config *cfg, const char *path, const struct bundle
   if (rc == 0)
     rc = check_page_has_ca(&ld);
   if (rc == 0)
+    rc = check_proxy_protocol(&ld);
+  if (rc == 0)
     snprintf(tmp.source, sizeof(tmp.source), "%s", path != NULL ? path : "(built-in)");
 cleanup:
   ydoc_free(builtin);
@@ -608,6 +672,20 @@ int config_load_bundle(struct config *cfg, const char *path, const struct bundle
   return load_config(cfg, path, bundle, err, errsize);
 }
 
+int load_policy(struct loader *ld) {
+  policy_set_monitor(ld->cfg->policy, ld->cfg->monitor);
+  int rc = policy_set_profile(ld->cfg->policy, ld->cfg->profile);
+  if (rc == 0)
+    rc = load_groups(ld);
+  if (rc == 0)
+    rc = load_vendors(ld);
+  if (rc == 0)
+    rc = load_exceptions(ld);
+  if (rc == 0)
+    rc = load_set_version(ld);
+  return rc;
+}
+
 int config_check_bundle(const struct bundle *b, char *err, size_t errsize) {
   struct config tmp;
   struct loader ld = {.cfg = &tmp, .err = err, .errsize = errsize, .bundle = b};
@@ -632,7 +710,7 @@ int config_load_catalogue(const char *profile, struct policy **out, char *err, s
   if ((tmp.policy = policy_new()) != NULL)
     rc = policy_set_profile(tmp.policy, tmp.profile);
   if (rc == 0)
-    rc = load_builtin_lists(&ld);
+    rc = load_builtin_lists(&ld, NULL);
   if (rc < 0) {
     policy_unref(tmp.policy);
     return rc;
@@ -646,6 +724,8 @@ void config_free(struct config *cfg) {
     return;
   netmatch_free(cfg->clients);
   netmatch_free(cfg->internal_allow);
+  netmatch_free(cfg->proxy_protocol_from);
+  cfg->proxy_protocol_from = NULL;
   ca_free(cfg->certs.ca);
   cfg->certs.ca = NULL;
   policy_unref(cfg->policy);

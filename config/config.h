@@ -22,6 +22,7 @@ struct ca;
 #define CONFIG_MAX_WORKERS 64 /* event loops (threads) */
 #define CONFIG_MAX_PORTS 64
 #define CONFIG_MAX_ADMIN_NAMES 8
+#define CONFIG_MAX_CLIENT_PROFILES 8
 
 /* What a listener accepts. */
 enum listen_mode {
@@ -34,6 +35,9 @@ struct config_listen {
   char text[64];                  /* as written: "0.0.0.0:3128", "[::1]:3128" */
   struct sockaddr_storage addr;
   enum listen_mode mode;
+  /* A PROXY protocol header (v1 or v2) comes first on every connection,
+   * from a source in proxy_protocol_from (`proxy_protocol: true`). */
+  bool proxy_protocol;
 };
 
 /* "proxy", "intercept", "tproxy". */
@@ -147,6 +151,14 @@ struct config_lists {
   char note[1100];               /* why a cached bundle was not used, or "" */
 };
 
+/* A profile for the clients of some groups (`client_profiles:`): its
+ * presets set their categories' actions, and without `vendors:` its lists
+ * load for them. The groups are the policy snapshot's. */
+struct config_client_profile {
+  char profile[32];
+  uint64_t groups;
+};
+
 struct config {
   struct config_listen listen[CONFIG_MAX_LISTEN];
   size_t nlisten;
@@ -158,6 +170,10 @@ struct config {
    * ("10.0.0.0/8", interned in POLICY) for an allowed client, NULL otherwise. */
   struct netmatch *clients;
   char clients_text[512];         /* for summaries */
+  /* The sources that may send a PROXY protocol header (`proxy_protocol_from`,
+   * owned; NULL when not set): required when a listener has proxy_protocol. */
+  struct netmatch *proxy_protocol_from;
+  char proxy_protocol_from_text[512]; /* for summaries */
   uint16_t connect_ports[CONFIG_MAX_PORTS];
   size_t nconnect_ports;
   struct config_tls tls;
@@ -178,6 +194,8 @@ struct config {
   bool access_log;                /* log every request, not only decisions */
   bool monitor;
   char profile[32];               /* the regime preset: "us-commercial" (default), "us-federal" */
+  struct config_client_profile client_profiles[CONFIG_MAX_CLIENT_PROFILES];
+  size_t nclient_profiles;
   struct policy *policy;          /* owned reference */
   char source[512];               /* file the config came from, or "(built-in)" */
   struct config_lists lists;

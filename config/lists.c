@@ -38,6 +38,11 @@ static const struct directive lists_keys[] = {
 
 #define COUNT(a) (sizeof(a) / sizeof((a)[0]))
 
+const struct key_table load_lists_key_tables[] = {
+    {KEYS_CONFIG, "lists", lists_keys, COUNT(lists_keys)},
+    {KEYS_CONFIG, NULL, NULL, 0},
+};
+
 bool lists_cache_path(const char *dir, char *buf, size_t size) {
   return (size_t)snprintf(buf, size, "%s/%s", dir, LISTS_CACHE_FILE) < size;
 }

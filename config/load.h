@@ -28,9 +28,22 @@ struct loader {
   const char *vendors_dir;
   const struct ydoc *exceptions_doc;
   const struct ynode *exceptions;
+  /* The last `client_groups` and `client_profiles` seen, read with the
+   * policy before the lists and exceptions that name their groups. */
+  const struct ydoc *groups_doc;
+  const struct ynode *groups;
+  const struct ydoc *client_profiles_doc;
+  const struct ynode *client_profiles;
+  /* The client groups the vendor list being read is in force for; 0: every
+   * client. */
+  uint64_t doc_groups;
   /* Where `deny_with: page` was first set ("file:line:col: key"), checked
    * against certs.ca_dir once everything is read; "" when nowhere. */
   char page_where[LOAD_PATH_MAX + 600];
+  /* Where a listener first asks for the PROXY protocol ("file:line:col:
+   * key"), checked against proxy_protocol_from once everything is read;
+   * "" when none does. */
+  char proxy_protocol_where[LOAD_PATH_MAX + 600];
   /* The signed bundle `builtin:` lists come from (NULL: the compiled-in
    * ones), owned when read from the cache (own_bundle), and the bundle of
    * the vendor list being read (NULL: not from a bundle). */
@@ -54,6 +67,29 @@ struct directive {
   bool required;
   const char *expect; /* what a valid value looks like: "a duration like 10s" */
 };
+
+/* Which file a directive table reads: the configuration, or a vendor list. */
+enum key_file { KEYS_CONFIG, KEYS_VENDOR_LIST };
+
+/* A directive table and the key path it applies under, for `embargo config
+ * keys`: "" for the top of the file, "timeouts" for a mapping, "listen[]"
+ * for the mapping form of a list's items, an upper-case word where a name
+ * of the file's own stands ("categories.NAME"). Every module that has
+ * tables lists them all in one array ending with a NULL table. */
+struct key_table {
+  enum key_file file;
+  const char *path;
+  const struct directive *table;
+  size_t n;
+};
+
+extern const struct key_table load_config_key_tables[]; /* config.c */
+extern const struct key_table load_admin_key_tables[];  /* admin.c */
+extern const struct key_table load_lists_key_tables[];  /* lists.c */
+extern const struct key_table load_vendor_key_tables[]; /* vendors.c */
+extern const struct key_table load_preset_key_tables[]; /* presets.c */
+extern const struct key_table load_entry_key_tables[];  /* entries.c */
+extern const struct key_table load_group_key_tables[];  /* groups.c */
 
 /* Writes "file:line:col: PATH: reason" (N's position) into ld->err and
  * returns EMB_ECONFIG. */
@@ -106,10 +142,37 @@ int load_parse_uint(const char *text, uint64_t min, uint64_t max, uint64_t *out)
  * (-EFBIG past LOAD_FILE_MAX). */
 int load_read_file(const char *path, char **data, size_t *len);
 
-/* Loads every built-in vendor list, in the order built in (vendors.c). */
-int load_builtin_lists(struct loader *ld);
+/* Whether to load the built-in list NAME, and for which client groups
+ * (*GROUPS, 0: every client). */
+typedef bool (*load_want_fn)(const struct loader *ld, const char *name, uint64_t *groups);
 
-/* Builds cfg->policy from ld->vendors and ld->exceptions (vendors.c). */
+/* Loads the built-in vendor lists in the order built in (compiled in, then
+ * those the signed bundle adds): every one for every client when WANT is
+ * NULL, else those WANT takes (vendors.c). */
+int load_builtin_lists(struct loader *ld, load_want_fn want);
+
+/* Loads the list a `vendors:` entry names: the built-in list named by N
+ * (load_builtin_entry), or the file N names, relative to the directory of
+ * the document with `vendors:` (load_file_entry). *OUT receives its vendor
+ * (vendors.c). */
+int load_builtin_entry(struct loader *ld, const struct ydoc *d, const struct ynode *n,
+                       const char *path, struct vendor **out);
+int load_file_entry(struct loader *ld, const struct ydoc *d, const struct ynode *n,
+                    const char *path, struct vendor **out);
+
+/* PATH, relative to DIR (may be NULL) unless absolute; caller frees. NULL
+ * on ENOMEM (vendors.c). */
+char *load_resolve_path(const char *dir, const char *path);
+
+/* The `vendors:` entries, or without any the profiles' lists (entries.c). */
+int load_vendors(struct loader *ld);
+
+/* The `exceptions` entries into cfg->policy (vendors.c). */
+int load_exceptions(struct loader *ld);
+
+/* Builds cfg->policy: its monitor mode and profile, the client groups,
+ * the vendor lists (ld->vendors) and the exceptions, then its version
+ * (config.c). */
 int load_policy(struct loader *ld);
 
 /* Records a source file of the snapshot: NAME and the SHA-256 of DATA
@@ -140,14 +203,40 @@ int load_profile(struct loader *ld, const struct ydoc *d, const struct ynode *va
 
 /* Reads a category's `presets:` mapping (PRESETS may be NULL): every
  * profile named must exist and every entry must be valid; the entry of the
- * profile in force (cfg->profile) sets C's actions, marked as a preset. */
+ * profile in force (cfg->profile) sets C's actions, marked as a preset, and
+ * the entry of client profile K (cfg->client_profiles) sets SCOPED[K]'s,
+ * which the caller initialised with C's actions as the list sets them. */
 int load_presets(struct loader *ld, const struct ydoc *d, const struct ynode *presets,
-                 const char *path, struct category *c);
+                 const char *path, struct category *c, struct category_scope *scoped);
 
 /* Applies a `vendors:` entry's `override:` mapping (may be NULL) to V's
- * categories: an unknown category is an error at its key. */
+ * categories: an unknown category is an error at its key. With GROUPS 0
+ * the override is every client's: it sets the categories' own actions and
+ * those of their profiles' scopes. Otherwise it adds a scope for GROUPS
+ * (after one for each profile scope, for a client in both, the profile's
+ * actions beneath the override's), ahead of the profiles' scopes: apply
+ * every client's overrides first. */
 int load_override(struct loader *ld, const struct ydoc *d, const struct ynode *override,
-                  const char *path, struct vendor *v);
+                  const char *path, struct vendor *v, uint64_t groups);
+
+/* Records the `client_groups` and `client_profiles` keys (groups.c). */
+int load_record_groups(struct loader *ld, const struct ydoc *d, const struct ynode *value,
+                       const char *path, void *target, const struct directive *dir);
+int load_record_client_profiles(struct loader *ld, const struct ydoc *d, const struct ynode *value,
+                                const char *path, void *target, const struct directive *dir);
+
+/* Reads the recorded `client_groups` into the policy, then
+ * `client_profiles` into cfg (groups.c). */
+int load_groups(struct loader *ld);
+
+/* Reads a `clients:` list of client group names at N into *OUT (a mask):
+ * each name must be a group of `client_groups`, given once, and the list
+ * not empty (groups.c). */
+int load_clients(struct loader *ld, const struct ydoc *d, const struct ynode *n, const char *path,
+                 uint64_t *out);
+
+/* Sets C's own actions from S's (category_actions the other way). */
+void load_set_own_actions(struct category *c, const struct category_scope *s);
 
 /* The `admin` mapping (admin.c): listen, token_file, names. */
 int load_admin(struct loader *ld, const struct ydoc *d, const struct ynode *value,

@@ -61,8 +61,12 @@ static void print_time(FILE *f, int64_t t) {
 static void print_network(const struct config *cfg, FILE *f) {
   fprintf(f, "Listeners:      ");
   for (size_t i = 0; i < cfg->nlisten; i++)
-    fprintf(f, "%s%s", i ? ", " : "", cfg->listen[i].text);
+    fprintf(f, "%s%s%s", i ? ", " : "", cfg->listen[i].text,
+            cfg->listen[i].proxy_protocol ? " (PROXY protocol)" : "");
   fprintf(f, "%s\n", cfg->nlisten ? "" : "none");
+  if (cfg->proxy_protocol_from != NULL)
+    fprintf(f, "PROXY sources:  %s (proxy_protocol_from)\n",
+            cfg->proxy_protocol_from_text[0] ? cfg->proxy_protocol_from_text : "none");
   fprintf(f, "Resolvers:      %s\n",
           cfg->resolvers[0] ? cfg->resolvers : "system (/etc/resolv.conf)");
   fprintf(f, "Clients:        %s\n", cfg->clients_text[0] ? cfg->clients_text : "none");
@@ -173,7 +177,12 @@ static size_t rules_in(const struct policy *p, const struct category *c, enum ru
 }
 
 static void print_vendor(const struct policy *p, const struct vendor *v, FILE *f) {
+  char groups[512];
   fprintf(f, "  %s (%s), from %s\n", v->id, v->name, v->where.file);
+  if (v->groups != 0) {
+    policy_format_groups(p, v->groups, groups, sizeof(groups));
+    fprintf(f, "    in force for the clients of: %s\n", groups);
+  }
   if (v->reference != NULL)
     fprintf(f, "    reference: %s\n", v->reference);
   if (v->max_age != 0) {
@@ -191,25 +200,44 @@ static void print_vendor(const struct policy *p, const struct vendor *v, FILE *f
             v->nleft_out, v->id);
 }
 
-/* Who set an action, after it: "" for the list, " (preset us-federal)",
- * " (override at FILE:LINE:COL)". */
-static void print_from(const struct category *c, enum action_from from, FILE *f) {
+/* Who set an action of A, after it: "" for the list, " (preset
+ * us-federal)", " (override at FILE:LINE:COL)". */
+static void print_from(const struct category_scope *a, enum action_from from, FILE *f) {
   if (from == ACTION_FROM_PRESET)
-    fprintf(f, " (preset %s)", c->preset);
+    fprintf(f, " (preset %s)", a->preset);
   else if (from == ACTION_FROM_OVERRIDE)
-    fprintf(f, " (override at %s:%u:%u)", c->override_where.file, c->override_where.line,
-            c->override_where.col);
+    fprintf(f, " (override at %s:%u:%u)", a->override_where.file, a->override_where.line,
+            a->override_where.col);
+}
+
+static void print_actions(const struct category_scope *a, FILE *f) {
+  fprintf(f, "  before: %s", action_name(a->before));
+  print_from(a, a->before_from, f);
+  fprintf(f, ", after: %s", action_name(a->after));
+  print_from(a, a->after_from, f);
+}
+
+/* C's scopes: what the clients of some groups get instead. */
+static void print_scopes(const struct policy *p, const struct category *c, const char *indent,
+                         FILE *f) {
+  char groups[256], also[256];
+  for (size_t i = 0; i < c->nscopes; i++) {
+    const struct category_scope *s = &c->scopes[i];
+    policy_format_groups(p, s->groups, groups, sizeof(groups));
+    policy_format_groups(p, s->also, also, sizeof(also));
+    fprintf(f, "%s  %-14s for %s%s%s:", indent, "", groups, s->also ? " when also in " : "", also);
+    print_actions(s, f);
+    fputc('\n', f);
+  }
 }
 
 void config_print_category(const struct policy *p, const struct category *c,
                            const char *indent, void *file) {
   FILE *f = file;
+  const struct category_scope own = category_actions(c);
   fprintf(f, "%s%-14s cutoff ", indent, c->name);
   print_time(f, c->cutoff);
-  fprintf(f, "  before: %s", action_name(c->before));
-  print_from(c, c->before_from, f);
-  fprintf(f, ", after: %s", action_name(c->after));
-  print_from(c, c->after_from, f);
+  print_actions(&own, f);
   fprintf(f, ", %zu host patterns", rules_in(p, c, RULE_HOST));
   if (rules_in(p, c, RULE_NETWORK) > 0)
     fprintf(f, ", %zu networks", rules_in(p, c, RULE_NETWORK));
@@ -222,6 +250,7 @@ void config_print_category(const struct policy *p, const struct category *c,
   fputc('\n', f);
   if (c->preset != NULL && c->basis != NULL)
     fprintf(f, "%s  %-14s preset %s: %s\n", indent, "", c->preset, c->basis);
+  print_scopes(p, c, indent, f);
 }
 
 static void print_exceptions(const struct policy *p, FILE *f) {
@@ -232,7 +261,29 @@ static void print_exceptions(const struct policy *p, FILE *f) {
     print_time(f, e->expires);
     if (e->reason != NULL)
       fprintf(f, " (%s)", e->reason);
+    if (e->groups != 0) {
+      char groups[512];
+      policy_format_groups(p, e->groups, groups, sizeof(groups));
+      fprintf(f, ", for the clients of: %s", groups);
+    }
     fprintf(f, "\n");
+  }
+}
+
+/* The client groups with their networks, and the client profiles. */
+static void print_groups(const struct config *cfg, FILE *f) {
+  const struct policy *p = cfg->policy;
+  char text[1024];
+  if (policy_group_count(p) == 0)
+    return;
+  fprintf(f, "Client groups:  %zu\n", policy_group_count(p));
+  for (size_t i = 0; i < policy_group_count(p); i++) {
+    policy_group_networks(p, i, text, sizeof(text));
+    fprintf(f, "  %s: %s\n", policy_group_name(p, i), text);
+  }
+  for (size_t i = 0; i < cfg->nclient_profiles; i++) {
+    policy_format_groups(p, cfg->client_profiles[i].groups, text, sizeof(text));
+    fprintf(f, "  profile %s for the clients of: %s\n", cfg->client_profiles[i].profile, text);
   }
 }
 
@@ -247,6 +298,7 @@ void config_print_summary(const struct config *cfg, void *file) {
   print_certs(&cfg->certs, f);
   print_dns(cfg, f);
   fprintf(f, "Profile:        %s\n", policy_profile(p));
+  print_groups(cfg, f);
   fprintf(f, "Vendors:        %zu, %zu host patterns, %zu networks, %zu JA4, %zu path patterns "
              "in all\n",
           policy_vendor_count(p), policy_host_count(p), policy_network_count(p),

@@ -30,9 +30,11 @@
  *       presets:                      actions a regime preset (`profile:`) sets
  *         us-federal: { after: deny, basis: "NDAA FY2019 §889(a)(1)(B)" }
  * A `vendors:` entry of the config names a list (`builtin: NAME` or `file:
- * PATH`) and may override its categories' actions (presets.c):
+ * PATH`) and may override its categories' actions (presets.c), for every
+ * client or for some client groups' (entries.c):
  *   - { builtin: hikvision, override: { cloud: { after: deny } } }
- * Without a `vendors:` key, the profile's lists are loaded.
+ *   - { builtin: kaspersky, clients: [lab], override: { updates: { after: log } } }
+ * Without a `vendors:` key, the profiles' lists are loaded.
  * A hint is recorded but never denies (policy.h). Host patterns are always
  * strong: a name is the vendor's own word for the service.
  */
@@ -56,12 +58,6 @@
 #define CUTOFF_EXPECT "an RFC 3339 time like 2024-09-29T00:00:00-04:00"
 #define COUNT(a) (sizeof(a) / sizeof((a)[0]))
 #define REVIEWED_EXPECT "a date like 2025-06-01 or an RFC 3339 time"
-
-struct vendor_ref {
-  const struct ynode *builtin;
-  const struct ynode *file;
-  const struct ynode *override;
-};
 
 struct vendor_spec {
   const struct ynode *vendor, *name, *reference, *confidence, *categories, *reviewed, *max_age;
@@ -94,18 +90,11 @@ struct entry_kind {
 };
 
 struct exception_spec {
-  const struct ynode *host, *expires, *reason;
+  const struct ynode *host, *expires, *reason, *clients;
 };
 
 #define NODE(key, type, field, required, expect)                                           \
   {key, load_node, offsetof(struct type, field), 0, 0, required, expect}
-
-static const struct directive ref_keys[] = {
-  NODE("builtin", vendor_ref, builtin, false, "the name of a built-in list like kaspersky"),
-  NODE("file", vendor_ref, file, false, "a path to a vendor list"),
-  NODE("override", vendor_ref, override, false,
-       "a mapping of category names to { before: ACTION, after: ACTION }"),
-};
 
 static const struct directive vendor_keys[] = {
   NODE("vendor", vendor_spec, vendor, true, "a short lowercase name like kaspersky"),
@@ -164,6 +153,17 @@ static const struct directive exception_keys[] = {
   NODE("host", exception_spec, host, true, "a host pattern"),
   NODE("expires", exception_spec, expires, false, CUTOFF_EXPECT),
   NODE("reason", exception_spec, reason, false, "a short text"),
+  NODE("clients", exception_spec, clients, false, "a list of client group names of client_groups"),
+};
+
+const struct key_table load_vendor_key_tables[] = {
+    {KEYS_CONFIG, "exceptions[]", exception_keys, COUNT(exception_keys)},
+    {KEYS_VENDOR_LIST, "", vendor_keys, COUNT(vendor_keys)},
+    {KEYS_VENDOR_LIST, "left_out[]", left_out_keys, COUNT(left_out_keys)},
+    {KEYS_VENDOR_LIST, "categories.NAME", category_keys, COUNT(category_keys)},
+    {KEYS_VENDOR_LIST, "categories.NAME.networks[]", network_keys, COUNT(network_keys)},
+    {KEYS_VENDOR_LIST, "categories.NAME.ja4[]", ja4_keys, COUNT(ja4_keys)},
+    {KEYS_CONFIG, NULL, NULL, 0},
 };
 
 /* Ids and category names: lowercase letters, digits, '-' and '_'. */
@@ -518,12 +518,25 @@ static int add_rules(struct loader *ld, const struct ydoc *d, const struct categ
   return rc;
 }
 
+static bool same_text(const char *a, const char *b) {
+  return a == b || (a != NULL && b != NULL && strcmp(a, b) == 0);
+}
+
+/* Whether S sets exactly C's own actions, by the same hands. */
+static bool same_actions(const struct category *c, const struct category_scope *s) {
+  return c->before == s->before && c->after == s->after && c->before_from == s->before_from &&
+         c->after_from == s->after_from && same_text(c->preset, s->preset) &&
+         same_text(c->basis, s->basis);
+}
+
 /* Adds category pair I of the CATS mapping to V, with its rules; CONF is the
  * vendor's default confidence. */
 static int add_category(struct loader *ld, const struct ydoc *d, const struct ynode *cats,
                         size_t i, const char *path, struct vendor *v, enum confidence conf) {
   struct category_spec spec = {0};
   struct category want = {.before = ACTION_LOG, .after = ACTION_DENY};
+  struct category_scope scoped[CONFIG_MAX_CLIENT_PROFILES];
+  const struct config *cfg = ld->cfg;
   char sub[LOAD_PATH_MAX], key[LOAD_PATH_MAX];
   const struct ynode *name = ynode_key(d, cats, i);
   const char *text = load_text(ld, d, name, path, "a category name");
@@ -536,8 +549,13 @@ static int add_category(struct loader *ld, const struct ydoc *d, const struct yn
                     &spec);
   if (rc == 0)
     rc = read_category(ld, d, &spec, sub, &want, &conf);
+  for (size_t k = 0; rc == 0 && k < cfg->nclient_profiles; k++) {
+    scoped[k] = category_actions(&want); /* the list's, unless its preset says otherwise */
+    scoped[k].groups = cfg->client_profiles[k].groups;
+    scoped[k].by = SCOPE_BY_PROFILE;
+  }
   if (rc == 0)
-    rc = load_presets(ld, d, spec.presets, load_path_key(key, sub, "presets"), &want);
+    rc = load_presets(ld, d, spec.presets, load_path_key(key, sub, "presets"), &want, scoped);
   if (rc < 0)
     return rc;
   struct category *c = policy_add_category(ld->cfg->policy, v, text, want.cutoff, want.before,
@@ -551,6 +569,12 @@ static int add_category(struct loader *ld, const struct ydoc *d, const struct yn
   c->after_from = want.after_from;
   c->preset = want.preset;
   c->basis = want.basis;
+  for (size_t k = 0; k < cfg->nclient_profiles; k++) {
+    if (same_actions(c, &scoped[k]))
+      continue; /* the profile asks nothing else of this category */
+    if ((rc = policy_add_scope(ld->cfg->policy, c, c->nscopes, &scoped[k])) < 0)
+      return rc;
+  }
   return add_rules(ld, d, &spec, sub, v, c, conf);
 }
 
@@ -665,6 +689,7 @@ static int load_vendor_doc(struct loader *ld, const struct ydoc *d, struct vendo
                      policy_find_vendor(ld->cfg->policy, id)->where);
   if (v == NULL)
     return rc;
+  v->groups = ld->doc_groups; /* before its rules: they go to the matchers of its audience */
   if (ld->doc_bundle != NULL) {
     v->bundle_serial = ld->doc_bundle->serial;
     v->bundle_created = ld->doc_bundle->created;
@@ -728,10 +753,10 @@ static int load_builtin_list(struct loader *ld, const char *name, struct vendor 
   return bf != NULL ? load_bundle_list(ld, bf, out) : load_embedded(ld, find_builtin(name), out);
 }
 
-static int load_builtin(struct loader *ld, const struct ydoc *d, const struct ynode *n,
-                        const char *path, struct vendor **out) {
+int load_builtin_entry(struct loader *ld, const struct ydoc *d, const struct ynode *n,
+                       const char *path, struct vendor **out) {
   char names[256];
-  const char *name = load_text(ld, d, n, path, ref_keys[0].expect);
+  const char *name = load_text(ld, d, n, path, "the name of a built-in list like kaspersky");
   if (name == NULL)
     return EMB_ECONFIG;
   if (!builtin_exists(ld, name))
@@ -740,8 +765,7 @@ static int load_builtin(struct loader *ld, const struct ydoc *d, const struct yn
   return load_builtin_list(ld, name, out);
 }
 
-/* Relative paths resolve against the directory of the file that names them. */
-static char *resolve_path(const char *dir, const char *path) {
+char *load_resolve_path(const char *dir, const char *path) {
   size_t len = strlen(path) + (dir != NULL ? strlen(dir) + 1 : 0) + 1;
   char *out = malloc(len);
   if (out == NULL)
@@ -753,16 +777,16 @@ static char *resolve_path(const char *dir, const char *path) {
   return out;
 }
 
-static int load_vendor_file(struct loader *ld, const struct ydoc *d, const struct ynode *n,
-                            const char *path, struct vendor **out) {
+int load_file_entry(struct loader *ld, const struct ydoc *d, const struct ynode *n,
+                    const char *path, struct vendor **out) {
   char *full = NULL, *data = NULL;
   size_t len = 0;
   struct ydoc *doc = NULL;
-  const char *file = load_text(ld, d, n, path, ref_keys[1].expect);
+  const char *file = load_text(ld, d, n, path, "a path to a vendor list");
   if (file == NULL)
     return EMB_ECONFIG;
   int rc = -ENOMEM;
-  full = resolve_path(ld->vendors_dir, file);
+  full = load_resolve_path(ld->vendors_dir, file);
   if (full == NULL)
     goto cleanup;
   rc = load_read_file(full, &data, &len);
@@ -804,78 +828,38 @@ int load_bundle_list(struct loader *ld, const struct bundle_file *f, struct vend
   return rc;
 }
 
-static int load_vendor_ref(struct loader *ld, const struct ydoc *d, const struct ynode *item,
-                           const char *path) {
-  struct vendor_ref ref = {0};
-  char sub[LOAD_PATH_MAX];
-  int rc = load_map(ld, d, item, path, ref_keys, COUNT(ref_keys), &ref);
-  if (rc < 0)
-    return rc;
-  if ((ref.builtin == NULL) == (ref.file == NULL))
-    return load_fail(ld, d, item, path, "expected one of `builtin: NAME` or `file: PATH`");
-  struct vendor *v = NULL;
-  if (ref.builtin != NULL)
-    rc = load_builtin(ld, d, ref.builtin, load_path_key(sub, path, "builtin"), &v);
-  else
-    rc = load_vendor_file(ld, d, ref.file, load_path_key(sub, path, "file"), &v);
-  if (rc == 0)
-    rc = load_override(ld, d, ref.override, load_path_key(sub, path, "override"), v);
-  return rc;
+/* Whether WANT (NULL: everything, for every client) takes list NAME, and
+ * for which groups: sets ld->doc_groups. */
+static bool take(struct loader *ld, load_want_fn want, const char *name) {
+  uint64_t groups = 0;
+  if (want != NULL && !want(ld, name, &groups))
+    return false;
+  ld->doc_groups = groups;
+  return true;
 }
 
-/* No `vendors:` anywhere: the profile's lists, in the order built in. */
-static int load_profile_lists(struct loader *ld) {
-  const struct profile_def *prof = profile_find(ld->cfg->profile);
-  if (prof == NULL) /* the default config names one; a file's is checked */
-    return 0;
-  if (prof->lists != NULL) {
-    for (const char *const *name = prof->lists; *name != NULL; name++) {
-      int rc = builtin_exists(ld, *name) ? load_builtin_list(ld, *name, NULL) : 0;
-      if (rc < 0)
-        return rc;
-    }
-    return 0;
-  }
-  return load_builtin_lists(ld);
-}
-
-int load_builtin_lists(struct loader *ld) {
+int load_builtin_lists(struct loader *ld, load_want_fn want) {
   size_t plen = strlen(VENDOR_DIR), elen = strlen(VENDOR_EXT);
   char name[LOAD_PATH_MAX];
-  int rc;
-  for (const struct embedded_file *f = embedded_files; f->path != NULL; f++) {
+  int rc = 0;
+  for (const struct embedded_file *f = embedded_files; f->path != NULL && rc == 0; f++) {
     size_t len = strlen(f->path);
     if (strncmp(f->path, VENDOR_DIR, plen) != 0 || len <= plen + elen)
       continue;
     snprintf(name, sizeof(name), "%.*s", (int)(len - plen - elen), f->path + plen);
-    if ((rc = load_builtin_list(ld, name, NULL)) < 0)
-      return rc;
+    if (take(ld, want, name))
+      rc = load_builtin_list(ld, name, NULL);
   }
   /* The lists a signed bundle adds to the compiled-in ones. */
-  for (size_t i = 0; ld->bundle != NULL && i < ld->bundle->nfiles; i++) {
+  for (size_t i = 0; ld->bundle != NULL && i < ld->bundle->nfiles && rc == 0; i++) {
     const struct bundle_file *bf = &ld->bundle->files[i];
     size_t len = strlen(bf->name);
     snprintf(name, sizeof(name), "%.*s", (int)(len > elen ? len - elen : 0), bf->name);
-    if (find_builtin(name) == NULL && (rc = load_bundle_list(ld, bf, NULL)) < 0)
-      return rc;
+    if (find_builtin(name) == NULL && take(ld, want, name))
+      rc = load_bundle_list(ld, bf, NULL);
   }
-  return 0;
-}
-
-static int load_vendors(struct loader *ld) {
-  const struct ydoc *d = ld->vendors_doc;
-  char sub[LOAD_PATH_MAX];
-  if (ld->vendors == NULL)
-    return load_profile_lists(ld);
-  if (load_list(ld, d, ld->vendors, "vendors", "`builtin: NAME` or `file: PATH` entries") < 0)
-    return EMB_ECONFIG;
-  for (size_t i = 0; i < ynode_count(ld->vendors); i++) {
-    const struct ynode *item = ynode_item(d, ld->vendors, i);
-    int rc = load_vendor_ref(ld, d, item, load_path_index(sub, "vendors", i));
-    if (rc < 0)
-      return rc;
-  }
-  return 0;
+  ld->doc_groups = 0;
+  return rc;
 }
 
 static int load_exception(struct loader *ld, const struct ydoc *d, const struct ynode *item,
@@ -884,6 +868,7 @@ static int load_exception(struct loader *ld, const struct ydoc *d, const struct 
   struct origin first = {0};
   char sub[LOAD_PATH_MAX];
   int64_t expires = POLICY_TIME_NEVER;
+  uint64_t groups = 0;
   const char *reason = NULL;
   int rc = load_map(ld, d, item, path, exception_keys, COUNT(exception_keys), &spec);
   if (rc < 0)
@@ -897,15 +882,18 @@ static int load_exception(struct loader *ld, const struct ydoc *d, const struct 
   if (optional_text(ld, d, spec.reason, load_path_key(sub, path, "reason"), "a short text",
                     &reason) < 0)
     return EMB_ECONFIG;
-  rc = policy_add_exception(ld->cfg->policy, host, expires, reason, ynode_origin(d, spec.host),
-                            &first);
+  if (spec.clients != NULL &&
+      load_clients(ld, d, spec.clients, load_path_key(sub, path, "clients"), &groups) < 0)
+    return EMB_ECONFIG;
+  rc = policy_add_exception_for(ld->cfg->policy, host, expires, reason, groups,
+                                ynode_origin(d, spec.host), &first);
   if (rc == EMB_EDUPLICATE)
     return duplicate(ld, d, spec.host, load_path_key(sub, path, "host"), "exception", host,
                      first);
   return rc;
 }
 
-static int load_exceptions(struct loader *ld) {
+int load_exceptions(struct loader *ld) {
   const struct ydoc *d = ld->exceptions_doc;
   char sub[LOAD_PATH_MAX];
   if (ld->exceptions == NULL)
@@ -919,16 +907,4 @@ static int load_exceptions(struct loader *ld) {
       return rc;
   }
   return 0;
-}
-
-int load_policy(struct loader *ld) {
-  policy_set_monitor(ld->cfg->policy, ld->cfg->monitor);
-  int rc = policy_set_profile(ld->cfg->policy, ld->cfg->profile);
-  if (rc == 0)
-    rc = load_vendors(ld);
-  if (rc == 0)
-    rc = load_exceptions(ld);
-  if (rc == 0)
-    rc = load_set_version(ld);
-  return rc;
 }

@@ -40,6 +40,16 @@ static unsigned bit_at(const uint8_t *addr, unsigned i) {
   return (addr[i / 8] >> (7 - i % 8)) & 1u;
 }
 
+bool cidr_contains(const struct cidr *outer, const struct cidr *inner) {
+  if (outer->family != inner->family || outer->bits > inner->bits)
+    return false;
+  for (unsigned i = 0; i < outer->bits; i++) {
+    if (bit_at(outer->addr, i) != bit_at(inner->addr, i))
+      return false;
+  }
+  return true;
+}
+
 /* ---- text ------------------------------------------------------------- */
 
 /* Prefix length: plain decimal without leading zeros, 0..MAX. */

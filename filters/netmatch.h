@@ -3,6 +3,7 @@
 #ifndef EMBARGO_FILTERS_NETMATCH_H
 #define EMBARGO_FILTERS_NETMATCH_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -20,6 +21,10 @@ struct cidr {
 int cidr_parse(const char *text, size_t len, struct cidr *out);
 /* Formats as "addr/bits" into BUF; returns the length written (snprintf-like). */
 int cidr_format(const struct cidr *c, char *buf, size_t size);
+
+/* Whether OUTER holds every address of INNER (same family, OUTER no longer
+ * and INNER's first OUTER->bits bits equal to OUTER's). */
+bool cidr_contains(const struct cidr *outer, const struct cidr *inner);
 
 struct netmatch *netmatch_new(void);
 void netmatch_free(struct netmatch *m); /* NULL-safe; DATA is not freed */

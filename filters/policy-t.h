@@ -10,6 +10,11 @@
 
 #define POLICY_TIME_NEVER INT64_MAX
 
+/* Client groups (`client_groups:`): named sets of client networks. A set of
+ * groups is a bit mask, bit I for the I-th group declared; 0 is no group
+ * (for a client) or every client (for what is scoped). */
+#define POLICY_MAX_GROUPS 64 /* CLIENTGROUPS_MAX (filters/clientgroups.h) */
+
 enum action {
   ACTION_ALLOW, /* let it through, record nothing beyond the access log */
   ACTION_LOG,   /* let it through and write a decision line */
@@ -40,6 +45,26 @@ enum action_from {
   ACTION_FROM_OVERRIDE /* an `override:` of the site's config */
 };
 
+/* What one audience gets from a category: its actions and who set them. A
+ * category's own fields are what clients in no scope get; each scope is
+ * what the clients of some groups get, from a profile or an override
+ * scoped to them (`clients:`). */
+enum scope_by {
+  SCOPE_BY_PROFILE, /* a `client_profiles:` entry's profile (its presets) */
+  SCOPE_BY_OVERRIDE /* a `vendors:` entry with `clients:` (its override) */
+};
+
+struct category_scope {
+  uint64_t groups; /* for a client in one of these groups */
+  uint64_t also;   /* and, unless 0, in one of these too (an override over a profile's scope) */
+  enum scope_by by;
+  enum action before, after;
+  enum action_from before_from, after_from;
+  const char *preset;           /* the profile whose preset set an action, or NULL */
+  const char *basis;            /* that preset's legal basis, or NULL */
+  struct origin override_where; /* the override that set an action (file NULL: none) */
+};
+
 /* A category of one vendor's traffic ("updates", "telemetry",
  * "new-installs", ...) with its cutoff. */
 struct category {
@@ -53,6 +78,11 @@ struct category {
   struct origin override_where; /* the override that set an action (file NULL: none) */
   enum deny_with deny_with; /* its own `deny_with:`, or DENY_WITH_DEFAULT */
   struct origin where;
+  /* Actions for the clients of some groups, owned by the snapshot: the
+   * first scope naming one of a client's groups applies to it, these
+   * fields to every other client. Overrides' scopes come first. */
+  struct category_scope *scopes;
+  size_t nscopes;
 };
 
 /* A name of a public domain list (v2fly/domain-list-community) a vendor list
@@ -84,6 +114,9 @@ struct vendor {
    * Names under them that no host rule matches are the list's blind spots
    * (`embargo report --unmatched`). */
   const char *domains;
+  /* The client groups the list is in force for; 0: every client. Set
+   * before the list's rules are added. */
+  uint64_t groups;
 };
 
 /* A file the snapshot was built from, with the SHA-256 of its bytes. */
@@ -121,6 +154,7 @@ struct exception_rule {
   const char *pattern;
   int64_t expires; /* POLICY_TIME_NEVER: never */
   const char *reason; /* may be NULL */
+  uint64_t groups;    /* the client groups it opens for; 0: every client */
   struct origin where;
 };
 
@@ -143,6 +177,7 @@ struct facts {
   const char *ja4;                /* JA4 fingerprint of the ClientHello */
   const char *path;               /* a plain-HTTP request's target ("/a/b?q"), as sent */
   size_t path_len;
+  uint64_t groups; /* the client's groups (policy_client_groups); 0: none */
 };
 
 /* Which fact decided a verdict. */
@@ -177,6 +212,10 @@ struct verdict {
   char matched[HOST_NAME_MAX_LEN + 1];
   const struct rule *rule;                /* VERDICT_VENDOR/EXCEPTION: the vendor rule, else NULL */
   const struct exception_rule *exception; /* VERDICT_EXCEPTION: the exception */
+  const struct category_scope *scope;     /* the group scope whose actions applied, or NULL */
+  /* The client group whose scoped exception, scope or vendor list decided
+   * (interned in the snapshot), or NULL when nothing scoped did. */
+  const char *client_group;
 };
 
 #endif

@@ -5,6 +5,7 @@
 #ifndef EMBARGO_FILTERS_POLICY_H
 #define EMBARGO_FILTERS_POLICY_H
 
+#include "filters/clientgroups.h"
 #include "filters/netmatch.h"
 #include "filters/pathmatch.h"
 #include "filters/policy-t.h"
@@ -58,6 +59,44 @@ int policy_add_left_out(struct policy *p, struct vendor *v, const char *name,
 struct category *policy_edit_category(struct vendor *v, const char *name);
 int policy_add_exception(struct policy *p, const char *pattern, int64_t expires,
                          const char *reason, struct origin where, struct origin *dup_where);
+/* An exception that opens only for the clients of GROUPS (0: every client,
+ * as policy_add_exception). A pattern may be given once per set of groups:
+ * EMB_EDUPLICATE (*dup_where as above) within the same set. */
+int policy_add_exception_for(struct policy *p, const char *pattern, int64_t expires,
+                             const char *reason, uint64_t groups, struct origin where,
+                             struct origin *dup_where);
+
+/* Client groups. policy_add_group declares group NAME (copied) and gives
+ * its index in *INDEX: EMB_EDUPLICATE for a name given before, EMB_ETOOBIG
+ * past POLICY_MAX_GROUPS, -ENOMEM. policy_add_group_network adds NET to
+ * group INDEX: 0, EMB_EDUPLICATE if the group has it already, EMB_ETOOBIG
+ * past POLICY_MAX_GROUP_NETWORKS networks in all, -ENOMEM. Networks of
+ * different groups may overlap and nest: a client is in every group one of
+ * whose networks holds its address. */
+#define POLICY_MAX_GROUP_NETWORKS CLIENTGROUPS_MAX_NETWORKS
+int policy_add_group(struct policy *p, const char *name, size_t *index);
+int policy_add_group_network(struct policy *p, size_t index, const struct cidr *net);
+size_t policy_group_count(const struct policy *p);
+/* Group I's name, or NULL past the end. */
+const char *policy_group_name(const struct policy *p, size_t i);
+/* The index of group NAME, or -1. */
+int policy_group_find(const struct policy *p, const char *name);
+/* Group I's networks, comma-separated, into BUF (truncated to SIZE). */
+void policy_group_networks(const struct policy *p, size_t i, char *buf, size_t size);
+/* The groups of a client at ADDR (4 bytes for AF_INET, 16 for AF_INET6):
+ * what facts.groups wants. Pure; O(address bits). */
+uint64_t policy_client_groups(const struct policy *p, int family, const uint8_t *addr);
+/* The names of GROUPS joined by ", " into BUF ("" for none). */
+void policy_format_groups(const struct policy *p, uint64_t groups, char *buf, size_t size);
+/* Inserts a copy of S into C's scopes at position AT (at most c->nscopes).
+ * Returns 0 or -ENOMEM. */
+int policy_add_scope(struct policy *p, struct category *c, size_t at,
+                     const struct category_scope *s);
+/* C's own actions (what clients in none of its scopes get), as a scope's. */
+struct category_scope category_actions(const struct category *c);
+/* The actions that applied to V's rule: V's scope, or its category's own.
+ * V must have a rule. */
+struct category_scope verdict_actions(const struct verdict *v);
 void policy_set_monitor(struct policy *p, bool monitor);
 /* The regime preset (`profile:`) the snapshot was built with (copied). */
 int policy_set_profile(struct policy *p, const char *profile);
@@ -98,7 +137,16 @@ void policy_unref(struct policy *p); /* NULL-safe; frees on the last unref */
  * CNAME chain, addresses and path; an SNI name needs its own. OUT->from says
  * whether the list, a preset or an override set the action that applied. A hint-confidence
  * rule never yields more than ACTION_LOG. Monitor mode turns ACTION_DENY into ACTION_LOG and sets
- * out->monitor (out->rule_action keeps ACTION_DENY). */
+ * out->monitor (out->rule_action keeps ACTION_DENY).
+ *
+ * Client groups: FACTS->groups are the client's. A vendor list scoped to
+ * groups is judged only for their clients, on its own (its patterns never
+ * hide another list's); an exception scoped to groups opens only for their
+ * clients; a category's first scope naming one of the client's groups gives
+ * its actions. Among the exceptions that match a name, the most specific
+ * one for every client counts first, then those of each set of groups in
+ * the order declared: the first unexpired one applies. OUT->client_group
+ * names the group whose exception, scope or list decided. */
 void policy_decide(const struct policy *p, const struct facts *facts, int64_t now,
                    struct verdict *out);
 

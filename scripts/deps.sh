@@ -7,6 +7,9 @@
 #   scripts/deps.sh init       runtime, plus iptables (the image's `init` target,
 #                              which loads `embargo rules` output in a pod)
 #   scripts/deps.sh container  what building and running the image with podman needs
+#   scripts/deps.sh package    build, plus what scripts/package.sh needs to build the
+#                              Debian package (debhelper, dpkg-dev, scdoc) and check it
+#                              (lintian, man-db)
 #   scripts/deps.sh test       build, plus what the test suite needs (container included;
 #                              Unbound and Squid load `embargo export` output; their
 #                              system services are not started by the install)
@@ -25,9 +28,14 @@ init_pkgs=("${runtime_pkgs[@]}" iptables)
 # podman runs the image without a Docker daemon (with runc); debootstrap makes
 # the base image locally when no registry is reachable (scripts/container.sh).
 container_pkgs=(podman runc debootstrap)
+# The Debian package: built with debhelper's cmake buildsystem, its man pages
+# with scdoc, checked with lintian; `man -l` renders the pages.
+package_pkgs=(debhelper dpkg-dev scdoc lintian man-db)
+# nodejs (with npm) runs the Kubernetes schema check of deploy/kubernetes/,
+# which installs its npm packages into the build tree itself.
 test_pkgs=(libcriterion-dev curl dnsmasq-base python3 python3-yaml openssl clang
            libclang-rt-14-dev iproute2 procps chromium libnss3-tools nftables iptables prometheus
-           unbound squid "${container_pkgs[@]}")
+           unbound squid bash-completion nodejs "${container_pkgs[@]}" "${package_pkgs[@]}")
 bench_pkgs=(nginx squid tinyproxy haproxy wrk curl openssl python3 procps)
 
 case "${1:-build}" in
@@ -35,10 +43,16 @@ case "${1:-build}" in
   runtime) want=("${runtime_pkgs[@]}") ;;
   init) want=("${init_pkgs[@]}") ;;
   container) want=("${container_pkgs[@]}") ;;
+  package) want=("${build_pkgs[@]}" "${package_pkgs[@]}") ;;
   test) want=("${build_pkgs[@]}" "${test_pkgs[@]}") ;;
   bench) want=("${build_pkgs[@]}" "${bench_pkgs[@]}") ;;
-  *) echo "usage: $0 [build|runtime|init|container|test|bench]" >&2; exit 2 ;;
+  *) echo "usage: $0 [build|runtime|init|container|package|test|bench]" >&2; exit 2 ;;
 esac
+# Debian's nodejs leaves npm to a package of its own; other builds of nodejs
+# bring it along.
+if [ "${1:-build}" = test ] && ! command -v npm >/dev/null; then
+  want+=(npm)
+fi
 
 missing=()
 for p in "${want[@]}"; do

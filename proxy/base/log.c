@@ -333,16 +333,19 @@ static void j_verdict(struct jline *j, const struct verdict *v) {
     j_time(j, "cutoff", r->category->cutoff);
   j_bool(j, "after_cutoff", v->after_cutoff);
   j_str(j, "rule_action", action_name(v->rule_action));
+  const struct category_scope a = verdict_actions(v);
   if (v->from == ACTION_FROM_PRESET)
-    j_str(j, "preset", r->category->preset);
+    j_str(j, "preset", a.preset);
   if (v->from == ACTION_FROM_OVERRIDE) {
     j_bool(j, "override", 1);
-    j_origin(j, "override_rule", &r->category->override_where);
+    j_origin(j, "override_rule", &a.override_where);
   }
   if (v->exception != NULL) {
     j_str(j, "exception", v->exception->pattern);
     j_origin(j, "exception_rule", &v->exception->where);
   }
+  if (v->client_group != NULL)
+    j_str(j, "client_group", v->client_group);
 }
 
 void log_decision(const struct decision *d) {

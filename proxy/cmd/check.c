@@ -58,19 +58,29 @@ static enum dns_status resolve(const struct config *cfg, const char *name, uint1
 }
 
 void check_format_by(const struct verdict *v, char *buf, size_t size) {
-  const struct category *c = v->rule->category;
+  const struct category_scope a = verdict_actions(v);
   if (v->from == ACTION_FROM_PRESET)
-    snprintf(buf, size, "preset %s%s%s", c->preset, c->basis ? ": " : "",
-             c->basis ? c->basis : "");
+    snprintf(buf, size, "preset %s%s%s", a.preset, a.basis ? ": " : "", a.basis ? a.basis : "");
   else if (v->from == ACTION_FROM_OVERRIDE)
-    snprintf(buf, size, "override at %s:%u:%u", c->override_where.file, c->override_where.line,
-             c->override_where.col);
+    snprintf(buf, size, "override at %s:%u:%u", a.override_where.file, a.override_where.line,
+             a.override_where.col);
   else
     snprintf(buf, size, "list");
 }
 
+/* What of V->client_group's decided: its exception, override, profile or
+ * the list in force for it. */
+static const char *group_decided(const struct verdict *v) {
+  if (v->exception != NULL)
+    return "exception";
+  if (v->scope != NULL)
+    return v->scope->by == SCOPE_BY_OVERRIDE ? "override" : "profile";
+  return "list";
+}
+
 static void print_rule(const struct verdict *v) {
   const struct rule *r = v->rule;
+  const struct category_scope a = verdict_actions(v);
   char cutoff[32] = "none", by[512];
 
   if (r->category->cutoff != POLICY_TIME_NEVER)
@@ -82,8 +92,8 @@ static void print_rule(const struct verdict *v) {
   printf("  pattern:   %s\n", r->pattern);
   printf("  rule:      %s:%u:%u\n", r->where.file, r->where.line, r->where.col);
   printf("  cutoff:    %s (%s; before: %s, after: %s)\n", cutoff,
-         v->after_cutoff ? "passed" : "not yet reached", action_name(r->category->before),
-         action_name(r->category->after));
+         v->after_cutoff ? "passed" : "not yet reached", action_name(a.before),
+         action_name(a.after));
   printf("  action:    %s%s\n", action_name(v->action),
          v->monitor ? " (monitor mode; the rule says deny)" : "");
   check_format_by(v, by, sizeof(by));
@@ -91,6 +101,8 @@ static void print_rule(const struct verdict *v) {
   if (v->exception != NULL)
     printf("  exception: %s at %s:%u overrides the vendor rule\n", v->exception->pattern,
            v->exception->where.file, v->exception->where.line);
+  if (v->client_group != NULL)
+    printf("  group:     %s (the client group's %s decided)\n", v->client_group, group_decided(v));
   if (r->vendor->reference != NULL)
     printf("  reference: %s\n", r->vendor->reference);
 }
@@ -137,6 +149,7 @@ static void check_input(const struct config *cfg, const struct check_opts *o,
   in->host = h;
   in->connect = !dest->http;
   in->ja4 = o->ja4;
+  in->client = o->client;
   if (res != NULL) {
     in->resolved = res;
     in->dial = res->addrs;
@@ -265,6 +278,19 @@ static int check_one(const struct config *cfg, struct destcheck *dc, const struc
   return judge_denies(&r.j) ? 1 : 0;
 }
 
+/* The client judged for, and its client groups. */
+static void print_client(const struct policy *p, const struct sockaddr *client) {
+  char ip[64], groups[512];
+  struct sockaddr_in tmp;
+  const struct sockaddr *sa = sockaddr_unmapped(client, &tmp);
+  const void *addr = sa->sa_family == AF_INET
+                         ? (const void *)&((const struct sockaddr_in *)sa)->sin_addr
+                         : (const void *)&((const struct sockaddr_in6 *)sa)->sin6_addr;
+  policy_format_groups(p, policy_client_groups(p, sa->sa_family, addr), groups, sizeof(groups));
+  printf("client:      %s (%s%s)\n", log_fmt_ip(sa, ip, sizeof(ip)),
+         groups[0] ? "client groups: " : "in no client group", groups);
+}
+
 int check_destcheck_init(const struct config *cfg, struct destcheck *dc) {
   if (destcheck_init(dc, cfg->internal_allow) != 0) {
     fprintf(stderr, "embargo: out of memory\n");
@@ -286,6 +312,8 @@ int check_run(const struct config *cfg, const struct check_opts *o, int ndests,
     return 2;
   rfc3339_format(o->now, at, sizeof(at));
   printf("policy time: %s\n", at);
+  if (o->client != NULL)
+    print_client(cfg->policy, o->client);
   for (i = 0; i < ndests; i++) {
     rc = check_one(cfg, &dc, o, dests[i]);
     if (rc > status)

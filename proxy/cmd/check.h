@@ -7,6 +7,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h>
 
 #include "config/config.h"
 #include "filters/normalise.h"
@@ -28,6 +29,7 @@ struct check_opts {
   size_t nsni;
   const char *ja4;        /* a JA4 fingerprint to judge as well, or NULL */
   bool resolve;           /* resolve names through cfg's resolver */
+  const struct sockaddr *client; /* judge for a client at this address (its groups), or NULL */
   enum check_format format; /* batch mode's output */
 };
 

@@ -198,11 +198,12 @@ static void fill_row(const struct check_dest *d, const struct check_result *res,
   }
   f[COL_AFTER_CUTOFF] = v->after_cutoff ? "true" : "false";
   f[COL_SET_BY] = action_from_name(v->from);
+  const struct category_scope a = verdict_actions(v);
   if (v->from == ACTION_FROM_PRESET)
-    f[COL_PRESET] = c->preset;
+    f[COL_PRESET] = a.preset;
   if (v->from == ACTION_FROM_OVERRIDE) {
-    snprintf(t->override, sizeof(t->override), "%s:%u:%u", c->override_where.file,
-             c->override_where.line, c->override_where.col);
+    snprintf(t->override, sizeof(t->override), "%s:%u:%u", a.override_where.file,
+             a.override_where.line, a.override_where.col);
     f[COL_OVERRIDE] = t->override;
   }
 }

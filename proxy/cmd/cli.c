@@ -1,6 +1,7 @@
 /* Command-line parsing and the subcommands. */
 #include "proxy/cmd/cli.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <getopt.h>
 #include <pwd.h>
@@ -16,6 +17,7 @@
 #include "certs/ca.h"
 #include "config/config.h"
 #include "config/embedded.h"
+#include "config/keys.h"
 #include "config/lists.h"
 #include "filters/err.h"
 #include "filters/normalise.h"
@@ -54,6 +56,7 @@ struct options {
   const char *sni[8]; /* check: server names a ClientHello would carry */
   size_t nsni;
   const char *ja4;    /* check: a JA4 fingerprint */
+  const char *client; /* check: judge for a client at this IP address */
   bool no_resolve;    /* check: judge names without resolving them */
   bool monitor;
   bool verbose;
@@ -77,6 +80,8 @@ static const char usage_text[] =
     "  embargo config check FILE            validate FILE and print a summary\n"
     "  embargo config show [VENDOR]         print the built-in config and the catalogue of\n"
     "                                       built-in vendor lists (or one list)\n"
+    "  embargo config keys [vendor-list]    print every key a config file (or a vendor list)\n"
+    "                                       may hold\n"
     "  embargo ca init --dir DIR [--subject SITE] [--permit DOMAIN]... [--days N]\n"
     "                                       create the block-page CA (DIR/ca.key, DIR/ca.crt)\n"
     "  embargo ca show DIR                  print the CA's fingerprint, validity and how to\n"
@@ -107,6 +112,7 @@ static const char usage_text[] =
     "  -v, --verbose           debug diagnostics on standard error\n"
     "      --sni NAME          check: also judge this TLS server name (repeatable)\n"
     "      --ja4 FINGERPRINT   check: also judge this JA4 client fingerprint\n"
+    "      --client IP         check: judge for a client at IP (its client groups)\n"
     "      --no-resolve        check: judge names without resolving them\n"
     "      --file FILE         check: destinations one a line (- for standard input)\n"
     "      --format FORMAT     check: one line per destination, text, csv or json (JSON Lines)\n"
@@ -149,7 +155,7 @@ static int parse_options(int argc, char **argv, struct options *o) {
       {"ipv6", no_argument, NULL, '6'},          {"uid", required_argument, NULL, 'U'},
       {"admin", required_argument, NULL, 'A'},   {"token-file", required_argument, NULL, 'K'},
       {"user", required_argument, NULL, 'u'},    {"live", no_argument, NULL, 'L'},
-      {"file", required_argument, NULL, 'f'},
+      {"file", required_argument, NULL, 'f'},    {"client", required_argument, NULL, 'C'},
       {NULL, 0, NULL, 0}};
   int ch;
 
@@ -200,6 +206,7 @@ static int parse_options(int argc, char **argv, struct options *o) {
       o->sni[o->nsni++] = optarg;
       break;
     case 'j': o->ja4 = optarg; break;
+    case 'C': o->client = optarg; break;
     case 'N': o->no_resolve = true; break;
     case 'F': o->format = optarg; break;
     case 'f': o->file = optarg; break;
@@ -373,6 +380,22 @@ static int check_mark(const struct config *cfg, char *err, size_t errsize) {
   return rc;
 }
 
+/* The listeners do not read a PROXY protocol header yet: a configuration
+ * that asks for one is refused rather than served as if it did not. */
+static int refuse_proxy_protocol(struct config *cfg) {
+  for (size_t i = 0; i < cfg->nlisten; i++) {
+    if (!cfg->listen[i].proxy_protocol)
+      continue;
+    fprintf(stderr,
+            "embargo: listener %s: proxy_protocol is read by config check but not yet served by "
+            "the listeners; remove it to run\n",
+            cfg->listen[i].text);
+    config_free(cfg);
+    return EXIT_USAGE;
+  }
+  return 0;
+}
+
 static int cmd_run(const struct options *o) {
   struct config cfg;
   struct workers ws;
@@ -382,6 +405,8 @@ static int cmd_run(const struct options *o) {
 
   memset(&cfg, 0, sizeof(cfg));
   if ((rc = load_config(o, &cfg)) != 0)
+    return rc;
+  if ((rc = refuse_proxy_protocol(&cfg)) != 0)
     return rc;
   if ((rc = log_open(cfg.log_path, cfg.log_buffer, runtime_uid(&cfg), err, sizeof(err))) != 0) {
     fprintf(stderr, "embargo: cannot open the log: %s\n", err);
@@ -441,6 +466,22 @@ static int parse_check_format(const char *name, enum check_format *out) {
   return -1;
 }
 
+/* An IPv4 or IPv6 address into SS (port 0). 0 or -1. */
+static int parse_client(const char *text, struct sockaddr_storage *ss) {
+  struct sockaddr_in *in4 = (struct sockaddr_in *)ss;
+  struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)ss;
+  memset(ss, 0, sizeof(*ss));
+  if (inet_pton(AF_INET, text, &in4->sin_addr) == 1) {
+    in4->sin_family = AF_INET;
+    return 0;
+  }
+  if (inet_pton(AF_INET6, text, &in6->sin6_addr) == 1) {
+    in6->sin6_family = AF_INET6;
+    return 0;
+  }
+  return -1;
+}
+
 static int cmd_check(const struct options *o, int argc, char **argv) {
   struct config cfg;
   struct check_opts co = {.now = o->now ? o->now : (int64_t)time(NULL),
@@ -448,6 +489,7 @@ static int cmd_check(const struct options *o, int argc, char **argv) {
                           .resolve = !o->no_resolve};
   const char *snis[8];
   char names[8][HOST_NAME_MAX_LEN + 1];
+  struct sockaddr_storage client;
   size_t k;
   int rc;
 
@@ -467,6 +509,13 @@ static int cmd_check(const struct options *o, int argc, char **argv) {
   }
   co.sni = snis;
   co.nsni = o->nsni;
+  if (o->client != NULL) {
+    if (parse_client(o->client, &client) != 0)
+      return usage_error("check: --client: expected an IP address like 10.9.0.5 or fd00::5, "
+                         "got \"%s\"",
+                         o->client);
+    co.client = (const struct sockaddr *)&client;
+  }
   memset(&cfg, 0, sizeof(cfg));
   if ((rc = load_config(o, &cfg)) != 0)
     return rc;
@@ -512,6 +561,10 @@ static int cmd_config(const struct options *o, int argc, char **argv) {
 
   if (argc >= 1 && strcmp(argv[0], "show") == 0)
     return cmd_config_show(o, argc - 1, argv + 1);
+  if (argc >= 1 && strcmp(argv[0], "keys") == 0)
+    return argc <= 2 && config_keys_print(argc == 2 ? argv[1] : NULL, stdout) == 0
+               ? 0
+               : usage_error("%s", "usage: embargo config keys [config|vendor-list]");
   if (argc != 2 || strcmp(argv[0], "check") != 0)
     return usage_error("%s", "usage: embargo config check FILE | embargo config show [VENDOR]");
   memset(&cfg, 0, sizeof(cfg));
@@ -846,6 +899,11 @@ int cli_main(int argc, char **argv) {
   memset(&o, 0, sizeof(o));
   if ((rc = parse_options(argc, argv, &o)) != 0)
     return rc;
+#ifdef EMBARGO_DEFAULT_CONFIG
+  /* An installed host's file (the Debian package's), when there is one. */
+  if (o.config == NULL && access(EMBARGO_DEFAULT_CONFIG, F_OK) == 0)
+    o.config = EMBARGO_DEFAULT_CONFIG;
+#endif
   if (o.verbose)
     log_set_level(LOG_DEBUG);
   if (optind < argc)

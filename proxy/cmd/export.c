@@ -33,6 +33,7 @@ struct walk {
   size_t nrefused;
   size_t ja4;        /* JA4 rules: never exported */
   size_t other_kind; /* names for a format of networks, or the reverse */
+  size_t scoped;     /* rules of lists in force for some client groups only */
 };
 
 /* ---- actions -------------------------------------------------------------- */
@@ -134,7 +135,7 @@ static void find_holes(const struct walk *w, struct item *it) {
     const struct rule *q = policy_rule_at(w->p, i);
     enum item_kind qk;
     const char *qb;
-    if (q == it->rule || q->kind != RULE_HOST)
+    if (q == it->rule || q->kind != RULE_HOST || q->vendor->groups != 0)
       continue;
     qb = strip(q->pattern, &qk);
     if (has_glob(qb, strlen(qb)) && strchr(qb, '*') != NULL)
@@ -147,6 +148,8 @@ static void find_holes(const struct walk *w, struct item *it) {
     const struct exception_rule *e = policy_exception_at(w->p, i);
     enum item_kind ek;
     const char *eb = strip(e->pattern, &ek);
+    if (e->groups != 0)
+      continue; /* a group's exception opens nothing for the other clients */
     if (e->expires > w->o->now && it->action != ACTION_LOG && overlaps(it->kind, it->text, ek, eb))
       add_hole(it, has_glob(eb, strlen(eb)) ? ITEM_GLOB : ek, eb, ACTION_LOG);
   }
@@ -297,7 +300,7 @@ static int add_network_rule(struct walk *w, const struct rule *r) {
   snprintf(it.text, sizeof(it.text), "%s", r->pattern);
   for (size_t i = 0; i < policy_rule_count(w->p); i++) {
     const struct rule *q = policy_rule_at(w->p, i);
-    if (q == r || q->kind != RULE_NETWORK ||
+    if (q == r || q->kind != RULE_NETWORK || q->vendor->groups != 0 ||
         cidr_parse(q->pattern, strlen(q->pattern), &inner) != 0 || inner.family != outer.family ||
         inner.bits <= outer.bits)
       continue;
@@ -323,7 +326,9 @@ static int collect(struct walk *w) {
     const struct rule *r = policy_rule_at(w->p, i);
     if (!selected(w->o, r))
       continue;
-    if (r->kind == RULE_JA4)
+    if (r->vendor->groups != 0)
+      w->scoped++; /* another layer cannot tell a group's clients from the rest */
+    else if (r->kind == RULE_JA4)
       w->ja4++;
     else if (!(r->kind == RULE_HOST ? w->o->format->names : w->o->format->networks))
       w->other_kind++;
@@ -375,6 +380,10 @@ static void header(const struct walk *w, FILE *out) {
   }
   if (w->ja4 > 0)
     fprintf(out, "%s %zu JA4 rule(s) not exported: no other layer sees a ClientHello\n", c, w->ja4);
+  if (w->scoped > 0)
+    fprintf(out,
+            "%s %zu rule(s) not exported: their lists are in force for some client groups only\n",
+            c, w->scoped);
   if (w->other_kind > 0)
     fprintf(out, "%s %zu %s rule(s) not exported: %s\n", c, w->other_kind,
             w->o->format->names ? "network" : "host",

@@ -179,7 +179,8 @@ static int read_dir(const char *dir, struct dir_lists *d) {
       fprintf(stderr, "embargo: lists sign: %s: %s\n", path, strerror(-rc));
       rc = EXIT_BAD;
     } else {
-      snprintf(d->files[d->n].name, sizeof(d->files[d->n].name), "%s", e->d_name);
+      /* bundle_name_ok bounds the name to the field's size */
+      memcpy(d->files[d->n].name, e->d_name, strlen(e->d_name) + 1);
       d->files[d->n].data = d->data[d->n];
       d->n++;
     }

@@ -40,6 +40,7 @@ static void gather(const struct conn *c, struct judge_input *in) {
 
   memset(in, 0, sizeof(*in));
   in->host = &ex->dest;
+  in->client = &c->peer.sa;
   in->connect = !conn_transparent(c) && ex->head != NULL && ex->head->is_connect;
   if (ex->addrs != NULL) {
     in->resolved = ex->addrs;

@@ -59,12 +59,12 @@ void message_error(struct obuf *out, int status, const char *error, const char *
 /* ", by preset NAME" or ", by override at FILE:LINE" when the action that
  * applied was not the list's own, else "". */
 static void decided_by(const struct verdict *v, char *buf, size_t size) {
-  const struct category *c = v->rule->category;
+  const struct category_scope a = verdict_actions(v);
   buf[0] = '\0';
   if (v->from == ACTION_FROM_PRESET)
-    snprintf(buf, size, ", by preset %s", c->preset);
+    snprintf(buf, size, ", by preset %s", a.preset);
   else if (v->from == ACTION_FROM_OVERRIDE)
-    snprintf(buf, size, ", by override at %s:%u", c->override_where.file, c->override_where.line);
+    snprintf(buf, size, ", by override at %s:%u", a.override_where.file, a.override_where.line);
 }
 
 /* The deny page for EX's verdict: the Proxy-Status details and the body. */

@@ -109,6 +109,11 @@ void judge_destination(const struct config *cfg, const struct policy *p, struct 
   for (i = 0; i < in->nsni_addrs && facts.naddrs < DNS_MAX_ADDRS + JUDGE_MAX_SNI_ADDRS; i++)
     addrs[facts.naddrs++] = in->sni_addrs[i];
   facts.addrs = addrs;
+  if (in->client != NULL) {
+    struct ip_addr client;
+    ip_of(in->client, &client);
+    facts.groups = policy_client_groups(p, client.family, client.addr);
+  }
   policy_decide(p, &facts, now, &out->verdict);
   for (i = 0; i < in->noutcomes; i++) {
     const struct judge_outcome *o = &in->outcomes[i];

@@ -41,6 +41,7 @@ struct judge_input {
   const char *ja4;                   /* JA4 fingerprint of the ClientHello */
   const char *path;                  /* a plain-HTTP request's target, judged against path rules */
   size_t path_len;
+  const struct sockaddr *client; /* the client's address, for its client groups; NULL: none */
   struct judge_outcome outcomes[JUDGE_MAX_OUTCOMES];
   size_t noutcomes;
 };

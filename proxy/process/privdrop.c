@@ -82,13 +82,55 @@ static int switch_to(const struct passwd *pw, uint64_t keep, char *err, size_t e
   return 0;
 }
 
+/* Names of the capabilities in MASK into BUF ("none" for none). */
+static const char *caps_names(uint64_t mask, char *buf, size_t size) {
+  static const struct {
+    int cap;
+    const char *name;
+  } names[] = {{CAP_NET_BIND_SERVICE, "CAP_NET_BIND_SERVICE"},
+               {CAP_NET_ADMIN, "CAP_NET_ADMIN"},
+               {CAP_NET_RAW, "CAP_NET_RAW"}};
+  size_t used = 0;
+  buf[0] = '\0';
+  for (int cap = 0; cap < 64 && used < size; cap++) {
+    const char *name = NULL;
+    char num[16];
+    if (!(mask & ((uint64_t)1 << cap)))
+      continue;
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+      if (names[i].cap == cap)
+        name = names[i].name;
+    if (name == NULL)
+      snprintf(num, sizeof(num), "capability %d", cap);
+    int w = snprintf(buf + used, size - used, "%s%s", used ? ", " : "", name ? name : num);
+    used += w > 0 ? (size_t)w : 0;
+  }
+  return buf[0] != '\0' ? buf : "none";
+}
+
+/* Not started as root (a service manager's User= with
+ * AmbientCapabilities=, or an admin's shell): the process keeps the user
+ * and capabilities it was given, and `user:` is not used. Says so. */
+static void note_as_started(const char *user) {
+  const struct passwd *pw = getpwuid(geteuid());
+  const char *name = pw != NULL ? pw->pw_name : "?";
+  char caps[256];
+  bool other = user != NULL && user[0] != '\0' && strcmp(user, name) != 0;
+  log_diag(LOG_INFO, 0, "running as user %s (uid %u, gid %u) as started, capabilities: %s%s%s%s",
+           name, (unsigned)geteuid(), (unsigned)getegid(),
+           caps_names(caps_effective(), caps, sizeof(caps)), other ? "; `user: " : "",
+           other ? user : "", other ? "` applies only when started as root" : "");
+}
+
 int privdrop_apply(const char *user, bool keep_net_admin, char *err, size_t errsize) {
   const struct passwd *pw;
   uint64_t keep = keep_net_admin ? (uint64_t)1 << CAP_NET_ADMIN : 0;
   int rc;
 
-  if (geteuid() != 0)
+  if (geteuid() != 0) {
+    note_as_started(user);
     return 0;
+  }
   if (user == NULL || user[0] == '\0') {
     snprintf(err, errsize,
              "started as root without a user to run as: set `user:` (or --user) "

@@ -13,8 +13,10 @@
  * is kept across the switch, effective and permitted, and nothing else;
  * otherwise no capability is left. USER "root" (or any account with uid 0)
  * keeps root deliberately, with a warning; an empty USER is refused, so
- * root is never kept by accident. When not running as root, nothing
- * changes and USER is not looked at. Call after every listener is bound
+ * root is never kept by accident. When not running as root (a service
+ * manager's User= and AmbientCapabilities=), nothing changes: the user and
+ * the capabilities the process was started with stay, are logged, and
+ * USER is not used (a note says so when it names another user). Call after every listener is bound
  * and every file is open, before any thread that needs the kept
  * capability is created (threads inherit it from the caller; others lose
  * every capability). Returns 0 or a negative code with the reason in ERR. */

@@ -17,6 +17,7 @@
 #include "proxy/base/dns.h"
 #include "proxy/base/freshness.h"
 #include "proxy/process/lists.h"
+#include "proxy/process/notify.h"
 #include "proxy/base/log.h"
 #include "proxy/worker/reload.h"
 #include "proxy/worker/upstream.h"
@@ -55,6 +56,7 @@ static void on_grace_over(uv_timer_t *t) {
 
 static void drain_all(struct workers *ws) {
   ws->draining = true;
+  notify_stopping("stopping: connections in flight finish within timeouts.shutdown_grace");
   log_diag(LOG_INFO, 0,
            "stopped accepting; %zu connection(s) may finish within %llums (a second signal "
            "ends them now)",
@@ -258,7 +260,9 @@ int workers_reload(struct workers *ws, char *err, size_t errsize) {
     snprintf(err, errsize, "%s", ws->draining ? "shutting down" : "reloading is not available");
     return EMB_ECONFIG;
   }
+  notify_reloading();
   rc = server_reload(&ws->shared, ws->load, ws->load_arg, err, errsize);
+  notify_serving(policy_version(ws->shared.cfg->policy), rc != 0 ? err : NULL);
   if (rc != 0) {
     snprintf(ws->reload_error, sizeof(ws->reload_error), "%s", err);
     return rc;
@@ -307,6 +311,7 @@ int workers_init(struct workers *ws, uv_loop_t *loop, struct config *cfg, int64_
   ws->load = load;
   ws->load_arg = load_arg;
   ws->n = config_workers(cfg);
+  notify_init();
   if (uv_mutex_init(&ws->mu) != 0 || uv_cond_init(&ws->reported) != 0) {
     snprintf(err, errsize, "cannot create a lock");
     return UV_ENOMEM;
@@ -419,12 +424,14 @@ int workers_run(struct workers *ws, bool start) {
   rc = start_threads(ws);
   if (rc == 0) {
     log_start(ws);
+    notify_serving(policy_version(ws->shared.cfg->policy), NULL);
     uv_timer_start(&ws->freshness, on_freshness, 0, FRESHNESS_CHECK_MS);
     if (lists_schedule_start(ws->loop, ws, &ws->lists) != 0)
       log_diag(LOG_ERR, 0, "lists: out of memory; the vendor lists are not updated");
   }
   on_worker_exited(&ws->exited); /* every thread may have failed to start */
   uv_run(ws->loop, UV_RUN_DEFAULT);
+  notify_stopping(NULL); /* every worker has stopped, whatever stopped them */
   for (i = 0; i < ws->n; i++)
     if (ws->w[i].started)
       uv_thread_join(&ws->w[i].thread);

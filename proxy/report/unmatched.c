@@ -92,9 +92,10 @@ static const struct vendor *vendor_of(const struct unmatched *u, const char *nam
   return NULL;
 }
 
-/* Whether a host rule (or an exception over one) of the lists matches NAME. */
+/* Whether a host rule (or an exception over one) of the lists matches NAME,
+ * for any client: every client group's lists count too. */
 static bool listed(const struct unmatched *u, const struct host *h) {
-  struct facts f = {.host = h};
+  struct facts f = {.host = h, .groups = ~UINT64_C(0)};
   struct verdict v;
   policy_decide(u->cfg.policy, &f, 0, &v);
   return v.reason != VERDICT_NO_MATCH;

@@ -187,6 +187,7 @@ class Rig(unittest.TestCase):
     EXTRA_CONFIG = ""
     FORMAT = "nft"  # or "iptables"
     RULES_ARGS = ()  # more `embargo rules` arguments
+    DNS_RECORDS = ()  # more (name, IPv4, IPv6) records the origin's dnsmasq answers
 
     @classmethod
     def setUpClass(cls):
@@ -220,7 +221,7 @@ class Rig(unittest.TestCase):
                "--port=53", "--pid-file=", "--cache-size=0", "--user=root"]
         for name, v4, v6 in (("allowed.test", V4["origin"], V6["origin"]),
                              (UPDATES, V4["origin"], V6["origin"]),
-                             ("elsewhere.test", V4["nowhere"], V6["nowhere"])):
+                             ("elsewhere.test", V4["nowhere"], V6["nowhere"])) + cls.DNS_RECORDS:
             dns.append("--host-record=%s,%s,%s" % (name, v4, v6))
         cls.dns = cls.start(cls.net.o, dns, "dnsmasq")
         wait_until(lambda: os.path.exists(cls.origin_log) or "ready" in cls.origin.text(), 10,

@@ -405,7 +405,8 @@ Test(config, unknown_key) {
                "@/main.yaml:1:1: lisen: unknown key (expected one of: listen, resolvers, "
                "clients, connect_ports, timeouts, limits, tls_inspect, dns, transparent, mark, "
                "internal, certs, log, user, log_buffer, workers, admin, readiness, access_log, "
-               "monitor, profile, vendors, exceptions, lists)");
+               "monitor, profile, vendors, exceptions, lists, client_groups, client_profiles, "
+               "proxy_protocol_from)");
 }
 
 Test(config, unknown_nested_key) {

@@ -130,3 +130,30 @@ Test(unmatched, the_time_and_vendor_filters_apply) {
   inventory_free(&inv);
   unmatched_free(u);
 }
+
+/* A list in force for some client groups only still lists its names: the
+ * blind spots are those of the lists, whoever they are in force for. */
+Test(unmatched, a_list_scoped_to_client_groups_still_lists_its_names) {
+  static const struct inventory_filter all = {INVENTORY_TIME_NONE, INVENTORY_TIME_NONE, NULL};
+  struct unmatched *u = NULL;
+  struct inventory inv;
+  char *text = NULL, e[512];
+  size_t len;
+  put("acme.yaml", acme);
+  const char *path = put("main.yaml", "client_groups: {lab: [10.9.0.0/16]}\n"
+                                      "vendors:\n  - {file: acme.yaml, clients: [lab]}\n");
+  cr_assert_eq(unmatched_open(path, &all, &u, e, sizeof(e)), 0, "%s", e);
+  inventory_init(&inv, &all, 1);
+  inv.also = also;
+  inv.also_arg = u;
+  add(&inv, LINE("1", "10.0.0.5:4000", "upd.acme.example")); /* listed, for lab */
+  add(&inv, LINE("2", "10.0.0.5:4000", "new.acme.example"));
+  FILE *out = open_memstream(&text, &len);
+  cr_assert_eq(unmatched_write(u, false, out), 0);
+  fclose(out);
+  cr_assert_not_null(strstr(text, " new.acme.example\n"), "%s", text);
+  cr_assert_null(strstr(text, "upd.acme.example"), "%s", text);
+  free(text);
+  inventory_free(&inv);
+  unmatched_free(u);
+}
