@@ -15,8 +15,10 @@
 #include "certs/ca.h"
 #include "config/bundle.h"
 #include "config/embedded.h"
+#include "config/lists.h"
 #include "config/load.h"
 #include "filters/err.h"
+#include "filters/policy.h"
 
 #define DEFAULT_PATH "config/default.yaml"
 #define BUILTIN_PREFIX "builtin:"
@@ -668,6 +670,53 @@ int config_load_file(struct config *cfg, const char *path, char *err, size_t err
 int config_load_bundle(struct config *cfg, const char *path, const struct bundle *bundle,
                        char *err, size_t errsize) {
   return load_config(cfg, path, bundle, err, errsize);
+}
+
+int load_policy(struct loader *ld) {
+  policy_set_monitor(ld->cfg->policy, ld->cfg->monitor);
+  int rc = policy_set_profile(ld->cfg->policy, ld->cfg->profile);
+  if (rc == 0)
+    rc = load_groups(ld);
+  if (rc == 0)
+    rc = load_vendors(ld);
+  if (rc == 0)
+    rc = load_exceptions(ld);
+  if (rc == 0)
+    rc = load_set_version(ld);
+  return rc;
+}
+
+int config_check_bundle(const struct bundle *b, char *err, size_t errsize) {
+  struct config tmp;
+  struct loader ld = {.cfg = &tmp, .err = err, .errsize = errsize, .bundle = b};
+  int rc = 0;
+  memset(&tmp, 0, sizeof(tmp));
+  if ((tmp.policy = policy_new()) == NULL) {
+    snprintf(err, errsize, "out of memory");
+    return -ENOMEM;
+  }
+  for (size_t i = 0; rc == 0 && i < b->nfiles; i++)
+    rc = load_bundle_list(&ld, &b->files[i], NULL);
+  config_free(&tmp);
+  return rc;
+}
+
+int config_load_catalogue(const char *profile, struct policy **out, char *err, size_t errsize) {
+  struct config tmp = {0};
+  struct loader ld = {.cfg = &tmp, .err = err, .errsize = errsize};
+  int rc = -ENOMEM;
+  snprintf(err, errsize, "out of memory");
+  snprintf(tmp.profile, sizeof(tmp.profile), "%s", profile != NULL ? profile : profile_default());
+  if ((tmp.policy = policy_new()) != NULL)
+    rc = policy_set_profile(tmp.policy, tmp.profile);
+  if (rc == 0)
+    rc = load_builtin_lists(&ld, NULL);
+  if (rc < 0) {
+    policy_unref(tmp.policy);
+    return rc;
+  }
+  *out = tmp.policy;
+  return 0;
 }
 
 void config_free(struct config *cfg) {

@@ -292,33 +292,6 @@ int load_lists_bundle(struct loader *ld, const struct bundle *fetched) {
   return rc;
 }
 
-int load_bundle_list(struct loader *ld, const struct bundle_file *f, struct vendor **out) {
-  char label[BUNDLE_NAME_MAX + 48];
-  int rc;
-  snprintf(label, sizeof(label), "bundle:%llu/%s", (unsigned long long)ld->bundle->serial, f->name);
-  if ((rc = load_note_source(ld, label, f->data, f->len)) != 0)
-    return rc;
-  ld->doc_bundle = ld->bundle;
-  rc = load_vendor_data(ld, label, f->data, f->len, out);
-  ld->doc_bundle = NULL;
-  return rc;
-}
-
-int config_check_bundle(const struct bundle *b, char *err, size_t errsize) {
-  struct config tmp;
-  struct loader ld = {.cfg = &tmp, .err = err, .errsize = errsize, .bundle = b};
-  int rc = 0;
-  memset(&tmp, 0, sizeof(tmp));
-  if ((tmp.policy = policy_new()) == NULL) {
-    snprintf(err, errsize, "out of memory");
-    return -ENOMEM;
-  }
-  for (size_t i = 0; rc == 0 && i < b->nfiles; i++)
-    rc = load_bundle_list(&ld, &b->files[i], NULL);
-  config_free(&tmp);
-  return rc;
-}
-
 void lists_print_summary(const struct config *cfg, void *file) {
   const struct config_lists *l = &cfg->lists;
   FILE *f = file;

@@ -167,7 +167,12 @@ char *load_resolve_path(const char *dir, const char *path);
 /* The `vendors:` entries, or without any the profiles' lists (entries.c). */
 int load_vendors(struct loader *ld);
 
-/* Builds cfg->policy from ld->vendors and ld->exceptions (vendors.c). */
+/* The `exceptions` entries into cfg->policy (vendors.c). */
+int load_exceptions(struct loader *ld);
+
+/* Builds cfg->policy: its monitor mode and profile, the client groups,
+ * the vendor lists (ld->vendors) and the exceptions, then its version
+ * (config.c). */
 int load_policy(struct loader *ld);
 
 /* Records a source file of the snapshot: NAME and the SHA-256 of DATA
@@ -185,6 +190,9 @@ struct profile_def {
   const char *const *lists;
   const char *summary;
 };
+
+/* The profile in force when the config names none. */
+const char *profile_default(void);
 
 /* The profile called NAME, or NULL. */
 const struct profile_def *profile_find(const char *name);
@@ -243,7 +251,7 @@ int load_lists(struct loader *ld, const struct ydoc *d, const struct ynode *valu
 int load_lists_bundle(struct loader *ld, const struct bundle *fetched);
 
 struct bundle_file;
-/* Reads F, a file of ld->bundle, as a vendor list (lists.c); *OUT (may be
+/* Reads F, a file of ld->bundle, as a vendor list (vendors.c); *OUT (may be
  * NULL) receives its vendor. */
 int load_bundle_list(struct loader *ld, const struct bundle_file *f, struct vendor **out);
 

@@ -27,6 +27,10 @@ static const struct profile_def profiles[] = {
      "TikTok and DeepSeek denied, firmware logged, Kaspersky as in us-commercial"},
 };
 
+const char *profile_default(void) {
+  return profiles[0].name;
+}
+
 const struct profile_def *profile_find(const char *name) {
   for (size_t i = 0; i < COUNT(profiles); i++) {
     if (strcmp(profiles[i].name, name) == 0)
@@ -283,23 +287,5 @@ int load_override(struct loader *ld, const struct ydoc *d, const struct ynode *o
     if (rc < 0)
       return rc;
   }
-  return 0;
-}
-
-int config_load_catalogue(const char *profile, struct policy **out, char *err, size_t errsize) {
-  struct config tmp = {0};
-  struct loader ld = {.cfg = &tmp, .err = err, .errsize = errsize};
-  int rc = -ENOMEM;
-  snprintf(err, errsize, "out of memory");
-  snprintf(tmp.profile, sizeof(tmp.profile), "%s", profile != NULL ? profile : profiles[0].name);
-  if ((tmp.policy = policy_new()) != NULL)
-    rc = policy_set_profile(tmp.policy, tmp.profile);
-  if (rc == 0)
-    rc = load_builtin_lists(&ld, NULL);
-  if (rc < 0) {
-    policy_unref(tmp.policy);
-    return rc;
-  }
-  *out = tmp.policy;
   return 0;
 }

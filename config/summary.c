@@ -308,7 +308,7 @@ void config_print_summary(const struct config *cfg, void *file) {
   print_exceptions(p, f);
 }
 
-/* The read buffer is the loop's (proxy/endpoint.c): a read adds at most this
+/* The read buffer is the loop's (proxy/base/endpoint.c): a read adds at most this
  * much past the high-water mark before reading stops. */
 #define READ_OVERSHOOT 65536
 

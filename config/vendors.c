@@ -816,6 +816,18 @@ int load_vendor_data(struct loader *ld, const char *label, const char *data, siz
   return rc;
 }
 
+int load_bundle_list(struct loader *ld, const struct bundle_file *f, struct vendor **out) {
+  char label[BUNDLE_NAME_MAX + 48];
+  int rc;
+  snprintf(label, sizeof(label), "bundle:%llu/%s", (unsigned long long)ld->bundle->serial, f->name);
+  if ((rc = load_note_source(ld, label, f->data, f->len)) != 0)
+    return rc;
+  ld->doc_bundle = ld->bundle;
+  rc = load_vendor_data(ld, label, f->data, f->len, out);
+  ld->doc_bundle = NULL;
+  return rc;
+}
+
 /* Whether WANT (NULL: everything, for every client) takes list NAME, and
  * for which groups: sets ld->doc_groups. */
 static bool take(struct loader *ld, load_want_fn want, const char *name) {
@@ -881,7 +893,7 @@ static int load_exception(struct loader *ld, const struct ydoc *d, const struct 
   return rc;
 }
 
-static int load_exceptions(struct loader *ld) {
+int load_exceptions(struct loader *ld) {
   const struct ydoc *d = ld->exceptions_doc;
   char sub[LOAD_PATH_MAX];
   if (ld->exceptions == NULL)
@@ -895,18 +907,4 @@ static int load_exceptions(struct loader *ld) {
       return rc;
   }
   return 0;
-}
-
-int load_policy(struct loader *ld) {
-  policy_set_monitor(ld->cfg->policy, ld->cfg->monitor);
-  int rc = policy_set_profile(ld->cfg->policy, ld->cfg->profile);
-  if (rc == 0)
-    rc = load_groups(ld);
-  if (rc == 0)
-    rc = load_vendors(ld);
-  if (rc == 0)
-    rc = load_exceptions(ld);
-  if (rc == 0)
-    rc = load_set_version(ld);
-  return rc;
 }

@@ -9,8 +9,14 @@ const char *err_name(int err) {
     EMB_ERRNO_MAP(XX)
 #undef XX
   case 0: return "OK";
-  default: return err < 0 && err > EMB_ERR_BASE ? "ERRNO" : "EUNKNOWN";
+  case EMB_UV_EOF: return "EOF";
+  default: break;
   }
+  if (err < 0 && err > EMB_ERR_BASE) {
+    const char *name = strerrorname_np(-err);
+    return name != NULL ? name : "ERRNO";
+  }
+  return "EUNKNOWN";
 }
 
 const char *err_str(int err) {
@@ -19,6 +25,7 @@ const char *err_str(int err) {
     EMB_ERRNO_MAP(XX)
 #undef XX
   case 0: return "success";
+  case EMB_UV_EOF: return "end of file";
   default: return err < 0 && err > EMB_ERR_BASE ? strerror(-err) : "unknown error";
   }
 }

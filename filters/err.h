@@ -1,6 +1,8 @@
 /* Error codes shared by every module: 0 or a negative code. Negative errno
  * values (and libuv's UV_E*, which are negative errno values on Unix) pass
- * through unchanged; Embargo's own codes live below EMB_ERR_BASE. */
+ * through unchanged; Embargo's own codes follow EMB_ERR_BASE (-10000), far
+ * past any errno value. err_str is the one way to turn any of them into
+ * text. */
 #ifndef EMBARGO_FILTERS_ERR_H
 #define EMBARGO_FILTERS_ERR_H
 
@@ -34,9 +36,17 @@ enum {
   EMB_ERR_LAST_
 };
 
-/* Short symbolic name ("EMB_EBADHOST", "ENOENT"); never NULL. */
+/* libuv's UV_EOF, the one libuv code on Unix that is no negative errno. */
+#define EMB_UV_EOF (-4095)
+
+/* Short symbolic name: "OK" for 0, "EMB_EBADHOST" for Embargo's codes,
+ * the errno name for a negative errno or UV_E* code ("ENOENT",
+ * "ECONNREFUSED"), "EOF" for UV_EOF, "ERRNO" for an errno value the C
+ * library has no name for, "EUNKNOWN" otherwise. Never NULL. */
 const char *err_name(int err);
-/* Human-readable message; never NULL. */
+/* Human-readable message: Embargo's own for its codes, the C library's
+ * (strerror) for errno and UV_E* codes, "end of file" for UV_EOF, "unknown
+ * error" otherwise. Never NULL. */
 const char *err_str(int err);
 
 #endif

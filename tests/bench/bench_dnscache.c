@@ -9,7 +9,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "proxy/dnscache.h"
+#include "proxy/base/dnscache.h"
 
 #define NAMES 100000
 #define LOOKUPS 5000000

@@ -13,7 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "proxy/logq.h"
+#include "proxy/base/logq.h"
 
 #define LINES 200
 

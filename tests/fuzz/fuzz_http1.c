@@ -1,5 +1,5 @@
-/* Fuzzes the HTTP front end's parsing and rewriting (proxy/http1.c with the
- * URL normaliser and the policy) the way proxy/front.c drives them: client
+/* Fuzzes the HTTP front end's parsing and rewriting (proxy/base/http1.c with the
+ * URL normaliser and the policy) the way proxy/conn/front.c drives them: client
  * bytes in any chunking; the parser pauses at each head, which is judged on
  * its target; an allowed request is rewritten and forwarded with its body
  * re-framed, a denied one is answered with a 403 and its body dropped; a
@@ -19,7 +19,7 @@
 
 #include "filters/normalise.h"
 #include "filters/policy.h"
-#include "proxy/http1.h"
+#include "proxy/base/http1.h"
 
 #define MAX_REQS 64
 #define BODY_MAX 4096

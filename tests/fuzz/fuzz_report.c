@@ -10,8 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "proxy/inventory.h"
-#include "proxy/report.h"
+#include "proxy/report/inventory.h"
+#include "proxy/report/report.h"
 
 #define CHECK(cond)     \
   do {                  \

@@ -14,7 +14,7 @@ import harness
 from harness import SANITIZER_MARKERS, Dnsmasq
 
 
-# Every range Embargo refuses as a destination (proxy/destcheck.c): first,
+# Every range Embargo refuses as a destination (proxy/decide/destcheck.c): first,
 # last and an address inside each, refused; the neighbours just outside,
 # allowed; in both families and in the IPv6 forms that stand for an IPv4
 # address. (address, refused, why). The allowed ones are not this host's.

@@ -440,7 +440,7 @@ def chrome_hello(sni):
 
 
 def report_line(**kw):
-    """A decision line with the keys proxy/log.c writes, in its order."""
+    """A decision line with the keys proxy/base/log.c writes, in its order."""
     order = ("time", "event", "policy_version", "conn", "client", "listener", "method", "host",
              "port", "user_agent", "action", "matched_on", "matched", "vendor", "category",
              "pattern", "rule", "cutoff", "after_cutoff", "rule_action", "tls", "sni", "ja4",

@@ -1,7 +1,7 @@
 """`embargo report`: the inventory of client machines per vendor, read from
 decision logs by the real binary.
 
-A generator writes decision log lines the way proxy/log.c does (several
+A generator writes decision log lines the way proxy/base/log.c does (several
 vendors and categories, IPv4 and IPv6 clients, lines before and after each
 cutoff, lines without a vendor, malformed lines) and keeps its own count of
 what it wrote; every figure in the table, CSV, JSON and HTML outputs must
@@ -137,7 +137,7 @@ class Expected:
 
 
 class LogGen:
-    """Writes decision log lines like proxy/log.c and remembers every attempt."""
+    """Writes decision log lines like proxy/base/log.c and remembers every attempt."""
 
     def __init__(self, seed):
         self.rng = random.Random(seed)

@@ -1,7 +1,0 @@
-/* embargo: the command-line entry point. Everything else lives in the core
- * library (see proxy/cli.c). */
-#include "proxy/cli.h"
-
-int main(int argc, char **argv) {
-  return cli_main(argc, argv);
-}

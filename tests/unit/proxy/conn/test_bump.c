@@ -1,0 +1,112 @@
+/* Unit tests for proxy/bump.c, BUMP, through the core with every phase
+ * real and a TLS client of the test's own: a denied CONNECT to a TLS port
+ * gets its 200, its ClientHello is read, and a TLS server with a leaf
+ * minted for the name by the block-page CA answers the first request with
+ * the deny page; a client that rejects the certificate is recorded as
+ * such. */
+#include "conn_fixture.h"
+
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+
+#include "certs/ca.h"
+
+TestSuite(bump, .fini = fx_finish);
+
+static char ca_dir[64];
+static SSL_CTX *ctx;
+static SSL *ssl;
+
+static void done(void) {
+  char path[128];
+  SSL_free(ssl);
+  SSL_CTX_free(ctx);
+  fx_finish();
+  for (const char *const *f = (const char *const[]){"ca.key", "ca.crt", NULL}; *f != NULL; f++) {
+    snprintf(path, sizeof(path), "%s/%s", ca_dir, *f);
+    unlink(path);
+  }
+  rmdir(ca_dir);
+}
+
+/* The proxy with a block-page CA, and a denied CONNECT answered 200. */
+static void bumping(bool trust_ca) {
+  struct ca_init_opts opts = {.subject = "Test", .days = 2, .now = (int64_t)time(NULL)};
+  char extra[256], path[128], err[256], got[128];
+  snprintf(ca_dir, sizeof(ca_dir), "/tmp/embargo-ca-XXXXXX");
+  cr_assert_not_null(mkdtemp(ca_dir));
+  rmdir(ca_dir); /* ca_init makes it, 0700 */
+  cr_assert_eq(ca_init(ca_dir, &opts, err, sizeof(err)), 0, "%s", err);
+  snprintf(extra, sizeof(extra), "tls_inspect:\n  deny_with: page\ncerts:\n  ca_dir: %s\n", ca_dir);
+  fx_real_table();
+  fx_start("proxy", FX_AFTER, extra);
+  fx_connect();
+  fx_sends("CONNECT upd.acme.test:443 HTTP/1.1\r\n\r\n");
+  fx_recv(got, sizeof(got), "\r\n\r\n");
+  cr_assert_str_eq(got, "HTTP/1.1 200 Connection established\r\n\r\n");
+  cr_assert(fx_reach(CONN_ST_PEEK));
+  cr_assert_not_null(ctx = SSL_CTX_new(TLS_client_method()));
+  snprintf(path, sizeof(path), "%s/ca.crt", ca_dir);
+  if (trust_ca)
+    cr_assert_eq(SSL_CTX_load_verify_locations(ctx, path, NULL), 1);
+  SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+  cr_assert_not_null(ssl = SSL_new(ctx));
+  SSL_set_tlsext_host_name(ssl, "upd.acme.test");
+  SSL_set1_host(ssl, "upd.acme.test");
+  fcntl(fx.client, F_SETFL, O_NONBLOCK);
+  SSL_set_fd(ssl, fx.client);
+}
+
+/* Runs the client's handshake against the loop: 1, or <= 0 when it failed. */
+static int handshake(void) {
+  for (int i = 0; i < 1500; i++) {
+    int rc = SSL_connect(ssl), e = SSL_get_error(ssl, rc);
+    if (rc == 1 || (e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE))
+      return rc;
+    uv_run(&fx.loop, UV_RUN_NOWAIT);
+    poll(NULL, 0, 2);
+  }
+  return 0;
+}
+
+Test(bump, a_denied_connect_gets_the_page_over_tls_with_a_leaf_for_its_name, .fini = done) {
+  static const char req[] = "GET /update HTTP/1.1\r\nHost: upd.acme.test\r\n\r\n";
+  char page[4096];
+  size_t have = 0;
+
+  bumping(true);
+  cr_assert_eq(handshake(), 1, "the client accepts the minted leaf");
+  cr_expect_eq(SSL_get_verify_result(ssl), X509_V_OK);
+  cr_expect_eq(fx.c->state, CONN_ST_BUMP);
+  cr_expect_eq(fx.entered[CONN_ST_CONNECTING], 0, "nothing is dialled");
+  cr_assert_eq(SSL_write(ssl, req, sizeof(req) - 1), (int)sizeof(req) - 1);
+  for (int i = 0; i < 1500 && have + 1 < sizeof(page); i++) {
+    int n = SSL_read(ssl, page + have, (int)(sizeof(page) - 1 - have));
+    if (n > 0) {
+      have += (size_t)n;
+      continue;
+    }
+    if (SSL_get_error(ssl, n) != SSL_ERROR_WANT_READ)
+      break; /* close_notify, then FIN */
+    uv_run(&fx.loop, UV_RUN_NOWAIT);
+    poll(NULL, 0, 2);
+  }
+  page[have] = '\0';
+  cr_expect(strncmp(page, "HTTP/1.1 403 Forbidden\r\n", 24) == 0, "%s", page);
+  cr_expect_not_null(strstr(page, "Destination: upd.acme.test:443\n"), "%s", page);
+  cr_expect_not_null(strstr(page, "Rule:        upd.acme.test at "), "%s", page);
+  cr_expect(fx_reach(CONN_ST_LINGER));
+  cr_expect_not_null(
+      strstr(fx_decisions(), "block page over TLS for \\\"GET /update HTTP/1.1\\\""));
+}
+
+Test(bump, a_client_rejecting_the_certificate_is_recorded, .fini = done) {
+  bumping(false);
+  cr_assert_neq(handshake(), 1, "the client does not know the CA");
+  SSL_free(ssl); /* its alert went out */
+  ssl = NULL;
+  close(fx.client);
+  fx.client = -1;
+  cr_assert(fx_reach(CONN_ST_CLOSED));
+  cr_expect_not_null(strstr(fx_decisions(), "\"error\":\"client_rejected_certificate\""));
+}

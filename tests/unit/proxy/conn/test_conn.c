@@ -1,0 +1,79 @@
+/* Unit tests for proxy/conn.c, the connection core: input a phase left is
+ * fed to the next phase once it is entered; LINGER after a closing answer;
+ * what the worker asks of its connections (counting them, the oldest,
+ * closing the idle ones for a drain). */
+#include "conn_fixture.h"
+
+TestSuite(conn, .fini = fx_finish);
+
+static const char denied[] = "GET http://upd.acme.test/ HTTP/1.1\r\nHost: upd.acme.test\r\n\r\n";
+
+static int count(const char *hay, const char *needle) {
+  int n = 0;
+  for (const char *p = hay; (p = strstr(p, needle)) != NULL; p++)
+    n++;
+  return n;
+}
+
+Test(conn, a_request_waiting_behind_an_answered_one_is_taken_next) {
+  char both[256], got[8192] = "";
+  fx_real_table();
+  fx_start("proxy", FX_AFTER, NULL);
+  fx_connect();
+  snprintf(both, sizeof(both), "%s%s", denied, denied);
+  fx_sends(both);
+  for (int i = 0; i < 20 && count(got, "wrong.\n") < 2; i++)
+    fx_recv(got + strlen(got), sizeof(got) - strlen(got), "wrong.\n");
+  cr_expect_eq(count(got, "HTTP/1.1 403 Forbidden\r\n"), 2, "%s", got);
+  cr_expect(fx_reach(CONN_ST_HEAD));
+  cr_expect_eq(fx.c->ex->spill_len, 0);
+}
+
+Test(conn, a_closing_answer_is_followed_by_fin_then_the_connection_lingers) {
+  char got[2048];
+  fx_real_table();
+  fx_start("proxy", FX_AFTER, NULL);
+  fx_connect();
+  fx_sends("GET /origin-form HTTP/1.1\r\n\r\n");
+  fx_recv(got, sizeof(got), NULL); /* until the proxy's FIN */
+  cr_expect(strncmp(got, "HTTP/1.1 400 Bad Request\r\n", 26) == 0, "%s", got);
+  cr_expect_not_null(strstr(got, "Connection: close\r\n"), "%s", got);
+  cr_assert(fx_reach(CONN_ST_LINGER), "the client has not closed yet");
+  cr_expect_eq(conn_linger_phase.deadline(fx.c), fx.c->since + 2000);
+  close(fx.client);
+  fx.client = -1;
+  cr_expect(fx_reach(CONN_ST_CLOSED), "gone once the client closed too");
+}
+
+static struct conn *first;
+
+static bool two(void) {
+  return fx.srv.nconns == 2;
+}
+
+static bool first_mid_head(void) {
+  return first->ex->head_timing;
+}
+
+Test(conn, a_drain_closes_only_the_connections_between_requests) {
+  struct server_stats st;
+  int busy;
+  fx_real_table();
+  fx_start("proxy", FX_AFTER, NULL);
+  first = fx_connect();
+  busy = fx.client;
+  fx.client = -1;
+  fx_connect(); /* the second, idle: its client is fx.client */
+  cr_assert(fx_run_until(two));
+  cr_assert_eq(send(busy, "GET http://pla", 14, 0), 14);
+  cr_assert(fx_run_until(first_mid_head));
+  memset(&st, 0, sizeof(st));
+  conn_count(&fx.srv, &st);
+  cr_expect_eq(st.nconns, 2);
+  cr_expect_eq(st.active[0], 2);
+  cr_expect_eq(conn_oldest(&fx.srv), first->id);
+  conn_close_all(&fx.srv, true);
+  cr_expect_eq(fx.srv.nconns, 1);
+  cr_expect_eq(fx.srv.conns, first, "the one mid-head stays");
+  close(busy);
+}
