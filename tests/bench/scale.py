@@ -1,0 +1,199 @@
+"""How Embargo's cost grows with the work, and the block page under a burst:
+the phases of the proxy benchmark that measure Embargo alone.
+
+* idle TLS tunnels: for each count, a freshly started Embargo, a keep-alive
+  wrk run (p99 latency), the tunnels opened PARALLEL at a time (RSS per
+  tunnel), the CPU it spends per second while they idle, and the same wrk
+  run beside them;
+* keep-alive clients: wrk with 50, 1,000, 5,000 connections, direct and
+  through Embargo (req/s, p99, CPU per request);
+* vendor-list patterns: Embargo started with generated lists of 10,
+  100,000, 1,000,000 patterns (synthetic names under a test-only domain):
+  time until it accepts, RSS per pattern, keep-alive req/s and CPU per
+  request against the 10-pattern list of the same round;
+* the block page: allowed CONNECTs (resolve, dial, 200) measured quiet and
+  while a burst of distinct denied names gets the block page.
+
+Every count beyond what the descriptor limit allows is measured at the
+largest count that fits, and the report says so. Figures go into the
+benchmark's results under the workloads "tunnels", "clients", "patterns"
+and "page", keyed by the count (or "direct@COUNT" for direct runs).
+"""
+
+import ssl
+import time
+
+import loads
+import peers
+
+# Descriptors Embargo holds besides two per tunnel: listeners, each loop's
+# epoll, eventfd and timers, the DNS sockets, the log files, the admission
+# reserve, and the 50 keep-alive clients wrk runs beside the tunnels with
+# their upstreams.
+FD_RESERVE = 200
+IDLE_SECONDS = 5.0  # CPU per second at idle is measured over this long
+PAGE_WORKERS = 4    # processes sending the denied names
+
+
+def tunnel_cap():
+    """The most idle tunnels one Embargo process can hold here: two
+    descriptors each (client and origin) under the hard RLIMIT_NOFILE."""
+    return max(1, (peers.nofile_limit() - FD_RESERVE) // 2)
+
+
+def effective(counts):
+    """[(wanted, measured)] for each count wanted: measured is the count
+    itself, or the largest that fits under the descriptor limit."""
+    cap = tunnel_cap()
+    return [(n, min(n, cap)) for n in counts]
+
+
+def tunnels_phase(bench):
+    """Idle TLS tunnels at each count (fresh process per count and round)."""
+    args = bench.args
+    measured = sorted({m for _, m in effective(args.scale_tunnels)})
+    script = loads.wrk_script(bench.root, bench.ports["http"], True, False)
+    o, st, d = bench.ports["http"], bench.ports["status"], args.duration
+    ctx = ssl.create_default_context(cafile=bench.cafile)
+    for rnd in range(args.rounds):
+        for n in rotate(measured, rnd):
+            bench.progress(f"scale: {n:,} idle TLS tunnels, round {rnd + 1}/{args.rounds}")
+            target = bench.start_peer("embargo-scale")
+            if target is None:
+                return
+            try:
+                bench.record("tunnels", str(n), lambda: idle_point(
+                    target, bench, ctx, script, n, (o, st, d)))
+            finally:
+                bench.stop_peer("embargo-scale")
+
+
+def idle_point(target, bench, ctx, script, count, wrk_args):
+    """One point of the tunnel curve on a fresh TARGET."""
+    o, st, d = wrk_args
+    deadline = time.monotonic() + 120 + count / 20
+    socks = []
+    try:
+        loads.run_wrk(target, script, o, st, 1)  # warm-up: the pool, the DNS cache
+        without = loads.run_wrk(target, script, o, st, d)
+        socks += loads.open_tunnels(target, bench.ports["tls"], ctx, 10, 1, deadline)
+        time.sleep(0.5)
+        before = peers.rss_bytes(target["pid"])
+        t0 = time.monotonic()
+        socks += loads.open_tunnels(target, bench.ports["tls"], ctx, count,
+                                    bench.args.parallel, deadline)
+        opened_s = time.monotonic() - t0
+        time.sleep(1.0)
+        rss = (peers.rss_bytes(target["pid"]) - before) / count
+        idle = loads.idle_cpu(target["pid"], IDLE_SECONDS)
+        beside = loads.run_wrk(target, script, o, st, d)
+    finally:
+        loads.close_all(socks)
+    return {"rss_per_tunnel": rss, "idle_cpu_ms_s": idle, "open_s": opened_s,
+            "p99_without": without["p99_ms"], "p99_with": beside["p99_ms"],
+            "rate_without": without["rate"], "rate_with": beside["rate"],
+            "p99_ratio": beside["p99_ms"] / without["p99_ms"] if without["p99_ms"] else None}
+
+
+def clients_phase(bench):
+    """Keep-alive requests over more and more client connections, direct
+    and through one Embargo, interleaved."""
+    args = bench.args
+    target = bench.start_peer("embargo-scale")
+    if target is None:
+        return
+    direct = {"name": "direct", "pid": None}
+    o, st, d = bench.ports["http"], bench.ports["status"], args.duration
+    scripts = {t: loads.wrk_script(bench.root, o, t, False) for t in (False, True)}
+    try:
+        loads.run_wrk(target, scripts[True], o, st, 1)
+        for rnd in range(args.rounds):
+            bench.progress(f"scale: keep-alive clients, round {rnd + 1}/{args.rounds}")
+            for c in rotate(args.scale_clients, rnd):
+                for t in rotate([direct, target], rnd):
+                    key = str(c) if t is target else f"direct@{c}"
+                    bench.record("clients", key, lambda: loads.run_wrk(
+                        t, scripts[t is target], o, st, d, connections=c))
+    finally:
+        bench.stop_peer("embargo-scale")
+
+
+def patterns_phase(bench):
+    """Embargo with vendor lists of each size: load time, RSS, req/s."""
+    args = bench.args
+    sizes = sorted(set(args.scale_patterns))
+    for n in sizes:
+        bench.progress(f"scale: writing a {n:,}-pattern vendor list")
+        bench.pattern_lists[n] = peers.vendor_list(bench.root, n)
+    script = loads.wrk_script(bench.root, bench.ports["http"], True, False)
+    o, st, d = bench.ports["http"], bench.ports["status"], args.duration
+    for rnd in range(args.rounds):
+        bench.progress(f"scale: vendor-list patterns, round {rnd + 1}/{args.rounds}")
+        for n in rotate(sizes, rnd):
+            bench.record("patterns", str(n), lambda: pattern_point(bench, n, script, (o, st, d)))
+
+
+def pattern_point(bench, count, script, wrk_args):
+    """One point of the pattern curve: a fresh Embargo with COUNT patterns."""
+    o, st, d = wrk_args
+    name = f"embargo-list-{count}"
+    t0 = time.monotonic()
+    target = bench.start_peer(name)
+    if target is None:
+        raise RuntimeError(f"{name} did not start")
+    try:
+        load_s = time.monotonic() - t0
+        time.sleep(1.0)
+        rss = peers.rss_bytes(target["pid"])
+        loads.run_wrk(target, script, o, st, 1)
+        ka = loads.run_wrk(target, script, o, st, d)
+    finally:
+        bench.stop_peer(name)
+    return {"load_s": load_s, "rss": rss, "rate": ka["rate"], "cpu_100k": ka["cpu_100k"],
+            "p99_ms": ka["p99_ms"]}
+
+
+def page_phase(bench):
+    """Allowed CONNECT latency, quiet and during a burst of denied names
+    answered with the block page; each round with names not seen before
+    (every one minted)."""
+    args = bench.args
+    target = bench.start_peer("embargo-page")
+    if target is None:
+        return
+    allowed = f"{peers.TLS_NAME}:{bench.ports['http']}"
+    try:
+        loads.connect_ms(target["proxy"], allowed)  # the DNS cache
+        for rnd in range(args.rounds):
+            bench.progress(f"block page: {args.burst:,} denied names, round "
+                           f"{rnd + 1}/{args.rounds}")
+            names = [f"r{rnd}-n{i}.{peers.PAGE_DOMAIN}" for i in range(args.burst)]
+            bench.record("page", "embargo", lambda: loads.run_page_burst(
+                target, allowed, names, PAGE_WORKERS))
+    finally:
+        bench.stop_peer("embargo-page")
+
+
+def embargo_extra(bench, name):
+    """(extra config, more CONNECT ports, more tls_inspect keys) of the
+    Embargo configurations of these phases, or None for another name."""
+    limits = ("limits:\n  max_connections: 1000000\n  max_connections_per_client: 1000000\n"
+              "timeouts:\n  tunnel_idle: 1800s\n")
+    if name == "embargo-scale":
+        return limits, (), ""
+    if name.startswith("embargo-list-"):
+        path = bench.pattern_lists[int(name.rsplit("-", 1)[1])]
+        return f"vendors:\n  - builtin: kaspersky\n  - file: {path}\n", (), ""
+    if name == "embargo-page":
+        if bench.ca_dir is None:
+            bench.ca_dir = peers.make_ca(bench.args.binary, bench.root)
+        vendors = f"vendors:\n  - builtin: kaspersky\n  - file: {peers.page_vendor_list(bench.root)}\n"
+        return (f"certs:\n  ca_dir: {bench.ca_dir}\n{vendors}", (bench.ports["http"],),
+                "  deny_with: page\n")
+    return None
+
+
+def rotate(items, rnd):
+    """ITEMS starting at position RND (see proxybench.rotate)."""
+    k = rnd % len(items) if items else 0
+    return items[k:] + items[:k]
