@@ -137,7 +137,7 @@ struct answer {
 };
 
 struct hello;
-struct dns_result;
+struct dns_answer;
 struct listener;
 struct server;
 struct upstream;
@@ -166,7 +166,7 @@ struct exchange {
   struct answer answer;             /* what RESPONDING answers */
   const char *ps_extra;             /* extra Proxy-Status parameters for the next error */
 
-  struct dns_result *addrs; /* resolved addresses (owned) */
+  struct dns_answer *addrs; /* the answer and addresses judged (a reference) */
   size_t addr_next;         /* the next address to try */
   int connect_err;          /* the last dial failure */
 

@@ -99,7 +99,7 @@ static void free_exchange(struct conn *c) {
     return;
   http1_free(ex->req);
   free(ex->path);
-  free(ex->addrs);
+  dns_answer_unref(ex->addrs);
   free(ex->spill);
   hello_free(ex->hello);
   free(ex);

@@ -208,16 +208,10 @@ static bool is_idempotent(const char *method) {
 /* The one address to dial again, keeping the CNAME chain it came with.
  * 0 or -ENOMEM. */
 static int dial_again(struct exchange *ex, const struct sockaddr *addr) {
-  struct dns_result *one = calloc(1, sizeof(*one));
+  struct dns_answer *one = dns_answer_redial(ex->addrs, addr);
   if (one == NULL)
     return -ENOMEM;
-  if (ex->addrs != NULL)
-    memcpy(one, ex->addrs, sizeof(*one));
-  memset(&one->addrs[0], 0, sizeof(one->addrs[0]));
-  memcpy(&one->addrs[0], addr,
-         addr->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in));
-  one->naddrs = 1;
-  free(ex->addrs);
+  dns_answer_unref(ex->addrs);
   ex->addrs = one;
   return 0;
 }

@@ -14,6 +14,7 @@
 
 #include "filters/err.h"
 #include "filters/normalise.h"
+#include "proxy/base/dns.h"
 #include "proxy/base/log.h"
 #include "proxy/conn/conn.h"
 #include "proxy/worker/server.h"
@@ -130,7 +131,7 @@ static void reset_exchange(struct exchange *ex) {
   ex->decided_by = NULL;
   ex->dst_mismatch = false;
   ex->authority[0] = '\0';
-  free(ex->addrs);
+  dns_answer_unref(ex->addrs);
   ex->addrs = NULL;
   ex->head_timing = false;
   ex->req_done = ex->resp_started = ex->resp_done = ex->interim = false;
