@@ -2,6 +2,7 @@
  * it. */
 #include "proxy/conn/hello.h"
 
+#include <errno.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,25 +33,67 @@ struct hello {
   const char *option; /* the option that sets it */
   const char *sni_bad_reason;
   struct tls_evidence ev;
-  uint8_t buf[]; /* TLS_HELLO_BUF_SIZE(max) */
+  size_t max;   /* the configured bound */
+  size_t bound; /* the parser's bound, up to MAX */
+  size_t fed;   /* bytes the parser has taken */
+  uint8_t *buf; /* the parser's (owned): TLS_HELLO_BUF_SIZE of its bound */
 };
 
+/* The parser's first bound: most hellos are under 2 KiB, so a reader holds
+ * 4 KiB of buffer rather than twice the configured bound (32 KiB by
+ * default), and a burst of connections being inspected leaves that much
+ * less behind in the heap. A larger hello moves to a larger buffer. */
+#define HELLO_FIRST_BOUND 2048
+#define HELLO_GROWTH      4
+
+/* A parser bounded to BOUND bytes, in a new buffer, fed the FED bytes
+ * taken so far. 0 or -ENOMEM (H unchanged). */
+static int parser_bound(struct hello *h, size_t bound) {
+  uint8_t *buf = malloc(TLS_HELLO_BUF_SIZE(bound));
+  size_t used = 0;
+  if (buf == NULL)
+    return -ENOMEM;
+  tls_hello_init(&h->parse, buf, TLS_HELLO_BUF_SIZE(bound), bound);
+  /* Bytes a smaller bound took are taken again: the parse does not depend
+   * on the bound until it is reached. */
+  if (h->fed > 0)
+    tls_hello_feed(&h->parse, h->buf, h->fed, &used);
+  free(h->buf);
+  h->buf = buf;
+  h->bound = bound;
+  return 0;
+}
+
 struct hello *hello_new(size_t max) {
-  struct hello *h = calloc(1, sizeof(*h) + TLS_HELLO_BUF_SIZE(max));
-  if (h != NULL && tls_hello_init(&h->parse, h->buf, TLS_HELLO_BUF_SIZE(max), max) != 0) {
+  struct hello *h;
+  if (max < TLS_HELLO_LIMIT_MIN || max > TLS_HELLO_LIMIT_MAX || (h = calloc(1, sizeof(*h))) == NULL)
+    return NULL;
+  h->max = max;
+  if (parser_bound(h, max < HELLO_FIRST_BOUND ? max : HELLO_FIRST_BOUND) != 0) {
     free(h);
-    h = NULL;
+    return NULL;
   }
   return h;
 }
 
 void hello_free(struct hello *h) {
+  if (h == NULL)
+    return;
+  free(h->buf);
   free(h);
 }
 
 enum tls_hello_status hello_feed(struct hello *h, const char *data, size_t len, size_t *used) {
-  *used = 0;
-  return tls_hello_feed(&h->parse, (const uint8_t *)data, len, used);
+  enum tls_hello_status st;
+  for (;;) {
+    size_t next = h->bound * HELLO_GROWTH < h->max ? h->bound * HELLO_GROWTH : h->max;
+    *used = 0;
+    st = tls_hello_feed(&h->parse, (const uint8_t *)data, len, used);
+    if (st != TLS_HELLO_ST_TOO_LARGE || h->bound >= h->max || parser_bound(h, next) != 0)
+      break;
+  }
+  h->fed += *used;
+  return st;
 }
 
 static const char *version_name(uint16_t v) {

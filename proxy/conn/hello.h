@@ -25,7 +25,8 @@ struct tls_evidence;
 #define HELLO_SNI_SET_MAX 1024
 
 /* A hello reader bounded to MAX bytes, or NULL (out of memory, or MAX
- * outside what the parser accepts). */
+ * outside what the parser accepts). Its buffer starts small and grows
+ * with the hello, up to what MAX needs. */
 struct hello *hello_new(size_t max);
 
 /* NULL-safe. */
