@@ -25,6 +25,7 @@ struct http1 {
   bool paused_upgrade;
   int error_status;
   const char *error_reason;
+  char first[ARENA_START]; /* the head's bytes, until a head needs more */
 };
 
 static struct http1 *from(llhttp_t *lp) {
@@ -50,7 +51,13 @@ static int arena_add(struct http1 *p, const char *at, size_t len) {
       cap *= 2;
     if (cap > p->max_head)
       cap = p->max_head;
-    if ((grown = realloc(h->arena, cap)) == NULL)
+    if (h->arena == p->first) { /* out of the parser's own room */
+      if ((grown = malloc(cap)) != NULL)
+        memcpy(grown, h->arena, h->used);
+    } else {
+      grown = realloc(h->arena, cap);
+    }
+    if (grown == NULL)
       return -1;
     h->arena = grown;
     h->cap = cap;
@@ -245,23 +252,40 @@ void http1_set_callbacks(struct http1 *p, const struct http1_callbacks *cbs, voi
   p->ctx = ctx;
 }
 
-struct http1 *http1_new(bool request, size_t max_head, const struct http1_callbacks *cbs,
-                        void *ctx) {
-  struct http1 *p = calloc(1, sizeof(*p));
-  if (p == NULL)
-    return NULL;
+size_t http1_size(void) {
+  return sizeof(struct http1);
+}
+
+struct http1 *http1_init(void *mem, bool request, size_t max_head,
+                         const struct http1_callbacks *cbs, void *ctx) {
+  struct http1 *p = mem;
+  memset(p, 0, sizeof(*p));
   llhttp_init(&p->parser, request ? HTTP_REQUEST : HTTP_RESPONSE, &settings);
   p->cbs = cbs;
   p->ctx = ctx;
   p->max_head = max_head;
   p->head.request = request;
+  p->head.arena = p->first;
+  p->head.cap = max_head < sizeof(p->first) ? max_head : sizeof(p->first);
   return p;
 }
 
-void http1_free(struct http1 *p) {
+void http1_release(struct http1 *p) {
   if (p == NULL)
     return;
-  free(p->head.arena);
+  if (p->head.arena != p->first)
+    free(p->head.arena);
+  p->head.arena = NULL;
+}
+
+struct http1 *http1_new(bool request, size_t max_head, const struct http1_callbacks *cbs,
+                        void *ctx) {
+  struct http1 *p = malloc(sizeof(*p));
+  return p != NULL ? http1_init(p, request, max_head, cbs, ctx) : NULL;
+}
+
+void http1_free(struct http1 *p) {
+  http1_release(p);
   free(p);
 }
 

@@ -69,6 +69,20 @@ struct http1;
 struct http1 *http1_new(bool request, size_t max_head, const struct http1_callbacks *cbs,
                         void *ctx);
 void http1_free(struct http1 *p); /* NULL-safe */
+
+/* The bytes a parser takes, for one placed in memory of the caller's: its
+ * state and room for a head of 2 KiB. */
+size_t http1_size(void);
+
+/* Prepares a parser as http1_new does, in MEM (http1_size() bytes, the
+ * caller's; suitably aligned): it allocates nothing unless a head outgrows
+ * its room. */
+struct http1 *http1_init(void *mem, bool request, size_t max_head,
+                         const struct http1_callbacks *cbs, void *ctx);
+
+/* Frees what a parser placed by http1_init holds (its head's bytes), not
+ * its memory. NULL-safe. */
+void http1_release(struct http1 *p);
 /* From now on P's events go to CBS with CTX (both borrowed): a parser kept
  * across messages may serve several owners in turn. */
 void http1_set_callbacks(struct http1 *p, const struct http1_callbacks *cbs, void *ctx);

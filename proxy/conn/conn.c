@@ -92,17 +92,36 @@ enum phase_rc conn_answer(struct conn *c, enum answer_kind kind, int status, con
 
 /* ---- the exchange and the upstream ------------------------------------------- */
 
+/* An exchange and its request parser (with room for a 2 KiB head) share
+ * one cell of the loop's exchange pool: a burst of connections being
+ * decided takes its memory from slabs of its own, which go back to the
+ * system once the burst is over, instead of leaving holes among the
+ * tunnels' memory in the heap. */
+#define EXCHANGE_HEAD ((sizeof(struct exchange) + 15) & ~(size_t)15)
+
+static size_t exchange_cell(void) {
+  return EXCHANGE_HEAD + http1_size();
+}
+
+static struct exchange *new_exchange(struct server *srv) {
+  return slab_alloc(&srv->exchange_cells, exchange_cell());
+}
+
+struct http1 *conn_request_parser(struct conn *c, const struct http1_callbacks *cbs) {
+  return http1_init((char *)c->ex + EXCHANGE_HEAD, true, c->srv->cfg->limits.max_head, cbs, c);
+}
+
 /* Frees C's exchange (NULL-safe): the parser, answer, ClientHello and spill. */
 static void free_exchange(struct conn *c) {
   struct exchange *ex = c->ex;
   if (ex == NULL)
     return;
-  http1_free(ex->req);
+  http1_release(ex->req);
   free(ex->path);
   dns_answer_unref(ex->addrs);
   free(ex->spill);
   hello_free(ex->hello);
-  free(ex);
+  slab_free(&c->srv->exchange_cells, ex);
   c->ex = NULL;
 }
 
@@ -553,7 +572,7 @@ static struct conn *conn_new(struct listener *lst, const struct phase *const *ph
   struct conn *c = calloc(1, sizeof(*c));
   if (c == NULL)
     return NULL;
-  if ((c->ex = calloc(1, sizeof(*c->ex))) == NULL) {
+  if ((c->ex = new_exchange(srv)) == NULL) {
     free(c);
     return NULL;
   }

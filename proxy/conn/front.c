@@ -189,11 +189,7 @@ static enum phase_rc head_enter(struct conn *c) {
   size_t used = 0;
 
   if (ex->req == NULL) {
-    ex->req = http1_new(true, c->srv->cfg->limits.max_head, &head_cbs, c);
-    if (ex->req == NULL) {
-      log_diag(LOG_ERR, c->id, "out of memory starting a connection");
-      return PHASE_CLOSE;
-    }
+    ex->req = conn_request_parser(c, &head_cbs);
     return PHASE_MORE;
   }
   ex->discard = !ex->req_done; /* a locally answered request: its end is still to parse */

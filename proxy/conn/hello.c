@@ -17,6 +17,7 @@
 #include "filters/tls_hello.h"
 #include "proxy/base/log.h"
 #include "proxy/base/metrics.h"
+#include "proxy/base/slab.h"
 #include "proxy/decide/judge.h"
 
 struct hello {
@@ -36,20 +37,23 @@ struct hello {
   size_t max;   /* the configured bound */
   size_t bound; /* the parser's bound, up to MAX */
   size_t fed;   /* bytes the parser has taken */
-  uint8_t *buf; /* the parser's (owned): TLS_HELLO_BUF_SIZE of its bound */
+  uint8_t *buf; /* the parser's: FIRST, or allocated for a larger bound (owned) */
+  struct slab_pool *cells; /* the pool H's memory came from, or NULL (malloc) */
+  uint8_t first[];         /* the buffer of the first bound */
 };
 
 /* The parser's first bound: most hellos are under 2 KiB, so a reader holds
- * 4 KiB of buffer rather than twice the configured bound (32 KiB by
- * default), and a burst of connections being inspected leaves that much
- * less behind in the heap. A larger hello moves to a larger buffer. */
+ * 4 KiB of buffer, in its own memory, rather than twice the configured
+ * bound (32 KiB by default). A larger hello moves to a larger buffer. */
 #define HELLO_FIRST_BOUND 2048
+#define HELLO_FIRST_BUF   TLS_HELLO_BUF_SIZE(HELLO_FIRST_BOUND)
 #define HELLO_GROWTH      4
 
-/* A parser bounded to BOUND bytes, in a new buffer, fed the FED bytes
- * taken so far. 0 or -ENOMEM (H unchanged). */
+/* A parser bounded to BOUND bytes, in a new buffer (the first one while it
+ * fits), fed the FED bytes taken so far. 0 or -ENOMEM (H unchanged). */
 static int parser_bound(struct hello *h, size_t bound) {
-  uint8_t *buf = malloc(TLS_HELLO_BUF_SIZE(bound));
+  bool first = h->buf == NULL && TLS_HELLO_BUF_SIZE(bound) <= HELLO_FIRST_BUF;
+  uint8_t *buf = first ? h->first : malloc(TLS_HELLO_BUF_SIZE(bound));
   size_t used = 0;
   if (buf == NULL)
     return -ENOMEM;
@@ -58,29 +62,35 @@ static int parser_bound(struct hello *h, size_t bound) {
    * on the bound until it is reached. */
   if (h->fed > 0)
     tls_hello_feed(&h->parse, h->buf, h->fed, &used);
-  free(h->buf);
+  if (h->buf != h->first)
+    free(h->buf);
   h->buf = buf;
   h->bound = bound;
   return 0;
 }
 
-struct hello *hello_new(size_t max) {
+struct hello *hello_new(struct slab_pool *cells, size_t max) {
+  size_t size = sizeof(struct hello) + HELLO_FIRST_BUF;
   struct hello *h;
-  if (max < TLS_HELLO_LIMIT_MIN || max > TLS_HELLO_LIMIT_MAX || (h = calloc(1, sizeof(*h))) == NULL)
+  if (max < TLS_HELLO_LIMIT_MIN || max > TLS_HELLO_LIMIT_MAX)
     return NULL;
+  if ((h = cells != NULL ? slab_alloc(cells, size) : calloc(1, size)) == NULL)
+    return NULL;
+  h->cells = cells;
   h->max = max;
-  if (parser_bound(h, max < HELLO_FIRST_BOUND ? max : HELLO_FIRST_BOUND) != 0) {
-    free(h);
-    return NULL;
-  }
+  parser_bound(h, max < HELLO_FIRST_BOUND ? max : HELLO_FIRST_BOUND); /* the first buffer */
   return h;
 }
 
 void hello_free(struct hello *h) {
   if (h == NULL)
     return;
-  free(h->buf);
-  free(h);
+  if (h->buf != h->first)
+    free(h->buf);
+  if (h->cells != NULL)
+    slab_free(h->cells, h);
+  else
+    free(h);
 }
 
 enum tls_hello_status hello_feed(struct hello *h, const char *data, size_t len, size_t *used) {

@@ -110,6 +110,8 @@ void server_shared_free(struct server_shared *sh) {
 static void on_tick(uv_timer_t *t) {
   struct server *srv = t->data;
   server_config_sweep(srv);
+  slab_pool_trim(&srv->exchange_cells);
+  slab_pool_trim(&srv->hello_cells);
   if (!srv->draining || srv->stopping)
     return;
   srv->clients->close(srv, true);
@@ -254,6 +256,8 @@ void server_run(struct server *srv) {
 }
 
 void server_free(struct server *srv) {
+  slab_pool_free(&srv->exchange_cells);
+  slab_pool_free(&srv->hello_cells);
   policy_unref(srv->policy);
   srv->policy = NULL;
   destcheck_free(&srv->dest);

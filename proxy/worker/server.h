@@ -20,6 +20,7 @@
 #include "proxy/worker/admit.h"
 #include "proxy/decide/destcheck.h"
 #include "proxy/base/dnscache.h"
+#include "proxy/base/slab.h"
 #include "proxy/worker/listener.h"
 #include "proxy/worker/upstream.h"
 
@@ -126,6 +127,8 @@ struct server {
   struct upstream *idle_head, *idle_tail; /* pooled upstreams, LRU order */
   size_t nidle;
   struct upstream_health dial;   /* dial outcomes, for readiness (proxy/upstream.c) */
+  struct slab_pool exchange_cells; /* the clients' layer's exchanges being decided */
+  struct slab_pool hello_cells;    /* and its ClientHello readers */
   struct destcheck dest;         /* internal and own-listener refusals */
   struct admit admit;            /* this worker's side of admission */
   char via_host[64];             /* copies of shared's */

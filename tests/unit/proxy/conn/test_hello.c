@@ -7,8 +7,17 @@
 
 #include "config/config.h"
 #include "proxy/base/log.h"
+#include "proxy/base/slab.h"
 #include "proxy/conn/hello.h"
 #include "tests/unit/filters/hello_builder.h"
+
+static struct slab_pool cells; /* the readers read_hello makes */
+
+static void release(void) {
+  slab_pool_free(&cells);
+}
+
+TestSuite(hello, .fini = release);
 
 /* A padding extension of LEN bytes (RFC 7685): the hello grows by it. */
 static size_t padded(size_t len, const size_t *records, size_t nrecords) {
@@ -23,7 +32,7 @@ static size_t padded(size_t len, const size_t *records, size_t nrecords) {
  * returns its final status and the hello in *OUT. */
 static enum tls_hello_status read_hello(size_t max, size_t n, size_t chunk, struct hello **out) {
   enum tls_hello_status st = TLS_HELLO_ST_NEED_MORE;
-  struct hello *h = hello_new(max);
+  struct hello *h = hello_new(&cells, max);
   size_t off = 0, used;
   cr_assert_not_null(h);
   while (off < n && st == TLS_HELLO_ST_NEED_MORE) {
@@ -91,7 +100,7 @@ Test(hello, the_configured_bound_still_refuses_after_growing) {
 }
 
 Test(hello, bytes_after_a_grown_hello_are_not_taken) {
-  struct hello *h = hello_new(TLS_HELLO_DEFAULT_MAX);
+  struct hello *h = hello_new(NULL, TLS_HELLO_DEFAULT_MAX);
   size_t n = padded(5000, NULL, 0), used = 0;
   cr_assert_not_null(h);
   memcpy(wire + n, "\x14\x03\x03\x00\x01\x01", 6); /* change_cipher_spec behind it */
@@ -102,7 +111,7 @@ Test(hello, bytes_after_a_grown_hello_are_not_taken) {
 }
 
 Test(hello, bounds_the_parser_refuses_make_no_reader) {
-  cr_expect_null(hello_new(TLS_HELLO_LIMIT_MIN - 1));
-  cr_expect_null(hello_new(TLS_HELLO_LIMIT_MAX + 1));
+  cr_expect_null(hello_new(NULL, TLS_HELLO_LIMIT_MIN - 1));
+  cr_expect_null(hello_new(NULL, TLS_HELLO_LIMIT_MAX + 1));
   hello_free(NULL);
 }
