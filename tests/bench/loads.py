@@ -273,16 +273,16 @@ def _client_hello(name):
 
 
 def _denied_hello(arg):
-    """CONNECT NAME:443 and its ClientHello in one write; waits for the 200
-    and the first bytes of the TLS server's answer (its first flight: the
-    leaf minted and the handshake's signature made), then closes. None, or
-    what went wrong."""
-    proxy, name = arg
+    """CONNECT NAME:443 and its ClientHello HELLO in one write; waits for
+    the 200 and the first bytes of the TLS server's answer (its first
+    flight: the leaf minted and the handshake's signature made), then
+    closes. None, or what went wrong."""
+    proxy, name, hello = arg
     host, port = proxy.rsplit(":", 1)
     try:
         with socket.create_connection((host, int(port)), timeout=30) as s:
             s.sendall(b"CONNECT %s:443 HTTP/1.1\r\nHost: %s:443\r\n\r\n%s"
-                      % (name.encode(), name.encode(), _client_hello(name)))
+                      % (name.encode(), name.encode(), hello))
             buf = b""
             for _ in range(1000):
                 b = s.recv(65536)
@@ -304,7 +304,18 @@ def _default_signals():
         signal.signal(sig, signal.SIG_DFL)
 
 
-def run_page_burst(target, allowed, names, workers=4, quiet=300):
+def _burst(work, workers, conn):
+    """The burst, in a process of its own (so that the process measuring
+    allowed CONNECTs runs nothing else): WORKERS processes send WORK; what
+    went wrong goes back through CONN."""
+    _default_signals()
+    ctx = multiprocessing.get_context("fork")
+    with ctx.Pool(workers, initializer=_default_signals) as pool:
+        conn.send([x for x in pool.map(_denied_hello, work, chunksize=8) if x is not None])
+    conn.close()
+
+
+def run_page_burst(target, allowed, names, workers=4, quiet=300, time_limit=300.0):
     """Allowed CONNECTs to ALLOWED through TARGET, one after the other on
     a fresh connection each: QUIET of them first, then as many as fit while
     WORKERS processes send the CONNECT and ClientHello of every name in
@@ -312,33 +323,34 @@ def run_page_burst(target, allowed, names, workers=4, quiet=300):
     latency (ms) of each, the burst's duration, and the proxy's CPU per
     denied name."""
     proxy = target["proxy"]
+    # The hellos are made before the burst: a client's own crypto is not
+    # what the burst is about, and it would take the CPUs Embargo shares.
+    work = [(proxy, n, _client_hello(n)) for n in names]
     base = [connect_ms(proxy, allowed) for _ in range(quiet)]
-    pool = multiprocessing.get_context("fork").Pool(workers, initializer=_default_signals)
-    stop, during, errors = threading.Event(), [], []
-
-    def probe():
-        try:
-            while not stop.is_set() and len(during) < 1000000:
-                during.append(connect_ms(proxy, allowed))
-        except (OSError, RuntimeError) as e:
-            errors.append(e)
-
+    ctx = multiprocessing.get_context("fork")
+    mine, theirs = ctx.Pipe(duplex=False)
+    burst = ctx.Process(target=_burst, args=(work, workers, theirs))
+    during, failures = [], None
+    deadline = time.monotonic() + time_limit
+    cpu0, t0 = _cpu(target), time.monotonic()
+    burst.start()
+    theirs.close()
     try:
-        cpu0, t0 = _cpu(target), time.monotonic()
-        t = threading.Thread(target=probe, daemon=True)
-        t.start()
-        failures = [x for x in pool.map(_denied_hello, [(proxy, n) for n in names], chunksize=8)
-                    if x is not None]
+        while burst.is_alive() and not mine.poll() and time.monotonic() < deadline:
+            during.append(connect_ms(proxy, allowed))
         took = time.monotonic() - t0
         cpu = _cpu(target) - cpu0
-        stop.set()
-        t.join(timeout=30)
+        if mine.poll(max(0.0, deadline - time.monotonic())):
+            failures = mine.recv()
+    except EOFError:
+        pass
     finally:
-        stop.set()
-        pool.terminate()
-        pool.join()
-    if errors:
-        raise RuntimeError(f"allowed CONNECT during the burst: {errors[0]}")
+        if burst.is_alive():
+            burst.terminate()
+        burst.join(timeout=30)
+        mine.close()
+    if failures is None:
+        raise RuntimeError(f"the burst did not finish (exit status {burst.exitcode})")
     if failures:
         raise RuntimeError(f"{len(failures)} denied names got no block page: {failures[0]}")
     if len(during) < 20:
