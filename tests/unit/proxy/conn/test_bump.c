@@ -3,7 +3,8 @@
  * gets its 200, its ClientHello is read, and a TLS server with a leaf
  * minted for the name by the block-page CA answers the first request with
  * the deny page; a client that rejects the certificate is recorded as
- * such. */
+ * such; the handshake runs on the thread pool, the loop serving other
+ * connections meanwhile. */
 #include "conn_fixture.h"
 
 #include <openssl/err.h>
@@ -16,9 +17,15 @@ TestSuite(bump, .fini = fx_finish);
 static char ca_dir[64];
 static SSL_CTX *ctx;
 static SSL *ssl;
+static uv_sem_t gate; /* holds the pool's one thread while closed */
+static bool gate_closed;
 
 static void done(void) {
   char path[128];
+  if (gate_closed) { /* a failed test must not leave the pool's thread waiting */
+    gate_closed = false;
+    uv_sem_post(&gate);
+  }
   SSL_free(ssl);
   SSL_CTX_free(ctx);
   fx_finish();
@@ -109,4 +116,78 @@ Test(bump, a_client_rejecting_the_certificate_is_recorded, .fini = done) {
   fx.client = -1;
   cr_assert(fx_reach(CONN_ST_CLOSED));
   cr_expect_not_null(strstr(fx_decisions(), "\"error\":\"client_rejected_certificate\""));
+}
+
+static void hold_thread(uv_work_t *req) {
+  uv_sem_wait(&gate);
+}
+
+static void held_thread_done(uv_work_t *req, int status) {}
+
+/* What the client socket FD has to read now, without waiting. */
+static ssize_t pending_bytes(int fd) {
+  char buf[4096];
+  return recv(fd, buf, sizeof(buf), MSG_DONTWAIT | MSG_PEEK);
+}
+
+/* A denied CONNECT's block page used to be served by a handshake run on
+ * the loop whenever the leaf was cached: every other connection of the
+ * worker waited for its key exchange and signature. The handshake runs on
+ * the thread pool: with the pool's one thread held, the ClientHello is
+ * read, the step waits, and the loop answers another connection (the
+ * barrier) before any byte of the TLS server's; released, the handshake
+ * completes. */
+Test(bump, the_handshake_waits_for_a_thread_while_the_loop_serves_others, .fini = done) {
+  static const char other[] = "GET http://upd.acme.test/x HTTP/1.1\r\nHost: upd.acme.test\r\n\r\n";
+  const struct sockaddr *lst;
+  uv_work_t hold;
+  char got[4096];
+  int barrier;
+
+  cr_assert_eq(setenv("UV_THREADPOOL_SIZE", "1", 1), 0); /* before the pool starts */
+  bumping(true);
+  cr_assert_eq(handshake(), 1, "the first connection mints the leaf and caches it");
+  SSL_free(ssl);
+  ssl = NULL;
+  close(fx.client);
+  fx.client = -1;
+  cr_assert(fx_reach(CONN_ST_CLOSED));
+
+  cr_assert_eq(uv_sem_init(&gate, 0), 0);
+  gate_closed = true;
+  cr_assert_eq(uv_queue_work(&fx.loop, &hold, hold_thread, held_thread_done), 0);
+  fx_connect();
+  fx_sends("CONNECT upd.acme.test:443 HTTP/1.1\r\n\r\n");
+  fx_recv(got, sizeof(got), "\r\n\r\n");
+  cr_assert_str_eq(got, "HTTP/1.1 200 Connection established\r\n\r\n");
+  cr_assert(fx_reach(CONN_ST_PEEK));
+  cr_assert_not_null(ssl = SSL_new(ctx));
+  SSL_set_tlsext_host_name(ssl, "upd.acme.test");
+  SSL_set1_host(ssl, "upd.acme.test");
+  fcntl(fx.client, F_SETFL, O_NONBLOCK);
+  SSL_set_fd(ssl, fx.client);
+  cr_assert_neq(SSL_connect(ssl), 1, "the ClientHello goes out");
+  cr_assert(fx_reach(CONN_ST_BUMP), "the hello was read and judged");
+
+  /* The barrier: another client's request, answered by the same loop. */
+  lst = (const struct sockaddr *)&fx.srv.listeners[0].addr;
+  barrier = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  cr_assert_geq(barrier, 0);
+  cr_assert_eq(connect(barrier, lst, sizeof(struct sockaddr_in)), 0);
+  cr_assert_eq(send(barrier, other, sizeof(other) - 1, MSG_NOSIGNAL), (ssize_t)sizeof(other) - 1);
+  for (int i = 0; i < 1500 && pending_bytes(barrier) <= 0; i++) {
+    uv_run(&fx.loop, UV_RUN_NOWAIT);
+    poll(NULL, 0, 2);
+  }
+  cr_assert_gt(recv(barrier, got, sizeof(got) - 1, MSG_DONTWAIT), 0, "the loop answered");
+  cr_expect(strncmp(got, "HTTP/1.1 403", 12) == 0, "%.40s", got);
+  close(barrier);
+  cr_expect_lt(pending_bytes(fx.client), 0, "no TLS byte before a thread ran the handshake");
+  cr_expect_eq(errno, EAGAIN);
+  cr_expect_eq(fx.c->state, CONN_ST_BUMP);
+
+  gate_closed = false;
+  uv_sem_post(&gate);
+  cr_expect_eq(handshake(), 1, "released, the handshake completes");
+  cr_expect_eq(SSL_get_verify_result(ssl), X509_V_OK);
 }
