@@ -125,8 +125,12 @@ bool http_head_via_has(const struct http_head *h, const char *name);
 struct obuf {
   char *data;
   size_t len, cap;
-  bool failed; /* an allocation failed; contents are incomplete */
+  bool failed;   /* an allocation failed; contents are incomplete */
+  bool borrowed; /* DATA is the caller's (obuf_init) until it outgrows it */
 };
+/* Starts B in BUF (SIZE bytes, the caller's, outliving B's use): what
+ * fits is written there without allocating. A zeroed obuf starts empty. */
+void obuf_init(struct obuf *b, char *buf, size_t size);
 void obuf_add(struct obuf *b, const char *s, size_t len);
 void obuf_printf(struct obuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void obuf_free(struct obuf *b);

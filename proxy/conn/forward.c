@@ -21,6 +21,11 @@
 #include "proxy/worker/server.h"
 #include "proxy/worker/upstream.h"
 
+/* A rewritten head is built on the stack up to this size (the bytes are
+ * copied into the write queue if the socket does not take them at once);
+ * a larger one is allocated. */
+#define FORWARD_HEAD_ROOM 4096
+
 static const struct http1_callbacks response_cbs;
 static const struct http1_callbacks request_cbs;
 
@@ -85,13 +90,15 @@ static enum phase_rc parse_request(struct conn *c, const char *data, size_t len,
  * goes out, then its body, starting with what is already buffered. */
 static enum phase_rc forward_enter(struct conn *c) {
   struct upstream *up = c->up;
-  struct obuf out = {0};
+  char head[FORWARD_HEAD_ROOM];
+  struct obuf out;
   size_t used = 0;
   int rc;
 
   if (up->resp == NULL &&
       (up->resp = http1_new(false, c->srv->cfg->limits.max_head, &response_cbs, up)) == NULL)
     return conn_answer(c, ANSWER_HTTP, 500, "proxy_internal_error", "out of memory");
+  obuf_init(&out, head, sizeof(head));
   http1_resume(up->resp); /* a reused connection's parser paused after its last response */
   http1_expect_head_response(up->resp, c->ex->head->is_head);
   http1_write_request(&out, c->ex->head, c->ex->path ? c->ex->path : "", c->ex->path_len,
@@ -125,9 +132,11 @@ static enum http_framing choose_framing(const struct conn *c, const struct http_
 static int on_response_head(void *ctx, struct http_head *h) {
   struct upstream *up = ctx;
   struct conn *c = up->owner;
-  struct obuf out = {0};
+  char head[FORWARD_HEAD_ROOM];
+  struct obuf out;
   int rc;
 
+  obuf_init(&out, head, sizeof(head));
   if (h->status == 101) { /* Upgrade is stripped from requests; a switch is a protocol error */
     http1_set_error(up->resp, 502, "the destination switched protocols (101) unasked");
     return -1;
