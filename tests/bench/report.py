@@ -240,18 +240,21 @@ def scale_tables(results, shape):
     burst, as tables; nothing for a phase that did not run."""
     out = []
     if any(results.get(("tunnels", str(m))) for _, m in shape.scale_tunnels):
-        out += ["Idle TLS tunnels (a fresh Embargo per count; keep-alive wrk -c50 before "
-                "the tunnels are opened and beside them):", "",
+        out += ["Idle TLS tunnels (a fresh Embargo per count; keep-alive wrk -c50 beside the "
+                "tunnels, against the mean of a run before they are opened and one after "
+                "they are closed):", "",
                 "| tunnels | measured | RSS per tunnel (B) | CPU at idle (ms/s) | opened in (s) "
-                "| keep-alive p99 without (ms) | with (ms) | with ÷ without |",
-                "|---" * 8 + "|"]
+                "| keep-alive p99 without (ms) | with (ms) | with ÷ without "
+                "| CPU per 100k requests without (s) | with (s) |",
+                "|---" * 10 + "|"]
         for wanted, n in shape.scale_tunnels:
             def f(metric, kind):
                 return fmt(median(results, "tunnels", str(n), metric), kind)
             out.append(f"| {wanted:,} | {n:,} | {f('rss_per_tunnel', 'int')} | "
                        f"{f('idle_cpu_ms_s', 'f2')} | {f('open_s', 'f1')} | "
                        f"{f('p99_without', 'f2')} | {f('p99_with', 'f2')} | "
-                       f"{f('p99_ratio', 'f2')} |")
+                       f"{f('p99_ratio', 'f2')} | {f('cpu_100k_without', 'f2')} | "
+                       f"{f('cpu_100k_with', 'f2')} |")
         capped = [w for w, n in shape.scale_tunnels if n != w]
         if capped:
             out.append("")
