@@ -195,7 +195,8 @@ struct conn {
   uv_timer_t timer;      /* the current phase's deadline */
   uint64_t since;        /* loop time the current wait began: set on entering a
                             phase, moved by the phase when it makes progress */
-  uint64_t due;          /* the deadline the timer is armed for; 0: none */
+  uint64_t due;          /* the current phase's deadline; 0: none */
+  uint64_t armed;        /* when the timer fires (at or before DUE); 0: not set */
   struct upstream *up;   /* the destination connection in use */
   struct upstream *kept; /* the last exchange's, kept for the next request to the
                             same destination (affinity); read, so that its close

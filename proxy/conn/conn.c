@@ -283,11 +283,21 @@ static enum phase_rc move(struct conn *c) {
   return p->enter != NULL ? p->enter(c) : PHASE_MORE;
 }
 
+/* Sets the timer to fire at DUE (loop time). */
+static void arm(struct conn *c, uint64_t due) {
+  uint64_t now = uv_now(c->srv->loop);
+  uv_timer_start(&c->timer, on_timeout, due > now ? due - now : 0, 0);
+  c->armed = due;
+}
+
 /* Once the phase has settled: frees the exchange it no longer needs, arms
- * its deadline, sets reading. */
+ * its deadline, sets reading. The timer is set again only for a deadline
+ * earlier than the one it is set for: a deadline that moves later or goes
+ * away (every phase of a keep-alive request) costs nothing until the timer
+ * fires, which then finds the deadline where it is now. */
 static void settle(struct conn *c) {
   const struct phase *p = phase_of(c);
-  uint64_t due, now;
+  uint64_t due;
 
   if (c->ex != NULL && c->ex->spill_len == 0 && p->needs_exchange != NULL &&
       !p->needs_exchange(c)) {
@@ -296,14 +306,9 @@ static void settle(struct conn *c) {
       upstream_forget_answer(c->up); /* a tunnel's upstream never goes back to the pool */
   }
   due = p->deadline != NULL ? p->deadline(c) : 0;
-  if (due != c->due) {
-    c->due = due;
-    now = uv_now(c->srv->loop);
-    if (due == 0)
-      uv_timer_stop(&c->timer);
-    else
-      uv_timer_start(&c->timer, on_timeout, due > now ? due - now : 0, 0);
-  }
+  c->due = due;
+  if (due != 0 && (c->armed == 0 || due < c->armed))
+    arm(c, due);
   update_reading(c);
 }
 
@@ -347,6 +352,13 @@ static void run(struct conn *c, enum phase_rc rc) {
 static void on_timeout(uv_timer_t *t) {
   struct conn *c = t->data;
   const struct phase *p = phase_of(c);
+  c->armed = 0;
+  if (c->due == 0)
+    return; /* the deadline went away since the timer was set */
+  if (c->due > uv_now(c->srv->loop)) {
+    arm(c, c->due); /* it moved later */
+    return;
+  }
   c->due = 0;
   c->running = true;
   run(c, p->timeout != NULL ? p->timeout(c) : PHASE_CLOSE);
