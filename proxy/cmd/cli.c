@@ -380,22 +380,6 @@ static int check_mark(const struct config *cfg, char *err, size_t errsize) {
   return rc;
 }
 
-/* The listeners do not read a PROXY protocol header yet: a configuration
- * that asks for one is refused rather than served as if it did not. */
-static int refuse_proxy_protocol(struct config *cfg) {
-  for (size_t i = 0; i < cfg->nlisten; i++) {
-    if (!cfg->listen[i].proxy_protocol)
-      continue;
-    fprintf(stderr,
-            "embargo: listener %s: proxy_protocol is read by config check but not yet served by "
-            "the listeners; remove it to run\n",
-            cfg->listen[i].text);
-    config_free(cfg);
-    return EXIT_USAGE;
-  }
-  return 0;
-}
-
 static int cmd_run(const struct options *o) {
   struct config cfg;
   struct workers ws;
@@ -405,8 +389,6 @@ static int cmd_run(const struct options *o) {
 
   memset(&cfg, 0, sizeof(cfg));
   if ((rc = load_config(o, &cfg)) != 0)
-    return rc;
-  if ((rc = refuse_proxy_protocol(&cfg)) != 0)
     return rc;
   if ((rc = log_open(cfg.log_path, cfg.log_buffer, runtime_uid(&cfg), err, sizeof(err))) != 0) {
     fprintf(stderr, "embargo: cannot open the log: %s\n", err);

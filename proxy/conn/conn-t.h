@@ -30,7 +30,13 @@
  * connection starts in HEAD; a transparent one (intercept, tproxy) in
  * SNIFF, reading its first bytes without answering: a ClientHello goes to
  * PEEK, a request head to HEAD, anything else (or silence) is routed on
- * the original destination.
+ * the original destination. On a listener behind a load balancer
+ * (proxy_protocol) every connection starts in PROXYHDR, which reads the
+ * PROXY protocol header naming the client, then goes on to the listener's
+ * first state (or, for a LOCAL header, a health check, to LINGER; for a
+ * client the clients: list refuses, to RESPONDING).
+ *
+ *   PROXYHDR --> HEAD | SNIFF | RESPONDING | LINGER
  *
  *        +----------------- keep-alive / next pipelined request ------------+
  *        v                                                                  |
@@ -50,6 +56,7 @@
 enum conn_state {
   CONN_ST_HEAD,       /* waiting for, or reading, a request head */
   CONN_ST_SNIFF,      /* transparent: reading the first bytes to tell TLS from HTTP */
+  CONN_ST_PROXYHDR,   /* behind a load balancer: reading the PROXY protocol header */
   CONN_ST_ROUTE,      /* judging the destination, resolving its name, judging the answer */
   CONN_ST_CONNECTING, /* dialing the destination's addresses in turn */
   CONN_ST_FORWARD,    /* request and response bodies are streaming */
@@ -205,11 +212,15 @@ struct conn {
   int resume_status;     /* a resume that came while a handler ran */
   enum conn_state state;
   enum conn_state goto_state; /* where conn_goto asked to go */
-  union {                     /* the client's address */
+  union {                     /* the client's address: the connection's peer, or the
+                                 client a PROXY protocol header named */
     struct sockaddr sa;
     struct sockaddr_in in;
     struct sockaddr_in6 in6;
   } peer;
+  bool capped;                  /* the per-client cap counts PEER (admit_release owed) */
+  bool relayed;                 /* a PROXY protocol header named PEER (and, for a
+                                   transparent listener, EX->orig_dst) */
   bool established;             /* "200 Connection established" was sent */
   bool close_after;             /* close once what is queued has been written */
   bool running;                 /* a handler is on the stack: events are queued */

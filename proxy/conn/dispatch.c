@@ -3,6 +3,9 @@
  * each other, and the core reaches them only through this table.
  *
  *   state        phase               ends when                      next
+ *   PROXYHDR     proxyhdr.c          the PROXY protocol header is   HEAD, SNIFF, RESPONDING
+ *                                    read, refused, or late         (client refused), LINGER
+ *                                                                   (LOCAL)
  *   SNIFF        transparent.c       first bytes classified, EOF,   PEEK, HEAD, ROUTE
  *                                    transparent.timeout
  *   HEAD         front.c             a request head is complete     ROUTE, RESPONDING
@@ -27,6 +30,7 @@
 #include "proxy/conn/forward.h"
 #include "proxy/conn/front.h"
 #include "proxy/conn/peek.h"
+#include "proxy/conn/proxyhdr.h"
 #include "proxy/conn/respond.h"
 #include "proxy/conn/route.h"
 #include "proxy/conn/transparent.h"
@@ -38,11 +42,11 @@ static const struct phase closed_phase = {0};
 
 static const struct phase *const phases[CONN_ST_COUNT_] = {
     [CONN_ST_HEAD] = &front_phase,         [CONN_ST_SNIFF] = &sniff_phase,
-    [CONN_ST_ROUTE] = &route_phase,        [CONN_ST_CONNECTING] = &dial_phase,
-    [CONN_ST_FORWARD] = &forward_phase,    [CONN_ST_PEEK] = &peek_phase,
-    [CONN_ST_BUMP] = &bump_phase,          [CONN_ST_TUNNEL] = &tunnel_phase,
-    [CONN_ST_RESPONDING] = &respond_phase, [CONN_ST_LINGER] = &conn_linger_phase,
-    [CONN_ST_CLOSED] = &closed_phase,
+    [CONN_ST_PROXYHDR] = &proxyhdr_phase,  [CONN_ST_ROUTE] = &route_phase,
+    [CONN_ST_CONNECTING] = &dial_phase,    [CONN_ST_FORWARD] = &forward_phase,
+    [CONN_ST_PEEK] = &peek_phase,          [CONN_ST_BUMP] = &bump_phase,
+    [CONN_ST_TUNNEL] = &tunnel_phase,      [CONN_ST_RESPONDING] = &respond_phase,
+    [CONN_ST_LINGER] = &conn_linger_phase, [CONN_ST_CLOSED] = &closed_phase,
 };
 
 static void accept_one(struct listener *lst) {
