@@ -314,8 +314,9 @@ static uid_t runtime_uid(const struct config *cfg) {
 #define RELOAD_FILES_MAX 64
 
 /* The files a reload reads again: the configuration and the vendor lists
- * (the policy's sources), the token file, the block-page CA, and the list
- * bundle's public key, trust anchors and cache. */
+ * (the policy's sources), the token file, the upstream proxy's
+ * authorization file, the block-page CA, and the list bundle's public key,
+ * trust anchors and cache. */
 struct reload_files {
   const char *path[RELOAD_FILES_MAX];
   size_t n;
@@ -326,7 +327,7 @@ struct reload_files {
 static void reload_files_of(const struct config *cfg, struct reload_files *rf) {
   const struct policy *p = cfg->policy;
   rf->n = 0;
-  for (size_t i = 0; i < policy_source_count(p) && rf->n < RELOAD_FILES_MAX - 6; i++) {
+  for (size_t i = 0; i < policy_source_count(p) && rf->n < RELOAD_FILES_MAX - 7; i++) {
     const char *name = policy_source_at(p, i)->name;
     if (strncmp(name, "builtin:", 8) != 0 && strncmp(name, "bundle:", 7) != 0)
       rf->path[rf->n++] = name;
@@ -341,6 +342,8 @@ static void reload_files_of(const struct config *cfg, struct reload_files *rf) {
   }
   if (cfg->admin.token_file[0] != '\0')
     rf->path[rf->n++] = cfg->admin.token_file;
+  if (cfg->upstream_proxy.authorization_file[0] != '\0')
+    rf->path[rf->n++] = cfg->upstream_proxy.authorization_file;
   if (cfg->certs.ca_dir[0] != '\0') {
     snprintf(rf->ca[0], sizeof(rf->ca[0]), "%s/%s", cfg->certs.ca_dir, CA_KEY_FILE);
     snprintf(rf->ca[1], sizeof(rf->ca[1]), "%s/%s", cfg->certs.ca_dir, CA_CERT_FILE);

@@ -38,6 +38,13 @@
  *
  *   PROXYHDR --> HEAD | SNIFF | RESPONDING | LINGER
  *
+ * With an upstream proxy (upstream_proxy), an allowed exchange that goes
+ * through it is dialled by PARENT instead of CONNECTING: a pooled or new
+ * connection to the parent, then FORWARD (plain HTTP in absolute form), or
+ * a CONNECT to the parent and then TUNNEL; its failures go to RESPONDING.
+ *
+ *   ROUTE --> PARENT --> FORWARD | TUNNEL | RESPONDING;  FORWARD --(retry)--> PARENT
+ *
  *        +----------------- keep-alive / next pipelined request ------------+
  *        v                                                                  |
  *   --> HEAD --> ROUTE --> CONNECTING --> FORWARD -------------------------+
@@ -59,6 +66,7 @@ enum conn_state {
   CONN_ST_PROXYHDR,   /* behind a load balancer: reading the PROXY protocol header */
   CONN_ST_ROUTE,      /* judging the destination, resolving its name, judging the answer */
   CONN_ST_CONNECTING, /* dialing the destination's addresses in turn */
+  CONN_ST_PARENT,     /* through the upstream proxy: dialing it, asking it for a tunnel */
   CONN_ST_FORWARD,    /* request and response bodies are streaming */
   CONN_ST_PEEK,       /* reading the ClientHello before dialling */
   CONN_ST_BUMP,       /* denied: TLS with a minted certificate, then the block page */
@@ -172,6 +180,12 @@ struct exchange {
   struct hello *hello;              /* the ClientHello read, its bytes and evidence (owned) */
   struct answer answer;             /* what RESPONDING answers */
   const char *ps_extra;             /* extra Proxy-Status parameters for the next error */
+  char ps_buf[ANSWER_DETAIL_MAX];   /* room for ps_extra's text when it is not static */
+  bool via_parent;                  /* goes through the upstream proxy (set by ROUTE) */
+  bool parent_by_name;              /* transparent: the parent is asked for the claimed
+                                       name, whose addresses were judged too */
+  bool parent_fresh;                /* a retry: dial the parent anew, no pooled connection */
+  int parent_status;                /* the parent answered this status, refused (0: none) */
 
   struct dns_result *addrs; /* resolved addresses (owned) */
   size_t addr_next;         /* the next address to try */

@@ -28,6 +28,7 @@ static const char *const state_names[] = {[CONN_ST_HEAD] = "HEAD",
                                           [CONN_ST_PROXYHDR] = "PROXYHDR",
                                           [CONN_ST_ROUTE] = "ROUTE",
                                           [CONN_ST_CONNECTING] = "CONNECTING",
+                                          [CONN_ST_PARENT] = "PARENT",
                                           [CONN_ST_FORWARD] = "FORWARD",
                                           [CONN_ST_PEEK] = "PEEK",
                                           [CONN_ST_BUMP] = "BUMP",
@@ -45,13 +46,14 @@ static const unsigned legal_moves[CONN_ST_COUNT_] = {
     /* the listener's first state; a refused client; a LOCAL header */
     [CONN_ST_PROXYHDR] =
         TO(CONN_ST_HEAD) | TO(CONN_ST_SNIFF) | TO(CONN_ST_RESPONDING) | TO(CONN_ST_LINGER),
-    [CONN_ST_ROUTE] = TO(CONN_ST_CONNECTING) | TO(CONN_ST_FORWARD) | TO(CONN_ST_PEEK) |
-                      TO(CONN_ST_BUMP) | TO(CONN_ST_RESPONDING),
+    [CONN_ST_ROUTE] = TO(CONN_ST_CONNECTING) | TO(CONN_ST_PARENT) | TO(CONN_ST_FORWARD) |
+                      TO(CONN_ST_PEEK) | TO(CONN_ST_BUMP) | TO(CONN_ST_RESPONDING),
     [CONN_ST_PEEK] = TO(CONN_ST_ROUTE) | TO(CONN_ST_RESPONDING),
     [CONN_ST_BUMP] = TO(CONN_ST_LINGER) | TO(CONN_ST_RESPONDING),
     [CONN_ST_CONNECTING] = TO(CONN_ST_FORWARD) | TO(CONN_ST_TUNNEL) | TO(CONN_ST_RESPONDING),
-    [CONN_ST_FORWARD] =
-        TO(CONN_ST_HEAD) | TO(CONN_ST_CONNECTING) | TO(CONN_ST_RESPONDING) | TO(CONN_ST_LINGER),
+    [CONN_ST_PARENT] = TO(CONN_ST_FORWARD) | TO(CONN_ST_TUNNEL) | TO(CONN_ST_RESPONDING),
+    [CONN_ST_FORWARD] = TO(CONN_ST_HEAD) | TO(CONN_ST_CONNECTING) | TO(CONN_ST_PARENT) |
+                        TO(CONN_ST_RESPONDING) | TO(CONN_ST_LINGER),
     [CONN_ST_TUNNEL] = TO(CONN_ST_RESPONDING), /* a second ClientHello refused */
     [CONN_ST_RESPONDING] = TO(CONN_ST_HEAD) | TO(CONN_ST_LINGER),
     [CONN_ST_LINGER] = 0,
@@ -209,7 +211,8 @@ static void update_reading(struct conn *c) {
   default: want_client = false; break;
   }
   want_up = c->up != NULL && c->up->connected && c->cli.pending < high &&
-            ((c->state == CONN_ST_FORWARD && !c->ex->resp_done) || c->state == CONN_ST_TUNNEL);
+            ((c->state == CONN_ST_FORWARD && !c->ex->resp_done) || c->state == CONN_ST_TUNNEL ||
+             c->state == CONN_ST_PARENT);
   endpoint_set_reading(&c->cli, want_client, on_client_alloc, on_client_read);
   if (c->up != NULL)
     upstream_set_reading(c->up, want_up);

@@ -32,6 +32,7 @@
 #include "proxy/conn/dial.h"
 #include "proxy/conn/forward.h"
 #include "proxy/conn/front.h"
+#include "proxy/conn/parent.h"
 #include "proxy/conn/peek.h"
 #include "proxy/conn/proxyhdr.h"
 #include "proxy/conn/respond.h"
@@ -123,6 +124,7 @@ static inline void fx_real_table(void) {
   fx.table[CONN_ST_PROXYHDR] = &proxyhdr_phase;
   fx.table[CONN_ST_ROUTE] = &route_phase;
   fx.table[CONN_ST_CONNECTING] = &dial_phase;
+  fx.table[CONN_ST_PARENT] = &parent_phase;
   fx.table[CONN_ST_FORWARD] = &forward_phase;
   fx.table[CONN_ST_PEEK] = &peek_phase;
   fx.table[CONN_ST_BUMP] = &bump_phase;
