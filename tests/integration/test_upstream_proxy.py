@@ -233,12 +233,48 @@ class UpstreamProxyTest(ParentTestCase):
         self.assertEqual(r.status, 502)
         self.assert_next_hop(r, "destination_unavailable", 503)
 
+    def test_config_check_shows_the_parent(self):
+        p = harness.subprocess.run([harness.BINARY, "config", "check", self.embargo.config_path],
+                                   stdin=harness.subprocess.DEVNULL, stdout=harness.subprocess.PIPE,
+                                   stderr=harness.subprocess.PIPE, timeout=30)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertIn("Upstream proxy: %s, direct for direct.test, 192.0.2.0/24 (upstream_proxy)\n"
+                      % self.squid.authority, p.stdout.decode())
+
     def test_a_plain_http_refusal_of_the_parent_is_passed_on(self):
         # Embargo cannot tell a parent's 403 from the origin's: it is passed on.
         r = self.get(self.url("denied.test", "/x"))
         self.assertEqual(r.status, 403)
         self.assertIsNotNone(r.header("X-Squid-Error"))
         self.assertIsNone(r.header("Proxy-Status"))
+
+
+class ParentByNameTest(ParentTestCase):
+    """An intercepted connection the parent is asked to reach by the name
+    it claims: every address of that name is judged, not only the original
+    destination, since the parent may connect to any of them."""
+
+    DNS_RECORDS = ParentTestCase.DNS_RECORDS + (("sneaky.test", "127.0.0.5"),)
+    VENDOR = ("vendor: testnet\nname: Test network\nreference: \"integration test\"\n"
+              "categories:\n  updates:\n    cutoff: 2020-01-01T00:00:00Z\n"
+              "    networks: [127.0.0.5/32]\n")
+
+    @classmethod
+    def new_embargo(cls, **kw):
+        with open(os.path.join(cls.tmp, "testnet.yaml"), "w") as f:
+            f.write(cls.VENDOR)
+        return super().new_embargo(vendors=["builtin: kaspersky", "file: testnet.yaml"], **kw)
+
+    def test_a_claimed_name_resolving_into_a_vendor_network_is_denied(self):
+        # Dialled directly, the connection would go to its original
+        # destination (127.0.0.1); through the parent it would go wherever
+        # the name leads: 127.0.0.5, a vendor network.
+        data = self.tls_get(self.embargo.intercept_port, "sneaky.test",
+                            v1("127.0.0.1", self.tls_origin.port))
+        self.assertNotIsInstance(data, bytes, "refused with an alert")
+        d = self.embargo.wait_records(lambda x: x.get("host") == "sneaky.test")[-1]
+        self.assertEqual((d["event"], d["matched_on"], d["vendor"]), ("deny", "address", "testnet"))
+        self.assertEqual(self.squid_saw("sneaky.test"), [])
 
 
 class ParentDownTest(ParentTestCase):
