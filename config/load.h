@@ -91,6 +91,10 @@ extern const struct key_table load_preset_key_tables[]; /* presets.c */
 extern const struct key_table load_entry_key_tables[];  /* entries.c */
 extern const struct key_table load_group_key_tables[];  /* groups.c */
 
+/* Whether S is a name of the configuration's own (vendor ids, category
+ * and client group names): lowercase letters, digits, '-' and '_'. */
+bool load_is_name(const char *s);
+
 /* Writes "file:line:col: PATH: reason" (N's position) into ld->err and
  * returns EMB_ECONFIG. */
 int load_fail(struct loader *ld, const struct ydoc *d, const struct ynode *n, const char *path,

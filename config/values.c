@@ -120,6 +120,15 @@ int load_list(struct loader *ld, const struct ydoc *d, const struct ynode *n, co
   return load_fail(ld, d, n, path, "expected a list of %s", expect);
 }
 
+bool load_is_name(const char *s) {
+  if (*s == '\0')
+    return false;
+  for (; *s; s++)
+    if (!((*s >= 'a' && *s <= 'z') || (*s >= '0' && *s <= '9') || *s == '-' || *s == '_'))
+      return false;
+  return true;
+}
+
 int load_parse_uint(const char *text, uint64_t min, uint64_t max, uint64_t *out) {
   uint64_t v = 0;
   if (*text == '\0' || (text[0] == '0' && text[1] != '\0'))

@@ -166,17 +166,6 @@ const struct key_table load_vendor_key_tables[] = {
     {KEYS_CONFIG, NULL, NULL, 0},
 };
 
-/* Ids and category names: lowercase letters, digits, '-' and '_'. */
-static bool is_short_name(const char *s) {
-  if (*s == '\0')
-    return false;
-  for (; *s; s++) {
-    if (!((*s >= 'a' && *s <= 'z') || (*s >= '0' && *s <= '9') || *s == '-' || *s == '_'))
-      return false;
-  }
-  return true;
-}
-
 /* Reads an optional scalar: NULL node or null value gives NULL. */
 static int optional_text(struct loader *ld, const struct ydoc *d, const struct ynode *n,
                          const char *path, const char *expect, const char **out) {
@@ -543,7 +532,7 @@ static int add_category(struct loader *ld, const struct ydoc *d, const struct yn
   if (text == NULL)
     return EMB_ECONFIG;
   load_path_key(sub, path, text);
-  if (!is_short_name(text))
+  if (!load_is_name(text))
     return load_fail(ld, d, name, sub, "expected a category name of a-z, 0-9, '-' and '_'");
   int rc = load_map(ld, d, ynode_value(d, cats, i), sub, category_keys, COUNT(category_keys),
                     &spec);
@@ -676,7 +665,7 @@ static int load_vendor_doc(struct loader *ld, const struct ydoc *d, struct vendo
   id = load_text(ld, d, spec.vendor, "vendor", vendor_keys[0].expect);
   if (id == NULL)
     return EMB_ECONFIG;
-  if (!is_short_name(id))
+  if (!load_is_name(id))
     return load_fail(ld, d, spec.vendor, "vendor", "expected %s", vendor_keys[0].expect);
   if (optional_text(ld, d, spec.name, "name", "a display name", &name) < 0 ||
       optional_text(ld, d, spec.reference, "reference", "a text", &reference) < 0 ||
@@ -719,7 +708,7 @@ static const char *builtin_names(char *buf, size_t size) {
 /* The embedded file of the built-in list NAME, or NULL. */
 static const struct embedded_file *find_builtin(const char *name) {
   char file[LOAD_PATH_MAX + sizeof(VENDOR_DIR) + sizeof(VENDOR_EXT)];
-  if (!is_short_name(name))
+  if (!load_is_name(name))
     return NULL;
   snprintf(file, sizeof(file), "%s%s%s", VENDOR_DIR, name, VENDOR_EXT);
   return embedded_find(file);
@@ -742,7 +731,7 @@ static int load_embedded(struct loader *ld, const struct embedded_file *f, struc
 /* Whether a built-in list NAME exists: in the signed bundle in force, or
  * compiled in. */
 static bool builtin_exists(const struct loader *ld, const char *name) {
-  return is_short_name(name) && (bundle_find(ld->bundle, name) != NULL || find_builtin(name) != NULL);
+  return load_is_name(name) && (bundle_find(ld->bundle, name) != NULL || find_builtin(name) != NULL);
 }
 
 /* Loads the built-in list NAME (builtin_exists): the signed bundle's copy
