@@ -232,18 +232,6 @@ static int read_review(struct loader *ld, const struct ydoc *d, const struct ven
   return 0;
 }
 
-static int read_action(struct loader *ld, const struct ydoc *d, const struct ynode *n,
-                       const char *path, enum action *out) {
-  if (n == NULL)
-    return 0;
-  const char *text = load_text(ld, d, n, path, "allow, log or deny");
-  if (text == NULL)
-    return EMB_ECONFIG;
-  if (action_parse(text, out) < 0)
-    return load_fail(ld, d, n, path, "unknown action '%s' (expected allow, log or deny)", text);
-  return 0;
-}
-
 /* Checks a host pattern's syntax; returns its text or NULL after the error. */
 static const char *read_pattern(struct loader *ld, const struct ydoc *d, const struct ynode *n,
                                 const char *path) {
@@ -478,9 +466,9 @@ static int read_category(struct loader *ld, const struct ydoc *d,
   char key[LOAD_PATH_MAX];
   int rc = read_time(ld, d, spec->cutoff, load_path_key(key, sub, "cutoff"), &c->cutoff);
   if (rc == 0)
-    rc = read_action(ld, d, spec->before, load_path_key(key, sub, "before"), &c->before);
+    rc = load_action_at(ld, d, spec->before, load_path_key(key, sub, "before"), &c->before);
   if (rc == 0)
-    rc = read_action(ld, d, spec->after, load_path_key(key, sub, "after"), &c->after);
+    rc = load_action_at(ld, d, spec->after, load_path_key(key, sub, "after"), &c->after);
   if (rc == 0)
     rc = read_confidence(ld, d, spec->confidence, load_path_key(key, sub, "confidence"), conf);
   if (rc == 0 && spec->deny_with != NULL) {
