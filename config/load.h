@@ -92,6 +92,18 @@ extern const struct key_table load_entry_key_tables[];  /* entries.c */
 extern const struct key_table load_group_key_tables[];  /* groups.c */
 extern const struct key_table load_upstream_key_tables[]; /* upstream.c */
 
+/* Whether S is a name of the configuration's own (vendor ids, category
+ * and client group names): lowercase letters, digits, '-' and '_'. */
+bool load_is_name(const char *s);
+
+/* BYTES (N of them) as lowercase hex into OUT (2N + 1 bytes). */
+void load_hex(const unsigned char *bytes, size_t n, char *out);
+
+/* Reads an optional action (allow, log or deny) at N into *OUT; N NULL
+ * leaves it. 0, or EMB_ECONFIG with the error at N. */
+int load_action_at(struct loader *ld, const struct ydoc *d, const struct ynode *n,
+                   const char *path, enum action *out);
+
 /* Writes "file:line:col: PATH: reason" (N's position) into ld->err and
  * returns EMB_ECONFIG. */
 int load_fail(struct loader *ld, const struct ydoc *d, const struct ynode *n, const char *path,

@@ -655,6 +655,16 @@ const struct sockaddr *sockaddr_unmapped(const struct sockaddr *sa, struct socka
   return (const struct sockaddr *)tmp;
 }
 
+bool sockaddr_same_ip(const struct sockaddr *a, const struct sockaddr *b) {
+  if (a->sa_family != b->sa_family)
+    return false;
+  if (a->sa_family == AF_INET)
+    return memcmp(&((const struct sockaddr_in *)a)->sin_addr,
+                  &((const struct sockaddr_in *)b)->sin_addr, 4) == 0;
+  return memcmp(&((const struct sockaddr_in6 *)a)->sin6_addr,
+                &((const struct sockaddr_in6 *)b)->sin6_addr, 16) == 0;
+}
+
 void dns_result_facts(const struct dns_result *r, struct facts *f, struct fact_store *st) {
   size_t i;
   for (i = 0; i < r->naddrs; i++) {

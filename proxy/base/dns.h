@@ -122,11 +122,16 @@ int resolver_lookup(struct resolver *r, const char *name, uint16_t port, dns_cb 
  * ares_cancel would cancel every query on the channel. */
 void resolver_cancel(struct dns_query **handle);
 
+/* "NXDOMAIN", "timeout", ... */
 const char *dns_status_name(enum dns_status s);
 
 /* SA itself, or, for an IPv4-mapped IPv6 address (::ffff:a.b.c.d), the IPv4
  * address it is, written into TMP: such an address is judged, compared and
  * dialled as IPv4 everywhere. */
-const struct sockaddr *sockaddr_unmapped(const struct sockaddr *sa, struct sockaddr_in *tmp); /* "NXDOMAIN", "timeout", ... */
+const struct sockaddr *sockaddr_unmapped(const struct sockaddr *sa, struct sockaddr_in *tmp);
+
+/* Whether A and B (AF_INET or AF_INET6) hold the same IP address, ports
+ * aside; a mapped address differs from its IPv4 form (unmap first). */
+bool sockaddr_same_ip(const struct sockaddr *a, const struct sockaddr *b);
 
 #endif
