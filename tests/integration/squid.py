@@ -16,7 +16,6 @@ import pwd
 import shutil
 import signal
 import subprocess
-import time
 
 import harness
 

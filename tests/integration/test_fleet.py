@@ -39,7 +39,6 @@ import socket
 import subprocess
 import sys
 import tempfile
-import time
 import unittest
 
 import harness

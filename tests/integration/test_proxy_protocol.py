@@ -17,11 +17,9 @@ Embargo itself, is refused. On a tproxy listener (root only, for
 IP_TRANSPARENT) the same.
 """
 
-import json
 import os
 import socket
 import struct
-import time
 import unittest
 
 import harness

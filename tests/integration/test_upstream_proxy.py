@@ -19,7 +19,6 @@ asking for credentials Embargo was not given (407); with
 import os
 import socket
 import ssl
-import struct
 import unittest
 
 import harness
