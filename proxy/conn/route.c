@@ -77,8 +77,11 @@ static int keep_transparent(struct exchange *ex, enum dns_status status,
   memset(ex->addrs->addrs, 0, sizeof(ex->addrs->addrs));
   memcpy(&ex->addrs->addrs[0], &ex->orig_dst, sizeof(ex->orig_dst));
   ex->addrs->naddrs = 1;
-  ex->parent_by_name = ex->via_parent && status == DNS_OK && res->naddrs > 0;
-  for (i = 0; ex->parent_by_name && i < res->naddrs && i + 1 < DNS_MAX_ADDRS; i++)
+  /* All of them, beside the original destination, or the parent is asked
+   * for the original destination instead. */
+  ex->parent_by_name =
+      ex->via_parent && status == DNS_OK && res->naddrs > 0 && res->naddrs < DNS_MAX_ADDRS;
+  for (i = 0; ex->parent_by_name && i < res->naddrs; i++)
     memcpy(&ex->addrs->addrs[ex->addrs->naddrs++], &res->addrs[i], sizeof(res->addrs[i]));
   return 0;
 }
