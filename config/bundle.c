@@ -14,6 +14,7 @@
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 
+#include "config/load.h"
 #include "filters/err.h"
 #include "filters/timefmt.h"
 
@@ -32,22 +33,13 @@ __attribute__((format(printf, 4, 5))) static int fail(int code, char *err, size_
   return code;
 }
 
-static void to_hex(const unsigned char *md, size_t n, char *out) {
-  static const char hex[] = "0123456789abcdef";
-  for (size_t i = 0; i < n; i++) {
-    out[2 * i] = hex[md[i] >> 4];
-    out[2 * i + 1] = hex[md[i] & 15];
-  }
-  out[2 * n] = '\0';
-}
-
 /* SHA-256 of DATA into OUT (65 bytes of hex). False if OpenSSL fails. */
 static bool sha256_hex(const void *data, size_t len, char out[65]) {
   unsigned char md[EVP_MAX_MD_SIZE];
   unsigned int mdlen = 0;
   if (EVP_Digest(data, len, md, &mdlen, EVP_sha256(), NULL) != 1 || mdlen != 32)
     return false;
-  to_hex(md, mdlen, out);
+  load_hex(md, mdlen, out);
   return true;
 }
 

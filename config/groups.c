@@ -51,17 +51,6 @@ int load_record_client_profiles(struct loader *ld, const struct ydoc *d, const s
   return 0;
 }
 
-/* Group names: lowercase letters, digits, '-' and '_', as vendor ids. */
-static bool is_group_name(const char *s) {
-  if (*s == '\0')
-    return false;
-  for (; *s; s++) {
-    if (!((*s >= 'a' && *s <= 'z') || (*s >= '0' && *s <= '9') || *s == '-' || *s == '_'))
-      return false;
-  }
-  return true;
-}
-
 /* The networks of group INDEX, the list N at PATH. */
 static int read_group_networks(struct loader *ld, const struct ydoc *d, const struct ynode *n,
                                const char *path, const char *name, size_t index) {
@@ -101,7 +90,7 @@ static int read_group(struct loader *ld, const struct ydoc *d, const struct ynod
   if (name == NULL)
     return EMB_ECONFIG;
   load_path_key(sub, "client_groups", name);
-  if (!is_group_name(name))
+  if (!load_is_name(name))
     return load_fail(ld, d, key, sub, "expected a group name of a-z, 0-9, '-' and '_'");
   int rc = policy_add_group(ld->cfg->policy, name, &index);
   if (rc == EMB_EDUPLICATE)

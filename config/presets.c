@@ -94,15 +94,10 @@ const struct key_table load_preset_key_tables[] = {
 static int read_action(struct loader *ld, const struct ydoc *d, const struct ynode *n,
                        const char *path, enum action *out, enum action_from *from,
                        enum action_from who) {
-  if (n == NULL)
-    return 0;
-  const char *text = load_text(ld, d, n, path, "allow, log or deny");
-  if (text == NULL)
-    return EMB_ECONFIG;
-  if (action_parse(text, out) < 0)
-    return load_fail(ld, d, n, path, "unknown action '%s' (expected allow, log or deny)", text);
-  *from = who;
-  return 0;
+  int rc = load_action_at(ld, d, n, path, out);
+  if (rc == 0 && n != NULL)
+    *from = who;
+  return rc;
 }
 
 /* Applies SPEC, read from MAP at PATH, to A as set by WHO. */

@@ -13,15 +13,6 @@
 
 #define VERSION_HEX 16 /* 64 bits of the digest: a short, stable name */
 
-static void to_hex(const unsigned char *md, size_t n, char *out) {
-  static const char hex[] = "0123456789abcdef";
-  for (size_t i = 0; i < n; i++) {
-    out[2 * i] = hex[md[i] >> 4];
-    out[2 * i + 1] = hex[md[i] & 15];
-  }
-  out[2 * n] = '\0';
-}
-
 int load_note_source(struct loader *ld, const char *name, const char *data, size_t len) {
   unsigned char md[EVP_MAX_MD_SIZE];
   unsigned int mdlen = 0;
@@ -30,7 +21,7 @@ int load_note_source(struct loader *ld, const char *name, const char *data, size
     snprintf(ld->err, ld->errsize, "%s: cannot compute its SHA-256", name);
     return EMB_ECONFIG;
   }
-  to_hex(md, mdlen, hex);
+  load_hex(md, mdlen, hex);
   if (policy_add_source(ld->cfg->policy, name, hex) < 0) {
     snprintf(ld->err, ld->errsize, "out of memory");
     return -ENOMEM;
@@ -61,7 +52,7 @@ int load_set_version(struct loader *ld) {
     snprintf(ld->err, ld->errsize, "cannot compute the policy version");
     return EMB_ECONFIG;
   }
-  to_hex(md, mdlen, hex);
+  load_hex(md, mdlen, hex);
   hex[VERSION_HEX] = '\0';
   policy_set_version(ld->cfg->policy, hex);
   return 0;

@@ -122,6 +122,36 @@ int load_list(struct loader *ld, const struct ydoc *d, const struct ynode *n, co
   return load_fail(ld, d, n, path, "expected a list of %s", expect);
 }
 
+void load_hex(const unsigned char *bytes, size_t n, char *out) {
+  static const char hex[] = "0123456789abcdef";
+  for (size_t i = 0; i < n; i++) {
+    out[2 * i] = hex[bytes[i] >> 4];
+    out[2 * i + 1] = hex[bytes[i] & 15];
+  }
+  out[2 * n] = '\0';
+}
+
+int load_action_at(struct loader *ld, const struct ydoc *d, const struct ynode *n,
+                   const char *path, enum action *out) {
+  if (n == NULL)
+    return 0;
+  const char *text = load_text(ld, d, n, path, "allow, log or deny");
+  if (text == NULL)
+    return EMB_ECONFIG;
+  if (action_parse(text, out) < 0)
+    return load_fail(ld, d, n, path, "unknown action '%s' (expected allow, log or deny)", text);
+  return 0;
+}
+
+bool load_is_name(const char *s) {
+  if (*s == '\0')
+    return false;
+  for (; *s; s++)
+    if (!((*s >= 'a' && *s <= 'z') || (*s >= '0' && *s <= '9') || *s == '-' || *s == '_'))
+      return false;
+  return true;
+}
+
 int load_parse_uint(const char *text, uint64_t min, uint64_t max, uint64_t *out) {
   uint64_t v = 0;
   if (*text == '\0' || (text[0] == '0' && text[1] != '\0'))

@@ -166,17 +166,6 @@ const struct key_table load_vendor_key_tables[] = {
     {KEYS_CONFIG, NULL, NULL, 0},
 };
 
-/* Ids and category names: lowercase letters, digits, '-' and '_'. */
-static bool is_short_name(const char *s) {
-  if (*s == '\0')
-    return false;
-  for (; *s; s++) {
-    if (!((*s >= 'a' && *s <= 'z') || (*s >= '0' && *s <= '9') || *s == '-' || *s == '_'))
-      return false;
-  }
-  return true;
-}
-
 /* Reads an optional scalar: NULL node or null value gives NULL. */
 static int optional_text(struct loader *ld, const struct ydoc *d, const struct ynode *n,
                          const char *path, const char *expect, const char **out) {
@@ -240,18 +229,6 @@ static int read_review(struct loader *ld, const struct ydoc *d, const struct ven
   if (spec->reviewed == NULL)
     return load_fail(ld, d, spec->max_age, "max_age", "needs `reviewed`: the date it counts from");
   v->max_age = ms / 1000;
-  return 0;
-}
-
-static int read_action(struct loader *ld, const struct ydoc *d, const struct ynode *n,
-                       const char *path, enum action *out) {
-  if (n == NULL)
-    return 0;
-  const char *text = load_text(ld, d, n, path, "allow, log or deny");
-  if (text == NULL)
-    return EMB_ECONFIG;
-  if (action_parse(text, out) < 0)
-    return load_fail(ld, d, n, path, "unknown action '%s' (expected allow, log or deny)", text);
   return 0;
 }
 
@@ -489,9 +466,9 @@ static int read_category(struct loader *ld, const struct ydoc *d,
   char key[LOAD_PATH_MAX];
   int rc = read_time(ld, d, spec->cutoff, load_path_key(key, sub, "cutoff"), &c->cutoff);
   if (rc == 0)
-    rc = read_action(ld, d, spec->before, load_path_key(key, sub, "before"), &c->before);
+    rc = load_action_at(ld, d, spec->before, load_path_key(key, sub, "before"), &c->before);
   if (rc == 0)
-    rc = read_action(ld, d, spec->after, load_path_key(key, sub, "after"), &c->after);
+    rc = load_action_at(ld, d, spec->after, load_path_key(key, sub, "after"), &c->after);
   if (rc == 0)
     rc = read_confidence(ld, d, spec->confidence, load_path_key(key, sub, "confidence"), conf);
   if (rc == 0 && spec->deny_with != NULL) {
@@ -543,7 +520,7 @@ static int add_category(struct loader *ld, const struct ydoc *d, const struct yn
   if (text == NULL)
     return EMB_ECONFIG;
   load_path_key(sub, path, text);
-  if (!is_short_name(text))
+  if (!load_is_name(text))
     return load_fail(ld, d, name, sub, "expected a category name of a-z, 0-9, '-' and '_'");
   int rc = load_map(ld, d, ynode_value(d, cats, i), sub, category_keys, COUNT(category_keys),
                     &spec);
@@ -676,7 +653,7 @@ static int load_vendor_doc(struct loader *ld, const struct ydoc *d, struct vendo
   id = load_text(ld, d, spec.vendor, "vendor", vendor_keys[0].expect);
   if (id == NULL)
     return EMB_ECONFIG;
-  if (!is_short_name(id))
+  if (!load_is_name(id))
     return load_fail(ld, d, spec.vendor, "vendor", "expected %s", vendor_keys[0].expect);
   if (optional_text(ld, d, spec.name, "name", "a display name", &name) < 0 ||
       optional_text(ld, d, spec.reference, "reference", "a text", &reference) < 0 ||
@@ -719,7 +696,7 @@ static const char *builtin_names(char *buf, size_t size) {
 /* The embedded file of the built-in list NAME, or NULL. */
 static const struct embedded_file *find_builtin(const char *name) {
   char file[LOAD_PATH_MAX + sizeof(VENDOR_DIR) + sizeof(VENDOR_EXT)];
-  if (!is_short_name(name))
+  if (!load_is_name(name))
     return NULL;
   snprintf(file, sizeof(file), "%s%s%s", VENDOR_DIR, name, VENDOR_EXT);
   return embedded_find(file);
@@ -742,7 +719,7 @@ static int load_embedded(struct loader *ld, const struct embedded_file *f, struc
 /* Whether a built-in list NAME exists: in the signed bundle in force, or
  * compiled in. */
 static bool builtin_exists(const struct loader *ld, const char *name) {
-  return is_short_name(name) && (bundle_find(ld->bundle, name) != NULL || find_builtin(name) != NULL);
+  return load_is_name(name) && (bundle_find(ld->bundle, name) != NULL || find_builtin(name) != NULL);
 }
 
 /* Loads the built-in list NAME (builtin_exists): the signed bundle's copy

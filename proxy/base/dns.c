@@ -652,12 +652,13 @@ void dns_result_literal(struct dns_result *r, const struct host *h) {
 
 /* ---- answers the connections keep ------------------------------------------ */
 
-/* One allocation: the header, the addresses (ADDRS, or ONLY alone), the
- * chain's pointers, then the names' bytes (NAMES copied). */
+/* One allocation: the header, the addresses (FIRST, if not NULL, then
+ * ADDRS), the chain's pointers, then the names' bytes (NAMES copied). */
 static struct dns_answer *answer_make(const char *const *names, size_t ncnames,
+                                      const struct sockaddr *first,
                                       const struct sockaddr_storage *addrs, size_t naddrs,
-                                      const struct sockaddr *only, uint32_t ttl) {
-  size_t n = only != NULL ? 1 : naddrs, bytes = 0, i;
+                                      uint32_t ttl) {
+  size_t n = (first != NULL) + naddrs, bytes = 0, i;
   struct dns_answer *a;
   const char **ptrs;
   char *p;
@@ -671,13 +672,13 @@ static struct dns_answer *answer_make(const char *const *names, size_t ncnames,
   a->ttl = ttl;
   a->naddrs = n;
   a->ncnames = ncnames;
-  if (only != NULL) {
+  if (first != NULL) {
     memset(&a->addrs[0], 0, sizeof(a->addrs[0]));
-    memcpy(&a->addrs[0], only,
-           only->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in));
-  } else if (n > 0) {
-    memcpy(a->addrs, addrs, n * sizeof(a->addrs[0]));
+    memcpy(&a->addrs[0], first,
+           first->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in));
   }
+  if (naddrs > 0)
+    memcpy(&a->addrs[first != NULL], addrs, naddrs * sizeof(a->addrs[0]));
   ptrs = (const char **)(void *)&a->addrs[n];
   p = (char *)(ptrs + ncnames);
   for (i = 0; i < ncnames; i++) {
@@ -690,24 +691,26 @@ static struct dns_answer *answer_make(const char *const *names, size_t ncnames,
   return a;
 }
 
-struct dns_answer *dns_answer_new(const struct dns_result *r, const struct sockaddr *only) {
+struct dns_answer *dns_answer_new(const struct dns_result *r, const struct sockaddr *first,
+                                  bool r_addrs) {
   const char *names[DNS_MAX_CNAMES];
   size_t i, n = r != NULL ? r->ncnames : 0;
+  bool with = r != NULL && r_addrs;
   for (i = 0; i < n; i++)
     names[i] = r->cnames[i];
-  return answer_make(names, n, r != NULL ? r->addrs : NULL, r != NULL ? r->naddrs : 0, only,
+  return answer_make(names, n, first, with ? r->addrs : NULL, with ? r->naddrs : 0,
                      r != NULL ? r->ttl : 0);
 }
 
 struct dns_answer *dns_answer_redial(const struct dns_answer *a, const struct sockaddr *addr) {
-  return answer_make(a != NULL ? a->cnames : NULL, a != NULL ? a->ncnames : 0, NULL, 0, addr,
+  return answer_make(a != NULL ? a->cnames : NULL, a != NULL ? a->ncnames : 0, addr, NULL, 0,
                      a != NULL ? a->ttl : 0);
 }
 
 struct dns_answer *dns_answer_literal(const struct host *h) {
   struct sockaddr_storage ss;
   literal_addr(h, &ss);
-  return answer_make(NULL, 0, NULL, 0, (const struct sockaddr *)&ss, 0);
+  return answer_make(NULL, 0, (const struct sockaddr *)&ss, NULL, 0, 0);
 }
 
 struct dns_answer *dns_answer_ref(struct dns_answer *a) {
@@ -730,6 +733,16 @@ const struct sockaddr *sockaddr_unmapped(const struct sockaddr *sa, struct socka
   tmp->sin_port = in6->sin6_port;
   memcpy(&tmp->sin_addr, &in6->sin6_addr.s6_addr[12], 4);
   return (const struct sockaddr *)tmp;
+}
+
+bool sockaddr_same_ip(const struct sockaddr *a, const struct sockaddr *b) {
+  if (a->sa_family != b->sa_family)
+    return false;
+  if (a->sa_family == AF_INET)
+    return memcmp(&((const struct sockaddr_in *)a)->sin_addr,
+                  &((const struct sockaddr_in *)b)->sin_addr, 4) == 0;
+  return memcmp(&((const struct sockaddr_in6 *)a)->sin6_addr,
+                &((const struct sockaddr_in6 *)b)->sin6_addr, 16) == 0;
 }
 
 const char *dns_status_name(enum dns_status s) {

@@ -4,6 +4,7 @@
 #ifndef EMBARGO_PROXY_DNS_H
 #define EMBARGO_PROXY_DNS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
@@ -50,9 +51,10 @@ struct dns_answer {
 };
 
 /* A new answer (one reference, the caller's) with R's CNAME chain (R may
- * be NULL: none) and R's addresses, or ONLY (when not NULL) as the one
- * address. NULL when out of memory. */
-struct dns_answer *dns_answer_new(const struct dns_result *r, const struct sockaddr *only);
+ * be NULL: none) and, as its addresses, FIRST (when not NULL) followed by
+ * R's when R_ADDRS. NULL when out of memory. */
+struct dns_answer *dns_answer_new(const struct dns_result *r, const struct sockaddr *first,
+                                  bool r_addrs);
 
 /* A new answer with A's CNAME chain and ADDR as the one address: the same
  * evidence for a dial to one address already judged. NULL when out of
@@ -143,11 +145,16 @@ int resolver_lookup(struct resolver *r, const char *name, uint16_t port, dns_cb 
  * ares_cancel would cancel every query on the channel. */
 void resolver_cancel(struct dns_query **handle);
 
+/* "NXDOMAIN", "timeout", ... */
 const char *dns_status_name(enum dns_status s);
 
 /* SA itself, or, for an IPv4-mapped IPv6 address (::ffff:a.b.c.d), the IPv4
  * address it is, written into TMP: such an address is judged, compared and
  * dialled as IPv4 everywhere. */
-const struct sockaddr *sockaddr_unmapped(const struct sockaddr *sa, struct sockaddr_in *tmp); /* "NXDOMAIN", "timeout", ... */
+const struct sockaddr *sockaddr_unmapped(const struct sockaddr *sa, struct sockaddr_in *tmp);
+
+/* Whether A and B (AF_INET or AF_INET6) hold the same IP address, ports
+ * aside; a mapped address differs from its IPv4 form (unmap first). */
+bool sockaddr_same_ip(const struct sockaddr *a, const struct sockaddr *b);
 
 #endif

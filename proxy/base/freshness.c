@@ -46,16 +46,21 @@ void freshness_describe(const struct vendor *v, int64_t now, char *buf, size_t s
            f.since != v->reviewed ? "published" : "reviewed", from, bundle, age, since);
 }
 
-bool freshness_any_stale(const struct policy *p, int64_t now, char *reason, size_t size) {
-  for (size_t i = 0; i < policy_vendor_count(p); i++) {
-    const struct vendor *v = policy_vendor_at(p, i);
+const struct vendor *freshness_next_stale(const struct policy *p, int64_t now, size_t *i) {
+  while (*i < policy_vendor_count(p)) {
+    const struct vendor *v = policy_vendor_at(p, (*i)++);
     struct freshness f;
     freshness_of(v, now, &f);
-    if (!f.stale)
-      continue;
-    if (reason != NULL)
-      freshness_describe(v, now, reason, size);
-    return true;
+    if (f.stale)
+      return v;
   }
-  return false;
+  return NULL;
+}
+
+bool freshness_any_stale(const struct policy *p, int64_t now, char *reason, size_t size) {
+  size_t i = 0;
+  const struct vendor *v = freshness_next_stale(p, now, &i);
+  if (v != NULL && reason != NULL)
+    freshness_describe(v, now, reason, size);
+  return v != NULL;
 }

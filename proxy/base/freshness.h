@@ -35,6 +35,11 @@ void freshness_duration_text(uint64_t seconds, char *buf, size_t size);
  * when its bundle is the later date). */
 void freshness_describe(const struct vendor *v, int64_t now, char *buf, size_t size);
 
+/* The first vendor list of P past its max_age at NOW from index *I on, with
+ * *I moved past it; NULL when there is none. Walks every stale list with
+ *   for (size_t i = 0; (v = freshness_next_stale(p, now, &i)) != NULL;) */
+const struct vendor *freshness_next_stale(const struct policy *p, int64_t now, size_t *i);
+
 /* Whether P has a vendor list past its max_age at NOW; the first one is
  * described into REASON (may be NULL). */
 bool freshness_any_stale(const struct policy *p, int64_t now, char *reason, size_t size);

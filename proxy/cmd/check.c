@@ -225,7 +225,7 @@ int check_parse_dest(const char *text, size_t len, struct check_dest *out) {
 static enum dns_status judge_stage(const struct config *cfg, struct destcheck *dc,
                                    const struct check_opts *o, const struct check_dest *d,
                                    bool answered, struct check_result *r) {
-  struct dns_answer *a = answered ? dns_answer_new(&r->res, NULL) : NULL;
+  struct dns_answer *a = answered ? dns_answer_new(&r->res, NULL, true) : NULL;
   struct judge_input in;
   if (answered && a == NULL)
     return DNS_ERROR;

@@ -9,7 +9,16 @@
  * FORWARD. A transparent connection is judged on the name it claims and on
  * its original destination together, and always dialled to the original
  * destination. The lookup is the phase's own and is cancelled when it
- * leaves; timeouts.resolve bounds it. */
+ * leaves; timeouts.resolve bounds it.
+ *
+ * Through an upstream proxy (exchange_via_parent) nothing changes in what
+ * is judged: the name is still resolved here, its CNAME chain and
+ * addresses judged, before PARENT (instead of CONNECTING) asks the parent,
+ * which connects by the name itself. An intercepted connection that claims
+ * a name the parent is to be asked for has that name's addresses judged
+ * with its original destination, since the parent may reach any of them;
+ * a claimed name that does not resolve is asked for by the original
+ * destination instead. */
 #include "proxy/conn/route.h"
 
 #include <errno.h>
@@ -48,13 +57,17 @@ static enum phase_rc after_resolution(struct conn *c) {
     return conn_goto(c, CONN_ST_PEEK);
   }
   exchange_log_verdict(c);
-  return conn_goto(c, CONN_ST_CONNECTING);
+  return conn_goto(c, c->ex->via_parent ? CONN_ST_PARENT : CONN_ST_CONNECTING);
 }
 
 /* The lookup ended: the answer is kept (RES is valid only during this
  * call), then the phase resumes. A transparent connection keeps its
  * claimed name's CNAME chain as evidence and whether it leads to the
- * original destination, which is the one address to dial. */
+ * original destination, which is the one address to dial; through the
+ * upstream proxy, which is asked for the name, the name's own addresses
+ * follow it, so that every address the parent may reach is judged (all of
+ * them beside the original destination, or the parent is asked for the
+ * original destination instead). */
 static void on_resolved(void *arg, enum dns_status status, const struct dns_result *res) {
   struct conn *c = arg;
   struct route *rt = c->priv;
@@ -64,9 +77,11 @@ static void on_resolved(void *arg, enum dns_status status, const struct dns_resu
   rt->status = status;
   if (conn_transparent(c)) {
     ex->dst_mismatch = judge_dst_mismatch(status == DNS_OK ? res : NULL, orig);
-    ex->addrs = dns_answer_new(status == DNS_OK ? res : NULL, orig);
+    ex->parent_by_name =
+        ex->via_parent && status == DNS_OK && res->naddrs > 0 && res->naddrs < DNS_MAX_ADDRS;
+    ex->addrs = dns_answer_new(status == DNS_OK ? res : NULL, orig, ex->parent_by_name);
   } else if (status == DNS_OK) {
-    ex->addrs = dns_answer_new(res, NULL);
+    ex->addrs = dns_answer_new(res, NULL, true);
   }
   rt->no_memory = ex->addrs == NULL && (status == DNS_OK || conn_transparent(c));
   conn_resume(c, 0);
@@ -94,8 +109,9 @@ static enum phase_rc route_resume(struct conn *c, int status) {
  * connection, its original destination, whatever literal it claimed). */
 static int literal_addrs(struct conn *c) {
   struct exchange *ex = c->ex;
-  ex->addrs = conn_transparent(c) ? dns_answer_new(NULL, (const struct sockaddr *)&ex->orig_dst)
-                                  : dns_answer_literal(&ex->dest);
+  ex->addrs = conn_transparent(c)
+                  ? dns_answer_new(NULL, (const struct sockaddr *)&ex->orig_dst, false)
+                  : dns_answer_literal(&ex->dest);
   return ex->addrs != NULL ? 0 : -ENOMEM;
 }
 
@@ -136,9 +152,15 @@ static enum phase_rc route_enter(struct conn *c) {
     return after_resolution(c); /* back from PEEK: judge the hello with the rest */
   dns_answer_unref(c->ex->addrs);
   c->ex->addrs = NULL;
+  c->ex->via_parent = exchange_via_parent(c);
+  c->ex->parent_by_name = c->ex->parent_fresh = false;
+  c->ex->parent_status = 0;
   if (!exchange_judge(c, &rc)) /* the name alone (and a CONNECT's port) */
     return rc;
-  if (!conn_transparent(c) && c->ex->relay == CONN_RELAY_HTTP && reuse_pooled(c, &rc))
+  /* A pooled upstream is a destination's; through the parent, PARENT
+   * takes the parent's. */
+  if (!conn_transparent(c) && !c->ex->via_parent && c->ex->relay == CONN_RELAY_HTTP &&
+      reuse_pooled(c, &rc))
     return rc;
   if (c->ex->dest.kind == HOST_NAME)
     return resolve(c);

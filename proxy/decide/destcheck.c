@@ -113,17 +113,6 @@ static uint16_t port_of(const struct sockaddr *sa) {
                                         : ((const struct sockaddr_in6 *)sa)->sin6_port);
 }
 
-/* Compares the IP addresses (not ports) of two socket addresses. */
-static bool same_ip(const struct sockaddr *a, const struct sockaddr *b) {
-  if (a->sa_family != b->sa_family)
-    return false;
-  if (a->sa_family == AF_INET)
-    return memcmp(&((const struct sockaddr_in *)a)->sin_addr,
-                  &((const struct sockaddr_in *)b)->sin_addr, 4) == 0;
-  return memcmp(&((const struct sockaddr_in6 *)a)->sin6_addr,
-                &((const struct sockaddr_in6 *)b)->sin6_addr, 16) == 0;
-}
-
 /* This host's interface addresses, re-read at most every 10 s: interfaces
  * change rarely, requests come often. Every address counts, whatever its
  * interface's state: the kernel delivers packets for an address of a link
@@ -159,7 +148,7 @@ static bool is_interface_address(struct destcheck *dc, const struct sockaddr *sa
   int i;
   ifaddrs_refresh(dc, now_ms);
   for (i = 0; i < dc->nifaddrs; i++)
-    if (same_ip((const struct sockaddr *)&dc->ifaddrs[i], sa))
+    if (sockaddr_same_ip((const struct sockaddr *)&dc->ifaddrs[i], sa))
       return true;
   return false;
 }
@@ -235,7 +224,7 @@ bool destcheck_is_self(struct destcheck *dc, const struct sockaddr *addr, uint64
     if (port_of((const struct sockaddr *)la) != port_of(addr))
       continue;
     if (is_wildcard(la) ? is_local_address(dc, addr, now_ms)
-                        : same_ip((const struct sockaddr *)la, addr))
+                        : sockaddr_same_ip((const struct sockaddr *)la, addr))
       return true;
   }
   return false;

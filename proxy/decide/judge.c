@@ -141,15 +141,7 @@ void judge_add_outcome(struct judge_input *in, enum action action, const char *o
 /* Compares the IP addresses (not ports) of A and B, unmapped. */
 static bool same_address(const struct sockaddr *a, const struct sockaddr *b) {
   struct sockaddr_in t1, t2;
-  a = sockaddr_unmapped(a, &t1);
-  b = sockaddr_unmapped(b, &t2);
-  if (a->sa_family != b->sa_family)
-    return false;
-  if (a->sa_family == AF_INET)
-    return memcmp(&((const struct sockaddr_in *)a)->sin_addr,
-                  &((const struct sockaddr_in *)b)->sin_addr, 4) == 0;
-  return memcmp(&((const struct sockaddr_in6 *)a)->sin6_addr,
-                &((const struct sockaddr_in6 *)b)->sin6_addr, 16) == 0;
+  return sockaddr_same_ip(sockaddr_unmapped(a, &t1), sockaddr_unmapped(b, &t2));
 }
 
 bool judge_dst_mismatch(const struct dns_result *answer, const struct sockaddr *orig_dst) {

@@ -10,13 +10,9 @@
 /* FNV-1a over the ids of the stale lists: tells a new set from the last. */
 static uint64_t stale_set_of(const struct policy *p, int64_t now, size_t *count) {
   uint64_t h = 1469598103934665603ull;
+  const struct vendor *v;
   *count = 0;
-  for (size_t i = 0; i < policy_vendor_count(p); i++) {
-    const struct vendor *v = policy_vendor_at(p, i);
-    struct freshness f;
-    freshness_of(v, now, &f);
-    if (!f.stale)
-      continue;
+  for (size_t i = 0; (v = freshness_next_stale(p, now, &i)) != NULL;) {
     (*count)++;
     for (const char *s = v->id; *s; s++)
       h = (h ^ (unsigned char)*s) * 1099511628211ull;
@@ -27,6 +23,7 @@ static uint64_t stale_set_of(const struct policy *p, int64_t now, size_t *count)
 
 size_t freshness_log_stale(const struct policy *p, int64_t now, uint64_t now_ms,
                            struct freshness_log *st) {
+  const struct vendor *v;
   char text[1200];
   size_t n;
   uint64_t set = stale_set_of(p, now, &n);
@@ -39,12 +36,7 @@ size_t freshness_log_stale(const struct policy *p, int64_t now, uint64_t now_ms,
   }
   if (!due)
     return n;
-  for (size_t i = 0; i < policy_vendor_count(p); i++) {
-    const struct vendor *v = policy_vendor_at(p, i);
-    struct freshness f;
-    freshness_of(v, now, &f);
-    if (!f.stale)
-      continue;
+  for (size_t i = 0; (v = freshness_next_stale(p, now, &i)) != NULL;) {
     freshness_describe(v, now, text, sizeof(text));
     log_diag(LOG_WARN, 0, "%s; review it and update it (this warning repeats daily)", text);
   }

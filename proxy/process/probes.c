@@ -123,12 +123,8 @@ static bool lists_acceptable(const struct workers *ws, char *reason, size_t size
   char text[1200];
   if (cfg->readiness.stale_lists == STALE_LISTS_UNREADY)
     return !freshness_any_stale(p, now, reason, size);
-  for (size_t i = 0; i < policy_vendor_count(p); i++) {
-    const struct vendor *v = policy_vendor_at(p, i);
-    struct freshness f;
-    freshness_of(v, now, &f);
-    if (!f.stale)
-      continue;
+  const struct vendor *v;
+  for (size_t i = 0; (v = freshness_next_stale(p, now, &i)) != NULL;) {
     freshness_describe(v, now, text, sizeof(text));
     obuf_printf(warnings, "warning: %s\n", text);
   }

@@ -40,7 +40,7 @@ static uint16_t port_of(const struct sockaddr_storage *ss) {
 
 Test(dns_answer, keeps_the_chain_and_the_addresses_in_order) {
   struct dns_result r = two_with_chain();
-  struct dns_answer *a = dns_answer_new(&r, NULL);
+  struct dns_answer *a = dns_answer_new(&r, NULL, true);
   cr_assert_not_null(a);
   cr_expect_eq(a->refs, 1);
   cr_expect_eq(a->ttl, 300);
@@ -55,7 +55,7 @@ Test(dns_answer, keeps_the_chain_and_the_addresses_in_order) {
 
 Test(dns_answer, is_sized_to_what_it_holds_not_to_the_largest_answer) {
   struct dns_result r = two_with_chain();
-  struct dns_answer *a = dns_answer_new(&r, NULL);
+  struct dns_answer *a = dns_answer_new(&r, NULL, true);
   cr_assert_not_null(a);
   /* Two addresses and two short names: a few hundred bytes, where a
    * struct dns_result is sized for 16 addresses and 16 names of 253. */
@@ -67,8 +67,8 @@ Test(dns_answer, is_sized_to_what_it_holds_not_to_the_largest_answer) {
 Test(dns_answer, one_address_in_place_of_the_answers_keeps_the_chain) {
   struct dns_result r = two_with_chain();
   struct sockaddr_storage orig = v4("203.0.113.5", 80);
-  struct dns_answer *a = dns_answer_new(&r, (const struct sockaddr *)&orig);
-  struct dns_answer *none = dns_answer_new(NULL, (const struct sockaddr *)&orig);
+  struct dns_answer *a = dns_answer_new(&r, (const struct sockaddr *)&orig, false);
+  struct dns_answer *none = dns_answer_new(NULL, (const struct sockaddr *)&orig, false);
   struct dns_answer *again;
   cr_assert_not_null(a);
   cr_assert_not_null(none);
@@ -77,6 +77,16 @@ Test(dns_answer, one_address_in_place_of_the_answers_keeps_the_chain) {
   cr_expect_eq(a->ncnames, 2);
   cr_expect_eq(none->naddrs, 1);
   cr_expect_eq(none->ncnames, 0);
+  /* The original destination first, then the name's own addresses (what a
+   * parent proxy asked for the name may reach). */
+  struct dns_answer *both = dns_answer_new(&r, (const struct sockaddr *)&orig, true);
+  cr_assert_not_null(both);
+  cr_assert_eq(both->naddrs, 3);
+  cr_expect_eq(memcmp(&both->addrs[0], &orig, sizeof(struct sockaddr_in)), 0);
+  cr_expect_eq(memcmp(&both->addrs[1], &r.addrs[0], sizeof(r.addrs[0])), 0);
+  cr_expect_eq(memcmp(&both->addrs[2], &r.addrs[1], sizeof(r.addrs[1])), 0);
+  cr_expect_str_eq(both->cnames[1], "a1.edge.cdn.test");
+  dns_answer_unref(both);
   /* A retry to one address already judged keeps the evidence it had. */
   again = dns_answer_redial(a, (const struct sockaddr *)&r.addrs[1]);
   cr_assert_not_null(again);
@@ -105,7 +115,7 @@ Test(dns_answer, a_literal_is_its_own_address_with_its_port) {
 
 Test(dns_answer, is_shared_by_reference_and_freed_with_the_last) {
   struct dns_result r = two_with_chain();
-  struct dns_answer *a = dns_answer_new(&r, NULL);
+  struct dns_answer *a = dns_answer_new(&r, NULL, true);
   cr_assert_not_null(a);
   cr_expect_eq(dns_answer_ref(a), a, "the same answer, not a copy");
   cr_expect_eq(a->refs, 2);

@@ -105,7 +105,7 @@ static struct dns_result answer(const char *const *addrs, const char *const *cna
 /* R as the proxy keeps an answer (dropped at teardown). */
 static const struct dns_answer *kept(const struct dns_result *r) {
   cr_assert_lt(nanswers, sizeof(answers) / sizeof(answers[0]));
-  cr_assert_not_null(answers[nanswers] = dns_answer_new(r, NULL));
+  cr_assert_not_null(answers[nanswers] = dns_answer_new(r, NULL, true));
   return answers[nanswers++];
 }
 
