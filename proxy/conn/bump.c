@@ -83,6 +83,8 @@ struct bump {
   struct tls_step *step; /* the step running, or NULL */
   struct tls_step *done; /* the step that ended, until the phase resumes */
   bool handshaken;
+  bool ended;     /* the client's side ended while a step ran (END_STATUS) */
+  int end_status;
   bool cert_sent; /* tls->cert_sent as last seen on the loop */
   int alert;      /* tls->alert, likewise */
   char *held;     /* client bytes that came while a step ran (owned) */
@@ -358,9 +360,15 @@ static void release_held(struct bump *b) {
   b->held_len = 0;
 }
 
+/* How the client's side ended (client_end's STATUS), for give_up. */
+static const char *end_reason(int status) {
+  return status == UV_EOF ? "client closed the connection" : err_str(status);
+}
+
 /* The step that ended: its flight to the client, then the request once the
  * handshake is done, another step if more of the client's flight came
- * meanwhile, or the end. */
+ * meanwhile, or the end (the client's, if it ended while the step ran:
+ * what the step read, such as its alert, says more). */
 static enum phase_rc after_step(struct conn *c) {
   struct bump *b = c->priv;
   struct tls_step *st = b->done;
@@ -384,12 +392,12 @@ static enum phase_rc after_step(struct conn *c) {
     b->handshaken = true;
     rc = read_request(c);
     ERR_clear_error();
-    return rc;
+    return rc == PHASE_MORE && b->ended ? give_up(c, end_reason(b->end_status)) : rc;
   }
   if (err != SSL_ERROR_WANT_READ)
     return give_up(c, reason != NULL ? reason : "TLS handshake failed");
-  if (BIO_ctrl_pending(b->tls->in) == 0)
-    return PHASE_MORE; /* the client's next flight */
+  if (BIO_ctrl_pending(b->tls->in) == 0) /* the client's next flight, or its end */
+    return b->ended ? give_up(c, end_reason(b->end_status)) : PHASE_MORE;
   if (start_step(c, NULL, NULL, 0, 0) != 0)
     return give_up(c, "out of memory");
   return b->done != NULL ? after_step(c) : PHASE_MORE;
@@ -457,7 +465,13 @@ static enum phase_rc bump_data(struct conn *c, const char *data, size_t len, siz
 }
 
 static enum phase_rc bump_end(struct conn *c, int status) {
-  return give_up(c, status == UV_EOF ? "client closed the connection" : err_str(status));
+  struct bump *b = c->priv;
+  if (b->step != NULL) { /* what the client sent last is still being read */
+    b->ended = true;
+    b->end_status = status;
+    return PHASE_WAIT;
+  }
+  return give_up(c, end_reason(status));
 }
 
 static enum phase_rc bump_timeout(struct conn *c) {

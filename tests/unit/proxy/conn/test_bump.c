@@ -191,3 +191,34 @@ Test(bump, the_handshake_waits_for_a_thread_while_the_loop_serves_others, .fini 
   cr_expect_eq(handshake(), 1, "released, the handshake completes");
   cr_expect_eq(SSL_get_verify_result(ssl), X509_V_OK);
 }
+
+static bool client_ended(void) {
+  return fx.c != NULL && fx.c->cli.eof;
+}
+
+/* A client that rejects the certificate sends its alert and closes at
+ * once. The alert is read by a step on the thread pool; the close must not
+ * be taken for the outcome before that step has read the alert (it used to
+ * be: "client closed the connection after the minted certificate", with
+ * the alert lost). The pool's one thread is held while both arrive. */
+Test(bump, an_alert_read_while_the_client_closes_names_the_alert, .fini = done) {
+  uv_work_t hold;
+  cr_assert_eq(setenv("UV_THREADPOOL_SIZE", "1", 1), 0);
+  bumping(false);
+  cr_assert_neq(handshake(), 1, "the client does not know the CA: its alert goes out");
+  cr_assert_eq(uv_sem_init(&gate, 0), 0);
+  gate_closed = true;
+  cr_assert_eq(uv_queue_work(&fx.loop, &hold, hold_thread, held_thread_done), 0);
+  SSL_free(ssl);
+  ssl = NULL;
+  close(fx.client);
+  fx.client = -1;
+  cr_assert(fx_run_until(client_ended), "the alert and the close were read");
+  cr_expect_eq(fx.c->state, CONN_ST_BUMP, "the outcome waits for the step reading the alert");
+  gate_closed = false;
+  uv_sem_post(&gate);
+  cr_assert(fx_reach(CONN_ST_CLOSED));
+  cr_expect_not_null(strstr(fx_decisions(), "\"error\":\"client_rejected_certificate\""));
+  cr_expect_not_null(strstr(fx_decisions(), "client sent alert unknown CA after the minted"),
+                     "%s", fx_decisions());
+}
