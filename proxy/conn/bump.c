@@ -83,7 +83,7 @@ struct bump {
   struct tls_step *step; /* the step running, or NULL */
   struct tls_step *done; /* the step that ended, until the phase resumes */
   bool handshaken;
-  bool ended;     /* the client's side ended while a step ran (END_STATUS) */
+  bool ended; /* the client's side ended while a step ran (END_STATUS) */
   int end_status;
   bool cert_sent; /* tls->cert_sent as last seen on the loop */
   int alert;      /* tls->alert, likewise */

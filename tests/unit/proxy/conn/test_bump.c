@@ -219,6 +219,6 @@ Test(bump, an_alert_read_while_the_client_closes_names_the_alert, .fini = done) 
   uv_sem_post(&gate);
   cr_assert(fx_reach(CONN_ST_CLOSED));
   cr_expect_not_null(strstr(fx_decisions(), "\"error\":\"client_rejected_certificate\""));
-  cr_expect_not_null(strstr(fx_decisions(), "client sent alert unknown CA after the minted"),
-                     "%s", fx_decisions());
+  cr_expect_not_null(strstr(fx_decisions(), "client sent alert unknown CA after the minted"), "%s",
+                     fx_decisions());
 }
