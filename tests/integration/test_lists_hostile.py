@@ -18,6 +18,9 @@ fetch with bytes a test scripts, one TLS record per piece:
   that noticed neither its 60 s deadline nor a stop while data kept coming:
   SIGTERM did not end the proxy. Each byte is now parsed once, and the
   deadline and a stop are checked at every read.
+- Regression: a fetched bundle was compared with the one in force only, so
+  with a newer one cached (by `embargo lists fetch` beside the proxy) a
+  replayed older bundle was applied and overwrote the cache.
 
 Everything listens on 127.0.0.1; needs the openssl command.
 """
@@ -63,7 +66,8 @@ def make_certs(tmp):
 
 class ScriptedServer:
     """TLS on 127.0.0.1: reads each request's head, then sends what
-    `answer(sock)` sends and closes. `records` counts the pieces sent."""
+    `answer(server, sock, path)` sends and closes. `records` counts the
+    pieces sent, `paths` the requests' paths."""
 
     def __init__(self, cert, key):
         self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
@@ -74,9 +78,10 @@ class ScriptedServer:
         self.sock.listen(16)
         self.sock.settimeout(0.2)
         self.port = self.sock.getsockname()[1]
-        self.answer = None
+        self.answer = None  # answer(server, socket, request path)
         self.records = 0
         self.requests = 0
+        self.paths = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._serve, daemon=True)
         self._thread.start()
@@ -102,7 +107,9 @@ class ScriptedServer:
                         return
                     head += data
                 self.requests += 1
-                self.answer(self, s)
+                path = head.split(b" ", 2)[1].decode("latin-1") if b" " in head else ""
+                self.paths.append(path)
+                self.answer(self, s, path)
         except (OSError, ssl.SSLError):
             pass  # the client went away: what the stop test expects
 
@@ -130,11 +137,14 @@ class HostileServerTest(EmbargoTestCase):
             cls.ca, cert, key = make_certs(cls.lists_tmp)
             cls.key = os.path.join(cls.lists_tmp, "lists.key")
             run([harness.BINARY, "lists", "keygen", "--key", cls.key])
-            out = os.path.join(cls.lists_tmp, "good.bundle")
-            run([harness.BINARY, "lists", "sign", VENDORS, "--key", cls.key, "--serial", "100",
-                 "--output", out])
-            with open(out, "rb") as f:
-                cls.bundle = f.read()
+            cls.bundles = {}
+            for serial in (100, 150, 200):
+                out = os.path.join(cls.lists_tmp, "%d.bundle" % serial)
+                run([harness.BINARY, "lists", "sign", VENDORS, "--key", cls.key, "--serial",
+                     str(serial), "--output", out])
+                with open(out, "rb") as f:
+                    cls.bundles[serial] = f.read()
+            cls.bundle = cls.bundles[100]
             cls.server = ScriptedServer(cert, key)
             super().setUpClass()
         except BaseException:
@@ -158,16 +168,17 @@ class HostileServerTest(EmbargoTestCase):
         super().setUp()
         self.cache = tempfile.mkdtemp(dir=self.lists_tmp, prefix="cache-")
         self.server.records = self.server.requests = 0
+        self.server.paths = []
 
-    def lists_yaml(self):
-        return ("user: root\nlists:\n  url: https://127.0.0.1:%d/lists.bundle\n  pubkey: %s\n"
-                "  cache_dir: %s\n  ca_file: %s\n  interval: 1h\n"
-                % (self.server.port, self.key + ".pub", self.cache, self.ca))
+    def lists_yaml(self, path="/lists.bundle", interval="1h"):
+        return ("user: root\nlists:\n  url: https://127.0.0.1:%d%s\n  pubkey: %s\n"
+                "  cache_dir: %s\n  ca_file: %s\n  interval: %s\n"
+                % (self.server.port, path, self.key + ".pub", self.cache, self.ca, interval))
 
-    def fetch_once(self):
-        cfg = os.path.join(self.cache, "fetch.yaml")
+    def fetch_once(self, path="/lists.bundle"):
+        cfg = os.path.join(self.lists_tmp, "fetch.yaml")
         with open(cfg, "w") as f:
-            f.write(self.lists_yaml())
+            f.write(self.lists_yaml(path))
         return run([harness.BINARY, "lists", "fetch", "-c", cfg], check=False, timeout=120)
 
     def test_a_nul_in_the_answer_head_is_refused_not_a_crash(self):
@@ -178,7 +189,7 @@ class HostileServerTest(EmbargoTestCase):
             (b"HTTP/1.1 200 OK\r\nX-A: a\x00b\r\nContent-Length: 5\r\n\r\nhello",
              ": fetch_failed: not an HTTP/1.x answer: "))
         for head, outcome in cases:
-            self.server.answer = lambda srv, s, head=head: srv.send(s, head)
+            self.server.answer = lambda srv, s, path, head=head: srv.send(s, head)
             p = self.fetch_once()
             err = p.stderr.decode()
             self.assertEqual(p.returncode, 1, (head, err))
@@ -188,7 +199,7 @@ class HostileServerTest(EmbargoTestCase):
             self.assertFalse(os.path.exists(os.path.join(self.cache, "lists.bundle")))
 
     def test_a_bundle_in_many_small_chunks_is_applied(self):
-        def chunked(srv, s):
+        def chunked(srv, s, path):
             srv.send(s, b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n"
                         b"Connection: close\r\n\r\n")
             for i in range(0, len(self.bundle), 7):
@@ -208,7 +219,7 @@ class HostileServerTest(EmbargoTestCase):
         through a stream of small chunks. Each chunk's data ends like a last
         chunk ("0" CRLF CRLF), which made the old decoder start again from
         the first chunk after every record."""
-        def endless(srv, s):
+        def endless(srv, s, path):
             srv.send(s, b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
                         b"5\r\n0\r\n\r\n")
             for _ in range(3000000):  # at most 30 MB; the client's close ends it first
@@ -222,6 +233,39 @@ class HostileServerTest(EmbargoTestCase):
                    what="the fetch to be 30000 records into its answer")
         e.check_clean_exit()
         self.assertEqual(self.server.requests, 1)
+
+    def test_a_bundle_older_than_the_cached_one_never_replaces_it(self):
+        """Regression: the proxy compared a fetched bundle with the one in
+        force only. When the cache was ahead of it (`embargo lists fetch`
+        run by a timer cached serial 200, the reload not done yet), a
+        replayed serial 150 was applied and overwrote the cache: the newer
+        lists were gone. It is refused as a rollback, and the cached bundle
+        is what a reload puts in force."""
+        with open(os.path.join(self.cache, "lists.bundle"), "wb") as f:
+            f.write(self.bundles[100])
+        serving = {"/lists.bundle": self.bundles[100], "/timer.bundle": self.bundles[200]}
+
+        def by_path(srv, s, path):
+            body = serving.get(path, b"")
+            srv.send(s, b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+
+        self.server.answer = by_path
+        e = self.start_embargo(extra=self.lists_yaml(interval="1s"))
+        self.assertIn("lists: vendor lists from bundle serial 100", e.stderr_text())
+        e.wait_stderr("serial 100, the bundle in force")
+        # The timer's update: serial 200 cached beside the running proxy.
+        p = self.fetch_once("/timer.bundle")
+        self.assertIn(b": applied: serial 200 ", p.stdout, p.stderr)
+        serving["/lists.bundle"] = self.bundles[150]  # an older bundle replayed
+        text = e.wait_stderr("bundle refused (rollback)", timeout=30)
+        self.assertIn("serial 150 (created ", text)
+        self.assertIn("is not above serial 200 in the cache (not yet in force)", text)
+        with open(os.path.join(self.cache, "lists.bundle"), "rb") as f:
+            self.assertEqual(f.read(), self.bundles[200])
+        self.assertNotIn("bundle serial 150 in force", e.stderr_text())
+        # Served again, the cached bundle is put in force.
+        serving["/lists.bundle"] = self.bundles[200]
+        e.wait_stderr("lists: bundle serial 200 in force", timeout=30)
 
 
 if __name__ == "__main__":
