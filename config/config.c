@@ -98,6 +98,8 @@ static const struct directive top_keys[] = {
    "{ profile: NAME, clients: [GROUP, ...] } entries"},
   {"proxy_protocol_from", apply_proxy_protocol_from, 0, 0, 0, false,
    "networks of the load balancers like 10.0.0.0/24"},
+  {"upstream_proxy", load_upstream_proxy, 0, 0, 0, false,
+   "a mapping with address, except and proxy_authorization_file"},
 };
 
 #define TIMEOUT(key, field)                                                                \
@@ -726,6 +728,7 @@ void config_free(struct config *cfg) {
   netmatch_free(cfg->internal_allow);
   netmatch_free(cfg->proxy_protocol_from);
   cfg->proxy_protocol_from = NULL;
+  config_upstream_free(&cfg->upstream_proxy);
   ca_free(cfg->certs.ca);
   cfg->certs.ca = NULL;
   policy_unref(cfg->policy);

@@ -13,6 +13,7 @@
 #include <sys/socket.h>
 
 #include "filters/netmatch.h"
+#include "filters/normalise.h"
 #include "filters/policy.h"
 
 struct ca;
@@ -151,6 +152,35 @@ struct config_lists {
   char note[1100];               /* why a cached bundle was not used, or "" */
 };
 
+#define CONFIG_MAX_PROXY_AUTH 1024
+
+struct dommatch;
+
+/* The site's HTTP proxy that allowed traffic goes through
+ * (`upstream_proxy`): plain HTTP in absolute form, everything else as a
+ * CONNECT to it. Embargo judges first; the parent only sees what is
+ * allowed. */
+struct config_upstream_proxy {
+  bool enabled;                     /* upstream_proxy.address was given */
+  struct host host;                 /* its name or address and port (normalised) */
+  char address[HOST_NAME_MAX_LEN + 16]; /* "host:port" ("[v6]:port"), for keys and next-hop */
+  struct dommatch *except_hosts;    /* destinations that go direct, by name (owned) */
+  struct netmatch *except_nets;     /* and by address (owned) */
+  char except_text[512];            /* for summaries */
+  char authorization_file[512];     /* as resolved (relative to the config file), or "" */
+  char authorization[CONFIG_MAX_PROXY_AUTH]; /* the Proxy-Authorization value, or "" */
+};
+
+/* Whether a destination goes direct rather than through U: DEST (its name,
+ * or its IP literal; may be NULL) matches an `except` host pattern or
+ * network, or ORIG_DST (an intercepted connection's original destination;
+ * may be NULL) is in an `except` network. */
+bool config_upstream_direct(const struct config_upstream_proxy *u, const struct host *dest,
+                            const struct sockaddr *orig_dst);
+
+/* Releases what U owns and clears it. Idempotent. */
+void config_upstream_free(struct config_upstream_proxy *u);
+
 /* A profile for the clients of some groups (`client_profiles:`): its
  * presets set their categories' actions, and without `vendors:` its lists
  * load for them. The groups are the policy snapshot's. */
@@ -199,6 +229,7 @@ struct config {
   struct policy *policy;          /* owned reference */
   char source[512];               /* file the config came from, or "(built-in)" */
   struct config_lists lists;
+  struct config_upstream_proxy upstream_proxy;
 };
 
 /* Fills CFG from the built-in default config. Returns 0 or a negative code

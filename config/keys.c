@@ -13,7 +13,7 @@
 static const struct key_table *const modules[] = {
     load_config_key_tables, load_admin_key_tables,  load_lists_key_tables,
     load_vendor_key_tables, load_preset_key_tables, load_entry_key_tables,
-    load_group_key_tables,
+    load_group_key_tables,  load_upstream_key_tables,
 };
 
 /* Whether a table at PATH holds the keys under the key FULL: FULL's own

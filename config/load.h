@@ -90,6 +90,7 @@ extern const struct key_table load_vendor_key_tables[]; /* vendors.c */
 extern const struct key_table load_preset_key_tables[]; /* presets.c */
 extern const struct key_table load_entry_key_tables[];  /* entries.c */
 extern const struct key_table load_group_key_tables[];  /* groups.c */
+extern const struct key_table load_upstream_key_tables[]; /* upstream.c */
 
 /* Whether S is a name of the configuration's own (vendor ids, category
  * and client group names): lowercase letters, digits, '-' and '_'. */
@@ -271,6 +272,11 @@ int load_bundle_list(struct loader *ld, const struct bundle_file *f, struct vend
  * *OUT (may be NULL) receives its vendor. */
 int load_vendor_data(struct loader *ld, const char *label, const char *data, size_t len,
                      struct vendor **out);
+
+/* The `upstream_proxy` mapping (upstream.c): address, except,
+ * proxy_authorization_file. */
+int load_upstream_proxy(struct loader *ld, const struct ydoc *d, const struct ynode *value,
+                        const char *path, void *target, const struct directive *dir);
 
 /* The `readiness` mapping (admin.c): stale_lists. */
 int load_readiness(struct loader *ld, const struct ydoc *d, const struct ynode *value,

@@ -67,6 +67,11 @@ static void print_network(const struct config *cfg, FILE *f) {
   if (cfg->proxy_protocol_from != NULL)
     fprintf(f, "PROXY sources:  %s (proxy_protocol_from)\n",
             cfg->proxy_protocol_from_text[0] ? cfg->proxy_protocol_from_text : "none");
+  if (cfg->upstream_proxy.enabled)
+    fprintf(f, "Upstream proxy: %s%s%s%s (upstream_proxy)\n", cfg->upstream_proxy.address,
+            cfg->upstream_proxy.except_text[0] ? ", direct for " : "",
+            cfg->upstream_proxy.except_text,
+            cfg->upstream_proxy.authorization[0] ? ", with Proxy-Authorization" : "");
   fprintf(f, "Resolvers:      %s\n",
           cfg->resolvers[0] ? cfg->resolvers : "system (/etc/resolv.conf)");
   fprintf(f, "Clients:        %s\n", cfg->clients_text[0] ? cfg->clients_text : "none");

@@ -11,7 +11,8 @@
 #                              Debian package (debhelper, dpkg-dev, scdoc) and check it
 #                              (lintian, man-db)
 #   scripts/deps.sh test       build, plus what the test suite needs (container included;
-#                              Unbound and Squid load `embargo export` output; their
+#                              Unbound and Squid load `embargo export` output, Squid is
+#                              the fleet's parent proxy, HAProxy its load balancer; their
 #                              system services are not started by the install)
 #   scripts/deps.sh bench      build, plus the origin, peers and load generator of
 #                              tests/bench/run.sh; their system services are not
@@ -35,7 +36,7 @@ package_pkgs=(debhelper dpkg-dev scdoc lintian man-db)
 # which installs its npm packages into the build tree itself.
 test_pkgs=(libcriterion-dev curl dnsmasq-base python3 python3-yaml openssl clang
            libclang-rt-14-dev iproute2 procps chromium libnss3-tools nftables iptables prometheus
-           unbound squid bash-completion nodejs "${container_pkgs[@]}" "${package_pkgs[@]}")
+           unbound squid haproxy bash-completion nodejs "${container_pkgs[@]}" "${package_pkgs[@]}")
 bench_pkgs=(nginx squid tinyproxy haproxy wrk curl openssl python3 procps)
 
 case "${1:-build}" in
@@ -68,7 +69,7 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 export DEBIAN_FRONTEND=noninteractive
 # The benchmark starts its own nginx, Squid, tinyproxy and HAProxy on loopback
-# ports, and the tests their own Unbound and Squid; their packages would
+# ports, and the tests their own Unbound, Squid and HAProxy; their packages would
 # otherwise start system-wide services on public ports (Squid on 3128, nginx
 # on 80, Unbound on 53). policy-rc.d is Debian's switch for that (invoke-rc.d
 # and deb-systemd-invoke honour it); an existing one is kept.

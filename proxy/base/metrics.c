@@ -169,7 +169,8 @@ static const struct {
     {METRIC_DNS_SERVFAIL, "embargo_dns_queries_total", "status=\"servfail\"", NULL},
     {METRIC_DNS_BADANSWER, "embargo_dns_queries_total", "status=\"bad_answer\"", NULL},
     {METRIC_DNS_ERROR, "embargo_dns_queries_total", "status=\"error\"", NULL},
-#define LISTS_ROW(id, result) {id, "embargo_lists_fetch_total", "result=\"" result "\"", NULL}
+#define LISTS_ROW(id, result)                                                                      \
+  { id, "embargo_lists_fetch_total", "result=\"" result "\"", NULL }
     {METRIC_LISTS_APPLIED, "embargo_lists_fetch_total", "result=\"applied\"",
      "Updates of the vendor lists from lists.url, by outcome (only applied changes the lists)."},
     LISTS_ROW(METRIC_LISTS_UNCHANGED, "unchanged"),
@@ -190,6 +191,18 @@ static const struct {
     {METRIC_RELOAD_OK, "embargo_reloads_total", "result=\"success\"",
      "Configuration reloads (SIGHUP or POST /reload), by result."},
     {METRIC_RELOAD_FAILED, "embargo_reloads_total", "result=\"failure\"", NULL},
+#define PP_ROW(id, outcome)                                                                        \
+  { id, "embargo_proxy_protocol_total", "outcome=\"" outcome "\"", NULL }
+    {METRIC_PROXYPROTO_PROXY, "embargo_proxy_protocol_total", "outcome=\"proxy\"",
+     "Connections on listeners behind a load balancer, by what their PROXY protocol header "
+     "did (proxy: named a client; local: a health check; unknown: named none; the others "
+     "closed the connection)."},
+    PP_ROW(METRIC_PROXYPROTO_LOCAL, "local"),
+    PP_ROW(METRIC_PROXYPROTO_UNKNOWN, "unknown"),
+    PP_ROW(METRIC_PROXYPROTO_REFUSED_SOURCE, "refused_source"),
+    PP_ROW(METRIC_PROXYPROTO_INVALID, "invalid"),
+    PP_ROW(METRIC_PROXYPROTO_TIMEOUT, "timeout"),
+#undef PP_ROW
 };
 
 static const struct {

@@ -314,8 +314,9 @@ static uid_t runtime_uid(const struct config *cfg) {
 #define RELOAD_FILES_MAX 64
 
 /* The files a reload reads again: the configuration and the vendor lists
- * (the policy's sources), the token file, the block-page CA, and the list
- * bundle's public key, trust anchors and cache. */
+ * (the policy's sources), the token file, the upstream proxy's
+ * authorization file, the block-page CA, and the list bundle's public key,
+ * trust anchors and cache. */
 struct reload_files {
   const char *path[RELOAD_FILES_MAX];
   size_t n;
@@ -326,7 +327,7 @@ struct reload_files {
 static void reload_files_of(const struct config *cfg, struct reload_files *rf) {
   const struct policy *p = cfg->policy;
   rf->n = 0;
-  for (size_t i = 0; i < policy_source_count(p) && rf->n < RELOAD_FILES_MAX - 6; i++) {
+  for (size_t i = 0; i < policy_source_count(p) && rf->n < RELOAD_FILES_MAX - 7; i++) {
     const char *name = policy_source_at(p, i)->name;
     if (strncmp(name, "builtin:", 8) != 0 && strncmp(name, "bundle:", 7) != 0)
       rf->path[rf->n++] = name;
@@ -341,6 +342,8 @@ static void reload_files_of(const struct config *cfg, struct reload_files *rf) {
   }
   if (cfg->admin.token_file[0] != '\0')
     rf->path[rf->n++] = cfg->admin.token_file;
+  if (cfg->upstream_proxy.authorization_file[0] != '\0')
+    rf->path[rf->n++] = cfg->upstream_proxy.authorization_file;
   if (cfg->certs.ca_dir[0] != '\0') {
     snprintf(rf->ca[0], sizeof(rf->ca[0]), "%s/%s", cfg->certs.ca_dir, CA_KEY_FILE);
     snprintf(rf->ca[1], sizeof(rf->ca[1]), "%s/%s", cfg->certs.ca_dir, CA_CERT_FILE);
@@ -380,22 +383,6 @@ static int check_mark(const struct config *cfg, char *err, size_t errsize) {
   return rc;
 }
 
-/* The listeners do not read a PROXY protocol header yet: a configuration
- * that asks for one is refused rather than served as if it did not. */
-static int refuse_proxy_protocol(struct config *cfg) {
-  for (size_t i = 0; i < cfg->nlisten; i++) {
-    if (!cfg->listen[i].proxy_protocol)
-      continue;
-    fprintf(stderr,
-            "embargo: listener %s: proxy_protocol is read by config check but not yet served by "
-            "the listeners; remove it to run\n",
-            cfg->listen[i].text);
-    config_free(cfg);
-    return EXIT_USAGE;
-  }
-  return 0;
-}
-
 static int cmd_run(const struct options *o) {
   struct config cfg;
   struct workers ws;
@@ -405,8 +392,6 @@ static int cmd_run(const struct options *o) {
 
   memset(&cfg, 0, sizeof(cfg));
   if ((rc = load_config(o, &cfg)) != 0)
-    return rc;
-  if ((rc = refuse_proxy_protocol(&cfg)) != 0)
     return rc;
   if ((rc = log_open(cfg.log_path, cfg.log_buffer, runtime_uid(&cfg), err, sizeof(err))) != 0) {
     fprintf(stderr, "embargo: cannot open the log: %s\n", err);

@@ -30,7 +30,20 @@
  * connection starts in HEAD; a transparent one (intercept, tproxy) in
  * SNIFF, reading its first bytes without answering: a ClientHello goes to
  * PEEK, a request head to HEAD, anything else (or silence) is routed on
- * the original destination.
+ * the original destination. On a listener behind a load balancer
+ * (proxy_protocol) every connection starts in PROXYHDR, which reads the
+ * PROXY protocol header naming the client, then goes on to the listener's
+ * first state (or, for a LOCAL header, a health check, to LINGER; for a
+ * client the clients: list refuses, to RESPONDING).
+ *
+ *   PROXYHDR --> HEAD | SNIFF | RESPONDING | LINGER
+ *
+ * With an upstream proxy (upstream_proxy), an allowed exchange that goes
+ * through it is dialled by PARENT instead of CONNECTING: a pooled or new
+ * connection to the parent, then FORWARD (plain HTTP in absolute form), or
+ * a CONNECT to the parent and then TUNNEL; its failures go to RESPONDING.
+ *
+ *   ROUTE --> PARENT --> FORWARD | TUNNEL | RESPONDING;  FORWARD --(retry)--> PARENT
  *
  *        +----------------- keep-alive / next pipelined request ------------+
  *        v                                                                  |
@@ -50,8 +63,10 @@
 enum conn_state {
   CONN_ST_HEAD,       /* waiting for, or reading, a request head */
   CONN_ST_SNIFF,      /* transparent: reading the first bytes to tell TLS from HTTP */
+  CONN_ST_PROXYHDR,   /* behind a load balancer: reading the PROXY protocol header */
   CONN_ST_ROUTE,      /* judging the destination, resolving its name, judging the answer */
   CONN_ST_CONNECTING, /* dialing the destination's addresses in turn */
+  CONN_ST_PARENT,     /* through the upstream proxy: dialing it, asking it for a tunnel */
   CONN_ST_FORWARD,    /* request and response bodies are streaming */
   CONN_ST_PEEK,       /* reading the ClientHello before dialling */
   CONN_ST_BUMP,       /* denied: TLS with a minted certificate, then the block page */
@@ -165,6 +180,12 @@ struct exchange {
   struct hello *hello;              /* the ClientHello read, its bytes and evidence (owned) */
   struct answer answer;             /* what RESPONDING answers */
   const char *ps_extra;             /* extra Proxy-Status parameters for the next error */
+  char ps_buf[ANSWER_DETAIL_MAX];   /* room for ps_extra's text when it is not static */
+  bool via_parent;                  /* goes through the upstream proxy (set by ROUTE) */
+  bool parent_by_name;              /* transparent: the parent is asked for the claimed
+                                       name, whose addresses were judged too */
+  bool parent_fresh;                /* a retry: dial the parent anew, no pooled connection */
+  int parent_status;                /* the parent answered this status, refused (0: none) */
 
   struct dns_result *addrs; /* resolved addresses (owned) */
   size_t addr_next;         /* the next address to try */
@@ -205,11 +226,15 @@ struct conn {
   int resume_status;     /* a resume that came while a handler ran */
   enum conn_state state;
   enum conn_state goto_state; /* where conn_goto asked to go */
-  union {                     /* the client's address */
+  union {                     /* the client's address: the connection's peer, or the
+                                 client a PROXY protocol header named */
     struct sockaddr sa;
     struct sockaddr_in in;
     struct sockaddr_in6 in6;
   } peer;
+  bool capped;                  /* the per-client cap counts PEER (admit_release owed) */
+  bool relayed;                 /* a PROXY protocol header named PEER (and, for a
+                                   transparent listener, EX->orig_dst) */
   bool established;             /* "200 Connection established" was sent */
   bool close_after;             /* close once what is queued has been written */
   bool running;                 /* a handler is on the stack: events are queued */

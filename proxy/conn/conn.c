@@ -25,8 +25,10 @@
 
 static const char *const state_names[] = {[CONN_ST_HEAD] = "HEAD",
                                           [CONN_ST_SNIFF] = "SNIFF",
+                                          [CONN_ST_PROXYHDR] = "PROXYHDR",
                                           [CONN_ST_ROUTE] = "ROUTE",
                                           [CONN_ST_CONNECTING] = "CONNECTING",
+                                          [CONN_ST_PARENT] = "PARENT",
                                           [CONN_ST_FORWARD] = "FORWARD",
                                           [CONN_ST_PEEK] = "PEEK",
                                           [CONN_ST_BUMP] = "BUMP",
@@ -41,13 +43,17 @@ static const char *const state_names[] = {[CONN_ST_HEAD] = "HEAD",
 static const unsigned legal_moves[CONN_ST_COUNT_] = {
     [CONN_ST_HEAD] = TO(CONN_ST_ROUTE) | TO(CONN_ST_RESPONDING),
     [CONN_ST_SNIFF] = TO(CONN_ST_HEAD) | TO(CONN_ST_PEEK) | TO(CONN_ST_ROUTE),
-    [CONN_ST_ROUTE] = TO(CONN_ST_CONNECTING) | TO(CONN_ST_FORWARD) | TO(CONN_ST_PEEK) |
-                      TO(CONN_ST_BUMP) | TO(CONN_ST_RESPONDING),
+    /* the listener's first state; a refused client; a LOCAL header */
+    [CONN_ST_PROXYHDR] =
+        TO(CONN_ST_HEAD) | TO(CONN_ST_SNIFF) | TO(CONN_ST_RESPONDING) | TO(CONN_ST_LINGER),
+    [CONN_ST_ROUTE] = TO(CONN_ST_CONNECTING) | TO(CONN_ST_PARENT) | TO(CONN_ST_FORWARD) |
+                      TO(CONN_ST_PEEK) | TO(CONN_ST_BUMP) | TO(CONN_ST_RESPONDING),
     [CONN_ST_PEEK] = TO(CONN_ST_ROUTE) | TO(CONN_ST_RESPONDING),
     [CONN_ST_BUMP] = TO(CONN_ST_LINGER) | TO(CONN_ST_RESPONDING),
     [CONN_ST_CONNECTING] = TO(CONN_ST_FORWARD) | TO(CONN_ST_TUNNEL) | TO(CONN_ST_RESPONDING),
-    [CONN_ST_FORWARD] =
-        TO(CONN_ST_HEAD) | TO(CONN_ST_CONNECTING) | TO(CONN_ST_RESPONDING) | TO(CONN_ST_LINGER),
+    [CONN_ST_PARENT] = TO(CONN_ST_FORWARD) | TO(CONN_ST_TUNNEL) | TO(CONN_ST_RESPONDING),
+    [CONN_ST_FORWARD] = TO(CONN_ST_HEAD) | TO(CONN_ST_CONNECTING) | TO(CONN_ST_PARENT) |
+                        TO(CONN_ST_RESPONDING) | TO(CONN_ST_LINGER),
     [CONN_ST_TUNNEL] = TO(CONN_ST_RESPONDING), /* a second ClientHello refused */
     [CONN_ST_RESPONDING] = TO(CONN_ST_HEAD) | TO(CONN_ST_LINGER),
     [CONN_ST_LINGER] = 0,
@@ -135,6 +141,7 @@ static void on_handle_closed(uv_handle_t *h) {
  * close, memory is freed from their close callbacks. Idempotent. Only the
  * core calls it, never from inside a handler. */
 static void conn_close(struct conn *c) {
+  static const struct sockaddr uncounted = {.sa_family = AF_UNSPEC};
   struct server *srv = c->srv;
   const struct phase *p;
   if (c->state == CONN_ST_CLOSED)
@@ -153,7 +160,7 @@ static void conn_close(struct conn *c) {
   if (c->next != NULL)
     c->next->prev = c->prev;
   srv->nconns--;
-  admit_release(&srv->admit, &c->peer.sa);
+  admit_release(&srv->admit, c->capped ? &c->peer.sa : &uncounted);
   uv_close((uv_handle_t *)&c->cli.tcp, on_handle_closed);
   uv_close((uv_handle_t *)&c->timer, on_handle_closed);
 }
@@ -197,13 +204,15 @@ static void update_reading(struct conn *c) {
     break;
   case CONN_ST_TUNNEL: want_client = up_pending < high; break;
   case CONN_ST_SNIFF:
+  case CONN_ST_PROXYHDR: /* the header is bounded (PROXYPROTO_MAX) */
   case CONN_ST_PEEK:
   case CONN_ST_BUMP: /* its input and output are bounded (bump.c) */
   case CONN_ST_LINGER: want_client = true; break;
   default: want_client = false; break;
   }
   want_up = c->up != NULL && c->up->connected && c->cli.pending < high &&
-            ((c->state == CONN_ST_FORWARD && !c->ex->resp_done) || c->state == CONN_ST_TUNNEL);
+            ((c->state == CONN_ST_FORWARD && !c->ex->resp_done) || c->state == CONN_ST_TUNNEL ||
+             c->state == CONN_ST_PARENT);
   endpoint_set_reading(&c->cli, want_client, on_client_alloc, on_client_read);
   if (c->up != NULL)
     upstream_set_reading(c->up, want_up);
@@ -507,6 +516,30 @@ int conn_dial(struct conn *c, const struct sockaddr *addr, const char *key) {
   return c->up != NULL ? 0 : err;
 }
 
+int conn_take_client(struct conn *c, const struct sockaddr *addr) {
+  if (addr != NULL) {
+    memset(&c->peer, 0, sizeof(c->peer));
+    memcpy(&c->peer, addr,
+           addr->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in));
+    c->relayed = true;
+  }
+  c->capped = true; /* counted even when refused: admit_release follows */
+  return admit_client_add(&c->srv->admit, &c->peer.sa);
+}
+
+enum phase_rc conn_refuse_client(struct conn *c) {
+  char peer[64];
+  if (conn_transparent(c)) {
+    log_diag(LOG_INFO, c->id, "%s on %s: client address is not allowed; closing",
+             log_fmt_addr(&c->peer.sa, peer, sizeof(peer)), c->lst->name);
+    return PHASE_CLOSE;
+  }
+  c->close_after = true;
+  c->ex->req_done = true; /* nothing of a request will be read */
+  return conn_answer(c, ANSWER_HTTP, 403, "http_request_denied",
+                     "client address is not allowed to use this proxy");
+}
+
 bool conn_client_allowed(const struct conn *c) {
   struct sockaddr_in tmp; /* a v4 client on a dual-stack socket is judged as v4 */
   const struct sockaddr *sa = sockaddr_unmapped(&c->peer.sa, &tmp);
@@ -557,8 +590,11 @@ static struct conn *conn_new(struct listener *lst, const struct phase *const *ph
     free(c);
     return NULL;
   }
-  /* The first state: a transparent connection starts by sniffing. */
-  c->state = lst->mode == LISTEN_PROXY ? CONN_ST_HEAD : CONN_ST_SNIFF;
+  /* The first state: behind a load balancer, its PROXY protocol header;
+   * else a transparent connection starts by sniffing. */
+  c->state = lst->proxy_protocol         ? CONN_ST_PROXYHDR
+             : lst->mode == LISTEN_PROXY ? CONN_ST_HEAD
+                                         : CONN_ST_SNIFF;
   c->phases = phases;
   c->id = server_next_conn_id(srv);
   c->srv = srv;
@@ -576,23 +612,6 @@ static struct conn *conn_new(struct listener *lst, const struct phase *const *ph
   srv->conns = c;
   srv->nconns++;
   return c;
-}
-
-/* A client the clients: list refuses: an explicit proxy's gets a 403, an
- * intercepted one (which expects no proxy) is closed. */
-static void refuse_client(struct conn *c) {
-  char peer[64];
-  if (conn_transparent(c)) {
-    log_diag(LOG_INFO, c->id, "%s on %s: client address is not allowed; closing",
-             log_fmt_addr(&c->peer.sa, peer, sizeof(peer)), c->lst->name);
-    conn_close(c);
-    return;
-  }
-  c->close_after = true;
-  c->ex->req_done = true; /* nothing of a request will be read */
-  c->running = true;
-  run(c, conn_answer(c, ANSWER_HTTP, 403, "http_request_denied",
-                     "client address is not allowed to use this proxy"));
 }
 
 void conn_accept(struct listener *lst, const struct phase *const *phases) {
@@ -613,17 +632,19 @@ void conn_accept(struct listener *lst, const struct phase *const *phases) {
   metrics_count_accept((size_t)(lst - srv->listeners));
   uv_tcp_getpeername(&c->cli.tcp, &c->peer.sa, &len);
   uv_tcp_nodelay(&c->cli.tcp, 1);
-  if (admit_client_add(&srv->admit, &c->peer.sa) != 0) {
-    conn_close(c); /* over the per-client cap; proxy/admit logged it */
+  c->since = uv_now(srv->loop);
+  c->running = true;
+  /* Behind a load balancer the peer is the balancer: the client, its cap
+   * and its clients: entry wait for the header (PROXYHDR). */
+  if (!lst->proxy_protocol && conn_take_client(c, NULL) != 0) {
+    run(c, PHASE_CLOSE); /* over the per-client cap; proxy/admit logged it */
     return;
   }
-  if (!conn_client_allowed(c)) {
-    refuse_client(c);
+  if (!lst->proxy_protocol && !conn_client_allowed(c)) {
+    run(c, conn_refuse_client(c));
     return;
   }
   p = phase_of(c);
-  c->since = uv_now(srv->loop);
-  c->running = true;
   run(c, p->enter != NULL ? p->enter(c) : PHASE_MORE);
 }
 

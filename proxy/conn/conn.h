@@ -95,4 +95,18 @@ void conn_release_kept(struct conn *c);
 /* Whether the client's address may use this proxy (clients:). */
 bool conn_client_allowed(const struct conn *c);
 
+/* Makes ADDR (AF_INET or AF_INET6, copied) C's client from now on, the
+ * client a PROXY protocol header named (NULL: the connection's own peer
+ * stays the client), and counts it against the per-client cap. Returns 0,
+ * or UV_EBUSY over the cap (logged by proxy/worker/admit): the caller
+ * returns PHASE_CLOSE. Called once per connection: the core calls it at
+ * accept, except behind a load balancer, where PROXYHDR does once the
+ * header is read. */
+int conn_take_client(struct conn *c, const struct sockaddr *addr);
+
+/* Refuses a client the clients: list does not allow: an explicit proxy's
+ * gets a 403 (the move to RESPONDING is returned), an intercepted one,
+ * which expects no proxy, is logged and closed (PHASE_CLOSE). */
+enum phase_rc conn_refuse_client(struct conn *c);
+
 #endif

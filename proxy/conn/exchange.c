@@ -199,6 +199,47 @@ void exchange_log_verdict(struct conn *c) {
     exchange_log(c, "access", 0, NULL, NULL);
 }
 
+bool exchange_via_parent(const struct conn *c) {
+  const struct config_upstream_proxy *u = &c->srv->cfg->upstream_proxy;
+  return u->enabled && !config_upstream_direct(
+                           u, c->ex->dest.len > 0 ? &c->ex->dest : NULL,
+                           conn_transparent(c) ? (const struct sockaddr *)&c->ex->orig_dst : NULL);
+}
+
+const char *exchange_parent_target(const struct conn *c, char *buf, size_t size) {
+  const struct exchange *ex = c->ex;
+  if (!conn_transparent(c) || ex->parent_by_name)
+    host_format(&ex->dest, buf, size);
+  else
+    log_fmt_addr((const struct sockaddr *)&ex->orig_dst, buf, size);
+  return buf;
+}
+
+/* TEXT as an sf-string (RFC 8941) into OUT: printable ASCII, '"' and '\'
+ * escaped. */
+static void sf_quote(char *out, size_t size, const char *text) {
+  size_t n = 0;
+  for (; *text != '\0' && n + 3 < size; text++) {
+    if (*text == '"' || *text == '\\')
+      out[n++] = '\\';
+    out[n++] = *text >= 0x20 && *text < 0x7f ? *text : '?';
+  }
+  out[n] = '\0';
+}
+
+enum phase_rc exchange_parent_failed(struct conn *c, int status, const char *error, int received,
+                                     const char *detail) {
+  struct exchange *ex = c->ex;
+  char hop[sizeof(ex->ps_buf) - 48];
+  sf_quote(hop, sizeof(hop), c->srv->cfg->upstream_proxy.address);
+  if (received > 0)
+    snprintf(ex->ps_buf, sizeof(ex->ps_buf), "next-hop=\"%s\"; received-status=%d", hop, received);
+  else
+    snprintf(ex->ps_buf, sizeof(ex->ps_buf), "next-hop=\"%s\"", hop);
+  ex->ps_extra = ex->ps_buf;
+  return conn_answer(c, ANSWER_REFUSE, status, error, detail);
+}
+
 static uint16_t orig_port(const struct exchange *ex) {
   return ntohs(ex->orig_dst.ss_family == AF_INET6
                    ? ((const struct sockaddr_in6 *)&ex->orig_dst)->sin6_port

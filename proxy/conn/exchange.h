@@ -46,6 +46,25 @@ void exchange_log(struct conn *c, const char *event, int status, const char *err
 /* Writes the log or access line the current verdict calls for, if any. */
 void exchange_log_verdict(struct conn *c);
 
+/* Whether C's exchange goes through the upstream proxy: one is configured
+ * and neither the destination nor (transparent) the original destination
+ * is in its `except` list. */
+bool exchange_via_parent(const struct conn *c);
+
+/* The authority the upstream proxy is asked for, into BUF ("name:port",
+ * "[v6]:port"): the destination's (a CONNECT's authority, an absolute URL's
+ * host), or for an intercepted connection the name it claims when that
+ * name's addresses were judged (parent_by_name), else its original
+ * destination. */
+const char *exchange_parent_target(const struct conn *c, char *buf, size_t size);
+
+/* Refuses the exchange for a failure of the upstream proxy: STATUS (502,
+ * 504) with the Proxy-Status ERROR type, `next-hop` naming the parent and,
+ * when it answered, `received-status` RECEIVED (0: none), and DETAIL. The
+ * move to RESPONDING, for the handler to return. */
+enum phase_rc exchange_parent_failed(struct conn *c, int status, const char *error, int received,
+                                     const char *detail);
+
 /* Sets the destination to the original one as an IP literal: what is
  * judged when an intercepted connection claims no name. */
 void exchange_dest_from_orig(struct exchange *ex);

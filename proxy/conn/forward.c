@@ -6,7 +6,15 @@
  * A pooled connection the destination closed just as it was reused gets
  * one safe retry (CONNECTING); any other failure is a 502, or a truncated
  * response once it has started. The destination must keep answering
- * within timeouts.response. */
+ * within timeouts.response.
+ *
+ * Through the upstream proxy (c->ex->via_parent) the request goes in
+ * absolute form, with the Proxy-Authorization of upstream_proxy, over a
+ * connection to the parent that is kept and pooled like any other (PARENT
+ * retries a stale one). The parent's own refusals, a 5xx or a 407 (it
+ * cannot tell the client's need for credentials from its own), become a
+ * 502 whose Proxy-Status names it (next-hop, received-status); every other
+ * answer is passed on as the destination's. */
 #include "proxy/conn/forward.h"
 
 #include <errno.h>
@@ -18,6 +26,7 @@
 #include "proxy/base/dns.h"
 #include "proxy/base/log.h"
 #include "proxy/conn/conn.h"
+#include "proxy/conn/exchange.h"
 #include "proxy/worker/server.h"
 #include "proxy/worker/upstream.h"
 
@@ -81,6 +90,33 @@ static enum phase_rc parse_request(struct conn *c, const char *data, size_t len,
 
 /* ---- the start ------------------------------------------------------------ */
 
+/* The request head for the upstream proxy: absolute form, then the
+ * parent's Proxy-Authorization, if any. */
+static void write_parent_request(struct conn *c, struct obuf *out) {
+  const struct exchange *ex = c->ex;
+  const char *auth = c->srv->cfg->upstream_proxy.authorization;
+  const char *path = ex->path != NULL ? ex->path : "";
+  char target[HOST_NAME_MAX_LEN + 16];
+  struct obuf url = {0};
+
+  exchange_parent_target(c, target, sizeof(target));
+  if (ex->dest.port == 80 && (!conn_transparent(c) || ex->parent_by_name))
+    *strrchr(target, ':') = '\0'; /* as the client's Host had it */
+  obuf_printf(&url, "http://%s%s", target, ex->path_len == 0 || path[0] == '?' ? "/" : "");
+  obuf_add(&url, path, ex->path_len);
+  if (url.failed) {
+    out->failed = true;
+    obuf_free(&url);
+    return;
+  }
+  http1_write_request(out, ex->head, url.data, url.len, ex->authority, c->srv->via);
+  obuf_free(&url);
+  if (auth[0] != '\0' && !out->failed && out->len >= 2) {
+    out->len -= 2; /* the blank line goes after the field */
+    obuf_printf(out, "Proxy-Authorization: %s\r\n\r\n", auth);
+  }
+}
+
 /* An upstream for the current request is ready (c->up): the request head
  * goes out, then its body, starting with what is already buffered. */
 static enum phase_rc forward_enter(struct conn *c) {
@@ -94,8 +130,11 @@ static enum phase_rc forward_enter(struct conn *c) {
     return conn_answer(c, ANSWER_HTTP, 500, "proxy_internal_error", "out of memory");
   http1_resume(up->resp); /* a reused connection's parser paused after its last response */
   http1_expect_head_response(up->resp, c->ex->head->is_head);
-  http1_write_request(&out, c->ex->head, c->ex->path ? c->ex->path : "", c->ex->path_len,
-                      c->ex->authority, c->srv->via);
+  if (c->ex->via_parent)
+    write_parent_request(c, &out);
+  else
+    http1_write_request(&out, c->ex->head, c->ex->path ? c->ex->path : "", c->ex->path_len,
+                        c->ex->authority, c->srv->via);
   rc = out.failed ? UV_ENOMEM : endpoint_write_now(&up->ep, out.data, out.len);
   obuf_free(&out);
   if (rc != 0)
@@ -130,6 +169,11 @@ static int on_response_head(void *ctx, struct http_head *h) {
 
   if (h->status == 101) { /* Upgrade is stripped from requests; a switch is a protocol error */
     http1_set_error(up->resp, 502, "the destination switched protocols (101) unasked");
+    return -1;
+  }
+  if (c->ex->via_parent && (h->status >= 500 || h->status == 407)) {
+    c->ex->parent_status = h->status; /* the parent's refusal: answered by failed() */
+    http1_set_error(up->resp, 502, "the upstream proxy refused the request");
     return -1;
   }
   if (h->status < 200) {
@@ -230,17 +274,34 @@ static bool retry_fresh(struct conn *c, enum phase_rc *rc) {
   /* The origin may have acted on the request before closing: only an
    * idempotent one (RFC 9110 9.2.2) may be sent again. */
   if (c->up == NULL || !c->up->reused || c->ex->resp_started || c->ex->interim ||
-      !c->ex->req_done || h->chunked || (h->has_length && h->content_length > 0) ||
-      !is_idempotent(h->method))
+      c->ex->parent_status != 0 || !c->ex->req_done || h->chunked ||
+      (h->has_length && h->content_length > 0) || !is_idempotent(h->method))
     return false;
   memcpy(&addr, &c->up->addr, sizeof(c->up->addr));
   conn_drop_upstream(c);
   log_diag(LOG_DEBUG, c->id, "pooled connection to %s was closed; retrying", c->ex->authority);
+  if (c->ex->via_parent) { /* a fresh connection to the parent, not another pooled one */
+    c->ex->parent_fresh = true;
+    *rc = conn_goto(c, CONN_ST_PARENT);
+    return true;
+  }
   if (dial_again(c->ex, (const struct sockaddr *)&addr) != 0)
     *rc = conn_answer(c, ANSWER_REFUSE, 500, "proxy_internal_error", "out of memory");
   else
     *rc = conn_goto(c, CONN_ST_CONNECTING);
   return true;
+}
+
+/* The upstream proxy answered the request with a refusal of its own. */
+static enum phase_rc parent_refused(struct conn *c) {
+  char detail[ANSWER_DETAIL_MAX];
+  int status = c->ex->parent_status;
+  snprintf(detail, sizeof(detail), "the upstream proxy %.80s answered %d to %s http://%.90s%s",
+           c->srv->cfg->upstream_proxy.address, status, c->ex->head->method, c->ex->authority,
+           status == 407 ? " (it asks for authorization: upstream_proxy.proxy_authorization_file)"
+                         : "");
+  c->close_after = true; /* the rest of its answer is not read */
+  return exchange_parent_failed(c, 502, "destination_unavailable", status, detail);
 }
 
 /* The exchange with the destination failed (WHY is logged): retried on a
@@ -250,6 +311,8 @@ static enum phase_rc failed(struct conn *c, const char *why) {
   enum phase_rc rc;
   if (retry_fresh(c, &rc))
     return rc;
+  if (c->ex->parent_status != 0)
+    return parent_refused(c);
   log_diag(LOG_INFO, c->id, "response from %s failed: %s", c->ex->authority, why);
   if (c->ex->resp_started)
     return PHASE_CLOSE; /* the client sees a truncated message, as it must */

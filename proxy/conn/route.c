@@ -9,7 +9,16 @@
  * FORWARD. A transparent connection is judged on the name it claims and on
  * its original destination together, and always dialled to the original
  * destination. The lookup is the phase's own and is cancelled when it
- * leaves; timeouts.resolve bounds it. */
+ * leaves; timeouts.resolve bounds it.
+ *
+ * Through an upstream proxy (exchange_via_parent) nothing changes in what
+ * is judged: the name is still resolved here, its CNAME chain and
+ * addresses judged, before PARENT (instead of CONNECTING) asks the parent,
+ * which connects by the name itself. An intercepted connection that claims
+ * a name the parent is to be asked for has that name's addresses judged
+ * with its original destination, since the parent may reach any of them;
+ * a claimed name that does not resolve is asked for by the original
+ * destination instead. */
 #include "proxy/conn/route.h"
 
 #include <errno.h>
@@ -48,14 +57,17 @@ static enum phase_rc after_resolution(struct conn *c) {
     return conn_goto(c, CONN_ST_PEEK);
   }
   exchange_log_verdict(c);
-  return conn_goto(c, CONN_ST_CONNECTING);
+  return conn_goto(c, c->ex->via_parent ? CONN_ST_PARENT : CONN_ST_CONNECTING);
 }
 
 /* Keeps the answer to a transparent connection's claimed name: its CNAME
  * chain as evidence, whether it leads to the original destination, which
- * is the one address to dial. 0 or -ENOMEM. */
+ * is the one address to dial. Through the upstream proxy, which is asked
+ * for the name, the name's own addresses follow it: every address the
+ * parent may reach is judged. 0 or -ENOMEM. */
 static int keep_transparent(struct exchange *ex, enum dns_status status,
                             const struct dns_result *res) {
+  size_t i;
   if ((ex->addrs = calloc(1, sizeof(*ex->addrs))) == NULL)
     return -ENOMEM;
   if (status == DNS_OK)
@@ -65,6 +77,12 @@ static int keep_transparent(struct exchange *ex, enum dns_status status,
   memset(ex->addrs->addrs, 0, sizeof(ex->addrs->addrs));
   memcpy(&ex->addrs->addrs[0], &ex->orig_dst, sizeof(ex->orig_dst));
   ex->addrs->naddrs = 1;
+  /* All of them, beside the original destination, or the parent is asked
+   * for the original destination instead. */
+  ex->parent_by_name =
+      ex->via_parent && status == DNS_OK && res->naddrs > 0 && res->naddrs < DNS_MAX_ADDRS;
+  for (i = 0; ex->parent_by_name && i < res->naddrs; i++)
+    memcpy(&ex->addrs->addrs[ex->addrs->naddrs++], &res->addrs[i], sizeof(res->addrs[i]));
   return 0;
 }
 
@@ -152,9 +170,15 @@ static enum phase_rc route_enter(struct conn *c) {
     return after_resolution(c); /* back from PEEK: judge the hello with the rest */
   free(c->ex->addrs);
   c->ex->addrs = NULL;
+  c->ex->via_parent = exchange_via_parent(c);
+  c->ex->parent_by_name = c->ex->parent_fresh = false;
+  c->ex->parent_status = 0;
   if (!exchange_judge(c, &rc)) /* the name alone (and a CONNECT's port) */
     return rc;
-  if (!conn_transparent(c) && c->ex->relay == CONN_RELAY_HTTP && reuse_pooled(c, &rc))
+  /* A pooled upstream is a destination's; through the parent, PARENT
+   * takes the parent's. */
+  if (!conn_transparent(c) && !c->ex->via_parent && c->ex->relay == CONN_RELAY_HTTP &&
+      reuse_pooled(c, &rc))
     return rc;
   if (c->ex->dest.kind == HOST_NAME)
     return resolve(c);

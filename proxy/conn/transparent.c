@@ -61,19 +61,21 @@ static int original_dst(struct conn *c) {
 
 /* Refuses what must not be served: a connection reached directly, not
  * redirected by the firewall (or redirected to one of our own listeners),
- * has nowhere to go. */
+ * has nowhere to go. Behind a load balancer the PROXY protocol header
+ * named the original destination (PROXYHDR kept it). */
 static enum phase_rc sniff_enter(struct conn *c) {
   char peer[64], where[64];
   uint64_t now = uv_now(c->srv->loop);
   const struct sockaddr *dst = (const struct sockaddr *)&c->ex->orig_dst;
 
-  if (original_dst(c) == 0 && !destcheck_is_self(&c->srv->dest, dst, now))
+  if ((c->relayed || original_dst(c) == 0) && !destcheck_is_self(&c->srv->dest, dst, now))
     return PHASE_MORE;
   log_diag(LOG_WARN, c->id,
-           "%s reached %s listener %s directly (no firewall redirect; original destination %s); "
+           "%s reached %s listener %s directly (no firewall redirect%s; original destination %s); "
            "refusing",
            log_fmt_addr(&c->peer.sa, peer, sizeof(peer)),
            listen_mode_name((enum listen_mode)c->lst->mode), c->lst->name,
+           c->lst->proxy_protocol ? " nor PROXY protocol destination" : "",
            dst->sa_family ? log_fmt_addr(dst, where, sizeof(where)) : "unknown");
   return PHASE_CLOSE;
 }

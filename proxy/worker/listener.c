@@ -99,6 +99,7 @@ int listener_open(struct server *srv, struct listener *lst, const struct config_
 
   lst->srv = srv;
   lst->mode = cl->mode;
+  lst->proxy_protocol = cl->proxy_protocol;
   uv_tcp_init(srv->loop, &lst->tcp);
   lst->tcp.data = lst;
   if (first != NULL)

@@ -19,6 +19,7 @@ struct listener {
   struct sockaddr_storage addr; /* as bound (port filled in if it was 0) */
   char name[64];                /* "127.0.0.1:3128" */
   int mode;                     /* enum listen_mode */
+  bool proxy_protocol;          /* a PROXY protocol header starts each connection */
   uint64_t accept_errors;       /* failed accepts (EMFILE, ...) */
   uint64_t last_error_log;      /* loop time of the last one logged */
   bool paused;                  /* a connection is pending, not accepted (proxy/admit) */

@@ -960,7 +960,7 @@ class Embargo:
     _barriers = 0
 
     def __init__(self, workdir, config_text, resolver_port, now=None, monitor=False,
-                 extra_args=(), env=None, port=None):
+                 extra_args=(), env=None, port=None, listen_arg=True):
         Embargo._seq += 1
         self.n = Embargo._seq
         self.workdir = workdir
@@ -976,6 +976,9 @@ class Embargo:
         self.extra_args = list(extra_args)
         self.env = env
         self.port = port
+        # False: the configuration's own `listen` entries serve (PORT must be
+        # the port of one of them), no --listen replaces them.
+        self.listen_arg = listen_arg
         self.proc = None
         self.returncode = None
         self.stopped = False
@@ -994,8 +997,11 @@ class Embargo:
             raise RuntimeError("embargo binary not found: pass --binary PATH (got %r)" % BINARY)
         if self.port is None:
             self.port = free_port()
-        args = [BINARY] + (["-v"] if os.environ.get("EMBARGO_VERBOSE") else []) + ["run", "--config", self.config_path, "--listen", self.listener,
-                "--resolver", "%s:%d" % (LOOPBACK, self.resolver_port), "--log", self.log_path]
+        args = [BINARY] + (["-v"] if os.environ.get("EMBARGO_VERBOSE") else []) + [
+            "run", "--config", self.config_path]
+        if self.listen_arg:
+            args += ["--listen", self.listener]
+        args += ["--resolver", "%s:%d" % (LOOPBACK, self.resolver_port), "--log", self.log_path]
         if self.now:
             args += ["--now", self.now]
         if self.monitor:
@@ -1177,8 +1183,9 @@ class Response:
 class RawClient:
     """A client socket with a read buffer and an HTTP/1.x response reader."""
 
-    def __init__(self, port, host=LOOPBACK, timeout=IO_TIMEOUT):
-        self.sock = socket.create_connection((host, port), timeout=timeout)
+    def __init__(self, port, host=LOOPBACK, timeout=IO_TIMEOUT, source=None):
+        self.sock = socket.create_connection((host, port), timeout=timeout,
+                                             source_address=(source, 0) if source else None)
         self.buf = bytearray()
         self.eof = False
 

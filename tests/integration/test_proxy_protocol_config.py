@@ -1,7 +1,7 @@
 """The PROXY protocol settings through the real binary: `config check`
-shows a listener behind a balancer and the sources it trusts, refuses one
-without sources, and `embargo run` refuses to serve such a listener, which
-does not read the header yet, instead of serving it as a plain one."""
+shows a listener behind a balancer and the sources it trusts, and refuses
+one without sources (`embargo run` too, before it listens). Serving such a
+listener is test_proxy_protocol.py's."""
 
 import os
 import shutil
@@ -47,12 +47,12 @@ class ProxyProtocolConfigTest(unittest.TestCase):
         self.assertIn("%s:2:5: listen[0].proxy_protocol: needs proxy_protocol_from" % path,
                       p.stderr.decode())
 
-    def test_run_refuses_a_listener_it_cannot_serve_yet(self):
+    def test_run_refuses_a_listener_without_sources_before_listening(self):
         port = harness.free_port()
-        p = self.embargo("run", "--config", self.write(GOOD % port), "--log", "/dev/null")
+        path = self.write('listen:\n  - {address: "127.0.0.1:%d", proxy_protocol: true}\n' % port)
+        p = self.embargo("run", "--config", path, "--log", "/dev/null")
         self.assertEqual(p.returncode, 2, p.stderr)
-        self.assertIn("listener 127.0.0.1:%d: proxy_protocol is read by config check but not "
-                      "yet served by the listeners" % port, p.stderr.decode())
+        self.assertIn("listen[0].proxy_protocol: needs proxy_protocol_from", p.stderr.decode())
         self.assertNotIn("listening on", p.stderr.decode())
 
 

@@ -406,7 +406,7 @@ Test(config, unknown_key) {
                "clients, connect_ports, timeouts, limits, tls_inspect, dns, transparent, mark, "
                "internal, certs, log, user, log_buffer, workers, admin, readiness, access_log, "
                "monitor, profile, vendors, exceptions, lists, client_groups, client_profiles, "
-               "proxy_protocol_from)");
+               "proxy_protocol_from, upstream_proxy)");
 }
 
 Test(config, unknown_nested_key) {

@@ -32,7 +32,9 @@
 #include "proxy/conn/dial.h"
 #include "proxy/conn/forward.h"
 #include "proxy/conn/front.h"
+#include "proxy/conn/parent.h"
 #include "proxy/conn/peek.h"
+#include "proxy/conn/proxyhdr.h"
 #include "proxy/conn/respond.h"
 #include "proxy/conn/route.h"
 #include "proxy/conn/transparent.h"
@@ -119,8 +121,10 @@ static const struct phase fx_closed = {0};
 static inline void fx_real_table(void) {
   fx.table[CONN_ST_HEAD] = &front_phase;
   fx.table[CONN_ST_SNIFF] = &sniff_phase;
+  fx.table[CONN_ST_PROXYHDR] = &proxyhdr_phase;
   fx.table[CONN_ST_ROUTE] = &route_phase;
   fx.table[CONN_ST_CONNECTING] = &dial_phase;
+  fx.table[CONN_ST_PARENT] = &parent_phase;
   fx.table[CONN_ST_FORWARD] = &forward_phase;
   fx.table[CONN_ST_PEEK] = &peek_phase;
   fx.table[CONN_ST_BUMP] = &bump_phase;
