@@ -49,7 +49,9 @@ void lists_job_init(struct lists_job *job, const struct config *cfg);
 
 /* Blocking: fetches settings.url; checks the signature with
  * settings.pubkey and every file's digest; refuses a serial not above
- * JOB->serial (the same bundle again is LISTS_UNCHANGED); loads the
+ * JOB->serial, nor above the cached bundle's when that one verifies and is
+ * newer (the same bundle again is LISTS_UNCHANGED; the newer cached one
+ * again is LISTS_APPLIED, so a reload puts it in force); loads the
  * configuration at config_path with the bundle's lists; writes the bundle
  * to cache_dir/lists.bundle (a temporary file, fsync, rename). Only then
  * LISTS_APPLIED: loading the configuration again puts it in force. */
