@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "config/bundle.h"
@@ -31,6 +32,7 @@ static const char *const result_names[LISTS_NRESULTS] = {
     [LISTS_ROLLBACK] = "rollback",
     [LISTS_INVALID] = "invalid",
     [LISTS_CACHE_FAILED] = "cache_failed",
+    [LISTS_FUTURE] = "future",
 };
 
 const char *lists_result_name(enum lists_result r) {
@@ -174,7 +176,12 @@ static void take(struct lists_job *job, const char *data, size_t len) {
   job->got_created = b->created;
   rfc3339_format(b->created, created, sizeof(created));
   newest_known(job, &n);
-  if (b->serial == n.serial && strcmp(b->digest, n.digest) == 0 && n.cached)
+  if (b->created > (int64_t)time(NULL) + LISTS_FUTURE_SLACK)
+    finish(job, LISTS_FUTURE,
+           "serial %llu was created %s, more than a day ahead of this host's clock (a signer "
+           "whose clock is wrong, or a bundle made to outrank later ones)",
+           (unsigned long long)b->serial, created);
+  else if (b->serial == n.serial && strcmp(b->digest, n.digest) == 0 && n.cached)
     finish(job, LISTS_APPLIED, "serial %llu (created %s) is cached already, not yet in force",
            (unsigned long long)b->serial, created);
   else if (b->serial == n.serial && strcmp(b->digest, n.digest) == 0)
