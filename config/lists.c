@@ -246,31 +246,43 @@ int load_lists(struct loader *ld, const struct ydoc *d, const struct ynode *valu
 
 /* ---- the bundle the lists come from --------------------------------------- */
 
+int lists_cache_read(const char *dir, const unsigned char *pubkey, struct bundle **out, char *why,
+                     size_t whysize) {
+  char path[1024];
+  char *data = NULL;
+  size_t len = 0;
+  int rc;
+  *out = NULL;
+  if (!lists_cache_path(dir, path, sizeof(path))) {
+    snprintf(why, whysize, "%.200s...: path too long", dir);
+    return -ENAMETOOLONG;
+  }
+  if ((rc = load_read_file(path, &data, &len)) == 0)
+    rc = bundle_parse(data, len, pubkey, out, why, whysize);
+  else
+    snprintf(why, whysize, "%s", strerror(-rc));
+  free(data);
+  return rc;
+}
+
 /* The cached bundle, checked with lists.pubkey; a missing one is no error,
  * a bad one is not used (lists.note says why: the compiled-in lists then
  * apply until a good bundle comes). */
 static int read_cache(struct loader *ld) {
   struct config_lists *l = &ld->cfg->lists;
   char path[sizeof(l->cache_dir) + 16], why[400];
-  char *data = NULL;
-  size_t len = 0;
-  int rc;
-  if (!lists_cache_path(l->cache_dir, path, sizeof(path)))
+  int rc = lists_cache_read(l->cache_dir, l->pubkey, &ld->own_bundle, why, sizeof(why));
+  if (rc == -ENOENT || rc == -ENAMETOOLONG)
     return 0;
-  if ((rc = load_read_file(path, &data, &len)) == -ENOENT)
-    return 0;
-  if (rc == 0)
-    rc = bundle_parse(data, len, l->pubkey, &ld->own_bundle, why, sizeof(why));
-  else
-    snprintf(why, sizeof(why), "%s", strerror(-rc));
-  free(data);
   if (rc == -ENOMEM) {
     snprintf(ld->err, ld->errsize, "out of memory");
     return rc;
   }
-  if (rc != 0)
+  if (rc != 0) {
+    lists_cache_path(l->cache_dir, path, sizeof(path));
     snprintf(l->note, sizeof(l->note),
              "the cached bundle %s is not used (the compiled-in lists apply): %s", path, why);
+  }
   ld->bundle = ld->own_bundle;
   return 0;
 }

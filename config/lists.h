@@ -11,6 +11,8 @@
 
 #define LISTS_CACHE_FILE "lists.bundle"
 
+struct bundle;
+
 /* An http:// or https:// URL taken apart. */
 struct lists_url {
   bool tls;           /* https */
@@ -25,7 +27,6 @@ struct lists_url {
 int lists_url_split(const char *url, const char *scheme, struct lists_url *out, char *why,
                     size_t whysize);
 
-struct bundle;
 /* Reads every file of B as a vendor list into one scratch snapshot, as a
  * configuration naming them all with `builtin:` would: 0, or EMB_ECONFIG
  * with "bundle:SERIAL/NAME.yaml:line:col: key: reason" in ERR (or a
@@ -39,5 +40,11 @@ void lists_print_summary(const struct config *cfg, void *file);
 
 /* DIR/lists.bundle into BUF. False if it does not fit. */
 bool lists_cache_path(const char *dir, char *buf, size_t size);
+
+/* The bundle cached in DIR, checked against PUBKEY (BUNDLE_KEY_LEN bytes),
+ * into *OUT (bundle_free). Returns 0, -ENOENT when there is none, or
+ * another negative errno or EMB_E* code (bundle_parse) with WHY set. */
+int lists_cache_read(const char *dir, const unsigned char *pubkey, struct bundle **out, char *why,
+                     size_t whysize);
 
 #endif

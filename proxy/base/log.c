@@ -18,9 +18,9 @@
 #include "proxy/base/logq.h"
 #include "proxy/base/metrics.h"
 
-#define LOG_LINE_MAX 16384
+#define LOG_LINE_MAX  16384
 #define LOG_FIELD_MAX 512 /* peer bytes kept per field */
-#define LOG_ITEM_MAX 256  /* peer bytes kept per array element */
+#define LOG_ITEM_MAX  256 /* peer bytes kept per array element */
 /* Room a field may need: key plus an escaped LOG_FIELD_MAX value. A field
  * that might not fit is left out (and "truncated" set) rather than cut, so
  * every line stays valid JSON. */
@@ -53,22 +53,39 @@ static int check_file(int fd, const char *path, char *err, size_t errsize) {
   return 0;
 }
 
+/* Makes writes to FD wait again, as the log writer expects. 0 or -errno. */
+static int set_blocking(int fd) {
+  int flags = fcntl(fd, F_GETFL);
+  if (flags < 0 || fcntl(fd, F_SETFL, flags & ~O_NONBLOCK) < 0)
+    return -errno;
+  return 0;
+}
+
 /* Opens PATH for appending, never through a symbolic link (its last
  * component: a link there is refused, dangling or not, so nothing is
- * created elsewhere), and only a file check_file accepts. Returns the
- * descriptor, or a negative errno with the reason in ERR. */
+ * created elsewhere), and only a file check_file accepts. Never waits: a
+ * FIFO no process reads (which an open for writing would wait on forever,
+ * at start or on the main loop at SIGUSR1) is refused; one read is written
+ * to like any file. Returns the descriptor, or a negative errno with the
+ * reason in ERR. */
 static int open_file(const char *path, char *err, size_t errsize) {
-  int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY, 0640);
+  int fd = open(
+      path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY | O_NONBLOCK, 0640);
+  struct stat st;
   int rc;
   if (fd < 0) {
     rc = -errno;
     if (rc == -ELOOP)
       snprintf(err, errsize, "%s is a symbolic link: refused (name the file itself)", path);
+    else if (rc == -ENXIO && lstat(path, &st) == 0 && S_ISFIFO(st.st_mode))
+      snprintf(err, errsize, "%s is a FIFO no process reads: refused", path);
     else
       snprintf(err, errsize, "%s: %s", path, strerror(-rc));
     return rc;
   }
-  if ((rc = check_file(fd, path, err, errsize)) != 0) {
+  if ((rc = check_file(fd, path, err, errsize)) == 0 && (rc = set_blocking(fd)) != 0)
+    snprintf(err, errsize, "%s: %s", path, strerror(-rc));
+  if (rc != 0) {
     close(fd);
     return rc;
   }
@@ -246,8 +263,8 @@ static void j_bool(struct jline *j, const char *key, int v) {
     j_raw(j, v ? "true" : "false");
 }
 
-static void j_array(struct jline *j, const char *key, const char *const *vals,
-                    const size_t *lens, size_t n) {
+static void j_array(struct jline *j, const char *key, const char *const *vals, const size_t *lens,
+                    size_t n) {
   size_t i;
   if (!j_key(j, key))
     return;

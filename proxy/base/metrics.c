@@ -181,6 +181,7 @@ static const struct {
     LISTS_ROW(METRIC_LISTS_ROLLBACK, "rollback"),
     LISTS_ROW(METRIC_LISTS_INVALID, "invalid"),
     LISTS_ROW(METRIC_LISTS_CACHE_FAILED, "cache_failed"),
+    LISTS_ROW(METRIC_LISTS_FUTURE, "future"),
 #undef LISTS_ROW
     {METRIC_CONNECT_OK, "embargo_upstream_connects_total", "result=\"ok\"",
      "Connections dialled to destinations, by result (local_error: failed for a reason of "

@@ -906,7 +906,7 @@ int cli_main(int argc, char **argv) {
                ? unmatched_main(o.config, argc - optind + 1, argv + optind - 1)
                : cmd_report(&o, argc - optind + 1, argv + optind - 1);
   if (strcmp(cmd, "lists") == 0)
-    return lists_main(o.config, argc - optind, argv + optind);
+    return lists_main(o.config, o.now, argc - optind, argv + optind);
   if (strcmp(cmd, "export") == 0)
     return export_main(o.config, o.now, argc - optind + 1, argv + optind - 1);
   if (strcmp(cmd, "reload") == 0 || strcmp(cmd, "status") == 0) {

@@ -266,9 +266,20 @@ static size_t expansions(const char *p) {
   return n;
 }
 
+/* Writes the free text S (a list's name, reference or file name) inside a
+ * comment line, every control byte as '?': a line break there would end
+ * the comment and start a line the resolver, firewall or gateway loading
+ * the export obeys (a record, a directive), which a list's text must never
+ * be able to write. */
+static void comment_text(FILE *out, const char *s) {
+  for (; *s != '\0'; s++)
+    fputc((unsigned char)*s < 0x20 || *s == 0x7f ? '?' : *s, out);
+}
+
 static void refuse(struct walk *w, const struct rule *r, const char *what, const char *why) {
-  fprintf(w->refused, "  %s (%s/%s, %s:%u:%u): %s\n", what, r->vendor->id, r->category->name,
-          r->where.file, r->where.line, r->where.col, why);
+  fprintf(w->refused, "  %s (%s/%s, ", what, r->vendor->id, r->category->name);
+  comment_text(w->refused, r->where.file);
+  fprintf(w->refused, ":%u:%u): %s\n", r->where.line, r->where.col, why);
   w->nrefused++;
 }
 
@@ -368,15 +379,19 @@ static void header(const struct walk *w, FILE *out) {
       continue;
     if (v->reviewed != 0)
       rfc3339_format(v->reviewed, reviewed, sizeof(reviewed));
-    fprintf(out, "%s %s (%s): %s; reviewed %.10s", c, v->id, v->name,
-            v->reference ? v->reference : "no reference given",
-            v->reviewed != 0 ? reviewed : "(not said)");
+    fprintf(out, "%s %s (", c, v->id);
+    comment_text(out, v->name);
+    fputs("): ", out);
+    comment_text(out, v->reference ? v->reference : "no reference given");
+    fprintf(out, "; reviewed %.10s", v->reviewed != 0 ? reviewed : "(not said)");
     if (v->bundle_serial != 0) {
       rfc3339_format(v->bundle_created, created, sizeof(created));
       fprintf(out, "; bundle serial %llu created %s", (unsigned long long)v->bundle_serial,
               created);
     }
-    fprintf(out, "; %s\n", v->where.file);
+    fputs("; ", out);
+    comment_text(out, v->where.file);
+    fputc('\n', out);
   }
   if (w->ja4 > 0)
     fprintf(out, "%s %zu JA4 rule(s) not exported: no other layer sees a ClientHello\n", c, w->ja4);

@@ -225,9 +225,11 @@ static int check_signed(const char *key_pem, size_t key_len, const char *data, s
   return rc;
 }
 
-static int sign_dir(const char *dir, const char *key, uint64_t serial, const char *output) {
+/* NOW (0: the real clock) is the bundle's creation time. */
+static int sign_dir(const char *dir, const char *key, uint64_t serial, const char *output,
+                    int64_t now) {
   static struct dir_lists lists; /* 256 file slots: kept off the stack */
-  struct bundle_input in = {.serial = serial, .created = (int64_t)time(NULL)};
+  struct bundle_input in = {.serial = serial, .created = now != 0 ? now : (int64_t)time(NULL)};
   struct bundle *b = NULL;
   char err[1200], *key_pem = NULL, *out = NULL, created[32];
   size_t key_len = 0, len = 0;
@@ -263,7 +265,7 @@ static int sign_dir(const char *dir, const char *key, uint64_t serial, const cha
   return rc;
 }
 
-static int cmd_sign(int argc, char **argv) {
+static int cmd_sign(int64_t now, int argc, char **argv) {
   static const struct option longopts[] = {{"key", required_argument, NULL, 'k'},
                                            {"serial", required_argument, NULL, 's'},
                                            {"output", required_argument, NULL, 'o'},
@@ -292,7 +294,7 @@ static int cmd_sign(int argc, char **argv) {
     dir = argv[optind];
   if (dir == NULL || key == NULL)
     return usage("sign: DIR and --key FILE are required");
-  return sign_dir(dir, key, serial, output);
+  return sign_dir(dir, key, serial, output, now);
 }
 
 /* ---- verify ------------------------------------------------------------------ */
@@ -384,13 +386,13 @@ static int cmd_fetch(const char *config, int argc, char **argv) {
   return job.result == LISTS_APPLIED || job.result == LISTS_UNCHANGED ? 0 : EXIT_BAD;
 }
 
-int lists_main(const char *config, int argc, char **argv) {
+int lists_main(const char *config, int64_t now, int argc, char **argv) {
   if (argc < 1)
     return usage("name a command");
   if (strcmp(argv[0], "keygen") == 0)
     return cmd_keygen(argc, argv);
   if (strcmp(argv[0], "sign") == 0)
-    return cmd_sign(argc, argv);
+    return cmd_sign(now, argc, argv);
   if (strcmp(argv[0], "verify") == 0)
     return cmd_verify(argc, argv);
   if (strcmp(argv[0], "fetch") == 0)

@@ -15,14 +15,14 @@
 #include "filters/normalise.h"
 #include "filters/policy.h"
 #include "filters/timefmt.h"
-#include "proxy/process/admingate.h"
 #include "proxy/base/freshness.h"
 #include "proxy/base/http1.h"
 #include "proxy/base/log.h"
 #include "proxy/base/metrics.h"
+#include "proxy/process/admingate.h"
 #include "proxy/process/probes.h"
-#include "proxy/worker/server.h"
 #include "proxy/process/workers.h"
+#include "proxy/worker/server.h"
 
 #define ADMIN_MAX_HEAD       8192
 #define ADMIN_MAX_CONNS      64
@@ -55,7 +55,8 @@ struct admin_conn {
   struct http_head *head;              /* set by on_head; the parser's */
   struct sockaddr_storage peer, local; /* the client's address, and the endpoint's it reached */
   int handles;
-  bool answered;
+  bool answered; /* a response is being written, or was */
+  bool written;  /* it was: the connection only waits for the client's FIN */
   bool closing;
   char rbuf[4096];
 };
@@ -203,6 +204,7 @@ static void on_shutdown(uv_shutdown_t *req, int status) {
 static void on_written(uv_write_t *req, int status) {
   struct admin_conn *ac = req->data;
   obuf_free(&ac->out);
+  ac->written = true;
   if (status < 0 || ac->closing) {
     conn_end(ac);
     return;
@@ -434,39 +436,45 @@ static bool same_client(const struct sockaddr_storage *a, const struct sockaddr_
                 &((const struct sockaddr_in6 *)b)->sin6_addr, 16) == 0;
 }
 
-/* The oldest connection other than FRESH still waiting for its request
- * (of FRESH's client only, with SAME_CLIENT), or NULL; *COUNT receives how
- * many connections (waiting or not) that client has besides FRESH. The
- * list is newest first. */
-static struct admin_conn *oldest_waiting(struct admin *a, const struct admin_conn *fresh,
-                                         bool same_client_only, size_t *count) {
-  struct admin_conn *oldest = NULL;
+/* The connection other than FRESH (of FRESH's client only, with
+ * SAME_CLIENT) to close for room: the oldest still waiting for its request,
+ * else the oldest whose response is written and which only waits for the
+ * client's FIN (a client that never closes holds it as long as the linger
+ * timer allows, like an idle one); NULL when every other one is being
+ * written to. *COUNT receives how many connections that client has besides
+ * FRESH. The list is newest first. */
+static struct admin_conn *oldest_idle(struct admin *a, const struct admin_conn *fresh,
+                                      bool same_client_only, size_t *count) {
+  struct admin_conn *waiting = NULL, *lingering = NULL;
   *count = 0;
   for (struct admin_conn *c = a->conns; c != NULL; c = c->next) {
     if (c == fresh || (same_client_only && !same_client(&c->peer, &fresh->peer)))
       continue;
     (*count)++;
     if (!c->answered)
-      oldest = c;
+      waiting = c;
+    else if (c->written)
+      lingering = c;
   }
-  return oldest;
+  return waiting != NULL ? waiting : lingering;
 }
 
 /* Makes room for FRESH (already counted): beyond ADMIN_MAX_PER_CLIENT
- * connections of its client, or ADMIN_MAX_CONNS in all, the oldest one
- * still waiting for its request is closed, so a probe always gets in
- * while idle sockets cannot hold the endpoint. False when nothing could
- * be closed (every other connection is being answered): FRESH must go. */
+ * connections of its client, or ADMIN_MAX_CONNS in all, an idle one
+ * (oldest_idle) is closed, so a probe always gets in while neither idle
+ * sockets nor answered ones left open can hold the endpoint. False when
+ * nothing could be closed (every other connection is being written to):
+ * FRESH must go. */
 static bool make_room(struct admin *a, struct admin_conn *fresh) {
   size_t count;
-  struct admin_conn *victim = oldest_waiting(a, fresh, true, &count);
+  struct admin_conn *victim = oldest_idle(a, fresh, true, &count);
   if (count >= ADMIN_MAX_PER_CLIENT) {
     if (victim == NULL)
       return false;
     conn_end(victim);
   }
   if (a->nconns > ADMIN_MAX_CONNS) {
-    if ((victim = oldest_waiting(a, fresh, false, &count)) == NULL)
+    if ((victim = oldest_idle(a, fresh, false, &count)) == NULL)
       return false;
     conn_end(victim);
   }

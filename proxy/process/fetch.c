@@ -11,7 +11,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -21,6 +20,7 @@
 #include <openssl/x509v3.h>
 
 #include "config/lists.h"
+#include "proxy/base/http1.h"
 
 #ifndef EMBARGO_VERSION
 #define EMBARGO_VERSION "0.0.0"
@@ -56,16 +56,22 @@ static uint64_t now_ms(void) {
   return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
+/* -ECANCELED once asked to stop, -ETIMEDOUT past the deadline, else 0. */
+static int give_up(const struct io *io, uint64_t t) {
+  if (io->stop != NULL && atomic_load(io->stop))
+    return -ECANCELED;
+  return t >= io->deadline ? -ETIMEDOUT : 0;
+}
+
 /* Waits until FD is ready for EVENTS. 0, -ETIMEDOUT, -ECANCELED or -errno. */
 static int wait_fd(const struct io *io, short events) {
   for (;;) {
     uint64_t t = now_ms();
     struct pollfd p = {.fd = io->fd, .events = events};
-    if (io->stop != NULL && atomic_load(io->stop))
-      return -ECANCELED;
-    if (t >= io->deadline)
-      return -ETIMEDOUT;
-    int n = poll(&p, 1, (int)(io->deadline - t < SLICE_MS ? io->deadline - t : SLICE_MS));
+    int n = give_up(io, t);
+    if (n != 0)
+      return n;
+    n = poll(&p, 1, (int)(io->deadline - t < SLICE_MS ? io->deadline - t : SLICE_MS));
     if (n > 0)
       return 0;
     if (n < 0 && errno != EINTR)
@@ -160,10 +166,14 @@ static int io_write(struct io *io, const char *buf, size_t len) {
 }
 
 /* Reads what is there (at most CAP bytes): their number, 0 at the end of
- * the stream, or a negative code. */
+ * the stream, or a negative code. The deadline and a stop are checked on
+ * every call, not only when waiting: a server sending without pause never
+ * makes it wait. */
 static ssize_t io_read(struct io *io, char *buf, size_t cap) {
   for (;;) {
-    int rc;
+    int rc = give_up(io, now_ms());
+    if (rc != 0)
+      return rc;
     if (io->ssl != NULL) {
       int r = SSL_read(io->ssl, buf, (int)cap);
       if (r > 0)
@@ -259,127 +269,80 @@ static int tls_start(struct io *io, SSL_CTX *ctx, const char *host) {
 
 /* ---- the response ------------------------------------------------------------ */
 
+/* The answer as the parser (proxy/base/http1.c, llhttp) reports it: the
+ * status of its head, and its body decoded (chunked or not) into one buffer
+ * of at most MAX bytes. Each byte received is parsed once, whatever its
+ * framing, so the server's chunking cannot make the work grow faster than
+ * what it sends. */
 struct response {
   int status;
   char reason[64];
-  size_t head_len;
-  long long content_length; /* -1: none */
-  bool chunked;
+  char *body; /* owned until handed to the caller */
+  size_t len, max;
+  bool too_big;
+  bool done; /* the whole message was parsed */
 };
 
-/* Parses the head at BUF (LEN bytes). 1 while incomplete, 0, or -EPROTO. */
-static int parse_head(const char *buf, size_t len, struct response *r) {
-  const char *end = memmem(buf, len, "\r\n\r\n", 4), *line, *next;
-  if (end == NULL)
-    return len > HEAD_MAX ? -EPROTO : 1;
-  r->head_len = (size_t)(end - buf) + 4;
-  r->content_length = -1;
-  if (sscanf(buf, "HTTP/1.%*1[01] %3d %63[^\r\n]", &r->status, r->reason) < 1)
-    return -EPROTO;
-  for (line = strstr(buf, "\r\n") + 2; line < end; line = next + 2) {
-    next = strstr(line, "\r\n");
-    const char *colon = memchr(line, ':', (size_t)(next - line)), *v;
-    if (colon == NULL)
-      return -EPROTO;
-    for (v = colon + 1; *v == ' ' || *v == '\t'; v++)
-      ;
-    if ((size_t)(colon - line) == 14 && strncasecmp(line, "Content-Length", 14) == 0)
-      r->content_length = strtoll(v, NULL, 10);
-    else if ((size_t)(colon - line) == 17 && strncasecmp(line, "Transfer-Encoding", 17) == 0)
-      r->chunked = strncasecmp(v, "chunked", 7) == 0;
+static int on_resp_head(void *ctx, struct http_head *h) {
+  struct response *r = ctx;
+  r->status = h->status;
+  snprintf(r->reason, sizeof(r->reason), "%.*s", (int)h->reason_len, http_head_str(h, h->reason));
+  return h->status == 200 ? HTTP1_CONTINUE : HTTP1_PAUSE; /* anything else is refused whole */
+}
+
+static int on_resp_body(void *ctx, const char *data, size_t len) {
+  struct response *r = ctx;
+  if (len > r->max - r->len) {
+    r->too_big = true;
+    return -1;
   }
-  return r->content_length < -1 ? -EPROTO : 0;
+  memcpy(r->body + r->len, data, len);
+  r->len += len;
+  return HTTP1_CONTINUE;
 }
 
-/* Decodes the chunked body at IN (LEN bytes) into OUT (at least LEN bytes,
- * may be IN; NULL only checks). 1 while incomplete, 0 with *OUTLEN set, or
- * -EPROTO. */
-static int dechunk(const char *in, size_t len, char *out, size_t *outlen) {
-  size_t pos = 0, used = 0;
-  for (;;) {
-    const char *eol = memmem(in + pos, len - pos, "\r\n", 2);
-    char *end;
-    if (eol == NULL)
-      return 1;
-    unsigned long long size = strtoull(in + pos, &end, 16);
-    if (end == in + pos || (*end != '\r' && *end != ';') || size > len)
-      return -EPROTO;
-    pos = (size_t)(eol - in) + 2;
-    if (size == 0) { /* trailers end with an empty line */
-      const char *fin = memmem(in + pos - 2, len - pos + 2, "\r\n\r\n", 4);
-      *outlen = used;
-      return fin != NULL ? 0 : 1;
-    }
-    if (len - pos < size + 2)
-      return 1;
-    if (memcmp(in + pos + size, "\r\n", 2) != 0)
-      return -EPROTO;
-    if (out != NULL)
-      memmove(out + used, in + pos, size);
-    used += size;
-    pos += size + 2;
-  }
+static int on_resp_done(void *ctx) {
+  struct response *r = ctx;
+  r->done = true;
+  return HTTP1_PAUSE; /* nothing after the message is looked at */
 }
 
-/* True once BUF (LEN bytes, head parsed into R) holds the whole body. */
-static bool body_complete(const char *buf, size_t len, const struct response *r) {
-  size_t have = len - r->head_len, ignored;
-  if (r->chunked) /* decoded only when it may have ended */
-    return have >= 5 && memcmp(buf + len - 5, "0\r\n\r\n", 5) == 0 &&
-           dechunk(buf + r->head_len, have, NULL, &ignored) == 0;
-  return r->content_length >= 0 && have >= (size_t)r->content_length;
+static const struct http1_callbacks response_cbs = {on_resp_head, on_resp_body, on_resp_done};
+
+/* Why the parse of R by P failed, into io->err. */
+static int response_error(struct io *io, const struct http1 *p, const struct response *r) {
+  if (r->too_big)
+    return fail(io, -EFBIG, "the body is larger than %zu bytes", r->max);
+  return fail(io, -EPROTO, "not an HTTP/1.x answer: %s", http1_error_reason(p));
 }
 
-/* Reads the response into *BUF until its body is whole or the stream ends. */
-static int read_response(struct io *io, size_t max_body, char **buf, size_t *len,
-                         struct response *r) {
-  size_t cap = max_body + HEAD_MAX + READ_PIECE, n = 0;
-  int head = 1;
-  char *b = malloc(cap + 1);
-  if ((*buf = b) == NULL)
+/* Reads and parses the answer into R until it is whole, its head refuses
+ * it, or the stream ends. */
+static int read_response(struct io *io, struct response *r) {
+  char piece[READ_PIECE];
+  size_t used;
+  int rc = 0;
+  struct http1 *p = http1_new(false, HEAD_MAX, &response_cbs, r);
+  if (p == NULL || (r->body = malloc(r->max + 1)) == NULL) {
+    http1_free(p);
     return fail(io, -ENOMEM, "out of memory");
-  for (;;) {
-    if (n == cap)
-      return fail(io, -EFBIG, "the answer is larger than %zu bytes", max_body);
-    ssize_t got = io_read(io, b + n, cap - n < READ_PIECE ? cap - n : READ_PIECE);
+  }
+  while (rc == 0 && !r->done && (r->status == 0 || r->status == 200)) {
+    ssize_t got = io_read(io, piece, sizeof(piece));
     if (got < 0)
-      return fail(io, (int)got, "reading the answer: %s", strerror((int)-got));
-    n += (size_t)got;
-    b[n] = '\0';
-    if (head == 1 && (head = parse_head(b, n, r)) < 0)
-      return fail(io, -EPROTO, "not an HTTP/1.x answer");
-    if (got == 0 || (head == 0 && body_complete(b, n, r)))
-      break;
+      rc = fail(io, (int)got, "reading the answer: %s", strerror((int)-got));
+    else if (got == 0 && (http1_finish(p) != HTTP1_OK || r->status == 0))
+      rc = fail(io, -EPROTO, "the answer ended %s",
+                r->status == 0 ? "before its head" : "inside its body");
+    else if (got == 0)
+      break; /* a body up to the close: whole (on_resp_done has run) */
+    else if (http1_feed(p, piece, (size_t)got, &used) == HTTP1_ERROR)
+      rc = response_error(io, p, r);
   }
-  if (head != 0)
-    return fail(io, -EPROTO, "the answer ended inside its head");
-  *len = n;
-  return 0;
-}
-
-/* The body of the response in BUF into *BODY. */
-static int take_body(struct io *io, char *buf, size_t n, const struct response *r, size_t max_body,
-                     char **body, size_t *len) {
-  char *from = buf + r->head_len;
-  size_t have = n - r->head_len;
-  if (r->status != 200)
-    return fail(io, -EPROTO, "HTTP %d %s", r->status, r->reason);
-  if (r->chunked) {
-    int rc = dechunk(from, have, from, &have);
-    if (rc != 0)
-      return fail(io, -EPROTO, "%s chunked body", rc > 0 ? "truncated" : "malformed");
-  } else if (r->content_length >= 0) {
-    if (have < (size_t)r->content_length)
-      return fail(io, -EPROTO, "the body ended after %zu of %lld bytes", have, r->content_length);
-    have = (size_t)r->content_length;
-  }
-  if (have > max_body)
-    return fail(io, -EFBIG, "the body is larger than %zu bytes", max_body);
-  memmove(buf, from, have);
-  buf[have] = '\0';
-  *body = buf;
-  *len = have;
-  return 0;
+  if (rc == 0 && r->status != 200)
+    rc = fail(io, -EPROTO, "HTTP %d %s", r->status, r->reason);
+  http1_free(p);
+  return rc;
 }
 
 int fetch_https(const struct fetch_opts *o, char **body, size_t *len, char *err, size_t errsize) {
@@ -389,10 +352,9 @@ int fetch_https(const struct fetch_opts *o, char **body, size_t *len, char *err,
                   .err = err,
                   .errsize = errsize};
   struct lists_url u, p;
-  struct response r = {0};
+  struct response r = {.max = o->max_body};
   SSL_CTX *ctx = NULL;
-  char why[160], req[1500], *buf = NULL;
-  size_t n = 0;
+  char why[160], req[1500];
   bool via = o->proxy != NULL && o->proxy[0] != '\0';
   int rc;
 
@@ -415,13 +377,14 @@ int fetch_https(const struct fetch_opts *o, char **body, size_t *len, char *err,
            u.path, u.hostport, EMBARGO_VERSION);
   if (rc == 0 && (rc = io_write(&io, req, strlen(req))) != 0)
     fail(&io, rc, "sending the request: %s", strerror(-rc));
-  if (rc == 0)
-    rc = read_response(&io, o->max_body, &buf, &n, &r);
-  if (rc == 0)
-    rc = take_body(&io, buf, n, &r, o->max_body, body, len);
+  if (rc == 0 && (rc = read_response(&io, &r)) == 0) {
+    r.body[r.len] = '\0';
+    *body = r.body;
+    *len = r.len;
+  }
 cleanup:
   if (rc != 0)
-    free(buf);
+    free(r.body);
   if (io.ssl != NULL) {
     if (rc == 0)
       SSL_shutdown(io.ssl); /* best effort: the answer is whole */

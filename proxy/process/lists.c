@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "config/bundle.h"
@@ -31,6 +32,7 @@ static const char *const result_names[LISTS_NRESULTS] = {
     [LISTS_ROLLBACK] = "rollback",
     [LISTS_INVALID] = "invalid",
     [LISTS_CACHE_FAILED] = "cache_failed",
+    [LISTS_FUTURE] = "future",
 };
 
 const char *lists_result_name(enum lists_result r) {
@@ -135,9 +137,35 @@ static void unchanged(struct lists_job *job, const char *data, size_t len) {
   finish(job, LISTS_UNCHANGED, "serial %llu, the bundle in force", (unsigned long long)job->serial);
 }
 
+/* The newest bundle known here: the one in force, or the cached one when
+ * it verifies and is newer (cached by `embargo lists fetch` run beside the
+ * proxy, or by an update whose reload failed). A fetched bundle must be
+ * above it: the cache is never replaced by an older bundle. */
+struct newest {
+  uint64_t serial;
+  char digest[65];
+  bool cached; /* the cached bundle, not yet in force */
+};
+
+static void newest_known(const struct lists_job *job, struct newest *n) {
+  struct bundle *c = NULL;
+  char why[400];
+  n->serial = job->serial;
+  memcpy(n->digest, job->digest, sizeof(n->digest));
+  n->cached = false;
+  if (lists_cache_read(job->settings.cache_dir, job->settings.pubkey, &c, why, sizeof(why)) == 0 &&
+      c->serial > job->serial) {
+    n->serial = c->serial;
+    memcpy(n->digest, c->digest, sizeof(n->digest));
+    n->cached = true;
+  }
+  bundle_free(c);
+}
+
 /* Checks the LEN bytes at DATA and caches them if they are to be applied. */
 static void take(struct lists_job *job, const char *data, size_t len) {
   struct bundle *b = NULL;
+  struct newest n;
   char why[1200], created[32];
   int rc = bundle_parse(data, len, job->settings.pubkey, &b, why, sizeof(why));
   if (rc != 0) {
@@ -147,11 +175,21 @@ static void take(struct lists_job *job, const char *data, size_t len) {
   job->got_serial = b->serial;
   job->got_created = b->created;
   rfc3339_format(b->created, created, sizeof(created));
-  if (b->serial == job->serial && strcmp(b->digest, job->digest) == 0)
+  newest_known(job, &n);
+  if (b->created > (int64_t)time(NULL) + LISTS_FUTURE_SLACK)
+    finish(job, LISTS_FUTURE,
+           "serial %llu was created %s, more than a day ahead of this host's clock (a signer "
+           "whose clock is wrong, or a bundle made to outrank later ones)",
+           (unsigned long long)b->serial, created);
+  else if (b->serial == n.serial && strcmp(b->digest, n.digest) == 0 && n.cached)
+    finish(job, LISTS_APPLIED, "serial %llu (created %s) is cached already, not yet in force",
+           (unsigned long long)b->serial, created);
+  else if (b->serial == n.serial && strcmp(b->digest, n.digest) == 0)
     unchanged(job, data, len);
-  else if (b->serial <= job->serial)
-    finish(job, LISTS_ROLLBACK, "serial %llu (created %s) is not above serial %llu in force",
-           (unsigned long long)b->serial, created, (unsigned long long)job->serial);
+  else if (b->serial <= n.serial)
+    finish(job, LISTS_ROLLBACK, "serial %llu (created %s) is not above serial %llu %s",
+           (unsigned long long)b->serial, created, (unsigned long long)n.serial,
+           n.cached ? "in the cache (not yet in force)" : "in force");
   else if (try_bundle(job, b, why, sizeof(why)) != 0)
     finish(job, LISTS_INVALID, "serial %llu: its lists do not load: %s",
            (unsigned long long)b->serial, why);

@@ -24,8 +24,15 @@ enum lists_result {
   LISTS_ROLLBACK,      /* a serial not above the one in force (an old or replayed bundle) */
   LISTS_INVALID,       /* its lists do not load with the configuration */
   LISTS_CACHE_FAILED,  /* it could not be written to lists.cache_dir */
+  LISTS_FUTURE,        /* created more than LISTS_FUTURE_SLACK ahead of this host's clock */
   LISTS_NRESULTS
 };
+
+/* How far ahead of this host's clock a bundle's creation may be. A bundle
+ * from further ahead comes from a signer whose clock is wrong, or was made
+ * to outrank every later one (the serial defaults to the creation time),
+ * and its lists' age would read negative, silencing the stale warning. */
+#define LISTS_FUTURE_SLACK (24 * 3600)
 
 /* "applied", "unchanged", "fetch_failed", ... */
 const char *lists_result_name(enum lists_result r);
@@ -49,7 +56,9 @@ void lists_job_init(struct lists_job *job, const struct config *cfg);
 
 /* Blocking: fetches settings.url; checks the signature with
  * settings.pubkey and every file's digest; refuses a serial not above
- * JOB->serial (the same bundle again is LISTS_UNCHANGED); loads the
+ * JOB->serial, nor above the cached bundle's when that one verifies and is
+ * newer (the same bundle again is LISTS_UNCHANGED; the newer cached one
+ * again is LISTS_APPLIED, so a reload puts it in force); loads the
  * configuration at config_path with the bundle's lists; writes the bundle
  * to cache_dir/lists.bundle (a temporary file, fsync, rename). Only then
  * LISTS_APPLIED: loading the configuration again puts it in force. */

@@ -37,6 +37,7 @@ static const enum metric_counter counters[LISTS_NRESULTS] = {
     [LISTS_ROLLBACK] = METRIC_LISTS_ROLLBACK,
     [LISTS_INVALID] = METRIC_LISTS_INVALID,
     [LISTS_CACHE_FAILED] = METRIC_LISTS_CACHE_FAILED,
+    [LISTS_FUTURE] = METRIC_LISTS_FUTURE,
 };
 
 /* A random number of milliseconds in [0, SPAN]. */

@@ -31,14 +31,27 @@ static int caps_set(uint64_t keep) {
   return syscall(SYS_capset, &hdr, data) == 0 ? 0 : -errno;
 }
 
-/* This thread's effective capabilities as a mask, or UINT64_MAX when they
- * cannot be read. */
-static uint64_t caps_effective(void) {
+/* This thread's capability sets as masks; false when they cannot be read. */
+struct caps {
+  uint64_t effective, permitted, inheritable;
+};
+
+static bool caps_get(struct caps *c) {
   struct __user_cap_header_struct hdr = {.version = _LINUX_CAPABILITY_VERSION_3, .pid = 0};
   struct __user_cap_data_struct data[2];
   if (syscall(SYS_capget, &hdr, data) != 0)
-    return UINT64_MAX;
-  return (uint64_t)data[0].effective | (uint64_t)data[1].effective << 32;
+    return false;
+  c->effective = (uint64_t)data[0].effective | (uint64_t)data[1].effective << 32;
+  c->permitted = (uint64_t)data[0].permitted | (uint64_t)data[1].permitted << 32;
+  c->inheritable = (uint64_t)data[0].inheritable | (uint64_t)data[1].inheritable << 32;
+  return true;
+}
+
+/* This thread's effective capabilities as a mask, or UINT64_MAX when they
+ * cannot be read. */
+static uint64_t caps_effective(void) {
+  struct caps c;
+  return caps_get(&c) ? c.effective : UINT64_MAX;
 }
 
 /* Sets the groups, gid and uid of PW, in that order (groups and gid need
@@ -63,19 +76,25 @@ static int switch_to(const struct passwd *pw, uint64_t keep, char *err, size_t e
              (unsigned)pw->pw_uid, (unsigned)gid, strerror(errno));
     return -errno;
   }
-  if (keep != 0) {
-    rc = caps_set(keep);
+  /* The uid change empties the effective and permitted sets (all but KEEP
+   * with KEEPCAPS) but not the inheritable one, which whoever started the
+   * process may have filled: every set is now exactly KEEP, inheritable
+   * none (and so the ambient set too). */
+  rc = caps_set(keep);
+  if (keep != 0)
     prctl(PR_SET_KEEPCAPS, 0, 0, 0, 0);
-    if (rc != 0) {
-      snprintf(err, errsize, "user %s: cannot keep CAP_NET_ADMIN: %s", pw->pw_name, strerror(-rc));
-      return rc;
-    }
+  if (rc != 0) {
+    snprintf(err, errsize, "user %s: cannot set the capabilities kept (%s): %s", pw->pw_name,
+             keep != 0 ? "CAP_NET_ADMIN" : "none", strerror(-rc));
+    return rc;
   }
   if (setuid(0) == 0 || geteuid() == 0 || getegid() == 0) {
     snprintf(err, errsize, "user %s: root could be regained after switching", pw->pw_name);
     return -EPERM;
   }
-  if (caps_effective() != keep) {
+  struct caps left;
+  if (!caps_get(&left) || left.effective != keep || left.permitted != keep ||
+      left.inheritable != 0) {
     snprintf(err, errsize, "user %s: capabilities other than the ones needed remain", pw->pw_name);
     return -EPERM;
   }

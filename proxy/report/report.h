@@ -34,8 +34,7 @@ struct report_meta {
  * report can give. Returns the exit status: 0, 1 when a log could not be
  * read whole (the report of what was read is still printed) or memory ran
  * out, 2 for usage errors. */
-int report_main(int argc, char **argv, const struct report_vendor_info *vendors,
-                size_t nvendors);
+int report_main(int argc, char **argv, const struct report_vendor_info *vendors, size_t nvendors);
 
 /* The list M knows as ID, or NULL. (Inline: the writers use it, and the
  * report's main calls the writers.) */
@@ -60,6 +59,11 @@ int report_add_line(struct inventory *inv, const char *line, size_t len);
 /* Writes S (UTF-8) to OUT as a JSON string, non-ASCII escaped (a writer's,
  * in report_text.c). */
 void report_put_json_string(FILE *out, const char *s);
+
+/* Writes S to OUT for a terminal: what a terminal could act on (C0 and C1
+ * controls, DEL) as '?', so a hostile log line cannot move the cursor, set
+ * a title or start a line of its own (a writer's, in report_text.c). */
+void report_put_clean(FILE *out, const char *s);
 
 /* The writers: each prints the whole report of INV to OUT and returns 0,
  * -ENOMEM, or -EIO when OUT failed. */

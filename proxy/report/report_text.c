@@ -21,7 +21,6 @@ void report_put_json_string(FILE *out, const char *s) {
   json_decref(j);
 }
 
-
 /* ---- a growable string ------------------------------------------------ */
 
 struct sbuf {
@@ -247,10 +246,14 @@ static int table_row(const struct inventory_vendor *v, const struct inventory_cl
   return 0;
 }
 
-/* Prints S with control characters shown as '?'. */
-static void put_clean(const char *s, FILE *out) {
-  for (; *s != '\0'; s++)
-    fputc((unsigned char)*s < 0x20 || *s == 0x7f ? '?' : *s, out);
+void report_put_clean(FILE *out, const char *s) {
+  for (; *s != '\0'; s++) {
+    unsigned char c = (unsigned char)*s;
+    bool c1 = c == 0xC2 && (unsigned char)s[1] >= 0x80 && (unsigned char)s[1] <= 0x9F;
+    if (c1)
+      s++; /* U+0080..U+009F: two bytes become one '?' */
+    fputc(c < 0x20 || c == 0x7F || c1 ? '?' : c, out);
+  }
 }
 
 /* The per-vendor totals, legal basis and categories below the table. */
@@ -260,22 +263,23 @@ static void vendor_summary(const struct inventory_vendor *v, const struct report
   char a[40], b[40];
   uint32_t i;
 
-  put_clean(v->id, out);
+  report_put_clean(out, v->id);
   fprintf(out, ": %zu client%s, %llu attempts, %llu after cutoff, %s to %s\n",
           inventory_client_count(v), inventory_client_count(v) == 1 ? "" : "s",
           (unsigned long long)v->attempts, (unsigned long long)v->after_cutoff,
           inventory_format_time(v->first_ms, a, sizeof(a)),
           inventory_format_time(v->last_ms, b, sizeof(b)));
-  fprintf(out, "  legal basis: %s\n",
-          info == NULL ? "not known (a list neither built in nor in --config)"
-          : info->reference != NULL ? info->reference
-                                    : "not given by its list");
+  fputs("  legal basis: ", out);
+  report_put_clean(out, info == NULL ? "not known (a list neither built in nor in --config)"
+                        : info->reference != NULL ? info->reference
+                                                  : "not given by its list");
+  fputc('\n', out);
   for (i = 0; i < v->ncutoffs; i++) {
     const struct inventory_cutoff *k = &v->cutoffs[i];
     bool partial;
     size_t machines = inventory_category_clients(v, k->category, &partial);
     fputs("  ", out);
-    put_clean(k->category, out);
+    report_put_clean(out, k->category);
     fprintf(out, ": cutoff %s, %llu attempts, %llu after cutoff, %llu denied, %zu%s machine%s\n",
             k->cutoff_ms == INVENTORY_TIME_NONE ? "none"
                                                 : inventory_format_time(k->cutoff_ms, a, sizeof(a)),

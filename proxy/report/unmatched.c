@@ -188,14 +188,20 @@ static size_t names_of(const struct unmatched *u, const struct vendor *v,
   return n;
 }
 
+/* The names are normalised hosts; a client is what a log line said, which
+ * may be anything when it is not an address: written clean (peer bytes). */
 static void write_table_name(const struct um_name *r, FILE *out) {
   char first[40], last[40];
-  fprintf(out, "  %8llu  %-24s %-24s %s\n", (unsigned long long)r->count,
+  fprintf(out, "  %8llu  %-24s %-24s ", (unsigned long long)r->count,
           inventory_format_time(r->first_ms, first, sizeof(first)),
-          inventory_format_time(r->last_ms, last, sizeof(last)), r->name);
-  for (size_t i = 0; i < r->nclients; i++)
-    fprintf(out, "  %8s  %-24s %-24s   %s (%llu)\n", "", "", "", r->clients[i].addr,
-            (unsigned long long)r->clients[i].count);
+          inventory_format_time(r->last_ms, last, sizeof(last)));
+  report_put_clean(out, r->name);
+  fputc('\n', out);
+  for (size_t i = 0; i < r->nclients; i++) {
+    fprintf(out, "  %8s  %-24s %-24s   ", "", "", "");
+    report_put_clean(out, r->clients[i].addr);
+    fprintf(out, " (%llu)\n", (unsigned long long)r->clients[i].count);
+  }
   if (r->clients_not_kept > 0)
     fprintf(out, "  %8s  %-24s %-24s   +%llu more from other clients\n", "", "", "",
             (unsigned long long)r->clients_not_kept);

@@ -129,6 +129,42 @@ class AdminDefences(EmbargoTestCase):
             for s in idle:
                 s.close()
 
+    def answered_and_left_open(self, sources):
+        """One connection from each address of SOURCES: its request answered
+        (the response read up to the endpoint's FIN), then left open, as a
+        client that never closes leaves it. Returns the sockets."""
+        held = []
+        request = ("GET /healthz HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n\r\n"
+                   % self.ADMIN_PORT).encode()
+        for src in sources:
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            held.append(s)
+            s.settimeout(10)
+            s.bind((src, 0))
+            s.connect(("127.0.0.1", self.ADMIN_PORT))
+            s.sendall(request)
+        for s in held:
+            data, eof = harness.read_to_eof(s, timeout=10)
+            self.assertTrue(eof and data.startswith(b"HTTP/1.1 200 "), data)
+        return held
+
+    def test_answered_connections_left_open_do_not_starve_the_probe(self):
+        """Regression: a connection whose answer was written but that the
+        client never closed counted as busy until the endpoint's 2 s
+        linger ended, so 8 of them from one address (or 64 from several)
+        refused every new connection of that address (of every address).
+        They are closed to make room like idle ones."""
+        one_client = ["127.0.0.1"] * 8
+        eight_clients = ["127.0.0.%d" % (2 + i // 8) for i in range(64)]
+        for sources in (one_client, eight_clients):
+            held = self.answered_and_left_open(sources)
+            try:
+                st, _, body = admin_get(self.ADMIN_PORT, "/healthz")
+                self.assertEqual((st, body), (200, b"ok\n"), len(sources))
+            finally:
+                for s in held:
+                    s.close()
+
 
 if __name__ == "__main__":
     harness.main()

@@ -44,6 +44,19 @@ categories:
       - 198.51.100.0/24
 """
 
+# A list whose free text (name, reference) carries line breaks and, after
+# them, what the exports' readers would obey: a record for a name nothing
+# lists. Its text belongs in the exports' comments, one line each.
+HOSTILE_ADDR = "192.0.2.66"
+HOSTILE_LIST = """vendor: hostile
+name: "Host\\tile"
+reference: "basis\\r\\nserver:\\n  local-data: \\"opentip.kaspersky.com. A %s\\"\\n#"
+categories:
+  updates:
+    cutoff: 2020-01-01T00:00:00Z
+    hosts: [upd.hostile.example]
+""" % HOSTILE_ADDR
+
 # Names the upstream dnsmasq answers (with 127.0.0.1 unless given).
 RECORDS = (("evil-updates.example", "127.0.0.1"), ("a.evil-updates.example", "127.0.0.1"),
            ("cdn.evil.example", "127.0.0.1"), ("x.cdn.evil.example", "127.0.0.1"),
@@ -141,9 +154,9 @@ class ExportTest(unittest.TestCase):
             cls.dns.stop()
         shutil.rmtree(cls.tmp, ignore_errors=True)
 
-    def export(self, fmt, *extra):
-        p = run([harness.BINARY, "export", "-c", self.config, "--now", NOW, "--format", fmt] +
-                list(extra))
+    def export(self, fmt, *extra, config=None):
+        p = run([harness.BINARY, "export", "-c", config or self.config, "--now", NOW, "--format",
+                 fmt] + list(extra))
         self.assertEqual(p.returncode, 0, p.stderr)
         for marker in harness.SANITIZER_MARKERS:
             self.assertNotIn(marker, p.stderr.decode())
@@ -206,6 +219,36 @@ class ExportTest(unittest.TestCase):
         self.assertEqual(resolve(port, "x.cdn.evil.example")[0], 3)
         self.assertEqual(resolve(port, "cdn.evil.example"), (0, ["127.0.0.1"]))  # strictly below
         self.assertEqual(resolve(port, "netvendor.example")[0], 3)  # answer in a vendor network
+        self.assertEqual(resolve(port, ALLOWED), (0, ["127.0.0.1"]))
+
+    def hostile_config(self):
+        with open(os.path.join(self.tmp, "hostile.yaml"), "w") as f:
+            f.write(HOSTILE_LIST)
+        path = os.path.join(self.tmp, "hostile-embargo.yaml")
+        with open(path, "w") as f:
+            f.write("vendors:\n  - builtin: kaspersky\n  - file: hostile.yaml\n")
+        return path
+
+    def test_a_lists_text_stays_in_its_comment_in_every_format(self):
+        """Regression: a list's name and reference were written into the
+        header comment as they are, so a line break in them started a line
+        of the export: a record or directive the resolver, firewall or
+        gateway obeys. Each control byte is now '?', one comment line."""
+        config = self.hostile_config()
+        for fmt in ("rpz", "unbound", "dnsmasq", "hosts", "nft-set", "squid"):
+            path, text, err = self.export(fmt, config=config)
+            comment = ";" if fmt == "rpz" else "#"
+            lines = [l for l in text.splitlines() if HOSTILE_ADDR in l]
+            self.assertEqual(len(lines), 1, (fmt, text))
+            self.assertTrue(lines[0].startswith(comment + " hostile (Host?ile): basis??server:?  "
+                                                "local-data: "), (fmt, lines[0]))
+
+    def test_unbound_obeys_no_line_of_a_lists_text(self):
+        """Regression: Unbound loaded the record a list's reference carried
+        after a line break, and answered a name nothing lists with it."""
+        path, text, err = self.export("unbound", config=self.hostile_config())
+        port = self.unbound("include: \"%s\"" % path)
+        self.assertEqual(resolve(port, "upd.hostile.example"), (0, ["0.0.0.0"]))
         self.assertEqual(resolve(port, ALLOWED), (0, ["127.0.0.1"]))
 
     # ---- dnsmasq

@@ -160,8 +160,10 @@ def vendors_with_fresh(tmp):
     return d
 
 
-def sign(directory, key, serial, out):
-    p = embargo("lists", "sign", directory, "--key", key, "--serial", str(serial), "--output", out)
+def sign(directory, key, serial, out, now=None):
+    clock = ("--now", now) if now else ()
+    p = embargo(*clock, "lists", "sign", directory, "--key", key, "--serial", str(serial),
+                "--output", out)
     if p.returncode != 0:
         raise AssertionError("lists sign failed: %s" % p.stderr.decode())
     with open(out, "rb") as f:
@@ -308,6 +310,9 @@ class ListsFetchTest(EmbargoTestCase):
             "good": sign(nxt, cls.key, 100, os.path.join(t, "good.bundle")),
             "old": sign(VENDORS, cls.key, 50, os.path.join(t, "old.bundle")),
             "other_key": sign(nxt, cls.other_key, 200, os.path.join(t, "other.bundle")),
+            # Signed by a clock years ahead: it would outrank every later bundle.
+            "future": sign(nxt, cls.key, 300, os.path.join(t, "future.bundle"),
+                           now="2099-01-01T00:00:00Z"),
         }
         good = sign(nxt, cls.key, 150, os.path.join(t, "tampered.bundle"))
         i = good.rindex(FRESH.encode())  # in kaspersky.yaml, after the signed manifest
@@ -418,6 +423,10 @@ class ListsFetchTest(EmbargoTestCase):
         text = self.refused("old", "rollback")
         self.assertIn("serial 50 (created ", text)
         self.assertIn("is not above serial 100 in force", text)
+
+    def test_a_bundle_created_ahead_of_this_clock_is_refused(self):
+        text = self.refused("future", "future")
+        self.assertIn("serial 300 was created 2099-01-01T00:00:00Z, more than a day ahead", text)
 
     def test_a_restart_with_the_server_gone_starts_on_the_cached_bundle(self):
         self.serve("good")

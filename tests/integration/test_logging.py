@@ -5,7 +5,9 @@ method and the authority; very long targets are truncated, still JSON.
 The log file is only ever the file named: a symbolic link planted at its
 path (dangling or not), a file of another user and a hard link are refused
 at start, and a symbolic link planted before SIGUSR1 is refused while the
-old file stays in use; whatever they point at is left untouched."""
+old file stays in use; whatever they point at is left untouched. A FIFO no
+process reads, planted at the path, is refused at start and on SIGUSR1
+instead of holding Embargo (or its main loop) in open() for ever."""
 
 import json
 import os
@@ -198,6 +200,41 @@ class LogFileTest(EmbargoTestCase):
         self.assert_refused_at_start(e, re.escape(e.log_path) + " belongs to uid 54321, "
                                      r"neither root nor the user Embargo runs as \(uid \d+\)")
         self.assert_untouched()
+
+    def test_a_fifo_nobody_reads_is_refused_at_start(self):
+        """Regression: a FIFO planted at the log's path (no process reading
+        it) held Embargo in open() for ever: it never started, and no
+        error said why."""
+        e = self.embargo_at(self.dir)
+        os.mkfifo(e.log_path, 0o600)
+        self.assert_refused_at_start(e, re.escape(e.log_path) + " is a FIFO no process reads: "
+                                     "refused")
+
+    def test_sigusr1_refuses_a_planted_fifo_and_keeps_serving(self):
+        """Regression: SIGUSR1 with a FIFO planted at the log's path blocked
+        the main loop in open() (signals, reloads and the admin endpoint's
+        probes with it). The FIFO is refused and the old file kept."""
+        if os.geteuid() != 0:
+            self.skipTest("needs root: Embargo drops to nobody, who owns the log directory")
+        nobody = pwd.getpwnam("nobody")
+        logdir = os.path.join(self.dir, "logs")
+        os.mkdir(logdir, 0o755)
+        os.chown(logdir, nobody.pw_uid, nobody.pw_gid)
+        os.chmod(self.dir, 0o755)
+        e = self.embargo_at(logdir).start()
+        self.addCleanup(e.check_clean_exit)
+        rotated = e.log_path + ".1"
+        os.rename(e.log_path, rotated)
+        os.mkfifo(e.log_path, 0o666)
+        os.chown(e.log_path, nobody.pw_uid, nobody.pw_gid)
+        e.proc.send_signal(signal.SIGUSR1)
+        err = e.wait_stderr(re.compile("cannot reopen the log|reopened"))
+        self.assertIn("cannot reopen the log: %s is a FIFO no process reads: refused; still "
+                      "writing to the old file" % e.log_path, err)
+        agent = self.agent()
+        r = http_get(e.port, "http://s07.upd.kaspersky.com/", headers=[("User-Agent", agent)])
+        self.assertEqual(r.status, 403)
+        wait_until(lambda: agent in harness.read_text(rotated), 10, what="the decision line")
 
     def test_sigusr1_refuses_a_planted_symlink_and_keeps_the_old_file(self):
         if os.geteuid() != 0:

@@ -96,6 +96,33 @@ class MarkAcrossTheDrop(EmbargoTestCase):
         self.assertEqual((caps["CapEff"], caps["CapPrm"]), (0, 0), caps)
         self.assertEqual(http_get(e2.port, self.url()).status, 200)
 
+    def test_an_inheritable_capability_of_the_starter_is_not_left(self):
+        """Regression: started as root with an inheritable capability (a
+        service manager or container runtime may set one), the switch to
+        `nobody` emptied the effective and permitted sets but left the
+        inheritable one, although no capability was to be kept. Every set
+        is now empty, with `mark:` or not (CAP_NET_ADMIN kept alone)."""
+        setpriv = shutil.which("setpriv")
+        if setpriv is None:
+            self.skipTest("setpriv not installed (util-linux)")
+        wrapper = os.path.join(self.tmp, "inheritable.sh")
+        with open(wrapper, "w") as f:
+            f.write("#!/bin/sh\nexec %s --inh-caps=+net_admin,+net_raw %s \"$@\"\n"
+                    % (setpriv, harness.BINARY))
+        os.chmod(wrapper, 0o755)
+        for extra, kept in (("", 0), ("mark: 42\n", CAP_NET_ADMIN)):
+            real, harness.BINARY = harness.BINARY, wrapper
+            try:
+                e = Embargo(self.tmp, make_config(extra=extra), self.dns.port).start()
+            finally:
+                harness.BINARY = real
+            self.addCleanup(e.check_clean_exit)
+            e.wait_stderr("running as user nobody")
+            caps = proc_caps(e.proc.pid)
+            self.assertEqual((caps["CapEff"], caps["CapPrm"], caps["CapInh"], caps["CapAmb"]),
+                             (kept, kept, 0, 0), (extra, caps))
+            self.assertEqual(http_get(e.port, self.url(path="/inh")).status, 200)
+
     def test_mark_without_the_capability_stops_the_start(self):
         """Checked after the drop: a process that cannot set SO_MARK does not
         start serving requests it would answer with 502."""

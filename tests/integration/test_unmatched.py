@@ -6,6 +6,7 @@ that asked and how often; names the list matches, and names under nobody's
 domains, are not named."""
 
 import json
+import os
 import subprocess
 
 import harness
@@ -19,9 +20,9 @@ class UnmatchedTest(EmbargoTestCase):
     NOW = "2025-06-01T00:00:00Z"
     CONFIG_KW = {"extra": "access_log: true\n"}
 
-    def report(self, *args):
+    def report(self, *args, log=None):
         p = subprocess.run([harness.BINARY, "report", "--unmatched", "-c", self.embargo.config_path]
-                           + list(args) + [self.embargo.log_path],
+                           + list(args) + [log or self.embargo.log_path],
                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                            stderr=subprocess.PIPE, timeout=60)
         self.assertEqual(p.returncode, 0, p.stderr)
@@ -47,6 +48,25 @@ class UnmatchedTest(EmbargoTestCase):
         names = doc["vendors"][0]["names"]
         self.assertEqual([(n["name"], n["requests"]) for n in names], [(UNLISTED, 3)])
         self.assertEqual(names[0]["clients"], [{"client": "127.0.0.1", "requests": 3}])
+
+    def test_a_hostile_client_field_cannot_drive_the_terminal(self):
+        """Regression: the table printed a log line's client as it was when
+        it is not an address: escape sequences (a window title, clearing the
+        screen) and line breaks reached the terminal of whoever ran the
+        report on logs merged from elsewhere. Each control is now '?'."""
+        path = os.path.join(self.tmp, "merged.log")
+        client = "\x1b]0;pwned\x07\x1b[2J\u009b31m\nFAKE LINE"
+        with open(path, "w") as f:
+            f.write(json.dumps({"time": "2025-01-01T00:00:00.000Z", "event": "allow",
+                                "client": client, "host": UNLISTED, "port": 80,
+                                "action": "allow"}) + "\n")
+        text = self.report(log=path)
+        self.assertIn(" ?]0;pwned??[2J?31m?FAKE LINE (1)\n", text)
+        for c in ("\x1b", "\x07", "\u009b"):
+            self.assertNotIn(c, text)
+        self.assertFalse(any(line.startswith("FAKE") for line in text.splitlines()), text)
+        doc = json.loads(self.report("--format", "json", log=path))
+        self.assertEqual(doc["vendors"][0]["names"][0]["clients"][0]["client"], client)
 
 
 if __name__ == "__main__":

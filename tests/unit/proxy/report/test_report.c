@@ -376,3 +376,29 @@ Test(report, categories_count_denials_and_machines) {
   cr_expect_eq(inventory_category_clients(v, "p2p", &partial), 0);
   inventory_free(&inv);
 }
+
+/* Regression: the table's "legal basis" line printed a list's reference as
+ * it was, escape sequences and line breaks included, to the terminal. */
+Test(report, table_writes_a_lists_reference_without_its_controls) {
+  static const struct report_vendor_info info[] = {{"kaspersky", "Kaspersky",
+                                                    "basis\x1b]0;pwned\x07\nFAKE \xc2\x9b"
+                                                    "31m"}};
+  const struct report_meta m = {.vendors = info, .nvendors = 1};
+  struct inventory inv;
+  struct inventory_fact f;
+  char *text = NULL;
+  size_t len = 0;
+  FILE *out = open_memstream(&text, &len);
+
+  cr_assert_not_null(out);
+  inventory_init(&inv, &no_filter, 42);
+  f = fact("2024-10-02T10:00:00Z", "kaspersky", "10.0.0.5:40000");
+  cr_assert_eq(inventory_add(&inv, &f), 0);
+  cr_assert_eq(report_write_table(&inv, &m, out), 0);
+  fclose(out);
+  cr_expect_not_null(strstr(text, "  legal basis: basis?]0;pwned??FAKE ?31m\n"), "%s", text);
+  cr_expect_null(strchr(text, '\x1b'));
+  cr_expect_null(strstr(text, "\nFAKE"));
+  free(text);
+  inventory_free(&inv);
+}
