@@ -4,7 +4,9 @@ the phases of the proxy benchmark that measure Embargo alone.
 * idle TLS tunnels: for each count, a freshly started Embargo, a keep-alive
   wrk run (p99 latency), the tunnels opened PARALLEL at a time (RSS per
   tunnel), the CPU it spends per second while they idle, and the same wrk
-  run beside them;
+  run beside them; then the control: the same run while another Embargo
+  holds the same tunnels (what they cost the machine rather than the loops
+  of the Embargo measured);
 * keep-alive clients: wrk with 50, 1,000, 5,000 connections, direct and
   through Embargo (req/s, p99, CPU per request);
 * vendor-list patterns: Embargo started with generated lists of 10,
@@ -12,12 +14,15 @@ the phases of the proxy benchmark that measure Embargo alone.
   time until it accepts, RSS per pattern, keep-alive req/s and CPU per
   request against the 10-pattern list of the same round;
 * the block page: allowed CONNECTs (resolve, dial, 200) measured quiet and
-  while a burst of distinct denied names gets the block page.
+  while a burst of distinct denied names gets the block page; then the
+  control: the same burst answered by another Embargo (what the burst's
+  CPU costs the machine rather than the loops of the Embargo measured).
 
 Every count beyond what the descriptor limit allows is measured at the
 largest count that fits, and the report says so. Figures go into the
 benchmark's results under the workloads "tunnels", "clients", "patterns"
-and "page", keyed by the count (or "direct@COUNT" for direct runs).
+and "page", keyed by the count (or "direct@COUNT" for direct runs,
+"elsewhere@COUNT" and "elsewhere" for the controls).
 """
 
 import ssl
@@ -65,6 +70,8 @@ def tunnels_phase(bench):
             try:
                 bench.record("tunnels", str(n), lambda: idle_point(
                     target, bench, ctx, script, n, (o, st, d)))
+                bench.record("tunnels", f"elsewhere@{n}", lambda: elsewhere_point(
+                    target, bench, ctx, script, n, (o, st, d)))
             finally:
                 bench.stop_peer("embargo-scale")
 
@@ -102,6 +109,36 @@ def idle_point(target, bench, ctx, script, count, wrk_args):
             "rate_with": beside["rate"],
             "cpu_100k_without": (before_run["cpu_100k"] + after_run["cpu_100k"]) / 2,
             "cpu_100k_with": beside["cpu_100k"],
+            "p99_ratio": beside["p99_ms"] / without if without else None}
+
+
+def elsewhere_point(target, bench, ctx, script, count, wrk_args):
+    """The control of the tunnel curve's latency: the same COUNT idle
+    tunnels held by another Embargo process while the same keep-alive run
+    goes through TARGET, whose loops hold none of them. What the tunnels
+    cost the machine (the kernel's socket tables, memory, whatever watches
+    the host's sockets) shows here too; what they cost TARGET's loops only
+    in idle_point."""
+    o, st, d = wrk_args
+    deadline = time.monotonic() + 120 + count / 20
+    other = bench.start_peer("embargo-other")
+    if other is None:
+        raise RuntimeError("the second Embargo did not start")
+    socks = []
+    try:
+        loads.run_wrk(target, script, o, st, 1)
+        before_run = loads.run_wrk(target, script, o, st, d)
+        socks += loads.open_tunnels(other, bench.ports["tls"], ctx, count,
+                                    bench.args.parallel, deadline)
+        time.sleep(1.0 + IDLE_SECONDS)  # as long after the opening as idle_point's run
+        beside = loads.run_wrk(target, script, o, st, d)
+    finally:
+        loads.close_all(socks)
+        bench.stop_peer("embargo-other")
+    time.sleep(SETTLE_AFTER)
+    after_run = loads.run_wrk(target, script, o, st, d)
+    without = (before_run["p99_ms"] + after_run["p99_ms"]) / 2
+    return {"p99_without": without, "p99_with": beside["p99_ms"],
             "p99_ratio": beside["p99_ms"] / without if without else None}
 
 
@@ -180,8 +217,23 @@ def page_phase(bench):
             names = [f"r{rnd}-n{i}.{peers.PAGE_DOMAIN}" for i in range(args.burst)]
             bench.record("page", "embargo", lambda: loads.run_page_burst(
                 target, allowed, names, PAGE_WORKERS))
+            # The control: the same burst answered by another Embargo, the
+            # allowed CONNECTs still through this one.
+            names = [f"r{rnd}-o{i}.{peers.PAGE_DOMAIN}" for i in range(args.burst)]
+            bench.record("page", "elsewhere", lambda: page_elsewhere(
+                bench, target, allowed, names))
     finally:
         bench.stop_peer("embargo-page")
+
+
+def page_elsewhere(bench, target, allowed, names):
+    other = bench.start_peer("embargo-page-other")
+    if other is None:
+        raise RuntimeError("the second Embargo did not start")
+    try:
+        return loads.run_page_burst(target, allowed, names, PAGE_WORKERS, burst_target=other)
+    finally:
+        bench.stop_peer("embargo-page-other")
 
 
 def embargo_extra(bench, name):
@@ -189,12 +241,12 @@ def embargo_extra(bench, name):
     Embargo configurations of these phases, or None for another name."""
     limits = ("limits:\n  max_connections: 1000000\n  max_connections_per_client: 1000000\n"
               "timeouts:\n  tunnel_idle: 1800s\n")
-    if name == "embargo-scale":
+    if name in ("embargo-scale", "embargo-other"):
         return limits, (), ""
     if name.startswith("embargo-list-"):
         path = bench.pattern_lists[int(name.rsplit("-", 1)[1])]
         return f"vendors:\n  - builtin: kaspersky\n  - file: {path}\n", (), ""
-    if name == "embargo-page":
+    if name in ("embargo-page", "embargo-page-other"):
         if bench.ca_dir is None:
             bench.ca_dir = peers.make_ca(bench.args.binary, bench.root)
         vendors = f"vendors:\n  - builtin: kaspersky\n  - file: {peers.page_vendor_list(bench.root)}\n"
