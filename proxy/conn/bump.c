@@ -5,14 +5,13 @@
  * alert. OpenSSL runs on memory BIOs fed from the client's reads (the
  * ClientHello read replayed first); ALPN offers http/1.1 only. The costly
  * part, the handshake (its key exchange and signature) and a leaf not in
- * the cache, runs on libuv's thread pool, one step per flight of the
- * client's, so that a burst of denied names does not hold up the loop's
- * other connections; a step is the phase's own state and comes back
- * through conn_resume. Reading the request and writing the page (a few
- * records of symmetric crypto) stay on the loop. The first request gets
- * the same 403 deny page, with Proxy-Status, that plain HTTP gets; then
- * close_notify and LINGER. Nothing is ever dialled. If the TLS server
- * cannot even start, RESPONDING gives the usual refusal.
+ * the cache, runs on the block page's background threads below the loops'
+ * priority (proxy/base/offload.h), one step per flight of the client's, so that a burst of denied
+ * names does not hold up the loop's other connections; a step is the phase's own state and comes
+ * back through conn_resume. Reading the request and writing the page (a few records of symmetric
+ * crypto) stay on the loop. The first request gets the same 403 deny page, with Proxy-Status, that
+ * plain HTTP gets; then close_notify and LINGER. Nothing is ever dialled. If the TLS server cannot
+ * even start, RESPONDING gives the usual refusal.
  *
  * One decision line per connection, written when the outcome is known:
  *   page served             error "http_request_denied", status 403;
@@ -26,8 +25,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
-#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -37,6 +34,7 @@
 #include "certs/blockpage.h"
 #include "filters/err.h"
 #include "filters/policy.h"
+#include "proxy/base/offload.h"
 #include "proxy/conn/conn.h"
 #include "proxy/conn/exchange.h"
 #include "proxy/conn/hello.h"
@@ -45,11 +43,10 @@
 
 #define BUMP_REQ_MAX   8192  /* request head bytes read before answering anyway */
 #define BUMP_INPUT_MAX 65536 /* TLS bytes buffered unprocessed before giving up */
-#define BUMP_NICE      10    /* the priority of the pool's threads, below the loops' */
 
 /* The TLS server of one connection: the session on memory BIOs, and what
  * its message callback saw. Whoever runs OpenSSL on it owns it: the phase,
- * or a step on the thread pool while one runs (which frees it if the phase
+ * or a step on a background thread while one runs (which frees it if the phase
  * has left by the time it ends). */
 struct bump_tls {
   SSL *ssl;       /* owns both BIOs */
@@ -58,14 +55,14 @@ struct bump_tls {
   int alert;      /* the client's alert (level << 8 | description), or -1 */
 };
 
-/* One step on the thread pool. The first makes the session (fed the
+/* One step on a background thread. The first makes the session (fed the
  * ClientHello read) and presents the leaf, cached or minted; every step
  * then runs the handshake as far as the client's bytes go. */
 struct tls_step {
-  uv_work_t req;
-  struct conn *c;       /* NULL once the connection left BUMP */
-  struct blockpage *bp; /* the process's: outlives every loop's last callback */
-  struct bump_tls *tls; /* the step's while it runs; made by the first */
+  struct offload_req req; /* first: a step is its request */
+  struct conn *c;         /* NULL once the connection left BUMP */
+  struct blockpage *bp;   /* the process's: outlives every loop's last callback */
+  struct bump_tls *tls;   /* the step's while it runs; made by the first */
   int64_t now;
   bool first;         /* make the session, present the leaf */
   bool no_session;    /* the first step could not make the session */
@@ -243,7 +240,7 @@ static struct bump_tls *tls_new(struct blockpage *bp) {
   return t;
 }
 
-/* ---- steps on the thread pool -------------------------------------------------- */
+/* ---- steps on the background threads ------------------------------------------ */
 
 /* Presents LEAF (the caller's reference, released here) with the leaves'
  * key. Whether it could. */
@@ -254,24 +251,12 @@ static bool present(struct bump_tls *t, struct blockpage *bp, X509 *leaf) {
   return ok;
 }
 
-/* The threads of libuv's pool run the block page's crypto below the
- * loops' priority: a burst of denied names takes what CPU the loops leave,
- * and allowed traffic goes first. Once per thread; a thread cannot raise
- * its priority again, and everything Embargo runs on the pool (minting,
- * handshakes, list updates) is background work. */
-static void lower_priority(void) {
-  static _Thread_local bool lowered;
-  if (!lowered)
-    setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), BUMP_NICE);
-  lowered = true;
-}
-
-/* Worker thread (or the loop's, when no step could be queued): the leaf,
+/* Background thread (or the loop's, when no step could be queued): the leaf,
  * then the handshake. Touches only the step and its session (the leaf
  * cache under its lock); OpenSSL's error queue is this thread's, so the
  * reason for a failure is read here. */
-static void on_step_work(uv_work_t *req) {
-  struct tls_step *st = req->data;
+static void on_step_work(struct offload_req *req) {
+  struct tls_step *st = (struct tls_step *)req;
   X509 *leaf;
   if (st->first) {
     if ((st->tls = tls_new(st->bp)) == NULL) {
@@ -298,16 +283,10 @@ static void on_step_work(uv_work_t *req) {
   ERR_clear_error();
 }
 
-/* A pool thread: the step, below the loops' priority. */
-static void on_step_pool(uv_work_t *req) {
-  lower_priority();
-  on_step_work(req);
-}
-
 /* Loop thread: the session is the phase's again, or freed if the phase
  * has left. */
-static void on_step_done(uv_work_t *req, int status) {
-  struct tls_step *st = req->data;
+static void on_step_done(struct offload_req *req) {
+  struct tls_step *st = (struct tls_step *)req;
   struct conn *c = st->c;
   struct bump *b;
   if (c == NULL) {
@@ -341,8 +320,8 @@ static int start_step(struct conn *c, const char *name, const uint8_t *hello, si
     memcpy(st->name + nlen, hello, len);
     st->hello_len = len;
   }
-  st->req.data = st;
-  if (uv_queue_work(c->srv->loop, &st->req, on_step_pool, on_step_done) != 0) {
+  if (c->srv->offload == NULL ||
+      offload_queue(c->srv->offload, &st->req, on_step_work, on_step_done) != 0) {
     on_step_work(&st->req); /* no thread for it: here, as the loop's own */
     b->done = st;
     return 0;

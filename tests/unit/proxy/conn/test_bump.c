@@ -3,7 +3,7 @@
  * gets its 200, its ClientHello is read, and a TLS server with a leaf
  * minted for the name by the block-page CA answers the first request with
  * the deny page; a client that rejects the certificate is recorded as
- * such; the handshake runs on the thread pool, the loop serving other
+ * such; the handshake runs on the block page's threads, the loop serving other
  * connections meanwhile. */
 #include "conn_fixture.h"
 
@@ -11,21 +11,24 @@
 #include <openssl/ssl.h>
 
 #include "certs/ca.h"
+#include "proxy/base/offload.h"
 
 TestSuite(bump, .fini = fx_finish);
 
 static char ca_dir[64];
 static SSL_CTX *ctx;
 static SSL *ssl;
-static uv_sem_t gate; /* holds the pool's one thread while closed */
+static uv_sem_t gate; /* holds the block page's threads while closed */
 static bool gate_closed;
+static struct offload_req holds[16];
+static size_t held; /* threads held at the gate */
+
+static void release(void);
 
 static void done(void) {
   char path[128];
-  if (gate_closed) { /* a failed test must not leave the pool's thread waiting */
-    gate_closed = false;
-    uv_sem_post(&gate);
-  }
+  if (gate_closed) /* a failed test must not leave the threads waiting */
+    release();
   SSL_free(ssl);
   SSL_CTX_free(ctx);
   fx_finish();
@@ -118,11 +121,28 @@ Test(bump, a_client_rejecting_the_certificate_is_recorded, .fini = done) {
   cr_expect_not_null(strstr(fx_decisions(), "\"error\":\"client_rejected_certificate\""));
 }
 
-static void hold_thread(uv_work_t *req) {
+static void hold_thread(struct offload_req *req) {
   uv_sem_wait(&gate);
 }
 
-static void held_thread_done(uv_work_t *req, int status) {}
+static void held_thread_done(struct offload_req *req) {}
+
+/* Every one of the block page's threads waits at the gate (the queue is
+ * first come, first served: each takes one hold). */
+static void hold(void) {
+  held = offload_threads(fx.sh.offload);
+  cr_assert(held > 0 && held <= sizeof(holds) / sizeof(holds[0]));
+  cr_assert_eq(uv_sem_init(&gate, 0), 0);
+  gate_closed = true;
+  for (size_t i = 0; i < held; i++)
+    cr_assert_eq(offload_queue(fx.srv.offload, &holds[i], hold_thread, held_thread_done), 0);
+}
+
+static void release(void) {
+  gate_closed = false;
+  for (size_t i = 0; i < held; i++)
+    uv_sem_post(&gate);
+}
 
 /* What the client socket FD has to read now, without waiting. */
 static ssize_t pending_bytes(int fd) {
@@ -133,18 +153,16 @@ static ssize_t pending_bytes(int fd) {
 /* A denied CONNECT's block page used to be served by a handshake run on
  * the loop whenever the leaf was cached: every other connection of the
  * worker waited for its key exchange and signature. The handshake runs on
- * the thread pool: with the pool's one thread held, the ClientHello is
- * read, the step waits, and the loop answers another connection (the
+ * the block page's threads: with every one of them held, the ClientHello
+ * is read, the step waits, and the loop answers another connection (the
  * barrier) before any byte of the TLS server's; released, the handshake
  * completes. */
 Test(bump, the_handshake_waits_for_a_thread_while_the_loop_serves_others, .fini = done) {
   static const char other[] = "GET http://upd.acme.test/x HTTP/1.1\r\nHost: upd.acme.test\r\n\r\n";
   const struct sockaddr *lst;
-  uv_work_t hold;
   char got[4096];
   int barrier;
 
-  cr_assert_eq(setenv("UV_THREADPOOL_SIZE", "1", 1), 0); /* before the pool starts */
   bumping(true);
   cr_assert_eq(handshake(), 1, "the first connection mints the leaf and caches it");
   SSL_free(ssl);
@@ -153,9 +171,7 @@ Test(bump, the_handshake_waits_for_a_thread_while_the_loop_serves_others, .fini 
   fx.client = -1;
   cr_assert(fx_reach(CONN_ST_CLOSED));
 
-  cr_assert_eq(uv_sem_init(&gate, 0), 0);
-  gate_closed = true;
-  cr_assert_eq(uv_queue_work(&fx.loop, &hold, hold_thread, held_thread_done), 0);
+  hold();
   fx_connect();
   fx_sends("CONNECT upd.acme.test:443 HTTP/1.1\r\n\r\n");
   fx_recv(got, sizeof(got), "\r\n\r\n");
@@ -186,8 +202,7 @@ Test(bump, the_handshake_waits_for_a_thread_while_the_loop_serves_others, .fini 
   cr_expect_eq(errno, EAGAIN);
   cr_expect_eq(fx.c->state, CONN_ST_BUMP);
 
-  gate_closed = false;
-  uv_sem_post(&gate);
+  release();
   cr_expect_eq(handshake(), 1, "released, the handshake completes");
   cr_expect_eq(SSL_get_verify_result(ssl), X509_V_OK);
 }
@@ -197,26 +212,21 @@ static bool client_ended(void) {
 }
 
 /* A client that rejects the certificate sends its alert and closes at
- * once. The alert is read by a step on the thread pool; the close must not
+ * once. The alert is read by a step on a background thread; the close must not
  * be taken for the outcome before that step has read the alert (it used to
  * be: "client closed the connection after the minted certificate", with
- * the alert lost). The pool's one thread is held while both arrive. */
+ * the alert lost). The block page's threads are held while both arrive. */
 Test(bump, an_alert_read_while_the_client_closes_names_the_alert, .fini = done) {
-  uv_work_t hold;
-  cr_assert_eq(setenv("UV_THREADPOOL_SIZE", "1", 1), 0);
   bumping(false);
   cr_assert_neq(handshake(), 1, "the client does not know the CA: its alert goes out");
-  cr_assert_eq(uv_sem_init(&gate, 0), 0);
-  gate_closed = true;
-  cr_assert_eq(uv_queue_work(&fx.loop, &hold, hold_thread, held_thread_done), 0);
+  hold();
   SSL_free(ssl);
   ssl = NULL;
   close(fx.client);
   fx.client = -1;
   cr_assert(fx_run_until(client_ended), "the alert and the close were read");
   cr_expect_eq(fx.c->state, CONN_ST_BUMP, "the outcome waits for the step reading the alert");
-  gate_closed = false;
-  uv_sem_post(&gate);
+  release();
   cr_assert(fx_reach(CONN_ST_CLOSED));
   cr_expect_not_null(strstr(fx_decisions(), "\"error\":\"client_rejected_certificate\""));
   cr_expect_not_null(strstr(fx_decisions(), "client sent alert unknown CA after the minted"), "%s",
