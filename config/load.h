@@ -13,8 +13,9 @@
 
 /* Longest key path in an error message ("categories.updates.hosts[12]"). */
 #define LOAD_PATH_MAX 160
-/* Largest config or vendor file read. */
-#define LOAD_FILE_MAX (8u << 20)
+/* Largest config or vendor file read: a vendor list of a million host
+ * patterns is about 40 MB. */
+#define LOAD_FILE_MAX (64u << 20)
 
 struct loader {
   struct config *cfg; /* being filled; owns cfg->policy and cfg->clients */

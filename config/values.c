@@ -5,9 +5,11 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "config/load.h"
 #include "filters/err.h"
@@ -254,19 +256,35 @@ int load_node(struct loader *ld, const struct ydoc *d, const struct ynode *value
 int load_read_file(const char *path, char **data, size_t *len) {
   int rc = 0;
   char *buf = NULL;
+  struct stat st;
+  size_t cap = 64 * 1024, n = 0, got;
   FILE *f = fopen(path, "rb");
   if (f == NULL)
     return -errno;
-  buf = malloc(LOAD_FILE_MAX + 1);
-  if (buf == NULL) {
-    rc = -ENOMEM;
-    goto cleanup;
+  /* A regular file's size sizes the buffer (one byte more, to see it grow
+   * meanwhile); anything else grows it as it comes. */
+  if (fstat(fileno(f), &st) == 0 && S_ISREG(st.st_mode))
+    cap = (uint64_t)st.st_size < LOAD_FILE_MAX ? (size_t)st.st_size + 1 : LOAD_FILE_MAX + 1;
+  for (;;) {
+    char *grown = realloc(buf, cap + 1);
+    if (grown == NULL) {
+      rc = -ENOMEM;
+      goto cleanup;
+    }
+    buf = grown;
+    n += got = fread(buf + n, 1, cap - n, f);
+    if (ferror(f)) {
+      rc = -EIO;
+      goto cleanup;
+    }
+    if (n > LOAD_FILE_MAX) {
+      rc = -EFBIG;
+      goto cleanup;
+    }
+    if (n < cap || got == 0)
+      break;
+    cap = cap * 2 < LOAD_FILE_MAX + 1 ? cap * 2 : LOAD_FILE_MAX + 1;
   }
-  size_t n = fread(buf, 1, LOAD_FILE_MAX + 1, f);
-  if (ferror(f))
-    rc = -EIO;
-  else if (n > LOAD_FILE_MAX)
-    rc = -EFBIG;
 cleanup:
   fclose(f);
   if (rc < 0) {

@@ -81,12 +81,32 @@ static int check_labels(const char *s, size_t len) {
   return 0;
 }
 
+/* V in decimal at OUT (at most 10 bytes, no NUL); returns the length.
+ * Names are formatted on every request: no printf machinery. */
+static size_t put_uint(char *out, unsigned v) {
+  char digits[10];
+  size_t n = 0, i;
+  do {
+    digits[n++] = (char)('0' + v % 10);
+    v /= 10;
+  } while (v != 0);
+  for (i = 0; i < n; i++)
+    out[i] = digits[n - 1 - i];
+  return n;
+}
+
 static void set_ipv4(struct host *h, const uint8_t addr[4]) {
+  size_t n = 0;
   h->kind = HOST_IPV4;
   memset(h->addr, 0, sizeof(h->addr));
   memcpy(h->addr, addr, 4);
-  h->len = (size_t)snprintf(h->name, sizeof(h->name), "%u.%u.%u.%u", addr[0], addr[1],
-                            addr[2], addr[3]);
+  for (int i = 0; i < 4; i++) {
+    if (i > 0)
+      h->name[n++] = '.';
+    n += put_uint(h->name + n, addr[i]);
+  }
+  h->name[n] = '\0';
+  h->len = n;
 }
 
 /* Parses an IPv6 literal without brackets. Zone ids ("%eth0") are refused:
@@ -321,7 +341,21 @@ int url_parse_absolute(const char *in, size_t len, struct host *out, const char 
 }
 
 int host_format(const struct host *host, char *buf, size_t size) {
-  if (host->kind == HOST_IPV6)
-    return snprintf(buf, size, "[%s]:%u", host->name, (unsigned)host->port);
-  return snprintf(buf, size, "%s:%u", host->name, (unsigned)host->port);
+  char text[sizeof(host->name) + 16];
+  size_t len = strnlen(host->name, sizeof(host->name) - 1), n = 0;
+  bool v6 = host->kind == HOST_IPV6;
+  if (v6)
+    text[n++] = '[';
+  memcpy(text + n, host->name, len);
+  n += len;
+  if (v6)
+    text[n++] = ']';
+  text[n++] = ':';
+  n += put_uint(text + n, host->port);
+  if (size > 0) { /* truncated like snprintf */
+    size_t k = n < size - 1 ? n : size - 1;
+    memcpy(buf, text, k);
+    buf[k] = '\0';
+  }
+  return (int)n;
 }

@@ -74,6 +74,7 @@ struct policy {
   size_t counts[4];         /* rules per enum rule_kind */
   bool monitor;
   const char *profile;      /* interned; NULL: none set */
+  const char *last_file;    /* the file name interned last (an origin's) */
   struct ptrvec sources;    /* struct policy_source *, in load order */
   char version[24];
   struct clientgroups *groups; /* owned */
@@ -85,25 +86,30 @@ static const char *const action_names[] = {
   [ACTION_DENY] = "deny",
 };
 
-/* Returns SIZE zeroed bytes aligned for any type, owned by P, or NULL. */
-static void *arena_alloc(struct policy *p, size_t size) {
-  size_t align = alignof(max_align_t);
-  size = (size + align - 1) / align * align;
+/* Returns SIZE zeroed bytes aligned to ALIGN (a power of two), owned by
+ * P, or NULL. */
+static void *arena_alloc_aligned(struct policy *p, size_t size, size_t align) {
   struct arena_block *b = p->arena;
-  if (b == NULL || b->size - b->used < size) {
+  size_t start = b != NULL ? (b->used + align - 1) & ~(align - 1) : 0;
+  if (b == NULL || start > b->size || b->size - start < size) {
     size_t cap = size > ARENA_BLOCK ? size : ARENA_BLOCK;
     b = malloc(sizeof(*b) + cap);
     if (b == NULL)
       return NULL;
     b->next = p->arena;
-    b->used = 0;
     b->size = cap;
     p->arena = b;
+    start = 0;
   }
-  void *out = b->data + b->used;
-  b->used += size;
+  void *out = b->data + start;
+  b->used = start + size;
   memset(out, 0, size);
   return out;
+}
+
+/* Returns SIZE zeroed bytes aligned for any type, owned by P, or NULL. */
+static void *arena_alloc(struct policy *p, size_t size) {
+  return arena_alloc_aligned(p, size, alignof(max_align_t));
 }
 
 static void arena_free(struct arena_block *b) {
@@ -164,17 +170,21 @@ const char *policy_strdup(struct policy *p, const char *s) {
   if (s == NULL)
     return NULL;
   size_t len = strlen(s);
-  char *out = arena_alloc(p, len + 1);
+  char *out = arena_alloc_aligned(p, len + 1, 1); /* text packs: a million patterns */
   if (out != NULL)
     memcpy(out, s, len + 1);
   return out;
 }
 
-/* Interns a copy of WHERE's file name so origins outlive the loader. */
+/* Interns WHERE's file name so origins outlive the loader: one copy per
+ * file in a row (every rule of a list comes from its file), not one per
+ * rule. */
 static int intern_origin(struct policy *p, struct origin *where) {
   if (where->file == NULL)
     return 0;
-  where->file = policy_strdup(p, where->file);
+  if (p->last_file == NULL || strcmp(p->last_file, where->file) != 0)
+    p->last_file = policy_strdup(p, where->file);
+  where->file = p->last_file;
   return where->file != NULL ? 0 : -ENOMEM;
 }
 

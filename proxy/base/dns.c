@@ -628,20 +628,100 @@ void resolver_get_health(const struct resolver *r, struct resolver_health *out) 
   *out = r->health;
 }
 
-void dns_result_literal(struct dns_result *r, const struct host *h) {
-  memset(r, 0, sizeof(*r));
-  r->naddrs = 1;
+/* The one address of the IP-literal host H, with its port, into SS. */
+static void literal_addr(const struct host *h, struct sockaddr_storage *ss) {
+  memset(ss, 0, sizeof(*ss));
   if (h->kind == HOST_IPV4) {
-    struct sockaddr_in *in = (struct sockaddr_in *)&r->addrs[0];
+    struct sockaddr_in *in = (struct sockaddr_in *)ss;
     in->sin_family = AF_INET;
     in->sin_port = htons(h->port);
     memcpy(&in->sin_addr, h->addr, 4);
   } else {
-    struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&r->addrs[0];
+    struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)ss;
     in6->sin6_family = AF_INET6;
     in6->sin6_port = htons(h->port);
     memcpy(&in6->sin6_addr, h->addr, 16);
   }
+}
+
+void dns_result_literal(struct dns_result *r, const struct host *h) {
+  memset(r, 0, sizeof(*r));
+  r->naddrs = 1;
+  literal_addr(h, &r->addrs[0]);
+}
+
+/* ---- answers the connections keep ------------------------------------------ */
+
+/* One allocation: the header, the addresses (FIRST, if not NULL, then
+ * ADDRS), the chain's pointers, then the names' bytes (NAMES copied). */
+static struct dns_answer *answer_make(const char *const *names, size_t ncnames,
+                                      const struct sockaddr *first,
+                                      const struct sockaddr_storage *addrs, size_t naddrs,
+                                      uint32_t ttl) {
+  size_t n = (first != NULL) + naddrs, bytes = 0, i;
+  struct dns_answer *a;
+  const char **ptrs;
+  char *p;
+
+  for (i = 0; i < ncnames; i++)
+    bytes += strlen(names[i]) + 1;
+  a = malloc(sizeof(*a) + n * sizeof(a->addrs[0]) + ncnames * sizeof(char *) + bytes);
+  if (a == NULL)
+    return NULL;
+  a->refs = 1;
+  a->ttl = ttl;
+  a->naddrs = n;
+  a->ncnames = ncnames;
+  if (first != NULL) {
+    memset(&a->addrs[0], 0, sizeof(a->addrs[0]));
+    memcpy(&a->addrs[0], first,
+           first->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in));
+  }
+  if (naddrs > 0)
+    memcpy(&a->addrs[first != NULL], addrs, naddrs * sizeof(a->addrs[0]));
+  ptrs = (const char **)(void *)&a->addrs[n];
+  p = (char *)(ptrs + ncnames);
+  for (i = 0; i < ncnames; i++) {
+    size_t len = strlen(names[i]) + 1;
+    memcpy(p, names[i], len);
+    ptrs[i] = p;
+    p += len;
+  }
+  a->cnames = ptrs;
+  return a;
+}
+
+struct dns_answer *dns_answer_new(const struct dns_result *r, const struct sockaddr *first,
+                                  bool r_addrs) {
+  const char *names[DNS_MAX_CNAMES];
+  size_t i, n = r != NULL ? r->ncnames : 0;
+  bool with = r != NULL && r_addrs;
+  for (i = 0; i < n; i++)
+    names[i] = r->cnames[i];
+  return answer_make(names, n, first, with ? r->addrs : NULL, with ? r->naddrs : 0,
+                     r != NULL ? r->ttl : 0);
+}
+
+struct dns_answer *dns_answer_redial(const struct dns_answer *a, const struct sockaddr *addr) {
+  return answer_make(a != NULL ? a->cnames : NULL, a != NULL ? a->ncnames : 0, addr, NULL, 0,
+                     a != NULL ? a->ttl : 0);
+}
+
+struct dns_answer *dns_answer_literal(const struct host *h) {
+  struct sockaddr_storage ss;
+  literal_addr(h, &ss);
+  return answer_make(NULL, 0, (const struct sockaddr *)&ss, NULL, 0, 0);
+}
+
+struct dns_answer *dns_answer_ref(struct dns_answer *a) {
+  if (a != NULL)
+    a->refs++;
+  return a;
+}
+
+void dns_answer_unref(struct dns_answer *a) {
+  if (a != NULL && --a->refs == 0)
+    free(a);
 }
 
 const struct sockaddr *sockaddr_unmapped(const struct sockaddr *sa, struct sockaddr_in *tmp) {
@@ -663,24 +743,6 @@ bool sockaddr_same_ip(const struct sockaddr *a, const struct sockaddr *b) {
                   &((const struct sockaddr_in *)b)->sin_addr, 4) == 0;
   return memcmp(&((const struct sockaddr_in6 *)a)->sin6_addr,
                 &((const struct sockaddr_in6 *)b)->sin6_addr, 16) == 0;
-}
-
-void dns_result_facts(const struct dns_result *r, struct facts *f, struct fact_store *st) {
-  size_t i;
-  for (i = 0; i < r->naddrs; i++) {
-    const struct sockaddr *sa = (const struct sockaddr *)&r->addrs[i];
-    st->addrs[i].family = sa->sa_family;
-    if (sa->sa_family == AF_INET)
-      memcpy(st->addrs[i].addr, &((const struct sockaddr_in *)sa)->sin_addr, 4);
-    else
-      memcpy(st->addrs[i].addr, &((const struct sockaddr_in6 *)sa)->sin6_addr, 16);
-  }
-  for (i = 0; i < r->ncnames; i++)
-    st->cnames[i] = r->cnames[i];
-  f->addrs = st->addrs;
-  f->naddrs = r->naddrs;
-  f->cnames = st->cnames;
-  f->ncnames = r->ncnames;
 }
 
 const char *dns_status_name(enum dns_status s) {

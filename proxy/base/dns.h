@@ -4,12 +4,11 @@
 #ifndef EMBARGO_PROXY_DNS_H
 #define EMBARGO_PROXY_DNS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
 #include <uv.h>
-
-#include "filters/policy-t.h"
 
 #define DNS_MAX_ADDRS 16
 #define DNS_MAX_CNAMES 16
@@ -34,19 +33,43 @@ struct dns_result {
 
 struct resolver;
 struct dns_query;
-struct facts;
+struct host;
 
-/* Storage for the policy facts built from an answer. */
-struct fact_store {
-  struct ip_addr addrs[DNS_MAX_ADDRS];
-  const char *cnames[DNS_MAX_CNAMES];
+/* An answer as the connections keep it: the CNAME chain and the addresses
+ * to try (with the port asked for), in one allocation sized to what it
+ * holds. Immutable once made, and reference-counted: the exchange that
+ * looked it up, every upstream dialled from it and every later request
+ * reusing such an upstream share the one answer, never a copy. It belongs
+ * to one loop (the count is not atomic): an answer never crosses threads. */
+struct dns_answer {
+  unsigned refs;
+  uint32_t ttl; /* smallest TTL seen (0 for a literal) */
+  size_t naddrs;
+  size_t ncnames;
+  const char *const *cnames;       /* CNAME chain targets, in order, normalised */
+  struct sockaddr_storage addrs[]; /* naddrs, in the order to try */
 };
 
-/* Points F's addresses and CNAME chain at R's, converted into ST (R must
- * outlive F's use). */
-void dns_result_facts(const struct dns_result *r, struct facts *f, struct fact_store *st);
+/* A new answer (one reference, the caller's) with R's CNAME chain (R may
+ * be NULL: none) and, as its addresses, FIRST (when not NULL) followed by
+ * R's when R_ADDRS. NULL when out of memory. */
+struct dns_answer *dns_answer_new(const struct dns_result *r, const struct sockaddr *first,
+                                  bool r_addrs);
 
-struct host;
+/* A new answer with A's CNAME chain and ADDR as the one address: the same
+ * evidence for a dial to one address already judged. NULL when out of
+ * memory. */
+struct dns_answer *dns_answer_redial(const struct dns_answer *a, const struct sockaddr *addr);
+
+/* A new answer for the IP-literal host H (HOST_IPV4 or HOST_IPV6): its one
+ * address, with its port. NULL when out of memory. */
+struct dns_answer *dns_answer_literal(const struct host *h);
+
+/* Another reference to A (NULL-safe); returns A. */
+struct dns_answer *dns_answer_ref(struct dns_answer *a);
+
+/* Drops a reference to A, freeing it with the last. NULL-safe. */
+void dns_answer_unref(struct dns_answer *a);
 
 /* Fills R (zeroed first) with the one address of the IP-literal host H
  * (HOST_IPV4 or HOST_IPV6) and its port: what an IP literal "resolves" to. */

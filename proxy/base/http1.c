@@ -25,6 +25,7 @@ struct http1 {
   bool paused_upgrade;
   int error_status;
   const char *error_reason;
+  char first[ARENA_START]; /* the head's bytes, until a head needs more */
 };
 
 static struct http1 *from(llhttp_t *lp) {
@@ -50,7 +51,13 @@ static int arena_add(struct http1 *p, const char *at, size_t len) {
       cap *= 2;
     if (cap > p->max_head)
       cap = p->max_head;
-    if ((grown = realloc(h->arena, cap)) == NULL)
+    if (h->arena == p->first) { /* out of the parser's own room */
+      if ((grown = malloc(cap)) != NULL)
+        memcpy(grown, h->arena, h->used);
+    } else {
+      grown = realloc(h->arena, cap);
+    }
+    if (grown == NULL)
       return -1;
     h->arena = grown;
     h->cap = cap;
@@ -178,7 +185,10 @@ static int on_headers_complete(llhttp_t *lp) {
   h->major = lp->http_major;
   h->minor = lp->http_minor;
   if (h->request) {
-    snprintf(h->method, sizeof(h->method), "%s", llhttp_method_name(lp->method));
+    const char *method = llhttp_method_name(lp->method);
+    size_t n = strnlen(method, sizeof(h->method) - 1);
+    memcpy(h->method, method, n);
+    h->method[n] = '\0';
     h->is_connect = lp->method == HTTP_CONNECT;
     h->is_head = lp->method == HTTP_HEAD;
   } else {
@@ -245,23 +255,40 @@ void http1_set_callbacks(struct http1 *p, const struct http1_callbacks *cbs, voi
   p->ctx = ctx;
 }
 
-struct http1 *http1_new(bool request, size_t max_head, const struct http1_callbacks *cbs,
-                        void *ctx) {
-  struct http1 *p = calloc(1, sizeof(*p));
-  if (p == NULL)
-    return NULL;
+size_t http1_size(void) {
+  return sizeof(struct http1);
+}
+
+struct http1 *http1_init(void *mem, bool request, size_t max_head,
+                         const struct http1_callbacks *cbs, void *ctx) {
+  struct http1 *p = mem;
+  memset(p, 0, sizeof(*p));
   llhttp_init(&p->parser, request ? HTTP_REQUEST : HTTP_RESPONSE, &settings);
   p->cbs = cbs;
   p->ctx = ctx;
   p->max_head = max_head;
   p->head.request = request;
+  p->head.arena = p->first;
+  p->head.cap = max_head < sizeof(p->first) ? max_head : sizeof(p->first);
   return p;
 }
 
-void http1_free(struct http1 *p) {
+void http1_release(struct http1 *p) {
   if (p == NULL)
     return;
-  free(p->head.arena);
+  if (p->head.arena != p->first)
+    free(p->head.arena);
+  p->head.arena = NULL;
+}
+
+struct http1 *http1_new(bool request, size_t max_head, const struct http1_callbacks *cbs,
+                        void *ctx) {
+  struct http1 *p = malloc(sizeof(*p));
+  return p != NULL ? http1_init(p, request, max_head, cbs, ctx) : NULL;
+}
+
+void http1_free(struct http1 *p) {
+  http1_release(p);
   free(p);
 }
 
@@ -442,12 +469,19 @@ void obuf_add(struct obuf *b, const char *s, size_t len) {
     char *grown;
     while (cap < b->len + len + 1)
       cap *= 2;
-    if ((grown = realloc(b->data, cap)) == NULL) {
+    if (b->borrowed) { /* out of the caller's buffer */
+      if ((grown = malloc(cap)) != NULL)
+        memcpy(grown, b->data, b->len);
+    } else {
+      grown = realloc(b->data, cap);
+    }
+    if (grown == NULL) {
       b->failed = true;
       return;
     }
     b->data = grown;
     b->cap = cap;
+    b->borrowed = false;
   }
   memcpy(b->data + b->len, s, len);
   b->len += len;
@@ -480,66 +514,135 @@ void obuf_printf(struct obuf *b, const char *fmt, ...) {
   }
 }
 
+void obuf_init(struct obuf *b, char *buf, size_t size) {
+  memset(b, 0, sizeof(*b));
+  b->data = buf;
+  b->cap = size;
+  b->borrowed = true;
+  if (size > 0)
+    buf[0] = '\0';
+}
+
 void obuf_free(struct obuf *b) {
-  free(b->data);
+  if (!b->borrowed)
+    free(b->data);
   memset(b, 0, sizeof(*b));
 }
 
-static bool name_in(const char *name, const char *const *list, size_t n) {
-  size_t i;
-  for (i = 0; i < n; i++)
-    if (strcasecmp(name, list[i]) == 0)
+/* What a field's name makes of it when a head is passed on: RFC 9110
+ * 7.6.1's hop-by-hop fields plus the ones Embargo sets itself go; the
+ * framing and routing fields stay whatever Connection names (a peer naming
+ * them there must not make Embargo drop them: bytes the proxy parsed as a
+ * body would reach the next hop as a request nobody checked); any other
+ * goes if Connection names it. */
+enum field_kind { FIELD_OTHER, FIELD_HOP, FIELD_KEEP };
+
+static const struct {
+  const char *name;
+  size_t len;
+  enum field_kind kind;
+} field_kinds[] = {
+    {"connection", 10, FIELD_HOP},
+    {"proxy-connection", 16, FIELD_HOP},
+    {"keep-alive", 10, FIELD_HOP},
+    {"te", 2, FIELD_HOP},
+    {"trailer", 7, FIELD_HOP},
+    {"upgrade", 7, FIELD_HOP},
+    {"proxy-authorization", 19, FIELD_HOP},
+    {"proxy-authenticate", 18, FIELD_HOP},
+    {"via", 3, FIELD_HOP},
+    {"content-length", 14, FIELD_KEEP},
+    {"transfer-encoding", 17, FIELD_KEEP},
+    {"host", 4, FIELD_KEEP},
+};
+
+/* Whether NAME (LEN bytes) is WANT, case aside; the lengths first. */
+static bool name_is(const char *name, size_t len, const char *want, size_t want_len) {
+  return len == want_len && strncasecmp(name, want, len) == 0;
+}
+
+static enum field_kind field_kind(const char *name, size_t len) {
+  for (size_t i = 0; i < sizeof(field_kinds) / sizeof(field_kinds[0]); i++)
+    if (name_is(name, len, field_kinds[i].name, field_kinds[i].len))
+      return field_kinds[i].kind;
+  return FIELD_OTHER;
+}
+
+#define CONNECTION_FIELDS_MAX 8 /* Connection fields looked at; more are read as one */
+
+/* The Connection fields of H, found once per head rather than once per
+ * field: their indexes into H->fields, how many (all, up to the bound). */
+static size_t connection_fields(const struct http_head *h, uint32_t *idx) {
+  size_t n = 0;
+  for (size_t i = 0; i < h->nfields; i++)
+    if (name_is(h->arena + h->fields[i].name, h->fields[i].name_len, "connection", 10)) {
+      if (n == CONNECTION_FIELDS_MAX)
+        return SIZE_MAX; /* too many to keep: look each field up the slow way */
+      idx[n++] = (uint32_t)i;
+    }
+  return n;
+}
+
+/* Whether the field NAME goes no further than this hop. */
+static bool is_hop_by_hop(const struct http_head *h, const uint32_t *conn, size_t nconn,
+                          const char *name, size_t len) {
+  enum field_kind k = field_kind(name, len);
+  if (k != FIELD_OTHER)
+    return k == FIELD_HOP;
+  if (nconn == SIZE_MAX)
+    return http_head_has_token(h, "connection", name);
+  for (size_t i = 0; i < nconn; i++)
+    if (list_has_token(h->arena + h->fields[conn[i]].value, name))
       return true;
   return false;
 }
 
-/* Hop-by-hop fields (RFC 9110 7.6.1) plus the ones Embargo sets itself. */
-static bool is_hop_by_hop(const struct http_head *h, const char *name) {
-  static const char *const hop[] = {"connection", "proxy-connection", "keep-alive", "te",
-                                    "trailer", "upgrade", "proxy-authorization",
-                                    "proxy-authenticate", "via"};
-  /* Framing and routing fields decide where a message ends and where it
-   * goes; a peer naming them in Connection must not make Embargo drop them
-   * (that would let bytes the proxy parsed as a body reach the next hop as
-   * a request nobody checked). */
-  static const char *const keep[] = {"content-length", "transfer-encoding", "host"};
-  if (name_in(name, hop, sizeof(hop) / sizeof(hop[0])))
-    return true;
-  if (name_in(name, keep, sizeof(keep) / sizeof(keep[0])))
-    return false;
-  return http_head_has_token(h, "connection", name);
-}
-
-/* Copies the end-to-end fields, skipping hop-by-hop ones and SKIP (may be NULL). */
+/* Copies the end-to-end fields, skipping hop-by-hop ones and SKIP1 and
+ * SKIP2 (either may be NULL). */
 static void copy_fields(struct obuf *out, const struct http_head *h, const char *skip1,
                         const char *skip2) {
-  size_t i;
-  for (i = 0; i < h->nfields; i++) {
+  size_t len1 = skip1 != NULL ? strlen(skip1) : 0, len2 = skip2 != NULL ? strlen(skip2) : 0;
+  uint32_t conn[CONNECTION_FIELDS_MAX];
+  size_t nconn = connection_fields(h, conn);
+  for (size_t i = 0; i < h->nfields; i++) {
     const char *name = h->arena + h->fields[i].name;
-    if (is_hop_by_hop(h, name) || (skip1 && strcasecmp(name, skip1) == 0) ||
-        (skip2 && strcasecmp(name, skip2) == 0))
+    size_t len = h->fields[i].name_len;
+    if (is_hop_by_hop(h, conn, nconn, name, len) || (skip1 && name_is(name, len, skip1, len1)) ||
+        (skip2 && name_is(name, len, skip2, len2)))
       continue;
-    obuf_add(out, name, h->fields[i].name_len);
+    obuf_add(out, name, len);
     obuf_add(out, ": ", 2);
     obuf_add(out, h->arena + h->fields[i].value, h->fields[i].value_len);
     obuf_add(out, "\r\n", 2);
   }
 }
 
+/* Appends V in decimal. */
+static void obuf_add_uint(struct obuf *out, unsigned v) {
+  char digits[12];
+  size_t n = sizeof(digits);
+  do {
+    digits[--n] = (char)('0' + v % 10);
+    v /= 10;
+  } while (v != 0 && n > 0);
+  obuf_add(out, digits + n, sizeof(digits) - n);
+}
+
 /* Via: keeps the existing chain and appends ours (RFC 9110 7.6.3). */
 static void add_via(struct obuf *out, const struct http_head *h, const char *via) {
-  size_t i;
-  bool first = true;
   obuf_add(out, "Via: ", 5);
-  for (i = 0; i < h->nfields; i++) {
-    if (strcasecmp(h->arena + h->fields[i].name, "via") != 0)
+  for (size_t i = 0; i < h->nfields; i++) {
+    if (!name_is(h->arena + h->fields[i].name, h->fields[i].name_len, "via", 3))
       continue;
     obuf_add(out, h->arena + h->fields[i].value, h->fields[i].value_len);
     obuf_add(out, ", ", 2);
-    first = false;
   }
-  (void)first;
-  obuf_printf(out, "%u.%u %s\r\n", h->major, h->minor, via);
+  obuf_add_uint(out, h->major);
+  obuf_add(out, ".", 1);
+  obuf_add_uint(out, h->minor);
+  obuf_add(out, " ", 1);
+  obuf_add(out, via, strlen(via));
+  obuf_add(out, "\r\n", 2);
 }
 
 void http1_write_request(struct obuf *out, const struct http_head *h, const char *path,
@@ -551,7 +654,9 @@ void http1_write_request(struct obuf *out, const struct http_head *h, const char
   else if (path[0] == '?')
     obuf_add(out, "/", 1);
   obuf_add(out, path, path_len);
-  obuf_printf(out, " HTTP/1.1\r\nHost: %s\r\n", authority);
+  obuf_add(out, " HTTP/1.1\r\nHost: ", 17);
+  obuf_add(out, authority, strlen(authority));
+  obuf_add(out, "\r\n", 2);
   copy_fields(out, h, "host", NULL);
   add_via(out, h, via);
   obuf_add(out, "\r\n", 2);
@@ -559,7 +664,9 @@ void http1_write_request(struct obuf *out, const struct http_head *h, const char
 
 void http1_write_response(struct obuf *out, const struct http_head *h, enum http_framing framing,
                           bool keep_alive, const char *via) {
-  obuf_printf(out, "HTTP/1.1 %d ", h->status);
+  obuf_add(out, "HTTP/1.1 ", 9);
+  obuf_add_uint(out, (unsigned)h->status);
+  obuf_add(out, " ", 1);
   obuf_add(out, h->arena + h->reason, h->reason_len);
   obuf_add(out, "\r\n", 2);
   /* Transfer-Encoding goes with a body re-chunked by us, and with a body

@@ -69,6 +69,20 @@ struct http1;
 struct http1 *http1_new(bool request, size_t max_head, const struct http1_callbacks *cbs,
                         void *ctx);
 void http1_free(struct http1 *p); /* NULL-safe */
+
+/* The bytes a parser takes, for one placed in memory of the caller's: its
+ * state and room for a head of 2 KiB. */
+size_t http1_size(void);
+
+/* Prepares a parser as http1_new does, in MEM (http1_size() bytes, the
+ * caller's; suitably aligned): it allocates nothing unless a head outgrows
+ * its room. */
+struct http1 *http1_init(void *mem, bool request, size_t max_head,
+                         const struct http1_callbacks *cbs, void *ctx);
+
+/* Frees what a parser placed by http1_init holds (its head's bytes), not
+ * its memory. NULL-safe. */
+void http1_release(struct http1 *p);
 /* From now on P's events go to CBS with CTX (both borrowed): a parser kept
  * across messages may serve several owners in turn. */
 void http1_set_callbacks(struct http1 *p, const struct http1_callbacks *cbs, void *ctx);
@@ -111,8 +125,12 @@ bool http_head_via_has(const struct http_head *h, const char *name);
 struct obuf {
   char *data;
   size_t len, cap;
-  bool failed; /* an allocation failed; contents are incomplete */
+  bool failed;   /* an allocation failed; contents are incomplete */
+  bool borrowed; /* DATA is the caller's (obuf_init) until it outgrows it */
 };
+/* Starts B in BUF (SIZE bytes, the caller's, outliving B's use): what
+ * fits is written there without allocating. A zeroed obuf starts empty. */
+void obuf_init(struct obuf *b, char *buf, size_t size);
 void obuf_add(struct obuf *b, const char *s, size_t len);
 void obuf_printf(struct obuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void obuf_free(struct obuf *b);

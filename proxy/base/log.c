@@ -303,18 +303,16 @@ static void j_tls(struct jline *j, const struct tls_evidence *t, bool dst_mismat
 }
 
 /* The CNAME chain and the addresses a name resolved to. */
-static void j_resolved(struct jline *j, const struct dns_result *r) {
-  const char *cnames[DNS_MAX_CNAMES], *addrs[DNS_MAX_ADDRS];
+static void j_resolved(struct jline *j, const struct dns_answer *r) {
+  const char *addrs[DNS_MAX_ADDRS];
   char text[DNS_MAX_ADDRS][INET6_ADDRSTRLEN];
   size_t i;
 
-  for (i = 0; i < r->ncnames; i++)
-    cnames[i] = r->cnames[i];
-  for (i = 0; i < r->naddrs; i++)
+  for (i = 0; i < r->naddrs && i < DNS_MAX_ADDRS; i++)
     addrs[i] = log_fmt_ip((const struct sockaddr *)&r->addrs[i], text[i], sizeof(text[i]));
   if (r->ncnames > 0)
-    j_array(j, "cnames", cnames, NULL, r->ncnames);
-  j_array(j, "addresses", addrs, NULL, r->naddrs);
+    j_array(j, "cnames", r->cnames, NULL, r->ncnames);
+  j_array(j, "addresses", addrs, NULL, i);
 }
 
 static void j_time(struct jline *j, const char *key, int64_t t) {

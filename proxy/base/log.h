@@ -41,7 +41,7 @@ void log_set_level(enum log_level level);
 void log_diag(enum log_level level, uint64_t conn_id, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
-struct dns_result;
+struct dns_answer;
 struct policy;
 
 #define TLS_EVIDENCE_MAX 8
@@ -81,7 +81,7 @@ struct decision {
   const char *error;       /* Proxy-Status error type, or NULL */
   const char *detail;      /* free-form reason, or NULL */
   const struct tls_evidence *tls; /* ClientHello evidence, or NULL */
-  const struct dns_result *resolved; /* CNAME chain and addresses, or NULL */
+  const struct dns_answer *resolved; /* CNAME chain and addresses, or NULL */
   const char *user_agent;  /* the request's User-Agent (escaped), or NULL */
   size_t user_agent_len;
   const char *mode;        /* transparent listeners: "intercept" or "tproxy" */

@@ -142,7 +142,7 @@ static bool tls_port(const struct config *cfg, uint16_t port) {
  * server names (those given with --sni, else the name itself, as a client
  * sends it) with the outcome a hello without one would have. */
 static void check_input(const struct config *cfg, const struct check_opts *o,
-                        const struct check_dest *dest, const struct dns_result *res,
+                        const struct check_dest *dest, const struct dns_answer *res,
                         const char **implied, struct judge_input *in) {
   const struct host *h = &dest->host;
   memset(in, 0, sizeof(*in));
@@ -220,11 +220,26 @@ int check_parse_dest(const char *text, size_t len, struct check_dest *out) {
   return destination_parse(text, len, 443, &out->host);
 }
 
+/* Judges what is known of D with R's answer, if any (r->res, as the
+ * proxy keeps it). DNS_OK, or DNS_ERROR when out of memory. */
+static enum dns_status judge_stage(const struct config *cfg, struct destcheck *dc,
+                                   const struct check_opts *o, const struct check_dest *d,
+                                   bool answered, struct check_result *r) {
+  struct dns_answer *a = answered ? dns_answer_new(&r->res, NULL, true) : NULL;
+  struct judge_input in;
+  if (answered && a == NULL)
+    return DNS_ERROR;
+  check_input(cfg, o, d, a, &r->implied, &in);
+  judge_destination(cfg, cfg->policy, dc, &in, o->now, uv_hrtime() / 1000000, &r->j);
+  dns_answer_unref(a);
+  return DNS_OK;
+}
+
 enum dns_status check_judge(const struct config *cfg, struct destcheck *dc,
                             const struct check_opts *o, const struct check_dest *d,
                             struct check_result *r) {
-  struct judge_input in;
   const struct host *h = &d->host;
+  enum dns_status st;
 
   /* The name first, as the proxy does: a name denied by name is never
    * resolved. An IP literal's address is the one to dial. */
@@ -233,17 +248,15 @@ enum dns_status check_judge(const struct config *cfg, struct destcheck *dc,
   r->resolved = false;
   if (h->kind != HOST_NAME)
     dns_result_literal(&r->res, h);
-  check_input(cfg, o, d, h->kind != HOST_NAME ? &r->res : NULL, &r->implied, &in);
-  judge_destination(cfg, cfg->policy, dc, &in, o->now, uv_hrtime() / 1000000, &r->j);
+  if ((st = judge_stage(cfg, dc, o, d, h->kind != HOST_NAME, r)) != DNS_OK)
+    return st;
   if (judge_denies(&r->j) || h->kind != HOST_NAME || !o->resolve)
     return DNS_OK;
-  enum dns_status st = resolve(cfg, h->name, h->port, &r->res);
+  st = resolve(cfg, h->name, h->port, &r->res);
   if (st != DNS_OK)
     return st; /* the verdict on the name stands */
   r->resolved = true;
-  check_input(cfg, o, d, &r->res, &r->implied, &in);
-  judge_destination(cfg, cfg->policy, dc, &in, o->now, uv_hrtime() / 1000000, &r->j);
-  return DNS_OK;
+  return judge_stage(cfg, dc, o, d, true, r);
 }
 
 static int check_one(const struct config *cfg, struct destcheck *dc, const struct check_opts *o,

@@ -152,7 +152,7 @@ struct answer {
 };
 
 struct hello;
-struct dns_result;
+struct dns_answer;
 struct listener;
 struct server;
 struct upstream;
@@ -187,7 +187,7 @@ struct exchange {
   bool parent_fresh;                /* a retry: dial the parent anew, no pooled connection */
   int parent_status;                /* the parent answered this status, refused (0: none) */
 
-  struct dns_result *addrs; /* resolved addresses (owned) */
+  struct dns_answer *addrs; /* the answer and addresses judged (a reference) */
   size_t addr_next;         /* the next address to try */
   int connect_err;          /* the last dial failure */
 
@@ -216,7 +216,8 @@ struct conn {
   uv_timer_t timer;      /* the current phase's deadline */
   uint64_t since;        /* loop time the current wait began: set on entering a
                             phase, moved by the phase when it makes progress */
-  uint64_t due;          /* the deadline the timer is armed for; 0: none */
+  uint64_t due;          /* the current phase's deadline; 0: none */
+  uint64_t armed;        /* when the timer fires (at or before DUE); 0: not set */
   struct upstream *up;   /* the destination connection in use */
   struct upstream *kept; /* the last exchange's, kept for the next request to the
                             same destination (affinity); read, so that its close

@@ -98,17 +98,36 @@ enum phase_rc conn_answer(struct conn *c, enum answer_kind kind, int status, con
 
 /* ---- the exchange and the upstream ------------------------------------------- */
 
+/* An exchange and its request parser (with room for a 2 KiB head) share
+ * one cell of the loop's exchange pool: a burst of connections being
+ * decided takes its memory from slabs of its own, which go back to the
+ * system once the burst is over, instead of leaving holes among the
+ * tunnels' memory in the heap. */
+#define EXCHANGE_HEAD ((sizeof(struct exchange) + 15) & ~(size_t)15)
+
+static size_t exchange_cell(void) {
+  return EXCHANGE_HEAD + http1_size();
+}
+
+static struct exchange *new_exchange(struct server *srv) {
+  return slab_alloc(&srv->exchange_cells, exchange_cell());
+}
+
+struct http1 *conn_request_parser(struct conn *c, const struct http1_callbacks *cbs) {
+  return http1_init((char *)c->ex + EXCHANGE_HEAD, true, c->srv->cfg->limits.max_head, cbs, c);
+}
+
 /* Frees C's exchange (NULL-safe): the parser, answer, ClientHello and spill. */
 static void free_exchange(struct conn *c) {
   struct exchange *ex = c->ex;
   if (ex == NULL)
     return;
-  http1_free(ex->req);
+  http1_release(ex->req);
   free(ex->path);
-  free(ex->addrs);
+  dns_answer_unref(ex->addrs);
   free(ex->spill);
   hello_free(ex->hello);
-  free(ex);
+  slab_free(&c->srv->exchange_cells, ex);
   c->ex = NULL;
 }
 
@@ -273,11 +292,21 @@ static enum phase_rc move(struct conn *c) {
   return p->enter != NULL ? p->enter(c) : PHASE_MORE;
 }
 
+/* Sets the timer to fire at DUE (loop time). */
+static void arm(struct conn *c, uint64_t due) {
+  uint64_t now = uv_now(c->srv->loop);
+  uv_timer_start(&c->timer, on_timeout, due > now ? due - now : 0, 0);
+  c->armed = due;
+}
+
 /* Once the phase has settled: frees the exchange it no longer needs, arms
- * its deadline, sets reading. */
+ * its deadline, sets reading. The timer is set again only for a deadline
+ * earlier than the one it is set for: a deadline that moves later or goes
+ * away (every phase of a keep-alive request) costs nothing until the timer
+ * fires, which then finds the deadline where it is now. */
 static void settle(struct conn *c) {
   const struct phase *p = phase_of(c);
-  uint64_t due, now;
+  uint64_t due;
 
   if (c->ex != NULL && c->ex->spill_len == 0 && p->needs_exchange != NULL &&
       !p->needs_exchange(c)) {
@@ -286,14 +315,9 @@ static void settle(struct conn *c) {
       upstream_forget_answer(c->up); /* a tunnel's upstream never goes back to the pool */
   }
   due = p->deadline != NULL ? p->deadline(c) : 0;
-  if (due != c->due) {
-    c->due = due;
-    now = uv_now(c->srv->loop);
-    if (due == 0)
-      uv_timer_stop(&c->timer);
-    else
-      uv_timer_start(&c->timer, on_timeout, due > now ? due - now : 0, 0);
-  }
+  c->due = due;
+  if (due != 0 && (c->armed == 0 || due < c->armed))
+    arm(c, due);
   update_reading(c);
 }
 
@@ -337,6 +361,13 @@ static void run(struct conn *c, enum phase_rc rc) {
 static void on_timeout(uv_timer_t *t) {
   struct conn *c = t->data;
   const struct phase *p = phase_of(c);
+  c->armed = 0;
+  if (c->due == 0)
+    return; /* the deadline went away since the timer was set */
+  if (c->due > uv_now(c->srv->loop)) {
+    arm(c, c->due); /* it moved later */
+    return;
+  }
   c->due = 0;
   c->running = true;
   run(c, p->timeout != NULL ? p->timeout(c) : PHASE_CLOSE);
@@ -586,7 +617,7 @@ static struct conn *conn_new(struct listener *lst, const struct phase *const *ph
   struct conn *c = calloc(1, sizeof(*c));
   if (c == NULL)
     return NULL;
-  if ((c->ex = calloc(1, sizeof(*c->ex))) == NULL) {
+  if ((c->ex = new_exchange(srv)) == NULL) {
     free(c);
     return NULL;
   }

@@ -65,6 +65,11 @@ int conn_write_client(struct conn *c, const char *data, size_t len);
 int conn_mode(const struct conn *c);
 bool conn_transparent(const struct conn *c);
 
+/* Prepares C's request parser (with CBS, and C as their context) in the
+ * room its exchange has for it; it allocates nothing until a head
+ * arrives. Once per exchange. */
+struct http1 *conn_request_parser(struct conn *c, const struct http1_callbacks *cbs);
+
 /* A request head of C is complete, before it is judged: pins the snapshot
  * in force now (the previous request's stays with it; a reload is adopted
  * first) and counts the request. */

@@ -30,6 +30,11 @@
 #include "proxy/worker/server.h"
 #include "proxy/worker/upstream.h"
 
+/* A rewritten head is built on the stack up to this size (the bytes are
+ * copied into the write queue if the socket does not take them at once);
+ * a larger one is allocated. */
+#define FORWARD_HEAD_ROOM 4096
+
 static const struct http1_callbacks response_cbs;
 static const struct http1_callbacks request_cbs;
 
@@ -121,13 +126,15 @@ static void write_parent_request(struct conn *c, struct obuf *out) {
  * goes out, then its body, starting with what is already buffered. */
 static enum phase_rc forward_enter(struct conn *c) {
   struct upstream *up = c->up;
-  struct obuf out = {0};
+  char head[FORWARD_HEAD_ROOM];
+  struct obuf out;
   size_t used = 0;
   int rc;
 
   if (up->resp == NULL &&
       (up->resp = http1_new(false, c->srv->cfg->limits.max_head, &response_cbs, up)) == NULL)
     return conn_answer(c, ANSWER_HTTP, 500, "proxy_internal_error", "out of memory");
+  obuf_init(&out, head, sizeof(head));
   http1_resume(up->resp); /* a reused connection's parser paused after its last response */
   http1_expect_head_response(up->resp, c->ex->head->is_head);
   if (c->ex->via_parent)
@@ -164,9 +171,11 @@ static enum http_framing choose_framing(const struct conn *c, const struct http_
 static int on_response_head(void *ctx, struct http_head *h) {
   struct upstream *up = ctx;
   struct conn *c = up->owner;
-  struct obuf out = {0};
+  char head[FORWARD_HEAD_ROOM];
+  struct obuf out;
   int rc;
 
+  obuf_init(&out, head, sizeof(head));
   if (h->status == 101) { /* Upgrade is stripped from requests; a switch is a protocol error */
     http1_set_error(up->resp, 502, "the destination switched protocols (101) unasked");
     return -1;
@@ -252,16 +261,10 @@ static bool is_idempotent(const char *method) {
 /* The one address to dial again, keeping the CNAME chain it came with.
  * 0 or -ENOMEM. */
 static int dial_again(struct exchange *ex, const struct sockaddr *addr) {
-  struct dns_result *one = calloc(1, sizeof(*one));
+  struct dns_answer *one = dns_answer_redial(ex->addrs, addr);
   if (one == NULL)
     return -ENOMEM;
-  if (ex->addrs != NULL)
-    memcpy(one, ex->addrs, sizeof(*one));
-  memset(&one->addrs[0], 0, sizeof(one->addrs[0]));
-  memcpy(&one->addrs[0], addr,
-         addr->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in));
-  one->naddrs = 1;
-  free(ex->addrs);
+  dns_answer_unref(ex->addrs);
   ex->addrs = one;
   return 0;
 }

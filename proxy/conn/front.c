@@ -14,6 +14,7 @@
 
 #include "filters/err.h"
 #include "filters/normalise.h"
+#include "proxy/base/dns.h"
 #include "proxy/base/log.h"
 #include "proxy/conn/conn.h"
 #include "proxy/worker/server.h"
@@ -130,7 +131,7 @@ static void reset_exchange(struct exchange *ex) {
   ex->decided_by = NULL;
   ex->dst_mismatch = false;
   ex->authority[0] = '\0';
-  free(ex->addrs);
+  dns_answer_unref(ex->addrs);
   ex->addrs = NULL;
   ex->head_timing = false;
   ex->req_done = ex->resp_started = ex->resp_done = ex->interim = false;
@@ -188,11 +189,7 @@ static enum phase_rc head_enter(struct conn *c) {
   size_t used = 0;
 
   if (ex->req == NULL) {
-    ex->req = http1_new(true, c->srv->cfg->limits.max_head, &head_cbs, c);
-    if (ex->req == NULL) {
-      log_diag(LOG_ERR, c->id, "out of memory starting a connection");
-      return PHASE_CLOSE;
-    }
+    ex->req = conn_request_parser(c, &head_cbs);
     return PHASE_MORE;
   }
   ex->discard = !ex->req_done; /* a locally answered request: its end is still to parse */

@@ -2,6 +2,7 @@
  * it. */
 #include "proxy/conn/hello.h"
 
+#include <errno.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,6 +17,7 @@
 #include "filters/tls_hello.h"
 #include "proxy/base/log.h"
 #include "proxy/base/metrics.h"
+#include "proxy/base/slab.h"
 #include "proxy/decide/judge.h"
 
 struct hello {
@@ -32,25 +34,76 @@ struct hello {
   const char *option; /* the option that sets it */
   const char *sni_bad_reason;
   struct tls_evidence ev;
-  uint8_t buf[]; /* TLS_HELLO_BUF_SIZE(max) */
+  size_t max;   /* the configured bound */
+  size_t bound; /* the parser's bound, up to MAX */
+  size_t fed;   /* bytes the parser has taken */
+  uint8_t *buf; /* the parser's: FIRST, or allocated for a larger bound (owned) */
+  struct slab_pool *cells; /* the pool H's memory came from, or NULL (malloc) */
+  uint8_t first[];         /* the buffer of the first bound */
 };
 
-struct hello *hello_new(size_t max) {
-  struct hello *h = calloc(1, sizeof(*h) + TLS_HELLO_BUF_SIZE(max));
-  if (h != NULL && tls_hello_init(&h->parse, h->buf, TLS_HELLO_BUF_SIZE(max), max) != 0) {
-    free(h);
-    h = NULL;
-  }
+/* The parser's first bound: most hellos are under 2 KiB, so a reader holds
+ * 4 KiB of buffer, in its own memory, rather than twice the configured
+ * bound (32 KiB by default). A larger hello moves to a larger buffer. */
+#define HELLO_FIRST_BOUND 2048
+#define HELLO_FIRST_BUF   TLS_HELLO_BUF_SIZE(HELLO_FIRST_BOUND)
+#define HELLO_GROWTH      4
+
+/* A parser bounded to BOUND bytes, in a new buffer (the first one while it
+ * fits), fed the FED bytes taken so far. 0 or -ENOMEM (H unchanged). */
+static int parser_bound(struct hello *h, size_t bound) {
+  bool first = h->buf == NULL && TLS_HELLO_BUF_SIZE(bound) <= HELLO_FIRST_BUF;
+  uint8_t *buf = first ? h->first : malloc(TLS_HELLO_BUF_SIZE(bound));
+  size_t used = 0;
+  if (buf == NULL)
+    return -ENOMEM;
+  tls_hello_init(&h->parse, buf, TLS_HELLO_BUF_SIZE(bound), bound);
+  /* Bytes a smaller bound took are taken again: the parse does not depend
+   * on the bound until it is reached. */
+  if (h->fed > 0)
+    tls_hello_feed(&h->parse, h->buf, h->fed, &used);
+  if (h->buf != h->first)
+    free(h->buf);
+  h->buf = buf;
+  h->bound = bound;
+  return 0;
+}
+
+struct hello *hello_new(struct slab_pool *cells, size_t max) {
+  size_t size = sizeof(struct hello) + HELLO_FIRST_BUF;
+  struct hello *h;
+  if (max < TLS_HELLO_LIMIT_MIN || max > TLS_HELLO_LIMIT_MAX)
+    return NULL;
+  if ((h = cells != NULL ? slab_alloc(cells, size) : calloc(1, size)) == NULL)
+    return NULL;
+  h->cells = cells;
+  h->max = max;
+  parser_bound(h, max < HELLO_FIRST_BOUND ? max : HELLO_FIRST_BOUND); /* the first buffer */
   return h;
 }
 
 void hello_free(struct hello *h) {
-  free(h);
+  if (h == NULL)
+    return;
+  if (h->buf != h->first)
+    free(h->buf);
+  if (h->cells != NULL)
+    slab_free(h->cells, h);
+  else
+    free(h);
 }
 
 enum tls_hello_status hello_feed(struct hello *h, const char *data, size_t len, size_t *used) {
-  *used = 0;
-  return tls_hello_feed(&h->parse, (const uint8_t *)data, len, used);
+  enum tls_hello_status st;
+  for (;;) {
+    size_t next = h->bound * HELLO_GROWTH < h->max ? h->bound * HELLO_GROWTH : h->max;
+    *used = 0;
+    st = tls_hello_feed(&h->parse, (const uint8_t *)data, len, used);
+    if (st != TLS_HELLO_ST_TOO_LARGE || h->bound >= h->max || parser_bound(h, next) != 0)
+      break;
+  }
+  h->fed += *used;
+  return st;
 }
 
 static const char *version_name(uint16_t v) {

@@ -24,9 +24,13 @@ struct tls_evidence;
 #define HELLO_ALERT_LEN   7
 #define HELLO_SNI_SET_MAX 1024
 
-/* A hello reader bounded to MAX bytes, or NULL (out of memory, or MAX
- * outside what the parser accepts). */
-struct hello *hello_new(size_t max);
+struct slab_pool;
+
+/* A hello reader bounded to MAX bytes, in a cell of CELLS (a loop's pool;
+ * NULL: the heap), or NULL (out of memory, or MAX outside what the parser
+ * accepts). Its buffer starts small, in the reader's own memory, and grows
+ * with the hello up to what MAX needs. */
+struct hello *hello_new(struct slab_pool *cells, size_t max);
 
 /* NULL-safe. */
 void hello_free(struct hello *h);

@@ -18,7 +18,7 @@
 
 static enum phase_rc peek_enter(struct conn *c) {
   hello_free(c->ex->hello);
-  if ((c->ex->hello = hello_new(c->srv->cfg->tls.max_hello)) == NULL)
+  if ((c->ex->hello = hello_new(&c->srv->hello_cells, c->srv->cfg->tls.max_hello)) == NULL)
     return conn_answer(c, ANSWER_REFUSE, 500, "proxy_internal_error",
                        "cannot start ClientHello inspection");
   return PHASE_MORE;

@@ -60,46 +60,30 @@ static enum phase_rc after_resolution(struct conn *c) {
   return conn_goto(c, c->ex->via_parent ? CONN_ST_PARENT : CONN_ST_CONNECTING);
 }
 
-/* Keeps the answer to a transparent connection's claimed name: its CNAME
- * chain as evidence, whether it leads to the original destination, which
- * is the one address to dial. Through the upstream proxy, which is asked
- * for the name, the name's own addresses follow it: every address the
- * parent may reach is judged. 0 or -ENOMEM. */
-static int keep_transparent(struct exchange *ex, enum dns_status status,
-                            const struct dns_result *res) {
-  size_t i;
-  if ((ex->addrs = calloc(1, sizeof(*ex->addrs))) == NULL)
-    return -ENOMEM;
-  if (status == DNS_OK)
-    memcpy(ex->addrs, res, sizeof(*res));
-  ex->dst_mismatch =
-      judge_dst_mismatch(status == DNS_OK ? res : NULL, (const struct sockaddr *)&ex->orig_dst);
-  memset(ex->addrs->addrs, 0, sizeof(ex->addrs->addrs));
-  memcpy(&ex->addrs->addrs[0], &ex->orig_dst, sizeof(ex->orig_dst));
-  ex->addrs->naddrs = 1;
-  /* All of them, beside the original destination, or the parent is asked
-   * for the original destination instead. */
-  ex->parent_by_name =
-      ex->via_parent && status == DNS_OK && res->naddrs > 0 && res->naddrs < DNS_MAX_ADDRS;
-  for (i = 0; ex->parent_by_name && i < res->naddrs; i++)
-    memcpy(&ex->addrs->addrs[ex->addrs->naddrs++], &res->addrs[i], sizeof(res->addrs[i]));
-  return 0;
-}
-
-/* The lookup ended: the answer is kept (it is valid only during this
- * call), then the phase resumes. */
+/* The lookup ended: the answer is kept (RES is valid only during this
+ * call), then the phase resumes. A transparent connection keeps its
+ * claimed name's CNAME chain as evidence and whether it leads to the
+ * original destination, which is the one address to dial; through the
+ * upstream proxy, which is asked for the name, the name's own addresses
+ * follow it, so that every address the parent may reach is judged (all of
+ * them beside the original destination, or the parent is asked for the
+ * original destination instead). */
 static void on_resolved(void *arg, enum dns_status status, const struct dns_result *res) {
   struct conn *c = arg;
   struct route *rt = c->priv;
   struct exchange *ex = c->ex;
+  const struct sockaddr *orig = (const struct sockaddr *)&ex->orig_dst;
 
   rt->status = status;
-  if (conn_transparent(c))
-    rt->no_memory = keep_transparent(ex, status, res) != 0;
-  else if (status == DNS_OK && (ex->addrs = malloc(sizeof(*ex->addrs))) != NULL)
-    memcpy(ex->addrs, res, sizeof(*res));
-  else
-    rt->no_memory = status == DNS_OK;
+  if (conn_transparent(c)) {
+    ex->dst_mismatch = judge_dst_mismatch(status == DNS_OK ? res : NULL, orig);
+    ex->parent_by_name =
+        ex->via_parent && status == DNS_OK && res->naddrs > 0 && res->naddrs < DNS_MAX_ADDRS;
+    ex->addrs = dns_answer_new(status == DNS_OK ? res : NULL, orig, ex->parent_by_name);
+  } else if (status == DNS_OK) {
+    ex->addrs = dns_answer_new(res, NULL, true);
+  }
+  rt->no_memory = ex->addrs == NULL && (status == DNS_OK || conn_transparent(c));
   conn_resume(c, 0);
 }
 
@@ -124,12 +108,11 @@ static enum phase_rc route_resume(struct conn *c, int status) {
 /* The addresses of an IP-literal destination (for a transparent
  * connection, its original destination, whatever literal it claimed). */
 static int literal_addrs(struct conn *c) {
-  if ((c->ex->addrs = malloc(sizeof(*c->ex->addrs))) == NULL)
-    return -ENOMEM;
-  dns_result_literal(c->ex->addrs, &c->ex->dest);
-  if (conn_transparent(c))
-    memcpy(&c->ex->addrs->addrs[0], &c->ex->orig_dst, sizeof(c->ex->orig_dst));
-  return 0;
+  struct exchange *ex = c->ex;
+  ex->addrs = conn_transparent(c)
+                  ? dns_answer_new(NULL, (const struct sockaddr *)&ex->orig_dst, false)
+                  : dns_answer_literal(&ex->dest);
+  return ex->addrs != NULL ? 0 : -ENOMEM;
 }
 
 /* Reuses an idle connection to the destination, judged on the answer it
@@ -140,8 +123,7 @@ static bool reuse_pooled(struct conn *c, enum phase_rc *rc) {
 
   if (up == NULL)
     return false;
-  if (up->resolved != NULL && (c->ex->addrs = malloc(sizeof(*c->ex->addrs))) != NULL)
-    memcpy(c->ex->addrs, up->resolved, sizeof(*c->ex->addrs));
+  c->ex->addrs = dns_answer_ref(up->resolved); /* shared: no copy per request */
   if (!exchange_judge(c, rc)) {
     upstream_release(up); /* it may serve a request that is allowed */
     return true;
@@ -168,7 +150,7 @@ static enum phase_rc route_enter(struct conn *c) {
 
   if (c->ex->hello != NULL && !conn_transparent(c))
     return after_resolution(c); /* back from PEEK: judge the hello with the rest */
-  free(c->ex->addrs);
+  dns_answer_unref(c->ex->addrs);
   c->ex->addrs = NULL;
   c->ex->via_parent = exchange_via_parent(c);
   c->ex->parent_by_name = c->ex->parent_fresh = false;

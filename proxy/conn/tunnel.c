@@ -128,7 +128,7 @@ static enum phase_rc second_hello(struct conn *c, const char *data, size_t len, 
     ccs = leading_ccs(data, len);
     if (ccs > 0 && endpoint_write(&c->up->ep, data, ccs) != 0)
       return PHASE_CLOSE;
-    if ((c->ex->hello = hello_new(c->srv->cfg->tls.max_hello)) == NULL)
+    if ((c->ex->hello = hello_new(&c->srv->hello_cells, c->srv->cfg->tls.max_hello)) == NULL)
       return PHASE_CLOSE;
   }
   if (hello_feed(c->ex->hello, data + ccs, len - ccs, &taken) == TLS_HELLO_ST_NEED_MORE) {

@@ -79,7 +79,6 @@ static void ip_of(const struct sockaddr *sa, struct ip_addr *out) {
 void judge_destination(const struct config *cfg, const struct policy *p, struct destcheck *dc,
                        const struct judge_input *in, int64_t now, uint64_t now_ms,
                        struct judgement *out) {
-  struct fact_store st;
   struct ip_addr addrs[DNS_MAX_ADDRS + JUDGE_MAX_SNI_ADDRS];
   struct facts facts = {.host = in->host, .sni = in->sni, .nsni = in->nsni, .ja4 = in->ja4,
                         .path = in->path, .path_len = in->path_len};
@@ -98,8 +97,10 @@ void judge_destination(const struct config *cfg, const struct policy *p, struct 
     out->verdict.rule_action = ACTION_DENY;
     return;
   }
-  if (in->resolved != NULL)
-    dns_result_facts(in->resolved, &facts, &st); /* the CNAME chain */
+  if (in->resolved != NULL) { /* the CNAME chain */
+    facts.cnames = in->resolved->cnames;
+    facts.ncnames = in->resolved->ncnames;
+  }
   /* The addresses judged are the ones the connection may go to: the answer's
    * for a name that was resolved, the original destination for a
    * transparent connection (whatever its claimed name resolves to). */

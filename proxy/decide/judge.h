@@ -13,6 +13,7 @@
 
 struct config;
 struct destcheck;
+struct dns_answer;
 struct dns_result;
 struct policy;
 
@@ -31,7 +32,7 @@ struct judge_outcome {
 struct judge_input {
   const struct host *host;           /* requested or claimed name (or IP literal) */
   bool connect;                      /* a CONNECT: its port must be in connect_ports */
-  const struct dns_result *resolved; /* HOST's answer: CNAME chain and addresses */
+  const struct dns_answer *resolved;   /* HOST's answer: CNAME chain and addresses */
   const struct sockaddr_storage *dial; /* the addresses the connection may go to */
   size_t ndial;
   const char *const *sni;            /* normalised server names of the ClientHello */

@@ -18,9 +18,10 @@
 #include "filters/policy.h"
 #include "proxy/base/dns.h"
 #include "proxy/base/dnscache.h"
-#include "proxy/worker/listener.h"
 #include "proxy/base/log.h"
 #include "proxy/base/metrics.h"
+#include "proxy/base/offload.h"
+#include "proxy/worker/listener.h"
 #include "proxy/worker/reload.h"
 #include "proxy/worker/upstream.h"
 
@@ -28,7 +29,9 @@
 #define EMBARGO_VERSION "0.0.0"
 #endif
 
-#define TICK_MS 50 /* housekeeping period: how soon a drained connection is noticed */
+#define TICK_MS             50 /* housekeeping period: how soon a drained connection is noticed */
+#define OFFLOAD_NICE        10 /* the block page's threads, below the loops */
+#define OFFLOAD_MAX_THREADS 4  /* at most, and at most one per CPU */
 
 /* Via's received-by names this host, so a request that comes back through
  * the same proxy is recognised, while a chain of different Embargo
@@ -44,6 +47,12 @@ static void via_init(struct server_shared *sh) {
   if (n == 0)
     snprintf(sh->via_host, sizeof(sh->via_host), "embargo-%08x", (unsigned)getpid());
   snprintf(sh->via, sizeof(sh->via), "%s (embargo/%s)", sh->via_host, EMBARGO_VERSION);
+}
+
+/* The block page's threads: one per CPU, at most OFFLOAD_MAX_THREADS. */
+static size_t offload_nthreads(void) {
+  long n = sysconf(_SC_NPROCESSORS_ONLN);
+  return n < 1 ? 1 : n > OFFLOAD_MAX_THREADS ? OFFLOAD_MAX_THREADS : (size_t)n;
 }
 
 int server_shared_init(struct server_shared *sh, struct config *cfg, size_t nworkers,
@@ -79,6 +88,11 @@ int server_shared_init(struct server_shared *sh, struct config *cfg, size_t nwor
     snprintf(err, errsize, "cannot set up the block page over TLS (OpenSSL)");
     return rc;
   }
+  if (sh->blockpage != NULL &&
+      (rc = offload_new(offload_nthreads(), OFFLOAD_NICE, &sh->offload)) != 0) {
+    snprintf(err, errsize, "cannot start the block page's threads: %s", uv_strerror(rc));
+    return rc;
+  }
   return 0;
 }
 
@@ -95,6 +109,8 @@ void server_shared_log(const struct server_shared *sh) {
 }
 
 void server_shared_free(struct server_shared *sh) {
+  offload_free(sh->offload); /* every loop's port is closed: the workers have ended */
+  sh->offload = NULL;
   blockpage_free(sh->blockpage);
   sh->blockpage = NULL;
   resolver_cache_free(sh->dns);
@@ -110,6 +126,8 @@ void server_shared_free(struct server_shared *sh) {
 static void on_tick(uv_timer_t *t) {
   struct server *srv = t->data;
   server_config_sweep(srv);
+  slab_pool_trim(&srv->exchange_cells);
+  slab_pool_trim(&srv->hello_cells);
   if (!srv->draining || srv->stopping)
     return;
   srv->clients->close(srv, true);
@@ -153,6 +171,8 @@ static void handles_close(struct server *srv) {
   uv_mutex_unlock(&srv->wake_mu);
   uv_close((uv_handle_t *)&srv->tick, NULL);
   uv_close((uv_handle_t *)&srv->wake, NULL);
+  offload_port_close(srv->offload); /* once the block page's steps have come back */
+  srv->offload = NULL;
 }
 
 static int listeners_open(struct server *srv, const struct server *first, char *err,
@@ -194,6 +214,10 @@ int server_init(struct server *srv, uv_loop_t *loop, struct server_shared *sh, s
   }
   srv->wake_mu_ready = true;
   handles_start(srv);
+  if (sh->offload != NULL && (rc = offload_port_new(loop, sh->offload, &srv->offload)) != 0) {
+    snprintf(err, errsize, "cannot reach the block page's threads: %s", uv_strerror(rc));
+    return rc;
+  }
   admit_init(&srv->admit, srv, &sh->admit);
   if ((rc = destcheck_init(&srv->dest, cfg->internal_allow)) != 0) {
     snprintf(err, errsize, "cannot build the internal address table");
@@ -254,6 +278,8 @@ void server_run(struct server *srv) {
 }
 
 void server_free(struct server *srv) {
+  slab_pool_free(&srv->exchange_cells);
+  slab_pool_free(&srv->hello_cells);
   policy_unref(srv->policy);
   srv->policy = NULL;
   destcheck_free(&srv->dest);

@@ -17,13 +17,16 @@
 #include <uv.h>
 
 #include "config/config.h"
-#include "proxy/worker/admit.h"
-#include "proxy/decide/destcheck.h"
 #include "proxy/base/dnscache.h"
+#include "proxy/base/slab.h"
+#include "proxy/decide/destcheck.h"
+#include "proxy/worker/admit.h"
 #include "proxy/worker/listener.h"
 #include "proxy/worker/upstream.h"
 
 struct blockpage;
+struct offload;
+struct offload_port;
 struct resolver;
 struct resolver_cache;
 struct upstream;
@@ -54,11 +57,12 @@ struct server_shared {
   _Atomic uint64_t next_conn_id; /* connection ids are unique in the process */
   int64_t clock_offset;          /* --now: policy time = wall time + offset */
   size_t nworkers;
-  struct admit_shared admit;     /* connection limits, descriptor exhaustion */
-  struct blockpage *blockpage;   /* the block page over TLS; NULL without a CA (owned) */
-  struct resolver_cache *dns;    /* DNS answers, for every worker's resolver (owned) */
-  char via_host[64];             /* received-by in Via: this host's name */
-  char via[96];                  /* "HOST (embargo/VERSION)" */
+  struct admit_shared admit;   /* connection limits, descriptor exhaustion */
+  struct blockpage *blockpage; /* the block page over TLS; NULL without a CA (owned) */
+  struct offload *offload;     /* the block page's background threads, with BLOCKPAGE (owned) */
+  struct resolver_cache *dns;  /* DNS answers, for every worker's resolver (owned) */
+  char via_host[64];           /* received-by in Via: this host's name */
+  char via[96];                /* "HOST (embargo/VERSION)" */
   bool mu_ready;
 };
 
@@ -102,39 +106,42 @@ struct server_clients {
 
 struct server {
   uv_loop_t *loop;
-  struct server_shared *shared;  /* borrowed: the process's */
-  size_t index;                  /* worker number, from 0 */
+  struct server_shared *shared;         /* borrowed: the process's */
+  size_t index;                         /* worker number, from 0 */
   const struct server_clients *clients; /* its connections' callbacks (borrowed) */
-  struct config *cfg;            /* the configuration this worker serves with */
-  struct server_config *current; /* a reference, or NULL while the start-up one is cfg */
-  struct server_retired *retired; /* replaced here, waiting for their connections (owned) */
-  uint64_t generation;           /* of cfg */
-  uint64_t last_conn_id;         /* the newest id this worker gave a connection */
-  struct policy *policy;         /* the snapshot new requests pin */
+  struct config *cfg;                   /* the configuration this worker serves with */
+  struct server_config *current;        /* a reference, or NULL while the start-up one is cfg */
+  struct server_retired *retired;       /* replaced here, waiting for their connections (owned) */
+  uint64_t generation;                  /* of cfg */
+  uint64_t last_conn_id;                /* the newest id this worker gave a connection */
+  struct policy *policy;                /* the snapshot new requests pin */
   struct resolver *resolver;
-  struct blockpage *blockpage;   /* shared->blockpage (borrowed) */
+  struct blockpage *blockpage;  /* shared->blockpage (borrowed) */
+  struct offload_port *offload; /* this loop's port to shared->offload, or NULL */
   struct listener listeners[CONFIG_MAX_LISTEN];
   size_t nlisteners;
-  uv_timer_t tick;               /* housekeeping: drain progress, retired configs */
-  uv_async_t wake;               /* server_command's doorbell */
-  uv_mutex_t wake_mu;            /* guards wake_open against the close */
-  _Atomic unsigned commands;     /* enum server_command bits not yet run */
+  uv_timer_t tick;                               /* housekeeping: drain progress, retired configs */
+  uv_async_t wake;                               /* server_command's doorbell */
+  uv_mutex_t wake_mu;                            /* guards wake_open against the close */
+  _Atomic unsigned commands;                     /* enum server_command bits not yet run */
   void (*report)(struct server *srv, void *arg); /* run on SERVER_CMD_REPORT */
   void *report_arg;
-  size_t nconns;                 /* client connections (kept by the clients' layer) */
-  struct conn *conns;            /* every live one, opaque here (the clients' layer's list) */
+  size_t nconns;      /* client connections (kept by the clients' layer) */
+  struct conn *conns; /* every live one, opaque here (the clients' layer's list) */
   struct upstream *idle_head, *idle_tail; /* pooled upstreams, LRU order */
   size_t nidle;
-  struct upstream_health dial;   /* dial outcomes, for readiness (proxy/upstream.c) */
-  struct destcheck dest;         /* internal and own-listener refusals */
-  struct admit admit;            /* this worker's side of admission */
-  char via_host[64];             /* copies of shared's */
+  struct upstream_health dial;     /* dial outcomes, for readiness (proxy/upstream.c) */
+  struct slab_pool exchange_cells; /* the clients' layer's exchanges being decided */
+  struct slab_pool hello_cells;    /* and its ClientHello readers */
+  struct destcheck dest;           /* internal and own-listener refusals */
+  struct admit admit;              /* this worker's side of admission */
+  char via_host[64];               /* copies of shared's */
   char via[96];
   bool wake_open;
   bool wake_mu_ready;
-  bool handles_open;             /* timers and the doorbell were initialised */
-  bool draining;                 /* no accepting, connections finishing */
-  bool stopping;                 /* everything is being closed */
+  bool handles_open; /* timers and the doorbell were initialised */
+  bool draining;     /* no accepting, connections finishing */
+  bool stopping;     /* everything is being closed */
 };
 
 /* Prepares SH for CFG (borrowed: it must outlive SH) and NWORKERS workers:
@@ -144,8 +151,8 @@ struct server {
  * code with a message in ERR; SH must be freed with server_shared_free
  * whatever the result. */
 int server_shared_init(struct server_shared *sh, struct config *cfg, size_t nworkers,
-                       int64_t now_override, void (*wake)(void *arg), void *wake_arg,
-                       char *err, size_t errsize);
+                       int64_t now_override, void (*wake)(void *arg), void *wake_arg, char *err,
+                       size_t errsize);
 
 /* Writes the block page's certificate counters and the admission counters
  * (once, when the proxy stops). */

@@ -17,7 +17,7 @@ static void on_handle_closed(uv_handle_t *h) {
   struct upstream *up = h->data;
   if (--up->handles == 0) {
     http1_free(up->resp);
-    free(up->resolved);
+    dns_answer_unref(up->resolved);
     free(up);
   }
 }
@@ -172,23 +172,17 @@ int upstream_check_mark(uint32_t mark) {
 }
 
 struct upstream *upstream_dial(struct server *srv, const struct sockaddr *addr,
-                               const struct dns_result *resolved, const char *key,
-                               uint64_t timeout_ms, const struct upstream_events *events,
-                               void *owner, int *err) {
+                               struct dns_answer *resolved, const char *key, uint64_t timeout_ms,
+                               const struct upstream_events *events, void *owner, int *err) {
   size_t keylen = strnlen(key, UPSTREAM_KEY_MAX - 1);
   struct upstream *up = calloc(1, sizeof(*up) + keylen + 1);
   int rc;
 
-  if (up != NULL && resolved != NULL && (up->resolved = malloc(sizeof(*resolved))) == NULL) {
-    free(up);
-    up = NULL;
-  }
   if (up == NULL) {
     *err = UV_ENOMEM;
     return NULL;
   }
-  if (resolved != NULL)
-    memcpy(up->resolved, resolved, sizeof(*resolved));
+  up->resolved = dns_answer_ref(resolved);
   up->srv = srv;
   up->owner = owner;
   up->events = events;
@@ -223,7 +217,7 @@ void upstream_adopt(struct upstream *up, const struct upstream_events *events, v
 }
 
 void upstream_forget_answer(struct upstream *up) {
-  free(up->resolved);
+  dns_answer_unref(up->resolved);
   up->resolved = NULL;
 }
 

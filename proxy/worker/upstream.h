@@ -15,7 +15,7 @@
 struct server;
 struct http1;
 struct upstream;
-struct dns_result;
+struct dns_answer;
 
 /* How an upstream reaches its owner (the client connection using it): the
  * owner's layer hands these in with the owner (upstream_dial,
@@ -64,7 +64,7 @@ struct upstream {
     struct sockaddr_in in;
     struct sockaddr_in6 in6;
   } addr;
-  struct dns_result *resolved; /* what the name resolved to when dialled (owned) */
+  struct dns_answer *resolved;  /* what the name resolved to when dialled (a reference) */
   struct upstream *prev, *next; /* pool list, while pooled */
   int handles;             /* open handles; freed when it reaches 0 */
   bool dialing;            /* the connected event is still owed */
@@ -75,14 +75,14 @@ struct upstream {
 };
 
 /* Starts connecting to ADDR for OWNER, whose EVENTS (borrowed) it reports
- * to. RESOLVED (copied; may be NULL) is the answer ADDR came from, kept so
- * a reuse from the pool can be judged on the same facts. Returns the
- * upstream (owned by the caller until upstream_close/upstream_release) or
- * NULL with *err set (a negative code; no event follows). */
+ * to. RESOLVED (may be NULL; the upstream takes a reference of its own) is
+ * the answer ADDR came from, kept so a reuse from the pool can be judged
+ * on the same facts. Returns the upstream (owned by the caller until
+ * upstream_close/upstream_release) or NULL with *err set (a negative code;
+ * no event follows). */
 struct upstream *upstream_dial(struct server *srv, const struct sockaddr *addr,
-                               const struct dns_result *resolved, const char *key,
-                               uint64_t timeout_ms, const struct upstream_events *events,
-                               void *owner, int *err);
+                               struct dns_answer *resolved, const char *key, uint64_t timeout_ms,
+                               const struct upstream_events *events, void *owner, int *err);
 
 /* Makes OWNER, with its EVENTS (borrowed), the user of UP (one taken from
  * the pool). */

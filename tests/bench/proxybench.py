@@ -9,8 +9,11 @@ nginx is the origin; each proxy gets a minimal config written into a
 temporary directory and listens on 127.0.0.1 only. Every workload is run
 against every target in turn, round after round (A, B, C, A, B, C...), each
 run bounded in time; the report gives medians. The proxies' CPU time comes
-from /proc/PID/stat, their memory from /proc/PID/status. The report never
-judges the build: the exit status is 0 unless something could not run.
+from /proc/PID/stat, their memory from /proc/PID/status. Then Embargo alone:
+how its cost grows with the work (scale.py) and the block page under a
+burst. The soft descriptor limit is raised to the hard one, for this
+process and what it starts only. The report never judges the build: the
+exit status is 0 unless something could not run.
 """
 
 import argparse
@@ -28,6 +31,7 @@ import time
 import loads
 import peers
 import report
+import scale
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SETTLE = 1.0  # seconds of quiet before each run: the previous one's closing sockets
@@ -47,6 +51,8 @@ class Bench:
         self.wrk_errors = {}  # (workload, target) -> {kind: count over all runs}
         self.ports = {}
         self.vendor_list = None  # generated unless --log-cost
+        self.pattern_lists = {}  # patterns -> generated vendor list (the scale phase)
+        self.ca_dir = None  # the block page's CA, made when needed
         self.started = time.monotonic()
 
     # --- processes -------------------------------------------------------
@@ -60,14 +66,15 @@ class Bench:
             return ["tinyproxy", "-d", "-c", peers.tinyproxy_conf(self.root, port, tls, name)]
         if name == "haproxy":
             return ["haproxy", "-db", "-f", peers.haproxy_conf(self.root, port, tls, name)]
-        extra = {"embargo": "",
-                 "embargo-100k": "vendors:\n  - builtin: kaspersky\n"
-                                 f"  - file: {self.vendor_list}\n",
-                 "embargo-log": "access_log: true\n"}[name]
+        extra, connect, tls_extra = scale.embargo_extra(self, name) or (
+            {"embargo": "",
+             "embargo-100k": "vendors:\n  - builtin: kaspersky\n"
+                             f"  - file: {self.vendor_list}\n",
+             "embargo-log": "access_log: true\n"}[name], (), "")
         if self.args.workers:
             extra += f"workers: {self.args.workers}\n"
         return [self.args.binary, "run", "-c",
-                peers.embargo_conf(self.root, name, port, tls, extra)]
+                peers.embargo_conf(self.root, name, port, tls, extra, connect, tls_extra)]
 
     def start_peer(self, name):
         """Start peer NAME on a fresh port; return its target, or None (noted)."""
@@ -111,18 +118,22 @@ class Bench:
         self.results.setdefault((workload, name), []).append(figures)
 
     def idle_phase(self):
-        """1,000 idle tunnels per peer, a freshly started process per run."""
+        """1,000 idle tunnels per peer, opened one at a time ("idle") and
+        --parallel at a time ("idle_burst"), a freshly started process per
+        run."""
         for rnd in range(self.args.rounds):
             self.progress(f"idle tunnels, round {rnd + 1}/{self.args.rounds}")
             for name in self.wanted(("squid", "tinyproxy", "haproxy", "embargo")):
-                target = self.start_peer(name)
-                if target is None:
-                    continue
-                try:
-                    self.record("idle", name, lambda: loads.run_idle_tunnels(
-                        target, self.ports["tls"], self.cafile, self.args.tunnels))
-                finally:
-                    self.stop_peer(name)
+                for workload, parallel in (("idle", 1), ("idle_burst", self.args.parallel)):
+                    target = self.start_peer(name)
+                    if target is None:
+                        break
+                    try:
+                        self.record(workload, name, lambda: loads.run_idle_tunnels(
+                            target, self.ports["tls"], self.cafile, self.args.tunnels,
+                            parallel))
+                    finally:
+                        self.stop_peer(name)
 
     def load_phase(self):
         """Request rates and bulk transfers, interleaved across targets."""
@@ -208,13 +219,20 @@ class Bench:
         self.ports = {"http": http, "tls": tls, "status": status}
         self.procs.start("nginx", ["nginx", "-p", self.root, "-c",
                                    peers.nginx_conf(self.root, http, tls, status)], http)
+        only = self.args.only
         if self.args.log_cost:
             self.log_cost_phase()
         else:
-            if self.args.only in (None, "idle"):
+            if only in (None, "idle"):
                 self.idle_phase()
-            if self.args.only in (None, "load", "tls", "ka"):
+            if only in (None, "load", "tls", "ka"):
                 self.load_phase()
+            if only in (None, "scale"):
+                scale.tunnels_phase(self)
+                scale.clients_phase(self)
+                scale.patterns_phase(self)
+            if only in (None, "page"):
+                scale.page_phase(self)
         self.procs.stop_all()
         self.print_report(time.monotonic() - self.started)
         if self.args.json:
@@ -227,7 +245,8 @@ class Bench:
             runs.setdefault(workload, {})[target] = figures
         with open(self.args.json, "w") as f:
             json.dump({"rounds": self.args.rounds, "duration": self.args.duration,
-                       "tunnels": self.args.tunnels, "runs": runs,
+                       "tunnels": self.args.tunnels, "parallel": self.args.parallel,
+                       "nofile": peers.nofile_limit(), "runs": runs,
                        "problems": self.problems}, f, indent=1)
             f.write("\n")
 
@@ -237,7 +256,8 @@ class Bench:
                    "haproxy": version("haproxy") + " (tcp, SNI relay)",
                    "embargo": "**" + version("embargo", self.args.binary) + "**"}
         a = self.args
-        tunnels = "access_log cost only" if a.log_cost else f"{a.tunnels:,} idle tunnels"
+        tunnels = "access_log cost only" if a.log_cost else \
+            f"{a.tunnels:,} idle tunnels (one at a time, and {a.parallel} at a time)"
         print()
         workers = f"Embargo workers: {a.workers}; " if a.workers else ""
         only = "keep-alive requests only; " if a.only == "ka" else ""
@@ -255,11 +275,16 @@ class Bench:
         if a.log_cost:
             print("\n".join(report.log_cost(self.results)))
         else:
-            print("\n".join(report.table(self.results, headers, a.tunnels)))
-            print()
-            print("\n".join(report.ratios(self.results, headers, a.tunnels)))
-            print()
-            print("\n".join(report.targets(self.results, a.tunnels)))
+            shape = report.Shape(a.tunnels, a.parallel, scale.effective(a.scale_tunnels),
+                                 a.scale_clients, a.scale_patterns, a.burst,
+                                 peers.nofile_limit())
+            for lines in (report.table(self.results, headers, shape),
+                          report.ratios(self.results, headers, shape),
+                          report.scale_tables(self.results, shape),
+                          report.targets(self.results, shape)):
+                if lines:
+                    print("\n".join(lines))
+                    print()
         if self.wrk_errors:
             print("\nwrk errors, all runs (\"read\": the proxy closed a connection "
                   "without announcing it, i.e. no client keep-alive; \"status\": "
@@ -338,10 +363,26 @@ def parse_args(argv):
     p.add_argument("--rounds", type=int, help="interleaved runs per cell (default 3)")
     p.add_argument("--duration", type=int, help="seconds per wrk run (default 5)")
     p.add_argument("--tunnels", type=int, default=1000, help="idle tunnels (default 1000)")
-    p.add_argument("--only", choices=("idle", "load", "tls", "ka"),
-                   help="run only the idle-tunnel phase, only the load phase, or of the "
+    p.add_argument("--parallel", type=int, default=50,
+                   help="idle tunnels opened at a time in the burst row and the scale "
+                        "curve (default 50)")
+    p.add_argument("--only", choices=("idle", "load", "tls", "ka", "scale", "page"),
+                   help="run only the idle-tunnel phase, only the load phase, of the "
                         "load phase only the 100 MB downloads through a TLS tunnel (tls) or "
-                        "only the keep-alive request rate and its CPU per request (ka)")
+                        "only the keep-alive request rate and its CPU per request (ka), "
+                        "only the scale curves (scale), or only the block page burst (page)")
+    p.add_argument("--scale-tunnels", type=counts, default=[1000, 10000, 50000],
+                   help="idle TLS tunnel counts of the scale curve (default 1000,10000,50000; "
+                        "a count beyond the descriptor limit is measured at the largest "
+                        "that fits)")
+    p.add_argument("--scale-clients", type=counts, default=[50, 1000, 5000],
+                   help="keep-alive client connections of the scale curve "
+                        "(default 50,1000,5000)")
+    p.add_argument("--scale-patterns", type=counts, default=[10, 100000, 1000000],
+                   help="vendor-list sizes of the scale curve (default 10,100000,1000000; "
+                        "the smallest is the baseline)")
+    p.add_argument("--burst", type=int, default=1000,
+                   help="distinct denied names per block-page burst (default 1000)")
     p.add_argument("--targets", type=lambda v: v.split(","), default=[],
                    help="comma-separated peers to run (default all): squid, tinyproxy, "
                         "haproxy, embargo, embargo-100k, embargo-log")
@@ -358,12 +399,29 @@ def parse_args(argv):
     args.duration = args.duration or (2 if args.quick else 5)
     if not (1 <= args.rounds <= 9 and 1 <= args.duration <= 60 and 1 <= args.tunnels <= 5000):
         p.error("--rounds 1..9, --duration 1..60, --tunnels 1..5000")
+    if not (1 <= args.parallel <= 500 and 1 <= args.burst <= 100000):
+        p.error("--parallel 1..500, --burst 1..100000")
+    if max(args.scale_tunnels) > 1000000 or max(args.scale_clients) > 50000 \
+            or max(args.scale_patterns) > 5000000 or min(args.scale_patterns) < 1:
+        p.error("--scale-tunnels up to 1000000, --scale-clients up to 50000, "
+                "--scale-patterns 1..5000000")
     if args.workers is not None and not 1 <= args.workers <= 64:
         p.error("--workers 1..64")
     args.binary = os.path.abspath(args.binary)
     if args.json:
         args.json = os.path.abspath(args.json)
     return args
+
+
+def counts(text):
+    """A comma-separated list of positive counts ("1000,10000")."""
+    try:
+        values = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a list of counts: {text!r}") from None
+    if not values or min(values) < 1:
+        raise argparse.ArgumentTypeError(f"not a list of positive counts: {text!r}")
+    return values
 
 
 def main(argv):
@@ -376,9 +434,10 @@ def main(argv):
               "(tests/bench/run.sh installs and builds them)", file=sys.stderr)
         return 1
     os.environ["PATH"] = os.environ.get("PATH", "") + ":/usr/sbin:/sbin"
+    # Descriptors: the soft limit up to the hard one, for this process and
+    # what it starts only (the scale curve holds two per tunnel in Embargo).
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    want = 65536 if hard == resource.RLIM_INFINITY else min(hard, 65536)
-    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, want), hard))
+    resource.setrlimit(resource.RLIMIT_NOFILE, (peers.nofile_limit(), hard))
     # Ctrl-C, SIGTERM and SIGHUP unwind the same way, so every process started
     # is stopped; a second signal does not interrupt that.
     for sig in STOP_SIGNALS:

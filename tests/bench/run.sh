@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Benchmarks Embargo against Squid, tinyproxy and HAProxy on loopback and
 # prints one table of figures, same-run ratios and the performance targets.
-#   tests/bench/run.sh [--quick] [--rounds N] [--duration S] [--tunnels N]
-#                        [--only idle|load|tls|ka] [--targets embargo,haproxy,...] [--workers N]
-#                        [--keep] [--json FILE] [--log-cost]
+#   tests/bench/run.sh [--quick] [--rounds N] [--duration S] [--tunnels N] [--parallel N]
+#                        [--only idle|load|tls|ka|scale|page] [--targets embargo,haproxy,...]
+#                        [--scale-tunnels N,..] [--scale-clients N,..] [--scale-patterns N,..]
+#                        [--burst N] [--workers N] [--keep] [--json FILE] [--log-cost]
 # Installs what it needs (scripts/deps.sh bench), builds the release binary
 # (scripts/build.sh release), then runs tests/bench/proxybench.py. Exit status
 # 0 unless something could not run; the figures themselves never fail it.

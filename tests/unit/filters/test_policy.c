@@ -496,3 +496,31 @@ Test(policy, duplicate_network_reports_the_first) {
                EMB_EDUPLICATE);
   cr_expect_eq(first.line, 50);
 }
+
+/* A list's rules all name its file: the snapshot keeps one copy of the
+ * name for them, not one per rule (a million-pattern list would otherwise
+ * hold a million copies), and each rule still says where it was written. */
+Test(policy, rules_from_one_file_share_one_copy_of_its_name) {
+  char file[64], other[64];
+  const struct category *c = policy_find_category(kasp, "updates");
+  struct verdict v1, v2, v3;
+  snprintf(file, sizeof(file), "lists/site.yaml");
+  snprintf(other, sizeof(other), "lists/more.yaml");
+  cr_assert_eq(policy_add_host(pol, kasp, c, "a.site.test", (struct origin){file, 3, 7}, NULL), 0);
+  cr_assert_eq(policy_add_host(pol, kasp, c, "b.site.test", (struct origin){file, 4, 7}, NULL), 0);
+  cr_assert_eq(policy_add_host(pol, kasp, c, "c.site.test", (struct origin){other, 2, 7}, NULL), 0);
+  memset(file, 'x', sizeof(file) - 1); /* the loader's buffers go away */
+  memset(other, 'x', sizeof(other) - 1);
+  v1 = decide("a.site.test", UPDATES_CUTOFF);
+  v2 = decide("b.site.test", UPDATES_CUTOFF);
+  v3 = decide("c.site.test", UPDATES_CUTOFF);
+  cr_assert_not_null(v1.rule);
+  cr_assert_not_null(v2.rule);
+  cr_assert_not_null(v3.rule);
+  cr_expect_str_eq(v1.rule->where.file, "lists/site.yaml");
+  cr_expect_eq(v1.rule->where.line, 3);
+  cr_expect_eq(v2.rule->where.line, 4);
+  cr_expect_eq(v1.rule->where.file, v2.rule->where.file, "one copy for the file's rules");
+  cr_expect_str_eq(v3.rule->where.file, "lists/more.yaml");
+  cr_expect_str_eq(v1.rule->pattern, "a.site.test");
+}

@@ -274,6 +274,62 @@ Test(http1, forwarded_request_drops_hop_by_hop_fields_and_keeps_framing) {
   http1_free(p);
 }
 
+Test(http1, every_connection_field_names_fields_to_drop_however_many_there_are) {
+  char wire[4096], *w = wire;
+  struct http1 *p;
+  struct obuf out = {0};
+  struct http_head *h;
+  /* Ten Connection fields (more than are looked up at once), each naming
+   * one field; the last one's field must go too. */
+  w += sprintf(w, "GET http://example.org/ HTTP/1.1\r\n");
+  for (int i = 0; i < 10; i++)
+    w += sprintf(w, "Connection: X-Hop-%d\r\nX-Hop-%d: v\r\n", i, i);
+  sprintf(w, "CONNECTION: x-upper\r\nX-Upper: v\r\nX-End: e\r\nContent-Length: 0\r\n\r\n");
+  h = parse_head(&p, true, wire);
+  http1_write_request(&out, h, "/", 1, "example.org", "proxy");
+  cr_assert(!out.failed);
+  cr_expect_null(strstr(out.data, "X-Hop-"), "%s", out.data);
+  cr_expect_null(strstr(out.data, "X-Upper"), "%s", out.data);
+  cr_expect_null(strstr(out.data, "onnection"), "%s", out.data);
+  cr_expect_not_null(strstr(out.data, "X-End: e\r\n"));
+  cr_expect_not_null(strstr(out.data, "Content-Length: 0\r\n"));
+  obuf_free(&out);
+  http1_free(p);
+  /* Two Connection fields, the second naming a field before it. */
+  h = parse_head(&p, true,
+                 "GET http://example.org/ HTTP/1.1\r\nX-A: 1\r\nConnection: close\r\n"
+                 "X-B: 2\r\nconnection: x-a\r\n\r\n");
+  http1_write_request(&out, h, "/", 1, "example.org", "proxy");
+  cr_expect_null(strstr(out.data, "X-A"), "%s", out.data);
+  cr_expect_not_null(strstr(out.data, "X-B: 2\r\n"), "%s", out.data);
+  obuf_free(&out);
+  http1_free(p);
+}
+
+Test(http1, a_head_written_into_a_small_buffer_of_the_callers_moves_out_of_it_whole) {
+  char small[32];
+  struct http1 *p;
+  struct obuf out;
+  struct http_head *h = parse_head(&p, false,
+                                   "HTTP/1.1 404 Not Found\r\nX-Long: 0123456789012345678901234567"
+                                   "89\r\nContent-Length: 0\r\n\r\n");
+  obuf_init(&out, small, sizeof(small));
+  http1_write_response(&out, h, FRAMING_LENGTH, true, "proxy (embargo/0)");
+  cr_assert(!out.failed);
+  cr_expect_neq(out.data, small, "it outgrew the caller's buffer");
+  cr_expect(strncmp(out.data, "HTTP/1.1 404 Not Found\r\nX-Long: 01234", 37) == 0, "%s", out.data);
+  cr_expect_not_null(
+      strstr(out.data, "Via: 1.1 proxy (embargo/0)\r\nConnection: keep-alive\r\n\r\n"));
+  cr_expect_eq(out.len, strlen(out.data));
+  obuf_free(&out);
+  obuf_init(&out, small, sizeof(small)); /* what fits stays there */
+  obuf_add(&out, "HTTP/1.1 ", 9);
+  cr_expect_eq(out.data, small);
+  cr_expect_str_eq(out.data, "HTTP/1.1 ");
+  obuf_free(&out);
+  http1_free(p);
+}
+
 struct te_case {
   enum http_framing framing;
   const char *te_header;

@@ -77,3 +77,72 @@ Test(conn, a_drain_closes_only_the_connections_between_requests) {
   cr_expect_eq(fx.srv.conns, first, "the one mid-head stays");
   close(busy);
 }
+
+/* A phase whose deadline the test sets; its timeout records when it ran. */
+static uint64_t timed_due, timed_at;
+static int timed_fired;
+
+static uint64_t timed_deadline(const struct conn *c) {
+  return timed_due;
+}
+
+static enum phase_rc timed_timeout(struct conn *c) {
+  timed_fired++;
+  timed_at = uv_now(c->srv->loop);
+  timed_due = 0; /* as a phase does: the deadline moves on */
+  return PHASE_WAIT;
+}
+
+static enum phase_rc timed_resume(struct conn *c, int status) {
+  return PHASE_WAIT; /* the core settles: the deadline is read again */
+}
+
+static const struct phase timed = {.enter = fx_stop_enter,
+                                   .resume = timed_resume,
+                                   .timeout = timed_timeout,
+                                   .deadline = timed_deadline};
+
+static bool timed_out(void) {
+  return timed_fired > 0;
+}
+
+/* Sets the deadline to MS from now (0: none) and lets the core read it. */
+static uint64_t timed_set(uint64_t ms) {
+  uv_update_time(&fx.loop);
+  timed_due = ms != 0 ? uv_now(&fx.loop) + ms : 0;
+  conn_resume(fx.c, 0);
+  return timed_due;
+}
+
+/* The timer is set again only when a deadline moves earlier (a keep-alive
+ * request moves it at every phase, which cost two timer updates each): a
+ * deadline moved later still fires at its new time, one moved earlier at
+ * its own, and one taken away not at all. */
+Test(conn, a_deadline_fires_where_it_is_now_wherever_it_was_when_the_timer_was_set) {
+  uint64_t due;
+  fx_stop_table();
+  fx.table[CONN_ST_HEAD] = &timed;
+  fx_start("proxy", FX_AFTER, NULL);
+  timed_due = 0;
+  fx_connect();
+
+  timed_set(30);
+  due = timed_set(250); /* later */
+  cr_assert(fx_run_until(timed_out));
+  cr_expect_geq(timed_at, due, "fired at %llu, before the deadline moved to %llu",
+                (unsigned long long)timed_at, (unsigned long long)due);
+
+  timed_fired = 0;
+  timed_set(60 * 1000);
+  due = timed_set(30); /* earlier: fx_run_until gives up long before a minute */
+  cr_assert(fx_run_until(timed_out), "the earlier deadline was not honoured");
+  cr_expect_geq(timed_at, due);
+
+  timed_fired = 0;
+  timed_set(30);
+  timed_set(0); /* taken away; then a later one is the first to fire */
+  due = timed_set(200);
+  cr_assert(fx_run_until(timed_out));
+  cr_expect_geq(timed_at, due);
+  cr_expect_eq(timed_fired, 1);
+}

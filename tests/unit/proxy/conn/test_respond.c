@@ -70,7 +70,7 @@ Test(respond, a_refusal_after_the_200_is_an_alert_to_a_tls_client) {
   struct conn *c = answering("CONNECT a.test:443 HTTP/1.1\r\n\r\n");
   size_t used = 0;
   c->established = true;
-  cr_assert_not_null(c->ex->hello = hello_new(1024));
+  cr_assert_not_null(c->ex->hello = hello_new(NULL, 1024));
   hello_feed(c->ex->hello, not_a_full_hello, sizeof(not_a_full_hello) - 1, &used);
   cr_assert(hello_spoke_tls(c->ex->hello));
   conn_set_answer(c, ANSWER_REFUSE, 403, "destination_ip_prohibited", "internal address");

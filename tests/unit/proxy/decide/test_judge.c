@@ -41,6 +41,8 @@ static const char acme[] = "vendor: acme\n"
 
 static struct destcheck dc;
 static bool dc_made;
+static struct dns_answer *answers[8]; /* made by kept(), dropped at teardown */
+static size_t nanswers;
 
 /* The config (acme's list, connect_ports 443 and 563) and a destcheck
  * without internal.allow that knows of a listener on 127.0.0.1:3128. */
@@ -56,6 +58,8 @@ static void judge_setup(void) {
 }
 
 static void judge_teardown(void) {
+  while (nanswers > 0)
+    dns_answer_unref(answers[--nanswers]);
   if (dc_made)
     destcheck_free(&dc);
   dc_made = false;
@@ -98,6 +102,13 @@ static struct dns_result answer(const char *const *addrs, const char *const *cna
   return r;
 }
 
+/* R as the proxy keeps an answer (dropped at teardown). */
+static const struct dns_answer *kept(const struct dns_result *r) {
+  cr_assert_lt(nanswers, sizeof(answers) / sizeof(answers[0]));
+  cr_assert_not_null(answers[nanswers] = dns_answer_new(r, NULL, true));
+  return answers[nanswers++];
+}
+
 static struct judgement judge(const struct judge_input *in, int64_t now) {
   struct judgement j;
   memset(&j, 0x5a, sizeof(j)); /* always filled */
@@ -131,7 +142,7 @@ Test(judge, an_internal_address_to_dial_is_refused_whatever_the_lists_say) {
   struct host h = host_of("www.example.org", 443);
   struct dns_result r = answer(loop, NULL);
   struct judge_input in = {
-      .host = &h, .connect = true, .resolved = &r, .dial = r.addrs, .ndial = r.naddrs};
+      .host = &h, .connect = true, .resolved = kept(&r), .dial = r.addrs, .ndial = r.naddrs};
   struct judgement j = judge(&in, AFTER);
   cr_expect_eq(j.refusal, JUDGE_INTERNAL);
   cr_expect_str_eq(j.detail, "www.example.org resolves to internal address 127.0.0.1");
@@ -139,6 +150,7 @@ Test(judge, an_internal_address_to_dial_is_refused_whatever_the_lists_say) {
   cr_expect_null(j.verdict.rule, "192.0.2.9 is acme's, but the refusal comes first");
   h = host_of("[fe80::1]:443", 443);
   dns_result_literal(&r, &h);
+  in.resolved = kept(&r);
   in.ndial = r.naddrs;
   j = judge(&in, BEFORE);
   cr_expect_eq(j.refusal, JUDGE_INTERNAL);
@@ -155,7 +167,7 @@ Test(judge, a_listener_of_the_proxy_is_refused_as_itself) {
   cr_assert_eq(netmatch_add(allow, &c, (void *)"127.0.0.0/8"), 0);
   dc.allow = allow; /* loopback allowed: only the own-listener check stands */
   r.addrs[0] = addr_of("127.0.0.1", 3128);
-  struct judge_input in = {.host = &h, .resolved = &r, .dial = r.addrs, .ndial = 1};
+  struct judge_input in = {.host = &h, .resolved = kept(&r), .dial = r.addrs, .ndial = 1};
   struct judgement j = judge(&in, BEFORE);
   cr_expect_eq(j.refusal, JUDGE_SELF);
   cr_expect_str_eq(j.detail, "the destination is this proxy (127.0.0.1:3128)");
@@ -173,7 +185,7 @@ Test(judge, an_ip_literal_server_name_is_refused_when_internal) {
   inet_pton(AF_INET, "169.254.169.254", sni.addr);
   struct judge_input in = {.host = &h,
                            .connect = true,
-                           .resolved = &r,
+                           .resolved = kept(&r),
                            .dial = r.addrs,
                            .ndial = 1,
                            .sni_addrs = &sni,
@@ -192,7 +204,7 @@ Test(judge, the_sni_of_a_connect_is_judged_as_well_as_its_authority) {
   struct host h = host_of("www.example.org:443", 443);
   struct dns_result r = answer(ok, NULL);
   struct judge_input in = {
-      .host = &h, .connect = true, .resolved = &r, .dial = r.addrs, .ndial = 1};
+      .host = &h, .connect = true, .resolved = kept(&r), .dial = r.addrs, .ndial = 1};
   cr_expect_eq(judge(&in, AFTER).verdict.action, ACTION_ALLOW, "the authority alone");
   in.sni = banned;
   in.nsni = 1;
@@ -218,12 +230,13 @@ Test(judge, the_cname_chain_and_the_addresses_are_judged) {
   static const char *const net[] = {"192.0.2.44", NULL};
   struct host h = host_of("alias.example.org", 443);
   struct dns_result r = answer(via, chain);
-  struct judge_input in = {.host = &h, .resolved = &r, .dial = r.addrs, .ndial = r.naddrs};
+  struct judge_input in = {.host = &h, .resolved = kept(&r), .dial = r.addrs, .ndial = r.naddrs};
   struct judgement j = judge(&in, AFTER);
   cr_expect_eq(j.verdict.action, ACTION_DENY);
   cr_expect_eq(j.verdict.on, MATCH_CNAME);
   cr_expect_str_eq(j.verdict.matched, "upd.acme.test");
   r = answer(net, NULL);
+  in.resolved = kept(&r);
   in.ndial = r.naddrs;
   j = judge(&in, AFTER);
   cr_expect_eq(j.verdict.action, ACTION_DENY);
@@ -237,7 +250,7 @@ Test(judge, an_outcome_stricter_than_the_rules_decides_and_is_named) {
   static const char *const ok[] = {"198.51.100.7", NULL};
   struct host h = host_of("www.example.org", 443);
   struct dns_result r = answer(ok, NULL);
-  struct judge_input in = {.host = &h, .resolved = &r, .dial = r.addrs, .ndial = 1};
+  struct judge_input in = {.host = &h, .resolved = kept(&r), .dial = r.addrs, .ndial = 1};
   judge_add_outcome(&in, ACTION_LOG, "transparent.on_dst_mismatch");
   struct judgement j = judge(&in, AFTER);
   cr_expect_eq(j.verdict.action, ACTION_LOG);
@@ -347,7 +360,7 @@ Test(judge, a_deny_line_names_what_matched_and_the_rule_behind_it) {
   struct dns_result r = answer(ok, NULL);
   struct judge_input in = {.host = &h,
                            .connect = true,
-                           .resolved = &r,
+                           .resolved = kept(&r),
                            .dial = r.addrs,
                            .ndial = 1,
                            .sni = banned,
@@ -370,7 +383,7 @@ Test(judge, a_deny_line_names_what_matched_and_the_rule_behind_it) {
                        .policy_now = AFTER,
                        .error = "tls_alert_access_denied",
                        .tls = &tls,
-                       .resolved = &r,
+                       .resolved = kept(&r),
                        .user_agent = "curl/8.0",
                        .user_agent_len = 8};
   char rule[256];
@@ -416,7 +429,7 @@ Test(judge, a_mismatch_line_is_tagged_and_names_the_option_that_decided) {
   struct host h = host_of("www.example.org", 80);
   struct dns_result r = answer(elsewhere, NULL);
   struct sockaddr_storage orig = addr_of("203.0.113.5", 80);
-  struct judge_input in = {.host = &h, .resolved = &r, .dial = &orig, .ndial = 1};
+  struct judge_input in = {.host = &h, .resolved = kept(&r), .dial = &orig, .ndial = 1};
   cr_assert(judge_dst_mismatch(&r, (const struct sockaddr *)&orig));
   judge_add_outcome(&in, ACTION_LOG, "transparent.on_dst_mismatch");
   struct judgement jd = judge(&in, BEFORE);
@@ -428,7 +441,7 @@ Test(judge, a_mismatch_line_is_tagged_and_names_the_option_that_decided) {
                        .original_dst = (const struct sockaddr *)&orig,
                        .dst_mismatch = true,
                        .detail = jd.option,
-                       .resolved = &r};
+                       .resolved = kept(&r)};
   json_t *j = logged(&d);
 
   expect_field(j, "event", "log");
