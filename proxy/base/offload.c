@@ -33,19 +33,19 @@ struct offload_port {
 
 /* A finished R goes back to its port; the eventfd is rung only when the
  * list was empty (the loop reads the eventfd before it takes the list, so
- * nothing is missed). */
+ * nothing is missed). The ring is made before the mutex is let go: once
+ * the loop can take R, the port may be closed and freed (R may be the last
+ * piece of a closing port), so the thread is done with it by then. */
 static void hand_back(struct offload_req *r) {
   struct offload_port *p = r->port;
-  bool ring;
   uint64_t one = 1;
   uv_mutex_lock(&p->mu);
-  ring = p->done == NULL;
+  if (p->done == NULL)
+    while (write(p->efd, &one, sizeof(one)) < 0 && errno == EINTR)
+      ;
   r->next = p->done;
   p->done = r;
   uv_mutex_unlock(&p->mu);
-  if (ring)
-    while (write(p->efd, &one, sizeof(one)) < 0 && errno == EINTR)
-      ;
 }
 
 static void thread_main(void *arg) {
@@ -125,6 +125,8 @@ size_t offload_threads(const struct offload *o) {
 
 static void on_port_closed(uv_handle_t *h) {
   struct offload_port *p = h->data;
+  /* Nothing is out (pending is 0), and the thread that handed back the
+   * last piece let go of the mutex before the loop could take it. */
   close(p->efd);
   uv_mutex_destroy(&p->mu);
   free(p);

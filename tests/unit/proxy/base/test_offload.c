@@ -125,3 +125,24 @@ Test(offload, each_port_gets_its_own_work_back) {
   cr_expect_eq(ndone, 20);
   cr_expect_eq(uv_loop_close(&other), 0);
 }
+
+/* A port closed with work out, again and again, several pieces at a time
+ * from both threads, under the sanitizers: the port is freed once the last
+ * piece is back, so a thread must be done with the port by the time the
+ * loop can take its piece (the ring is made before the list's mutex is let
+ * go: rung after it, a loop woken by an earlier ring could take the piece,
+ * close and free the port, and the late ring touch a freed port). */
+Test(offload, a_port_freed_after_its_last_piece_is_never_touched_again) {
+  for (int round = 0; round < 500; round++) {
+    struct offload_port *port;
+    ndone = 0;
+    cr_assert_eq(offload_port_new(&loop, pool, &port), 0);
+    for (int i = 0; i < 8; i++)
+      cr_assert_eq(offload_queue(port, &jobs[i].req, work, done), 0);
+    while (ndone < 1)
+      uv_run(&loop, UV_RUN_ONCE);
+    offload_port_close(port);
+    cr_assert_eq(uv_run(&loop, UV_RUN_DEFAULT), 0);
+    cr_assert_eq(ndone, 8, "round %d", round);
+  }
+}
