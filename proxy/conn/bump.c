@@ -22,6 +22,7 @@
 #include "proxy/conn/bump.h"
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -61,6 +62,7 @@ struct bump_tls {
 struct tls_step {
   struct offload_req req; /* first: a step is its request */
   struct conn *c;         /* NULL once the connection left BUMP */
+  atomic_bool abandoned;  /* the connection left: the work is not done at all */
   struct blockpage *bp;   /* the process's: outlives every loop's last callback */
   struct bump_tls *tls;   /* the step's while it runs; made by the first */
   int64_t now;
@@ -104,8 +106,11 @@ static void bump_leave(struct conn *c) {
     return;
   if (b->step != NULL) { /* it ends on its own, and frees the session */
     b->step->c = NULL;
+    atomic_store(&b->step->abandoned, true);
     b->tls = NULL;
   }
+  if (b->done != NULL && b->done->tls != b->tls)
+    tls_free(b->done->tls); /* a first step's session, not yet the phase's */
   tls_free(b->tls);
   free(b->done);
   free(b->held);
@@ -258,6 +263,8 @@ static bool present(struct bump_tls *t, struct blockpage *bp, X509 *leaf) {
 static void on_step_work(struct offload_req *req) {
   struct tls_step *st = (struct tls_step *)req;
   X509 *leaf;
+  if (atomic_load(&st->abandoned)) /* queued behind others, and nobody waits now */
+    return;
   if (st->first) {
     if ((st->tls = tls_new(st->bp)) == NULL) {
       st->no_session = true;

@@ -10,6 +10,7 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 
+#include "certs/blockpage.h"
 #include "certs/ca.h"
 #include "proxy/base/offload.h"
 
@@ -231,4 +232,36 @@ Test(bump, an_alert_read_while_the_client_closes_names_the_alert, .fini = done) 
   cr_expect_not_null(strstr(fx_decisions(), "\"error\":\"client_rejected_certificate\""));
   cr_expect_not_null(strstr(fx_decisions(), "client sent alert unknown CA after the minted"), "%s",
                      fx_decisions());
+}
+
+/* A step whose connection has gone (here the worker stops while every
+ * thread is busy) is not run when a thread reaches it: nothing is minted
+ * for a client nobody will answer, and what is queued behind it moves on
+ * (it used to make the session, mint the leaf and run the handshake all
+ * the same, delaying live connections and the worker's exit). */
+static void count_open_poll(uv_handle_t *h, void *arg) {
+  if (h->type == UV_POLL && !uv_is_closing(h))
+    (*(int *)arg)++;
+}
+
+/* Once the worker has stopped, its only poll handle is the port to the
+ * block page's threads, closed when its last step has come back. */
+static bool port_closed(void) {
+  int open = 0;
+  uv_walk(&fx.loop, count_open_poll, &open);
+  return open == 0;
+}
+
+Test(bump, a_step_whose_connection_left_is_not_run, .fini = done) {
+  struct blockpage_stats st;
+  bumping(true);
+  hold();
+  cr_assert_neq(SSL_connect(ssl), 1, "the ClientHello goes out");
+  cr_assert(fx_reach(CONN_ST_BUMP), "the hello was read and judged: its step waits");
+  server_stop(&fx.srv);
+  cr_assert(!port_closed(), "the step is still out");
+  release();
+  cr_assert(fx_run_until(port_closed), "the step came back");
+  blockpage_stats(fx.sh.blockpage, &st);
+  cr_expect_eq(st.minted, 0, "no leaf made for the connection that left");
 }
