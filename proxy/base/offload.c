@@ -32,10 +32,11 @@ struct offload_port {
 };
 
 /* A finished R goes back to its port; the eventfd is rung only when the
- * list was empty (the loop reads the eventfd before it takes the list, so
- * nothing is missed). The ring is made before the mutex is let go: once
- * the loop can take R, the port may be closed and freed (R may be the last
- * piece of a closing port), so the thread is done with it by then. */
+ * list was empty (the loop reads the eventfd and takes the list under the
+ * same mutex, so nothing is missed). The ring is made before the mutex is
+ * let go: once the loop can take R, the port may be closed and freed (R
+ * may be the last piece of a closing port), so the thread is done with it
+ * by then. */
 static void hand_back(struct offload_req *r) {
   struct offload_port *p = r->port;
   uint64_t one = 1;
@@ -90,8 +91,13 @@ int offload_new(size_t nthreads, int nice, struct offload **out) {
     free(o);
     return -ENOMEM;
   }
-  /* Signals are the main loop's: the threads start with every one blocked. */
+  /* Signals are the main loop's: the threads start with every one blocked
+   * but those a fault raises in the thread itself (a crash must still
+   * report, and end the process, from where it happened). */
   sigfillset(&all);
+  for (const int *sig = (const int[]){SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT, SIGTRAP, 0};
+       *sig != 0; sig++)
+    sigdelset(&all, *sig);
   pthread_sigmask(SIG_SETMASK, &all, &old);
   while (o->nthreads < nthreads && rc == 0)
     if ((rc = uv_thread_create(&o->threads[o->nthreads], thread_main, o)) == 0)
@@ -133,16 +139,23 @@ static void on_port_closed(uv_handle_t *h) {
 }
 
 /* The loop's side: what came back, oldest first, each DONE run; the port
- * closes after the last one when it is closing. */
+ * closes after the last one when it is closing. The loop never waits for
+ * a thread: when one holds the list (it rings under the mutex, and a
+ * thread below the loop's priority may be preempted right after ringing,
+ * by this very loop), the eventfd is left unread, so the poll, which is
+ * level-triggered, comes back on the next turn while the loop serves its
+ * other connections. The eventfd is read and the list taken under the
+ * mutex: a thread rings exactly when it finds the list empty. */
 static void on_port_ready(uv_poll_t *h, int status, int events) {
   struct offload_port *p = h->data;
   struct offload_req *list, *fifo = NULL;
   uint64_t n;
   (void)status;
   (void)events;
+  if (uv_mutex_trylock(&p->mu) != 0)
+    return;
   while (read(p->efd, &n, sizeof(n)) < 0 && errno == EINTR)
     ;
-  uv_mutex_lock(&p->mu);
   list = p->done;
   p->done = NULL;
   uv_mutex_unlock(&p->mu);
