@@ -15,6 +15,7 @@ struct offload {
   uv_mutex_t mu;
   uv_cond_t more;                  /* work queued, or stopping */
   struct offload_req *head, *tail; /* queued, oldest first */
+  struct offload_port *closed;     /* ports closed, kept until the threads are joined */
   bool stopping;
   int nice;
   size_t nthreads; /* started */
@@ -29,24 +30,28 @@ struct offload_port {
   int efd;
   size_t pending; /* queued and not yet back (the loop's) */
   bool closing;
+  struct offload_port *next; /* in the pool's CLOSED */
 };
 
 /* A finished R goes back to its port; the eventfd is rung only when the
- * list was empty (the loop reads the eventfd and takes the list under the
- * same mutex, so nothing is missed). The ring is made before the mutex is
- * let go: once the loop can take R, the port may be closed and freed (R
- * may be the last piece of a closing port), so the thread is done with it
- * by then. */
+ * list was empty (the loop reads the eventfd before it takes the list, so
+ * nothing is missed). The ring comes after the mutex is let go, so a
+ * thread preempted in the write holds up nobody. By then the loop may have
+ * taken R, run the last DONE of a closing port and closed it: a closed
+ * port and its eventfd stay with the pool until its threads are joined
+ * (offload_free), so the late ring is harmless. */
 static void hand_back(struct offload_req *r) {
   struct offload_port *p = r->port;
   uint64_t one = 1;
+  bool ring;
   uv_mutex_lock(&p->mu);
-  if (p->done == NULL)
-    while (write(p->efd, &one, sizeof(one)) < 0 && errno == EINTR)
-      ;
+  ring = p->done == NULL;
   r->next = p->done;
   p->done = r;
   uv_mutex_unlock(&p->mu);
+  if (ring)
+    while (write(p->efd, &one, sizeof(one)) < 0 && errno == EINTR)
+      ;
 }
 
 static void thread_main(void *arg) {
@@ -120,6 +125,13 @@ void offload_free(struct offload *o) {
   uv_mutex_unlock(&o->mu);
   for (size_t i = 0; i < o->nthreads; i++)
     uv_thread_join(&o->threads[i]);
+  while (o->closed != NULL) { /* no thread can ring them now */
+    struct offload_port *p = o->closed;
+    o->closed = p->next;
+    close(p->efd);
+    uv_mutex_destroy(&p->mu);
+    free(p);
+  }
   uv_cond_destroy(&o->more);
   uv_mutex_destroy(&o->mu);
   free(o);
@@ -129,33 +141,38 @@ size_t offload_threads(const struct offload *o) {
   return o != NULL ? o->nthreads : 0;
 }
 
+/* Nothing is out (pending is 0), but the thread that handed back the last
+ * piece may not have rung yet: the port goes to the pool, which frees it
+ * once its threads are joined. */
 static void on_port_closed(uv_handle_t *h) {
   struct offload_port *p = h->data;
-  /* Nothing is out (pending is 0), and the thread that handed back the
-   * last piece let go of the mutex before the loop could take it. */
+  uv_mutex_lock(&p->pool->mu);
+  p->next = p->pool->closed;
+  p->pool->closed = p;
+  uv_mutex_unlock(&p->pool->mu);
+}
+
+/* A port that could not start: nothing was ever queued on it. */
+static void on_port_failed(uv_handle_t *h) {
+  struct offload_port *p = h->data;
   close(p->efd);
   uv_mutex_destroy(&p->mu);
   free(p);
 }
 
 /* The loop's side: what came back, oldest first, each DONE run; the port
- * closes after the last one when it is closing. The loop never waits for
- * a thread: when one holds the list (it rings under the mutex, and a
- * thread below the loop's priority may be preempted right after ringing,
- * by this very loop), the eventfd is left unread, so the poll, which is
- * level-triggered, comes back on the next turn while the loop serves its
- * other connections. The eventfd is read and the list taken under the
- * mutex: a thread rings exactly when it finds the list empty. */
+ * closes after the last one when it is closing. The mutex is held by a
+ * thread only for the three stores of a push (never across a system
+ * call), so the loop does not wait for one in practice. */
 static void on_port_ready(uv_poll_t *h, int status, int events) {
   struct offload_port *p = h->data;
   struct offload_req *list, *fifo = NULL;
   uint64_t n;
   (void)status;
   (void)events;
-  if (uv_mutex_trylock(&p->mu) != 0)
-    return;
   while (read(p->efd, &n, sizeof(n)) < 0 && errno == EINTR)
     ;
+  uv_mutex_lock(&p->mu);
   list = p->done;
   p->done = NULL;
   uv_mutex_unlock(&p->mu);
@@ -199,7 +216,7 @@ int offload_port_new(uv_loop_t *loop, struct offload *o, struct offload_port **o
   }
   p->poll.data = p;
   if ((rc = uv_poll_start(&p->poll, UV_READABLE, on_port_ready)) != 0) {
-    uv_close((uv_handle_t *)&p->poll, on_port_closed);
+    uv_close((uv_handle_t *)&p->poll, on_port_failed); /* freed once the loop has let go */
     return rc;
   }
   *out = p;

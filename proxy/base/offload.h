@@ -8,9 +8,9 @@
  * sender below the loop's priority is preempted exactly there by the loop
  * it has just woken, and the loop spins, serving nobody, until the
  * scheduler lets the sender finish: milliseconds for every connection on
- * that loop. Here a thread appends to the port's list under a mutex (a
- * loop that finds it held sleeps, which lets the holder run) and rings an
- * eventfd the loop polls.
+ * that loop. Here a thread appends to the port's list under a mutex held
+ * for nothing else (no system call inside), then rings an eventfd the loop
+ * polls; nothing the loop needs is held while a thread rings.
  *
  * The process's pool (struct offload) is made and freed by one thread,
  * outside every loop; a port belongs to its loop. */
@@ -39,7 +39,9 @@ struct offload_req {
  * their first work. 0, or a negative errno with nothing made. */
 int offload_new(size_t nthreads, int nice, struct offload **out);
 
-/* Stops and joins the threads; every port must be closed (NULL-safe). */
+/* Stops and joins the threads, then frees the ports closed on it (a
+ * thread may ring a port after its loop has seen the last piece and
+ * closed it); every port must be closed, and its loop done (NULL-safe). */
 void offload_free(struct offload *o);
 
 size_t offload_threads(const struct offload *o);
