@@ -27,7 +27,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <unistd.h>
 
 #include <openssl/err.h>
 #include <openssl/ssl.h>
@@ -61,8 +60,8 @@ struct bump_tls {
  * then runs the handshake as far as the client's bytes go. */
 struct tls_step {
   struct offload_req req; /* first: a step is its request */
-  struct conn *c;         /* NULL once the connection left BUMP */
-  atomic_bool abandoned;  /* the connection left: the work is not done at all */
+  struct conn *c;         /* valid until ABANDONED */
+  atomic_bool abandoned;  /* the connection left BUMP: nothing is done, the session freed */
   struct blockpage *bp;   /* the process's: outlives every loop's last callback */
   struct bump_tls *tls;   /* the step's while it runs; made by the first */
   int64_t now;
@@ -105,7 +104,6 @@ static void bump_leave(struct conn *c) {
   if (b == NULL)
     return;
   if (b->step != NULL) { /* it ends on its own, and frees the session */
-    b->step->c = NULL;
     atomic_store(&b->step->abandoned, true);
     b->tls = NULL;
   }
@@ -296,7 +294,7 @@ static void on_step_done(struct offload_req *req) {
   struct tls_step *st = (struct tls_step *)req;
   struct conn *c = st->c;
   struct bump *b;
-  if (c == NULL) {
+  if (atomic_load(&st->abandoned)) {
     tls_free(st->tls);
     free(st);
     return;
